@@ -1,0 +1,413 @@
+#include "commands.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <map>
+
+#include "client.h"
+#include "table.h"
+
+namespace llmops::ctl {
+namespace {
+
+struct Invocation {
+  std::string socket;
+  bool json = false;
+  bool help = false;
+  std::vector<std::string> words;                // verb words and positional arguments
+  std::map<std::string, std::string> options;    // --name value / --name=value
+};
+
+struct Verb {
+  std::string usage;    // "jobs show ID"
+  std::string summary;  // one line
+  std::function<Status(AdminClient&, const Invocation&)> run;
+};
+
+const char* kGlobalHelp =
+    "Global options (anywhere on the line):\n"
+    "  --socket PATH   admin socket (default $LLMOPS_SOCKET, /run/llmops/admin.sock)\n"
+    "  --json          print the daemon's JSON instead of tables\n"
+    "  -h, --help      help for a verb\n"
+    "Exit codes: 0 ok, 1 internal error, 2 bad usage or invalid input, 3 not found,\n"
+    "4 permission denied, 5 daemon unavailable, 6 conflict, 7 limit reached,\n"
+    "8 cancelled, 9 data loss.\n";
+
+void print_json(const Json& j) { std::printf("%s\n", dump_json(j, 2).c_str()); }
+
+std::string str(const Json& j, const char* key) {
+  if (!j.contains(key) || j[key].is_null()) return "-";
+  return j[key].is_string() ? j[key].get<std::string>() : dump_json(j[key]);
+}
+
+Status need_words(const Invocation& inv, size_t n, const std::string& usage) {
+  if (inv.words.size() < n) return invalid_argument("usage: llmopsctl " + usage);
+  return ok_status();
+}
+
+// ---- verbs ---------------------------------------------------------------------------------
+
+Status cmd_status(AdminClient& c, const Invocation& inv) {
+  LLMOPS_ASSIGN_OR_RETURN(Json s, c.call("GET", "/v1/status"));
+  if (inv.json) return print_json(s), ok_status();
+  std::printf("llmopsd %s  pid %s  %s (health: %s)  up %s\n", str(s, "version").c_str(), str(s, "pid").c_str(),
+              str(s, "state").c_str(), str(s, "health").c_str(), human_duration(s.value("uptime_s", 0.0)).c_str());
+  std::printf("  HTTP:          %s\n  admin socket:  %s\n  state dir:     %s\n  config:        %s\n", str(s, "http").c_str(),
+              str(s, "admin_socket").c_str(), str(s, "state_dir").c_str(),
+              s["config_file"].is_null() ? "embedded defaults" : str(s, "config_file").c_str());
+  std::printf("  store:         %s used of a %s map\n", human_bytes(s["store"].value("used_bytes", 0.0)).c_str(),
+              human_bytes(s["store"].value("map_bytes", 0.0)).c_str());
+  std::string mods;
+  for (auto& [k, v] : s["modules"].items()) mods += (mods.empty() ? "" : ", ") + k + " " + v.get<std::string>();
+  std::printf("  modules:       %s\n", mods.empty() ? "none" : mods.c_str());
+  std::string jobs;
+  for (auto& [k, v] : s["jobs"].items()) jobs += (jobs.empty() ? "" : ", ") + std::to_string(v.get<int>()) + " " + k;
+  std::printf("  jobs:          %s\n  API keys:      %s active\n", jobs.empty() ? "none" : jobs.c_str(), str(s, "api_keys_active").c_str());
+  return ok_status();
+}
+
+Status cmd_modules(AdminClient& c, const Invocation& inv) {
+  LLMOPS_ASSIGN_OR_RETURN(Json s, c.call("GET", "/v1/modules"));
+  if (inv.json) return print_json(s), ok_status();
+  Table t({"NAME", "VERSION", "STAGE", "STATE", "HEALTH", "NOTE"});
+  for (const auto& m : s["modules"]) {
+    std::string note = m.value("reason", "");
+    if (note.empty()) note = m["health"].value("message", "");
+    t.add({str(m, "name"), m.contains("version") ? str(m, "version") : "-", m.contains("stage") ? str(m, "stage") : "-",
+           str(m, "state"), m["health"].value("state", "-"), note});
+  }
+  t.print(stdout);
+  return ok_status();
+}
+
+Status cmd_topology(AdminClient& c, const Invocation& inv) {
+  LLMOPS_ASSIGN_OR_RETURN(Json s, c.call("GET", "/v1/topology"));
+  if (inv.json) return print_json(s), ok_status();
+  std::printf("%s package(s), %s core(s), %s PU(s); allowed CPUs %s\n\n", str(s, "packages").c_str(), str(s, "cores").c_str(),
+              str(s, "pus").c_str(), str(s, "allowed_cpus").c_str());
+  Table numa({"NUMA NODE", "CPUS", "MEMORY"});
+  for (const auto& n : s["numa_nodes"]) numa.add({str(n, "os_index"), str(n, "cpus"), human_bytes(n.value("memory_bytes", 0.0))});
+  numa.print(stdout);
+  std::printf("\n");
+  if (s["gpus"].empty()) {
+    std::printf("GPUs: none found (hwloc sees no CUDA/NVML/OpenCL device)\n\n");
+  } else {
+    Table g({"GPU", "KIND", "MODEL", "NEAR CPUS", "NEAR NUMA"});
+    for (const auto& d : s["gpus"]) g.add({str(d, "name"), str(d, "kind"), str(d, "model"), str(d, "near_cpus"), str(d, "near_numa")});
+    g.print(stdout);
+    std::printf("\n");
+  }
+  Table p({"POOL", "THREADS", "CPUS", "NUMA"});
+  for (const auto& w : s["pools"]) p.add({str(w, "name"), str(w, "threads"), str(w, "cpus"), str(w, "numa")});
+  p.print(stdout);
+  return ok_status();
+}
+
+Status cmd_config_show(AdminClient& c, const Invocation&) {
+  LLMOPS_ASSIGN_OR_RETURN(Json s, c.call("GET", "/v1/config"));
+  print_json(s);  // the configuration is a tree: JSON is its readable form
+  return ok_status();
+}
+
+Status cmd_audit(AdminClient& c, const Invocation& inv) {
+  std::string target = "/v1/audit?limit=" + (inv.options.count("limit") ? inv.options.at("limit") : std::string("20"));
+  LLMOPS_ASSIGN_OR_RETURN(Json s, c.call("GET", target));
+  if (inv.json) return print_json(s), ok_status();
+  Table t({"SEQ", "TIME (UTC)", "WHO", "PID", "ACTION", "STATUS", "DETAIL"});
+  for (const auto& e : s["entries"]) {
+    std::string who = str(e, "who");
+    if (!e.value("user", "").empty()) who += " (" + e.value("user", "") + ")";
+    t.add({str(e, "seq"), human_time_ms(e.value("time_ms", uint64_t{0})), who, str(e, "pid"), str(e, "action"), str(e, "status"),
+           e.value("detail", "")});
+  }
+  t.print(stdout);
+  return ok_status();
+}
+
+Status cmd_keys_list(AdminClient& c, const Invocation& inv) {
+  LLMOPS_ASSIGN_OR_RETURN(Json s, c.call("GET", "/v1/keys"));
+  if (inv.json) return print_json(s), ok_status();
+  Table t({"ID", "NAME", "PREFIX", "CREATED (UTC)", "BY", "STATE"});
+  for (const auto& k : s["keys"]) {
+    t.add({str(k, "id"), str(k, "name"), str(k, "prefix") + "…", human_time_ms(k.value("created_ms", uint64_t{0})), str(k, "created_by"),
+           k.value("active", false) ? "active" : "revoked " + human_time_ms(k.value("revoked_ms", uint64_t{0}))});
+  }
+  t.print(stdout);
+  return ok_status();
+}
+
+Status cmd_keys_create(AdminClient& c, const Invocation& inv) {
+  LLMOPS_RETURN_IF_ERROR(need_words(inv, 3, "keys create NAME"));
+  Json body = {{"name", inv.words[2]}};
+  LLMOPS_ASSIGN_OR_RETURN(Json k, c.call("POST", "/v1/keys", &body));
+  if (inv.json) return print_json(k), ok_status();
+  std::printf("created key %s (id %s):\n\n  %s\n\nStore it now: llmopsd keeps only its hash. Use it as 'Authorization: Bearer <key>'.\n",
+              str(k, "name").c_str(), str(k, "id").c_str(), str(k, "key").c_str());
+  return ok_status();
+}
+
+Status cmd_keys_revoke(AdminClient& c, const Invocation& inv) {
+  LLMOPS_RETURN_IF_ERROR(need_words(inv, 3, "keys revoke ID|NAME"));
+  LLMOPS_ASSIGN_OR_RETURN(Json k, c.call("POST", "/v1/keys/" + inv.words[2] + "/revoke"));
+  if (inv.json) return print_json(k), ok_status();
+  std::printf("revoked key %s (id %s)\n", str(k, "name").c_str(), str(k, "id").c_str());
+  return ok_status();
+}
+
+std::string job_progress_text(const Json& j) {
+  double done = j["progress"].value("done", 0.0), total = j["progress"].value("total", 0.0);
+  if (total <= 0) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.0f%%", 100.0 * done / total);
+  return buf;
+}
+
+Status cmd_jobs_list(AdminClient& c, const Invocation& inv) {
+  std::string target = "/v1/jobs?limit=" + (inv.options.count("limit") ? inv.options.at("limit") : std::string("50"));
+  if (inv.options.count("state")) target += "&state=" + inv.options.at("state");
+  LLMOPS_ASSIGN_OR_RETURN(Json s, c.call("GET", target));
+  if (inv.json) return print_json(s), ok_status();
+  Table t({"ID", "KIND", "STATE", "PROGRESS", "CREATED (UTC)", "MESSAGE"});
+  for (const auto& j : s["jobs"]) {
+    t.add({str(j, "id"), str(j, "kind"), str(j, "state"), job_progress_text(j), human_time_ms(j.value("created_ms", uint64_t{0})),
+           j.value("message", "")});
+  }
+  if (t.empty()) {
+    std::printf("no jobs\n");
+    return ok_status();
+  }
+  t.print(stdout);
+  return ok_status();
+}
+
+void print_job(const Json& j) {
+  std::printf("job %s  %s  %s\n", str(j, "id").c_str(), str(j, "kind").c_str(), str(j, "state").c_str());
+  std::printf("  progress:   %s %s\n", progress_bar(j["progress"].value("done", 0.0), j["progress"].value("total", 0.0), 30).c_str(),
+              job_progress_text(j).c_str());
+  std::printf("  message:    %s\n  owner:      %s\n  submitted:  %s by %s\n  started:    %s\n  finished:   %s\n  attempts:   %s\n",
+              j.value("message", "").c_str(), str(j, "owner").c_str(), human_time_ms(j.value("created_ms", uint64_t{0})).c_str(),
+              str(j, "submitted_by").c_str(), human_time_ms(j.value("started_ms", uint64_t{0})).c_str(),
+              human_time_ms(j.value("finished_ms", uint64_t{0})).c_str(), str(j, "attempts").c_str());
+  std::printf("  params:     %s\n", dump_json(j["params"]).c_str());
+}
+
+Status job_final_status(const Json& j) {
+  std::string state = j.value("state", "");
+  if (state == "succeeded") return ok_status();
+  std::string msg = "job " + str(j, "id") + " " + state + ": " + j.value("message", "");
+  if (state == "cancelled") return cancelled(msg);
+  if (state == "interrupted") return aborted(msg);
+  if (state == "queued" || state == "running") return unavailable(msg);
+  return internal_error(msg);
+}
+
+Status cmd_jobs_show(AdminClient& c, const Invocation& inv) {
+  LLMOPS_RETURN_IF_ERROR(need_words(inv, 3, "jobs show ID"));
+  LLMOPS_ASSIGN_OR_RETURN(Json j, c.call("GET", "/v1/jobs/" + inv.words[2]));
+  if (inv.json) return print_json(j), ok_status();
+  print_job(j);
+  return ok_status();
+}
+
+Status cmd_jobs_cancel(AdminClient& c, const Invocation& inv) {
+  LLMOPS_RETURN_IF_ERROR(need_words(inv, 3, "jobs cancel ID"));
+  LLMOPS_ASSIGN_OR_RETURN(Json j, c.call("POST", "/v1/jobs/" + inv.words[2] + "/cancel"));
+  if (inv.json) return print_json(j), ok_status();
+  std::printf("job %s: %s (%s)\n", str(j, "id").c_str(), j["cancel_requested"].get<bool>() && str(j, "state") == "running"
+                                                             ? "cancel requested; it stops at its next check"
+                                                             : str(j, "state").c_str(),
+              j.value("message", "").c_str());
+  return ok_status();
+}
+
+Status cmd_jobs_submit(AdminClient& c, const Invocation& inv) {
+  LLMOPS_RETURN_IF_ERROR(need_words(inv, 3, "jobs submit KIND [--params JSON]"));
+  Json params = Json::object();
+  if (inv.options.count("params")) {
+    LLMOPS_ASSIGN_OR_RETURN(params, parse_json_bounded(inv.options.at("params"), 64));
+  }
+  Json body = {{"kind", inv.words[2]}, {"params", params}};
+  LLMOPS_ASSIGN_OR_RETURN(Json j, c.call("POST", "/v1/jobs", &body));
+  if (inv.json) return print_json(j), ok_status();
+  std::printf("submitted job %s (%s); follow it with: llmopsctl jobs watch %s\n", str(j, "id").c_str(), str(j, "kind").c_str(),
+              str(j, "id").c_str());
+  return ok_status();
+}
+
+Status cmd_jobs_watch(AdminClient& c, const Invocation& inv) {
+  LLMOPS_RETURN_IF_ERROR(need_words(inv, 3, "jobs watch ID"));
+  bool tty = ::isatty(STDOUT_FILENO) != 0 && !inv.json;
+  Json last;
+  auto t0 = std::chrono::steady_clock::now();
+  double done0 = -1;
+  Status st = c.stream("/v1/jobs/" + inv.words[2] + "/watch", [&](const Json& j) {
+    if (j.contains("event")) {
+      if (!inv.json) std::printf("%sllmopsd is stopping; the job continues or resumes when it restarts\n", tty ? "\n" : "");
+      return false;
+    }
+    last = j;
+    if (inv.json) {
+      std::printf("%s\n", dump_json(j).c_str());
+      std::fflush(stdout);
+      return true;
+    }
+    double done = j["progress"].value("done", 0.0), total = j["progress"].value("total", 0.0);
+    if (done0 < 0) done0 = done;
+    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    double rate = elapsed > 0 ? (done - done0) / elapsed : 0;
+    std::string eta = rate > 0 && total > done ? human_duration((total - done) / rate) : "-";
+    std::string line = progress_bar(done, total, 30) + " " + job_progress_text(j) + "  " + str(j, "state") + "  ETA " + eta + "  " +
+                       j.value("message", "");
+    if (line.size() > 110) line.resize(110);
+    if (tty) std::printf("\r\033[K%s", line.c_str());
+    else std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+    return true;
+  });
+  if (tty) std::printf("\n");
+  LLMOPS_RETURN_IF_ERROR(st);
+  if (last.is_null()) return unavailable("the watch ended before any update");
+  if (!inv.json) std::printf("job %s %s: %s\n", str(last, "id").c_str(), str(last, "state").c_str(), last.value("message", "").c_str());
+  return job_final_status(last);
+}
+
+Status cmd_gc(AdminClient& c, const Invocation& inv) {
+  LLMOPS_ASSIGN_OR_RETURN(Json r, c.call("POST", "/v1/gc"));
+  if (inv.json) return print_json(r), ok_status();
+  std::printf("removed %s unreferenced blob(s), %s orphan file(s), %s temp file(s); freed %s; %s blob(s) kept\n",
+              str(r, "blobs_removed").c_str(), str(r, "orphan_files_removed").c_str(), str(r, "temp_files_removed").c_str(),
+              human_bytes(r.value("bytes_freed", 0.0)).c_str(), str(r, "blobs_kept").c_str());
+  return ok_status();
+}
+
+Status cmd_blobs_list(AdminClient& c, const Invocation& inv) {
+  LLMOPS_ASSIGN_OR_RETURN(Json r, c.call("GET", "/v1/blobs"));
+  if (inv.json) return print_json(r), ok_status();
+  Table t({"SHA256", "SIZE", "REFS", "CREATED (UTC)"});
+  for (const auto& b : r["blobs"]) {
+    t.add({str(b, "sha256"), human_bytes(b.value("size", 0.0)), str(b, "refs"), human_time_ms(b.value("created_ms", uint64_t{0}))});
+  }
+  if (t.empty()) return std::printf("no blobs\n"), ok_status();
+  t.print(stdout);
+  return ok_status();
+}
+
+Status cmd_blobs_verify(AdminClient& c, const Invocation& inv) {
+  LLMOPS_ASSIGN_OR_RETURN(Json j, c.call("POST", "/v1/blobs/verify"));
+  if (inv.json) return print_json(j), ok_status();
+  std::printf("submitted job %s (blobs.verify); follow it with: llmopsctl jobs watch %s\n", str(j, "id").c_str(), str(j, "id").c_str());
+  return ok_status();
+}
+
+const std::vector<std::pair<std::vector<std::string>, Verb>>& verbs() {
+  static const std::vector<std::pair<std::vector<std::string>, Verb>> kVerbs = {
+      {{"status"}, {"status", "the daemon's state, endpoints, store, modules, jobs", cmd_status}},
+      {{"modules"}, {"modules", "loaded and refused modules with version, stage and health", cmd_modules}},
+      {{"topology"}, {"topology", "NUMA nodes, cores, GPUs and where the worker pools are pinned", cmd_topology}},
+      {{"config", "show"}, {"config show", "the effective configuration", cmd_config_show}},
+      {{"audit"}, {"audit [--limit N]", "the newest admin-plane audit entries", cmd_audit}},
+      {{"keys", "list"}, {"keys list", "API keys for the HTTP endpoint (without secrets)", cmd_keys_list}},
+      {{"keys", "create"}, {"keys create NAME", "make an API key; the secret is printed once", cmd_keys_create}},
+      {{"keys", "revoke"}, {"keys revoke ID|NAME", "revoke an API key at once", cmd_keys_revoke}},
+      {{"jobs", "list"}, {"jobs list [--state S] [--limit N]", "jobs, newest first", cmd_jobs_list}},
+      {{"jobs", "show"}, {"jobs show ID", "one job in full", cmd_jobs_show}},
+      {{"jobs", "watch"}, {"jobs watch ID", "a live progress bar until the job ends (exit code says how)", cmd_jobs_watch}},
+      {{"jobs", "cancel"}, {"jobs cancel ID", "cancel a queued or running job", cmd_jobs_cancel}},
+      {{"jobs", "submit"}, {"jobs submit KIND [--params JSON]", "queue a job of a registered kind", cmd_jobs_submit}},
+      {{"gc"}, {"gc", "remove unreferenced blobs, orphan and stale temp files", cmd_gc}},
+      {{"blobs", "list"}, {"blobs list", "content-addressed blobs with sizes and reference counts", cmd_blobs_list}},
+      {{"blobs", "verify"}, {"blobs verify", "re-hash every blob as a job", cmd_blobs_verify}},
+  };
+  return kVerbs;
+}
+
+void print_overview() {
+  std::printf("llmopsctl %s - drive llmopsd over its admin socket.\n\nUsage: llmopsctl [--socket PATH] [--json] VERB ...\n\nVerbs:\n",
+              LLMOPS_VERSION_STRING);
+  for (const auto& [words, v] : verbs()) std::printf("  %-38s %s\n", v.usage.c_str(), v.summary.c_str());
+  std::printf("\n%s", kGlobalHelp);
+}
+
+Result<Invocation> parse(const std::vector<std::string>& args) {
+  Invocation inv;
+  inv.socket = default_socket_path();
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--json") {
+      inv.json = true;
+    } else if (a == "-h" || a == "--help") {
+      inv.help = true;
+    } else if (a.rfind("--", 0) == 0 && a.size() > 2) {
+      std::string name = a.substr(2), value;
+      auto eq = name.find('=');
+      if (eq != std::string::npos) {
+        value = name.substr(eq + 1);
+        name = name.substr(0, eq);
+      } else {
+        if (i + 1 >= args.size()) return invalid_argument("option --" + name + " needs a value");
+        value = args[++i];
+      }
+      if (name == "socket") inv.socket = value;
+      else inv.options[name] = value;
+    } else {
+      inv.words.push_back(a);
+    }
+  }
+  return inv;
+}
+
+}  // namespace
+
+int run_ctl(const std::vector<std::string>& args) {
+  if (!args.empty() && args[0] == "--version") {
+    std::printf("llmopsctl %s\n", LLMOPS_VERSION_STRING);
+    return 0;
+  }
+  auto inv = parse(args);
+  if (!inv.ok()) {
+    std::fprintf(stderr, "llmopsctl: %s\n", inv.status().message().c_str());
+    return 2;
+  }
+  if (inv->words.empty()) {
+    print_overview();
+    return inv->help ? 0 : 2;
+  }
+  const Verb* verb = nullptr;
+  size_t best = 0;
+  bool group_known = false;
+  for (const auto& [words, v] : verbs()) {
+    if (words[0] == inv->words[0]) group_known = true;
+    if (words.size() <= inv->words.size() && words.size() > best &&
+        std::equal(words.begin(), words.end(), inv->words.begin())) {
+      verb = &v;
+      best = words.size();
+    }
+  }
+  if (verb == nullptr) {
+    if (group_known) {
+      std::fprintf(stderr, "llmopsctl: '%s' needs a sub-command:\n", inv->words[0].c_str());
+      for (const auto& [words, v] : verbs()) {
+        if (words[0] == inv->words[0]) std::fprintf(stderr, "  llmopsctl %-34s %s\n", v.usage.c_str(), v.summary.c_str());
+      }
+      return inv->help ? 0 : 2;
+    }
+    std::fprintf(stderr, "llmopsctl: unknown verb '%s' (llmopsctl --help lists them)\n", inv->words[0].c_str());
+    return 2;
+  }
+  if (inv->help) {
+    std::printf("Usage: llmopsctl %s\n\n%s.\n\n%s", verb->usage.c_str(), verb->summary.c_str(), kGlobalHelp);
+    return 0;
+  }
+  AdminClient client(inv->socket);
+  Status st = verb->run(client, *inv);
+  if (!st.ok()) {
+    std::fprintf(stderr, "llmopsctl: %s\n", st.message().c_str());
+    if (st.code() == Code::kInvalidArgument && st.message().rfind("usage:", 0) == 0) return 2;
+  }
+  return exit_code_for(st.code());
+}
+
+}  // namespace llmops::ctl

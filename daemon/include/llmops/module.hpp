@@ -1,0 +1,70 @@
+// C++ helpers compiled into each module: they wrap the C calls of module.h so module code can
+// use std::string and Status-like returns without letting exceptions cross the boundary.
+// Header-only; include after module.h. Thread rules are those of the wrapped calls.
+#pragma once
+
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <string_view>
+
+#include "llmops/module.h"
+
+namespace llmops::sdk {
+
+inline llmops_code fail(llmops_error* err, llmops_code code, std::string_view message) {
+  if (err != nullptr) {
+    err->code = code;
+    size_t n = message.size() < sizeof err->message - 1 ? message.size() : sizeof err->message - 1;
+    std::memcpy(err->message, message.data(), n);
+    err->message[n] = '\0';
+  }
+  return code;
+}
+
+// Runs fn, turning any escaping C++ exception into LLMOPS_INTERNAL.
+template <typename Fn>
+llmops_code guarded(llmops_error* err, Fn&& fn) noexcept {
+  try {
+    return fn();
+  } catch (const std::exception& e) {
+    return fail(err, LLMOPS_INTERNAL, std::string("unexpected exception: ") + e.what());
+  } catch (...) {
+    return fail(err, LLMOPS_INTERNAL, "unexpected non-standard exception");
+  }
+}
+
+inline void set_health(llmops_health* out, llmops_health_state state, std::string_view message) {
+  out->state = state;
+  size_t n = message.size() < sizeof out->message - 1 ? message.size() : sizeof out->message - 1;
+  std::memcpy(out->message, message.data(), n);
+  out->message[n] = '\0';
+}
+
+// The module's view of its host: the ctx handle plus the host's function table.
+class Host {
+ public:
+  Host(llmops_module_ctx* ctx, const llmops_host_api* api) : ctx_(ctx), api_(api) {}
+  llmops_module_ctx* ctx() const { return ctx_; }
+  const llmops_host_api* api() const { return api_; }
+
+  void log(llmops_log_level level, const std::string& message) const { api_->log(ctx_, level, message.c_str()); }
+  void info(const std::string& m) const { log(LLMOPS_LOG_INFO, m); }
+  void warn(const std::string& m) const { log(LLMOPS_LOG_WARNING, m); }
+  std::string config(const char* key, std::string fallback = {}) const {
+    const char* v = api_->config_get(ctx_, key);
+    return v != nullptr ? std::string(v) : fallback;
+  }
+  void respond(llmops_response* resp, int status, std::string_view json_body) const {
+    api_->response_set_status(resp, status);
+    api_->response_set_header(resp, "Content-Type", "application/json");
+    api_->response_append_body(resp, json_body.data(), json_body.size());
+  }
+
+ private:
+  llmops_module_ctx* ctx_;
+  const llmops_host_api* api_;
+};
+
+}  // namespace llmops::sdk
