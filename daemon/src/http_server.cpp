@@ -312,18 +312,18 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     stream_route_ = r.route;
     stream_status_ = r.status;
     channel_ = std::make_shared<ChunkChannel>();
-    std::weak_ptr<Session> weak = this->shared_from_this();
+    // The channel owns the session until the producer has finished and the last chunk is out
+    // (pump() then drops the channel, breaking the cycle).
+    auto self = this->shared_from_this();
     auto executor = stream_.get_executor();
-    channel_->wake = [weak, executor] {
-      net::post(executor, [weak] {
-        if (auto self = weak.lock()) self->pump();
-      });
-    };
+    channel_->wake = [self, executor] { net::post(executor, [self] { self->pump(); }); };
     serializer_.emplace(*stream_header_);
+    writing_ = true;  // chunks wait until the header is out
     arm(plane_->limits().request_timeout_s, Phase::kWriting);
     http::async_write_header(stream_, *serializer_,
                              [self = this->shared_from_this(), producer = std::move(r.stream)](beast::error_code ec, size_t) mutable {
                                self->disarm();
+                               self->writing_ = false;
                                if (ec) {
                                  self->broken_ = true;
                                  self->channel_->mark_gone();
@@ -337,6 +337,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                                  }
                                  channel->finish();
                                });
+                               self->pump();
                              });
   }
 
