@@ -55,8 +55,10 @@ Result<std::unique_ptr<KeyStore>> KeyStore::open(Store* store) {
 
 Status KeyStore::reload() {
   std::unordered_map<std::string, ApiKey> fresh;
+  size_t known = 0;
   LLMOPS_RETURN_IF_ERROR(store_->read([&](Txn& t) {
     return t.scan(dbi_, {}, [&](std::string_view, std::string_view v) {
+      ++known;
       auto k = key_from_json(v);
       if (k.ok() && k->revoked_ms == 0) fresh[k->hash] = *k;
       return true;
@@ -64,7 +66,7 @@ Status KeyStore::reload() {
   }));
   std::unique_lock lock(mu_);
   active_ = std::move(fresh);
-  active_count_ = active_.size();
+  known_count_ = known;
   return ok_status();
 }
 

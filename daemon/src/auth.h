@@ -37,7 +37,9 @@ class KeyStore {
   Result<std::vector<ApiKey>> list();
   // Revokes by id ("3") or by name; kNotFound / kFailedPrecondition (already revoked).
   Result<ApiKey> revoke(const std::string& id_or_name);
-  bool any_active() const { return active_count_.load() > 0; }
+  // True once any key was ever created, revoked ones included: revoking the last key must not
+  // silently open the endpoint again.
+  bool auth_required() const { return known_count_.load() > 0; }
   std::optional<ApiKey> verify(std::string_view token) const;
 
  private:
@@ -48,7 +50,7 @@ class KeyStore {
   Dbi dbi_;
   mutable std::shared_mutex mu_;
   std::unordered_map<std::string, ApiKey> active_;  // by hash
-  std::atomic<size_t> active_count_{0};
+  std::atomic<size_t> known_count_{0};
 };
 
 }  // namespace llmops

@@ -40,7 +40,7 @@ PlanePolicy data_policy(Daemon& d) {
     if (!req.body.empty() && json_nesting_depth(req.body, max_depth) > max_depth) {
       return error_response(invalid_argument("JSON nested deeper than " + std::to_string(max_depth) + " levels (http.max-json-depth)"));
     }
-    if (d.keys().any_active() && !(match.handler != nullptr && match.options.public_route)) {
+    if (d.keys().auth_required() && !(match.handler != nullptr && match.options.public_route)) {
       std::string auth = req.header("authorization");
       static const std::string kBearer = "Bearer ";
       if (auth.size() <= kBearer.size() || strncasecmp(auth.c_str(), kBearer.c_str(), kBearer.size()) != 0) {
