@@ -72,7 +72,7 @@ TEST(Jobs, KillNineResumesResumableJobsAndInterruptsOthers) {
   EXPECT_EQ(r["progress"]["done"], 60);
   // The second run counted only what was left after its checkpoint.
   auto metrics = d.get("/metrics").body;
-  const std::string series = "llmops_testkit_count_steps_total ";
+  const std::string series = "\nllmops_testkit_count_steps_total ";
   auto pos = metrics.find(series);
   ASSERT_NE(pos, std::string::npos);
   double steps = std::stod(metrics.substr(pos + series.size()));
