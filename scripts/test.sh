@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Sets up, builds and runs every test: unit, ABI, black-box integration, fuzz-corpus replay,
+# packaging (.deb/.rpm) and systemd unit checks; then the unit tests and fuzz corpora again
+# under AddressSanitizer + UndefinedBehaviorSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+./scripts/build.sh
+(cd build && ctest --output-on-failure -j 2 --timeout 600)
+if [ "${LLMOPS_SKIP_SANITIZERS:-0}" != 1 ]; then
+  LLMOPS_BUILD_DIR=build-asan LLMOPS_BUILD_TYPE=Debug ./scripts/build.sh -DLLMOPS_SANITIZE=ON
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+     ctest --output-on-failure -j 2 --timeout 900 -L 'unit|abi|fuzz')
+fi

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Builds the .deb and .rpm, installs the .deb into a root directory and runs what it installed:
+# --version, --check-config on the packaged config, and a short real start answering /healthz.
+# Checks the maintainer scripts, the conffile and the .rpm's file list.
+set -euo pipefail
+build=$1
+src=$2
+version=$(sed -n 's/^project(llmops VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")
+work=$(mktemp -d)
+trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+pid=
+
+cd "$build"
+cpack -G "DEB;RPM" -B "$work/out" > "$work/cpack.log" 2>&1 || { cat "$work/cpack.log"; exit 1; }
+deb="$work/out/llmops_${version}_amd64.deb"
+rpm="$work/out/llmops-${version}.x86_64.rpm"
+test -f "$deb" || { echo "missing $deb"; ls "$work/out"; exit 1; }
+test -f "$rpm" || { echo "missing $rpm"; ls "$work/out"; exit 1; }
+
+# The .deb: metadata, maintainer scripts, conffile.
+dpkg-deb -I "$deb" > "$work/info"
+grep -q "^ Package: llmops$" "$work/info"
+grep -q "^ Depends:.*liblmdb0" "$work/info" || { echo "Depends lacks liblmdb0:"; cat "$work/info"; exit 1; }
+grep -q "^ Depends:.*libhwloc15" "$work/info"
+mkdir "$work/ctrl"
+dpkg-deb -e "$deb" "$work/ctrl"
+sh -n "$work/ctrl/postinst"
+sh -n "$work/ctrl/postrm"
+grep -qx "/etc/llmops/llmopsd.conf" "$work/ctrl/conffiles"
+! grep -q "systemctl enable\|systemctl start" "$work/ctrl/postinst" || { echo "postinst must enable nothing"; exit 1; }
+
+# Install into a root directory and run the installed binaries.
+root="$work/root"
+dpkg-deb -x "$deb" "$root"
+for f in usr/bin/llmopsd usr/bin/llmopsctl usr/lib/systemd/system/llmopsd.service usr/lib/sysusers.d/llmops.conf \
+         usr/lib/tmpfiles.d/llmops.conf etc/llmops/llmopsd.conf usr/include/llmops/module.h usr/share/doc/llmops/README.md; do
+  test -e "$root/$f" || { echo "the .deb lacks /$f"; exit 1; }
+done
+for stage in data prompts tuning eval registry serving monitor pipelines; do
+  test -f "$root/usr/lib/llmops/modules/llmops_$stage.so" || { echo "the .deb lacks the $stage module"; exit 1; }
+done
+! find "$root" -name '*test*' -o -name '*.a' | grep -q . || { echo "test files or static libraries in the package"; exit 1; }
+"$root/usr/bin/llmopsd" --version | grep -q "llmopsd $version"
+"$root/usr/bin/llmopsctl" --version | grep -q "llmopsctl $version"
+"$root/usr/bin/llmopsd" --check-config --config "$root/etc/llmops/llmopsd.conf" --module-dir "$root/usr/lib/llmops/modules" \
+  | tee "$work/check" | grep -q "configuration OK"
+grep -q "8 module(s) load" "$work/check" || { cat "$work/check"; exit 1; }
+# The installed binary finds its modules relative to itself (no --module-dir), and serves.
+"$root/usr/bin/llmopsd" --config "$root/etc/llmops/llmopsd.conf" --module-dir "$root/usr/lib/llmops/modules" \
+  --state-dir "$work/state" --runtime-dir "$work/run" --http.listen 127.0.0.1:0 > "$work/daemon.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do [ -f "$work/run/llmopsd.json" ] && break; sleep 0.1; done
+port=$(sed -n 's/.*"http_port": \([0-9]*\).*/\1/p' "$work/run/llmopsd.json")
+curl -sf "http://127.0.0.1:$port/healthz" | grep -q '"ok"'
+"$root/usr/bin/llmopsctl" --socket "$work/run/admin.sock" modules | grep -q "serving"
+kill -TERM $pid
+wait $pid
+pid=
+
+# The .rpm's file list.
+rpm -qlp "$rpm" 2>/dev/null > "$work/rpmfiles"
+for f in /usr/bin/llmopsd /usr/bin/llmopsctl /usr/lib/llmops/modules/llmops_serving.so /usr/lib/systemd/system/llmopsd.service \
+         /usr/lib/sysusers.d/llmops.conf /etc/llmops/llmopsd.conf; do
+  grep -qx "$f" "$work/rpmfiles" || { echo "the .rpm lacks $f"; cat "$work/rpmfiles"; exit 1; }
+done
+rpm -qp --configfiles "$rpm" 2>/dev/null | grep -qx /etc/llmops/llmopsd.conf
+rpm -qp --scripts "$rpm" 2>/dev/null | grep -q "useradd -r -g llmops"
+echo "packages OK: $(basename "$deb") $(basename "$rpm")"
