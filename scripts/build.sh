@@ -5,4 +5,7 @@ cd "$(dirname "$0")/.."
 build=${LLMOPS_BUILD_DIR:-build}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=${LLMOPS_BUILD_TYPE:-RelWithDebInfo} "$@" > "$build.configure.log" 2>&1 \
   || { cat "$build.configure.log"; exit 1; }
-cmake --build "$build" -j "${LLMOPS_JOBS:-2}"
+# LLMOPS_TARGETS (space-separated) builds only those targets.
+targets=()
+for t in ${LLMOPS_TARGETS:-}; do targets+=(--target "$t"); done
+cmake --build "$build" -j "${LLMOPS_JOBS:-2}" "${targets[@]}"

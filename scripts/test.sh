@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 ./scripts/build.sh
 (cd build && ctest --output-on-failure -j 2 --timeout 600)
 if [ "${LLMOPS_SKIP_SANITIZERS:-0}" != 1 ]; then
-  LLMOPS_BUILD_DIR=build-asan LLMOPS_BUILD_TYPE=Debug ./scripts/build.sh -DLLMOPS_SANITIZE=ON
+  LLMOPS_BUILD_DIR=build-asan LLMOPS_BUILD_TYPE=Debug \
+    LLMOPS_TARGETS="unit_tests abi_tests fuzz_json fuzz_http_request fuzz_config fuzz_keys" \
+    ./scripts/build.sh -DLLMOPS_SANITIZE=ON
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
      ctest --output-on-failure -j 2 --timeout 900 -L 'unit|abi|fuzz')
 fi

@@ -80,5 +80,33 @@ TEST(StoreCrash, KillDuringWritesLosesNoCommittedRecord) {
   }
 }
 
+TEST(StoreCrash, StaleReaderSlotsOfADeadProcessAreClearedAtOpen) {
+  test::TempDir dir;
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto store = Store::open(dir.path(), StoreOptions{});
+    if (!store.ok()) ::_exit(3);
+    (void)(*store)->read([&](Txn&) {
+      char c = 'r';
+      (void)::write(fds[1], &c, 1);  // a read transaction is open: its slot is taken
+      ::pause();
+      return ok_status();
+    });
+    ::_exit(0);
+  }
+  char c = 0;
+  ASSERT_EQ(::read(fds[0], &c, 1), 1);
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  ::close(fds[0]);
+  ::close(fds[1]);
+  auto store = Store::open(dir.path(), StoreOptions{});
+  ASSERT_TRUE(store.ok());
+  EXPECT_GE((*store)->stats().stale_readers_cleared, 1);
+}
+
 }  // namespace
 }  // namespace llmops
