@@ -14,6 +14,11 @@ Daemon::Daemon(Config config, std::vector<std::string> argv) : config_(std::move
 
 Daemon::~Daemon() {
   if (server_) server_->stop();
+  // Job workers may be inside module code: stop them before any module is unloaded.
+  if (jobs_ && !jobs_->shutdown(5000)) {
+    std::fflush(nullptr);
+    ::_exit(1);
+  }
   if (modules_) {
     modules_->stop_all();
     modules_->fini_all();
