@@ -93,10 +93,12 @@ Status cmd_topology(AdminClient& c, const Invocation& inv) {
   numa.print(stdout);
   std::printf("\n");
   if (s["gpus"].empty()) {
-    std::printf("GPUs: none found (hwloc sees no CUDA/NVML/OpenCL device)\n\n");
+    std::printf("GPUs: none found (hwloc sees no PCI display or 3D controller)\n\n");
   } else {
-    Table g({"GPU", "KIND", "MODEL", "NEAR CPUS", "NEAR NUMA"});
-    for (const auto& d : s["gpus"]) g.add({str(d, "name"), str(d, "kind"), str(d, "model"), str(d, "near_cpus"), str(d, "near_numa")});
+    Table g({"GPU", "PCI", "VENDOR", "MODEL", "NEAR CPUS", "NEAR NUMA"});
+    for (const auto& d : s["gpus"]) {
+      g.add({str(d, "name"), str(d, "pci"), str(d, "vendor"), str(d, "model"), str(d, "near_cpus"), str(d, "near_numa")});
+    }
     g.print(stdout);
     std::printf("\n");
   }

@@ -313,7 +313,7 @@ Status ModuleHost::start_all() {
     if (m.state != "initialised") continue;
     if (m.api->start != nullptr) {
       llmops_error err{};
-      llmops_code code = sdk::guarded(&err, [&] { return m.api->start(m.ctx.get(), &err); });
+      llmops_code code = sdk::guarded(&err, [&] { return m.api->start(m.ctx.get(), m.ctx->state, &err); });
       Status st = from_c(code, err, "start");
       if (!st.ok()) {
         m.state = "failed";
@@ -339,7 +339,7 @@ Status ModuleHost::reload_all(const Config& config) {
   for (auto& m : modules_) {
     if (m.state != "running" || m.api->reload == nullptr) continue;
     llmops_error err{};
-    llmops_code code = sdk::guarded(&err, [&] { return m.api->reload(m.ctx.get(), &err); });
+    llmops_code code = sdk::guarded(&err, [&] { return m.api->reload(m.ctx.get(), m.ctx->state, &err); });
     Status st = from_c(code, err, "reload");
     if (!st.ok()) log_error("modules", m.name + " reload failed: " + st.message() + "; it keeps its previous settings");
   }
@@ -349,7 +349,7 @@ Status ModuleHost::reload_all(const Config& config) {
 void ModuleHost::stop_all() {
   for (auto it = modules_.rbegin(); it != modules_.rend(); ++it) {
     if (it->state != "running") continue;
-    if (it->api->stop != nullptr) it->api->stop(it->ctx.get());
+    if (it->api->stop != nullptr) it->api->stop(it->ctx.get(), it->ctx->state);
     it->state = "stopped";
   }
 }
@@ -357,7 +357,7 @@ void ModuleHost::stop_all() {
 void ModuleHost::fini_all() {
   for (auto it = modules_.rbegin(); it != modules_.rend(); ++it) {
     if (!it->ctx) continue;
-    if (it->api->fini != nullptr) it->api->fini(it->ctx.get());
+    if (it->api->fini != nullptr) it->api->fini(it->ctx.get(), it->ctx->state);
     it->ctx.reset();
   }
 }
@@ -368,7 +368,7 @@ Json ModuleHost::health_of(const Module& m) const {
   llmops_health h{};
   h.struct_size = sizeof h;
   h.state = LLMOPS_HEALTH_FAILING;
-  llmops_code code = m.api->health(m.ctx.get(), &h);
+  llmops_code code = m.api->health(m.ctx.get(), m.ctx->state, &h);
   static const char* kStates[] = {"ok", "degraded", "failing"};
   int s = static_cast<int>(h.state);
   std::string msg(h.message, strnlen(h.message, sizeof h.message));

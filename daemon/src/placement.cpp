@@ -3,6 +3,7 @@
 #include <sys/syscall.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <unistd.h>
 
@@ -91,19 +92,33 @@ Json Topology::describe() const {
                     {"memory_bytes", node->attr != nullptr ? node->attr->numanode.local_memory : 0},
                     {"cpus", bitmap_list(node->cpuset)}});
   }
+  // GPUs: every PCI display/3D controller (Debian's hwloc has no CUDA/NVML plugin, so the PCI
+  // device is what is always there), named by the OS devices hwloc found under it (cuda0,
+  // nvml0, opencl0d0, card0) when a plugin provides them.
   Json gpus = Json::array();
-  hwloc_obj_t dev = nullptr;
-  while ((dev = hwloc_get_next_osdev(topo_, dev)) != nullptr) {
-    auto type = dev->attr->osdev.type;
-    if (type != HWLOC_OBJ_OSDEV_GPU && type != HWLOC_OBJ_OSDEV_COPROC) continue;
-    hwloc_obj_t anc = hwloc_get_non_io_ancestor_obj(topo_, dev);
+  hwloc_obj_t pci = nullptr;
+  while ((pci = hwloc_get_next_pcidev(topo_, pci)) != nullptr) {
+    if ((pci->attr->pcidev.class_id >> 8) != 0x03) continue;
+    std::string names, model;
+    for (hwloc_obj_t child = pci->io_first_child; child != nullptr; child = child->next_sibling) {
+      if (child->type != HWLOC_OBJ_OS_DEVICE) continue;
+      if (child->name != nullptr) names += (names.empty() ? "" : ",") + std::string(child->name);
+      if (const char* m = hwloc_obj_get_info_by_name(child, "GPUModel"); m != nullptr && model.empty()) model = m;
+    }
+    if (model.empty()) {
+      const char* m = hwloc_obj_get_info_by_name(pci, "PCIDevice");
+      model = m != nullptr ? m : "";
+    }
+    char busid[32];
+    std::snprintf(busid, sizeof busid, "%04x:%02x:%02x.%01x", pci->attr->pcidev.domain, pci->attr->pcidev.bus,
+                  pci->attr->pcidev.dev, pci->attr->pcidev.func);
+    hwloc_obj_t anc = hwloc_get_non_io_ancestor_obj(topo_, pci);
     Bitmap nodes(hwloc_bitmap_alloc());
     if (anc != nullptr) hwloc_cpuset_to_nodeset(topo_, anc->cpuset, nodes.get());
-    const char* model = hwloc_obj_get_info_by_name(dev, "GPUModel");
-    if (model == nullptr) model = hwloc_obj_get_info_by_name(dev, "CoProcType");
-    gpus.push_back({{"name", dev->name != nullptr ? dev->name : "?"},
-                    {"kind", type == HWLOC_OBJ_OSDEV_GPU ? "gpu" : "coprocessor"},
-                    {"model", model != nullptr ? model : ""},
+    gpus.push_back({{"name", names.empty() ? std::string("pci:") + busid : names},
+                    {"pci", busid},
+                    {"vendor", pci->attr->pcidev.vendor_id == 0x10de ? "NVIDIA" : pci->attr->pcidev.vendor_id == 0x1002 ? "AMD" : "other"},
+                    {"model", model},
                     {"near_cpus", anc != nullptr ? bitmap_list(anc->cpuset) : ""},
                     {"near_numa", bitmap_list(nodes.get())}});
   }

@@ -12,7 +12,7 @@
                                       "reports version and health only");                      \
     return LLMOPS_OK;                                                                           \
   }                                                                                             \
-  llmops_code placeholder_health(llmops_module_ctx*, llmops_health* out) {                      \
+  llmops_code placeholder_health(llmops_module_ctx*, void*, llmops_health* out) {               \
     llmops::sdk::set_health(out, LLMOPS_HEALTH_OK,                                              \
                             "placeholder: stage '" NAME "' is not built yet");                  \
     return LLMOPS_OK;                                                                           \

@@ -114,9 +114,10 @@ TEST(Abi, TestkitRegistersThroughTheCApi) {
   EXPECT_EQ(resp.body, R"({"caller":"uid:0","greeting":"hi from the fake host"})");
 
   llmops_health h{sizeof h, LLMOPS_HEALTH_FAILING, {}};
-  ASSERT_EQ(m.api->health(c, &h), LLMOPS_OK);
+  ASSERT_EQ(m.api->health(c, fake.state, &h), LLMOPS_OK);
   EXPECT_EQ(h.state, LLMOPS_HEALTH_OK);
-  if (m.api->fini) m.api->fini(c);
+  ASSERT_NE(fake.state, nullptr) << "the module keeps its state on the handle";
+  if (m.api->fini) m.api->fini(c, fake.state);
 }
 
 TEST(Abi, EveryStageModuleLoadsAndReportsHealth) {
@@ -134,7 +135,7 @@ TEST(Abi, EveryStageModuleLoadsAndReportsHealth) {
     ASSERT_EQ(m.api->init(c, &api, &err), LLMOPS_OK) << stage;
     llmops_health h{sizeof h, LLMOPS_HEALTH_FAILING, {}};
     ASSERT_NE(m.api->health, nullptr);
-    ASSERT_EQ(m.api->health(c, &h), LLMOPS_OK);
+    ASSERT_EQ(m.api->health(c, fake.state, &h), LLMOPS_OK);
     EXPECT_EQ(h.state, LLMOPS_HEALTH_OK);
     if (!m.api->implemented) {
       EXPECT_NE(std::string(h.message).find("not built yet"), std::string::npos) << stage << ": a placeholder says so";

@@ -215,18 +215,20 @@ typedef struct llmops_module_api {
   const llmops_config_item *config_schema; /* may be NULL */
   size_t config_schema_size;
 
-  /* Required. Register routes, job kinds and metrics here; no threads of your own. */
+  /* Required. Register routes, job kinds and metrics here; no threads of your own. Keep the
+   * host table (it lives as long as the process) in the state you set with set_state: every
+   * later entry point receives that state. */
   llmops_code (*init)(llmops_module_ctx *ctx, const llmops_host_api *host, llmops_error *err);
   /* Optional. Called once the store and all modules are initialised, before READY. */
-  llmops_code (*start)(llmops_module_ctx *ctx, llmops_error *err);
+  llmops_code (*start)(llmops_module_ctx *ctx, void *state, llmops_error *err);
   /* Optional. Config was re-read; config_get returns new values. */
-  llmops_code (*reload)(llmops_module_ctx *ctx, llmops_error *err);
+  llmops_code (*reload)(llmops_module_ctx *ctx, void *state, llmops_error *err);
   /* Optional. Stop accepting work; in-flight work is drained by the host. */
-  void (*stop)(llmops_module_ctx *ctx);
-  /* Optional. Free the state set with set_state. */
-  void (*fini)(llmops_module_ctx *ctx);
+  void (*stop)(llmops_module_ctx *ctx, void *state);
+  /* Optional. Free the state set with set_state; nothing of the module runs afterwards. */
+  void (*fini)(llmops_module_ctx *ctx, void *state);
   /* Optional (the host reports OK when absent). Cheap, any thread. */
-  llmops_code (*health)(llmops_module_ctx *ctx, llmops_health *out);
+  llmops_code (*health)(llmops_module_ctx *ctx, void *state, llmops_health *out);
 } llmops_module_api;
 
 typedef const llmops_module_api *(*llmops_module_get_api_fn)(void);
