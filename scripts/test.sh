@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up, builds and runs every test: unit, ABI, black-box integration, fuzz-corpus replay,
-# packaging (.deb/.rpm) and systemd unit checks; then the unit tests and fuzz corpora again
-# under AddressSanitizer + UndefinedBehaviorSanitizer.
+# packaging (.deb/.rpm) and systemd unit checks; then all but packaging again with the daemon,
+# the CLI and the tests built under AddressSanitizer + UndefinedBehaviorSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -9,9 +9,9 @@ cd "$(dirname "$0")/.."
 (cd build && ctest --output-on-failure -j 2 --timeout 600)
 if [ "${LLMOPS_SKIP_SANITIZERS:-0}" != 1 ]; then
   LLMOPS_BUILD_DIR=build-asan LLMOPS_BUILD_TYPE=Debug \
-    LLMOPS_TARGETS="unit_tests abi_tests fuzz_json fuzz_http_request fuzz_config fuzz_keys" \
+    LLMOPS_TARGETS="unit_tests abi_tests integration_tests llmopsd llmopsctl fuzz_json fuzz_http_request fuzz_config fuzz_keys" \
     ./scripts/build.sh -DLLMOPS_SANITIZE=ON
   # HWLOC_COMPONENTS=-pci: hwloc's PCI plugin (libpciaccess) leaks at load, outside our code.
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 HWLOC_COMPONENTS=-pci \
-     ctest --output-on-failure -j 2 --timeout 900 -L 'unit|abi|fuzz')
+     ctest --output-on-failure -j 2 --timeout 900 -L 'unit|abi|integration|fuzz')
 fi

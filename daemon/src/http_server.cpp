@@ -48,6 +48,19 @@ void HttpPlane::count_rejected_connection() {
                     {{"plane", name_}}).add();
 }
 
+HttpRequest to_http_request(http::request<http::string_body>&& msg) {
+  HttpRequest req;
+  req.method = std::string(msg.method_string());
+  req.target = std::string(msg.target());
+  for (const auto& f : msg) {
+    std::string name(f.name_string());
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    req.headers.emplace_back(std::move(name), std::string(f.value()));
+  }
+  req.body = std::move(msg.body());
+  return req;
+}
+
 void HttpPlane::handle(HttpRequest req, std::function<void(HttpResponse)> done) {
   ++in_flight_;
   auto finish = [this, done](const HttpRequest& r, HttpResponse resp, std::string route) {
@@ -247,15 +260,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     auto msg = parser_->release();
     keep_alive_ = msg.keep_alive();
-    HttpRequest req;
-    req.method = std::string(msg.method_string());
-    req.target = std::string(msg.target());
-    for (const auto& f : msg) {
-      std::string name(f.name_string());
-      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      req.headers.emplace_back(std::move(name), std::string(f.value()));
-    }
-    req.body = std::move(msg.body());
+    HttpRequest req = to_http_request(std::move(msg));
     req.caller = caller_;
     started_ = Clock::now();
     // The callback owns the session until the answer is sent: nothing else may hold it while a

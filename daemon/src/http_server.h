@@ -11,6 +11,8 @@
 
 #include <atomic>
 #include <boost/asio/io_context.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -29,6 +31,9 @@ struct HttpLimits {
   int request_timeout_s = 30;
   int max_connections = 1024;
 };
+
+// Moves a parsed Beast request into the plane's request type (header names lower-cased).
+HttpRequest to_http_request(boost::beast::http::request<boost::beast::http::string_body>&& msg);
 
 // Per-plane policy: admit() may answer a request before routing (auth, Host check);
 // finished() sees every answered request (audit). Both run on network or worker threads.

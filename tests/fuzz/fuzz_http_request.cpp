@@ -48,16 +48,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   parser.put(boost::asio::buffer(data, size), ec);
   if (!ec && !parser.is_done()) parser.put_eof(ec);
   if (ec || !parser.is_done()) return 0;
-  auto msg = parser.release();
-  HttpRequest req;
-  req.method = std::string(msg.method_string());
-  req.target = std::string(msg.target());
-  for (const auto& f : msg) {
-    std::string name(f.name_string());
-    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    req.headers.emplace_back(name, std::string(f.value()));
-  }
-  req.body = msg.body();
+  HttpRequest req = to_http_request(parser.release());
   int status = 0;
   plane().handle(std::move(req), [&](HttpResponse r) { status = r.status; });
   plane().request_done();

@@ -140,7 +140,7 @@ HttpResult parse_http(const std::string& raw) {
   return r;
 }
 
-CtlResult run_ctl(const std::string& socket, const std::vector<std::string>& args, uid_t as_uid) {
+CtlResult run_program(const std::vector<std::string>& args, uid_t as_uid) {
   int out[2], err[2];
   if (::pipe(out) != 0 || ::pipe(err) != 0) return {};
   pid_t pid = ::fork();
@@ -152,14 +152,9 @@ CtlResult run_ctl(const std::string& socket, const std::vector<std::string>& arg
     if (as_uid != 0) {
       if (::setgid(as_uid) != 0 || ::setuid(as_uid) != 0) ::_exit(99);
     }
-    std::vector<std::string> full = {LLMOPSCTL_PATH};
-    if (!socket.empty()) {
-      full.push_back("--socket");
-      full.push_back(socket);
-    }
-    full.insert(full.end(), args.begin(), args.end());
+    std::vector<std::string> copy = args;
     std::vector<char*> argv;
-    for (auto& a : full) argv.push_back(a.data());
+    for (auto& a : copy) argv.push_back(a.data());
     argv.push_back(nullptr);
     ::execv(argv[0], argv.data());
     ::_exit(127);
@@ -176,6 +171,16 @@ CtlResult run_ctl(const std::string& socket, const std::vector<std::string>& arg
   ::waitpid(pid, &status, 0);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return r;
+}
+
+CtlResult run_ctl(const std::string& socket, const std::vector<std::string>& args, uid_t as_uid) {
+  std::vector<std::string> full = {LLMOPSCTL_PATH};
+  if (!socket.empty()) {
+    full.push_back("--socket");
+    full.push_back(socket);
+  }
+  full.insert(full.end(), args.begin(), args.end());
+  return run_program(full, as_uid);
 }
 
 DaemonProcess::DaemonProcess(std::vector<std::string> extra, std::string config, bool with_testkit) : extra_(std::move(extra)) {

@@ -70,6 +70,8 @@ class DaemonProcess {
 int tcp_connect(int port);
 std::string read_until_close(int fd, int timeout_ms);
 HttpResult parse_http(const std::string& raw);
+// Runs argv[0] with argv, optionally as another uid, and captures stdout, stderr and the exit code.
+CtlResult run_program(const std::vector<std::string>& argv, uid_t as_uid = 0);
 CtlResult run_ctl(const std::string& socket, const std::vector<std::string>& args, uid_t as_uid = 0);
 // Waits for pred() up to timeout_ms, polling.
 bool eventually(const std::function<bool()>& pred, int timeout_ms);

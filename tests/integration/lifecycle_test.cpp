@@ -16,27 +16,12 @@
 namespace llmops::test {
 namespace {
 
-int run_daemon_cmd(const std::vector<std::string>& args, std::string* err) {
-  int pipefd[2];
-  EXPECT_EQ(::pipe(pipefd), 0);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(pipefd[1], 2);
-    ::dup2(pipefd[1], 1);
-    std::vector<std::string> full = {LLMOPSD_PATH};
-    full.insert(full.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : full) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  ::close(pipefd[1]);
-  *err = read_until_close(pipefd[0], 10000);
-  ::close(pipefd[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+int run_daemon_cmd(const std::vector<std::string>& args, std::string* output) {
+  std::vector<std::string> full = {LLMOPSD_PATH};
+  full.insert(full.end(), args.begin(), args.end());
+  CtlResult r = run_program(full);
+  *output = r.out + r.err;
+  return r.exit_code;
 }
 
 TEST(Lifecycle, CheckConfigNamesTheBadKey) {
