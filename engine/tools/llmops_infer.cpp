@@ -1,0 +1,168 @@
+// llmops-infer: generate text with the engine from a GGUF or llama2.c model, or tokenize
+// llama.cpp's test-vector files. A development tool; the daemon uses the library directly.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "json.h"
+#include "model/llama.h"
+#include "model/sampler.h"
+#include "tokenizer/gguf_vocab.h"
+
+using namespace llmops;
+using namespace llmops::engine;
+
+namespace {
+
+const char* kUsage =
+    "Usage: llmops-infer --model PATH [--tokenizer PATH] [--prompt TEXT] [--max-tokens N]\n"
+    "                    [--temperature T] [--top-p P] [--top-k K] [--seed S] [--threads N] [--json]\n"
+    "       llmops-infer --model PATH [--tokenizer PATH] --tokenize-file FILE.inp\n\n"
+    "  --model PATH         a GGUF file (llama architecture) or a llama2.c checkpoint (.bin)\n"
+    "  --tokenizer PATH     llama2.c tokenizer.bin (GGUF files carry their own)\n"
+    "  --prompt TEXT        text to continue (default: none, start from BOS)\n"
+    "  --max-tokens N       tokens to generate (default 64)\n"
+    "  --temperature T      0 = greedy (default 0)\n"
+    "  --top-p P, --top-k K, --seed S   sampling controls (same seed, same output)\n"
+    "  --threads N          worker threads (accepted; this build computes on one thread)\n"
+    "  --json               print one JSON object: prompt_ids, generated_ids, text, speeds\n"
+    "  --tokenize-file F    read strings separated by lines __ggml_vocab_test__ and print one\n"
+    "                       line of token ids per string, without BOS (llama.cpp's .out format)\n";
+
+int fail(const std::string& msg) {
+  std::fprintf(stderr, "llmops-infer: %s\n", msg.c_str());
+  return 2;
+}
+
+bool is_gguf(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[4] = {};
+  in.read(magic, 4);
+  return std::memcmp(magic, "GGUF", 4) == 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string model_path, tokenizer_path, prompt, tokenize_file;
+  int max_tokens = 64;
+  bool json = false;
+  SamplingParams sp;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "llmops-infer: %s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    try {
+      if (a == "--model") model_path = next();
+      else if (a == "--tokenizer") tokenizer_path = next();
+      else if (a == "--prompt") prompt = next();
+      else if (a == "--max-tokens") max_tokens = std::stoi(next());
+      else if (a == "--temperature") sp.temperature = std::stof(next());
+      else if (a == "--top-p") sp.top_p = std::stof(next());
+      else if (a == "--top-k") sp.top_k = std::stoi(next());
+      else if (a == "--seed") sp.seed = std::stoull(next());
+      else if (a == "--threads") (void)std::stoi(next());
+      else if (a == "--json") json = true;
+      else if (a == "--tokenize-file") tokenize_file = next();
+      else if (a == "--help" || a == "-h") return std::fputs(kUsage, stdout), 0;
+      else return fail("unknown option " + a + "\n" + kUsage);
+    } catch (const std::exception&) {
+      return fail("bad number for " + a);
+    }
+  }
+  if (model_path.empty()) return fail(std::string("--model is required\n") + kUsage);
+  if (max_tokens < 0 || max_tokens > 1000000) return fail("--max-tokens must be between 0 and 1000000");
+
+  bool gguf = is_gguf(model_path);
+  bool vocab_only = gguf && !tokenize_file.empty() && tokenizer_path.empty();  // vocab-only GGUFs have no weights
+  std::unique_ptr<GgufFile> vocab_file;
+  std::unique_ptr<LlamaModel> model;
+  if (vocab_only) {
+    auto g = GgufFile::open(model_path);
+    if (!g.ok()) return fail(g.status().message());
+    vocab_file = std::move(g).value();
+  } else {
+    auto m = gguf ? LlamaModel::load_gguf(model_path) : LlamaModel::load_llama2c(model_path);
+    if (!m.ok()) return fail(m.status().message());
+    model = std::move(m).value();
+  }
+  Result<SpmVocab> vocab = !tokenizer_path.empty() ? load_llama2c_tokenizer(tokenizer_path, model ? model->config().vocab_size : 0)
+                           : gguf ? spm_vocab_from_gguf(vocab_only ? *vocab_file : *model->gguf())
+                                  : Result<SpmVocab>(invalid_argument("a llama2.c model needs --tokenizer tokenizer.bin"));
+  if (!vocab.ok()) return fail(vocab.status().message());
+  auto tok = SpmTokenizer::create(std::move(vocab).value());
+  if (!tok.ok()) return fail(tok.status().message());
+
+  if (!tokenize_file.empty()) {
+    std::ifstream in(tokenize_file, std::ios::binary);
+    if (!in) return fail("cannot read " + tokenize_file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string text = ss.str(), sep = "\n__ggml_vocab_test__\n";
+    for (size_t pos = 0, next; (next = text.find(sep, pos)) != std::string::npos; pos = next + sep.size()) {
+      std::string line;
+      for (int32_t id : tok->encode(text.substr(pos, next - pos))) line += " " + std::to_string(id);
+      std::printf("%s\n", line.c_str());
+    }
+    return 0;
+  }
+
+  const LlamaConfig& c = model->config();
+  std::vector<int32_t> ids = {tok->vocab().bos_id};
+  for (int32_t id : tok->encode(prompt)) ids.push_back(id);
+  int positions = std::min<int>(c.seq_len, static_cast<int>(ids.size()) + max_tokens);
+  if (static_cast<int>(ids.size()) > c.seq_len) return fail("the prompt is longer than the model's context of " + std::to_string(c.seq_len));
+  LlamaSession session(*model, positions);
+  Sampler sampler(c.vocab_size, sp);
+  std::vector<int32_t> history = ids, generated;
+  auto t0 = std::chrono::steady_clock::now();
+  const float* logits = nullptr;
+  int pos = 0;
+  for (int32_t t : ids) {
+    auto r = session.forward(t, pos++);
+    if (!r.ok()) return fail(r.status().message());
+    logits = *r;
+  }
+  auto t1 = std::chrono::steady_clock::now();
+  std::string text;
+  for (int i = 0; i < max_tokens && pos <= positions; ++i) {
+    int32_t next = sampler.sample(logits, history);
+    if (next == tok->vocab().eos_id) break;
+    generated.push_back(next);
+    history.push_back(next);
+    std::string piece = tok->decode_piece(next, history.size() == 2);
+    text += piece;
+    if (!json) {
+      std::fputs(piece.c_str(), stdout);
+      std::fflush(stdout);
+    }
+    if (pos >= positions) break;
+    auto r = session.forward(next, pos++);
+    if (!r.ok()) return fail(r.status().message());
+    logits = *r;
+  }
+  auto t2 = std::chrono::steady_clock::now();
+  double prefill_s = std::chrono::duration<double>(t1 - t0).count();
+  double decode_s = std::chrono::duration<double>(t2 - t1).count();
+  double prefill_tps = prefill_s > 0 ? static_cast<double>(ids.size()) / prefill_s : 0;
+  double decode_tps = decode_s > 0 ? static_cast<double>(generated.size()) / decode_s : 0;
+  if (json) {
+    Json out = {{"prompt_ids", ids}, {"generated_ids", generated}, {"text", text},
+                {"prefill_tokens_per_s", prefill_tps}, {"decode_tokens_per_s", decode_tps}};
+    std::printf("%s\n", dump_json(out).c_str());
+  } else {
+    std::fprintf(stderr, "\n[prefill %zu tokens at %.1f tok/s, decode %zu tokens at %.1f tok/s]\n", ids.size(), prefill_tps,
+                 generated.size(), decode_tps);
+  }
+  return 0;
+}
