@@ -62,7 +62,8 @@ std::string error_of(const Builder& b) {
 }
 
 TEST(Gguf, ParsesMetadataAndTensors) {
-  auto g = valid().parse();
+  Builder bytes = valid();  // parse() keeps views into these bytes
+  auto g = bytes.parse();
   ASSERT_TRUE(g.ok()) << g.status().to_string();
   EXPECT_EQ((*g)->version(), 3u);
   EXPECT_EQ(*(*g)->get_string("general.architecture"), "llama");
