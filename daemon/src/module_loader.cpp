@@ -252,10 +252,11 @@ Status ModuleHost::validate_module(Module& m, const Config& config) const {
 }
 
 Status ModuleHost::validate_config(const Config& config) {
-  for (const auto& [section, kv] : config.module_sections) {
+  for (const auto& entry : config.module_sections) {
+    const std::string& section = entry.first;
     bool known = std::any_of(modules_.begin(), modules_.end(), [&](const Module& m) { return m.name == section; });
     if (!known) {
-      return invalid_argument("unknown key '" + section + "." + kv.begin()->first + "': there is no module '" + section +
+      return invalid_argument("unknown key '" + section + "." + entry.second.begin()->first + "': there is no module '" + section +
                               "' in " + config.module_dir);
     }
   }

@@ -1,5 +1,6 @@
 #include "formats/llama2c.h"
 
+#include <cstdint>
 #include <cstring>
 #include <string>
 
@@ -54,7 +55,7 @@ Result<Llama2cHeader> parse_llama2c_header(const uint8_t* data, size_t size) {
   h.seq_len = fields[6];
   if (h.version == 0) {
     h.shared_classifier = h.vocab_size > 0;  // a negative vocab size marks a separate classifier
-    if (h.vocab_size < 0) h.vocab_size = -h.vocab_size;
+    if (h.vocab_size < 0 && h.vocab_size != INT32_MIN) h.vocab_size = -h.vocab_size;  // INT32_MIN stays bad
   }
   auto bad = [&](const std::string& why) { return invalid_argument("not a valid llama2.c checkpoint: " + why); };
   if (h.dim <= 0 || h.dim > 65536) return bad("dim " + std::to_string(h.dim));
