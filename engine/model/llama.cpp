@@ -5,25 +5,6 @@
 
 namespace llmops::engine {
 
-void matvec(const WeightView& w, const float* x, float* y, std::vector<float>* scratch) {
-  if (w.type == GgmlType::kF32) {
-    for (uint64_t r = 0; r < w.rows; ++r) {
-      const float* row = reinterpret_cast<const float*>(w.row(r));
-      float sum = 0.0f;
-      for (uint64_t c = 0; c < w.cols; ++c) sum += row[c] * x[c];
-      y[r] = sum;
-    }
-    return;
-  }
-  scratch->resize(w.cols);
-  for (uint64_t r = 0; r < w.rows; ++r) {
-    dequantize_row(w.type, w.row(r), scratch->data(), w.cols);
-    float sum = 0.0f;
-    for (uint64_t c = 0; c < w.cols; ++c) sum += (*scratch)[c] * x[c];
-    y[r] = sum;
-  }
-}
-
 namespace {
 
 void rmsnorm(float* out, const float* x, const WeightView& weight, int n, float eps, std::vector<float>* scratch) {
@@ -65,8 +46,13 @@ uint64_t LlamaModel::weight_bytes() const {
   return total;
 }
 
-LlamaSession::LlamaSession(const LlamaModel& model, int max_positions) : m_(model), max_positions_(max_positions) {
+LlamaSession::LlamaSession(const LlamaModel& model, int max_positions, ThreadPool* pool)
+    : m_(model), max_positions_(max_positions), pool_(pool), isa_(best_isa()) {
   const LlamaConfig& c = m_.config();
+  need_q8_ = type_uses_q8(m_.classifier().type);
+  for (const auto& L : m_.layers()) {
+    for (const WeightView* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_down, &L.w_up}) need_q8_ |= type_uses_q8(w->type);
+  }
   x_.resize(c.dim);
   xb_.resize(c.dim);
   xb2_.resize(c.dim);
@@ -77,6 +63,10 @@ LlamaSession::LlamaSession(const LlamaModel& model, int max_positions) : m_(mode
   logits_.resize(c.vocab_size);
   key_cache_.resize(static_cast<size_t>(c.n_layers) * max_positions * c.kv_dim());
   value_cache_.resize(static_cast<size_t>(c.n_layers) * max_positions * c.kv_dim());
+}
+
+void LlamaSession::mv(const WeightView& w, const PreparedVector& x, float* y) {
+  matvec_rows(w.type, w.data, w.rows, w.row_bytes, x, y, pool_, isa_);
 }
 
 Result<const float*> LlamaSession::forward(int32_t token, int pos) {
@@ -96,9 +86,10 @@ Result<const float*> LlamaSession::forward(int32_t token, int pos) {
     size_t cache_off = (static_cast<size_t>(l) * max_positions_ + pos) * kv_dim;
     float* k = key_cache_.data() + cache_off;
     float* v = value_cache_.data() + cache_off;
-    matvec(L.wq, xb_.data(), q_.data(), &row_);
-    matvec(L.wk, xb_.data(), k, &row_);
-    matvec(L.wv, xb_.data(), v, &row_);
+    prepare_vector(xb_.data(), static_cast<uint64_t>(dim), need_q8_, &pv_);
+    mv(L.wq, pv_, q_.data());
+    mv(L.wk, pv_, k);
+    mv(L.wv, pv_, v);
 
     // RoPE on adjacent pairs (the GGUF "normal" layout and llama2.c's).
     for (int i = 0; i < dim; i += 2) {
@@ -133,22 +124,26 @@ Result<const float*> LlamaSession::forward(int32_t token, int pos) {
         for (int i = 0; i < head_dim; ++i) out[i] += att[t] * vt[i];
       }
     }
-    matvec(L.wo, xb_.data(), xb2_.data(), &row_);
+    prepare_vector(xb_.data(), static_cast<uint64_t>(dim), need_q8_, &pv_);
+    mv(L.wo, pv_, xb2_.data());
     for (int i = 0; i < dim; ++i) x_[i] += xb2_[i];
 
     // SwiGLU feed-forward.
     rmsnorm(xb_.data(), x_.data(), L.ffn_norm, dim, c.norm_eps, &row_);
-    matvec(L.w_gate, xb_.data(), hb_.data(), &row_);
-    matvec(L.w_up, xb_.data(), hb2_.data(), &row_);
+    prepare_vector(xb_.data(), static_cast<uint64_t>(dim), need_q8_, &pv_);
+    mv(L.w_gate, pv_, hb_.data());
+    mv(L.w_up, pv_, hb2_.data());
     for (int i = 0; i < c.hidden_dim; ++i) {
       float g = hb_[i];
       hb_[i] = g / (1.0f + std::exp(-g)) * hb2_[i];
     }
-    matvec(L.w_down, hb_.data(), xb_.data(), &row_);
+    prepare_vector(hb_.data(), static_cast<uint64_t>(c.hidden_dim), need_q8_, &pv_);
+    mv(L.w_down, pv_, xb_.data());
     for (int i = 0; i < dim; ++i) x_[i] += xb_[i];
   }
   rmsnorm(x_.data(), x_.data(), m_.output_norm(), dim, c.norm_eps, &row_);
-  matvec(m_.classifier(), x_.data(), logits_.data(), &row_);
+  prepare_vector(x_.data(), static_cast<uint64_t>(dim), need_q8_, &pv_);
+  mv(m_.classifier(), pv_, logits_.data());
   return static_cast<const float*>(logits_.data());
 }
 

@@ -13,6 +13,7 @@
 #include "formats/ggml_types.h"
 #include "formats/gguf.h"
 #include "formats/mapped_file.h"
+#include "kernels/matvec.h"
 #include "status.h"
 
 namespace llmops::engine {
@@ -70,21 +71,27 @@ class LlamaModel {
 };
 
 // One sequence: its KV cache and scratch buffers, sized for max_positions.
+class ThreadPool;
+
 class LlamaSession {
  public:
-  LlamaSession(const LlamaModel& model, int max_positions);
+  // pool (may be null) runs the matrix-vector products; it must outlive the session.
+  LlamaSession(const LlamaModel& model, int max_positions, ThreadPool* pool = nullptr);
   // Runs token at position pos (0-based, positions must come in order) and returns the
   // vocab_size logits, valid until the next call.
   Result<const float*> forward(int32_t token, int pos);
   int max_positions() const { return max_positions_; }
 
  private:
+  void mv(const WeightView& w, const PreparedVector& x, float* y);
+
   const LlamaModel& m_;
   int max_positions_;
+  ThreadPool* pool_;
+  KernelIsa isa_;
+  bool need_q8_;
+  PreparedVector pv_;
   std::vector<float> x_, xb_, xb2_, hb_, hb2_, q_, att_, logits_, key_cache_, value_cache_, row_;
 };
-
-// y[r] = dot(W.row(r), x) for every row; x has W.cols elements.
-void matvec(const WeightView& w, const float* x, float* y, std::vector<float>* scratch);
 
 }  // namespace llmops::engine

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "json.h"
+#include "kernels/thread_pool.h"
 #include "model/llama.h"
 #include "model/sampler.h"
 #include "tokenizer/gguf_vocab.h"
@@ -29,7 +30,7 @@ const char* kUsage =
     "  --max-tokens N       tokens to generate (default 64)\n"
     "  --temperature T      0 = greedy (default 0)\n"
     "  --top-p P, --top-k K, --seed S   sampling controls (same seed, same output)\n"
-    "  --threads N          worker threads (accepted; this build computes on one thread)\n"
+    "  --threads N          threads for the matrix-vector products (default 1)\n"
     "  --json               print one JSON object: prompt_ids, generated_ids, text, speeds\n"
     "  --tokenize-file F    read strings separated by lines __ggml_vocab_test__ and print one\n"
     "                       line of token ids per string, without BOS (llama.cpp's .out format)\n";
@@ -50,7 +51,7 @@ bool is_gguf(const std::string& path) {
 
 int main(int argc, char** argv) {
   std::string model_path, tokenizer_path, prompt, tokenize_file;
-  int max_tokens = 64;
+  int max_tokens = 64, threads = 1;
   bool json = false;
   SamplingParams sp;
   for (int i = 1; i < argc; ++i) {
@@ -71,7 +72,7 @@ int main(int argc, char** argv) {
       else if (a == "--top-p") sp.top_p = std::stof(next());
       else if (a == "--top-k") sp.top_k = std::stoi(next());
       else if (a == "--seed") sp.seed = std::stoull(next());
-      else if (a == "--threads") (void)std::stoi(next());
+      else if (a == "--threads") threads = std::stoi(next());
       else if (a == "--json") json = true;
       else if (a == "--tokenize-file") tokenize_file = next();
       else if (a == "--help" || a == "-h") return std::fputs(kUsage, stdout), 0;
@@ -82,6 +83,7 @@ int main(int argc, char** argv) {
   }
   if (model_path.empty()) return fail(std::string("--model is required\n") + kUsage);
   if (max_tokens < 0 || max_tokens > 1000000) return fail("--max-tokens must be between 0 and 1000000");
+  if (threads < 1 || threads > 512) return fail("--threads must be between 1 and 512");
 
   bool gguf = is_gguf(model_path);
   bool vocab_only = gguf && !tokenize_file.empty() && tokenizer_path.empty();  // vocab-only GGUFs have no weights
@@ -122,7 +124,8 @@ int main(int argc, char** argv) {
   for (int32_t id : tok->encode(prompt)) ids.push_back(id);
   int positions = std::min<int>(c.seq_len, static_cast<int>(ids.size()) + max_tokens);
   if (static_cast<int>(ids.size()) > c.seq_len) return fail("the prompt is longer than the model's context of " + std::to_string(c.seq_len));
-  LlamaSession session(*model, positions);
+  ThreadPool pool(threads);
+  LlamaSession session(*model, positions, &pool);
   Sampler sampler(c.vocab_size, sp);
   std::vector<int32_t> history = ids, generated;
   auto t0 = std::chrono::steady_clock::now();

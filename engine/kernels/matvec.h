@@ -1,0 +1,41 @@
+// Matrix-vector products over weights in their stored type, the decode hot path. The vector is
+// fp32; for Q8_0 and Q4_0 weights it is first quantised to Q8_0 blocks and the dot products run
+// in integers (as llama.cpp does), for the other types the weights are dequantised in registers.
+// Each kernel has a portable version and an AVX2+FMA+F16C version chosen at run time; tests
+// compare both to the dequantise-then-dot reference. Pure functions; any thread.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "formats/ggml_types.h"
+
+namespace llmops::engine {
+
+class ThreadPool;
+
+enum class KernelIsa { kPortable, kAvx2 };
+KernelIsa best_isa();           // what this CPU runs
+const char* isa_name(KernelIsa isa);
+
+// A vector prepared for one weight type: the fp32 values and, where the type needs it, their
+// Q8_0 quantisation. Reused across the matrices that read the same vector.
+struct PreparedVector {
+  const float* x = nullptr;
+  uint64_t n = 0;
+  std::vector<int8_t> q8;    // n values
+  std::vector<float> q8_scale;  // one per 32
+  bool has_q8 = false;
+};
+void prepare_vector(const float* x, uint64_t n, bool need_q8, PreparedVector* out);
+bool type_uses_q8(GgmlType type);
+
+// dot(row, x) for one weight row of n elements.
+float dot_row(GgmlType type, const void* row, const PreparedVector& x, KernelIsa isa);
+
+// y[r] = dot(row r, x) for rows [0, rows), rows row_bytes apart, split across the pool (may be
+// null).
+void matvec_rows(GgmlType type, const uint8_t* data, uint64_t rows, uint64_t row_bytes, const PreparedVector& x, float* y,
+                 ThreadPool* pool, KernelIsa isa);
+
+}  // namespace llmops::engine

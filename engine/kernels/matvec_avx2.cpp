@@ -1,0 +1,120 @@
+// AVX2 + FMA + F16C versions of the row dot products, compiled for that target only and called
+// after best_isa() checked the CPU.
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "kernels/matvec.h"
+
+namespace llmops::engine {
+
+#define LLMOPS_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+namespace {
+
+LLMOPS_AVX2 inline float hsum(__m256 v) {
+  __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+  lo = _mm_add_ps(lo, hi);
+  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+  lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+  return _mm_cvtss_f32(lo);
+}
+
+LLMOPS_AVX2 inline float half(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+LLMOPS_AVX2 float dot_f32(const float* w, const float* x, uint64_t n) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+  uint64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
+    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 16), _mm256_loadu_ps(x + i + 16), a2);
+    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 24), _mm256_loadu_ps(x + i + 24), a3);
+  }
+  for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+  float sum = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  for (; i < n; ++i) sum += w[i] * x[i];
+  return sum;
+}
+
+LLMOPS_AVX2 float dot_f16(const uint8_t* w, const float* x, uint64_t n) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+  uint64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2 * i)));
+    __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2 * i + 16)));
+    a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + i), a0);
+    a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + i + 8), a1);
+  }
+  float sum = hsum(_mm256_add_ps(a0, a1));
+  for (; i < n; ++i) sum += half(w + 2 * i) * x[i];
+  return sum;
+}
+
+// Sum of 32 int8 products as 8 int32 lanes: |w| · sign(x, w) through maddubs.
+LLMOPS_AVX2 inline __m256 dot_i8_32(__m256i w, __m256i x) {
+  __m256i aw = _mm256_sign_epi8(w, w);
+  __m256i sx = _mm256_sign_epi8(x, w);
+  __m256i p16 = _mm256_maddubs_epi16(aw, sx);
+  __m256i p32 = _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+  return _mm256_cvtepi32_ps(p32);
+}
+
+LLMOPS_AVX2 float dot_q8_0(const uint8_t* b, const PreparedVector& v) {
+  __m256 acc = _mm256_setzero_ps();
+  for (uint64_t blk = 0; blk < v.n / 32; ++blk, b += 34) {
+    __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2));
+    __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v.q8.data() + blk * 32));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(half(b) * v.q8_scale[blk]), dot_i8_32(w, x), acc);
+  }
+  return hsum(acc);
+}
+
+LLMOPS_AVX2 float dot_q4_0(const uint8_t* b, const PreparedVector& v) {
+  __m256 acc = _mm256_setzero_ps();
+  const __m256i low4 = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
+  for (uint64_t blk = 0; blk < v.n / 32; ++blk, b += 18) {
+    __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 2));
+    __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);  // low nibbles then high nibbles
+    __m256i w = _mm256_sub_epi8(_mm256_and_si256(both, low4), eight);
+    __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v.q8.data() + blk * 32));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(half(b) * v.q8_scale[blk]), dot_i8_32(w, x), acc);
+  }
+  return hsum(acc);
+}
+
+// Other block types: dequantise one block into L1 and FMA it with x.
+LLMOPS_AVX2 float dot_blocks(GgmlType type, const uint8_t* b, const float* x, uint64_t n) {
+  auto info = ggml_type_info(static_cast<uint32_t>(type));
+  const uint64_t per = info->block_elements == 1 ? 256 : info->block_elements;
+  const uint64_t step = info->block_elements == 1 ? per * info->block_bytes : info->block_bytes;
+  alignas(32) float buf[256];
+  float sum = 0.0f;
+  for (uint64_t i = 0; i < n; i += per, b += step) {
+    uint64_t m = std::min(per, n - i);
+    dequantize_row(type, b, buf, m);
+    sum += dot_f32(buf, x + i, m);
+  }
+  return sum;
+}
+
+}  // namespace
+
+LLMOPS_AVX2 float dot_row_avx2(GgmlType type, const void* row, const PreparedVector& x) {
+  const auto* b = static_cast<const uint8_t*>(row);
+  switch (type) {
+    case GgmlType::kF32: return dot_f32(reinterpret_cast<const float*>(b), x.x, x.n);
+    case GgmlType::kF16: return dot_f16(b, x.x, x.n);
+    case GgmlType::kQ8_0: return dot_q8_0(b, x);
+    case GgmlType::kQ4_0: return dot_q4_0(b, x);
+    default: return dot_blocks(type, b, x.x, x.n);
+  }
+}
+
+}  // namespace llmops::engine
+#endif  // __x86_64__

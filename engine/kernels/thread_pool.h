@@ -1,0 +1,39 @@
+// A fixed set of worker threads for the engine's fork-join loops (the rows of a matrix-vector
+// product). parallel_for splits [0, n) into one contiguous range per thread and returns when
+// all are done; the calling thread takes the first range. The daemon will hand the engine its
+// pinned pools instead; this default serves tools and tests. One caller at a time.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace llmops::engine {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int threads);  // total threads including the caller; >= 1
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return static_cast<int>(workers_.size()) + 1; }
+  void parallel_for(size_t n, const std::function<void(size_t begin, size_t end)>& fn);
+
+ private:
+  void worker(int index);
+
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::condition_variable start_cv_, done_cv_;
+  const std::function<void(size_t, size_t)>* job_ = nullptr;
+  size_t n_ = 0;
+  uint64_t generation_ = 0;
+  int pending_ = 0;
+  bool stop_ = false;
+};
+
+}  // namespace llmops::engine
