@@ -1,0 +1,136 @@
+#include "formats/gguf_writer.h"
+
+#include <cstdio>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "fs.h"
+#include "formats/quantize.h"
+
+namespace llmops::engine {
+namespace {
+
+constexpr uint64_t kAlignment = 32;
+
+template <typename T>
+void put(std::string& out, T v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+void put_str(std::string& out, const std::string& s) {
+  put<uint64_t>(out, s.size());
+  out.append(s);
+}
+void put_key(std::string& out, const std::string& key, uint32_t type) {
+  put_str(out, key);
+  put<uint32_t>(out, type);
+}
+
+}  // namespace
+
+void GgufWriter::add_string(const std::string& key, const std::string& value) {
+  put_key(kv_, key, 8);
+  put_str(kv_, value);
+  ++kv_count_;
+}
+void GgufWriter::add_u32(const std::string& key, uint32_t value) {
+  put_key(kv_, key, 4);
+  put(kv_, value);
+  ++kv_count_;
+}
+void GgufWriter::add_f32(const std::string& key, float value) {
+  put_key(kv_, key, 6);
+  put(kv_, value);
+  ++kv_count_;
+}
+void GgufWriter::add_bool(const std::string& key, bool value) {
+  put_key(kv_, key, 7);
+  put<uint8_t>(kv_, value ? 1 : 0);
+  ++kv_count_;
+}
+void GgufWriter::add_strings(const std::string& key, const std::vector<std::string>& values) {
+  put_key(kv_, key, 9);
+  put<uint32_t>(kv_, 8);
+  put<uint64_t>(kv_, values.size());
+  for (const auto& v : values) put_str(kv_, v);
+  ++kv_count_;
+}
+void GgufWriter::add_f32s(const std::string& key, const std::vector<float>& values) {
+  put_key(kv_, key, 9);
+  put<uint32_t>(kv_, 6);
+  put<uint64_t>(kv_, values.size());
+  for (float v : values) put(kv_, v);
+  ++kv_count_;
+}
+void GgufWriter::add_i32s(const std::string& key, const std::vector<int32_t>& values) {
+  put_key(kv_, key, 9);
+  put<uint32_t>(kv_, 5);
+  put<uint64_t>(kv_, values.size());
+  for (int32_t v : values) put(kv_, v);
+  ++kv_count_;
+}
+
+Status GgufWriter::add_tensor(const std::string& name, GgmlType type, std::vector<uint64_t> ne, RowFn fn) {
+  if (!can_quantize(type)) return unimplemented("writing " + ggml_type_name(static_cast<uint32_t>(type)) + " tensors is not supported");
+  if (ne.empty() || ne.size() > 4) return invalid_argument("tensor '" + name + "' needs 1 to 4 dimensions");
+  auto row = ggml_row_bytes(type, ne[0]);
+  if (!row) {
+    return invalid_argument("tensor '" + name + "': rows of " + std::to_string(ne[0]) + " are not whole " +
+                            ggml_type_name(static_cast<uint32_t>(type)) + " blocks");
+  }
+  uint64_t rows = 1;
+  for (size_t d = 1; d < ne.size(); ++d) rows *= ne[d];
+  tensors_.push_back({name, type, std::move(ne), std::move(fn), *row * rows});
+  return ok_status();
+}
+
+Status GgufWriter::write(const std::string& path) const {
+  std::string head;
+  put<uint32_t>(head, 0x46554747);
+  put<uint32_t>(head, 3);
+  put<uint64_t>(head, tensors_.size());
+  put<uint64_t>(head, kv_count_);
+  head += kv_;
+  uint64_t offset = 0;
+  for (const auto& t : tensors_) {
+    put_str(head, t.name);
+    put<uint32_t>(head, static_cast<uint32_t>(t.ne.size()));
+    for (uint64_t d : t.ne) put<uint64_t>(head, d);
+    put<uint32_t>(head, static_cast<uint32_t>(t.type));
+    put<uint64_t>(head, offset);
+    offset += (t.bytes + kAlignment - 1) / kAlignment * kAlignment;
+  }
+  head.resize((head.size() + kAlignment - 1) / kAlignment * kAlignment, '\0');
+
+  std::string tmp = path + ".tmp";
+  FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (f == nullptr) return errno_status("creating " + tmp, errno);
+  bool ok = std::fwrite(head.data(), 1, head.size(), f) == head.size();
+  std::vector<float> row;
+  std::vector<uint8_t> packed;
+  for (const auto& t : tensors_) {
+    uint64_t rows = t.bytes / *ggml_row_bytes(t.type, t.ne[0]);
+    row.resize(t.ne[0]);
+    packed.resize(*ggml_row_bytes(t.type, t.ne[0]));
+    for (uint64_t r = 0; r < rows && ok; ++r) {
+      t.fn(r, row.data());
+      quantize_row(t.type, row.data(), packed.data(), t.ne[0]);
+      ok = std::fwrite(packed.data(), 1, packed.size(), f) == packed.size();
+    }
+    static const char kZeros[kAlignment] = {};
+    uint64_t pad = (kAlignment - t.bytes % kAlignment) % kAlignment;
+    ok = ok && std::fwrite(kZeros, 1, pad, f) == pad;
+  }
+  ok = ok && std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
+  int err = errno;
+  std::fclose(f);
+  if (!ok) {
+    std::remove(tmp.c_str());
+    return errno_status("writing " + path, err);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) return errno_status("renaming " + tmp, errno);
+  return ok_status();
+}
+
+}  // namespace llmops::engine

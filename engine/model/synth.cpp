@@ -1,0 +1,157 @@
+#include "model/synth.h"
+
+#include <cstdio>
+#include <random>
+
+#include "formats/gguf_writer.h"
+#include "formats/quantize.h"
+
+namespace llmops::engine {
+
+const std::vector<SynthShape>& synth_shapes() {
+  static const std::vector<SynthShape> kShapes = [] {
+    auto make = [](const char* name, int dim, int hidden, int layers, int heads, int kv, int vocab, int ctx) {
+      SynthShape s;
+      s.name = name;
+      s.config.dim = dim;
+      s.config.hidden_dim = hidden;
+      s.config.n_layers = layers;
+      s.config.n_heads = heads;
+      s.config.n_kv_heads = kv;
+      s.config.vocab_size = vocab;
+      s.config.seq_len = ctx;
+      return s;
+    };
+    return std::vector<SynthShape>{
+        make("tiny", 256, 512, 2, 4, 2, 1024, 128),
+        make("llama-15M", 288, 768, 6, 6, 6, 32000, 256),
+        make("llama-110M", 768, 2048, 12, 12, 12, 32000, 1024),
+        make("tinyllama-1.1B", 2048, 5632, 22, 32, 4, 32000, 2048),
+        make("llama-8B", 4096, 14336, 32, 32, 8, 128256, 8192),
+    };
+  }();
+  return kShapes;
+}
+
+Result<SynthShape> find_synth_shape(const std::string& name) {
+  std::string known;
+  for (const auto& s : synth_shapes()) {
+    if (s.name == name) return s;
+    known += (known.empty() ? "" : ", ") + s.name;
+  }
+  if (name.rfind("gpt2", 0) == 0) return unimplemented("the GPT-2 architecture is not in the engine yet; shapes: " + known);
+  return invalid_argument("unknown shape '" + name + "' (known: " + known + ")");
+}
+
+namespace {
+
+// The type a matrix with rows of `cols` is stored in, given the requested one.
+GgmlType storable(GgmlType want, uint64_t cols, const std::string& name, SynthReport* report) {
+  if (ggml_row_bytes(want, cols)) return want;
+  GgmlType fallback = ggml_row_bytes(GgmlType::kQ8_0, cols) ? GgmlType::kQ8_0 : GgmlType::kF32;
+  report->fallbacks.push_back(name + ": " + ggml_type_name(static_cast<uint32_t>(want)) + " needs rows in whole blocks, stored as " +
+                              ggml_type_name(static_cast<uint32_t>(fallback)));
+  return fallback;
+}
+
+uint32_t file_type(GgmlType t) {
+  switch (t) {
+    case GgmlType::kF32: return 0;
+    case GgmlType::kF16: return 1;
+    case GgmlType::kQ4_0: return 2;
+    case GgmlType::kQ8_0: return 7;
+    case GgmlType::kQ4_K: return 15;  // Q4_K_M
+    case GgmlType::kQ6_K: return 18;
+    case GgmlType::kBF16: return 32;
+    default: return 0;
+  }
+}
+
+}  // namespace
+
+Result<SynthReport> write_synth_model(const SynthShape& shape, GgmlType type, uint64_t seed, const std::string& path) {
+  if (!can_quantize(type)) return unimplemented("cannot write " + ggml_type_name(static_cast<uint32_t>(type)) + " weights");
+  const LlamaConfig& c = shape.config;
+  SynthReport report;
+  GgufWriter w;
+  w.add_string("general.architecture", "llama");
+  w.add_string("general.name", "llmops-synth " + shape.name);
+  w.add_u32("general.file_type", file_type(type));
+  w.add_u32("llama.context_length", static_cast<uint32_t>(c.seq_len));
+  w.add_u32("llama.embedding_length", static_cast<uint32_t>(c.dim));
+  w.add_u32("llama.block_count", static_cast<uint32_t>(c.n_layers));
+  w.add_u32("llama.feed_forward_length", static_cast<uint32_t>(c.hidden_dim));
+  w.add_u32("llama.attention.head_count", static_cast<uint32_t>(c.n_heads));
+  w.add_u32("llama.attention.head_count_kv", static_cast<uint32_t>(c.n_kv_heads));
+  w.add_u32("llama.rope.dimension_count", static_cast<uint32_t>(c.head_dim()));
+  w.add_f32("llama.attention.layer_norm_rms_epsilon", c.norm_eps);
+  w.add_f32("llama.rope.freq_base", c.rope_theta);
+  // Vocabulary: specials, the 256 byte tokens, then made-up pieces with falling scores.
+  std::vector<std::string> pieces = {"<unk>", "<s>", "</s>"};
+  std::vector<int32_t> types = {2, 3, 3};
+  for (int b = 0; b < 256; ++b) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "<0x%02X>", b);
+    pieces.emplace_back(buf);
+    types.push_back(6);
+  }
+  for (int i = 0; static_cast<int>(pieces.size()) < c.vocab_size; ++i) {
+    std::string word = "\xE2\x96\x81";  // U+2581, a leading space
+    for (int v = i; ; v = v / 26 - 1) {
+      word.push_back(static_cast<char>('a' + v % 26));
+      if (v < 26) break;
+    }
+    pieces.push_back(word);
+    types.push_back(1);
+  }
+  std::vector<float> scores(pieces.size());
+  for (size_t i = 0; i < scores.size(); ++i) scores[i] = -static_cast<float>(i);
+  w.add_string("tokenizer.ggml.model", "llama");
+  w.add_strings("tokenizer.ggml.tokens", pieces);
+  w.add_f32s("tokenizer.ggml.scores", scores);
+  w.add_i32s("tokenizer.ggml.token_type", types);
+  w.add_u32("tokenizer.ggml.bos_token_id", 1);
+  w.add_u32("tokenizer.ggml.eos_token_id", 2);
+  w.add_u32("tokenizer.ggml.unknown_token_id", 0);
+
+  // Each matrix draws from its own generator, seeded from the model seed and its index; the
+  // writer asks for rows in order, so the same seed always gives the same file.
+  uint64_t index = 0;
+  const uint64_t dim = static_cast<uint64_t>(c.dim), hidden = static_cast<uint64_t>(c.hidden_dim);
+  const uint64_t kv = static_cast<uint64_t>(c.kv_dim()), vocab = static_cast<uint64_t>(c.vocab_size);
+  auto matrix = [&](const std::string& name, GgmlType t, uint64_t cols, uint64_t rows) -> Status {
+    auto rng = std::make_shared<std::mt19937_64>(seed * 1000003u + index++);
+    auto dist = std::make_shared<std::normal_distribution<float>>(0.0f, 0.02f);
+    GgmlType stored = storable(t, cols, name, &report);
+    report.bytes += *ggml_row_bytes(stored, cols) * rows;
+    return w.add_tensor(name, stored, {cols, rows}, [rng, dist, cols](uint64_t, float* out) {
+      for (uint64_t i = 0; i < cols; ++i) out[i] = (*dist)(*rng);
+    });
+  };
+  auto norm = [&](const std::string& name) -> Status {
+    report.bytes += dim * 4;
+    return w.add_tensor(name, GgmlType::kF32, {dim}, [dim](uint64_t, float* out) {
+      for (uint64_t i = 0; i < dim; ++i) out[i] = 1.0f;
+    });
+  };
+  GgmlType out_type = (type == GgmlType::kQ4_0 || type == GgmlType::kQ4_K) ? GgmlType::kQ6_K : type;
+  LLMOPS_RETURN_IF_ERROR(matrix("token_embd.weight", type, dim, vocab));
+  for (int l = 0; l < c.n_layers; ++l) {
+    std::string p = "blk." + std::to_string(l) + ".";
+    LLMOPS_RETURN_IF_ERROR(norm(p + "attn_norm.weight"));
+    LLMOPS_RETURN_IF_ERROR(matrix(p + "attn_q.weight", type, dim, dim));
+    LLMOPS_RETURN_IF_ERROR(matrix(p + "attn_k.weight", type, dim, kv));
+    LLMOPS_RETURN_IF_ERROR(matrix(p + "attn_v.weight", type, dim, kv));
+    LLMOPS_RETURN_IF_ERROR(matrix(p + "attn_output.weight", type, dim, dim));
+    LLMOPS_RETURN_IF_ERROR(norm(p + "ffn_norm.weight"));
+    LLMOPS_RETURN_IF_ERROR(matrix(p + "ffn_gate.weight", type, dim, hidden));
+    LLMOPS_RETURN_IF_ERROR(matrix(p + "ffn_down.weight", type, hidden, dim));
+    LLMOPS_RETURN_IF_ERROR(matrix(p + "ffn_up.weight", type, dim, hidden));
+  }
+  LLMOPS_RETURN_IF_ERROR(norm("output_norm.weight"));
+  LLMOPS_RETURN_IF_ERROR(matrix("output.weight", out_type, dim, vocab));
+  LLMOPS_RETURN_IF_ERROR(w.write(path));
+  return report;
+}
+
+}  // namespace llmops::engine
