@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "formats/detect.h"
 #include "json.h"
 #include "kernels/thread_pool.h"
 #include "model/llama.h"
@@ -38,13 +39,6 @@ const char* kUsage =
 int fail(const std::string& msg) {
   std::fprintf(stderr, "llmops-infer: %s\n", msg.c_str());
   return 2;
-}
-
-bool is_gguf(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  char magic[4] = {};
-  in.read(magic, 4);
-  return std::memcmp(magic, "GGUF", 4) == 0;
 }
 
 }  // namespace
@@ -85,7 +79,12 @@ int main(int argc, char** argv) {
   if (max_tokens < 0 || max_tokens > 1000000) return fail("--max-tokens must be between 0 and 1000000");
   if (threads < 1 || threads > 512) return fail("--threads must be between 1 and 512");
 
-  bool gguf = is_gguf(model_path);
+  auto format = detect_model_format(model_path);
+  if (!format.ok()) return fail(format.status().message());
+  if (*format != ModelFormat::kGguf && *format != ModelFormat::kLlama2c) {
+    return fail(std::string(model_format_name(*format)) + " models are recognised but not loaded by this build yet; convert to GGUF");
+  }
+  bool gguf = *format == ModelFormat::kGguf;
   bool vocab_only = gguf && !tokenize_file.empty() && tokenizer_path.empty();  // vocab-only GGUFs have no weights
   std::unique_ptr<GgufFile> vocab_file;
   std::unique_ptr<LlamaModel> model;

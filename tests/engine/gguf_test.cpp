@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 
 #include "engine_test_util.h"
 
@@ -204,6 +205,48 @@ TEST(GgmlTypes, KQuantScalesDecode) {
   dequantize_row(GgmlType::kQ6_K, k6, y, 256);
   EXPECT_EQ(y[0], 3 * (63 - 32));
   EXPECT_EQ(y[1], 3 * (0 - 32));
+}
+
+}  // namespace
+}  // namespace llmops::engine
+
+#include "formats/detect.h"
+#include "unit/test_util.h"
+
+namespace llmops::engine {
+namespace {
+
+TEST(Detect, RecognisesFormatsAndRefusesPickles) {
+  llmops::test::TempDir dir;
+  llmops::test::write_text(dir.file("m.gguf"), "GGUF\x03\0\0\0");
+  EXPECT_EQ(*detect_model_format(dir.file("m.gguf")), ModelFormat::kGguf);
+  llmops::test::write_text(dir.file("model.pt"), std::string("PK\x03\x04", 4) + "archive/data.pkl");
+  auto pt = detect_model_format(dir.file("model.pt"));
+  ASSERT_FALSE(pt.ok());
+  EXPECT_NE(pt.status().message().find("never opens them"), std::string::npos);
+  EXPECT_NE(pt.status().message().find("safetensors"), std::string::npos);
+  llmops::test::write_text(dir.file("old.ckpt"), std::string("\x80\x02}q\x00", 5));
+  EXPECT_FALSE(detect_model_format(dir.file("old.ckpt")).ok());
+  std::string st_header = "{\"a\":{}}";
+  std::string st(8, '\0');
+  st[0] = static_cast<char>(st_header.size());
+  llmops::test::write_text(dir.file("w.safetensors"), st + st_header + "xxxx");
+  EXPECT_EQ(*detect_model_format(dir.file("w.safetensors")), ModelFormat::kSafetensors);
+  std::filesystem::create_directories(dir.file("hf"));
+  llmops::test::write_text(dir.file("hf/config.json"), "{}");
+  EXPECT_EQ(*detect_model_format(dir.file("hf")), ModelFormat::kHuggingFaceDir);
+  std::filesystem::create_directories(dir.file("torchdir"));
+  llmops::test::write_text(dir.file("torchdir/pytorch_model.bin"), "PK");
+  EXPECT_NE(detect_model_format(dir.file("torchdir")).status().message().find("pickle"), std::string::npos);
+  EXPECT_EQ(detect_model_format(dir.file("missing")).status().code(), Code::kNotFound);
+  llmops::test::write_text(dir.file("text.txt"), "hello world, this is not a model at all!!");
+  EXPECT_FALSE(detect_model_format(dir.file("text.txt")).ok());
+}
+
+TEST(Detect, SharedModels) {
+  LLMOPS_REQUIRE_SHARED("models/stories260K/stories260K.bin");
+  EXPECT_EQ(*detect_model_format(test::shared_path("models/stories260K/stories260K.bin")), ModelFormat::kLlama2c);
+  EXPECT_EQ(*detect_model_format(test::shared_path("models/stories260K/stories260K.gguf")), ModelFormat::kGguf);
 }
 
 }  // namespace
