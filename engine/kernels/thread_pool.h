@@ -2,8 +2,11 @@
 // product). parallel_for splits [0, n) into one contiguous range per thread and returns when
 // all are done; the calling thread takes the first range. The daemon will hand the engine its
 // pinned pools instead; this default serves tools and tests. One caller at a time.
+// Workers spin briefly between jobs before sleeping: a decode step runs ~100 short loops, and a
+// condition-variable wake-up per loop would cost more than the loop itself.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <functional>
@@ -28,12 +31,13 @@ class ThreadPool {
 
   std::vector<std::thread> workers_;
   std::mutex mu_;
-  std::condition_variable start_cv_, done_cv_;
+  std::condition_variable start_cv_;
   const std::function<void(size_t, size_t)>* job_ = nullptr;
   size_t n_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<int> sleeping_{0};
+  std::atomic<bool> stop_{false};
 };
 
 }  // namespace llmops::engine
