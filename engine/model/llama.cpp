@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/matmul.h"
+
 namespace llmops::engine {
 
 namespace {
@@ -61,6 +63,9 @@ LlamaSession::LlamaSession(const LlamaModel& model, int max_positions, ThreadPoo
   q_.resize(c.dim);
   att_.resize(static_cast<size_t>(c.n_heads) * max_positions);
   logits_.resize(c.vocab_size);
+  for (int i = 0; i < c.head_dim(); i += 2) {
+    inv_freq_.push_back(1.0f / std::pow(c.rope_theta, static_cast<float>(i) / static_cast<float>(c.head_dim())));
+  }
   key_cache_.resize(static_cast<size_t>(c.n_layers) * max_positions * c.kv_dim());
   value_cache_.resize(static_cast<size_t>(c.n_layers) * max_positions * c.kv_dim());
 }
@@ -69,7 +74,7 @@ void LlamaSession::mv(const WeightView& w, const PreparedVector& x, float* y) {
   matvec_rows(w.type, w.data, w.rows, w.row_bytes, x, y, pool_, isa_);
 }
 
-Result<const float*> LlamaSession::forward(int32_t token, int pos) {
+Status LlamaSession::check(int32_t token, int pos) const {
   const LlamaConfig& c = m_.config();
   if (token < 0 || token >= c.vocab_size) {
     return invalid_argument("token id " + std::to_string(token) + " is outside the vocabulary (0.." + std::to_string(c.vocab_size - 1) + ")");
@@ -77,9 +82,59 @@ Result<const float*> LlamaSession::forward(int32_t token, int pos) {
   if (pos < 0 || pos >= max_positions_) {
     return resource_exhausted("position " + std::to_string(pos) + " is past the session's " + std::to_string(max_positions_) + " positions");
   }
-  const int dim = c.dim, kv_dim = c.kv_dim(), head_dim = c.head_dim(), kv_mul = c.n_heads / c.n_kv_heads;
-  dequantize_row(m_.token_embedding().type, m_.token_embedding().row(static_cast<uint64_t>(token)), x_.data(), static_cast<uint64_t>(dim));
+  return ok_status();
+}
 
+// RoPE on adjacent pairs (the GGUF "normal" layout and llama2.c's), over n values of whole heads.
+void LlamaSession::rope(float* vec, int n, int pos) const {
+  const int head_dim = m_.config().head_dim();
+  for (int i = 0; i < n; i += 2) {
+    float angle = static_cast<float>(pos) * inv_freq_[static_cast<size_t>((i % head_dim) / 2)];
+    float fcr = std::cos(angle), fci = std::sin(angle);
+    float v0 = vec[i], v1 = vec[i + 1];
+    vec[i] = v0 * fcr - v1 * fci;
+    vec[i + 1] = v0 * fci + v1 * fcr;
+  }
+}
+
+void LlamaSession::attend(int l, int pos, const float* q, float* out) {
+  const LlamaConfig& c = m_.config();
+  const int kv_dim = c.kv_dim(), head_dim = c.head_dim(), kv_mul = c.n_heads / c.n_kv_heads;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  const size_t layer_off = static_cast<size_t>(l) * max_positions_ * kv_dim;
+  for (int h = 0; h < c.n_heads; ++h) {
+    const float* qh = q + h * head_dim;
+    float* att = att_.data() + static_cast<size_t>(h) * max_positions_;
+    const size_t head_off = layer_off + static_cast<size_t>(h / kv_mul) * head_dim;
+    for (int t = 0; t <= pos; ++t) {
+      const float* kt = key_cache_.data() + head_off + static_cast<size_t>(t) * kv_dim;
+      float score = 0.0f;
+      for (int i = 0; i < head_dim; ++i) score += qh[i] * kt[i];
+      att[t] = score * scale;
+    }
+    softmax(att, pos + 1);
+    float* o = out + h * head_dim;
+    std::memset(o, 0, static_cast<size_t>(head_dim) * sizeof(float));
+    for (int t = 0; t <= pos; ++t) {
+      const float* vt = value_cache_.data() + head_off + static_cast<size_t>(t) * kv_dim;
+      for (int i = 0; i < head_dim; ++i) o[i] += att[t] * vt[i];
+    }
+  }
+}
+
+const float* LlamaSession::finish(const float* x_last) {
+  const LlamaConfig& c = m_.config();
+  rmsnorm(x_.data(), x_last, m_.output_norm(), c.dim, c.norm_eps, &row_);
+  prepare_vector(x_.data(), static_cast<uint64_t>(c.dim), need_q8_, &pv_);
+  mv(m_.classifier(), pv_, logits_.data());
+  return logits_.data();
+}
+
+Result<const float*> LlamaSession::forward(int32_t token, int pos) {
+  LLMOPS_RETURN_IF_ERROR(check(token, pos));
+  const LlamaConfig& c = m_.config();
+  const int dim = c.dim, kv_dim = c.kv_dim();
+  dequantize_row(m_.token_embedding().type, m_.token_embedding().row(static_cast<uint64_t>(token)), x_.data(), static_cast<uint64_t>(dim));
   for (int l = 0; l < c.n_layers; ++l) {
     const LlamaLayer& L = m_.layers()[static_cast<size_t>(l)];
     rmsnorm(xb_.data(), x_.data(), L.attn_norm, dim, c.norm_eps, &row_);
@@ -90,40 +145,9 @@ Result<const float*> LlamaSession::forward(int32_t token, int pos) {
     mv(L.wq, pv_, q_.data());
     mv(L.wk, pv_, k);
     mv(L.wv, pv_, v);
-
-    // RoPE on adjacent pairs (the GGUF "normal" layout and llama2.c's).
-    for (int i = 0; i < dim; i += 2) {
-      int hd = i % head_dim;
-      float freq = 1.0f / std::pow(c.rope_theta, static_cast<float>(hd) / static_cast<float>(head_dim));
-      float angle = static_cast<float>(pos) * freq;
-      float fcr = std::cos(angle), fci = std::sin(angle);
-      for (float* vec : {q_.data(), k}) {
-        if (vec == k && i >= kv_dim) continue;
-        float v0 = vec[i], v1 = vec[i + 1];
-        vec[i] = v0 * fcr - v1 * fci;
-        vec[i + 1] = v0 * fci + v1 * fcr;
-      }
-    }
-
-    // Causal attention over positions 0..pos, each query head reading its shared KV head.
-    for (int h = 0; h < c.n_heads; ++h) {
-      const float* qh = q_.data() + h * head_dim;
-      float* att = att_.data() + static_cast<size_t>(h) * max_positions_;
-      const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-      for (int t = 0; t <= pos; ++t) {
-        const float* kt = key_cache_.data() + (static_cast<size_t>(l) * max_positions_ + t) * kv_dim + (h / kv_mul) * head_dim;
-        float score = 0.0f;
-        for (int i = 0; i < head_dim; ++i) score += qh[i] * kt[i];
-        att[t] = score * scale;
-      }
-      softmax(att, pos + 1);
-      float* out = xb_.data() + h * head_dim;
-      std::memset(out, 0, static_cast<size_t>(head_dim) * sizeof(float));
-      for (int t = 0; t <= pos; ++t) {
-        const float* vt = value_cache_.data() + (static_cast<size_t>(l) * max_positions_ + t) * kv_dim + (h / kv_mul) * head_dim;
-        for (int i = 0; i < head_dim; ++i) out[i] += att[t] * vt[i];
-      }
-    }
+    rope(q_.data(), dim, pos);
+    rope(k, kv_dim, pos);
+    attend(l, pos, q_.data(), xb_.data());
     prepare_vector(xb_.data(), static_cast<uint64_t>(dim), need_q8_, &pv_);
     mv(L.wo, pv_, xb2_.data());
     for (int i = 0; i < dim; ++i) x_[i] += xb2_[i];
@@ -141,10 +165,61 @@ Result<const float*> LlamaSession::forward(int32_t token, int pos) {
     mv(L.w_down, pv_, xb_.data());
     for (int i = 0; i < dim; ++i) x_[i] += xb_[i];
   }
-  rmsnorm(x_.data(), x_.data(), m_.output_norm(), dim, c.norm_eps, &row_);
-  prepare_vector(x_.data(), static_cast<uint64_t>(dim), need_q8_, &pv_);
-  mv(m_.classifier(), pv_, logits_.data());
-  return static_cast<const float*>(logits_.data());
+  return finish(x_.data());
+}
+
+void LlamaSession::mm(const WeightView& w, const float* x, int t, float* y) {
+  // Tiles are dequantised on this thread: OpenBLAS's own threads do the multiplication, and
+  // our pool spinning beside them measured slower on two cores.
+  matmul_rows(w.type, w.data, w.rows, w.row_bytes, w.cols, x, static_cast<uint64_t>(t), y, &tile_, nullptr);
+}
+
+Result<const float*> LlamaSession::prefill(const int32_t* tokens, int n, int start_pos, int chunk) {
+  if (n <= 0) return invalid_argument("prefill needs at least one token");
+  for (int i = 0; i < n; ++i) LLMOPS_RETURN_IF_ERROR(check(tokens[i], start_pos + i));
+  const LlamaConfig& c = m_.config();
+  const int dim = c.dim, kv_dim = c.kv_dim(), hidden = c.hidden_dim;
+  chunk = std::max(1, std::min(chunk, n));
+  auto size = [&](std::vector<float>& b, int width) { b.resize(static_cast<size_t>(chunk) * width); };
+  size(bx_, dim), size(bxb_, dim), size(bxb2_, dim), size(bq_, dim), size(bk_, kv_dim), size(bv_, kv_dim);
+  size(bhb_, hidden), size(bhb2_, hidden);
+  for (int done = 0; done < n; done += chunk) {
+    const int t = std::min(chunk, n - done), pos0 = start_pos + done;
+    for (int i = 0; i < t; ++i) {
+      const WeightView& e = m_.token_embedding();
+      dequantize_row(e.type, e.row(static_cast<uint64_t>(tokens[done + i])), bx_.data() + static_cast<size_t>(i) * dim, static_cast<uint64_t>(dim));
+    }
+    for (int l = 0; l < c.n_layers; ++l) {
+      const LlamaLayer& L = m_.layers()[static_cast<size_t>(l)];
+      for (int i = 0; i < t; ++i) rmsnorm(bxb_.data() + i * dim, bx_.data() + i * dim, L.attn_norm, dim, c.norm_eps, &row_);
+      mm(L.wq, bxb_.data(), t, bq_.data());
+      mm(L.wk, bxb_.data(), t, bk_.data());
+      mm(L.wv, bxb_.data(), t, bv_.data());
+      for (int i = 0; i < t; ++i) {
+        const int pos = pos0 + i;
+        rope(bq_.data() + i * dim, dim, pos);
+        rope(bk_.data() + i * kv_dim, kv_dim, pos);
+        size_t cache_off = (static_cast<size_t>(l) * max_positions_ + pos) * kv_dim;
+        std::memcpy(key_cache_.data() + cache_off, bk_.data() + i * kv_dim, static_cast<size_t>(kv_dim) * sizeof(float));
+        std::memcpy(value_cache_.data() + cache_off, bv_.data() + i * kv_dim, static_cast<size_t>(kv_dim) * sizeof(float));
+      }
+      // Causal: token i sees positions up to its own, which are all in the cache by now.
+      for (int i = 0; i < t; ++i) attend(l, pos0 + i, bq_.data() + i * dim, bxb_.data() + i * dim);
+      mm(L.wo, bxb_.data(), t, bxb2_.data());
+      for (size_t j = 0; j < static_cast<size_t>(t) * dim; ++j) bx_[j] += bxb2_[j];
+      for (int i = 0; i < t; ++i) rmsnorm(bxb_.data() + i * dim, bx_.data() + i * dim, L.ffn_norm, dim, c.norm_eps, &row_);
+      mm(L.w_gate, bxb_.data(), t, bhb_.data());
+      mm(L.w_up, bxb_.data(), t, bhb2_.data());
+      for (size_t j = 0; j < static_cast<size_t>(t) * hidden; ++j) {
+        float g = bhb_[j];
+        bhb_[j] = g / (1.0f + std::exp(-g)) * bhb2_[j];
+      }
+      mm(L.w_down, bhb_.data(), t, bxb_.data());
+      for (size_t j = 0; j < static_cast<size_t>(t) * dim; ++j) bx_[j] += bxb_[j];
+    }
+    if (done + t == n) return finish(bx_.data() + static_cast<size_t>(t - 1) * dim);
+  }
+  return internal_error("prefill ended without a last token");
 }
 
 }  // namespace llmops::engine

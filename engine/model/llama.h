@@ -80,10 +80,19 @@ class LlamaSession {
   // Runs token at position pos (0-based, positions must come in order) and returns the
   // vocab_size logits, valid until the next call.
   Result<const float*> forward(int32_t token, int pos);
+  // Runs n tokens at positions start_pos.. in chunks through matrix-matrix products (sgemm)
+  // and returns the logits of the last one; the KV cache ends as after n forward() calls.
+  Result<const float*> prefill(const int32_t* tokens, int n, int start_pos, int chunk = 256);
   int max_positions() const { return max_positions_; }
 
  private:
   void mv(const WeightView& w, const PreparedVector& x, float* y);
+  void mm(const WeightView& w, const float* x, int t, float* y);
+  void rope(float* vec, int n, int pos) const;
+  // Attention of one query (all heads) at pos over cached positions 0..pos of layer l.
+  void attend(int l, int pos, const float* q, float* out);
+  Status check(int32_t token, int pos) const;
+  const float* finish(const float* x_last);
 
   const LlamaModel& m_;
   int max_positions_;
@@ -92,6 +101,9 @@ class LlamaSession {
   bool need_q8_;
   PreparedVector pv_;
   std::vector<float> x_, xb_, xb2_, hb_, hb2_, q_, att_, logits_, key_cache_, value_cache_, row_;
+  std::vector<float> inv_freq_;  // RoPE frequency per pair within a head
+  // Prefill buffers, sized on first use: [chunk × width] row-major.
+  std::vector<float> bx_, bxb_, bxb2_, bq_, bk_, bv_, bhb_, bhb2_, tile_;
 };
 
 }  // namespace llmops::engine

@@ -11,6 +11,7 @@
 
 #include "formats/detect.h"
 #include "json.h"
+#include "kernels/matmul.h"
 #include "kernels/thread_pool.h"
 #include "model/llama.h"
 #include "model/sampler.h"
@@ -124,17 +125,15 @@ int main(int argc, char** argv) {
   int positions = std::min<int>(c.seq_len, static_cast<int>(ids.size()) + max_tokens);
   if (static_cast<int>(ids.size()) > c.seq_len) return fail("the prompt is longer than the model's context of " + std::to_string(c.seq_len));
   ThreadPool pool(threads);
+  set_blas_threads(threads);
   LlamaSession session(*model, positions, &pool);
   Sampler sampler(c.vocab_size, sp);
   std::vector<int32_t> history = ids, generated;
   auto t0 = std::chrono::steady_clock::now();
-  const float* logits = nullptr;
-  int pos = 0;
-  for (int32_t t : ids) {
-    auto r = session.forward(t, pos++);
-    if (!r.ok()) return fail(r.status().message());
-    logits = *r;
-  }
+  auto prefilled = session.prefill(ids.data(), static_cast<int>(ids.size()), 0);
+  if (!prefilled.ok()) return fail(prefilled.status().message());
+  const float* logits = *prefilled;
+  int pos = static_cast<int>(ids.size());
   auto t1 = std::chrono::steady_clock::now();
   std::string text;
   for (int i = 0; i < max_tokens && pos <= positions; ++i) {

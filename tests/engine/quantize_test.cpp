@@ -101,3 +101,57 @@ TEST(Quantize, SameSeedSameFile) {
 
 }  // namespace
 }  // namespace llmops::engine
+
+namespace llmops::engine {
+namespace {
+
+// Prefill through sgemm must leave the same KV cache and logits as token-by-token decoding.
+TEST(Prefill, MatchesTokenByTokenForEveryChunkSize) {
+  test::TempDir dir;
+  auto shape = *find_synth_shape("tiny");
+  const std::vector<int32_t> prompt = {1, 300, 301, 302, 500, 700, 900, 1000, 5, 17, 400};
+  for (GgmlType type : {GgmlType::kF32, GgmlType::kQ4_K, GgmlType::kQ8_0}) {
+    std::string path = dir.file(std::string(ggml_type_name(static_cast<uint32_t>(type))) + ".gguf");
+    ASSERT_TRUE(write_synth_model(shape, type, 11, path).ok());
+    auto m = std::move(LlamaModel::load_gguf(path)).value();
+    const int vocab = m->config().vocab_size;
+    LlamaSession ref(*m, 32);
+    std::vector<float> want;
+    for (size_t i = 0; i < prompt.size(); ++i) {
+      const float* l = *ref.forward(prompt[i], static_cast<int>(i));
+      want.assign(l, l + vocab);
+    }
+    const float* next_ref = *ref.forward(42, static_cast<int>(prompt.size()));
+    std::vector<float> want_next(next_ref, next_ref + vocab);
+    // Decoding quantises activations to Q8_0 for Q8_0 weights; prefill multiplies in fp32.
+    const double tol = type == GgmlType::kQ8_0 ? 2e-2 : 1e-4;
+    for (int chunk : {1, 3, 64}) {
+      LlamaSession s(*m, 32);
+      auto got = s.prefill(prompt.data(), static_cast<int>(prompt.size()), 0, chunk);
+      ASSERT_TRUE(got.ok()) << got.status().to_string();
+      double worst = 0, scale = 0;
+      for (int i = 0; i < vocab; ++i) scale = std::max(scale, std::fabs(static_cast<double>(want[i])));
+      for (int i = 0; i < vocab; ++i) worst = std::max(worst, std::fabs(static_cast<double>((*got)[i]) - want[i]) / scale);
+      EXPECT_LT(worst, tol) << ggml_type_name(static_cast<uint32_t>(type)) << " chunk " << chunk;
+      const float* next = *s.forward(42, static_cast<int>(prompt.size()));
+      double worst_next = 0;
+      for (int i = 0; i < vocab; ++i) worst_next = std::max(worst_next, std::fabs(static_cast<double>(next[i]) - want_next[i]) / scale);
+      EXPECT_LT(worst_next, tol) << "the KV cache after prefill, " << ggml_type_name(static_cast<uint32_t>(type)) << " chunk " << chunk;
+    }
+  }
+}
+
+TEST(Prefill, RefusesBadInput) {
+  test::TempDir dir;
+  ASSERT_TRUE(write_synth_model(*find_synth_shape("tiny"), GgmlType::kF32, 1, dir.file("m.gguf")).ok());
+  auto m = std::move(LlamaModel::load_gguf(dir.file("m.gguf"))).value();
+  LlamaSession s(*m, 4);
+  std::vector<int32_t> five = {1, 2, 3, 4, 5};
+  EXPECT_EQ(s.prefill(five.data(), 5, 0).status().code(), Code::kResourceExhausted);
+  EXPECT_EQ(s.prefill(five.data(), 0, 0).status().code(), Code::kInvalidArgument);
+  std::vector<int32_t> bad = {1, 99999};
+  EXPECT_EQ(s.prefill(bad.data(), 2, 0).status().code(), Code::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace llmops::engine
