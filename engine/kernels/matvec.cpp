@@ -14,6 +14,21 @@ namespace {
 
 constexpr uint64_t kBlock = 32;
 
+}  // namespace
+
+// Shared with the AVX2 kernels: the 6-bit scale and min of sub-block j of a Q4_K block.
+void q4k_scale_min(int j, const uint8_t* q, uint8_t* scale, uint8_t* min) {
+  if (j < 4) {
+    *scale = q[j] & 63;
+    *min = q[j + 4] & 63;
+  } else {
+    *scale = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+    *min = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+  }
+}
+
+namespace {
+
 uint16_t u16(const uint8_t* p) {
   uint16_t v;
   std::memcpy(&v, p, 2);
@@ -52,8 +67,48 @@ float dot_portable(GgmlType type, const void* row, const PreparedVector& v) {
         sum += fp16_to_fp32(u16(b)) * v.q8_scale[blk] * static_cast<float>(acc);
       }
       return sum;
+    case GgmlType::kQ4_K:
+      for (uint64_t sb = 0; sb < n / 256; ++sb, b += 144) {
+        float d = fp16_to_fp32(u16(b)), dmin = fp16_to_fp32(u16(b + 2));
+        const uint8_t* qs = b + 16;
+        for (int s = 0; s < 8; ++s) {
+          uint8_t sc, m;
+          q4k_scale_min(s, b + 4, &sc, &m);
+          const uint64_t blk = sb * 8 + static_cast<uint64_t>(s);
+          const int8_t* xq = v.q8.data() + blk * kBlock;
+          const uint8_t* q = qs + 32 * (s / 2);
+          int32_t acc = 0;
+          for (int j = 0; j < 32; ++j) acc += ((s % 2 == 0) ? (q[j] & 0xF) : (q[j] >> 4)) * xq[j];
+          float dx = v.q8_scale[blk];
+          sum += d * sc * dx * static_cast<float>(acc) - dmin * m * dx * static_cast<float>(v.q8_sum16[2 * blk] + v.q8_sum16[2 * blk + 1]);
+        }
+      }
+      return sum;
+    case GgmlType::kQ6_K:
+      for (uint64_t sb = 0; sb < n / 256; ++sb, b += 210) {
+        const uint8_t* ql = b;
+        const uint8_t* qh = b + 128;
+        const auto* sc = reinterpret_cast<const int8_t*>(b + 192);
+        float d = fp16_to_fp32(u16(b + 208));
+        for (int e = 0; e < 256; e += 16) {
+          // Element e of the super-block: half h (128 each), quarter within it, lane l.
+          const int h = e / 128, quarter = (e % 128) / 32;
+          int32_t acc = 0;
+          for (int k = 0; k < 16; ++k) {
+            int l = (e % 32) + k;
+            uint8_t lo = quarter % 2 == 0 ? ql[64 * h + l] : ql[64 * h + l + 32];
+            int low4 = quarter < 2 ? (lo & 0xF) : (lo >> 4);
+            int high2 = (qh[32 * h + l] >> (2 * quarter)) & 3;
+            acc += (low4 | (high2 << 4)) * v.q8[sb * 256 + static_cast<uint64_t>(e + k)];
+          }
+          const uint64_t g = sb * 16 + static_cast<uint64_t>(e / 16);
+          acc -= 32 * v.q8_sum16[g];
+          sum += d * sc[e / 16] * v.q8_scale[g / 2] * static_cast<float>(acc);
+        }
+      }
+      return sum;
     default: {
-      // Block by block through a small buffer: Q4_1, Q5_0, Q5_1, BF16 and the K-quants.
+      // Block by block through a small buffer: Q4_1, Q5_0, Q5_1, BF16 and Q5_K.
       auto info = ggml_type_info(static_cast<uint32_t>(type));
       const uint64_t per = info->block_elements == 1 ? 256 : info->block_elements;
       const uint64_t step = info->block_elements == 1 ? per * info->block_bytes : info->block_bytes;
@@ -86,7 +141,9 @@ KernelIsa best_isa() {
 
 const char* isa_name(KernelIsa isa) { return isa == KernelIsa::kAvx2 ? "avx2" : "portable"; }
 
-bool type_uses_q8(GgmlType type) { return type == GgmlType::kQ8_0 || type == GgmlType::kQ4_0; }
+bool type_uses_q8(GgmlType type) {
+  return type == GgmlType::kQ8_0 || type == GgmlType::kQ4_0 || type == GgmlType::kQ4_K || type == GgmlType::kQ6_K;
+}
 
 void prepare_vector(const float* x, uint64_t n, bool need_q8, PreparedVector* out) {
   out->x = x;
@@ -95,6 +152,7 @@ void prepare_vector(const float* x, uint64_t n, bool need_q8, PreparedVector* ou
   if (!out->has_q8) return;
   out->q8.resize(n);
   out->q8_scale.resize(n / kBlock);
+  out->q8_sum16.resize(n / 16);
   for (uint64_t blk = 0; blk < n / kBlock; ++blk) {
     const float* xb = x + blk * kBlock;
     float amax = 0.0f;
@@ -104,18 +162,23 @@ void prepare_vector(const float* x, uint64_t n, bool need_q8, PreparedVector* ou
     // The scale is rounded through fp16 as in a stored Q8_0 block, so x·w matches llama.cpp.
     out->q8_scale[blk] = fp16_to_fp32(fp32_to_fp16(d));
     for (uint64_t j = 0; j < kBlock; ++j) out->q8[blk * kBlock + j] = static_cast<int8_t>(std::lround(xb[j] * id));
+    for (uint64_t h = 0; h < 2; ++h) {
+      int32_t sum = 0;
+      for (uint64_t j = 0; j < 16; ++j) sum += out->q8[blk * kBlock + 16 * h + j];
+      out->q8_sum16[blk * 2 + h] = sum;
+    }
   }
 }
 
 float dot_row(GgmlType type, const void* row, const PreparedVector& x, KernelIsa isa) {
   if (type_uses_q8(type) && !x.has_q8) {
-    // Unprepared vector: the exact fp32 path.
-    float buf[32], sum = 0.0f;
+    // Unprepared vector: the exact fp32 path, block by block.
+    auto info = *ggml_type_info(static_cast<uint32_t>(type));
+    float buf[256], sum = 0.0f;
     const auto* b = static_cast<const uint8_t*>(row);
-    const uint32_t bytes = type == GgmlType::kQ8_0 ? 34 : 18;
-    for (uint64_t i = 0; i < x.n; i += 32, b += bytes) {
-      dequantize_row(type, b, buf, 32);
-      for (int j = 0; j < 32; ++j) sum += buf[j] * x.x[i + static_cast<uint64_t>(j)];
+    for (uint64_t i = 0; i < x.n; i += info.block_elements, b += info.block_bytes) {
+      dequantize_row(type, b, buf, info.block_elements);
+      for (uint32_t j = 0; j < info.block_elements; ++j) sum += buf[j] * x.x[i + j];
     }
     return sum;
   }

@@ -9,6 +9,8 @@
 
 namespace llmops::engine {
 
+void q4k_scale_min(int j, const uint8_t* q, uint8_t* scale, uint8_t* min);
+
 #define LLMOPS_AVX2 __attribute__((target("avx2,fma,f16c")))
 
 namespace {
@@ -88,6 +90,72 @@ LLMOPS_AVX2 float dot_q4_0(const uint8_t* b, const PreparedVector& v) {
   return hsum(acc);
 }
 
+// Q4_K: per sub-block of 32, d·sc·dx·Σ(q·qx) − dmin·m·dx·Σqx, with q in 0..15 fed to maddubs
+// as unsigned bytes.
+LLMOPS_AVX2 float dot_q4_k(const uint8_t* b, const PreparedVector& v) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  __m256 acc = _mm256_setzero_ps();
+  float mins = 0.0f;
+  for (uint64_t sb = 0; sb < v.n / 256; ++sb, b += 144) {
+    const float d = half(b), dmin = half(b + 2);
+    for (int pair = 0; pair < 4; ++pair) {
+      __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16 + 32 * pair));
+      __m256i q_lo = _mm256_and_si256(packed, low4);
+      __m256i q_hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
+      for (int half_i = 0; half_i < 2; ++half_i) {
+        const int s = 2 * pair + half_i;
+        uint8_t sc, m;
+        q4k_scale_min(s, b + 4, &sc, &m);
+        const uint64_t blk = sb * 8 + static_cast<uint64_t>(s);
+        const float dx = v.q8_scale[blk];
+        __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v.q8.data() + blk * 32));
+        __m256i p32 = _mm256_madd_epi16(_mm256_maddubs_epi16(half_i == 0 ? q_lo : q_hi, x), ones);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sc * dx), _mm256_cvtepi32_ps(p32), acc);
+        mins += dmin * m * dx * static_cast<float>(v.q8_sum16[2 * blk] + v.q8_sum16[2 * blk + 1]);
+      }
+    }
+  }
+  return hsum(acc) - mins;
+}
+
+// Q6_K: per group of 16, d·sc·dx·(Σ(q·qx) − 32·Σqx), with q in 0..63 as unsigned bytes; the
+// four 32-element quarters of each 128 are rebuilt from ql (4 bits) and qh (2 bits).
+LLMOPS_AVX2 float dot_q6_k(const uint8_t* b, const PreparedVector& v) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(0x03), ones = _mm256_set1_epi16(1);
+  __m256 acc = _mm256_setzero_ps();
+  for (uint64_t sb = 0; sb < v.n / 256; ++sb, b += 210) {
+    const float d = half(b + 208);
+    const auto* sc = reinterpret_cast<const int8_t*>(b + 192);
+    for (int h = 0; h < 2; ++h) {
+      __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 64 * h));
+      __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 64 * h + 32));
+      __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 128 + 32 * h));
+      __m256i q[4] = {
+          _mm256_or_si256(_mm256_and_si256(ql0, low4), _mm256_slli_epi16(_mm256_and_si256(qh, two), 4)),
+          _mm256_or_si256(_mm256_and_si256(ql1, low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), two), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), two), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), two), 4)),
+      };
+      for (int quarter = 0; quarter < 4; ++quarter) {
+        const uint64_t blk = sb * 8 + static_cast<uint64_t>(4 * h + quarter);  // the x block these 32 elements meet
+        __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v.q8.data() + blk * 32));
+        // 8 int32 lanes: lanes 0-3 hold the first 16 elements, lanes 4-7 the second 16.
+        __m256i p32 = _mm256_madd_epi16(_mm256_maddubs_epi16(q[quarter], x), ones);
+        const int g = 8 * h + 2 * quarter;
+        __m256i offset = _mm256_setr_epi32(v.q8_sum16[2 * blk], 0, 0, 0, v.q8_sum16[2 * blk + 1], 0, 0, 0);
+        p32 = _mm256_sub_epi32(p32, _mm256_slli_epi32(offset, 5));
+        const float dx = v.q8_scale[blk];
+        __m256 scale = _mm256_setr_ps(d * sc[g] * dx, d * sc[g] * dx, d * sc[g] * dx, d * sc[g] * dx, d * sc[g + 1] * dx,
+                                      d * sc[g + 1] * dx, d * sc[g + 1] * dx, d * sc[g + 1] * dx);
+        acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(p32), acc);
+      }
+    }
+  }
+  return hsum(acc);
+}
+
 // Other block types: dequantise one block into L1 and FMA it with x.
 LLMOPS_AVX2 float dot_blocks(GgmlType type, const uint8_t* b, const float* x, uint64_t n) {
   auto info = ggml_type_info(static_cast<uint32_t>(type));
@@ -112,6 +180,8 @@ LLMOPS_AVX2 float dot_row_avx2(GgmlType type, const void* row, const PreparedVec
     case GgmlType::kF16: return dot_f16(b, x.x, x.n);
     case GgmlType::kQ8_0: return dot_q8_0(b, x);
     case GgmlType::kQ4_0: return dot_q4_0(b, x);
+    case GgmlType::kQ4_K: return dot_q4_k(b, x);
+    case GgmlType::kQ6_K: return dot_q6_k(b, x);
     default: return dot_blocks(type, b, x.x, x.n);
   }
 }

@@ -34,6 +34,8 @@ const char* kUsage =
     "  --top-p P, --top-k K, --seed S   sampling controls (same seed, same output)\n"
     "  --threads N          threads for the matrix-vector products (default 1)\n"
     "  --json               print one JSON object: prompt_ids, generated_ids, text, speeds\n"
+    "  --prompt-tokens N    cut the tokenized prompt (with BOS) to N tokens (benchmarks)\n"
+    "  --ignore-eos         keep generating past the end-of-text token (benchmarks)\n"
     "  --tokenize-file F    read strings separated by lines __ggml_vocab_test__ and print one\n"
     "                       line of token ids per string, without BOS (llama.cpp's .out format)\n";
 
@@ -46,8 +48,8 @@ int fail(const std::string& msg) {
 
 int main(int argc, char** argv) {
   std::string model_path, tokenizer_path, prompt, tokenize_file;
-  int max_tokens = 64, threads = 1;
-  bool json = false;
+  int max_tokens = 64, threads = 1, prompt_tokens = 0;
+  bool json = false, ignore_eos = false;
   SamplingParams sp;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -68,7 +70,9 @@ int main(int argc, char** argv) {
       else if (a == "--top-k") sp.top_k = std::stoi(next());
       else if (a == "--seed") sp.seed = std::stoull(next());
       else if (a == "--threads") threads = std::stoi(next());
+      else if (a == "--prompt-tokens") prompt_tokens = std::stoi(next());
       else if (a == "--json") json = true;
+      else if (a == "--ignore-eos") ignore_eos = true;
       else if (a == "--tokenize-file") tokenize_file = next();
       else if (a == "--help" || a == "-h") return std::fputs(kUsage, stdout), 0;
       else return fail("unknown option " + a + "\n" + kUsage);
@@ -122,6 +126,7 @@ int main(int argc, char** argv) {
   const LlamaConfig& c = model->config();
   std::vector<int32_t> ids = {tok->vocab().bos_id};
   for (int32_t id : tok->encode(prompt)) ids.push_back(id);
+  if (prompt_tokens > 0 && static_cast<int>(ids.size()) > prompt_tokens) ids.resize(static_cast<size_t>(prompt_tokens));
   int positions = std::min<int>(c.seq_len, static_cast<int>(ids.size()) + max_tokens);
   if (static_cast<int>(ids.size()) > c.seq_len) return fail("the prompt is longer than the model's context of " + std::to_string(c.seq_len));
   ThreadPool pool(threads);
@@ -138,7 +143,7 @@ int main(int argc, char** argv) {
   std::string text;
   for (int i = 0; i < max_tokens && pos <= positions; ++i) {
     int32_t next = sampler.sample(logits, history);
-    if (next == tok->vocab().eos_id) break;
+    if (next == tok->vocab().eos_id && !ignore_eos) break;
     generated.push_back(next);
     history.push_back(next);
     std::string piece = tok->decode_piece(next, history.size() == 2);
@@ -158,8 +163,13 @@ int main(int argc, char** argv) {
   double prefill_tps = prefill_s > 0 ? static_cast<double>(ids.size()) / prefill_s : 0;
   double decode_tps = decode_s > 0 ? static_cast<double>(generated.size()) / decode_s : 0;
   if (json) {
+    // Bytes of weights one decoded token reads: all but the embedding table, of which one row.
+    const WeightView& e = model->token_embedding();
+    uint64_t per_token = model->weight_bytes() - e.rows * e.row_bytes + e.row_bytes;
+    if (model->classifier().data == e.data) per_token += e.rows * e.row_bytes - e.row_bytes;  // tied: read whole as classifier
     Json out = {{"prompt_ids", ids}, {"generated_ids", generated}, {"text", text},
-                {"prefill_tokens_per_s", prefill_tps}, {"decode_tokens_per_s", decode_tps}};
+                {"prefill_tokens_per_s", prefill_tps}, {"decode_tokens_per_s", decode_tps},
+                {"weight_bytes_per_token", per_token}, {"threads", threads}, {"isa", isa_name(best_isa())}};
     std::printf("%s\n", dump_json(out).c_str());
   } else {
     std::fprintf(stderr, "\n[prefill %zu tokens at %.1f tok/s, decode %zu tokens at %.1f tok/s]\n", ids.size(), prefill_tps,

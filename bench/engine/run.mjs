@@ -1,0 +1,85 @@
+// Engine benchmark: llmops-infer's prefill and decode speed beside llama.cpp (node-llama-cpp's
+// CPU build) on the same GGUF files in the same run, with the memory-bandwidth ceiling for
+// decode measured in the same run.
+//   node bench/engine/run.mjs [BUILD_DIR]      (env: ROUNDS=3, FULL=1 adds tinyllama-1.1B)
+// Needs node-llama-cpp@3.21.1 (bench/engine/run.sh installs it beside this file).
+import {execFileSync} from "node:child_process";
+import {existsSync, mkdirSync} from "node:fs";
+import {dirname, join, resolve} from "node:path";
+import {fileURLToPath} from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const build = resolve(process.argv[2] ?? join(here, "../../build"));
+const rounds = Number(process.env.ROUNDS ?? 3);
+const models = process.env.LLMOPS_BENCH_MODELS ?? "/tmp/llmops-bench-models";
+mkdirSync(models, {recursive: true});
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const bin = (name) => join(build, "bin", name);
+
+const bandwidth = {1: Number(execFileSync(bin("bench_membw"), ["1"]).toString()), 2: Number(execFileSync(bin("bench_membw"), ["2"]).toString())};
+
+const cases = [];
+const stories = resolve(here, "../../../shared/models/stories260K/stories260K.gguf");
+if (existsSync(stories)) cases.push({name: "stories260K", type: "F32", path: stories});
+const synth = [["llama-110M", ["F32", "Q8_0", "Q4_0", "Q4_K"]]];
+if (process.env.FULL === "1") synth.push(["tinyllama-1.1B", ["Q8_0", "Q4_0", "Q4_K"]]);
+for (const [shape, types] of synth) {
+  for (const type of types) {
+    const path = join(models, `${shape}-${type}.gguf`);
+    if (!existsSync(path)) execFileSync(bin("llmops-synth"), ["--shape", shape, "--type", type, "--out", path], {stdio: "ignore"});
+    cases.push({name: shape, type, path});
+  }
+}
+
+// A prompt of exactly 128 tokens (BOS + 127) and 64 decoded tokens, for both engines.
+const PROMPT_TOKENS = 128, GEN = 64;
+const promptText = Array.from({length: 400}, (_, i) => "word" + (i % 17)).join(" ");
+
+function ours(path, threads) {
+  const out = execFileSync(bin("llmops-infer"), ["--model", path, "--prompt", promptText, "--max-tokens", String(GEN), "--threads",
+    String(threads), "--json", "--prompt-tokens", String(PROMPT_TOKENS), "--ignore-eos"]).toString();
+  return JSON.parse(out);
+}
+
+const {getLlama} = await import(join(here, "node_modules/node-llama-cpp/dist/index.js"));
+const llama = await getLlama({gpu: false, build: "never", logLevel: "error"});
+async function theirs(path, threads) {
+  const model = await llama.loadModel({modelPath: path});
+  const context = await model.createContext({contextSize: 512, threads, batchSize: 512});
+  const tokens = [model.tokens.bos, ...model.tokenize(promptText)].slice(0, PROMPT_TOKENS);
+  const results = [];
+  for (let r = 0; r < rounds + 1; ++r) {  // the first round warms the page cache and is dropped
+    const seq = context.getSequence();
+    const t0 = performance.now();
+    let t1 = 0, n = 0;
+    for await (const _ of seq.evaluate(tokens, {temperature: 0})) {
+      if (n === 0) t1 = performance.now();
+      if (++n >= GEN) break;
+    }
+    const t2 = performance.now();
+    seq.dispose();
+    if (r > 0) results.push({prefill: tokens.length / ((t1 - t0) / 1000), decode: (GEN - 1) / ((t2 - t1) / 1000)});
+  }
+  await context.dispose();
+  await model.dispose();
+  return {prefill: median(results.map((x) => x.prefill)), decode: median(results.map((x) => x.decode))};
+}
+
+console.log(`memory read bandwidth: ${bandwidth[1].toFixed(1)} GB/s at 1 thread, ${bandwidth[2].toFixed(1)} GB/s at 2`);
+console.log(`prompt ${PROMPT_TOKENS} tokens, ${GEN} decoded, median of ${rounds} rounds after a warm-up; llama.cpp = node-llama-cpp 3.21.1 CPU build`);
+console.log("model           type  thr | ours prefill  decode | ceiling  %ceil | llama.cpp prefill  decode | ratio prefill  decode");
+for (const c of cases) {
+  for (const threads of [1, 2]) {
+    ours(c.path, threads);  // warm-up
+    const runs = Array.from({length: rounds}, () => ours(c.path, threads));
+    const pf = median(runs.map((r) => r.prefill_tokens_per_s)), dc = median(runs.map((r) => r.decode_tokens_per_s));
+    const ceiling = bandwidth[threads] * 1e9 / runs[0].weight_bytes_per_token;
+    let cmp = "(2 threads: compare with the table in ../shared/baselines)";
+    if (threads === 1) {
+      const t = await theirs(c.path, threads);
+      cmp = `${t.prefill.toFixed(0).padStart(8)} ${t.decode.toFixed(0).padStart(7)} | ${(pf / t.prefill).toFixed(2).padStart(6)} ${(dc / t.decode).toFixed(2).padStart(7)}`;
+    }
+    console.log(`${c.name.padEnd(15)} ${c.type.padEnd(5)} ${String(threads).padStart(3)} | ${pf.toFixed(0).padStart(12)} ${dc.toFixed(0).padStart(7)} | ` +
+                `${ceiling.toFixed(0).padStart(7)} ${(100 * dc / ceiling).toFixed(0).padStart(5)}% | ${cmp}`);
+  }
+}
