@@ -69,19 +69,18 @@ float dot_portable(GgmlType type, const void* row, const PreparedVector& v) {
       return sum;
     case GgmlType::kQ4_K:
       for (uint64_t sb = 0; sb < n / 256; ++sb, b += 144) {
-        float d = fp16_to_fp32(u16(b)), dmin = fp16_to_fp32(u16(b + 2));
-        const uint8_t* qs = b + 16;
+        const int8_t* xq = v.qk.data() + sb * 256;
+        int32_t dots = 0, mins = 0;
         for (int s = 0; s < 8; ++s) {
           uint8_t sc, m;
           q4k_scale_min(s, b + 4, &sc, &m);
-          const uint64_t blk = sb * 8 + static_cast<uint64_t>(s);
-          const int8_t* xq = v.q8.data() + blk * kBlock;
-          const uint8_t* q = qs + 32 * (s / 2);
+          const uint8_t* q = b + 16 + 32 * (s / 2);
           int32_t acc = 0;
-          for (int j = 0; j < 32; ++j) acc += ((s % 2 == 0) ? (q[j] & 0xF) : (q[j] >> 4)) * xq[j];
-          float dx = v.q8_scale[blk];
-          sum += d * sc * dx * static_cast<float>(acc) - dmin * m * dx * static_cast<float>(v.q8_sum16[2 * blk] + v.q8_sum16[2 * blk + 1]);
+          for (int j = 0; j < 32; ++j) acc += ((s % 2 == 0) ? (q[j] & 0xF) : (q[j] >> 4)) * xq[32 * s + j];
+          dots += sc * acc;
+          mins += m * (v.qk_sum16[sb * 16 + 2 * s] + v.qk_sum16[sb * 16 + 2 * s + 1]);
         }
+        sum += v.qk_scale[sb] * (fp16_to_fp32(u16(b)) * static_cast<float>(dots) - fp16_to_fp32(u16(b + 2)) * static_cast<float>(mins));
       }
       return sum;
     case GgmlType::kQ6_K:
@@ -89,7 +88,7 @@ float dot_portable(GgmlType type, const void* row, const PreparedVector& v) {
         const uint8_t* ql = b;
         const uint8_t* qh = b + 128;
         const auto* sc = reinterpret_cast<const int8_t*>(b + 192);
-        float d = fp16_to_fp32(u16(b + 208));
+        int32_t total = 0;
         for (int e = 0; e < 256; e += 16) {
           // Element e of the super-block: half h (128 each), quarter within it, lane l.
           const int h = e / 128, quarter = (e % 128) / 32;
@@ -99,12 +98,11 @@ float dot_portable(GgmlType type, const void* row, const PreparedVector& v) {
             uint8_t lo = quarter % 2 == 0 ? ql[64 * h + l] : ql[64 * h + l + 32];
             int low4 = quarter < 2 ? (lo & 0xF) : (lo >> 4);
             int high2 = (qh[32 * h + l] >> (2 * quarter)) & 3;
-            acc += (low4 | (high2 << 4)) * v.q8[sb * 256 + static_cast<uint64_t>(e + k)];
+            acc += (low4 | (high2 << 4)) * v.qk[sb * 256 + static_cast<uint64_t>(e + k)];
           }
-          const uint64_t g = sb * 16 + static_cast<uint64_t>(e / 16);
-          acc -= 32 * v.q8_sum16[g];
-          sum += d * sc[e / 16] * v.q8_scale[g / 2] * static_cast<float>(acc);
+          total += sc[e / 16] * (acc - 32 * v.qk_sum16[sb * 16 + static_cast<uint64_t>(e / 16)]);
         }
+        sum += fp16_to_fp32(u16(b + 208)) * v.qk_scale[sb] * static_cast<float>(total);
       }
       return sum;
     default: {
@@ -149,29 +147,36 @@ void prepare_vector(const float* x, uint64_t n, bool need_q8, PreparedVector* ou
   out->x = x;
   out->n = n;
   out->has_q8 = need_q8 && n % kBlock == 0;
-  if (!out->has_q8) return;
-  out->q8.resize(n);
-  out->q8_scale.resize(n / kBlock);
-  out->q8_sum16.resize(n / 16);
-  for (uint64_t blk = 0; blk < n / kBlock; ++blk) {
-    const float* xb = x + blk * kBlock;
-    float amax = 0.0f;
-    for (uint64_t j = 0; j < kBlock; ++j) amax = std::max(amax, std::fabs(xb[j]));
-    float d = amax / 127.0f;
-    float id = d != 0.0f ? 1.0f / d : 0.0f;
-    // The scale is rounded through fp16 as in a stored Q8_0 block, so x·w matches llama.cpp.
-    out->q8_scale[blk] = fp16_to_fp32(fp32_to_fp16(d));
-    for (uint64_t j = 0; j < kBlock; ++j) out->q8[blk * kBlock + j] = static_cast<int8_t>(std::lround(xb[j] * id));
-    for (uint64_t h = 0; h < 2; ++h) {
+  out->has_qk = need_q8 && n % 256 == 0;
+  // The scales are rounded through fp16 as in a stored block, so x·w matches llama.cpp.
+  auto quantise = [&](uint64_t block, std::vector<int8_t>& q, std::vector<float>& scale) {
+    q.resize(n);
+    scale.resize(n / block);
+    for (uint64_t blk = 0; blk < n / block; ++blk) {
+      const float* xb = x + blk * block;
+      float amax = 0.0f;
+      for (uint64_t j = 0; j < block; ++j) amax = std::max(amax, std::fabs(xb[j]));
+      float d = amax / 127.0f;
+      float id = d != 0.0f ? 1.0f / d : 0.0f;
+      scale[blk] = block == kBlock ? fp16_to_fp32(fp32_to_fp16(d)) : d;
+      for (uint64_t j = 0; j < block; ++j) q[blk * block + j] = static_cast<int8_t>(std::lround(xb[j] * id));
+    }
+  };
+  if (out->has_q8) quantise(kBlock, out->q8, out->q8_scale);
+  if (out->has_qk) {
+    quantise(256, out->qk, out->qk_scale);
+    out->qk_sum16.resize(n / 16);
+    for (uint64_t g = 0; g < n / 16; ++g) {
       int32_t sum = 0;
-      for (uint64_t j = 0; j < 16; ++j) sum += out->q8[blk * kBlock + 16 * h + j];
-      out->q8_sum16[blk * 2 + h] = sum;
+      for (uint64_t j = 0; j < 16; ++j) sum += out->qk[g * 16 + j];
+      out->qk_sum16[g] = sum;
     }
   }
 }
 
 float dot_row(GgmlType type, const void* row, const PreparedVector& x, KernelIsa isa) {
-  if (type_uses_q8(type) && !x.has_q8) {
+  const bool k_type = type == GgmlType::kQ4_K || type == GgmlType::kQ6_K;
+  if (type_uses_q8(type) && (k_type ? !x.has_qk : !x.has_q8)) {
     // Unprepared vector: the exact fp32 path, block by block.
     auto info = *ggml_type_info(static_cast<uint32_t>(type));
     float buf[256], sum = 0.0f;

@@ -1,6 +1,7 @@
 // Matrix-vector products over weights in their stored type, the decode hot path. The vector is
-// fp32; for Q8_0, Q4_0, Q4_K and Q6_K weights it is first quantised to Q8_0 blocks and the dot
-// products run in integers (as llama.cpp does); the other types are dequantised block by block.
+// fp32; for Q8_0 and Q4_0 weights it is first quantised to Q8_0 blocks, for Q4_K and Q6_K to
+// Q8_K (one scale per 256), and the dot products run in integers (as llama.cpp does); the other
+// types are dequantised block by block.
 // Each kernel has a portable version and an AVX2+FMA+F16C version chosen at run time; tests
 // compare both to the dequantise-then-dot reference. Pure functions; any thread.
 #pragma once
@@ -25,8 +26,12 @@ struct PreparedVector {
   uint64_t n = 0;
   std::vector<int8_t> q8;    // n values
   std::vector<float> q8_scale;  // one per 32
-  std::vector<int32_t> q8_sum16;  // sum of the quantised values of each 16 (K-quant minimums and offsets)
+  // Q8_K: one scale per 256 (for the K-quants, whose integer sums then run a whole super-block).
+  std::vector<int8_t> qk;
+  std::vector<float> qk_scale;      // one per 256
+  std::vector<int32_t> qk_sum16;    // sum of the quantised values of each 16
   bool has_q8 = false;
+  bool has_qk = false;
 };
 void prepare_vector(const float* x, uint64_t n, bool need_q8, PreparedVector* out);
 bool type_uses_q8(GgmlType type);

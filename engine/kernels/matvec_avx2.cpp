@@ -90,42 +90,47 @@ LLMOPS_AVX2 float dot_q4_0(const uint8_t* b, const PreparedVector& v) {
   return hsum(acc);
 }
 
-// Q4_K: per sub-block of 32, d·sc·dx·Σ(q·qx) − dmin·m·dx·Σqx, with q in 0..15 fed to maddubs
-// as unsigned bytes.
+// Q4_K on the Q8_K vector: Σ_sub sc·Σ(q·qx) summed in int32 over the super-block (q in 0..15 fed
+// to maddubs as unsigned bytes, the scale applied by madd), minus dmin·Σ_sub m·Σqx.
 LLMOPS_AVX2 float dot_q4_k(const uint8_t* b, const PreparedVector& v) {
-  const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
   __m256 acc = _mm256_setzero_ps();
   float mins = 0.0f;
   for (uint64_t sb = 0; sb < v.n / 256; ++sb, b += 144) {
-    const float d = half(b), dmin = half(b + 2);
+    uint8_t sc[8], m[8];
+    for (int s = 0; s < 8; ++s) q4k_scale_min(s, b + 4, &sc[s], &m[s]);
+    const int8_t* xq = v.qk.data() + sb * 256;
+    __m256i sumi = _mm256_setzero_si256();
     for (int pair = 0; pair < 4; ++pair) {
       __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16 + 32 * pair));
       __m256i q_lo = _mm256_and_si256(packed, low4);
       __m256i q_hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
-      for (int half_i = 0; half_i < 2; ++half_i) {
-        const int s = 2 * pair + half_i;
-        uint8_t sc, m;
-        q4k_scale_min(s, b + 4, &sc, &m);
-        const uint64_t blk = sb * 8 + static_cast<uint64_t>(s);
-        const float dx = v.q8_scale[blk];
-        __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v.q8.data() + blk * 32));
-        __m256i p32 = _mm256_madd_epi16(_mm256_maddubs_epi16(half_i == 0 ? q_lo : q_hi, x), ones);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sc * dx), _mm256_cvtepi32_ps(p32), acc);
-        mins += dmin * m * dx * static_cast<float>(v.q8_sum16[2 * blk] + v.q8_sum16[2 * blk + 1]);
-      }
+      __m256i x_lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 64 * pair));
+      __m256i x_hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 64 * pair + 32));
+      __m256i p_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(q_lo, x_lo), _mm256_set1_epi16(sc[2 * pair]));
+      __m256i p_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(q_hi, x_hi), _mm256_set1_epi16(sc[2 * pair + 1]));
+      sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p_lo, p_hi));
     }
+    int32_t msum = 0;
+    const int32_t* s16 = v.qk_sum16.data() + sb * 16;
+    for (int s = 0; s < 8; ++s) msum += m[s] * (s16[2 * s] + s16[2 * s + 1]);
+    const float dx = v.qk_scale[sb];
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(half(b) * dx), _mm256_cvtepi32_ps(sumi), acc);
+    mins += half(b + 2) * dx * static_cast<float>(msum);
   }
   return hsum(acc) - mins;
 }
 
-// Q6_K: per group of 16, d·sc·dx·(Σ(q·qx) − 32·Σqx), with q in 0..63 as unsigned bytes; the
-// four 32-element quarters of each 128 are rebuilt from ql (4 bits) and qh (2 bits).
+// Q6_K on the Q8_K vector: Σ_g sc·(Σ(q·qx) − 32·Σqx) in int32 over the super-block, with q in
+// 0..63 rebuilt from ql (4 bits) and qh (2 bits) for each 32-element quarter of a 128.
 LLMOPS_AVX2 float dot_q6_k(const uint8_t* b, const PreparedVector& v) {
-  const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(0x03), ones = _mm256_set1_epi16(1);
+  const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(0x03);
   __m256 acc = _mm256_setzero_ps();
+  float offsets = 0.0f;
   for (uint64_t sb = 0; sb < v.n / 256; ++sb, b += 210) {
-    const float d = half(b + 208);
     const auto* sc = reinterpret_cast<const int8_t*>(b + 192);
+    const int8_t* xq = v.qk.data() + sb * 256;
+    __m256i sumi = _mm256_setzero_si256();
     for (int h = 0; h < 2; ++h) {
       __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 64 * h));
       __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 64 * h + 32));
@@ -139,21 +144,20 @@ LLMOPS_AVX2 float dot_q6_k(const uint8_t* b, const PreparedVector& v) {
                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), two), 4)),
       };
       for (int quarter = 0; quarter < 4; ++quarter) {
-        const uint64_t blk = sb * 8 + static_cast<uint64_t>(4 * h + quarter);  // the x block these 32 elements meet
-        __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v.q8.data() + blk * 32));
-        // 8 int32 lanes: lanes 0-3 hold the first 16 elements, lanes 4-7 the second 16.
-        __m256i p32 = _mm256_madd_epi16(_mm256_maddubs_epi16(q[quarter], x), ones);
-        const int g = 8 * h + 2 * quarter;
-        __m256i offset = _mm256_setr_epi32(v.q8_sum16[2 * blk], 0, 0, 0, v.q8_sum16[2 * blk + 1], 0, 0, 0);
-        p32 = _mm256_sub_epi32(p32, _mm256_slli_epi32(offset, 5));
-        const float dx = v.q8_scale[blk];
-        __m256 scale = _mm256_setr_ps(d * sc[g] * dx, d * sc[g] * dx, d * sc[g] * dx, d * sc[g] * dx, d * sc[g + 1] * dx,
-                                      d * sc[g + 1] * dx, d * sc[g + 1] * dx, d * sc[g + 1] * dx);
-        acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(p32), acc);
+        const int g = 8 * h + 2 * quarter;  // the two groups of 16 these 32 elements hold
+        __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 128 * h + 32 * quarter));
+        __m256i scales = _mm256_set_m128i(_mm_set1_epi16(sc[g + 1]), _mm_set1_epi16(sc[g]));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q[quarter], x), scales));
       }
     }
+    int32_t off = 0;
+    const int32_t* s16 = v.qk_sum16.data() + sb * 16;
+    for (int g = 0; g < 16; ++g) off += sc[g] * s16[g];
+    const float ddx = half(b + 208) * v.qk_scale[sb];
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(ddx), _mm256_cvtepi32_ps(sumi), acc);
+    offsets += ddx * 32.0f * static_cast<float>(off);
   }
-  return hsum(acc);
+  return hsum(acc) - offsets;
 }
 
 // Other block types: dequantise one block into L1 and FMA it with x.
