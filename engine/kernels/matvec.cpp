@@ -3,29 +3,20 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/kquant.h"
 #include "kernels/thread_pool.h"
 
 namespace llmops::engine {
 
 // The AVX2 kernels (matvec_avx2.cpp); null where the compiler could not build them.
 float dot_row_avx2(GgmlType type, const void* row, const PreparedVector& x);
+float dot_f32_avx2(const float* a, const float* b, uint64_t n);
 
 namespace {
 
 constexpr uint64_t kBlock = 32;
 
 }  // namespace
-
-// Shared with the AVX2 kernels: the 6-bit scale and min of sub-block j of a Q4_K block.
-void q4k_scale_min(int j, const uint8_t* q, uint8_t* scale, uint8_t* min) {
-  if (j < 4) {
-    *scale = q[j] & 63;
-    *min = q[j + 4] & 63;
-  } else {
-    *scale = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-    *min = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-  }
-}
 
 namespace {
 
@@ -172,6 +163,15 @@ void prepare_vector(const float* x, uint64_t n, bool need_q8, PreparedVector* ou
       out->qk_sum16[g] = sum;
     }
   }
+}
+
+float dot_f32(const float* a, const float* b, uint64_t n, KernelIsa isa) {
+#if defined(__x86_64__)
+  if (isa == KernelIsa::kAvx2) return dot_f32_avx2(a, b, n);
+#endif
+  float sum = 0.0f;
+  for (uint64_t i = 0; i < n; ++i) sum += a[i] * b[i];
+  return sum;
 }
 
 float dot_row(GgmlType type, const void* row, const PreparedVector& x, KernelIsa isa) {

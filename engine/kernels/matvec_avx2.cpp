@@ -5,11 +5,12 @@
 
 #include <cstring>
 
+#include "kernels/kquant.h"
 #include "kernels/matvec.h"
 
 namespace llmops::engine {
 
-void q4k_scale_min(int j, const uint8_t* q, uint8_t* scale, uint8_t* min);
+
 
 #define LLMOPS_AVX2 __attribute__((target("avx2,fma,f16c")))
 
@@ -176,6 +177,8 @@ LLMOPS_AVX2 float dot_blocks(GgmlType type, const uint8_t* b, const float* x, ui
 }
 
 }  // namespace
+
+LLMOPS_AVX2 float dot_f32_avx2(const float* a, const float* b, uint64_t n) { return dot_f32(a, b, n); }
 
 LLMOPS_AVX2 float dot_row_avx2(GgmlType type, const void* row, const PreparedVector& x) {
   const auto* b = static_cast<const uint8_t*>(row);

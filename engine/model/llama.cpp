@@ -108,9 +108,7 @@ void LlamaSession::attend(int l, int pos, const float* q, float* out) {
     const size_t head_off = layer_off + static_cast<size_t>(h / kv_mul) * head_dim;
     for (int t = 0; t <= pos; ++t) {
       const float* kt = key_cache_.data() + head_off + static_cast<size_t>(t) * kv_dim;
-      float score = 0.0f;
-      for (int i = 0; i < head_dim; ++i) score += qh[i] * kt[i];
-      att[t] = score * scale;
+      att[t] = dot_f32(qh, kt, static_cast<uint64_t>(head_dim), isa_) * scale;
     }
     softmax(att, pos + 1);
     float* o = out + h * head_dim;
