@@ -11,6 +11,7 @@ namespace llmops::engine {
 // The AVX2 kernels (matvec_avx2.cpp); null where the compiler could not build them.
 float dot_row_avx2(GgmlType type, const void* row, const PreparedVector& x);
 float dot_f32_avx2(const float* a, const float* b, uint64_t n);
+void axpy_f32_avx2(float a, const float* x, float* y, uint64_t n);
 
 namespace {
 
@@ -172,6 +173,13 @@ float dot_f32(const float* a, const float* b, uint64_t n, KernelIsa isa) {
   float sum = 0.0f;
   for (uint64_t i = 0; i < n; ++i) sum += a[i] * b[i];
   return sum;
+}
+
+void axpy_f32(float a, const float* x, float* y, uint64_t n, KernelIsa isa) {
+#if defined(__x86_64__)
+  if (isa == KernelIsa::kAvx2) return axpy_f32_avx2(a, x, y, n);
+#endif
+  for (uint64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
 float dot_row(GgmlType type, const void* row, const PreparedVector& x, KernelIsa isa) {

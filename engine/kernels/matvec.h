@@ -36,8 +36,9 @@ struct PreparedVector {
 void prepare_vector(const float* x, uint64_t n, bool need_q8, PreparedVector* out);
 bool type_uses_q8(GgmlType type);
 
-// dot(a, b) over n floats (attention scores).
+// dot(a, b) over n floats (attention scores), and y += a·x (attention values).
 float dot_f32(const float* a, const float* b, uint64_t n, KernelIsa isa);
+void axpy_f32(float a, const float* x, float* y, uint64_t n, KernelIsa isa);
 
 // dot(row, x) for one weight row of n elements.
 float dot_row(GgmlType type, const void* row, const PreparedVector& x, KernelIsa isa);

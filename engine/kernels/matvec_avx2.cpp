@@ -180,6 +180,13 @@ LLMOPS_AVX2 float dot_blocks(GgmlType type, const uint8_t* b, const float* x, ui
 
 LLMOPS_AVX2 float dot_f32_avx2(const float* a, const float* b, uint64_t n) { return dot_f32(a, b, n); }
 
+LLMOPS_AVX2 void axpy_f32_avx2(float a, const float* x, float* y, uint64_t n) {
+  const __m256 va = _mm256_set1_ps(a);
+  uint64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
 LLMOPS_AVX2 float dot_row_avx2(GgmlType type, const void* row, const PreparedVector& x) {
   const auto* b = static_cast<const uint8_t*>(row);
   switch (type) {

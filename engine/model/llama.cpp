@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "kernels/matmul.h"
+#include "kernels/thread_pool.h"
 
 namespace llmops::engine {
 
@@ -102,21 +103,28 @@ void LlamaSession::attend(int l, int pos, const float* q, float* out) {
   const int kv_dim = c.kv_dim(), head_dim = c.head_dim(), kv_mul = c.n_heads / c.n_kv_heads;
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   const size_t layer_off = static_cast<size_t>(l) * max_positions_ * kv_dim;
-  for (int h = 0; h < c.n_heads; ++h) {
-    const float* qh = q + h * head_dim;
-    float* att = att_.data() + static_cast<size_t>(h) * max_positions_;
-    const size_t head_off = layer_off + static_cast<size_t>(h / kv_mul) * head_dim;
-    for (int t = 0; t <= pos; ++t) {
-      const float* kt = key_cache_.data() + head_off + static_cast<size_t>(t) * kv_dim;
-      att[t] = dot_f32(qh, kt, static_cast<uint64_t>(head_dim), isa_) * scale;
+  // Heads are independent (each has its own row of att_): split them across the pool once the
+  // context makes it worth waking the workers.
+  auto heads = [&](size_t h_begin, size_t h_end) {
+    for (size_t h = h_begin; h < h_end; ++h) {
+      const float* qh = q + h * head_dim;
+      float* att = att_.data() + h * max_positions_;
+      const size_t head_off = layer_off + (h / static_cast<size_t>(kv_mul)) * head_dim;
+      for (int t = 0; t <= pos; ++t) {
+        att[t] = dot_f32(qh, key_cache_.data() + head_off + static_cast<size_t>(t) * kv_dim, static_cast<uint64_t>(head_dim), isa_) * scale;
+      }
+      softmax(att, pos + 1);
+      float* o = out + h * head_dim;
+      std::memset(o, 0, static_cast<size_t>(head_dim) * sizeof(float));
+      for (int t = 0; t <= pos; ++t) {
+        axpy_f32(att[t], value_cache_.data() + head_off + static_cast<size_t>(t) * kv_dim, o, static_cast<uint64_t>(head_dim), isa_);
+      }
     }
-    softmax(att, pos + 1);
-    float* o = out + h * head_dim;
-    std::memset(o, 0, static_cast<size_t>(head_dim) * sizeof(float));
-    for (int t = 0; t <= pos; ++t) {
-      const float* vt = value_cache_.data() + head_off + static_cast<size_t>(t) * kv_dim;
-      for (int i = 0; i < head_dim; ++i) o[i] += att[t] * vt[i];
-    }
+  };
+  if (pool_ != nullptr && pool_->size() > 1 && static_cast<int64_t>(pos + 1) * c.dim >= 16384) {
+    pool_->parallel_for(static_cast<size_t>(c.n_heads), heads);
+  } else {
+    heads(0, static_cast<size_t>(c.n_heads));
   }
 }
 
