@@ -1,5 +1,7 @@
 #include "formats/ggml_types.h"
 
+#include "kernels/kquant.h"
+
 #include <cstring>
 
 namespace llmops::engine {
@@ -12,17 +14,6 @@ uint16_t read_u16(const uint8_t* p) {
   uint16_t v;
   std::memcpy(&v, p, 2);
   return v;
-}
-
-// The 6-bit scale and min of sub-block j of a Q4_K/Q5_K super-block (12 packed bytes).
-void scale_min_k4(int j, const uint8_t* q, uint8_t* scale, uint8_t* min) {
-  if (j < 4) {
-    *scale = q[j] & 63;
-    *min = q[j + 4] & 63;
-  } else {
-    *scale = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-    *min = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-  }
 }
 
 void dequant_q4_0(const uint8_t* b, float* y, uint64_t nb) {
@@ -85,9 +76,9 @@ void dequant_q4_k(const uint8_t* b, float* y, uint64_t nb) {
     const uint8_t* q = b + 16;
     for (int j = 0, is = 0; j < static_cast<int>(kQKK); j += 64, is += 2, q += 32) {
       uint8_t sc, m;
-      scale_min_k4(is, scales, &sc, &m);
+      q4k_scale_min(is, scales, &sc, &m);
       float d1 = d * sc, m1 = dmin * m;
-      scale_min_k4(is + 1, scales, &sc, &m);
+      q4k_scale_min(is + 1, scales, &sc, &m);
       float d2 = d * sc, m2 = dmin * m;
       for (int l = 0; l < 32; ++l) *y++ = d1 * static_cast<float>(q[l] & 0xF) - m1;
       for (int l = 0; l < 32; ++l) *y++ = d2 * static_cast<float>(q[l] >> 4) - m2;
@@ -104,9 +95,9 @@ void dequant_q5_k(const uint8_t* b, float* y, uint64_t nb) {
     uint8_t u1 = 1, u2 = 2;
     for (int j = 0, is = 0; j < static_cast<int>(kQKK); j += 64, is += 2, ql += 32) {
       uint8_t sc, m;
-      scale_min_k4(is, scales, &sc, &m);
+      q4k_scale_min(is, scales, &sc, &m);
       float d1 = d * sc, m1 = dmin * m;
-      scale_min_k4(is + 1, scales, &sc, &m);
+      q4k_scale_min(is + 1, scales, &sc, &m);
       float d2 = d * sc, m2 = dmin * m;
       for (int l = 0; l < 32; ++l) *y++ = d1 * static_cast<float>((ql[l] & 0xF) + ((qh[l] & u1) ? 16 : 0)) - m1;
       for (int l = 0; l < 32; ++l) *y++ = d2 * static_cast<float>((ql[l] >> 4) + ((qh[l] & u2) ? 16 : 0)) - m2;

@@ -6,17 +6,10 @@
 #include <string>
 
 #include "config.h"
+#include "fuzz_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static std::string path = [] {
-    char tmpl[] = "/tmp/llmops-fuzz-config-XXXXXX";
-    int fd = ::mkstemp(tmpl);
-    ::close(fd);
-    return std::string(tmpl);
-  }();
-  FILE* f = std::fopen(path.c_str(), "wb");
-  std::fwrite(data, 1, size, f);
-  std::fclose(f);
+  const std::string& path = fuzz_input_file(data, size);
   const char* argv[] = {"llmopsd", "--config", path.c_str(), "--state-dir", "/tmp/llmops-fuzz-state"};
   llmops::ConfigRequest req;
   auto c = llmops::load_config(5, argv, &req);

@@ -6,20 +6,13 @@
 #include <cstdio>
 #include <string>
 
+#include "fuzz_util.h"
 #include "tokenizer/spm.h"
 
 using namespace llmops::engine;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static std::string path = [] {
-    char tmpl[] = "/tmp/llmops-fuzz-tok-XXXXXX";
-    int fd = ::mkstemp(tmpl);
-    ::close(fd);
-    return std::string(tmpl);
-  }();
-  FILE* f = std::fopen(path.c_str(), "wb");
-  std::fwrite(data, 1, size, f);
-  std::fclose(f);
+  const std::string& path = fuzz_input_file(data, size);
   for (int32_t vocab_size : {3, 8, 259}) {
     auto v = load_llama2c_tokenizer(path, vocab_size);
     if (!v.ok()) continue;
