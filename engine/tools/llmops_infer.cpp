@@ -14,6 +14,7 @@
 #include "kernels/matmul.h"
 #include "kernels/thread_pool.h"
 #include "model/llama.h"
+#include "model/logprobs.h"
 #include "model/sampler.h"
 #include "tokenizer/gguf_vocab.h"
 
@@ -36,6 +37,8 @@ const char* kUsage =
     "  --json               print one JSON object: prompt_ids, generated_ids, text, speeds\n"
     "  --prompt-tokens N    cut the tokenized prompt (with BOS) to N tokens (benchmarks)\n"
     "  --ignore-eos         keep generating past the end-of-text token (benchmarks)\n"
+    "  --stop TEXT          stop when TEXT appears (repeatable; TEXT is not printed)\n"
+    "  --top-logprobs N     with --json: each generated token's log-probability and the N likeliest\n"
     "  --tokenize-file F    read strings separated by lines __ggml_vocab_test__ and print one\n"
     "                       line of token ids per string, without BOS (llama.cpp's .out format)\n";
 
@@ -48,7 +51,8 @@ int fail(const std::string& msg) {
 
 int main(int argc, char** argv) {
   std::string model_path, tokenizer_path, prompt, tokenize_file;
-  int max_tokens = 64, threads = 1, prompt_tokens = 0;
+  int max_tokens = 64, threads = 1, prompt_tokens = 0, n_top = 0;
+  std::vector<std::string> stops;
   bool json = false, ignore_eos = false;
   SamplingParams sp;
   for (int i = 1; i < argc; ++i) {
@@ -73,6 +77,8 @@ int main(int argc, char** argv) {
       else if (a == "--prompt-tokens") prompt_tokens = std::stoi(next());
       else if (a == "--json") json = true;
       else if (a == "--ignore-eos") ignore_eos = true;
+      else if (a == "--stop") stops.push_back(next());
+      else if (a == "--top-logprobs") n_top = std::stoi(next());
       else if (a == "--tokenize-file") tokenize_file = next();
       else if (a == "--help" || a == "-h") return std::fputs(kUsage, stdout), 0;
       else return fail("unknown option " + a + "\n" + kUsage);
@@ -83,6 +89,7 @@ int main(int argc, char** argv) {
   if (model_path.empty()) return fail(std::string("--model is required\n") + kUsage);
   if (max_tokens < 0 || max_tokens > 1000000) return fail("--max-tokens must be between 0 and 1000000");
   if (threads < 1 || threads > 512) return fail("--threads must be between 1 and 512");
+  if (n_top < 0 || n_top > 20) return fail("--top-logprobs must be between 0 and 20");
 
   auto format = detect_model_format(model_path);
   if (!format.ok()) return fail(format.status().message());
@@ -140,18 +147,35 @@ int main(int argc, char** argv) {
   const float* logits = *prefilled;
   int pos = static_cast<int>(ids.size());
   auto t1 = std::chrono::steady_clock::now();
-  std::string text;
+  std::string text, finish_reason = "length";
+  Json logprobs = Json::array();
+  size_t printed = 0;
   for (int i = 0; i < max_tokens && pos <= positions; ++i) {
     int32_t next = sampler.sample(logits, history);
-    if (next == tok->vocab().eos_id && !ignore_eos) break;
+    if (next == tok->vocab().eos_id && !ignore_eos) {
+      finish_reason = "stop";
+      break;
+    }
+    if (n_top > 0) {
+      Json top = Json::array();
+      for (const auto& t : top_logprobs(logits, c.vocab_size, n_top)) top.push_back({{"id", t.id}, {"logprob", t.logprob}});
+      logprobs.push_back({{"id", next}, {"logprob", token_logprob(logits, c.vocab_size, next)}, {"top", top}});
+    }
     generated.push_back(next);
     history.push_back(next);
     std::string piece = tok->decode_piece(next, history.size() == 2);
     text += piece;
-    if (!json) {
-      std::fputs(piece.c_str(), stdout);
-      std::fflush(stdout);
+    size_t stop_at = find_stop(text, piece.size(), stops);
+    if (stop_at != std::string::npos) {
+      text.resize(stop_at);
+      finish_reason = "stop";
     }
+    if (!json && text.size() > printed) {
+      std::fputs(text.substr(printed).c_str(), stdout);
+      std::fflush(stdout);
+      printed = text.size();
+    }
+    if (stop_at != std::string::npos) break;
     if (pos >= positions) break;
     auto r = session.forward(next, pos++);
     if (!r.ok()) return fail(r.status().message());
@@ -169,7 +193,9 @@ int main(int argc, char** argv) {
     if (model->classifier().data == e.data) per_token += e.rows * e.row_bytes - e.row_bytes;  // tied: read whole as classifier
     Json out = {{"prompt_ids", ids}, {"generated_ids", generated}, {"text", text},
                 {"prefill_tokens_per_s", prefill_tps}, {"decode_tokens_per_s", decode_tps},
-                {"weight_bytes_per_token", per_token}, {"threads", threads}, {"isa", isa_name(best_isa())}};
+                {"weight_bytes_per_token", per_token}, {"threads", threads}, {"isa", isa_name(best_isa())},
+                {"finish_reason", finish_reason}};
+    if (n_top > 0) out["logprobs"] = logprobs;
     std::printf("%s\n", dump_json(out).c_str());
   } else {
     std::fprintf(stderr, "\n[prefill %zu tokens at %.1f tok/s, decode %zu tokens at %.1f tok/s]\n", ids.size(), prefill_tps,

@@ -147,3 +147,36 @@ TEST(Sampler, PenaltiesSteerAwayFromRepeats) {
 
 }  // namespace
 }  // namespace llmops::engine
+
+#include "model/logprobs.h"
+
+namespace llmops::engine {
+namespace {
+
+TEST(Logprobs, AgreeWithSoftmaxAndSortByLikelihood) {
+  std::vector<float> logits = {1.0f, 3.0f, 2.0f, 3.0f};
+  double z = std::exp(1.0) + 2 * std::exp(3.0) + std::exp(2.0);
+  EXPECT_NEAR(token_logprob(logits.data(), 4, 2), 2.0 - std::log(z), 1e-6);
+  auto top = top_logprobs(logits.data(), 4, 3);
+  ASSERT_EQ(top.size(), 3u);
+  EXPECT_EQ(top[0].id, 1) << "ties go to the lower id";
+  EXPECT_EQ(top[1].id, 3);
+  EXPECT_EQ(top[2].id, 2);
+  EXPECT_NEAR(top[0].logprob, 3.0 - std::log(z), 1e-6);
+  EXPECT_EQ(top_logprobs(logits.data(), 4, 99).size(), 4u);
+  double total = 0;
+  for (const auto& t : top_logprobs(logits.data(), 4, 4)) total += std::exp(t.logprob);
+  EXPECT_NEAR(total, 1.0, 1e-6);
+}
+
+TEST(Logprobs, StopStringsEndingInTheNewText) {
+  std::vector<std::string> stops = {"\n\n", "THE END"};
+  EXPECT_EQ(find_stop("once upon", 4, stops), std::string::npos);
+  EXPECT_EQ(find_stop("a line\n\nnext", 6, stops), 6u);
+  EXPECT_EQ(find_stop("so THE EN", 2, stops), std::string::npos);
+  EXPECT_EQ(find_stop("so THE END and", 5, stops), 3u) << "a stop that straddles the last pieces still counts";
+  EXPECT_EQ(find_stop("\n\n old\n\nnew", 3, {"\n\n"}), std::string::npos) << "earlier matches were already seen";
+}
+
+}  // namespace
+}  // namespace llmops::engine
