@@ -71,6 +71,22 @@ LlamaSession::LlamaSession(const LlamaModel& model, int max_positions, ThreadPoo
   value_cache_.resize(static_cast<size_t>(c.n_layers) * max_positions * c.kv_dim());
 }
 
+uint64_t LlamaSession::kv_cache_bytes(const LlamaConfig& c, int positions) {
+  return 2ull * static_cast<uint64_t>(c.n_layers) * static_cast<uint64_t>(positions) * static_cast<uint64_t>(c.kv_dim()) * sizeof(float);
+}
+
+Result<std::unique_ptr<LlamaSession>> LlamaSession::create(const LlamaModel& model, int max_positions, uint64_t budget_bytes,
+                                                           ThreadPool* pool) {
+  if (max_positions <= 0) return invalid_argument("a session needs at least one position");
+  uint64_t need = kv_cache_bytes(model.config(), max_positions);
+  if (need > budget_bytes) {
+    auto size = [](uint64_t b) { return b >= (1u << 20) ? std::to_string(b >> 20) + " MiB" : std::to_string((b + 1023) >> 10) + " KiB"; };
+    return resource_exhausted("a KV cache for " + std::to_string(max_positions) + " positions needs " + size(need) + ", more than the " +
+                              size(budget_bytes) + " budget; use a shorter context or raise the budget");
+  }
+  return std::make_unique<LlamaSession>(model, max_positions, pool);
+}
+
 void LlamaSession::mv(const WeightView& w, const PreparedVector& x, float* y) {
   matvec_rows(w.type, w.data, w.rows, w.row_bytes, x, y, pool_, isa_);
 }

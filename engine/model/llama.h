@@ -77,6 +77,11 @@ class LlamaSession {
  public:
   // pool (may be null) runs the matrix-vector products; it must outlive the session.
   LlamaSession(const LlamaModel& model, int max_positions, ThreadPool* pool = nullptr);
+  // The same, refusing (kResourceExhausted) a KV cache larger than budget_bytes.
+  static Result<std::unique_ptr<LlamaSession>> create(const LlamaModel& model, int max_positions, uint64_t budget_bytes,
+                                                      ThreadPool* pool = nullptr);
+  // Bytes of the fp32 K and V caches for that many positions.
+  static uint64_t kv_cache_bytes(const LlamaConfig& c, int positions);
   // Runs token at position pos (0-based, positions must come in order) and returns the
   // vocab_size logits, valid until the next call.
   Result<const float*> forward(int32_t token, int pos);

@@ -38,6 +38,7 @@ const char* kUsage =
     "  --prompt-tokens N    cut the tokenized prompt (with BOS) to N tokens (benchmarks)\n"
     "  --ignore-eos         keep generating past the end-of-text token (benchmarks)\n"
     "  --stop TEXT          stop when TEXT appears (repeatable; TEXT is not printed)\n"
+    "  --kv-budget-mb N     refuse a KV cache larger than N MiB (default 4096)\n"
     "  --top-logprobs N     with --json: each generated token's log-probability and the N likeliest\n"
     "  --tokenize-file F    read strings separated by lines __ggml_vocab_test__ and print one\n"
     "                       line of token ids per string, without BOS (llama.cpp's .out format)\n";
@@ -52,6 +53,7 @@ int fail(const std::string& msg) {
 int main(int argc, char** argv) {
   std::string model_path, tokenizer_path, prompt, tokenize_file;
   int max_tokens = 64, threads = 1, prompt_tokens = 0, n_top = 0;
+  uint64_t kv_budget_mb = 4096;
   std::vector<std::string> stops;
   bool json = false, ignore_eos = false;
   SamplingParams sp;
@@ -79,6 +81,7 @@ int main(int argc, char** argv) {
       else if (a == "--ignore-eos") ignore_eos = true;
       else if (a == "--stop") stops.push_back(next());
       else if (a == "--top-logprobs") n_top = std::stoi(next());
+      else if (a == "--kv-budget-mb") kv_budget_mb = std::stoull(next());
       else if (a == "--tokenize-file") tokenize_file = next();
       else if (a == "--help" || a == "-h") return std::fputs(kUsage, stdout), 0;
       else return fail("unknown option " + a + "\n" + kUsage);
@@ -138,7 +141,9 @@ int main(int argc, char** argv) {
   if (static_cast<int>(ids.size()) > c.seq_len) return fail("the prompt is longer than the model's context of " + std::to_string(c.seq_len));
   ThreadPool pool(threads);
   set_blas_threads(threads);
-  LlamaSession session(*model, positions, &pool);
+  auto made = LlamaSession::create(*model, positions, kv_budget_mb << 20, &pool);
+  if (!made.ok()) return fail(made.status().message());
+  LlamaSession& session = **made;
   Sampler sampler(c.vocab_size, sp);
   std::vector<int32_t> history = ids, generated;
   auto t0 = std::chrono::steady_clock::now();

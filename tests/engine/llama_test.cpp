@@ -180,3 +180,22 @@ TEST(Logprobs, StopStringsEndingInTheNewText) {
 
 }  // namespace
 }  // namespace llmops::engine
+
+namespace llmops::engine {
+namespace {
+
+TEST(Llama, KvCacheBudgetIsEnforced) {
+  LLMOPS_REQUIRE_SHARED("models/stories260K/stories260K.bin");
+  auto m = LlamaModel::load_llama2c(test::shared_path("models/stories260K/stories260K.bin"));
+  ASSERT_TRUE(m.ok());
+  // 5 layers × 32 kv dims × 2 (K and V) × 4 bytes = 1280 bytes per position.
+  EXPECT_EQ(LlamaSession::kv_cache_bytes((*m)->config(), 100), 128000u);
+  EXPECT_TRUE(LlamaSession::create(**m, 100, 128000).ok());
+  auto refused = LlamaSession::create(**m, 101, 128000);
+  EXPECT_EQ(refused.status().code(), Code::kResourceExhausted);
+  EXPECT_NE(refused.status().message().find("budget"), std::string::npos);
+  EXPECT_EQ(LlamaSession::create(**m, 0, 1 << 20).status().code(), Code::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace llmops::engine
