@@ -1,6 +1,7 @@
 #include "audit.h"
 
-#include <chrono>
+#include "clock.h"
+
 
 #include "keys.h"
 
@@ -18,9 +19,7 @@ Result<std::unique_ptr<AuditLog>> AuditLog::open(Store* store) {
 
 Status AuditLog::append(AuditEntry e) {
   if (e.time_ms == 0) {
-    e.time_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                          std::chrono::system_clock::now().time_since_epoch())
-                                          .count());
+    e.time_ms = unix_ms();
   }
   if (e.detail.size() > 1024) e.detail.resize(1024);
   if (e.action.size() > 512) e.action.resize(512);

@@ -1,6 +1,6 @@
 #include "auth.h"
+#include "clock.h"
 
-#include <chrono>
 #include <mutex>
 
 #include "keys.h"
@@ -8,12 +8,6 @@
 
 namespace llmops {
 namespace {
-
-uint64_t now_ms() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
 
 Result<ApiKey> key_from_json(std::string_view text) {
   auto j = parse_json_bounded(text, 8);
@@ -85,7 +79,7 @@ Result<std::pair<ApiKey, std::string>> KeyStore::create(const std::string& name,
   k.hash = sha256_hex(secret);
   k.prefix = secret.substr(0, 12);
   k.created_by = created_by;
-  k.created_ms = now_ms();
+  k.created_ms = unix_ms();
   LLMOPS_RETURN_IF_ERROR(store_->write([&](Txn& t) -> Status {
     Status dup;
     LLMOPS_RETURN_IF_ERROR(t.scan(dbi_, {}, [&](std::string_view, std::string_view v) {
@@ -131,7 +125,7 @@ Result<ApiKey> KeyStore::revoke(const std::string& id_or_name) {
     }));
     if (!match) return not_found("no active key '" + id_or_name + "' (llmopsctl keys list shows them)");
     if (match->revoked_ms != 0) return failed_precondition("key " + id_or_name + " is already revoked");
-    match->revoked_ms = now_ms();
+    match->revoked_ms = unix_ms();
     found = *match;
     return t.put(dbi_, u64_key(match->id), key_to_record(*match));
   }));

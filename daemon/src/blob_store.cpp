@@ -1,4 +1,5 @@
 #include "blob_store.h"
+#include "clock.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -6,19 +7,12 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 
 #include "log.h"
 
 namespace llmops {
 namespace {
-
-uint64_t now_ms() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
 
 // Record layout: refs, size, created_ms as big-endian u64.
 std::string encode(const BlobInfo& b) {
@@ -155,7 +149,7 @@ Result<BlobInfo> BlobStore::adopt(const std::string& tmp_path, const Digest& dig
       LLMOPS_ASSIGN_OR_RETURN(out, decode(hex, *cur));
       out.refs += refs;
     } else {
-      out = BlobInfo{hex, size, refs, now_ms()};
+      out = BlobInfo{hex, size, refs, unix_ms()};
     }
     return t.put(dbi_, key, encode(out));
   }));

@@ -1,4 +1,5 @@
 #include "jobs.h"
+#include "clock.h"
 
 #include <chrono>
 
@@ -7,12 +8,6 @@
 
 namespace llmops {
 namespace {
-
-uint64_t now_ms() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
 
 constexpr const char* kStateNames[] = {"queued", "running", "succeeded", "failed", "cancelled", "interrupted"};
 constexpr uint64_t kProgressPersistMs = 1000;
@@ -140,7 +135,7 @@ Status JobRunner::update(uint64_t id, const std::function<void(JobRecord&)>& cha
   return store_->write([&](Txn& t) -> Status {
     LLMOPS_ASSIGN_OR_RETURN(JobRecord r, load(t, id));
     change(r);
-    r.updated_ms = now_ms();
+    r.updated_ms = unix_ms();
     return t.put(jobs_dbi_, u64_key(id), dump_json(r.to_json()));
   });
 }
@@ -160,7 +155,7 @@ Status JobRunner::recover() {
       if (kind == kinds_.end()) {
         r->state = JobState::kInterrupted;
         r->message = "no loaded module provides job kind '" + r->kind + "'; load its module and resubmit";
-        r->finished_ms = now_ms();
+        r->finished_ms = unix_ms();
         changed.push_back(*r);
       } else if (r->state == JobState::kRunning) {
         if (kind->second.resumable && !r->cancel_requested) {
@@ -171,7 +166,7 @@ Status JobRunner::recover() {
         } else {
           r->state = r->cancel_requested ? JobState::kCancelled : JobState::kInterrupted;
           r->message = r->cancel_requested ? "cancelled" : "the daemon stopped while this job ran and its kind cannot resume; submit it again";
-          r->finished_ms = now_ms();
+          r->finished_ms = unix_ms();
           changed.push_back(*r);
         }
       } else {
@@ -180,7 +175,7 @@ Status JobRunner::recover() {
       return true;
     }));
     for (auto& r : changed) {
-      r.updated_ms = now_ms();
+      r.updated_ms = unix_ms();
       LLMOPS_RETURN_IF_ERROR(t.put(jobs_dbi_, u64_key(r.id), dump_json(r.to_json())));
     }
     return ok_status();
@@ -214,7 +209,7 @@ Result<uint64_t> JobRunner::submit(const std::string& kind, Json params, const s
   r.owner = def.owner;
   r.params = params.is_null() ? Json::object() : std::move(params);
   r.submitted_by = submitted_by;
-  r.created_ms = r.updated_ms = now_ms();
+  r.created_ms = r.updated_ms = unix_ms();
   r.message = "queued";
   LLMOPS_RETURN_IF_ERROR(store_->write([&](Txn& t) -> Status {
     LLMOPS_ASSIGN_OR_RETURN(auto last, t.last_key(jobs_dbi_, {}));
@@ -283,9 +278,9 @@ Status JobRunner::cancel(uint64_t id) {
     if (r.state == JobState::kQueued) {
       r.state = JobState::kCancelled;
       r.message = "cancelled before it started";
-      r.finished_ms = now_ms();
+      r.finished_ms = unix_ms();
     }
-    r.updated_ms = now_ms();
+    r.updated_ms = unix_ms();
     return t.put(jobs_dbi_, u64_key(id), dump_json(r.to_json()));
   }));
   std::lock_guard lock(mu_);
@@ -309,7 +304,7 @@ void JobRunner::on_progress(uint64_t id, double done, double total, const std::s
     it->second->done = done;
     it->second->total = total;
     it->second->message = message;
-    uint64_t now = now_ms();
+    uint64_t now = unix_ms();
     if (now - it->second->persisted_ms >= kProgressPersistMs) {
       it->second->persisted_ms = now;
       persist = true;
@@ -358,8 +353,8 @@ void JobRunner::run_one(uint64_t id) {
     if (rec.state != JobState::kQueued) return aborted("not queued");  // cancelled meanwhile
     rec.state = JobState::kRunning;
     rec.attempts += 1;
-    rec.started_ms = rec.started_ms == 0 ? now_ms() : rec.started_ms;
-    rec.updated_ms = now_ms();
+    rec.started_ms = rec.started_ms == 0 ? unix_ms() : rec.started_ms;
+    rec.updated_ms = unix_ms();
     rec.message = rec.attempts > 1 ? "resumed (attempt " + std::to_string(rec.attempts) + ")" : "running";
     LLMOPS_ASSIGN_OR_RETURN(auto cp, t.get(checkpoints_dbi_, u64_key(id)));
     if (cp) checkpoint = std::string(*cp);
@@ -408,7 +403,7 @@ void JobRunner::run_one(uint64_t id) {
     r.done = live->done;
     r.total = live->total;
     if (final_state == JobState::kSucceeded && r.total > 0) r.done = r.total;
-    if (job_state_final(final_state)) r.finished_ms = now_ms();
+    if (job_state_final(final_state)) r.finished_ms = unix_ms();
   });
   if (!saved.ok()) log_error("jobs", "job " + std::to_string(id) + ": could not record its end: " + saved.message());
   metrics_->counter("llmops_jobs_finished_total", "Jobs that reached a final state",
@@ -439,7 +434,7 @@ bool JobRunner::shutdown(int timeout_ms) {
       if (!resumable) {
         r.state = JobState::kInterrupted;
         r.message = "did not stop within the drain timeout; interrupted";
-        r.finished_ms = now_ms();
+        r.finished_ms = unix_ms();
       }
     });
   }

@@ -69,29 +69,14 @@ void dequant_q8_0(const uint8_t* b, float* y, uint64_t nb) {
   }
 }
 
-void dequant_q4_k(const uint8_t* b, float* y, uint64_t nb) {
-  for (uint64_t i = 0; i < nb; ++i, b += 144) {
+// Q4_K and Q5_K share their layout but for Q5_K's plane of fifth bits (qh) before the nibbles.
+void dequant_q4_q5_k(const uint8_t* b, float* y, uint64_t nb, bool five_bits) {
+  const uint32_t block = five_bits ? 176 : 144;
+  for (uint64_t i = 0; i < nb; ++i, b += block) {
     float d = fp16_to_fp32(read_u16(b)), dmin = fp16_to_fp32(read_u16(b + 2));
     const uint8_t* scales = b + 4;
-    const uint8_t* q = b + 16;
-    for (int j = 0, is = 0; j < static_cast<int>(kQKK); j += 64, is += 2, q += 32) {
-      uint8_t sc, m;
-      q4k_scale_min(is, scales, &sc, &m);
-      float d1 = d * sc, m1 = dmin * m;
-      q4k_scale_min(is + 1, scales, &sc, &m);
-      float d2 = d * sc, m2 = dmin * m;
-      for (int l = 0; l < 32; ++l) *y++ = d1 * static_cast<float>(q[l] & 0xF) - m1;
-      for (int l = 0; l < 32; ++l) *y++ = d2 * static_cast<float>(q[l] >> 4) - m2;
-    }
-  }
-}
-
-void dequant_q5_k(const uint8_t* b, float* y, uint64_t nb) {
-  for (uint64_t i = 0; i < nb; ++i, b += 176) {
-    float d = fp16_to_fp32(read_u16(b)), dmin = fp16_to_fp32(read_u16(b + 2));
-    const uint8_t* scales = b + 4;
-    const uint8_t* qh = b + 16;
-    const uint8_t* ql = b + 48;
+    const uint8_t* qh = five_bits ? b + 16 : nullptr;
+    const uint8_t* ql = b + (five_bits ? 48 : 16);
     uint8_t u1 = 1, u2 = 2;
     for (int j = 0, is = 0; j < static_cast<int>(kQKK); j += 64, is += 2, ql += 32) {
       uint8_t sc, m;
@@ -99,8 +84,8 @@ void dequant_q5_k(const uint8_t* b, float* y, uint64_t nb) {
       float d1 = d * sc, m1 = dmin * m;
       q4k_scale_min(is + 1, scales, &sc, &m);
       float d2 = d * sc, m2 = dmin * m;
-      for (int l = 0; l < 32; ++l) *y++ = d1 * static_cast<float>((ql[l] & 0xF) + ((qh[l] & u1) ? 16 : 0)) - m1;
-      for (int l = 0; l < 32; ++l) *y++ = d2 * static_cast<float>((ql[l] >> 4) + ((qh[l] & u2) ? 16 : 0)) - m2;
+      for (int l = 0; l < 32; ++l) *y++ = d1 * static_cast<float>((ql[l] & 0xF) + (qh && (qh[l] & u1) ? 16 : 0)) - m1;
+      for (int l = 0; l < 32; ++l) *y++ = d2 * static_cast<float>((ql[l] >> 4) + (qh && (qh[l] & u2) ? 16 : 0)) - m2;
       u1 = static_cast<uint8_t>(u1 << 2);
       u2 = static_cast<uint8_t>(u2 << 2);
     }
@@ -236,8 +221,8 @@ void dequantize_row(GgmlType type, const void* src, float* dst, uint64_t n) {
     case GgmlType::kQ5_0: return dequant_q5(b, dst, n / kQK, false);
     case GgmlType::kQ5_1: return dequant_q5(b, dst, n / kQK, true);
     case GgmlType::kQ8_0: return dequant_q8_0(b, dst, n / kQK);
-    case GgmlType::kQ4_K: return dequant_q4_k(b, dst, n / kQKK);
-    case GgmlType::kQ5_K: return dequant_q5_k(b, dst, n / kQKK);
+    case GgmlType::kQ4_K: return dequant_q4_q5_k(b, dst, n / kQKK, false);
+    case GgmlType::kQ5_K: return dequant_q4_q5_k(b, dst, n / kQKK, true);
     case GgmlType::kQ6_K: return dequant_q6_k(b, dst, n / kQKK);
     default: std::memset(dst, 0, n * 4); return;  // callers check can_dequantize first
   }

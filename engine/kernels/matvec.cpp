@@ -138,15 +138,23 @@ KernelIsa best_isa() {
 
 const char* isa_name(KernelIsa isa) { return isa == KernelIsa::kAvx2 ? "avx2" : "portable"; }
 
-bool type_uses_q8(GgmlType type) {
-  return type == GgmlType::kQ8_0 || type == GgmlType::kQ4_0 || type == GgmlType::kQ4_K || type == GgmlType::kQ6_K;
+unsigned vector_forms(GgmlType type) {
+  if (type == GgmlType::kQ8_0 || type == GgmlType::kQ4_0) return kVectorQ8_0;
+  if (type == GgmlType::kQ4_K || type == GgmlType::kQ6_K) return kVectorQ8_K;
+  return 0;
 }
 
+bool type_uses_q8(GgmlType type) { return vector_forms(type) != 0; }
+
 void prepare_vector(const float* x, uint64_t n, bool need_q8, PreparedVector* out) {
+  prepare_vector(x, n, need_q8 ? kVectorQ8_0 | kVectorQ8_K : 0u, out);
+}
+
+void prepare_vector(const float* x, uint64_t n, unsigned forms, PreparedVector* out) {
   out->x = x;
   out->n = n;
-  out->has_q8 = need_q8 && n % kBlock == 0;
-  out->has_qk = need_q8 && n % 256 == 0;
+  out->has_q8 = (forms & kVectorQ8_0) != 0 && n % kBlock == 0;
+  out->has_qk = (forms & kVectorQ8_K) != 0 && n % 256 == 0;
   // The scales are rounded through fp16 as in a stored block, so x·w matches llama.cpp.
   auto quantise = [&](uint64_t block, std::vector<int8_t>& q, std::vector<float>& scale) {
     q.resize(n);

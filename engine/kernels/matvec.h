@@ -33,6 +33,11 @@ struct PreparedVector {
   bool has_q8 = false;
   bool has_qk = false;
 };
+// Which quantised forms of the vector a weight type reads: bit kVectorQ8_0 and/or kVectorQ8_K.
+inline constexpr unsigned kVectorQ8_0 = 1, kVectorQ8_K = 2;
+unsigned vector_forms(GgmlType type);
+// Prepares only the forms asked for; the bool form asks for both or none.
+void prepare_vector(const float* x, uint64_t n, unsigned forms, PreparedVector* out);
 void prepare_vector(const float* x, uint64_t n, bool need_q8, PreparedVector* out);
 bool type_uses_q8(GgmlType type);
 

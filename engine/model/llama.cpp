@@ -52,9 +52,9 @@ uint64_t LlamaModel::weight_bytes() const {
 LlamaSession::LlamaSession(const LlamaModel& model, int max_positions, ThreadPool* pool)
     : m_(model), max_positions_(max_positions), pool_(pool), isa_(best_isa()) {
   const LlamaConfig& c = m_.config();
-  need_q8_ = type_uses_q8(m_.classifier().type);
+  vector_forms_ = vector_forms(m_.classifier().type);
   for (const auto& L : m_.layers()) {
-    for (const WeightView* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_down, &L.w_up}) need_q8_ |= type_uses_q8(w->type);
+    for (const WeightView* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_down, &L.w_up}) vector_forms_ |= vector_forms(w->type);
   }
   x_.resize(c.dim);
   xb_.resize(c.dim);
@@ -147,7 +147,7 @@ void LlamaSession::attend(int l, int pos, const float* q, float* out) {
 const float* LlamaSession::finish(const float* x_last) {
   const LlamaConfig& c = m_.config();
   rmsnorm(x_.data(), x_last, m_.output_norm(), c.dim, c.norm_eps, &row_);
-  prepare_vector(x_.data(), static_cast<uint64_t>(c.dim), need_q8_, &pv_);
+  prepare_vector(x_.data(), static_cast<uint64_t>(c.dim), vector_forms_, &pv_);
   mv(m_.classifier(), pv_, logits_.data());
   return logits_.data();
 }
@@ -163,27 +163,27 @@ Result<const float*> LlamaSession::forward(int32_t token, int pos) {
     size_t cache_off = (static_cast<size_t>(l) * max_positions_ + pos) * kv_dim;
     float* k = key_cache_.data() + cache_off;
     float* v = value_cache_.data() + cache_off;
-    prepare_vector(xb_.data(), static_cast<uint64_t>(dim), need_q8_, &pv_);
+    prepare_vector(xb_.data(), static_cast<uint64_t>(dim), vector_forms_, &pv_);
     mv(L.wq, pv_, q_.data());
     mv(L.wk, pv_, k);
     mv(L.wv, pv_, v);
     rope(q_.data(), dim, pos);
     rope(k, kv_dim, pos);
     attend(l, pos, q_.data(), xb_.data());
-    prepare_vector(xb_.data(), static_cast<uint64_t>(dim), need_q8_, &pv_);
+    prepare_vector(xb_.data(), static_cast<uint64_t>(dim), vector_forms_, &pv_);
     mv(L.wo, pv_, xb2_.data());
     for (int i = 0; i < dim; ++i) x_[i] += xb2_[i];
 
     // SwiGLU feed-forward.
     rmsnorm(xb_.data(), x_.data(), L.ffn_norm, dim, c.norm_eps, &row_);
-    prepare_vector(xb_.data(), static_cast<uint64_t>(dim), need_q8_, &pv_);
+    prepare_vector(xb_.data(), static_cast<uint64_t>(dim), vector_forms_, &pv_);
     mv(L.w_gate, pv_, hb_.data());
     mv(L.w_up, pv_, hb2_.data());
     for (int i = 0; i < c.hidden_dim; ++i) {
       float g = hb_[i];
       hb_[i] = g / (1.0f + std::exp(-g)) * hb2_[i];
     }
-    prepare_vector(hb_.data(), static_cast<uint64_t>(c.hidden_dim), need_q8_, &pv_);
+    prepare_vector(hb_.data(), static_cast<uint64_t>(c.hidden_dim), vector_forms_, &pv_);
     mv(L.w_down, pv_, xb_.data());
     for (int i = 0; i < dim; ++i) x_[i] += xb_[i];
   }

@@ -103,7 +103,7 @@ class LlamaSession {
   int max_positions_;
   ThreadPool* pool_;
   KernelIsa isa_;
-  bool need_q8_;
+  unsigned vector_forms_ = 0;  // the quantised forms of activations the weights read
   PreparedVector pv_;
   std::vector<float> x_, xb_, xb2_, hb_, hb2_, q_, att_, logits_, key_cache_, value_cache_, row_;
   std::vector<float> inv_freq_;  // RoPE frequency per pair within a head
