@@ -13,7 +13,7 @@
 #include "json.h"
 #include "kernels/matmul.h"
 #include "kernels/thread_pool.h"
-#include "model/llama.h"
+#include "model/model.h"
 #include "model/logprobs.h"
 #include "model/sampler.h"
 #include "tokenizer/gguf_vocab.h"
@@ -102,13 +102,13 @@ int main(int argc, char** argv) {
   bool gguf = *format == ModelFormat::kGguf;
   bool vocab_only = gguf && !tokenize_file.empty() && tokenizer_path.empty();  // vocab-only GGUFs have no weights
   std::unique_ptr<GgufFile> vocab_file;
-  std::unique_ptr<LlamaModel> model;
+  std::unique_ptr<Model> model;
   if (vocab_only) {
     auto g = GgufFile::open(model_path);
     if (!g.ok()) return fail(g.status().message());
     vocab_file = std::move(g).value();
   } else {
-    auto m = gguf ? LlamaModel::load_gguf(model_path) : LlamaModel::load_llama2c(model_path);
+    auto m = gguf ? Model::load_gguf(model_path) : Model::load_llama2c(model_path);
     if (!m.ok()) return fail(m.status().message());
     model = std::move(m).value();
   }
@@ -133,7 +133,7 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  const LlamaConfig& c = model->config();
+  const ModelConfig& c = model->config();
   std::vector<int32_t> ids = {tok->vocab().bos_id};
   for (int32_t id : tok->encode(prompt)) ids.push_back(id);
   if (prompt_tokens > 0 && static_cast<int>(ids.size()) > prompt_tokens) ids.resize(static_cast<size_t>(prompt_tokens));
@@ -141,9 +141,9 @@ int main(int argc, char** argv) {
   if (static_cast<int>(ids.size()) > c.seq_len) return fail("the prompt is longer than the model's context of " + std::to_string(c.seq_len));
   ThreadPool pool(threads);
   set_blas_threads(threads);
-  auto made = LlamaSession::create(*model, positions, kv_budget_mb << 20, &pool);
+  auto made = Session::create(*model, positions, kv_budget_mb << 20, &pool);
   if (!made.ok()) return fail(made.status().message());
-  LlamaSession& session = **made;
+  Session& session = **made;
   Sampler sampler(c.vocab_size, sp);
   std::vector<int32_t> history = ids, generated;
   auto t0 = std::chrono::steady_clock::now();
@@ -192,10 +192,7 @@ int main(int argc, char** argv) {
   double prefill_tps = prefill_s > 0 ? static_cast<double>(ids.size()) / prefill_s : 0;
   double decode_tps = decode_s > 0 ? static_cast<double>(generated.size()) / decode_s : 0;
   if (json) {
-    // Bytes of weights one decoded token reads: all but the embedding table, of which one row.
-    const WeightView& e = model->token_embedding();
-    uint64_t per_token = model->weight_bytes() - e.rows * e.row_bytes + e.row_bytes;
-    if (model->classifier().data == e.data) per_token += e.rows * e.row_bytes - e.row_bytes;  // tied: read whole as classifier
+    const uint64_t per_token = model->bytes_per_token();
     Json out = {{"prompt_ids", ids}, {"generated_ids", generated}, {"text", text},
                 {"prefill_tokens_per_s", prefill_tps}, {"decode_tokens_per_s", decode_tps},
                 {"weight_bytes_per_token", per_token}, {"threads", threads}, {"isa", isa_name(best_isa())},

@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "engine_test_util.h"
-#include "model/llama.h"
+#include "model/model.h"
 #include "model/sampler.h"
 
 namespace llmops::engine {
@@ -17,15 +17,15 @@ using test::ints_after;
 using test::shared_path;
 using test::slurp;
 
-std::unique_ptr<LlamaModel> load(const std::string& rel) {
+std::unique_ptr<Model> load(const std::string& rel) {
   std::string path = shared_path(rel);
-  auto m = rel.size() > 5 && rel.substr(rel.size() - 5) == ".gguf" ? LlamaModel::load_gguf(path) : LlamaModel::load_llama2c(path);
+  auto m = rel.size() > 5 && rel.substr(rel.size() - 5) == ".gguf" ? Model::load_gguf(path) : Model::load_llama2c(path);
   EXPECT_TRUE(m.ok()) << m.status().to_string();
   return m.ok() ? std::move(m).value() : nullptr;
 }
 
-std::vector<int32_t> greedy(const LlamaModel& m, const std::vector<int32_t>& prompt, int n) {
-  LlamaSession s(m, static_cast<int>(prompt.size()) + n);
+std::vector<int32_t> greedy(const Model& m, const std::vector<int32_t>& prompt, int n) {
+  Session s(m, static_cast<int>(prompt.size()) + n);
   Sampler sampler(m.config().vocab_size, SamplingParams{});
   std::vector<int32_t> out, history = prompt;
   int pos = 0;
@@ -65,7 +65,7 @@ TEST_P(Stories, LogitsMatchLlama2c) {
   auto m = load(GetParam());
   ASSERT_NE(m, nullptr);
   std::istringstream ref(slurp(shared_path("models/stories260K/reference_logits_once_upon_a_time.txt")));
-  LlamaSession s(*m, 64);
+  Session s(*m, 64);
   std::string line;
   int checked = 0;
   while (std::getline(ref, line)) {
@@ -108,7 +108,7 @@ TEST(Llama, BadTokensAndPositionsAreErrors) {
   LLMOPS_REQUIRE_SHARED("models/stories260K/stories260K.bin");
   auto m = load("models/stories260K/stories260K.bin");
   ASSERT_NE(m, nullptr);
-  LlamaSession s(*m, 4);
+  Session s(*m, 4);
   EXPECT_EQ(s.forward(512, 0).status().code(), Code::kInvalidArgument);
   EXPECT_EQ(s.forward(-1, 0).status().code(), Code::kInvalidArgument);
   EXPECT_EQ(s.forward(1, 4).status().code(), Code::kResourceExhausted);
@@ -186,15 +186,15 @@ namespace {
 
 TEST(Llama, KvCacheBudgetIsEnforced) {
   LLMOPS_REQUIRE_SHARED("models/stories260K/stories260K.bin");
-  auto m = LlamaModel::load_llama2c(test::shared_path("models/stories260K/stories260K.bin"));
+  auto m = Model::load_llama2c(test::shared_path("models/stories260K/stories260K.bin"));
   ASSERT_TRUE(m.ok());
   // 5 layers × 32 kv dims × 2 (K and V) × 4 bytes = 1280 bytes per position.
-  EXPECT_EQ(LlamaSession::kv_cache_bytes((*m)->config(), 100), 128000u);
-  EXPECT_TRUE(LlamaSession::create(**m, 100, 128000).ok());
-  auto refused = LlamaSession::create(**m, 101, 128000);
+  EXPECT_EQ(Session::kv_cache_bytes((*m)->config(), 100), 128000u);
+  EXPECT_TRUE(Session::create(**m, 100, 128000).ok());
+  auto refused = Session::create(**m, 101, 128000);
   EXPECT_EQ(refused.status().code(), Code::kResourceExhausted);
   EXPECT_NE(refused.status().message().find("budget"), std::string::npos);
-  EXPECT_EQ(LlamaSession::create(**m, 0, 1 << 20).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(Session::create(**m, 0, 1 << 20).status().code(), Code::kInvalidArgument);
 }
 
 }  // namespace

@@ -1,0 +1,396 @@
+#include "model/model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/matmul.h"
+#include "kernels/thread_pool.h"
+
+namespace llmops::engine {
+
+// ---------------------------------------------------------------------------------------------
+// Model
+
+Status ModelConfig::validate() const {
+  auto bad = [](const std::string& what) { return invalid_argument("model shape: " + what); };
+  for (auto [name, v] : {std::pair<const char*, int>{"dim", dim}, {"hidden_dim", hidden_dim}, {"n_layers", n_layers},
+                         {"n_heads", n_heads}, {"n_kv_heads", n_kv_heads}, {"head_dim", head_dim},
+                         {"vocab_size", vocab_size}, {"seq_len", seq_len}}) {
+    if (v <= 0 || v > (1 << 24)) return bad(std::string(name) + " = " + std::to_string(v) + " is out of range");
+  }
+  if (n_heads % n_kv_heads != 0) {
+    return bad(std::to_string(n_heads) + " heads do not split into " + std::to_string(n_kv_heads) + " key/value heads");
+  }
+  if (static_cast<int64_t>(n_heads) * head_dim > (1 << 20)) return bad("heads × head_dim is too large");
+  if (rope != RopeLayout::kNone) {
+    int rd = rope_dims == 0 ? head_dim : rope_dims;
+    if (rd <= 0 || rd > head_dim || rd % 2 != 0) return bad("rope dimensions " + std::to_string(rd) + " do not fit a head of " + std::to_string(head_dim));
+    if (!(rope_theta > 0.0f) || !(rope_linear > 0.0f)) return bad("rope base and scale must be positive");
+  }
+  if (!(norm_eps >= 0.0f) || norm_eps > 1.0f) return bad("norm epsilon " + std::to_string(norm_eps) + " is out of range");
+  return ok_status();
+}
+
+void Model::init_rope(const float* factors) {
+  rope_inv_freq_.clear();
+  if (config_.rope == RopeLayout::kNone) return;
+  const int rd = config_.rope_dims == 0 ? config_.head_dim : config_.rope_dims;
+  const ModelConfig& c = config_;
+  for (int i = 0; i < rd; i += 2) {
+    float f = 1.0f / std::pow(c.rope_theta, static_cast<float>(i) / static_cast<float>(rd));
+    if (c.rope_llama3_factor > 0.0f) {
+      const float pi = 3.14159265358979f;
+      const float wavelen = 2.0f * pi / f;
+      const float low_wavelen = static_cast<float>(c.rope_llama3_original_ctx) / c.rope_llama3_low;
+      const float high_wavelen = static_cast<float>(c.rope_llama3_original_ctx) / c.rope_llama3_high;
+      if (wavelen > low_wavelen) {
+        f /= c.rope_llama3_factor;
+      } else if (wavelen >= high_wavelen && c.rope_llama3_high != c.rope_llama3_low) {
+        float smooth = (static_cast<float>(c.rope_llama3_original_ctx) / wavelen - c.rope_llama3_low) /
+                       (c.rope_llama3_high - c.rope_llama3_low);
+        f = (1.0f - smooth) * f / c.rope_llama3_factor + smooth * f;
+      }
+    }
+    if (factors != nullptr) f /= factors[i / 2];
+    rope_inv_freq_.push_back(f / c.rope_linear);
+  }
+}
+
+const float* Model::keep(std::vector<float> v) {
+  owned_.push_back(std::move(v));
+  return owned_.back().data();
+}
+
+uint64_t Model::weight_bytes() const {
+  uint64_t total = token_embd_.bytes() + pos_embd_.bytes();
+  if (output_.data != token_embd_.data) total += output_.bytes();
+  for (const auto& l : layers_) {
+    for (const WeightView* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) total += w->bytes();
+  }
+  return total;
+}
+
+uint64_t Model::bytes_per_token() const {
+  uint64_t total = weight_bytes() - token_embd_.bytes() - pos_embd_.bytes() + token_embd_.row_bytes + pos_embd_.row_bytes;
+  if (output_.data == token_embd_.data) total += output_.bytes() - output_.row_bytes;  // tied: the classifier reads it whole
+  return total;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Session
+
+Session::Session(const Model& model, int max_positions, ThreadPool* pool)
+    : m_(model), max_positions_(max_positions), kv_dim_(static_cast<size_t>(model.config().kv_dim())), pool_(pool) {
+  const size_t n = static_cast<size_t>(model.config().n_layers) * static_cast<size_t>(max_positions) * kv_dim_;
+  key_cache_.resize(n);
+  value_cache_.resize(n);
+}
+
+Session::~Session() = default;
+
+uint64_t Session::kv_cache_bytes(const ModelConfig& c, int positions) {
+  return 2ull * static_cast<uint64_t>(c.n_layers) * static_cast<uint64_t>(positions) * static_cast<uint64_t>(c.kv_dim()) * sizeof(float);
+}
+
+Result<std::unique_ptr<Session>> Session::create(const Model& model, int max_positions, uint64_t budget_bytes, ThreadPool* pool) {
+  if (max_positions <= 0) return invalid_argument("a session needs at least one position");
+  uint64_t need = kv_cache_bytes(model.config(), max_positions);
+  if (need > budget_bytes) {
+    auto size = [](uint64_t b) { return b >= (1u << 20) ? std::to_string(b >> 20) + " MiB" : std::to_string((b + 1023) >> 10) + " KiB"; };
+    return resource_exhausted("a KV cache for " + std::to_string(max_positions) + " positions needs " + size(need) + ", more than the " +
+                              size(budget_bytes) + " budget; use a shorter context or raise the budget");
+  }
+  return std::make_unique<Session>(model, max_positions, pool);
+}
+
+Runner& Session::runner() {
+  if (!runner_) runner_ = std::make_unique<Runner>(m_, pool_);
+  return *runner_;
+}
+
+Result<const float*> Session::forward(int32_t token, int pos) {
+  BatchToken b{this, token, pos, true};
+  return runner().run(&b, 1);
+}
+
+Result<const float*> Session::prefill(const int32_t* tokens, int n, int start_pos, int chunk) {
+  if (n <= 0) return invalid_argument("prefill needs at least one token");
+  std::vector<BatchToken> batch(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) batch[static_cast<size_t>(i)] = BatchToken{this, tokens[i], start_pos + i, i == n - 1};
+  Runner& r = runner();
+  r.set_max_chunk(chunk);
+  return r.run(batch.data(), batch.size());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runner
+
+namespace {
+
+void silu_mul(float* g, const float* u, size_t n) {
+  for (size_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+
+// GPT-2's GELU, the tanh approximation.
+void gelu(float* x, size_t n) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  for (size_t i = 0; i < n; ++i) {
+    float v = x[i];
+    x[i] = 0.5f * v * (1.0f + std::tanh(kSqrt2OverPi * (v + 0.044715f * v * v * v)));
+  }
+}
+
+}  // namespace
+
+Runner::Runner(const Model& model, ThreadPool* pool, int max_chunk)
+    : m_(model), pool_(pool), max_chunk_(std::max(1, max_chunk)), isa_(best_isa()) {
+  vector_forms_ = vector_forms(m_.classifier().type);
+  for (const auto& L : m_.layers()) {
+    for (const WeightView* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
+      if (w->data != nullptr) vector_forms_ |= vector_forms(w->type);
+    }
+  }
+}
+
+Runner::~Runner() = default;
+
+Status Runner::check(const BatchToken* batch, size_t n) const {
+  const ModelConfig& c = m_.config();
+  for (size_t i = 0; i < n; ++i) {
+    const BatchToken& b = batch[i];
+    const std::string at = n > 1 ? " (batch entry " + std::to_string(i) + ")" : "";
+    if (b.session == nullptr || &b.session->model() != &m_) return invalid_argument("a batch token has no session of this model" + at);
+    if (b.token < 0 || b.token >= c.vocab_size) {
+      return invalid_argument("token id " + std::to_string(b.token) + " is outside the vocabulary (0.." + std::to_string(c.vocab_size - 1) +
+                              ")" + at);
+    }
+    if (b.pos < 0 || b.pos >= b.session->max_positions()) {
+      return resource_exhausted("position " + std::to_string(b.pos) + " is past the session's " +
+                                std::to_string(b.session->max_positions()) + " positions" + at);
+    }
+    if (m_.position_embedding().data != nullptr && static_cast<uint64_t>(b.pos) >= m_.position_embedding().rows) {
+      return resource_exhausted("position " + std::to_string(b.pos) + " is past the model's context of " +
+                                std::to_string(m_.position_embedding().rows) + " positions" + at);
+    }
+    // The session's previous token in this batch, if any, must sit just before this one;
+    // otherwise the cache must reach up to this position.
+    int expected_max = b.session->length();
+    for (size_t j = i; j-- > 0;) {
+      if (batch[j].session == b.session) {
+        expected_max = -1;
+        if (b.pos != batch[j].pos + 1) {
+          return invalid_argument("positions of one sequence must be consecutive in a batch: " + std::to_string(batch[j].pos) + " then " +
+                                  std::to_string(b.pos) + at);
+        }
+        break;
+      }
+    }
+    if (expected_max >= 0 && b.pos > expected_max) {
+      return invalid_argument("position " + std::to_string(b.pos) + " skips past the " + std::to_string(expected_max) +
+                              " positions this sequence has" + at);
+    }
+  }
+  return ok_status();
+}
+
+Result<const float*> Runner::run(const BatchToken* batch, size_t n) {
+  if (n == 0) return invalid_argument("an empty batch");
+  LLMOPS_RETURN_IF_ERROR(check(batch, n));
+  const size_t vocab = static_cast<size_t>(m_.config().vocab_size);
+  size_t wanted = 0;
+  for (size_t i = 0; i < n; ++i) wanted += batch[i].logits ? 1 : 0;
+  logits_.resize(std::max<size_t>(wanted, 1) * vocab);
+  float* out = logits_.data();
+  for (size_t done = 0; done < n;) {
+    const int t = static_cast<int>(std::min<size_t>(static_cast<size_t>(max_chunk_), n - done));
+    run_chunk(batch + done, t, out);
+    for (int i = 0; i < t; ++i) {
+      const BatchToken& b = batch[done + static_cast<size_t>(i)];
+      if (b.logits) out += vocab;
+      b.session->length_ = b.pos + 1;
+    }
+    done += static_cast<size_t>(t);
+  }
+  return logits_.data();
+}
+
+void Runner::project(const WeightView& w, const float* bias, const float* x, int t, float* y) {
+  if (t == 1) {
+    prepare_vector(x, w.cols, vector_forms_, &pv_);
+    matvec_rows(w.type, w.data, w.rows, w.row_bytes, pv_, y, pool_, isa_);
+  } else {
+    // Tiles are dequantised on this thread: OpenBLAS's own threads do the multiplication.
+    matmul_rows(w.type, w.data, w.rows, w.row_bytes, w.cols, x, static_cast<uint64_t>(t), y, &tile_, nullptr);
+  }
+  if (bias != nullptr) {
+    for (int i = 0; i < t; ++i) {
+      float* yi = y + static_cast<size_t>(i) * w.rows;
+      for (uint64_t r = 0; r < w.rows; ++r) yi[r] += bias[r];
+    }
+  }
+}
+
+// RMSNorm (Llama) or LayerNorm with bias (GPT-2) of t rows of n values.
+void Runner::norm(const float* w, const float* b, const float* x, float* out, int t, int n) const {
+  const float eps = m_.config().norm_eps;
+  const bool layer_norm = m_.config().arch == Arch::kGpt2;
+  for (int i = 0; i < t; ++i) {
+    const float* xi = x + static_cast<size_t>(i) * n;
+    float* oi = out + static_cast<size_t>(i) * n;
+    float mean = 0.0f;
+    if (layer_norm) {
+      for (int j = 0; j < n; ++j) mean += xi[j];
+      mean /= static_cast<float>(n);
+    }
+    float ss = 0.0f;
+    for (int j = 0; j < n; ++j) ss += (xi[j] - mean) * (xi[j] - mean);
+    const float scale = 1.0f / std::sqrt(ss / static_cast<float>(n) + eps);
+    for (int j = 0; j < n; ++j) oi[j] = w[j] * ((xi[j] - mean) * scale);
+    if (b != nullptr) {
+      for (int j = 0; j < n; ++j) oi[j] += b[j];
+    }
+  }
+}
+
+// RoPE over n_heads heads of one token at pos, in the model's layout.
+void Runner::rope(float* vec, int n_heads, int pos) const {
+  const ModelConfig& c = m_.config();
+  const std::vector<float>& freq = m_.rope_inv_freq();
+  const int half = static_cast<int>(freq.size());
+  for (int h = 0; h < n_heads; ++h) {
+    float* v = vec + static_cast<size_t>(h) * c.head_dim;
+    for (int i = 0; i < half; ++i) {
+      const float angle = static_cast<float>(pos) * freq[static_cast<size_t>(i)];
+      const float cs = std::cos(angle), sn = std::sin(angle);
+      float* a = c.rope == RopeLayout::kNeox ? v + i : v + 2 * i;
+      float* b = c.rope == RopeLayout::kNeox ? v + i + half : v + 2 * i + 1;
+      const float v0 = *a, v1 = *b;
+      *a = v0 * cs - v1 * sn;
+      *b = v0 * sn + v1 * cs;
+    }
+  }
+}
+
+// Scaled dot-product attention of t query rows (q: t × q_dim) over their sessions' caches,
+// causal: the row at pos sees positions 0..pos. Softmax runs online over blocks of positions,
+// so no buffer grows with the context and (row, head) pairs run in parallel.
+void Runner::attention(const BatchToken* batch, int t, int layer, const float* q, float* out) {
+  const ModelConfig& c = m_.config();
+  const int head_dim = c.head_dim, kv_mul = c.n_heads / c.n_kv_heads, q_dim = c.q_dim();
+  const size_t kv_dim = static_cast<size_t>(c.kv_dim());
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  const KernelIsa isa = isa_;
+  auto work = [&](size_t begin, size_t end) {
+    constexpr int kBlock = 128;
+    float scores[kBlock];
+    for (size_t item = begin; item < end; ++item) {
+      const int i = static_cast<int>(item / static_cast<size_t>(c.n_heads)), h = static_cast<int>(item % static_cast<size_t>(c.n_heads));
+      Session& s = *batch[i].session;
+      const int pos = batch[i].pos;
+      const float* qh = q + static_cast<size_t>(i) * q_dim + static_cast<size_t>(h) * head_dim;
+      float* o = out + static_cast<size_t>(i) * q_dim + static_cast<size_t>(h) * head_dim;
+      const size_t head_off = static_cast<size_t>(h / kv_mul) * static_cast<size_t>(head_dim);
+      const float* keys = s.key(layer, 0) + head_off;
+      const float* values = s.value(layer, 0) + head_off;
+      std::memset(o, 0, static_cast<size_t>(head_dim) * sizeof(float));
+      float max = -INFINITY, sum = 0.0f;
+      for (int t0 = 0; t0 <= pos; t0 += kBlock) {
+        const int nb = std::min(kBlock, pos + 1 - t0);
+        float block_max = -INFINITY;
+        for (int j = 0; j < nb; ++j) {
+          scores[j] = dot_f32(qh, keys + static_cast<size_t>(t0 + j) * kv_dim, static_cast<uint64_t>(head_dim), isa) * scale;
+          block_max = std::max(block_max, scores[j]);
+        }
+        if (block_max > max) {
+          // Rescale what is accumulated to the new maximum.
+          const float r = std::exp(max - block_max);
+          sum *= r;
+          for (int d = 0; d < head_dim; ++d) o[d] *= r;
+          max = block_max;
+        }
+        for (int j = 0; j < nb; ++j) {
+          const float p = std::exp(scores[j] - max);
+          sum += p;
+          axpy_f32(p, values + static_cast<size_t>(t0 + j) * kv_dim, o, static_cast<uint64_t>(head_dim), isa);
+        }
+      }
+      const float inv = 1.0f / sum;
+      for (int d = 0; d < head_dim; ++d) o[d] *= inv;
+    }
+  };
+  const size_t items = static_cast<size_t>(t) * static_cast<size_t>(c.n_heads);
+  int64_t work_size = 0;
+  for (int i = 0; i < t; ++i) work_size += static_cast<int64_t>(batch[i].pos + 1) * q_dim;
+  if (pool_ != nullptr && pool_->size() > 1 && work_size >= 16384) {
+    pool_->parallel_for(items, work);
+  } else {
+    work(0, items);
+  }
+}
+
+void Runner::run_chunk(const BatchToken* batch, int t, float* logits_out) {
+  const ModelConfig& c = m_.config();
+  const size_t T = static_cast<size_t>(t), dim = static_cast<size_t>(c.dim), q_dim = static_cast<size_t>(c.q_dim());
+  const size_t kv_dim = static_cast<size_t>(c.kv_dim()), hidden = static_cast<size_t>(c.hidden_dim);
+  x_.resize(T * dim), xb_.resize(T * std::max(dim, q_dim)), xb2_.resize(T * dim), q_.resize(T * q_dim);
+  k_.resize(T * kv_dim), v_.resize(T * kv_dim), hb_.resize(T * hidden), hb2_.resize(T * hidden), att_.resize(T * q_dim);
+
+  const WeightView& e = m_.token_embedding();
+  const WeightView& pe = m_.position_embedding();
+  for (size_t i = 0; i < T; ++i) {
+    dequantize_row(e.type, e.row(static_cast<uint64_t>(batch[i].token)), x_.data() + i * dim, dim);
+    if (pe.data != nullptr) {
+      // GPT-2's learned positions (positions past the table were refused at load by seq_len).
+      dequantize_row(pe.type, pe.row(static_cast<uint64_t>(batch[i].pos)), xb2_.data(), dim);
+      for (size_t j = 0; j < dim; ++j) x_[i * dim + j] += xb2_[j];
+    }
+  }
+  for (int l = 0; l < c.n_layers; ++l) {
+    const Layer& L = m_.layers()[static_cast<size_t>(l)];
+    norm(L.attn_norm, L.attn_norm_b, x_.data(), xb_.data(), t, c.dim);
+    project(L.wq, L.bq, xb_.data(), t, q_.data());
+    project(L.wk, L.bk, xb_.data(), t, k_.data());
+    project(L.wv, L.bv, xb_.data(), t, v_.data());
+    for (size_t i = 0; i < T; ++i) {
+      const int pos = batch[i].pos;
+      if (c.rope != RopeLayout::kNone) {
+        rope(q_.data() + i * q_dim, c.n_heads, pos);
+        rope(k_.data() + i * kv_dim, c.n_kv_heads, pos);
+      }
+      std::memcpy(batch[i].session->key(l, pos), k_.data() + i * kv_dim, kv_dim * sizeof(float));
+      std::memcpy(batch[i].session->value(l, pos), v_.data() + i * kv_dim, kv_dim * sizeof(float));
+    }
+    // Every row's keys and values of this layer are cached now, so rows of one sequence see
+    // each other causally.
+    attention(batch, t, l, q_.data(), att_.data());
+    project(L.wo, L.bo, att_.data(), t, xb2_.data());
+    for (size_t j = 0; j < T * dim; ++j) x_[j] += xb2_[j];
+
+    norm(L.ffn_norm, L.ffn_norm_b, x_.data(), xb_.data(), t, c.dim);
+    if (L.w_gate.data != nullptr) {
+      project(L.w_gate, nullptr, xb_.data(), t, hb_.data());
+      project(L.w_up, L.b_up, xb_.data(), t, hb2_.data());
+      silu_mul(hb_.data(), hb2_.data(), T * hidden);
+    } else {
+      project(L.w_up, L.b_up, xb_.data(), t, hb_.data());
+      gelu(hb_.data(), T * hidden);
+    }
+    project(L.w_down, L.b_down, hb_.data(), t, xb2_.data());
+    for (size_t j = 0; j < T * dim; ++j) x_[j] += xb2_[j];
+  }
+
+  // The classifier runs only over the rows whose logits are wanted.
+  rows_.clear();
+  int wanted = 0;
+  for (size_t i = 0; i < T; ++i) {
+    if (!batch[i].logits) continue;
+    rows_.insert(rows_.end(), x_.begin() + static_cast<ptrdiff_t>(i * dim), x_.begin() + static_cast<ptrdiff_t>((i + 1) * dim));
+    ++wanted;
+  }
+  if (wanted == 0) return;
+  norm(m_.output_norm(), m_.output_norm_bias(), rows_.data(), xb_.data(), wanted, c.dim);
+  project(m_.classifier(), nullptr, xb_.data(), wanted, logits_out);
+}
+
+}  // namespace llmops::engine
