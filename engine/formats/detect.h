@@ -10,6 +10,7 @@
 
 namespace llmops::engine {
 
+// kHuggingFaceDir: a directory with config.json and safetensors weights (SafetensorsModel opens it).
 enum class ModelFormat { kGguf, kLlama2c, kSafetensors, kHuggingFaceDir, kPickle };
 const char* model_format_name(ModelFormat f);
 

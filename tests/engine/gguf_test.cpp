@@ -234,6 +234,8 @@ TEST(Detect, RecognisesFormatsAndRefusesPickles) {
   EXPECT_EQ(*detect_model_format(dir.file("w.safetensors")), ModelFormat::kSafetensors);
   std::filesystem::create_directories(dir.file("hf"));
   llmops::test::write_text(dir.file("hf/config.json"), "{}");
+  EXPECT_FALSE(detect_model_format(dir.file("hf")).ok());  // config.json without weights
+  llmops::test::write_text(dir.file("hf/model.safetensors"), st + st_header + "xxxx");
   EXPECT_EQ(*detect_model_format(dir.file("hf")), ModelFormat::kHuggingFaceDir);
   std::filesystem::create_directories(dir.file("torchdir"));
   llmops::test::write_text(dir.file("torchdir/pytorch_model.bin"), "PK");
