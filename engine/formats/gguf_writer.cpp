@@ -71,6 +71,47 @@ void GgufWriter::add_i32s(const std::string& key, const std::vector<int32_t>& va
   ++kv_count_;
 }
 
+void GgufWriter::add_value(const std::string& key, const GgufValue& v) {
+  auto scalar_bytes = [](GgufType t) -> size_t {
+    switch (t) {
+      case GgufType::kUint8: case GgufType::kInt8: case GgufType::kBool: return 1;
+      case GgufType::kUint16: case GgufType::kInt16: return 2;
+      case GgufType::kUint32: case GgufType::kInt32: case GgufType::kFloat32: return 4;
+      case GgufType::kUint64: case GgufType::kInt64: case GgufType::kFloat64: return 8;
+      default: return 0;
+    }
+  };
+  auto put_scalar = [&](GgufType t, const GgufValue& s) {
+    switch (t) {
+      case GgufType::kUint8: case GgufType::kBool: put<uint8_t>(kv_, static_cast<uint8_t>(s.u)); break;
+      case GgufType::kUint16: put<uint16_t>(kv_, static_cast<uint16_t>(s.u)); break;
+      case GgufType::kUint32: put<uint32_t>(kv_, static_cast<uint32_t>(s.u)); break;
+      case GgufType::kUint64: put<uint64_t>(kv_, s.u); break;
+      case GgufType::kInt8: put<int8_t>(kv_, static_cast<int8_t>(s.i)); break;
+      case GgufType::kInt16: put<int16_t>(kv_, static_cast<int16_t>(s.i)); break;
+      case GgufType::kInt32: put<int32_t>(kv_, static_cast<int32_t>(s.i)); break;
+      case GgufType::kInt64: put<int64_t>(kv_, s.i); break;
+      case GgufType::kFloat32: put<float>(kv_, static_cast<float>(s.f)); break;
+      case GgufType::kFloat64: put<double>(kv_, s.f); break;
+      case GgufType::kString: put_str(kv_, std::string(s.s)); break;
+      case GgufType::kArray: break;
+    }
+  };
+  put_key(kv_, key, static_cast<uint32_t>(v.type));
+  if (v.type != GgufType::kArray) {
+    put_scalar(v.type, v);
+  } else {
+    put<uint32_t>(kv_, static_cast<uint32_t>(v.elem_type));
+    put<uint64_t>(kv_, v.count);
+    if (v.elem_type == GgufType::kString) {
+      for (std::string_view s : v.strings) put_str(kv_, std::string(s));
+    } else {
+      kv_.append(reinterpret_cast<const char*>(v.elems), v.count * scalar_bytes(v.elem_type));
+    }
+  }
+  ++kv_count_;
+}
+
 Status GgufWriter::add_tensor(const std::string& name, GgmlType type, std::vector<uint64_t> ne, RowFn fn) {
   if (!can_quantize(type)) return unimplemented("writing " + ggml_type_name(static_cast<uint32_t>(type)) + " tensors is not supported");
   if (ne.empty() || ne.size() > 4) return invalid_argument("tensor '" + name + "' needs 1 to 4 dimensions");

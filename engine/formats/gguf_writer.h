@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "formats/ggml_types.h"
+#include "formats/gguf.h"
 #include "status.h"
 
 namespace llmops::engine {
@@ -25,6 +26,8 @@ class GgufWriter {
   void add_strings(const std::string& key, const std::vector<std::string>& values);
   void add_f32s(const std::string& key, const std::vector<float>& values);
   void add_i32s(const std::string& key, const std::vector<int32_t>& values);
+  // A value read from another GGUF, copied as it was (any type, arrays included).
+  void add_value(const std::string& key, const GgufValue& value);
   // ne as in GGUF: ne[0] contiguous. Rows are produced by fn in order.
   Status add_tensor(const std::string& name, GgmlType type, std::vector<uint64_t> ne, RowFn fn);
   Status write(const std::string& path) const;

@@ -12,6 +12,7 @@ struct ModelLoader {
   // n values of a one-dimensional tensor as fp32: the stored data itself when it is aligned
   // fp32, otherwise a widened copy the model keeps.
   static const float* vector(Model& m, GgmlType type, const uint8_t* data, uint64_t n);
+  static const float* keep(Model& m, std::vector<float> v) { return m.keep(std::move(v)); }
   // Validates the config and derives the RoPE frequencies (factors: optional per-pair divisors).
   static Status finish(Model& m, const float* rope_factors);
 };

@@ -1,4 +1,4 @@
-// llmops-synth: writes a random-weight Llama model of a realistic shape as GGUF (the same file
+// llmops-synth: writes a random-weight Llama or GPT-2 model of a realistic shape as GGUF (the same file
 // can be given to llama.cpp), for speed measurements on real shapes.
 #include <cstdio>
 #include <string>
@@ -9,7 +9,7 @@ using namespace llmops;
 using namespace llmops::engine;
 
 int main(int argc, char** argv) {
-  std::string arch = "llama", shape_name, type_name = "F32", out;
+  std::string arch, shape_name, type_name = "F32", out;
   uint64_t seed = 1;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -23,16 +23,18 @@ int main(int argc, char** argv) {
       std::string shapes;
       for (const auto& s : synth_shapes()) shapes += " " + s.name;
       std::fprintf(a == "--help" || a == "-h" ? stdout : stderr,
-                   "Usage: llmops-synth --arch llama --shape NAME --type F32|F16|BF16|Q8_0|Q4_0|Q4_K|Q6_K --out FILE.gguf [--seed S]\n"
+                   "Usage: llmops-synth --arch llama|gpt2 --shape NAME --type F32|F16|BF16|Q8_0|Q4_0|Q4_K|Q6_K --out FILE.gguf [--seed S]\n"
                    "Shapes:%s\n", shapes.c_str());
       return a == "--help" || a == "-h" ? 0 : 2;
     }
   }
-  if (arch == "gpt2") return std::fprintf(stderr, "llmops-synth: the GPT-2 architecture is not in the engine yet\n"), 2;
-  if (arch != "llama") return std::fprintf(stderr, "llmops-synth: unknown --arch %s (llama)\n", arch.c_str()), 2;
+  if (!arch.empty() && arch != "llama" && arch != "gpt2") return std::fprintf(stderr, "llmops-synth: unknown --arch %s (llama, gpt2)\n", arch.c_str()), 2;
   if (shape_name.empty() || out.empty()) return std::fprintf(stderr, "llmops-synth: --shape and --out are required (see --help)\n"), 2;
   auto shape = find_synth_shape(shape_name);
   if (!shape.ok()) return std::fprintf(stderr, "llmops-synth: %s\n", shape.status().message().c_str()), 2;
+  if (!arch.empty() && arch != shape->config.arch_name) {
+    return std::fprintf(stderr, "llmops-synth: shape %s is a %s model, not %s\n", shape_name.c_str(), shape->config.arch_name.c_str(), arch.c_str()), 2;
+  }
   GgmlType type = GgmlType::kF32;
   bool found = false;
   for (uint32_t t : {0u, 1u, 2u, 8u, 12u, 14u, 30u}) {

@@ -7,12 +7,19 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <random>
 
 #include "engine_test_util.h"
 #include "formats/gguf_writer.h"
+#include "formats/safetensors.h"
+#include "json.h"
 #include "kernels/thread_pool.h"
+#include "model/export.h"
 #include "model/model.h"
 #include "model/synth.h"
 #include "unit/test_util.h"
@@ -28,6 +35,8 @@ struct Spec {
   bool fused_qkv = false;
   bool rope_freqs = false;     // Llama 3 per-pair divisors
   bool tied = false;
+  bool hf = false;             // loaded from a Hugging Face directory (RoPE in the rotate-half layout)
+  bool llama3_scaling = false;  // Hugging Face rope_scaling {rope_type: llama3}, original context 64
   int head_dim() const { return dim / heads; }
 };
 
@@ -151,9 +160,20 @@ std::vector<double> reference(const Spec& s, Tensors& w, const std::vector<int32
       for (size_t i = 0; i < rd / 2; ++i) {
         double freq = std::pow(10000.0, -2.0 * static_cast<double>(i) / static_cast<double>(rd));
         if (s.rope_freqs) freq /= w["rope_freqs.weight"][i];
+        if (s.llama3_scaling) {
+          // Hugging Face's definition: factor 8, low 1, high 4, original context 64.
+          const double wavelen = 2 * M_PI / freq, low_wavelen = 64.0 / 1.0, high_wavelen = 64.0 / 4.0;
+          if (wavelen > low_wavelen) {
+            freq /= 8.0;
+          } else if (wavelen >= high_wavelen) {
+            const double smooth = (64.0 / wavelen - 1.0) / (4.0 - 1.0);
+            freq = (1 - smooth) * freq / 8.0 + smooth * freq;
+          }
+        }
         double a = static_cast<double>(pos) * freq;
         // NeoX (rotate_half) pairs i with i + rd/2; the normal layout pairs 2i with 2i + 1.
-        size_t i0 = s.arch == "qwen2" ? i : 2 * i, i1 = s.arch == "qwen2" ? i + rd / 2 : 2 * i + 1;
+        const bool neox = s.arch == "qwen2" || s.hf;
+        size_t i0 = neox ? i : 2 * i, i1 = neox ? i + rd / 2 : 2 * i + 1;
         x[i0] = orig[i0] * std::cos(a) - orig[i1] * std::sin(a);
         x[i1] = orig[i0] * std::sin(a) + orig[i1] * std::cos(a);
       }
@@ -399,6 +419,257 @@ TEST(Model, UnsupportedArchitectureAndMissingTensorsAreNamed) {
   m = Model::load(dir.file("p.gguf"));
   EXPECT_EQ(m.status().code(), Code::kInvalidArgument);
   EXPECT_NE(m.status().message().find("output_norm.weight"), std::string::npos) << m.status().to_string();
+}
+
+// Writes the same weights as a Hugging Face directory: config.json + model.safetensors with
+// Hugging Face's names; GPT-2's matrices as Conv1D ([in, out]) and q/k/v fused, as GPT-2 does.
+void write_hf(const Spec& s, Tensors& w, const std::string& dir, SafetensorsDtype dtype) {
+  const bool gpt2 = s.arch == "gpt2";
+  Json cfg;
+  if (gpt2) {
+    cfg = {{"model_type", "gpt2"}, {"n_embd", s.dim}, {"n_layer", s.layers}, {"n_head", s.heads}, {"n_inner", s.hidden},
+           {"n_positions", s.ctx}, {"vocab_size", s.vocab}, {"layer_norm_epsilon", 1e-5}};
+  } else {
+    cfg = {{"model_type", s.arch}, {"hidden_size", s.dim}, {"intermediate_size", s.hidden}, {"num_hidden_layers", s.layers},
+           {"num_attention_heads", s.heads}, {"num_key_value_heads", s.kv_heads}, {"max_position_embeddings", s.ctx},
+           {"vocab_size", s.vocab}, {"rms_norm_eps", 1e-5}, {"rope_theta", 10000.0}, {"tie_word_embeddings", s.tied}};
+    if (s.llama3_scaling) {
+      cfg["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
+                             {"original_max_position_embeddings", 64}};
+    }
+  }
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/config.json") << cfg.dump();
+  std::deque<std::vector<uint8_t>> store;
+  std::vector<SafetensorsTensorSource> out;
+  // Stores v (rows × cols, row-major) in dtype; transposed when conv1d.
+  auto put = [&](const std::string& name, const std::vector<float>& v, std::vector<uint64_t> shape, bool conv1d = false) {
+    std::vector<float> src = v;
+    if (conv1d) {
+      const uint64_t rows = shape[0], cols = shape[1];  // shape as stored: [in, out]; v is [out, in]
+      for (uint64_t i = 0; i < rows; ++i) {
+        for (uint64_t o = 0; o < cols; ++o) src[i * cols + o] = v[o * rows + i];
+      }
+    }
+    std::vector<uint8_t> bytes;
+    if (dtype == SafetensorsDtype::kF32) {
+      bytes.resize(src.size() * 4);
+      std::memcpy(bytes.data(), src.data(), bytes.size());
+    } else {
+      for (float f : src) {
+        uint32_t u;
+        std::memcpy(&u, &f, 4);
+        uint16_t b = static_cast<uint16_t>(u >> 16);  // bf16 by truncation; the reference reads it back the same way
+        bytes.push_back(static_cast<uint8_t>(b & 0xff)), bytes.push_back(static_cast<uint8_t>(b >> 8));
+      }
+    }
+    store.push_back(std::move(bytes));
+    out.push_back({name, dtype, shape, store.back().data()});
+  };
+  const uint64_t d = static_cast<uint64_t>(s.dim), h = static_cast<uint64_t>(s.hidden), v = static_cast<uint64_t>(s.vocab);
+  const uint64_t kv = static_cast<uint64_t>(s.head_dim() * (gpt2 ? s.heads : s.kv_heads));
+  if (gpt2) {
+    put("wte.weight", w["token_embd.weight"], {v, d});
+    put("wpe.weight", w["position_embd.weight"], {static_cast<uint64_t>(s.ctx), d});
+    put("ln_f.weight", w["output_norm.weight"], {d});
+    put("ln_f.bias", w["output_norm.bias"], {d});
+  } else {
+    put("model.embed_tokens.weight", w["token_embd.weight"], {v, d});
+    put("model.norm.weight", w["output_norm.weight"], {d});
+    if (!s.tied) put("lm_head.weight", w["output.weight"], {v, d});
+  }
+  for (int l = 0; l < s.layers; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    if (gpt2) {
+      const std::string q = "h." + std::to_string(l) + ".";
+      put(q + "ln_1.weight", w[p + "attn_norm.weight"], {d});
+      put(q + "ln_1.bias", w[p + "attn_norm.bias"], {d});
+      put(q + "attn.c_attn.weight", w[p + "attn_qkv.weight"], {d, d + 2 * kv}, true);
+      put(q + "attn.c_attn.bias", w[p + "attn_qkv.bias"], {d + 2 * kv});
+      put(q + "attn.c_proj.weight", w[p + "attn_output.weight"], {d, d}, true);
+      put(q + "attn.c_proj.bias", w[p + "attn_output.bias"], {d});
+      put(q + "ln_2.weight", w[p + "ffn_norm.weight"], {d});
+      put(q + "ln_2.bias", w[p + "ffn_norm.bias"], {d});
+      put(q + "mlp.c_fc.weight", w[p + "ffn_up.weight"], {d, h}, true);
+      put(q + "mlp.c_fc.bias", w[p + "ffn_up.bias"], {h});
+      put(q + "mlp.c_proj.weight", w[p + "ffn_down.weight"], {h, d}, true);
+      put(q + "mlp.c_proj.bias", w[p + "ffn_down.bias"], {d});
+      continue;
+    }
+    const std::string q = "model.layers." + std::to_string(l) + ".";
+    put(q + "input_layernorm.weight", w[p + "attn_norm.weight"], {d});
+    put(q + "self_attn.q_proj.weight", w[p + "attn_q.weight"], {d, d});
+    put(q + "self_attn.k_proj.weight", w[p + "attn_k.weight"], {kv, d});
+    put(q + "self_attn.v_proj.weight", w[p + "attn_v.weight"], {kv, d});
+    if (s.qkv_bias) {
+      put(q + "self_attn.q_proj.bias", w[p + "attn_q.bias"], {d});
+      put(q + "self_attn.k_proj.bias", w[p + "attn_k.bias"], {kv});
+      put(q + "self_attn.v_proj.bias", w[p + "attn_v.bias"], {kv});
+    }
+    put(q + "self_attn.o_proj.weight", w[p + "attn_output.weight"], {d, d});
+    put(q + "post_attention_layernorm.weight", w[p + "ffn_norm.weight"], {d});
+    put(q + "mlp.gate_proj.weight", w[p + "ffn_gate.weight"], {h, d});
+    put(q + "mlp.up_proj.weight", w[p + "ffn_up.weight"], {h, d});
+    put(q + "mlp.down_proj.weight", w[p + "ffn_down.weight"], {d, h});
+  }
+  ASSERT_TRUE(write_safetensors(dir + "/model.safetensors", out).ok());
+  if (dtype == SafetensorsDtype::kBF16) {
+    // The reference sees what the file holds.
+    for (auto& [name, values] : w) {
+      for (float& f : values) {
+        uint32_t u;
+        std::memcpy(&u, &f, 4);
+        u &= 0xffff0000u;
+        std::memcpy(&f, &u, 4);
+      }
+    }
+  }
+}
+
+class HfVariants : public ::testing::TestWithParam<Spec> {};
+
+TEST_P(HfVariants, SafetensorsDirectoryMatchesTheReference) {
+  Spec s = GetParam();
+  s.hf = true;
+  llmops::test::TempDir dir;
+  for (SafetensorsDtype dtype : {SafetensorsDtype::kF32, SafetensorsDtype::kBF16}) {
+    Tensors w = write_net(s, dir.file("unused.gguf"));
+    const std::string hf = dir.file(std::string("hf-") + safetensors_dtype_name(dtype));
+    write_hf(s, w, hf, dtype);
+    auto m = Model::load(hf);
+    ASSERT_TRUE(m.ok()) << m.status().to_string();
+    EXPECT_EQ((*m)->hf_dir(), hf);
+    std::vector<int32_t> tokens = {3, 17, 42, 8, 8, 1, 49};
+    Session session(**m, 16);
+    auto logits = session.prefill(tokens.data(), static_cast<int>(tokens.size()), 0);
+    ASSERT_TRUE(logits.ok()) << logits.status().to_string();
+    EXPECT_LT(max_rel_error(*logits, reference(s, w, tokens)), 1e-4) << safetensors_dtype_name(dtype);
+  }
+}
+
+Spec hf_llama3() {
+  Spec s;
+  s.llama3_scaling = true;
+  return s;
+}
+
+std::string hf_variant_name(const ::testing::TestParamInfo<Spec>& info) {
+  static const char* const kNames[] = {"llama_gqa", "llama3_scaling_tied", "qwen2_bias", "gpt2_conv1d"};
+  return kNames[info.index];
+}
+
+Spec tied(Spec s) {
+  s.tied = true;
+  return s;
+}
+
+INSTANTIATE_TEST_SUITE_P(Model, HfVariants, ::testing::Values(llama(), tied(hf_llama3()), qwen2(), gpt2()), hf_variant_name);
+
+TEST(HfModel, BadConfigsAreNamed) {
+  llmops::test::TempDir dir;
+  Spec s;
+  Tensors w = write_net(s, dir.file("unused.gguf"));
+  write_hf(s, w, dir.file("hf"), SafetensorsDtype::kF32);
+  auto load_with = [&](const std::string& config) {
+    std::ofstream(dir.file("hf/config.json")) << config;
+    return Model::load_hf(dir.file("hf"));
+  };
+  auto r = load_with(R"({"model_type": "mamba"})");
+  EXPECT_EQ(r.status().code(), Code::kUnimplemented);
+  EXPECT_NE(r.status().message().find("mamba"), std::string::npos);
+  r = load_with(R"({"model_type": "llama", "hidden_size": 64})");
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("intermediate_size"), std::string::npos) << r.status().to_string();
+  r = load_with(R"({"model_type": "llama", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,
+                    "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 51})");
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("embed_tokens"), std::string::npos) << r.status().to_string();
+  r = load_with(R"({"model_type": "llama", "hidden_size": -4})");
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+  r = load_with("{not json");
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+}
+
+std::vector<float> logits_of(const Model& m, const std::vector<int32_t>& tokens) {
+  Session s(m, 16);
+  const float* l = *s.prefill(tokens.data(), static_cast<int>(tokens.size()), 0);
+  return std::vector<float>(l, l + m.config().vocab_size);
+}
+
+double rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  std::vector<double> bd(b.begin(), b.end());
+  return max_rel_error(a.data(), bd);
+}
+
+// Every source (GGUF in both RoPE layouts, GPT-2, a Hugging Face directory) exported to GGUF
+// and to a Hugging Face directory loads back with the same logits; q/k rows are re-ordered
+// between RoPE layouts on the way.
+TEST(Export, RoundTripsKeepTheLogits) {
+  llmops::test::TempDir dir;
+  const std::vector<int32_t> tokens = {3, 17, 42, 8, 1, 49};
+  Spec hf_spec = llama();
+  hf_spec.hf = true;
+  struct Case {
+    std::string name;
+    Spec spec;
+    bool from_hf;
+  };
+  for (const Case& c : {Case{"llama", llama(), false}, Case{"qwen2", qwen2(), false}, Case{"gpt2", gpt2(), false},
+                        Case{"llama3", llama3(), false}, Case{"hf-llama", hf_spec, true}, Case{"hf-gpt2", gpt2(), true}}) {
+    Tensors w = write_net(c.spec, dir.file(c.name + ".gguf"));
+    std::string src = dir.file(c.name + ".gguf");
+    if (c.from_hf) {
+      src = dir.file(c.name + "-src");
+      write_hf(c.spec, w, src, SafetensorsDtype::kF32);
+    }
+    auto m = std::move(Model::load(src)).value();
+    const auto want = logits_of(*m, tokens);
+    auto r1 = export_gguf(*m, GgmlType::kF32, dir.file(c.name + "-out.gguf"));
+    ASSERT_TRUE(r1.ok()) << c.name << ": " << r1.status().to_string();
+    auto g = Model::load(dir.file(c.name + "-out.gguf"));
+    ASSERT_TRUE(g.ok()) << c.name << ": " << g.status().to_string();
+    EXPECT_LT(rel_diff(logits_of(**g, tokens), want), 1e-5) << c.name << " → GGUF";
+    auto r2 = export_hf(*m, SafetensorsDtype::kF32, dir.file(c.name + "-hf"));
+    if (c.spec.rope_freqs) {
+      // Per-frequency factors from a GGUF rope_freqs tensor have no config.json form.
+      EXPECT_EQ(r2.status().code(), Code::kUnimplemented) << r2.status().to_string();
+      continue;
+    }
+    ASSERT_TRUE(r2.ok()) << c.name << ": " << r2.status().to_string();
+    auto h = Model::load(dir.file(c.name + "-hf"));
+    ASSERT_TRUE(h.ok()) << c.name << ": " << h.status().to_string();
+    EXPECT_LT(rel_diff(logits_of(**h, tokens), want), 1e-5) << c.name << " → Hugging Face";
+    // And back: the Hugging Face export converted to GGUF again.
+    ASSERT_TRUE(export_gguf(**h, GgmlType::kF32, dir.file(c.name + "-again.gguf")).ok());
+    EXPECT_LT(rel_diff(logits_of(*std::move(Model::load(dir.file(c.name + "-again.gguf"))).value(), tokens), want), 1e-5)
+        << c.name << " → Hugging Face → GGUF";
+  }
+}
+
+TEST(Export, QuantizedGgufStaysClose) {
+  llmops::test::TempDir dir;
+  // A realistic weight scale (the synthetic tiny shape, N(0, 0.02)) in F32, converted.
+  ASSERT_TRUE(write_synth_model(*find_synth_shape("tiny"), GgmlType::kF32, 3, dir.file("m.gguf")).ok());
+  auto m = std::move(Model::load(dir.file("m.gguf"))).value();
+  const std::vector<int32_t> tokens = {3, 17, 42, 8, 1, 49};
+  const auto want = logits_of(*m, tokens);
+  // Normalised mean squared error of the logits, with the bounds of the quantizer tests.
+  auto nmse = [](const std::vector<float>& got, const std::vector<float>& ref) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < ref.size(); ++i) num += (got[i] - ref[i]) * (got[i] - ref[i]), den += ref[i] * ref[i];
+    return num / den;
+  };
+  for (auto [type, bound] : {std::pair{GgmlType::kF16, 1e-5}, {GgmlType::kQ8_0, 1e-3}, {GgmlType::kQ6_K, 3e-3}, {GgmlType::kQ4_K, 6e-2},
+                             {GgmlType::kQ4_0, 6e-2}}) {
+    const std::string name = ggml_type_name(static_cast<uint32_t>(type));
+    auto r = export_gguf(*m, type, dir.file(name + ".gguf"));
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    auto q = std::move(Model::load(dir.file(name + ".gguf"))).value();
+    EXPECT_EQ(q->layers()[0].wq.type, type) << name;
+    const double err = nmse(logits_of(*q, tokens), want);
+    EXPECT_LT(err, bound) << name;
+    std::printf("[ info     ] export %-5s logits NMSE vs F32 %.2e (bound %.0e)\n", name.c_str(), err, bound);
+  }
 }
 
 }  // namespace

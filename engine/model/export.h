@@ -1,0 +1,34 @@
+// Writing a loaded model out again, so models move between the engine, llama.cpp, vLLM and
+// Hugging Face tools: GGUF at any type quantize_row writes (F32, F16, BF16, Q8_0, Q4_0, Q4_K,
+// Q6_K), and a Hugging Face directory (config.json + model.safetensors at F32, F16 or BF16).
+// Each weight row is dequantised from the model's views and re-encoded on the way out, so a
+// multi-GB model streams through row buffers. RoPE layouts are converted as the target
+// expects: GGUF "llama" keeps q/k rows in the adjacent-pair layout, Hugging Face in
+// rotate-half. Files appear only when complete. `llmopsctl model quantize` calls the same code.
+#pragma once
+
+#include <string>
+
+#include "formats/ggml_types.h"
+#include "formats/safetensors.h"
+#include "model/model.h"
+#include "status.h"
+
+namespace llmops::engine {
+
+struct ExportReport {
+  std::vector<std::string> notes;  // tensors stored in another type than asked, and why
+  uint64_t bytes = 0;              // bytes of tensor data written
+};
+
+// type: the matrices' type. Rows that are not whole blocks of it fall back to Q8_0 or F32, and
+// Q4_0/Q4_K files keep the classifier at Q6_K, as llama.cpp's quantizer does; vectors stay F32.
+// The tokenizer metadata of a GGUF source is copied unchanged; other sources get none (their
+// tokenizer files stay beside them) and the report says so.
+Result<ExportReport> export_gguf(const Model& m, GgmlType type, const std::string& path);
+
+// Writes dir/config.json and dir/model.safetensors (dtype F32, F16 or BF16); a Hugging Face
+// source's tokenizer files are copied beside them.
+Result<ExportReport> export_hf(const Model& m, SafetensorsDtype dtype, const std::string& dir);
+
+}  // namespace llmops::engine
