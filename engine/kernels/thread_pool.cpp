@@ -2,8 +2,13 @@
 
 namespace llmops::engine {
 
-ThreadPool::ThreadPool(int threads) {
-  for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker(i); });
+ThreadPool::ThreadPool(int threads, std::function<void(int index)> on_start) {
+  for (int i = 1; i < threads; ++i) {
+    workers_.emplace_back([this, i, on_start] {
+      if (on_start) on_start(i);
+      worker(i);
+    });
+  }
 }
 
 ThreadPool::~ThreadPool() {

@@ -18,7 +18,10 @@ namespace llmops::engine {
 
 class ThreadPool {
  public:
-  explicit ThreadPool(int threads);  // total threads including the caller; >= 1
+  // threads: total including the caller; >= 1. on_start (may be empty) runs first thing on
+  // each worker thread with its index 1..threads-1: the daemon pins workers there (placement
+  // binds them to the CPUs it chose), keeping hwloc out of the engine.
+  explicit ThreadPool(int threads, std::function<void(int index)> on_start = {});
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
