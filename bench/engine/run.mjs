@@ -71,7 +71,12 @@ async function theirs(path, threads, promptTokens) {
 
 console.log(`memory read bandwidth: ${bandwidth[1].toFixed(1)} GB/s at 1 thread, ${bandwidth[2].toFixed(1)} GB/s at 2`);
 console.log(`prompt ${PROMPT_TOKENS} tokens, ${GEN} decoded, median of ${rounds} rounds after a warm-up; llama.cpp = node-llama-cpp 3.21.1 CPU build`);
-console.log("model           type  thr | ours prefill  decode | ceiling  %ceil | llama.cpp prefill  decode | ratio prefill  decode");
+// llama-bench at 2 threads from ../shared/baselines/llama.cpp-cpu.md (bandwidth 30.9 GB/s that
+// hour): [prefill, decode]. Decode is scaled by the bandwidth measured in this run.
+const TABLE_BW2 = 30.9;
+const table2 = {"stories260K F32": [10624, 7166], "llama-110M F32": [630, 60.2], "llama-110M Q8_0": [2896, 330],
+                "llama-110M Q4_0": [2941, 508], "tinyllama-1.1B Q8_0": [280, 24.6], "tinyllama-1.1B Q4_0": [269, 43.2]};
+console.log("model           type  thr | ours prefill  decode | ceiling  %ceil | RSS/(weights+KV) | llama.cpp prefill  decode | ratio prefill  decode");
 for (const c of cases) {
   for (const threads of [1, 2]) {
     const promptTokens = c.prompt ?? PROMPT_TOKENS;
@@ -79,12 +84,18 @@ for (const c of cases) {
     const runs = Array.from({length: rounds}, () => ours(c.path, threads, promptTokens));
     const pf = median(runs.map((r) => r.prefill_tokens_per_s)), dc = median(runs.map((r) => r.decode_tokens_per_s));
     const ceiling = bandwidth[threads] * 1e9 / runs[0].weight_bytes_per_token;
-    let cmp = "(2 threads: compare with the table in ../shared/baselines)";
+    const rss = median(runs.map((r) => r.peak_rss_bytes)) / (runs[0].weight_bytes + runs[0].kv_cache_bytes);
+    let cmp = "(no llama-bench figure for this case)";
+    const row = table2[`${c.name} ${c.type}`];
+    if (threads === 2 && row) {
+      const decode = row[1] * bandwidth[2] / TABLE_BW2;
+      cmp = `${row[0].toFixed(0).padStart(8)} ${decode.toFixed(0).padStart(7)} | ${(pf / row[0]).toFixed(2).padStart(6)} ${(dc / decode).toFixed(2).padStart(7)}  (llama-bench table, decode scaled to this run's bandwidth)`;
+    }
     if (threads === 1) {
       const t = await theirs(c.path, threads, promptTokens);
       cmp = `${t.prefill.toFixed(0).padStart(8)} ${t.decode.toFixed(0).padStart(7)} | ${(pf / t.prefill).toFixed(2).padStart(6)} ${(dc / t.decode).toFixed(2).padStart(7)}`;
     }
     console.log(`${c.name.padEnd(15)} ${c.type.padEnd(5)} ${String(threads).padStart(3)} | ${pf.toFixed(0).padStart(12)} ${dc.toFixed(0).padStart(7)} | ` +
-                `${ceiling.toFixed(0).padStart(7)} ${(100 * dc / ceiling).toFixed(0).padStart(5)}% | ${cmp}`);
+                `${ceiling.toFixed(0).padStart(7)} ${(100 * dc / ceiling).toFixed(0).padStart(5)}% | ${rss.toFixed(2).padStart(16)} | ${cmp}`);
   }
 }

@@ -1,5 +1,7 @@
 // llmops-infer: generate text with the engine from a GGUF or llama2.c model, or tokenize
 // llama.cpp's test-vector files. A development tool; the daemon uses the library directly.
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -42,6 +44,13 @@ const char* kUsage =
     "  --top-logprobs N     with --json: each generated token's log-probability and the N likeliest\n"
     "  --tokenize-file F    read strings separated by lines __ggml_vocab_test__ and print one\n"
     "                       line of token ids per string, without BOS (llama.cpp's .out format)\n";
+
+// The process's peak resident set (mapped weights count once touched).
+uint64_t peak_rss_bytes() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<uint64_t>(ru.ru_maxrss) * 1024;
+}
 
 int fail(const std::string& msg) {
   std::fprintf(stderr, "llmops-infer: %s\n", msg.c_str());
@@ -196,7 +205,8 @@ int main(int argc, char** argv) {
     Json out = {{"prompt_ids", ids}, {"generated_ids", generated}, {"text", text},
                 {"prefill_tokens_per_s", prefill_tps}, {"decode_tokens_per_s", decode_tps},
                 {"weight_bytes_per_token", per_token}, {"threads", threads}, {"isa", isa_name(best_isa())},
-                {"finish_reason", finish_reason}};
+                {"finish_reason", finish_reason}, {"weight_bytes", model->weight_bytes()},
+                {"kv_cache_bytes", Session::kv_cache_bytes(c, positions)}, {"peak_rss_bytes", peak_rss_bytes()}};
     if (n_top > 0) out["logprobs"] = logprobs;
     std::printf("%s\n", dump_json(out).c_str());
   } else {
