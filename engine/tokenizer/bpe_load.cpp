@@ -77,6 +77,13 @@ Status lay_out_tokens(std::vector<NamedToken> named, std::string_view source, st
   return ok_status();
 }
 
+int64_t json_token_id(const Json& value) {
+  if (value.is_number_unsigned()) {
+    return static_cast<int64_t>(std::min<uint64_t>(value.get<uint64_t>(), std::numeric_limits<int64_t>::max()));
+  }
+  return value.get<int64_t>();
+}
+
 Result<std::pair<std::string, std::string>> parse_merge_rule(std::string_view rule, std::string_view where) {
   const size_t space = rule.size() < 2 ? std::string_view::npos : rule.find(' ', 1);
   if (space == std::string_view::npos) {
@@ -159,7 +166,7 @@ Result<BpeVocab> bpe_vocab_from_gpt2_text(std::string_view encoder_json, std::st
       return invalid_argument("encoder.json: the id of token " + shown(text) + " is not an integer");
     }
     const bool end_of_text = text == "<|endoftext|>";
-    named.push_back({id.get<int64_t>(), text, end_of_text ? TokenType::kControl : TokenType::kNormal});
+    named.push_back({json_token_id(id), text, end_of_text ? TokenType::kControl : TokenType::kNormal});
   }
   BpeVocab v;
   LLMOPS_RETURN_IF_ERROR(lay_out_tokens(std::move(named), "encoder.json", v.tokens, v.types));

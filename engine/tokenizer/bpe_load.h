@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "formats/gguf.h"
+#include "json.h"
 #include "status.h"
 #include "tokenizer/bpe.h"
 
@@ -53,6 +54,10 @@ struct NamedToken {
 // vocabulary entry special).
 Status lay_out_tokens(std::vector<NamedToken> named, std::string_view source, std::vector<std::string>& tokens,
                       std::vector<TokenType>& types);
+
+// An integer JSON value (is_number_integer()) as a token id; unsigned values past INT64_MAX
+// become INT64_MAX rather than wrapping negative, so errors show a large id.
+int64_t json_token_id(const Json& value);
 
 // Splits a merge rule "a b" at its first space after the first character (so a token may start
 // with a space). where names the entry for the error when there is no such space.

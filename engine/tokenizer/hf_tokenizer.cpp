@@ -141,7 +141,7 @@ Result<HfBpeModel> read_model(const Json& root) {
     if (!entry.value().is_number_integer()) {
       return invalid_argument("tokenizer.json model.vocab: the id of " + shown(entry.key()) + " is not an integer");
     }
-    named.push_back({entry.value().get<int64_t>(), entry.key(), TokenType::kNormal});
+    named.push_back({json_token_id(entry.value()), entry.key(), TokenType::kNormal});
   }
   for (size_t i = 0; i < added_count; ++i) {
     const Json& a = (*added)[i];
@@ -152,7 +152,7 @@ Result<HfBpeModel> read_model(const Json& root) {
                               "] needs an integer \"id\" and a string \"content\"");
     }
     LLMOPS_ASSIGN_OR_RETURN(bool special, bool_field(a, "special", false, "added_tokens[" + std::to_string(i) + "]"));
-    named.push_back({id->get<int64_t>(), content->get<std::string>(),
+    named.push_back({json_token_id(*id), content->get<std::string>(),
                      special ? TokenType::kControl : TokenType::kUserDefined});
   }
   LLMOPS_RETURN_IF_ERROR(lay_out_tokens(std::move(named), "tokenizer.json", m.tokens, m.types));

@@ -17,11 +17,13 @@ constexpr std::string_view kEndOfTurnTexts[] = {
 
 Result<Tokenizer> from_hf_vocab(HfVocab hf) {
   if (auto* spm = std::get_if<SpmVocab>(&hf.vocab)) {
-    LLMOPS_ASSIGN_OR_RETURN(SpmTokenizer tok, SpmTokenizer::create(std::move(*spm)));
-    return Tokenizer(std::move(tok), hf.add_bos);
+    auto tok = SpmTokenizer::create(std::move(*spm));
+    if (!tok.ok()) return tok.status().with_context("tokenizer.json");
+    return Tokenizer(std::move(tok).value(), hf.add_bos);
   }
-  LLMOPS_ASSIGN_OR_RETURN(BpeTokenizer tok, BpeTokenizer::create(std::move(std::get<BpeVocab>(hf.vocab))));
-  return Tokenizer(std::move(tok), hf.add_bos);
+  auto tok = BpeTokenizer::create(std::move(std::get<BpeVocab>(hf.vocab)));
+  if (!tok.ok()) return tok.status().with_context("tokenizer.json");
+  return Tokenizer(std::move(tok).value(), hf.add_bos);
 }
 
 // An optional id key of the file for an end-of-generation token.

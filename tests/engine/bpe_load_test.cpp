@@ -203,6 +203,8 @@ TEST(BpeHfJson, RefusesWithTypedErrors) {
       {"no model", [](Json& j) { j.erase("model"); }, Code::kInvalidArgument, "\"model\""},
       {"negative id", [](Json& j) { j["model"]["vocab"]["hi"] = -1; }, Code::kInvalidArgument, "id -1"},
       {"huge id", [](Json& j) { j["model"]["vocab"]["hi"] = 1ll << 40; }, Code::kInvalidArgument, "outside 0.."},
+      {"id past int64", [](Json& j) { j["model"]["vocab"]["hi"] = 18446744073709551615ull; }, Code::kInvalidArgument,
+       "id 9223372036854775807"},
       {"sparse ids", [](Json& j) { j["model"]["vocab"]["hi"] = 3000000; }, Code::kInvalidArgument, "sparse"},
       {"duplicate id", [](Json& j) { j["model"]["vocab"]["hi"] = 5; }, Code::kInvalidArgument, "id 5 is given to both"},
       {"added token clash", [](Json& j) { j["added_tokens"][0]["id"] = kHi; }, Code::kInvalidArgument,
