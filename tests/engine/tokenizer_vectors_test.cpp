@@ -128,6 +128,17 @@ TEST(TokenizerVectors, FacadeReportsTheVocabularies) {
   EXPECT_TRUE(spm.add_bos());
   EXPECT_EQ(spm.bos_id(), 1);
   EXPECT_TRUE(spm.is_eog(2));
+
+  // Phi-3 ends its turns with <|end|>, a control token besides EOS (<|endoftext|>).
+  const Tokenizer phi3 = open_gguf("ggml-vocab-phi-3.gguf");
+  int32_t end = -1;
+  for (int32_t id = 0; id < phi3.size(); ++id) {
+    if (phi3.token_text(id) == "<|end|>") end = id;
+  }
+  ASSERT_GE(end, 0);
+  EXPECT_TRUE(phi3.is_eog(end));
+  EXPECT_TRUE(phi3.is_eog(phi3.eos_id()));
+  EXPECT_EQ(phi3.eog_ids().size(), 2u);
 }
 
 TEST(TokenizerVectors, Gpt2FilesMatchTheGgufVocabulary) {
