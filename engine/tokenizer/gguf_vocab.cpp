@@ -5,7 +5,7 @@ namespace llmops::engine {
 Result<SpmVocab> spm_vocab_from_gguf(const GgufFile& g) {
   LLMOPS_ASSIGN_OR_RETURN(std::string model, g.get_string("tokenizer.ggml.model"));
   if (model != "llama") {
-    return unimplemented("tokenizer model '" + model + "' is not supported yet (SentencePiece 'llama' is)");
+    return unimplemented("tokenizer model '" + model + "' is not SentencePiece ('llama'); open it with Tokenizer::from_gguf");
   }
   LLMOPS_ASSIGN_OR_RETURN(auto tokens, g.get_strings("tokenizer.ggml.tokens"));
   SpmVocab v;

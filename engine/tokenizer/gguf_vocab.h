@@ -6,8 +6,9 @@
 
 namespace llmops::engine {
 
-// tokenizer.ggml.model must be "llama" (SentencePiece BPE); other models (gpt2 byte-level
-// BPE) get kUnimplemented until their tokenizer lands.
+// tokenizer.ggml.model must be "llama" (SentencePiece BPE); other models get kUnimplemented
+// naming them. Byte-level BPE ("gpt2") is bpe_vocab_from_gguf's (bpe_load.h); Tokenizer::from_gguf
+// (tokenizer.h) picks the right one.
 Result<SpmVocab> spm_vocab_from_gguf(const GgufFile& g);
 
 }  // namespace llmops::engine
