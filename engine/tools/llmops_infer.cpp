@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -18,7 +19,7 @@
 #include "model/model.h"
 #include "model/logprobs.h"
 #include "model/sampler.h"
-#include "tokenizer/gguf_vocab.h"
+#include "tokenizer/tokenizer.h"
 
 using namespace llmops;
 using namespace llmops::engine;
@@ -29,8 +30,10 @@ const char* kUsage =
     "Usage: llmops-infer --model PATH [--tokenizer PATH] [--prompt TEXT] [--max-tokens N]\n"
     "                    [--temperature T] [--top-p P] [--top-k K] [--seed S] [--threads N] [--json]\n"
     "       llmops-infer --model PATH [--tokenizer PATH] --tokenize-file FILE.inp\n\n"
-    "  --model PATH         a GGUF file (llama architecture) or a llama2.c checkpoint (.bin)\n"
-    "  --tokenizer PATH     llama2.c tokenizer.bin (GGUF files carry their own)\n"
+    "  --model PATH         a GGUF file (llama, mistral, qwen2, gpt2), a Hugging Face directory\n"
+    "                       (config.json + safetensors) or a llama2.c checkpoint (.bin)\n"
+    "  --tokenizer PATH     llama2.c tokenizer.bin, or a Hugging Face tokenizer.json or its\n"
+    "                       directory (GGUF files and Hugging Face directories carry their own)\n"
     "  --prompt TEXT        text to continue (default: none, start from BOS)\n"
     "  --max-tokens N       tokens to generate (default 64)\n"
     "  --temperature T      0 = greedy (default 0)\n"
@@ -105,11 +108,8 @@ int main(int argc, char** argv) {
 
   auto format = detect_model_format(model_path);
   if (!format.ok()) return fail(format.status().message());
-  if (*format != ModelFormat::kGguf && *format != ModelFormat::kLlama2c) {
-    return fail(std::string(model_format_name(*format)) + " models are recognised but not loaded by this build yet; convert to GGUF");
-  }
-  bool gguf = *format == ModelFormat::kGguf;
-  bool vocab_only = gguf && !tokenize_file.empty() && tokenizer_path.empty();  // vocab-only GGUFs have no weights
+  // A vocabulary-only GGUF (llama.cpp's test vocabularies) has no weights: tokenize only.
+  const bool vocab_only = *format == ModelFormat::kGguf && !tokenize_file.empty() && tokenizer_path.empty();
   std::unique_ptr<GgufFile> vocab_file;
   std::unique_ptr<Model> model;
   if (vocab_only) {
@@ -117,16 +117,34 @@ int main(int argc, char** argv) {
     if (!g.ok()) return fail(g.status().message());
     vocab_file = std::move(g).value();
   } else {
-    auto m = gguf ? Model::load_gguf(model_path) : Model::load_llama2c(model_path);
+    auto m = Model::load(model_path);
     if (!m.ok()) return fail(m.status().message());
     model = std::move(m).value();
   }
-  Result<SpmVocab> vocab = !tokenizer_path.empty() ? load_llama2c_tokenizer(tokenizer_path, model ? model->config().vocab_size : 0)
-                           : gguf ? spm_vocab_from_gguf(vocab_only ? *vocab_file : *model->gguf())
-                                  : Result<SpmVocab>(invalid_argument("a llama2.c model needs --tokenizer tokenizer.bin"));
-  if (!vocab.ok()) return fail(vocab.status().message());
-  auto tok = SpmTokenizer::create(std::move(vocab).value());
+  // The tokenizer: --tokenizer (a Hugging Face directory or tokenizer.json, else a llama2.c
+  // tokenizer.bin), or the model's own (GGUF metadata, the Hugging Face directory's files).
+  Result<Tokenizer> tok = invalid_argument("a llama2.c model needs --tokenizer tokenizer.bin");
+  if (!tokenizer_path.empty()) {
+    namespace fs = std::filesystem;
+    if (fs::is_directory(tokenizer_path)) {
+      tok = Tokenizer::from_hf_dir(tokenizer_path);
+    } else if (fs::path(tokenizer_path).filename() == "tokenizer.json") {
+      tok = Tokenizer::from_hf_dir(fs::path(tokenizer_path).parent_path().string());
+    } else {
+      tok = Tokenizer::from_llama2c(tokenizer_path, model ? model->config().vocab_size : 0);
+    }
+  } else if (vocab_only) {
+    tok = Tokenizer::from_gguf(*vocab_file);
+  } else if (model->gguf() != nullptr) {
+    tok = Tokenizer::from_gguf(*model->gguf());
+  } else if (!model->hf_dir().empty()) {
+    tok = Tokenizer::from_hf_dir(model->hf_dir());
+  }
   if (!tok.ok()) return fail(tok.status().message());
+  if (model && tok->size() > model->config().vocab_size) {
+    return fail("the tokenizer has " + std::to_string(tok->size()) + " tokens, more than the model's " +
+                std::to_string(model->config().vocab_size) + "; is it the model's own tokenizer?");
+  }
 
   if (!tokenize_file.empty()) {
     std::ifstream in(tokenize_file, std::ios::binary);
@@ -143,8 +161,14 @@ int main(int argc, char** argv) {
   }
 
   const ModelConfig& c = model->config();
-  std::vector<int32_t> ids = {tok->vocab().bos_id};
+  std::vector<int32_t> ids;
+  if (tok->add_bos() && tok->bos_id() >= 0) ids.push_back(tok->bos_id());
   for (int32_t id : tok->encode(prompt)) ids.push_back(id);
+  if (ids.empty()) {
+    // Byte-level vocabularies without BOS still need one token to start from.
+    if (tok->eos_id() < 0) return fail("give a --prompt: this vocabulary has no BOS or EOS token to start from");
+    ids.push_back(tok->eos_id());
+  }
   if (prompt_tokens > 0 && static_cast<int>(ids.size()) > prompt_tokens) ids.resize(static_cast<size_t>(prompt_tokens));
   int positions = std::min<int>(c.seq_len, static_cast<int>(ids.size()) + max_tokens);
   if (static_cast<int>(ids.size()) > c.seq_len) return fail("the prompt is longer than the model's context of " + std::to_string(c.seq_len));
@@ -166,7 +190,7 @@ int main(int argc, char** argv) {
   size_t printed = 0;
   for (int i = 0; i < max_tokens && pos <= positions; ++i) {
     int32_t next = sampler.sample(logits, history);
-    if (next == tok->vocab().eos_id && !ignore_eos) {
+    if (tok->is_eog(next) && !ignore_eos) {
       finish_reason = "stop";
       break;
     }
@@ -177,17 +201,19 @@ int main(int argc, char** argv) {
     }
     generated.push_back(next);
     history.push_back(next);
-    std::string piece = tok->decode_piece(next, history.size() == 2);
+    std::string piece = tok->decode_piece(next, generated.size() == 1 && ids.size() == 1 && ids[0] == tok->bos_id());
     text += piece;
     size_t stop_at = find_stop(text, piece.size(), stops);
     if (stop_at != std::string::npos) {
       text.resize(stop_at);
       finish_reason = "stop";
     }
-    if (!json && text.size() > printed) {
-      std::fputs(text.substr(printed).c_str(), stdout);
+    // Print what is complete: a piece may end inside a UTF-8 character.
+    const size_t shown = stop_at != std::string::npos ? text.size() : complete_utf8_prefix(text);
+    if (!json && shown > printed) {
+      std::fwrite(text.data() + printed, 1, shown - printed, stdout);
       std::fflush(stdout);
-      printed = text.size();
+      printed = shown;
     }
     if (stop_at != std::string::npos) break;
     if (pos >= positions) break;
@@ -195,6 +221,7 @@ int main(int argc, char** argv) {
     if (!r.ok()) return fail(r.status().message());
     logits = *r;
   }
+  if (!json && text.size() > printed) std::fwrite(text.data() + printed, 1, text.size() - printed, stdout);
   auto t2 = std::chrono::steady_clock::now();
   double prefill_s = std::chrono::duration<double>(t1 - t0).count();
   double decode_s = std::chrono::duration<double>(t2 - t1).count();
