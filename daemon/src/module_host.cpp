@@ -21,6 +21,10 @@ struct llmops_response {
   llmops::HttpResponse* resp;
 };
 
+struct llmops_stream {
+  llmops::StreamWriter* writer;
+};
+
 struct llmops_job {
   llmops::JobContext* ctx;
   std::string params;
@@ -184,7 +188,7 @@ llmops_code host_route_register(llmops_module_ctx* ctx, llmops_plane plane, cons
     llmops_request creq{sizeof(llmops_request), req.method.c_str(), req.path.c_str(), req.query.c_str(),
                         req.body.data(), req.body.size(), req.caller.id.c_str()};
     llmops_code code = fn(user, &creq, &cresp);
-    if (code != LLMOPS_OK && resp.body.empty()) {
+    if (code != LLMOPS_OK && resp.body.empty() && !resp.stream) {
       return error_response(Status(static_cast<Code>(code <= LLMOPS_INTERNAL ? code : LLMOPS_INTERNAL), "the module could not answer " + label));
     }
     return resp;
@@ -210,6 +214,22 @@ void host_response_set_header(llmops_response* r, const char* name, const char* 
 void host_response_append_body(llmops_response* r, const char* data, size_t size) {
   if (data != nullptr) r->resp->body.append(data, size);
 }
+
+void host_response_stream(llmops_response* r, llmops_stream_fn fn, void* user) {
+  if (fn == nullptr) return;
+  r->resp->stream = [fn, user](StreamWriter& w) {
+    llmops_stream s{&w};
+    fn(user, &s);
+  };
+}
+
+int host_stream_write(llmops_stream* s, const char* data, size_t size) {
+  if (s == nullptr || data == nullptr) return 0;
+  if (size == 0) return s->writer->client_gone() ? 0 : 1;
+  return s->writer->write(std::string(data, size)) ? 1 : 0;
+}
+
+int host_stream_client_gone(llmops_stream* s) { return s == nullptr || s->writer->client_gone() ? 1 : 0; }
 
 llmops_code host_job_kind_register(llmops_module_ctx* ctx, const char* kind, int resumable, llmops_job_fn fn, void* user,
                                    llmops_error* err) {
@@ -273,7 +293,8 @@ const llmops_host_api kHostApi = {
     host_metric_set,          host_route_register,     host_response_set_status, host_response_set_header,
     host_response_append_body, host_job_kind_register, host_job_submit,         host_job_params,
     host_job_checkpoint,      host_job_save_checkpoint, host_job_progress,      host_job_cancelled,
-    host_job_stopping,        host_job_id,
+    host_job_stopping,        host_job_id,             host_response_stream,    host_stream_write,
+    host_stream_client_gone,
 };
 
 }  // namespace

@@ -77,6 +77,16 @@ TEST(Http, LimitsAnswer4xxAndTheDaemonKeepsServing) {
   EXPECT_EQ(d.get("/healthz").status, 200);
 }
 
+TEST(Http, ModulesStreamResponsesThroughTheAbi) {
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.log();
+  auto r = d.get("/testkit/ticks?n=4");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "data: 0\n\ndata: 1\n\ndata: 2\n\ndata: 3\n\ndata: [DONE]\n\n");
+  // The connection serves the next request after the stream ends.
+  EXPECT_EQ(d.get("/healthz").status, 200);
+}
+
 TEST(Http, MalformedRequestsGet400) {
   DaemonProcess d;
   ASSERT_TRUE(d.start()) << d.log();

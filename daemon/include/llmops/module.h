@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define LLMOPS_ABI_MAJOR 1
-#define LLMOPS_ABI_MINOR 0
+#define LLMOPS_ABI_MINOR 1
 
 #define LLMOPS_EXPORT __attribute__((visibility("default")))
 
@@ -122,6 +122,10 @@ typedef struct llmops_response llmops_response;
 
 typedef llmops_code (*llmops_route_fn)(void *user, const llmops_request *req, llmops_response *resp);
 
+/* ABI 1.1: a response body produced as it goes (chunked; Server-Sent Events, NDJSON). */
+typedef struct llmops_stream llmops_stream;
+typedef void (*llmops_stream_fn)(void *user, llmops_stream *stream);
+
 /* ---- Jobs -------------------------------------------------------------------------------- */
 
 typedef struct llmops_job llmops_job; /* host-owned handle given to a running job function */
@@ -199,6 +203,16 @@ typedef struct llmops_host_api {
   int (*job_cancelled)(llmops_job *job);  /* non-zero: cancelled by a user */
   int (*job_stopping)(llmops_job *job);   /* non-zero: the host is shutting down */
   uint64_t (*job_id)(llmops_job *job);
+
+  /* ABI 1.1. response_stream makes the body a stream: after the handler returns, the status
+   * and headers set so far are sent and fn(user, stream) runs on a worker thread, writing the
+   * body with stream_write; the response ends when fn returns. fn owns `user` from this call
+   * on (it frees it, also when stream_write reports the client gone). stream_write blocks while
+   * the client is slow and returns 0 once the client has gone: stop producing then.
+   * stream_client_gone polls the same without writing. Both: fn's thread only. */
+  void (*response_stream)(llmops_response *resp, llmops_stream_fn fn, void *user);
+  int (*stream_write)(llmops_stream *stream, const char *data, size_t size);
+  int (*stream_client_gone)(llmops_stream *stream);
 } llmops_host_api;
 
 /* ---- What a module gives the host -------------------------------------------------------- */
