@@ -106,6 +106,8 @@ Result<Config> load_config(int argc, const char* const* argv, ConfigRequest* req
       ("log-target", po::value(&c.log_target)->default_value("auto"),
        "auto (journald under systemd, else stderr) | stderr | journald")
       ("job-workers", po::value(&c.job_workers)->default_value(2), "job runner threads (1..64)")
+      ("http.handler-threads", po::value(&c.http.handler_threads)->default_value(64),
+       "threads for module handlers and streamed responses; each open stream holds one (1..4096)")
       ("drain-timeout", po::value(&c.drain_timeout_s)->default_value(30),
        "seconds in-flight requests and jobs get to finish on SIGTERM (0..3600)")
       ("store.map-size-mb", po::value(&map_mb)->default_value(256), "initial LMDB map size")
@@ -215,6 +217,7 @@ Result<Config> load_config(int argc, const char* const* argv, ConfigRequest* req
   LLMOPS_RETURN_IF_ERROR(ctx(range_check("http.request-timeout", c.http.request_timeout_s, 1, 86400)));
   LLMOPS_RETURN_IF_ERROR(ctx(range_check("http.max-connections", c.http.max_connections, 1, 1000000)));
   LLMOPS_RETURN_IF_ERROR(ctx(range_check("job-workers", c.job_workers, 1, 64)));
+  LLMOPS_RETURN_IF_ERROR(ctx(range_check("http.handler-threads", c.http.handler_threads, 1, 4096)));
   LLMOPS_RETURN_IF_ERROR(ctx(range_check("drain-timeout", c.drain_timeout_s, 0, 3600)));
   LLMOPS_RETURN_IF_ERROR(ctx(range_check("store.map-size-mb", map_mb, 1, int64_t{1} << 24)));
   LLMOPS_RETURN_IF_ERROR(ctx(range_check("store.max-map-size-mb", max_map_mb, map_mb, int64_t{1} << 24)));
@@ -263,6 +266,7 @@ std::string config_to_json(const Config& c) {
       {"http",
        {{"listen", c.http.listen_host + ":" + std::to_string(c.http.listen_port)},
         {"threads", c.http.threads},
+        {"handler-threads", c.http.handler_threads},
         {"max-body-bytes", c.http.max_body_bytes},
         {"max-header-bytes", c.http.max_header_bytes},
         {"max-json-depth", c.http.max_json_depth},

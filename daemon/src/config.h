@@ -19,6 +19,7 @@ struct HttpConfig {
   std::string listen_host = "127.0.0.1";
   uint16_t listen_port = 8642;
   int threads = 2;
+  int handler_threads = 64;  // blocking handlers and streamed responses (each stream holds one)
   uint64_t max_body_bytes = 8u << 20;
   uint64_t max_header_bytes = 16u << 10;
   uint64_t max_json_depth = 64;

@@ -114,7 +114,8 @@ Status Daemon::start() {
   LLMOPS_ASSIGN_OR_RETURN(placement_, Placement::create(config_));
   auto all_cpus = placement_->topology().resolve_cpus("");
   if (!all_cpus.ok()) return all_cpus.status();
-  handler_pool_ = std::make_unique<WorkerPool>("handlers", placement_->topology(), std::move(all_cpus).value(), 4);
+  handler_pool_ = std::make_unique<WorkerPool>("handlers", placement_->topology(), std::move(all_cpus).value(),
+                                               config_.http.handler_threads);
 
   jobs_ = std::make_unique<JobRunner>(store_.get(), &metrics_, config_.job_workers);
   LLMOPS_RETURN_IF_ERROR(jobs_->open());
@@ -249,7 +250,7 @@ void Daemon::reload() {
   const Config& n = *fresh;
   if (n.http.listen_host != config_.http.listen_host || n.http.listen_port != config_.http.listen_port ||
       n.state_dir != config_.state_dir || n.runtime_dir != config_.runtime_dir || n.admin_socket_path() != config_.admin_socket_path() ||
-      n.module_dir != config_.module_dir || n.http.threads != config_.http.threads || n.job_workers != config_.job_workers) {
+      n.module_dir != config_.module_dir || n.http.threads != config_.http.threads || n.http.handler_threads != config_.http.handler_threads || n.job_workers != config_.job_workers) {
     log_warning("daemon", "listen addresses, directories, modules and thread counts change only at restart");
   }
   log_set_level(n.log_level);

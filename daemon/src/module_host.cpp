@@ -231,6 +231,21 @@ int host_stream_write(llmops_stream* s, const char* data, size_t size) {
 
 int host_stream_client_gone(llmops_stream* s) { return s == nullptr || s->writer->client_gone() ? 1 : 0; }
 
+int host_placement_threads(llmops_module_ctx* ctx, const char* pool) {
+  Placement* p = ctx->host->services().placement;
+  WorkerPool* w = p != nullptr && pool != nullptr ? p->pool(pool) : nullptr;
+  return w != nullptr ? w->size() : 0;
+}
+
+llmops_code host_placement_bind(llmops_module_ctx* ctx, const char* pool, llmops_error* err) {
+  Placement* p = ctx->host->services().placement;
+  WorkerPool* w = p != nullptr && pool != nullptr ? p->pool(pool) : nullptr;
+  if (w == nullptr) return sdk::fail(err, LLMOPS_NOT_FOUND, std::string("no placement pool '") + (pool ? pool : "") + "'");
+  Status st = w->bind_caller();
+  if (!st.ok()) return sdk::fail(err, static_cast<llmops_code>(st.code()), st.message());
+  return LLMOPS_OK;
+}
+
 llmops_code host_job_kind_register(llmops_module_ctx* ctx, const char* kind, int resumable, llmops_job_fn fn, void* user,
                                    llmops_error* err) {
   if (!ctx->initialising) return sdk::fail(err, LLMOPS_FAILED_PRECONDITION, "job kinds are registered during init only");
@@ -294,7 +309,7 @@ const llmops_host_api kHostApi = {
     host_response_append_body, host_job_kind_register, host_job_submit,         host_job_params,
     host_job_checkpoint,      host_job_save_checkpoint, host_job_progress,      host_job_cancelled,
     host_job_stopping,        host_job_id,             host_response_stream,    host_stream_write,
-    host_stream_client_gone,
+    host_stream_client_gone,  host_placement_threads,  host_placement_bind,
 };
 
 }  // namespace

@@ -160,6 +160,11 @@ WorkerPool::~WorkerPool() {
   for (auto& t : threads_) t.join();
 }
 
+Status WorkerPool::bind_caller() const {
+  std::string note;
+  return topo_.bind_current_thread(cpus_.get(), &note);
+}
+
 void WorkerPool::worker(int index) {
   std::string note;
   Status st = topo_.bind_current_thread(cpus_.get(), &note);

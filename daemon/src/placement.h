@@ -62,6 +62,8 @@ class WorkerPool {
   // Queues one task; returns at once.
   void submit(std::function<void()> task);
   const std::string& name() const { return name_; }
+  // Binds the calling thread (one the pool does not own) to the pool's CPUs.
+  Status bind_caller() const;
   int size() const { return static_cast<int>(threads_.size()); }
   std::vector<pid_t> thread_ids() const;  // kernel tids, for affinity checks
   Json describe() const;

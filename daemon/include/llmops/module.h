@@ -213,6 +213,12 @@ typedef struct llmops_host_api {
   void (*response_stream)(llmops_response *resp, llmops_stream_fn fn, void *user);
   int (*stream_write)(llmops_stream *stream, const char *data, size_t size);
   int (*stream_client_gone)(llmops_stream *stream);
+
+  /* ABI 1.1. Placement: how many threads the named pinned pool ("inference", "training") has
+   * (0 for an unknown pool), and binding the calling thread (one the module made, such as an
+   * engine worker) to that pool's CPUs and NUMA node. Any thread. */
+  int (*placement_threads)(llmops_module_ctx *ctx, const char *pool);
+  llmops_code (*placement_bind)(llmops_module_ctx *ctx, const char *pool, llmops_error *err);
 } llmops_host_api;
 
 /* ---- What a module gives the host -------------------------------------------------------- */
