@@ -1,0 +1,289 @@
+#include "serving/scheduler.h"
+
+#include <algorithm>
+
+#include "tokenizer/bpe.h"
+
+namespace llmops::serving {
+
+// ---------------------------------------------------------------------------------------------
+// Request
+
+bool Request::next(std::vector<Piece>* out, std::chrono::milliseconds wait) {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, wait, [&] { return finished_ || !pieces_.empty(); });
+  out->clear();
+  out->swap(pieces_);
+  return !finished_;
+}
+
+void Request::push(Piece p) {
+  {
+    std::lock_guard lock(mu_);
+    if (completion_tokens_.load() == 0) ttft_s_ = std::chrono::duration<double>(Clock::now() - submitted_).count();
+    completion_tokens_.fetch_add(1);
+    pieces_.push_back(std::move(p));
+  }
+  cv_.notify_all();
+}
+
+void Request::finish(std::string reason, Status error) {
+  {
+    std::lock_guard lock(mu_);
+    if (finished_) return;
+    finished_ = true;
+    finish_reason_ = std::move(reason);
+    error_ = std::move(error);
+  }
+  cv_.notify_all();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scheduler
+
+struct Scheduler::Seq {
+  std::shared_ptr<Request> req;
+  std::unique_ptr<engine::Session> session;
+  engine::Sampler sampler;
+  std::vector<int32_t> history;  // prompt, then every sampled token
+  size_t prefilled = 0;          // prompt tokens in the cache
+  int positions = 0;
+  uint64_t kv_bytes = 0;
+  std::string pending;           // decoded text not yet handed out (partial UTF-8, a possible stop)
+  bool done = false;
+
+  Seq(std::shared_ptr<Request> r, const engine::Model& m, int positions_, engine::ThreadPool* pool)
+      : req(std::move(r)),
+        session(std::make_unique<engine::Session>(m, positions_, pool)),
+        sampler(m.config().vocab_size, req->params().sampling),
+        history(req->prompt()),
+        positions(positions_),
+        kv_bytes(engine::Session::kv_cache_bytes(m.config(), positions_)) {}
+  bool prefilling() const { return prefilled < req->prompt().size(); }
+};
+
+Scheduler::Scheduler(std::shared_ptr<const engine::Model> model, std::shared_ptr<const engine::Tokenizer> tokenizer,
+                     SchedulerOptions options)
+    : model_(std::move(model)),
+      tok_(std::move(tokenizer)),
+      opt_(std::move(options)),
+      context_(opt_.context > 0 ? std::min(opt_.context, model_->config().seq_len) : model_->config().seq_len),
+      pool_(std::max(1, opt_.threads), opt_.on_thread_start),
+      runner_(*model_, &pool_, std::max(1, opt_.prefill_chunk) + std::max(1, opt_.max_sequences)) {
+  thread_ = std::thread([this] { loop(); });
+}
+
+Scheduler::~Scheduler() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+  for (auto& r : waiting_) r->finish("cancelled", unavailable("the model was unloaded"));
+}
+
+Status Scheduler::submit(const std::shared_ptr<Request>& r) {
+  const int prompt = r->prompt_tokens();
+  if (prompt <= 0) return invalid_argument("the prompt has no tokens");
+  if (prompt >= context_) {
+    return invalid_argument("the prompt has " + std::to_string(prompt) + " tokens; this model's context holds " + std::to_string(context_) +
+                            " with room for at least one generated token: shorten the prompt");
+  }
+  const int positions = std::min(context_, prompt + std::max(1, r->params().max_tokens));
+  const uint64_t need = engine::Session::kv_cache_bytes(model_->config(), positions);
+  if (need > opt_.kv_budget_bytes) {
+    return invalid_argument("this request needs " + std::to_string(need >> 20) + " MiB of KV cache, more than the server's budget of " +
+                            std::to_string(opt_.kv_budget_bytes >> 20) + " MiB: lower max_tokens or shorten the prompt");
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (stop_) return unavailable("the model is being unloaded; retry");
+    if (static_cast<int>(waiting_.size()) >= opt_.max_queue) {
+      return resource_exhausted("the model's queue is full (" + std::to_string(opt_.max_queue) + " requests waiting); retry shortly");
+    }
+    waiting_.push_back(r);
+    stats_.waiting = static_cast<int>(waiting_.size());
+  }
+  cv_.notify_all();
+  return ok_status();
+}
+
+SchedulerStats Scheduler::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+void Scheduler::loop() {
+  if (opt_.on_thread_start) opt_.on_thread_start(0);
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || !waiting_.empty() || !running_.empty(); });
+      if (stop_) break;
+    }
+    admit();
+    step();
+  }
+  for (auto& s : running_) s->req->finish("cancelled", unavailable("the model was unloaded"));
+  running_.clear();
+}
+
+// Moves waiting requests into the running batch while the sequence limit and the KV budget
+// allow; first come, first served (a large request at the head waits for room rather than be
+// overtaken indefinitely).
+void Scheduler::admit() {
+  std::lock_guard lock(mu_);
+  uint64_t used = 0;
+  for (const auto& s : running_) used += s->kv_bytes;
+  while (!waiting_.empty() && static_cast<int>(running_.size()) < opt_.max_sequences) {
+    std::shared_ptr<Request> r = waiting_.front();
+    if (r->cancelled()) {
+      waiting_.pop_front();
+      r->finish("cancelled");
+      continue;
+    }
+    const int positions = std::min(context_, r->prompt_tokens() + std::max(1, r->params().max_tokens));
+    const uint64_t need = engine::Session::kv_cache_bytes(model_->config(), positions);
+    if (used + need > opt_.kv_budget_bytes) break;
+    waiting_.pop_front();
+    r->queue_s_ = std::chrono::duration<double>(Clock::now() - r->submitted_).count();
+    running_.push_back(std::make_unique<Seq>(std::move(r), *model_, positions, &pool_));
+    used += need;
+  }
+  stats_.running = static_cast<int>(running_.size());
+  stats_.waiting = static_cast<int>(waiting_.size());
+  stats_.kv_bytes_in_use = used;
+}
+
+bool Scheduler::step() {
+  const auto now = Clock::now();
+  // Sequences whose client went away or whose time is up leave before the batch is built.
+  for (auto& s : running_) {
+    if (s->req->cancelled()) {
+      s->req->finish("cancelled");
+      s->done = true;
+    } else if (now > s->req->params().deadline) {
+      s->req->finish("error", deadline_exceeded("the request ran past its timeout"));
+      s->done = true;
+    }
+  }
+  std::vector<engine::BatchToken> batch;
+  std::vector<Seq*> wants;  // the sequence of each row of logits, in order
+  for (auto& s : running_) {
+    if (s->done || s->prefilling()) continue;
+    batch.push_back({s->session.get(), s->history.back(), static_cast<int>(s->history.size()) - 1, true});
+    wants.push_back(s.get());
+  }
+  int budget = std::max(1, opt_.prefill_chunk);
+  std::vector<std::pair<Seq*, size_t>> progress;  // prompt tokens in the cache after this batch
+  for (auto& s : running_) {
+    if (s->done || !s->prefilling() || budget == 0) continue;
+    const auto& prompt = s->req->prompt();
+    const size_t n = std::min(prompt.size() - s->prefilled, static_cast<size_t>(budget));
+    for (size_t i = 0; i < n; ++i) {
+      const size_t pos = s->prefilled + i;
+      const bool last = pos + 1 == prompt.size();
+      batch.push_back({s->session.get(), prompt[pos], static_cast<int>(pos), last});
+      if (last) wants.push_back(s.get());
+    }
+    budget -= static_cast<int>(n);
+    progress.emplace_back(s.get(), s->prefilled + n);
+  }
+  if (!batch.empty()) {
+    auto logits = runner_.run(batch.data(), batch.size());
+    if (!logits.ok()) {
+      // A bad token id or position would be ours, not the client's: fail the batch's requests.
+      for (auto& s : running_) {
+        if (!s->done) s->req->finish("error", logits.status()), s->done = true;
+      }
+    } else {
+      for (auto [s, n] : progress) s->prefilled = n;
+      const size_t vocab = static_cast<size_t>(model_->config().vocab_size);
+      for (size_t i = 0; i < wants.size(); ++i) {
+        Seq& s = *wants[i];
+        const float* row = *logits + i * vocab;
+        emit(s, s.sampler.sample(row, s.history), row);
+      }
+    }
+    std::lock_guard lock(mu_);
+    ++stats_.steps;
+  }
+  running_.erase(std::remove_if(running_.begin(), running_.end(), [](const auto& s) { return s->done; }), running_.end());
+  std::lock_guard lock(mu_);
+  stats_.running = static_cast<int>(running_.size());
+  return !batch.empty();
+}
+
+namespace {
+
+// Bytes at the end of text that could begin one of the stop strings: held back until the next
+// tokens show whether a stop follows.
+size_t stop_prefix_at_end(const std::string& text, const std::vector<std::string>& stops) {
+  size_t keep = 0;
+  for (const auto& stop : stops) {
+    for (size_t k = std::min(stop.size() - 1, text.size()); k > keep; --k) {
+      if (text.compare(text.size() - k, k, stop, 0, k) == 0) {
+        keep = k;
+        break;
+      }
+    }
+  }
+  return keep;
+}
+
+}  // namespace
+
+void Scheduler::emit(Seq& s, int32_t token, const float* logits) {
+  const GenerationParams& p = s.req->params();
+  const int vocab = model_->config().vocab_size;
+  Piece piece;
+  piece.id = token;
+  if (p.top_logprobs >= 0) {
+    piece.logprob = engine::token_logprob(logits, vocab, token);
+    if (p.top_logprobs > 0) piece.top = engine::top_logprobs(logits, vocab, p.top_logprobs);
+  }
+  s.history.push_back(token);
+  const int generated = static_cast<int>(s.history.size() - s.req->prompt().size());
+  {
+    std::lock_guard lock(mu_);
+    ++stats_.tokens_generated;
+  }
+  if (tok_->is_eog(token) && !p.ignore_eos) {
+    // The end-of-generation token is not text: hand out what was held back and stop.
+    piece.text = std::move(s.pending);
+    s.req->push(std::move(piece));
+    s.req->finish("stop");
+    s.done = true;
+    return;
+  }
+  const auto& prompt = s.req->prompt();
+  const bool after_bos = generated == 1 && prompt.size() == 1 && prompt[0] == tok_->bos_id();
+  s.pending += tok_->decode_piece(token, after_bos);
+  for (const auto& stop : p.stop) {
+    size_t at = s.pending.find(stop);
+    if (at == std::string::npos) continue;
+    // The earliest stop wins; the text ends before it.
+    for (const auto& other : p.stop) at = std::min(at, s.pending.find(other));
+    piece.text = s.pending.substr(0, at);
+    s.req->push(std::move(piece));
+    s.req->finish("stop");
+    s.done = true;
+    return;
+  }
+  const bool last = generated >= p.max_tokens || static_cast<int>(s.history.size()) >= s.positions;
+  size_t upto = s.pending.size();
+  if (!last) {
+    upto -= stop_prefix_at_end(s.pending, p.stop);
+    upto = engine::complete_utf8_prefix(std::string_view(s.pending).substr(0, upto));
+  }
+  piece.text = s.pending.substr(0, upto);
+  s.pending.erase(0, upto);
+  s.req->push(std::move(piece));
+  if (last) {
+    s.req->finish("length");
+    s.done = true;
+  }
+}
+
+}  // namespace llmops::serving

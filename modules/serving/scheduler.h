@@ -1,0 +1,148 @@
+// Continuous batching for one loaded model. Requests wait in a bounded queue; the scheduler
+// thread admits them while the KV-cache budget and the sequence limit allow, and every step
+// runs one batch through the engine's Runner: one decode token for each generating sequence
+// plus chunks of waiting prompts (so a long prompt never stalls the others), sampling the next
+// token of every sequence whose logits came out. Sequences join and leave at token
+// boundaries; a cancelled one (client gone, timeout) leaves at the next step and frees its
+// KV cache.
+//
+// Threads: submit() and the Request's reader side run on HTTP handler threads; everything
+// else on the scheduler's own thread. The model and tokenizer are immutable and shared.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "kernels/thread_pool.h"
+#include "model/logprobs.h"
+#include "model/model.h"
+#include "model/sampler.h"
+#include "status.h"
+#include "tokenizer/tokenizer.h"
+
+namespace llmops::serving {
+
+using Clock = std::chrono::steady_clock;
+
+struct GenerationParams {
+  int max_tokens = 16;
+  engine::SamplingParams sampling;
+  std::vector<std::string> stop;
+  int top_logprobs = -1;  // -1: no log-probabilities; 0..20: the token's and that many alternatives
+  bool ignore_eos = false;
+  Clock::time_point deadline = Clock::time_point::max();
+};
+
+// One generated token as the client sees it.
+struct Piece {
+  int32_t id = 0;
+  std::string text;  // the text this token completes (may be "" while a character or a possible stop is held back)
+  float logprob = 0.0f;
+  std::vector<engine::TokenLogprob> top;
+};
+
+// A request's life, shared by the HTTP handler (reader) and the scheduler (writer).
+class Request {
+ public:
+  Request(std::vector<int32_t> prompt, GenerationParams params) : prompt_(std::move(prompt)), params_(std::move(params)) {}
+
+  // Blocks until pieces are available, the request finished, or `wait` passes; moves the
+  // pieces out. Returns true while more may come.
+  bool next(std::vector<Piece>* out, std::chrono::milliseconds wait);
+  // Asks the scheduler to drop the sequence (client gone); it leaves at the next step.
+  void cancel() { cancelled_.store(true); }
+  bool cancelled() const { return cancelled_.load(); }
+
+  // Valid once next() returned false.
+  const std::string& finish_reason() const { return finish_reason_; }  // "stop" | "length" | "cancelled" | "error"
+  const Status& error() const { return error_; }
+  int prompt_tokens() const { return static_cast<int>(prompt_.size()); }
+  int completion_tokens() const { return completion_tokens_.load(); }
+  double queue_seconds() const { return queue_s_; }
+  double first_token_seconds() const { return ttft_s_; }
+
+  const std::vector<int32_t>& prompt() const { return prompt_; }
+  const GenerationParams& params() const { return params_; }
+
+ private:
+  friend class Scheduler;
+  void push(Piece p);
+  void finish(std::string reason, Status error = ok_status());
+
+  std::vector<int32_t> prompt_;
+  GenerationParams params_;
+  std::atomic<bool> cancelled_{false};
+  std::atomic<int> completion_tokens_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Piece> pieces_;
+  bool finished_ = false;
+  std::string finish_reason_;
+  Status error_;
+  Clock::time_point submitted_ = Clock::now();
+  double queue_s_ = 0, ttft_s_ = 0;
+};
+
+struct SchedulerOptions {
+  int max_sequences = 16;         // running at once
+  int max_queue = 64;             // waiting beyond the running ones; past it submit() refuses
+  uint64_t kv_budget_bytes = 1ull << 30;
+  int context = 0;                // positions per sequence at most; 0: the model's
+  int prefill_chunk = 128;        // prompt tokens per step, shared by the prefilling sequences
+  int threads = 1;
+  std::function<void(int)> on_thread_start;  // pins engine threads (placement)
+};
+
+struct SchedulerStats {
+  int running = 0, waiting = 0;
+  uint64_t kv_bytes_in_use = 0;
+  uint64_t steps = 0, tokens_generated = 0;
+};
+
+class Scheduler {
+ public:
+  Scheduler(std::shared_ptr<const engine::Model> model, std::shared_ptr<const engine::Tokenizer> tokenizer, SchedulerOptions options);
+  ~Scheduler();  // cancels everything and joins the thread
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Queues a request. kResourceExhausted when the queue is full (HTTP 429), kInvalidArgument
+  // when the prompt cannot fit the context or the KV budget even alone.
+  Status submit(const std::shared_ptr<Request>& r);
+  SchedulerStats stats() const;
+  int context() const { return context_; }
+  const engine::Model& model() const { return *model_; }
+  const engine::Tokenizer& tokenizer() const { return *tok_; }
+
+ private:
+  struct Seq;
+  void loop();
+  void admit();
+  bool step();
+  void emit(Seq& s, int32_t token, const float* logits);
+
+  std::shared_ptr<const engine::Model> model_;
+  std::shared_ptr<const engine::Tokenizer> tok_;
+  SchedulerOptions opt_;
+  int context_;
+  engine::ThreadPool pool_;
+  engine::Runner runner_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<Request>> waiting_;
+  std::vector<std::unique_ptr<Seq>> running_;  // scheduler thread only (sizes mirrored in stats_)
+  SchedulerStats stats_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace llmops::serving
