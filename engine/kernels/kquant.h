@@ -1,4 +1,5 @@
-// Small helpers shared by the K-quant kernels (inline: they sit in the innermost loops).
+// Small helpers shared by the K-quant kernels (inline: they sit in the innermost loops). Static,
+// so the copy in a file compiled for AVX-512 never stands in for the others at link time.
 #pragma once
 
 #include <cstdint>
@@ -6,7 +7,7 @@
 namespace llmops::engine {
 
 // The 6-bit scale and min of sub-block j of a Q4_K/Q5_K super-block (12 packed bytes).
-inline void q4k_scale_min(int j, const uint8_t* q, uint8_t* scale, uint8_t* min) {
+static inline void q4k_scale_min(int j, const uint8_t* q, uint8_t* scale, uint8_t* min) {
   if (j < 4) {
     *scale = q[j] & 63;
     *min = q[j + 4] & 63;
