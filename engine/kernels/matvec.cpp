@@ -204,7 +204,10 @@ VectorView view_of(const PreparedVector& v) {
           v.has_qk ? v.qk_sum16.data() : nullptr};
 }
 
-void quantize_q8(const float* x, uint64_t n, uint64_t block, bool fp16_scale, int8_t* q, float* scale) {
+void quantize_q8(const float* x, uint64_t n, uint64_t block, bool fp16_scale, int8_t* q, float* scale, KernelIsa isa) {
+#if defined(__x86_64__)
+  if (isa == KernelIsa::kAvx512 && block % 16 == 0) return quantize_q8_avx512(x, n, block, fp16_scale, q, scale);
+#endif
   for (uint64_t blk = 0; blk < n / block; ++blk) {
     const float* xb = x + blk * block;
     float amax = 0.0f;

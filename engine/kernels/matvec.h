@@ -49,7 +49,8 @@ void prepare_vector(const float* x, uint64_t n, bool need_q8, PreparedVector* ou
 bool type_uses_q8(GgmlType type);
 // The quantisation prepare_vector uses: n values (a multiple of block) to int8 with one scale
 // per block (amax / 127), rounded through fp16 where fp16_scale (Q8_0) and kept fp32 if not (Q8_K).
-void quantize_q8(const float* x, uint64_t n, uint64_t block, bool fp16_scale, int8_t* q, float* scale);
+// Every ISA level writes the same bytes.
+void quantize_q8(const float* x, uint64_t n, uint64_t block, bool fp16_scale, int8_t* q, float* scale, KernelIsa isa = best_isa());
 
 // dot(a, b) over n floats (attention scores), and y += a·x (attention values).
 float dot_f32(const float* a, const float* b, uint64_t n, KernelIsa isa);

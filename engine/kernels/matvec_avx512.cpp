@@ -223,7 +223,35 @@ float dot_q6_k(const uint8_t* b, const VectorView& v) {
   return _mm512_reduce_add_ps(acc) - offsets;
 }
 
+// std::lround of 16 floats: to nearest, ties away from zero (the hardware's nearest mode breaks
+// ties to even, so ties are found through the fraction and moved).
+inline __m512i round_half_away(__m512 v) {
+  const __m512 nearest = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 truncated = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  const __mmask16 tie = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(v, truncated)), _mm512_set1_ps(0.5f), _CMP_EQ_OQ);
+  const __m512 away = _mm512_add_ps(truncated, _mm512_or_ps(_mm512_and_ps(v, _mm512_set1_ps(-0.0f)), _mm512_set1_ps(1.0f)));
+  return _mm512_cvttps_epi32(_mm512_mask_blend_ps(tie, nearest, away));
+}
+
 }  // namespace
+
+// The same operations as the portable quantize_q8 (amax / 127, its inverse, x · inverse
+// rounded half away from zero), so the same bytes.
+void quantize_q8_avx512(const float* x, uint64_t n, uint64_t block, bool fp16_scale, int8_t* q, float* scale) {
+  for (uint64_t blk = 0; blk < n / block; ++blk) {
+    const float* xb = x + blk * block;
+    __m512 amax = _mm512_setzero_ps();
+    for (uint64_t j = 0; j < block; j += 16) amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_loadu_ps(xb + j)));
+    const float d = _mm512_reduce_max_ps(amax) / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    scale[blk] = fp16_scale ? fp16_to_fp32(fp32_to_fp16(d)) : d;
+    const __m512 vid = _mm512_set1_ps(id);
+    for (uint64_t j = 0; j < block; j += 16) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + blk * block + j),
+                       _mm512_cvtsepi32_epi8(round_half_away(_mm512_mul_ps(_mm512_loadu_ps(xb + j), vid))));
+    }
+  }
+}
 
 float dot_f32_avx512(const float* a, const float* b, uint64_t n) { return dot_f32(a, b, n); }
 

@@ -191,9 +191,8 @@ Result<const float*> LlamaSession::forward(int32_t token, int pos) {
 }
 
 void LlamaSession::mm(const WeightView& w, const float* x, int t, float* y) {
-  // Tiles are dequantised on this thread: OpenBLAS's own threads do the multiplication, and
-  // our pool spinning beside them measured slower on two cores.
-  matmul_rows(w.type, w.data, w.rows, w.row_bytes, w.cols, x, static_cast<uint64_t>(t), y, &tile_, nullptr);
+  // The pool runs the integer GEMM of quantised weights; the sgemm path ignores it (matmul.h).
+  matmul_rows(w.type, w.data, w.rows, w.row_bytes, w.cols, x, static_cast<uint64_t>(t), y, &tile_, pool_);
 }
 
 Result<const float*> LlamaSession::prefill(const int32_t* tokens, int n, int start_pos, int chunk) {

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <random>
 #include <tuple>
+#include <utility>
 
 #include "kernels/thread_pool.h"
 
@@ -144,6 +145,37 @@ TEST_P(MatvecF32, DotAndAxpyMatchScalarAtEveryLength) {
 
 INSTANTIATE_TEST_SUITE_P(AllIsas, MatvecF32, ::testing::ValuesIn(kAllIsas),
                          [](const auto& info) { return std::string(isa_name(info.param)); });
+
+// The decode and prefill paths quantise activations with whichever level is best; the bytes must
+// not depend on it, ties (x · 127 / amax exactly k + ½, which the hardware's nearest mode would
+// round to even) included.
+TEST(MatvecQuantize, EveryIsaWritesTheSameBytes) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> value(-3.0f, 3.0f);
+  std::uniform_int_distribution<int> step(-126, 126);
+  const uint64_t n = 1024;
+  std::vector<float> x(n);
+  for (int trial = 0; trial < 8; ++trial) {
+    for (uint64_t i = 0; i < n; ++i) {
+      // Every 32 (and so every 256) holds ±127 once, making the scale exactly 1: the others are
+      // then ties k + ½, their neighbours one ulp off, or random.
+      if (i % 32 == 0) x[i] = i % 64 == 0 ? 127.0f : -127.0f;
+      else if (trial % 2 == 0) x[i] = static_cast<float>(step(rng)) + (i % 3 == 0 ? 0.5f : i % 3 == 1 ? -0.5f : std::nextafter(0.5f, 0.0f));
+      else x[i] = value(rng) * (i % 7 == 0 ? 40.0f : 1.0f);
+    }
+    for (auto [block, fp16] : {std::pair{uint64_t{32}, true}, std::pair{uint64_t{256}, false}}) {
+      std::vector<int8_t> want(n), got(n);
+      std::vector<float> want_scale(n / block), got_scale(n / block);
+      quantize_q8(x.data(), n, block, fp16, want.data(), want_scale.data(), KernelIsa::kPortable);
+      for (KernelIsa isa : kAllIsas) {
+        if (!isa_supported(isa)) continue;
+        quantize_q8(x.data(), n, block, fp16, got.data(), got_scale.data(), isa);
+        EXPECT_EQ(got, want) << isa_name(isa) << " block " << block << " trial " << trial;
+        EXPECT_EQ(got_scale, want_scale) << isa_name(isa) << " block " << block << " trial " << trial;
+      }
+    }
+  }
+}
 
 TEST(MatvecIsa, BestIsSupportedAndNamed) {
   EXPECT_TRUE(isa_supported(KernelIsa::kPortable));
