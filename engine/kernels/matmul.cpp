@@ -13,6 +13,7 @@ namespace llmops::engine {
 
 namespace {
 
+#if defined(__x86_64__)
 // The T rows of x quantised into the tiled layout of QuantizedActivations, in buffers carved out
 // of the caller's scratch (64-byte aligned pieces).
 QuantizedActivations quantize_activations(GgmlType type, const float* x, uint64_t t, uint64_t cols, std::vector<float>* scratch) {
@@ -55,6 +56,8 @@ void matmul_int8(GgmlType type, const uint8_t* w, uint64_t rows, uint64_t row_by
   }
 }
 
+#endif  // __x86_64__
+
 }  // namespace
 
 void set_blas_threads(int threads) { openblas_set_num_threads(std::max(1, threads)); }
@@ -69,10 +72,12 @@ bool matmul_uses_int8(GgmlType type, KernelIsa isa) {
 
 void matmul_rows(GgmlType type, const uint8_t* w, uint64_t rows, uint64_t row_bytes, uint64_t cols, const float* x, uint64_t t,
                  float* y, std::vector<float>* scratch, ThreadPool* pool, KernelIsa isa) {
+#if defined(__x86_64__)
   if (matmul_uses_int8(type, isa)) {
     matmul_int8(type, w, rows, row_bytes, cols, x, t, y, scratch, pool);
     return;
   }
+#endif
   const auto T = static_cast<blasint>(t), C = static_cast<blasint>(cols), R = static_cast<blasint>(rows);
   if (type == GgmlType::kF32) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, R, C, 1.0f, x, C, reinterpret_cast<const float*>(w), C, 0.0f, y, R);

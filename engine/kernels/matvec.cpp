@@ -168,10 +168,12 @@ KernelIsa capped_isa() {
   return std::min(isa, limit);
 }
 
+#if defined(__x86_64__)
 bool has_avx512_dot(GgmlType t) {
   return t == GgmlType::kF32 || t == GgmlType::kF16 || t == GgmlType::kQ8_0 || t == GgmlType::kQ4_0 || t == GgmlType::kQ4_K ||
          t == GgmlType::kQ6_K;
 }
+#endif
 
 }  // namespace
 
