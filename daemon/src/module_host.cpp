@@ -165,6 +165,8 @@ void host_metric_set(llmops_module_ctx* ctx, uint32_t metric, double value) {
   if (metric < ctx->metrics.size()) ctx->metrics[metric]->set(value);
 }
 
+bool is_serving_stage(const Module& m) { return m.api != nullptr && m.api->stage != nullptr && std::strcmp(m.api->stage, "serving") == 0; }
+
 llmops_code host_route_register(llmops_module_ctx* ctx, llmops_plane plane, const char* method, const char* path,
                                 llmops_route_fn fn, void* user, llmops_error* err) {
   if (!ctx->initialising) return sdk::fail(err, LLMOPS_FAILED_PRECONDITION, "routes are registered during init only");
@@ -177,7 +179,8 @@ llmops_code host_route_register(llmops_module_ctx* ctx, llmops_plane plane, cons
   if (router == nullptr) return LLMOPS_OK;  // config check: nothing is served
   if (plane == LLMOPS_PLANE_ADMIN) {
     p = "/v1/modules/" + name + p;
-  } else if (p.rfind("/v1/", 0) != 0 && p.rfind("/" + name + "/", 0) != 0) {
+  } else if (p.rfind("/v1/", 0) != 0 && p.rfind("/" + name + "/", 0) != 0 && !(is_serving_stage(*ctx->module) && (p == "/tokenize" || p == "/detokenize"))) {
+    // vLLM's /tokenize and /detokenize are the serving stage's, for clients written against vLLM.
     return sdk::fail(err, LLMOPS_INVALID_ARGUMENT, "data-plane paths start with /v1/ or /" + name + "/");
   }
   if (router->has(m, p)) return sdk::fail(err, LLMOPS_ALREADY_EXISTS, m + " " + p + " is already registered");

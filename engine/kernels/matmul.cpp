@@ -3,30 +3,92 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <cstring>
+#include <memory>
 
+#include "kernels/isa_kernels.h"
 #include "kernels/thread_pool.h"
 
 namespace llmops::engine {
 
+namespace {
+
+#if defined(__x86_64__)
+// The T rows of x quantised into the tiled layout of QuantizedActivations, in buffers carved out
+// of the caller's scratch (64-byte aligned pieces).
+QuantizedActivations quantize_activations(GgmlType type, const float* x, uint64_t t, uint64_t cols, std::vector<float>* scratch) {
+  const bool k_type = type == GgmlType::kQ4_K || type == GgmlType::kQ6_K;
+  const uint64_t block = k_type ? 256 : 32, blocks = cols / block;
+  const uint64_t sum_width = type == GgmlType::kQ6_K ? 16 : 32, pairs = k_type ? cols / sum_width / 2 : 0;
+  const uint64_t tiles = (t + kTokenTile - 1) / kTokenTile, slots = tiles * kTokenTile;
+  auto round64 = [](uint64_t b) { return (b + 63) / 64 * 64; };
+  const uint64_t q_bytes = round64(slots * cols), scale_bytes = round64(slots * blocks * 4);
+  const uint64_t offset_bytes = k_type ? 0 : round64(slots * (cols / 32) * 4), pair_bytes = round64(slots * pairs * 4);
+  // A tile of tokens before interleaving: values and scales.
+  const uint64_t rows_bytes = round64(kTokenTile * cols) + round64(kTokenTile * (cols / 32) * 4);
+  const uint64_t total = q_bytes + scale_bytes + offset_bytes + pair_bytes + rows_bytes;
+  scratch->resize((total + 64) / sizeof(float));
+  auto* base = reinterpret_cast<uint8_t*>(scratch->data());
+  base += (64 - reinterpret_cast<uintptr_t>(base) % 64) % 64;
+  auto* q = reinterpret_cast<int8_t*>(base);
+  auto* scale = reinterpret_cast<float*>(base + q_bytes);
+  auto* offset = reinterpret_cast<int32_t*>(base + q_bytes + scale_bytes);
+  auto* sum_pairs = reinterpret_cast<int32_t*>(base + q_bytes + scale_bytes + offset_bytes);
+  auto* rows = reinterpret_cast<int8_t*>(base + q_bytes + scale_bytes + offset_bytes + pair_bytes);
+  auto* row_scales = reinterpret_cast<float*>(rows + round64(kTokenTile * cols));
+  const QuantizedActivations out{t, cols, q, scale, k_type ? nullptr : offset, k_type ? sum_pairs : nullptr};
+  quantize_activations_avx512(type, x, t, cols, rows, row_scales, out);
+  return out;
+}
+
+void matmul_int8(GgmlType type, const uint8_t* w, uint64_t rows, uint64_t row_bytes, uint64_t cols, const float* x, uint64_t t, float* y,
+                 std::vector<float>* scratch, ThreadPool* pool) {
+  const QuantizedActivations acts = quantize_activations(type, x, t, cols, scratch);
+  const uint64_t panels = (rows + 15) / 16;
+  auto run = [&](size_t begin, size_t end) {
+    std::unique_ptr<uint8_t[]> panel(new uint8_t[int8_panel_bytes(type, cols)]);  // every byte written before read
+    matmul_int8_avx512(type, w, begin * 16, std::min<uint64_t>(end * 16, rows), rows, row_bytes, acts, y, panel.get());
+  };
+  if (pool == nullptr || pool->size() == 1 || panels < 2) {
+    run(0, panels);
+  } else {
+    pool->parallel_for(panels, run);
+  }
+}
+
+#endif  // __x86_64__
+
+}  // namespace
+
 void set_blas_threads(int threads) { openblas_set_num_threads(std::max(1, threads)); }
 
+bool matmul_uses_int8(GgmlType type, KernelIsa isa) {
+#if defined(__x86_64__)
+  return isa == KernelIsa::kAvx512 && (type == GgmlType::kQ8_0 || type == GgmlType::kQ4_0 || type == GgmlType::kQ4_K || type == GgmlType::kQ6_K);
+#else
+  return false;
+#endif
+}
+
 void matmul_rows(GgmlType type, const uint8_t* w, uint64_t rows, uint64_t row_bytes, uint64_t cols, const float* x, uint64_t t,
-                 float* y, std::vector<float>* tile, ThreadPool* pool) {
+                 float* y, std::vector<float>* scratch, ThreadPool* pool, KernelIsa isa) {
+#if defined(__x86_64__)
+  if (matmul_uses_int8(type, isa)) {
+    matmul_int8(type, w, rows, row_bytes, cols, x, t, y, scratch, pool);
+    return;
+  }
+#endif
   const auto T = static_cast<blasint>(t), C = static_cast<blasint>(cols), R = static_cast<blasint>(rows);
   if (type == GgmlType::kF32) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, R, C, 1.0f, x, C, reinterpret_cast<const float*>(w), C, 0.0f, y, R);
     return;
   }
   const uint64_t tile_rows = 256;
-  tile->resize(tile_rows * cols);
+  scratch->resize(tile_rows * cols);
   for (uint64_t r0 = 0; r0 < rows; r0 += tile_rows) {
     uint64_t n = std::min(tile_rows, rows - r0);
-    auto dequant = [&](size_t b, size_t e) {
-      for (size_t r = b; r < e; ++r) dequantize_row(type, w + (r0 + r) * row_bytes, tile->data() + r * cols, cols);
-    };
-    if (pool != nullptr) pool->parallel_for(n, dequant);
-    else dequant(0, n);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, static_cast<blasint>(n), C, 1.0f, x, C, tile->data(), C, 0.0f,
+    for (uint64_t r = 0; r < n; ++r) dequantize_row(type, w + (r0 + r) * row_bytes, scratch->data() + r * cols, cols);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, static_cast<blasint>(n), C, 1.0f, x, C, scratch->data(), C, 0.0f,
                 y + r0, R);
   }
 }

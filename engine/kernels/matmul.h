@@ -1,13 +1,29 @@
 // Matrix-matrix products for prefill: Y[T × rows] = X[T × cols] · Wᵀ with W in its stored type.
-// F32 weights go straight to OpenBLAS's sgemm; other types are dequantised in tiles of rows
-// (into a buffer the caller owns) and each tile goes to sgemm, so no full fp32 copy of the
-// weights is ever made. Any thread; OpenBLAS uses its own threads (set_blas_threads).
+//
+// Q8_0, Q4_0, Q4_K and Q6_K weights on an AVX-512 VNNI CPU go through an integer GEMM: the T rows
+// of X are quantised once per call exactly as the decode path quantises its vector (Q8_0 blocks
+// for Q8_0/Q4_0, Q8_K for the K-quants), and the dot products run in int8 → int32 on weights
+// repacked 16 rows at a time (matmul_avx512.cpp), split across the pool by groups of 16 rows.
+// So Y equals T decode-path matrix-vector products up to fp32 summation order, and differs from
+// the fp32 product by the activation quantisation (about 1% of Σ|w·x| per output at worst; see
+// tests/engine/matmul_test.cpp).
+//
+// Everything else (F32, F16, the other types, and any CPU without AVX-512) goes to OpenBLAS's
+// sgemm: F32 directly, other types dequantised in tiles of rows (into `scratch`) so no full fp32
+// copy of the weights is ever made. That path runs on the calling thread and OpenBLAS's own
+// threads (set_blas_threads); it does not use the pool (our workers spinning beside OpenBLAS's
+// measured slower on two cores).
+//
+// scratch: a buffer the caller owns and reuses across calls (tiles, quantised activations).
+// pool: may be null (one thread). isa: kAvx512 enables the integer path; lower levels force the
+// dequantise + sgemm path (tests and benchmarks compare them). Any thread; one call per scratch.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 #include "formats/ggml_types.h"
+#include "kernels/matvec.h"
 
 namespace llmops::engine {
 
@@ -15,7 +31,10 @@ class ThreadPool;
 
 void set_blas_threads(int threads);
 
+// Whether matmul_rows takes the integer path for this type at this level.
+bool matmul_uses_int8(GgmlType type, KernelIsa isa);
+
 void matmul_rows(GgmlType type, const uint8_t* w, uint64_t rows, uint64_t row_bytes, uint64_t cols, const float* x, uint64_t t,
-                 float* y, std::vector<float>* tile, ThreadPool* pool);
+                 float* y, std::vector<float>* scratch, ThreadPool* pool, KernelIsa isa = best_isa());
 
 }  // namespace llmops::engine

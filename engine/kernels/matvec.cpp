@@ -4,18 +4,18 @@
 #include <cpuid.h>
 #endif
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 
+#include "kernels/isa_kernels.h"
 #include "kernels/kquant.h"
 #include "kernels/thread_pool.h"
 
 namespace llmops::engine {
-
-// The AVX2 kernels (matvec_avx2.cpp); null where the compiler could not build them.
-float dot_row_avx2(GgmlType type, const void* row, const PreparedVector& x);
-float dot_f32_avx2(const float* a, const float* b, uint64_t n);
-void axpy_f32_avx2(float a, const float* x, float* y, uint64_t n);
 
 namespace {
 
@@ -129,14 +129,97 @@ bool cpu_has_avx2() {
 #endif
 }
 
+// AVX-512 F, BW, DQ, VL and VNNI in cpuid, and the OS saving the opmask and zmm registers
+// (XCR0 bits 1, 2, 5, 6, 7) on a context switch.
+bool cpu_has_avx512() {
+#if defined(__x86_64__)
+  if (!cpu_has_avx2()) return false;
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid(1, &eax, &ebx, &ecx, &edx) == 0 || (ecx & bit_OSXSAVE) == 0) return false;
+  if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) == 0) return false;
+  const unsigned need_ebx = (1u << 16) | (1u << 17) | (1u << 30) | (1u << 31);  // F, DQ, BW, VL
+  if ((ebx & need_ebx) != need_ebx || (ecx & (1u << 11)) == 0) return false;   // VNNI
+  unsigned xcr0_lo = 0, xcr0_hi = 0;
+  __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+  return (xcr0_lo & 0xE6u) == 0xE6u;
+#else
+  return false;
+#endif
+}
+
+KernelIsa detect_isa() {
+  if (cpu_has_avx512()) return KernelIsa::kAvx512;
+  return cpu_has_avx2() ? KernelIsa::kAvx2 : KernelIsa::kPortable;
+}
+
+KernelIsa capped_isa() {
+  KernelIsa isa = detect_isa();
+  const char* cap = std::getenv("LLMOPS_ISA");
+  if (cap == nullptr || *cap == 0) return isa;
+  std::string_view c(cap);
+  KernelIsa limit;
+  if (c == "portable") limit = KernelIsa::kPortable;
+  else if (c == "avx2") limit = KernelIsa::kAvx2;
+  else if (c == "avx512") limit = KernelIsa::kAvx512;
+  else {
+    std::fprintf(stderr, "LLMOPS_ISA=%s is not one of portable, avx2, avx512; using %s\n", cap, isa_name(isa));
+    return isa;
+  }
+  return std::min(isa, limit);
+}
+
+#if defined(__x86_64__)
+bool has_avx512_dot(GgmlType t) {
+  return t == GgmlType::kF32 || t == GgmlType::kF16 || t == GgmlType::kQ8_0 || t == GgmlType::kQ4_0 || t == GgmlType::kQ4_K ||
+         t == GgmlType::kQ6_K;
+}
+#endif
+
 }  // namespace
 
 KernelIsa best_isa() {
-  static const KernelIsa isa = cpu_has_avx2() ? KernelIsa::kAvx2 : KernelIsa::kPortable;
+  static const KernelIsa isa = capped_isa();
   return isa;
 }
 
-const char* isa_name(KernelIsa isa) { return isa == KernelIsa::kAvx2 ? "avx2" : "portable"; }
+bool isa_supported(KernelIsa isa) {
+  static const KernelIsa detected = detect_isa();
+  return isa <= detected;
+}
+
+const char* isa_name(KernelIsa isa) {
+  switch (isa) {
+    case KernelIsa::kAvx512: return "avx512";
+    case KernelIsa::kAvx2: return "avx2";
+    default: return "portable";
+  }
+}
+
+VectorView view_of(const PreparedVector& v) {
+  return {v.x,
+          v.n,
+          v.has_q8 ? v.q8.data() : nullptr,
+          v.has_q8 ? v.q8_scale.data() : nullptr,
+          v.has_q8 ? v.q8_sum.data() : nullptr,
+          v.has_qk ? v.qk.data() : nullptr,
+          v.has_qk ? v.qk_scale.data() : nullptr,
+          v.has_qk ? v.qk_sum16.data() : nullptr};
+}
+
+void quantize_q8(const float* x, uint64_t n, uint64_t block, bool fp16_scale, int8_t* q, float* scale, KernelIsa isa) {
+#if defined(__x86_64__)
+  if (isa == KernelIsa::kAvx512 && block % 16 == 0) return quantize_q8_avx512(x, n, block, fp16_scale, q, scale);
+#endif
+  for (uint64_t blk = 0; blk < n / block; ++blk) {
+    const float* xb = x + blk * block;
+    float amax = 0.0f;
+    for (uint64_t j = 0; j < block; ++j) amax = std::max(amax, std::fabs(xb[j]));
+    float d = amax / 127.0f;
+    float id = d != 0.0f ? 1.0f / d : 0.0f;
+    scale[blk] = fp16_scale ? fp16_to_fp32(fp32_to_fp16(d)) : d;
+    for (uint64_t j = 0; j < block; ++j) q[blk * block + j] = static_cast<int8_t>(std::lround(xb[j] * id));
+  }
+}
 
 unsigned vector_forms(GgmlType type) {
   if (type == GgmlType::kQ8_0 || type == GgmlType::kQ4_0) return kVectorQ8_0;
@@ -155,23 +238,22 @@ void prepare_vector(const float* x, uint64_t n, unsigned forms, PreparedVector* 
   out->n = n;
   out->has_q8 = (forms & kVectorQ8_0) != 0 && n % kBlock == 0;
   out->has_qk = (forms & kVectorQ8_K) != 0 && n % 256 == 0;
-  // The scales are rounded through fp16 as in a stored block, so x·w matches llama.cpp.
-  auto quantise = [&](uint64_t block, std::vector<int8_t>& q, std::vector<float>& scale) {
-    q.resize(n);
-    scale.resize(n / block);
-    for (uint64_t blk = 0; blk < n / block; ++blk) {
-      const float* xb = x + blk * block;
-      float amax = 0.0f;
-      for (uint64_t j = 0; j < block; ++j) amax = std::max(amax, std::fabs(xb[j]));
-      float d = amax / 127.0f;
-      float id = d != 0.0f ? 1.0f / d : 0.0f;
-      scale[blk] = block == kBlock ? fp16_to_fp32(fp32_to_fp16(d)) : d;
-      for (uint64_t j = 0; j < block; ++j) q[blk * block + j] = static_cast<int8_t>(std::lround(xb[j] * id));
+  // The Q8_0 scales are rounded through fp16 as in a stored block, so x·w matches llama.cpp.
+  if (out->has_q8) {
+    out->q8.resize(n);
+    out->q8_scale.resize(n / kBlock);
+    quantize_q8(x, n, kBlock, true, out->q8.data(), out->q8_scale.data());
+    out->q8_sum.resize(n / kBlock);
+    for (uint64_t blk = 0; blk < n / kBlock; ++blk) {
+      int32_t sum = 0;
+      for (uint64_t j = 0; j < kBlock; ++j) sum += out->q8[blk * kBlock + j];
+      out->q8_sum[blk] = sum;
     }
-  };
-  if (out->has_q8) quantise(kBlock, out->q8, out->q8_scale);
+  }
   if (out->has_qk) {
-    quantise(256, out->qk, out->qk_scale);
+    out->qk.resize(n);
+    out->qk_scale.resize(n / 256);
+    quantize_q8(x, n, 256, false, out->qk.data(), out->qk_scale.data());
     out->qk_sum16.resize(n / 16);
     for (uint64_t g = 0; g < n / 16; ++g) {
       int32_t sum = 0;
@@ -183,6 +265,7 @@ void prepare_vector(const float* x, uint64_t n, unsigned forms, PreparedVector* 
 
 float dot_f32(const float* a, const float* b, uint64_t n, KernelIsa isa) {
 #if defined(__x86_64__)
+  if (isa == KernelIsa::kAvx512) return dot_f32_avx512(a, b, n);
   if (isa == KernelIsa::kAvx2) return dot_f32_avx2(a, b, n);
 #endif
   float sum = 0.0f;
@@ -192,33 +275,56 @@ float dot_f32(const float* a, const float* b, uint64_t n, KernelIsa isa) {
 
 void axpy_f32(float a, const float* x, float* y, uint64_t n, KernelIsa isa) {
 #if defined(__x86_64__)
+  if (isa == KernelIsa::kAvx512) return axpy_f32_avx512(a, x, y, n);
   if (isa == KernelIsa::kAvx2) return axpy_f32_avx2(a, x, y, n);
 #endif
   for (uint64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
-float dot_row(GgmlType type, const void* row, const PreparedVector& x, KernelIsa isa) {
+namespace {
+
+// Whether the kernels can run on the quantised forms of x (else the exact fp32 path).
+bool prepared_for(GgmlType type, const PreparedVector& x) {
+  if (!type_uses_q8(type)) return true;
   const bool k_type = type == GgmlType::kQ4_K || type == GgmlType::kQ6_K;
-  if (type_uses_q8(type) && (k_type ? !x.has_qk : !x.has_q8)) {
-    // Unprepared vector: the exact fp32 path, block by block.
-    auto info = *ggml_type_info(static_cast<uint32_t>(type));
-    float buf[256], sum = 0.0f;
-    const auto* b = static_cast<const uint8_t*>(row);
-    for (uint64_t i = 0; i < x.n; i += info.block_elements, b += info.block_bytes) {
-      dequantize_row(type, b, buf, info.block_elements);
-      for (uint32_t j = 0; j < info.block_elements; ++j) sum += buf[j] * x.x[i + j];
-    }
-    return sum;
+  return k_type ? x.has_qk : x.has_q8;
+}
+
+float dot_unprepared(GgmlType type, const void* row, const PreparedVector& x) {
+  auto info = *ggml_type_info(static_cast<uint32_t>(type));
+  float buf[256], sum = 0.0f;
+  const auto* b = static_cast<const uint8_t*>(row);
+  for (uint64_t i = 0; i < x.n; i += info.block_elements, b += info.block_bytes) {
+    dequantize_row(type, b, buf, info.block_elements);
+    for (uint32_t j = 0; j < info.block_elements; ++j) sum += buf[j] * x.x[i + j];
   }
+  return sum;
+}
+
+}  // namespace
+
+float dot_row(GgmlType type, const void* row, const PreparedVector& x, KernelIsa isa) {
+  if (!prepared_for(type, x)) return dot_unprepared(type, row, x);
 #if defined(__x86_64__)
-  if (isa == KernelIsa::kAvx2) return dot_row_avx2(type, row, x);
+  if (isa == KernelIsa::kAvx512 && has_avx512_dot(type)) return dot_row_avx512(type, static_cast<const uint8_t*>(row), view_of(x));
+  if (isa >= KernelIsa::kAvx2) return dot_row_avx2(type, row, x);
 #endif
   return dot_portable(type, row, x);
 }
 
 void matvec_rows(GgmlType type, const uint8_t* data, uint64_t rows, uint64_t row_bytes, const PreparedVector& x, float* y,
                  ThreadPool* pool, KernelIsa isa) {
+#if defined(__x86_64__)
+  const bool avx512 = isa == KernelIsa::kAvx512 && has_avx512_dot(type) && prepared_for(type, x);
+  const VectorView view = view_of(x);
+#endif
   auto run = [&](size_t begin, size_t end) {
+#if defined(__x86_64__)
+    if (avx512) {
+      for (size_t r = begin; r < end; ++r) y[r] = dot_row_avx512(type, data + r * row_bytes, view);
+      return;
+    }
+#endif
     for (size_t r = begin; r < end; ++r) y[r] = dot_row(type, data + r * row_bytes, x, isa);
   };
   // Small products are not worth waking the workers for.

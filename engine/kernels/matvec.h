@@ -2,8 +2,9 @@
 // fp32; for Q8_0 and Q4_0 weights it is first quantised to Q8_0 blocks, for Q4_K and Q6_K to
 // Q8_K (one scale per 256), and the dot products run in integers (as llama.cpp does); the other
 // types are dequantised block by block.
-// Each kernel has a portable version and an AVX2+FMA+F16C version chosen at run time; tests
-// compare both to the dequantise-then-dot reference. Pure functions; any thread.
+// Each kernel has a portable version, an AVX2+FMA+F16C version and, for F32, F16, Q8_0, Q4_0,
+// Q4_K and Q6_K, an AVX-512 (F, BW, DQ, VL, VNNI) version, chosen at run time; tests compare each
+// to the dequantise-then-dot reference. Pure functions; any thread.
 #pragma once
 
 #include <cstdint>
@@ -15,8 +16,13 @@ namespace llmops::engine {
 
 class ThreadPool;
 
-enum class KernelIsa { kPortable, kAvx2 };
-KernelIsa best_isa();           // what this CPU runs
+// Ordered: each level runs on a CPU that has the one above it.
+enum class KernelIsa { kPortable, kAvx2, kAvx512 };
+// The best level this CPU and OS run, capped by the environment variable
+// LLMOPS_ISA=portable|avx2|avx512 (read once; for tests and comparisons).
+KernelIsa best_isa();
+// Whether this CPU and OS run the level, whatever LLMOPS_ISA says.
+bool isa_supported(KernelIsa isa);
 const char* isa_name(KernelIsa isa);
 
 // A vector prepared for one weight type: the fp32 values and, where the type needs it, their
@@ -26,6 +32,7 @@ struct PreparedVector {
   uint64_t n = 0;
   std::vector<int8_t> q8;    // n values
   std::vector<float> q8_scale;  // one per 32
+  std::vector<int32_t> q8_sum;  // sum of the quantised values of each 32
   // Q8_K: one scale per 256 (for the K-quants, whose integer sums then run a whole super-block).
   std::vector<int8_t> qk;
   std::vector<float> qk_scale;      // one per 256
@@ -40,6 +47,10 @@ unsigned vector_forms(GgmlType type);
 void prepare_vector(const float* x, uint64_t n, unsigned forms, PreparedVector* out);
 void prepare_vector(const float* x, uint64_t n, bool need_q8, PreparedVector* out);
 bool type_uses_q8(GgmlType type);
+// The quantisation prepare_vector uses: n values (a multiple of block) to int8 with one scale
+// per block (amax / 127), rounded through fp16 where fp16_scale (Q8_0) and kept fp32 if not (Q8_K).
+// Every ISA level writes the same bytes.
+void quantize_q8(const float* x, uint64_t n, uint64_t block, bool fp16_scale, int8_t* q, float* scale, KernelIsa isa = best_isa());
 
 // dot(a, b) over n floats (attention scores), and y += a·x (attention values).
 float dot_f32(const float* a, const float* b, uint64_t n, KernelIsa isa);

@@ -220,8 +220,9 @@ void Runner::project(const WeightView& w, const float* bias, const float* x, int
     prepare_vector(x, w.cols, vector_forms_, &pv_);
     matvec_rows(w.type, w.data, w.rows, w.row_bytes, pv_, y, pool_, isa_);
   } else {
-    // Tiles are dequantised on this thread: OpenBLAS's own threads do the multiplication.
-    matmul_rows(w.type, w.data, w.rows, w.row_bytes, w.cols, x, static_cast<uint64_t>(t), y, &tile_, nullptr);
+    // Quantised weights take the integer GEMM on our pool where the CPU has it; otherwise tiles
+    // are dequantised and OpenBLAS's own threads multiply.
+    matmul_rows(w.type, w.data, w.rows, w.row_bytes, w.cols, x, static_cast<uint64_t>(t), y, &tile_, pool_, isa_);
   }
   if (bias != nullptr) {
     for (int i = 0; i < t; ++i) {

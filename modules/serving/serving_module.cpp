@@ -29,8 +29,8 @@ struct Served {
 };
 
 struct State {
-  const llmops_host_api* host;
-  llmops_module_ctx* ctx;
+  const llmops_host_api* host = nullptr;
+  llmops_module_ctx* ctx = nullptr;
   std::mutex mu;
   std::map<std::string, std::shared_ptr<Served>> models;
   std::string default_model;
@@ -225,7 +225,7 @@ void stream_job(void* user, llmops_stream* stream) {
     }
     Json c = {{"id", job->id}, {"object", job->p.chat ? "chat.completion.chunk" : "text_completion"}, {"created", job->created},
               {"model", job->model->name}, {"choices", Json::array({choice})}};
-    if (job->include_usage_null()) c["usage"] = nullptr;
+    if (job->p.include_usage) c["usage"] = nullptr;  // OpenAI: null on every chunk but the last
     return send(c);
   };
   bool ok = true;
@@ -437,7 +437,9 @@ llmops::Status load_model(State* s, const std::string& path, std::string name, c
 }
 
 llmops_code init(llmops_module_ctx* ctx, const llmops_host_api* host, llmops_error* err) {
-  auto* s = new State{host, ctx};
+  auto* s = new State();
+  s->host = host;
+  s->ctx = ctx;
   host->set_state(ctx, s);
   s->m_requests = host->metric_register(ctx, "requests_total", "Generation requests accepted", 0);
   s->m_rejected = host->metric_register(ctx, "rejected_total", "Requests refused with 429 (queue full)", 0);
@@ -486,7 +488,8 @@ llmops_code health(llmops_module_ctx*, void* state, llmops_health* out) {
   auto* s = static_cast<State*>(state);
   std::lock_guard lock(s->mu);
   if (s->models.empty()) {
-    llmops::sdk::set_health(out, LLMOPS_HEALTH_DEGRADED, "no model loaded (serving.model is empty)");
+    // Not a fault: a daemon may run without serving (training box, data preparation).
+    llmops::sdk::set_health(out, LLMOPS_HEALTH_OK, "no model loaded (serving.model is empty)");
   } else {
     std::string names;
     for (const auto& [name, m] : s->models) names += (names.empty() ? "" : ", ") + name;

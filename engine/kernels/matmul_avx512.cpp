@@ -1,0 +1,445 @@
+// The integer GEMM of prefill for Q8_0, Q4_0, Q4_K and Q6_K weights, AVX-512 + VNNI. Compiled
+// for that target (engine/CMakeLists.txt), called after isa_supported(kAvx512). Plain pointers
+// only: see isa_kernels.h for why.
+//
+// Weights are repacked 16 rows at a time into a panel where each 64-byte line holds the same
+// four consecutive elements of the 16 rows, as unsigned bytes. One vpdpbusd then multiplies those
+// 4 × 16 weights by four activation bytes broadcast from one token, adding into one int32 lane per
+// row. A tile of kTokenTile tokens (interleaved four bytes at a time, so one pointer serves the
+// tile) shares every line loaded; each broadcast feeds 16 rows. Per block (32 elements) or group
+// (K-quants) the int32 sums are scaled into fp32 accumulators, one 16-row vector per token.
+//
+//   Q8_0, Q4_0: weights w + 128 (Q4_0: nibble + 120); the activation's −128·Σx per block starts
+//     each block's sum, and its fp32 scale times the row's scale weighs it.
+//   Q4_K: nibbles 0..15 as they are; Σ_sub scale·Σ(q·x) in int32 over the super-block (vpmulld
+//     per sub-block of 32), minus Σ_sub min·Σx (vpdpwssd on int16 pairs), then d and dmin.
+//   Q6_K: q = 0..63 as stored; Σ_group scale·Σ(q·x) over the super-block (groups of 16), minus
+//     32·Σ_group scale·Σx (vpdpwssd), then d.
+// The same integer sums as the decode kernels on the same quantised activations, so a prefill
+// logit differs from a decoded one by float summation order only.
+#if defined(__x86_64__)
+// GCC 12's AVX-512 headers trip its own -Wuninitialized (the _mm512_undefined_* idiom, GCC bug
+// 105593); the warnings point into the header, so silence them there only.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+#include <cstring>
+#include <utility>
+
+#include "kernels/isa_kernels.h"
+#include "kernels/kquant.h"
+
+namespace llmops::engine {
+
+namespace {
+
+constexpr uint64_t kPanelRows = 16;
+constexpr int kTile = static_cast<int>(kTokenTile);  // tokens per register tile
+
+inline float half(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+// Panel layouts, per block of 32 (Q8_0, Q4_0) or super-block of 256 (K-quants):
+//   weights: one 64-byte line per 4 elements (element 4k+j of row r at 64k + 4r + j)
+//   Q8_0/Q4_0: then 16 fp32 row scales.
+//   K-quants: then one line of 16 int32 scales per group, one line of int16 pairs per two
+//   groups (Q4_K: the mins, Q6_K: the scales), 16 fp32 d, 16 fp32 dmin (Q4_K).
+struct KLayout {
+  int groups;       // per super-block
+  int group_lines;  // 4-element lines per group
+  uint64_t scales, pairs, d, dmin, stride;
+};
+constexpr KLayout kLayoutQ4K{8, 8, 4096, 4096 + 512, 4096 + 512 + 256, 4096 + 512 + 256 + 64, 4096 + 512 + 256 + 128};
+constexpr KLayout kLayoutQ6K{16, 4, 4096, 4096 + 1024, 4096 + 1024 + 512, 4096 + 1024 + 512 + 64, 4096 + 1024 + 512 + 128};
+constexpr uint64_t kQ8Stride = 512 + 64;
+
+// One block of 32 elements of 16 rows (rows[r]: row r's 32 unsigned bytes) into its 8 lines:
+// a 16 × 8 transpose of 4-byte groups, rows r and r + 8 sharing a register.
+inline void transpose_block(const __m256i* rows, uint8_t* out) {
+  __m512i z[8], t[8], u[8];
+#pragma GCC unroll 8
+  for (int r = 0; r < 8; ++r) z[r] = _mm512_inserti64x4(_mm512_castsi256_si512(rows[r]), rows[r + 8], 1);
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(z[2 * i], z[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(z[2 * i], z[2 * i + 1]);
+  }
+  // u[0..3]: groups (0|4), (1|5), (2|6), (3|7) of rows 0-3 (and 8-11); u[4..7] of rows 4-7 (12-15).
+#pragma GCC unroll 2
+  for (int i = 0; i < 2; ++i) {
+    u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  const __m512i first = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0), second = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
+#pragma GCC unroll 4
+  for (int g = 0; g < 4; ++g) {
+    _mm512_storeu_si512(out + 64 * g, _mm512_permutex2var_epi64(u[g], first, u[g + 4]));
+    _mm512_storeu_si512(out + 64 * (g + 4), _mm512_permutex2var_epi64(u[g], second, u[g + 4]));
+  }
+}
+
+// Rows [r0, r0 + n) (n ≤ 16; missing rows get zero weights and scales) into the panel.
+void repack_q8_0(const uint8_t* w, uint64_t r0, uint64_t n, uint64_t row_bytes, uint64_t blocks, uint8_t* panel, bool q4) {
+  const uint64_t block_bytes = q4 ? 18 : 34;
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80)), low4 = _mm256_set1_epi8(0x0F), bias = _mm256_set1_epi8(120);
+  for (uint64_t b = 0; b < blocks; ++b) {
+    uint8_t* pb = panel + b * kQ8Stride;
+    __m256i rows[kPanelRows];
+    float scales[kPanelRows];
+    for (uint64_t r = 0; r < kPanelRows; ++r) {
+      if (r >= n) {
+        rows[r] = _mm256_setzero_si256();
+        scales[r] = 0.0f;
+        continue;
+      }
+      const uint8_t* blk = w + (r0 + r) * row_bytes + b * block_bytes;
+      scales[r] = half(blk);
+      if (q4) {
+        const __m128i p = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
+        const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(p), _mm_srli_epi16(p, 4), 1);
+        rows[r] = _mm256_add_epi8(_mm256_and_si256(both, low4), bias);
+      } else {
+        rows[r] = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2)), flip);
+      }
+    }
+    transpose_block(rows, pb);
+    std::memcpy(pb + 512, scales, sizeof scales);
+  }
+}
+
+void repack_q4_k(const uint8_t* w, uint64_t r0, uint64_t n, uint64_t row_bytes, uint64_t supers, uint8_t* panel) {
+  const KLayout& L = kLayoutQ4K;
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  for (uint64_t s = 0; s < supers; ++s) {
+    uint8_t* ps = panel + s * L.stride;
+    int32_t scales[8][kPanelRows];
+    int16_t mins[8][kPanelRows];
+    float d[kPanelRows], dmin[kPanelRows];
+    for (uint64_t r = 0; r < kPanelRows; ++r) {
+      const uint8_t* b = w + (r0 + r) * row_bytes + s * 144;
+      d[r] = r < n ? half(b) : 0.0f;
+      dmin[r] = r < n ? half(b + 2) : 0.0f;
+      for (int sub = 0; sub < 8; ++sub) {
+        uint8_t sc = 0, m = 0;
+        if (r < n) q4k_scale_min(sub, b + 4, &sc, &m);
+        scales[sub][r] = sc;
+        mins[sub][r] = m;
+      }
+    }
+    for (int pair = 0; pair < 4; ++pair) {  // 32 packed bytes: sub-block 2·pair low, 2·pair + 1 high
+      __m256i lo[kPanelRows], hi[kPanelRows];
+      for (uint64_t r = 0; r < kPanelRows; ++r) {
+        const __m256i packed = r < n ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + (r0 + r) * row_bytes + s * 144 + 16 + 32 * pair))
+                                     : _mm256_setzero_si256();
+        lo[r] = _mm256_and_si256(packed, low4);
+        hi[r] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
+      }
+      transpose_block(lo, ps + 512 * (2 * pair));
+      transpose_block(hi, ps + 512 * (2 * pair + 1));
+    }
+    std::memcpy(ps + L.scales, scales, sizeof scales);
+    for (int j = 0; j < 4; ++j) {
+      for (uint64_t r = 0; r < kPanelRows; ++r) {
+        int16_t pair[2] = {mins[2 * j][r], mins[2 * j + 1][r]};
+        std::memcpy(ps + L.pairs + 64 * j + 4 * r, pair, 4);
+      }
+    }
+    std::memcpy(ps + L.d, d, sizeof d);
+    std::memcpy(ps + L.dmin, dmin, sizeof dmin);
+  }
+}
+
+void repack_q6_k(const uint8_t* w, uint64_t r0, uint64_t n, uint64_t row_bytes, uint64_t supers, uint8_t* panel) {
+  const KLayout& L = kLayoutQ6K;
+  const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(0x03);
+  for (uint64_t s = 0; s < supers; ++s) {
+    uint8_t* ps = panel + s * L.stride;
+    int32_t scales[16][kPanelRows];
+    float d[kPanelRows], zero[kPanelRows] = {};
+    for (uint64_t r = 0; r < kPanelRows; ++r) {
+      const uint8_t* b = w + (r0 + r) * row_bytes + s * 210;
+      d[r] = r < n ? half(b + 208) : 0.0f;
+      for (int g = 0; g < 16; ++g) scales[g][r] = r < n ? static_cast<int8_t>(b[192 + g]) : 0;
+    }
+    // Block j of 32 = quarter j % 4 of half j / 4: low 4 bits from ql, high 2 from qh.
+    for (int j = 0; j < 8; ++j) {
+      const int h = j / 4, quarter = j % 4;
+      const __m128i shift = _mm_cvtsi32_si128(2 * quarter);
+      __m256i q[kPanelRows];
+      for (uint64_t r = 0; r < kPanelRows; ++r) {
+        if (r >= n) {
+          q[r] = _mm256_setzero_si256();
+          continue;
+        }
+        const uint8_t* b = w + (r0 + r) * row_bytes + s * 210;
+        const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 64 * h + 32 * (quarter % 2)));
+        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 128 + 32 * h));
+        const __m256i lo = quarter < 2 ? _mm256_and_si256(ql, low4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), low4);
+        q[r] = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, shift), two), 4));
+      }
+      transpose_block(q, ps + 512 * j);
+    }
+    std::memcpy(ps + L.scales, scales, sizeof scales);
+    for (int j = 0; j < 8; ++j) {
+      for (uint64_t r = 0; r < kPanelRows; ++r) {
+        int16_t pair[2] = {static_cast<int16_t>(scales[2 * j][r]), static_cast<int16_t>(scales[2 * j + 1][r])};
+        std::memcpy(ps + L.pairs + 64 * j + 4 * r, pair, 4);
+      }
+    }
+    std::memcpy(ps + L.d, d, sizeof d);
+    std::memcpy(ps + L.dmin, zero, sizeof zero);
+  }
+}
+
+// Tokens [0, NT) of one tile against one panel of Q8_0/Q4_0 rows.
+template <int NT>
+void tile_q8(const uint8_t* panel, const QuantizedActivations& x, uint64_t tile, float* y, uint64_t y_stride, __mmask16 rows_mask) {
+  const uint64_t blocks = x.cols / 32;
+  const int8_t* xq = x.q + tile * x.cols * kTokenTile;
+  const float* xs = x.scale + tile * blocks * kTokenTile;
+  const int32_t* xo = x.offset + tile * blocks * kTokenTile;
+  __m512 acc[NT];
+#pragma GCC unroll 16
+  for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+  for (uint64_t b = 0; b < blocks; ++b, xq += 8 * 4 * kTile, xs += kTile, xo += kTile) {
+    const uint8_t* pb = panel + b * kQ8Stride;
+    __m512i dot[NT];
+#pragma GCC unroll 16
+    for (int t = 0; t < NT; ++t) dot[t] = _mm512_set1_epi32(xo[t]);
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; ++k) {
+      const __m512i line = _mm512_loadu_si512(pb + 64 * k);
+#pragma GCC unroll 16
+      for (int t = 0; t < NT; ++t) {
+        int32_t v;
+        std::memcpy(&v, xq + 4 * (kTile * k + t), 4);
+        dot[t] = _mm512_dpbusd_epi32(dot[t], line, _mm512_set1_epi32(v));
+      }
+    }
+    const __m512 dw = _mm512_loadu_ps(pb + 512);
+#pragma GCC unroll 16
+    for (int t = 0; t < NT; ++t) acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[t]), _mm512_mul_ps(dw, _mm512_set1_ps(xs[t])), acc[t]);
+  }
+#pragma GCC unroll 16
+  for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(y + t * y_stride, rows_mask, acc[t]);
+}
+
+// Tokens [0, NT) of one tile against one panel of Q4_K (kQ6 false) or Q6_K rows.
+template <int NT, bool kQ6>
+void tile_k(const uint8_t* panel, const QuantizedActivations& x, uint64_t tile, float* y, uint64_t y_stride, __mmask16 rows_mask) {
+  constexpr KLayout L = kQ6 ? kLayoutQ6K : kLayoutQ4K;
+  constexpr int kPairs = L.groups / 2;
+  const uint64_t supers = x.cols / 256;
+  const int8_t* xq = x.q + tile * x.cols * kTokenTile;
+  const float* xs = x.scale + tile * supers * kTokenTile;
+  const int32_t* xp = x.sum_pairs + tile * supers * kPairs * kTokenTile;
+  __m512 acc[NT];
+#pragma GCC unroll 16
+  for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+  for (uint64_t s = 0; s < supers; ++s, xs += kTile, xp += kPairs * kTile) {
+    const uint8_t* ps = panel + s * L.stride;
+    __m512i total[NT];
+#pragma GCC unroll 16
+    for (int t = 0; t < NT; ++t) total[t] = _mm512_setzero_si512();
+    for (int g = 0; g < L.groups; ++g, xq += L.group_lines * 4 * kTile) {
+      __m512i dot[NT];
+#pragma GCC unroll 16
+      for (int t = 0; t < NT; ++t) dot[t] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+      for (int k = 0; k < L.group_lines; ++k) {
+        const __m512i line = _mm512_loadu_si512(ps + 64 * (g * L.group_lines + k));
+#pragma GCC unroll 16
+        for (int t = 0; t < NT; ++t) {
+          int32_t v;
+          std::memcpy(&v, xq + 4 * (kTile * k + t), 4);
+          dot[t] = _mm512_dpbusd_epi32(dot[t], line, _mm512_set1_epi32(v));
+        }
+      }
+      const __m512i scale = _mm512_loadu_si512(ps + L.scales + 64 * g);
+#pragma GCC unroll 16
+      for (int t = 0; t < NT; ++t) total[t] = _mm512_add_epi32(total[t], _mm512_mullo_epi32(dot[t], scale));
+    }
+    const __m512 d = _mm512_loadu_ps(ps + L.d);
+    const __m512 dmin = _mm512_loadu_ps(ps + L.dmin);
+    __m512i side[NT];
+#pragma GCC unroll 16
+    for (int t = 0; t < NT; ++t) side[t] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+    for (int j = 0; j < kPairs; ++j) {
+      const __m512i line = _mm512_loadu_si512(ps + L.pairs + 64 * j);
+#pragma GCC unroll 16
+      for (int t = 0; t < NT; ++t) side[t] = _mm512_dpwssd_epi32(side[t], line, _mm512_set1_epi32(xp[j * kTile + t]));
+    }
+#pragma GCC unroll 16
+    for (int t = 0; t < NT; ++t) {
+      const __m512 dx = _mm512_set1_ps(xs[t]);
+      if constexpr (kQ6) {
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(total[t], _mm512_slli_epi32(side[t], 5))), _mm512_mul_ps(d, dx), acc[t]);
+      } else {
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(total[t]), _mm512_mul_ps(d, dx), acc[t]);
+        acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(side[t]), _mm512_mul_ps(dmin, dx), acc[t]);
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(y + t * y_stride, rows_mask, acc[t]);
+}
+
+using TileFn = void (*)(const uint8_t*, const QuantizedActivations&, uint64_t, float*, uint64_t, __mmask16);
+
+template <int... N>
+constexpr TileFn q8_tile(int nt, std::integer_sequence<int, N...>) {
+  TileFn fns[] = {&tile_q8<N + 1>...};
+  return fns[nt - 1];
+}
+template <bool kQ6, int... N>
+constexpr TileFn k_tile(int nt, std::integer_sequence<int, N...>) {
+  TileFn fns[] = {&tile_k<N + 1, kQ6>...};
+  return fns[nt - 1];
+}
+
+}  // namespace
+
+namespace {
+
+// 8 rows of 8 dwords (one token's 32 bytes each) into 8 lines of 8 tokens' dwords.
+inline void transpose_8x8(__m256i* r) {
+  __m256i t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; ++i) {
+    u[4 * i] = _mm256_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = _mm256_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = _mm256_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm256_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int g = 0; g < 4; ++g) {
+    r[g] = _mm256_permute2x128_si256(u[g], u[g + 4], 0x20);
+    r[g + 4] = _mm256_permute2x128_si256(u[g], u[g + 4], 0x31);
+  }
+}
+
+}  // namespace
+
+void quantize_activations_avx512(GgmlType type, const float* x, uint64_t t, uint64_t cols, int8_t* rows, float* row_scales,
+                                 const QuantizedActivations& out) {
+  const bool k_type = type == GgmlType::kQ4_K || type == GgmlType::kQ6_K;
+  const uint64_t block = k_type ? 256 : 32, blocks = cols / block, chunks = cols / 32;
+  const uint64_t pairs_per_super = type == GgmlType::kQ6_K ? 8 : 4;
+  int8_t* q = out.q;
+  float* scale = out.scale;
+  int32_t* offset = out.offset;
+  int32_t* sum_pairs = out.sum_pairs;
+  const __m256i ones = _mm256_set1_epi8(1);
+  for (uint64_t t0 = 0, tile = 0; t0 < t; t0 += kTokenTile, ++tile) {
+    const uint64_t nt = t - t0 < kTokenTile ? t - t0 : kTokenTile;
+    for (uint64_t i = 0; i < nt; ++i) quantize_q8_avx512(x + (t0 + i) * cols, cols, block, !k_type, rows + i * cols, row_scales + i * blocks);
+    for (uint64_t b = 0; b < blocks; ++b) {
+      for (uint64_t i = 0; i < kTokenTile; ++i) scale[(tile * blocks + b) * kTokenTile + i] = i < nt ? row_scales[i * blocks + b] : 0.0f;
+    }
+    int8_t* tq = q + tile * cols * kTokenTile;
+    __m256i half_sums[2] = {};
+    for (uint64_t c = 0; c < chunks; ++c) {
+      __m256i r[8];
+      for (uint64_t i = 0; i < 8; ++i) {
+        r[i] = i < nt ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows + i * cols + 32 * c)) : _mm256_setzero_si256();
+      }
+      transpose_8x8(r);  // r[k]: the 8 tokens' elements 4k..4k+3 of this chunk
+      __m256i sum_lo = _mm256_setzero_si256(), sum_hi = _mm256_setzero_si256();
+      for (int k = 0; k < 8; ++k) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(tq + (8 * c + static_cast<uint64_t>(k)) * 4 * kTokenTile), r[k]);
+        if (k < 4) sum_lo = _mm256_dpbusd_epi32(sum_lo, ones, r[k]);
+        else sum_hi = _mm256_dpbusd_epi32(sum_hi, ones, r[k]);
+      }
+      if (!k_type) {  // −128 × the sum of each 32, per token
+        const __m256i sum = _mm256_add_epi32(sum_lo, sum_hi);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(offset + (tile * chunks + c) * kTokenTile), _mm256_slli_epi32(_mm256_sub_epi32(_mm256_setzero_si256(), sum), 7));
+        continue;
+      }
+      // int16 pairs of sums: Q6_K (sum of 16, sum of 16) per chunk; Q4_K (sum of 32, sum of 32)
+      // per two chunks.
+      __m256i pair;
+      uint64_t p;
+      if (type == GgmlType::kQ6_K) {
+        pair = _mm256_or_si256(_mm256_and_si256(sum_lo, _mm256_set1_epi32(0xFFFF)), _mm256_slli_epi32(sum_hi, 16));
+        p = c;
+      } else {
+        half_sums[c % 2] = _mm256_add_epi32(sum_lo, sum_hi);
+        if (c % 2 == 0) continue;
+        pair = _mm256_or_si256(_mm256_and_si256(half_sums[0], _mm256_set1_epi32(0xFFFF)), _mm256_slli_epi32(half_sums[1], 16));
+        p = c / 2;
+      }
+      const uint64_t pairs = blocks * pairs_per_super;
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(sum_pairs + (tile * pairs + p) * kTokenTile), pair);
+    }
+  }
+}
+
+uint64_t int8_panel_bytes(GgmlType type, uint64_t cols) {
+  switch (type) {
+    case GgmlType::kQ8_0:
+    case GgmlType::kQ4_0: return cols / 32 * kQ8Stride;
+    case GgmlType::kQ4_K: return cols / 256 * kLayoutQ4K.stride;
+    case GgmlType::kQ6_K: return cols / 256 * kLayoutQ6K.stride;
+    default: return 0;
+  }
+}
+
+void matmul_int8_avx512(GgmlType type, const uint8_t* w, uint64_t row_begin, uint64_t row_end, uint64_t rows,
+                        uint64_t row_bytes, const QuantizedActivations& x, float* y, uint8_t* panel) {
+  for (uint64_t r0 = row_begin; r0 < row_end; r0 += kPanelRows) {
+    const uint64_t n = row_end - r0 < kPanelRows ? row_end - r0 : kPanelRows;
+    switch (type) {
+      case GgmlType::kQ8_0: repack_q8_0(w, r0, n, row_bytes, x.cols / 32, panel, false); break;
+      case GgmlType::kQ4_0: repack_q8_0(w, r0, n, row_bytes, x.cols / 32, panel, true); break;
+      case GgmlType::kQ4_K: repack_q4_k(w, r0, n, row_bytes, x.cols / 256, panel); break;
+      case GgmlType::kQ6_K: repack_q6_k(w, r0, n, row_bytes, x.cols / 256, panel); break;
+      default: return;
+    }
+    const __mmask16 mask = static_cast<__mmask16>((1u << n) - 1u);
+    // The next panel (16 contiguous rows) will be read a block of each row at a time, an order the
+    // hardware prefetchers follow poorly from DRAM: ask for it into L2, a slice per token tile,
+    // while this panel computes.
+    const uint64_t next = r0 + kPanelRows;
+    const uint64_t next_rows = next < row_end ? (row_end - next < kPanelRows ? row_end - next : kPanelRows) : 0;
+    const uint64_t tiles = (x.t + kTokenTile - 1) / kTokenTile;
+    const uint64_t per_tile = (next_rows * row_bytes + 64 * tiles - 1) / (64 * tiles) * 64;  // bytes, whole lines
+    const uint8_t* ahead = w + next * row_bytes;
+    uint64_t ahead_left = next_rows * row_bytes;
+    for (uint64_t t0 = 0, tile = 0; t0 < x.t; t0 += kTokenTile, ++tile) {
+      for (uint64_t b = 0; b < per_tile && b < ahead_left; b += 64) _mm_prefetch(reinterpret_cast<const char*>(ahead + b), _MM_HINT_T1);
+      if (per_tile < ahead_left) {
+        ahead += per_tile;
+        ahead_left -= per_tile;
+      } else {
+        ahead_left = 0;
+      }
+      const int nt = x.t - t0 < kTokenTile ? static_cast<int>(x.t - t0) : kTile;
+      TileFn fn = nullptr;
+      switch (type) {
+        case GgmlType::kQ8_0:
+        case GgmlType::kQ4_0: fn = q8_tile(nt, std::make_integer_sequence<int, kTile>{}); break;
+        case GgmlType::kQ4_K: fn = k_tile<false>(nt, std::make_integer_sequence<int, kTile>{}); break;
+        default: fn = k_tile<true>(nt, std::make_integer_sequence<int, kTile>{}); break;
+      }
+      fn(panel, x, tile, y + t0 * rows + r0, rows, mask);
+    }
+  }
+}
+
+}  // namespace llmops::engine
+#endif  // __x86_64__

@@ -1,0 +1,123 @@
+// matmul_rows (the prefill product) on every path this CPU has: the integer GEMM (AVX-512 VNNI)
+// for Q8_0/Q4_0/Q4_K/Q6_K, dequantise + sgemm for the rest and for lower ISA levels. Checked
+// against an fp64 reference computed here from the dequantised weights, and, on the integer
+// path, against the decode path's matrix-vector product of each token (same activation
+// quantisation, so they agree to float summation order).
+#include "kernels/matmul.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <tuple>
+
+#include "formats/quantize.h"
+#include "kernels/matvec.h"
+#include "kernels/thread_pool.h"
+
+namespace llmops::engine {
+namespace {
+
+struct Weights {
+  std::vector<uint8_t> bytes;
+  uint64_t row_bytes;
+  std::vector<float> dequantised;  // rows × cols
+};
+
+// Gaussian rows quantised to the type (rows of different magnitudes, like trained weights).
+Weights make_weights(GgmlType type, uint64_t rows, uint64_t cols, std::mt19937& rng) {
+  Weights w;
+  w.row_bytes = *ggml_row_bytes(type, cols);
+  w.bytes.resize(rows * w.row_bytes);
+  w.dequantised.resize(rows * cols);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> row(cols);
+  for (uint64_t r = 0; r < rows; ++r) {
+    const float scale = 0.02f * static_cast<float>(1 + r % 5);
+    for (auto& v : row) v = scale * dist(rng);
+    quantize_row(type, row.data(), w.bytes.data() + r * w.row_bytes, cols);
+    dequantize_row(type, w.bytes.data() + r * w.row_bytes, w.dequantised.data() + r * cols, cols);
+  }
+  return w;
+}
+
+// Activations like a normed hidden state: mostly unit scale, a few larger outliers.
+std::vector<float> make_activations(uint64_t t, uint64_t cols, std::mt19937& rng) {
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> x(t * cols);
+  for (uint64_t i = 0; i < x.size(); ++i) x[i] = dist(rng) * (i % 97 == 0 ? 8.0f : 1.0f);
+  return x;
+}
+
+class PrefillMatmul : public ::testing::TestWithParam<std::tuple<GgmlType, KernelIsa>> {};
+
+// The tolerance: on the integer path every product sees x rounded to 8 bits per block of 32
+// (Q8_0) or 256 (Q8_K), an error of at most half a step (amax/254) per value; summed with random
+// signs this stays well under 1% of Σ|w·x| per output, and the test allows 2% (as the decode
+// kernels' test). The fp32 paths must match to float rounding.
+TEST_P(PrefillMatmul, MatchesTheFp32ReferenceAndTheDecodePath) {
+  const auto [type, isa] = GetParam();
+  if (!isa_supported(isa)) GTEST_SKIP() << "this CPU (or its OS) lacks " << isa_name(isa);
+  const bool int8 = matmul_uses_int8(type, isa);
+  const double tolerance = int8 ? 2e-2 : 1e-5;
+  std::mt19937 rng(77);
+  // 40 rows: two whole panels of 16 and a partial one; tokens cover whole and partial tiles.
+  const uint64_t rows = 40, cols = 512;
+  const Weights w = make_weights(type, rows, cols, rng);
+  std::vector<float> scratch;
+  double worst = 0;
+  for (uint64_t t : {1, 5, 8, 9, 13, 37}) {
+    const std::vector<float> x = make_activations(t, cols, rng);
+    std::vector<float> y(t * rows, -1.0f);
+    matmul_rows(type, w.bytes.data(), rows, w.row_bytes, cols, x.data(), t, y.data(), &scratch, nullptr, isa);
+    for (uint64_t i = 0; i < t; ++i) {
+      PreparedVector pv;
+      prepare_vector(x.data() + i * cols, cols, vector_forms(type), &pv);
+      std::vector<float> decoded(rows);
+      matvec_rows(type, w.bytes.data(), rows, w.row_bytes, pv, decoded.data(), nullptr, isa);
+      for (uint64_t r = 0; r < rows; ++r) {
+        double want = 0, mag = 0;
+        for (uint64_t c = 0; c < cols; ++c) {
+          const double p = static_cast<double>(w.dequantised[r * cols + c]) * x[i * cols + c];
+          want += p;
+          mag += std::fabs(p);
+        }
+        const double got = y[i * rows + r];
+        worst = std::max(worst, std::fabs(got - want) / mag);
+        ASSERT_NEAR(got, want, tolerance * mag) << "token " << i << " of " << t << ", row " << r;
+        if (int8) {
+          ASSERT_NEAR(got, decoded[r], 1e-5 * mag) << "the decode path, token " << i << " of " << t << ", row " << r;
+        }
+      }
+    }
+  }
+  std::printf("[ info     ] %s %s: worst |y − fp64| / Σ|w·x| = %.2e (%s path)\n", ggml_type_name(static_cast<uint32_t>(type)).c_str(),
+              isa_name(isa), worst, int8 ? "int8" : "sgemm");
+}
+
+TEST_P(PrefillMatmul, ThePoolGivesTheSameResult) {
+  const auto [type, isa] = GetParam();
+  if (!isa_supported(isa)) GTEST_SKIP() << "this CPU (or its OS) lacks " << isa_name(isa);
+  std::mt19937 rng(5);
+  const uint64_t rows = 100, cols = 768, t = 11;
+  const Weights w = make_weights(type, rows, cols, rng);
+  const std::vector<float> x = make_activations(t, cols, rng);
+  std::vector<float> serial(t * rows), parallel(t * rows), scratch;
+  ThreadPool pool(3);
+  matmul_rows(type, w.bytes.data(), rows, w.row_bytes, cols, x.data(), t, serial.data(), &scratch, nullptr, isa);
+  matmul_rows(type, w.bytes.data(), rows, w.row_bytes, cols, x.data(), t, parallel.data(), &scratch, &pool, isa);
+  EXPECT_EQ(serial, parallel);
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, PrefillMatmul,
+                         ::testing::Combine(::testing::Values(GgmlType::kF32, GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0,
+                                                              GgmlType::kQ4_K, GgmlType::kQ6_K),
+                                            ::testing::Values(KernelIsa::kAvx2, KernelIsa::kAvx512)),
+                         [](const auto& info) {
+                           return ggml_type_name(static_cast<uint32_t>(std::get<0>(info.param))) + "_" +
+                                  isa_name(std::get<1>(info.param));
+                         });
+
+}  // namespace
+}  // namespace llmops::engine
