@@ -99,7 +99,9 @@ Status Scheduler::submit(const std::shared_ptr<Request>& r) {
   {
     std::lock_guard lock(mu_);
     if (stop_) return unavailable("the model is being unloaded; retry");
-    if (static_cast<int>(waiting_.size()) >= opt_.max_queue) {
+    // Free sequence slots take requests at once; past them, max_queue may wait.
+    const int free_slots = std::max(0, opt_.max_sequences - stats_.running);
+    if (static_cast<int>(waiting_.size()) >= opt_.max_queue + free_slots) {
       return resource_exhausted("the model's queue is full (" + std::to_string(opt_.max_queue) + " requests waiting); retry shortly");
     }
     waiting_.push_back(r);

@@ -137,6 +137,13 @@ bool submit_all(Job& job, const std::vector<int32_t>& prompt, llmops_response* r
   const int ctx = job.model->scheduler->context();
   GenerationParams g = job.p.params;
   if (!job.p.max_tokens_given && job.p.chat) g.max_tokens = std::max(1, ctx - static_cast<int>(prompt.size()));
+  if (static_cast<int>(prompt.size()) >= ctx) {
+    respond_error(s, resp, 400,
+                  "the prompt has " + std::to_string(prompt.size()) + " tokens; this model's context holds " + std::to_string(ctx) +
+                      " with room for at least one generated token: shorten the prompt",
+                  job.p.chat ? "messages" : "prompt", "context_length_exceeded");
+    return false;
+  }
   if (job.p.max_tokens_given && static_cast<int>(prompt.size()) + g.max_tokens > ctx) {
     respond_error(s, resp, 400,
                   "this model's context holds " + std::to_string(ctx) + " tokens; the prompt has " + std::to_string(prompt.size()) +

@@ -1,0 +1,257 @@
+// The serving stage end to end: a real llmopsd serving ../shared's stories260K over HTTP.
+// Greedy output equals the references of two independent implementations; concurrent
+// requests give what each gives alone; streaming, the queue limit, a client that disconnects
+// mid-stream, seeds and bad input.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "integration/harness.h"
+
+namespace llmops::test {
+namespace {
+
+std::string shared(const std::string& rel) { return std::string(LLMOPS_SOURCE_DIR) + "/../shared/" + rel; }
+
+#define REQUIRE_STORIES()                                                                                                 \
+  do {                                                                                                                     \
+    if (!std::filesystem::exists(shared("models/stories260K/stories260K.gguf"))) {                                         \
+      GTEST_SKIP() << "../shared is absent (" << shared("models/stories260K") << " not found): serving tests need stories260K"; \
+    }                                                                                                                      \
+  } while (0)
+
+std::string gguf_config(const std::string& extra = "") {
+  return "[serving]\nmodel = " + shared("models/stories260K/stories260K.gguf") + "\n" + extra;
+}
+
+std::vector<int32_t> ints_after(const std::string& text, const std::string& label) {
+  std::vector<int32_t> out;
+  auto pos = text.find(label);
+  if (pos == std::string::npos) return out;
+  std::istringstream in(text.substr(pos + label.size(), text.find('\n', pos + label.size()) - pos - label.size()));
+  int32_t v;
+  while (in >> v) out.push_back(v);
+  return out;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string detokenize(DaemonProcess& d, const std::vector<int32_t>& ids) {
+  auto r = d.request("POST", "/detokenize", Json{{"tokens", ids}}.dump());
+  EXPECT_EQ(r.status, 200) << r.body;
+  return r.json()["prompt"].get<std::string>();
+}
+
+HttpResult complete(DaemonProcess& d, const Json& body) { return d.request("POST", "/v1/completions", body.dump()); }
+
+TEST(Serving, GreedyOverHttpEqualsTheReferences) {
+  REQUIRE_STORIES();
+  const std::string ref = slurp(shared("models/stories260K/reference_greedy.txt"));
+  auto prompt = ints_after(ref, "PROMPT ids: ");
+  auto case1 = ints_after(ref, "B generated (60): ");
+  ASSERT_EQ(case1.size(), 60u);
+  {
+    DaemonProcess d({}, gguf_config());
+    ASSERT_TRUE(d.start()) << d.log();
+    auto r = complete(d, {{"prompt", prompt}, {"max_tokens", 60}, {"temperature", 0}});
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.json()["choices"][0]["text"].get<std::string>(), detokenize(d, case1));
+    EXPECT_EQ(r.json()["usage"]["completion_tokens"], 60);
+    EXPECT_EQ(r.json()["usage"]["prompt_tokens"], 5);
+    // The same prompt as text (BOS added by the vocabulary's rule).
+    auto t = complete(d, {{"prompt", "Once upon a time"}, {"max_tokens", 60}, {"temperature", 0}});
+    EXPECT_EQ(t.json()["choices"][0]["text"], r.json()["choices"][0]["text"]);
+  }
+  // Case 2 from BOS alone, 255 tokens: the llama2.c checkpoint, whose context is longer.
+  auto case2 = ints_after(ref.substr(ref.find("== Case 2")), "A generated (255 ids):\n");
+  ASSERT_GE(case2.size(), 255u);
+  case2.resize(255);
+  DaemonProcess d({}, "[serving]\nmodel = " + shared("models/stories260K/stories260K.bin") + "\ntokenizer = " +
+                          shared("models/stories260K/tok512.bin") + "\n");
+  ASSERT_TRUE(d.start()) << d.log();
+  auto r = complete(d, {{"prompt", std::vector<int>{1}}, {"max_tokens", 255}, {"temperature", 0}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json()["choices"][0]["text"].get<std::string>(), detokenize(d, case2));
+}
+
+TEST(Serving, ConcurrentRequestsGiveWhatEachGivesAlone) {
+  REQUIRE_STORIES();
+  DaemonProcess d({}, gguf_config("max-sequences = 8\n"));
+  ASSERT_TRUE(d.start()) << d.log();
+  const std::vector<std::string> prompts = {"Once upon a time", "Lily went to the park", "The cat", "One day, a big dog"};
+  std::vector<std::string> alone;
+  for (const auto& p : prompts) {
+    auto r = complete(d, {{"prompt", p}, {"max_tokens", 40}, {"temperature", 0}});
+    ASSERT_EQ(r.status, 200) << r.body;
+    alone.push_back(r.json()["choices"][0]["text"].get<std::string>());
+  }
+  std::vector<std::string> together(prompts.size() * 2);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < together.size(); ++i) {
+    threads.emplace_back([&, i] {
+      auto r = complete(d, {{"prompt", prompts[i % prompts.size()]}, {"max_tokens", 40}, {"temperature", 0}});
+      together[i] = r.status == 200 ? r.json()["choices"][0]["text"].get<std::string>() : r.body;
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (size_t i = 0; i < together.size(); ++i) EXPECT_EQ(together[i], alone[i % prompts.size()]) << "request " << i;
+}
+
+TEST(Serving, StreamsServerSentEventsWithUsage) {
+  REQUIRE_STORIES();
+  DaemonProcess d({}, gguf_config());
+  ASSERT_TRUE(d.start()) << d.log();
+  auto whole = complete(d, {{"prompt", "Once upon a time"}, {"max_tokens", 20}, {"temperature", 0}});
+  auto r = complete(d, {{"prompt", "Once upon a time"}, {"max_tokens", 20}, {"temperature", 0}, {"stream", true},
+                        {"stream_options", {{"include_usage", true}}}});
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.headers["content-type"].find("text/event-stream"), std::string::npos);
+  std::string text, finish;
+  int usage_chunks = 0;
+  bool done = false;
+  std::istringstream lines(r.body);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty()) continue;
+    ASSERT_EQ(line.rfind("data: ", 0), 0u) << line;
+    std::string data = line.substr(6);
+    if (data == "[DONE]") {
+      done = true;
+      continue;
+    }
+    Json c = Json::parse(data);
+    if (!c["usage"].is_null()) {
+      ++usage_chunks;
+      EXPECT_EQ(c["usage"]["completion_tokens"], 20);
+      continue;
+    }
+    text += c["choices"][0]["text"].get<std::string>();
+    if (!c["choices"][0]["finish_reason"].is_null()) finish = c["choices"][0]["finish_reason"];
+  }
+  EXPECT_TRUE(done);
+  EXPECT_EQ(usage_chunks, 1);
+  EXPECT_EQ(finish, "length");
+  EXPECT_EQ(text, whole.json()["choices"][0]["text"].get<std::string>());
+}
+
+TEST(Serving, SameSeedSameTextAndStopStrings) {
+  REQUIRE_STORIES();
+  DaemonProcess d({}, gguf_config());
+  ASSERT_TRUE(d.start()) << d.log();
+  auto sample = [&](int seed) {
+    auto r = complete(d, {{"prompt", "Once upon a time"}, {"max_tokens", 30}, {"temperature", 1.0}, {"seed", seed}});
+    return r.json()["choices"][0]["text"].get<std::string>();
+  };
+  EXPECT_EQ(sample(42), sample(42));
+  EXPECT_NE(sample(42), sample(43));
+  auto stopped = complete(d, {{"prompt", "Once upon a time"}, {"max_tokens", 40}, {"temperature", 0}, {"stop", {" girl", "Lily"}}});
+  EXPECT_EQ(stopped.json()["choices"][0]["text"], ", there was a little");
+  EXPECT_EQ(stopped.json()["choices"][0]["finish_reason"], "stop");
+  auto n = complete(d, {{"prompt", "Once"}, {"max_tokens", 8}, {"n", 3}, {"seed", 1}});
+  EXPECT_EQ(n.json()["choices"].size(), 3u);
+  auto lp = complete(d, {{"prompt", "Once"}, {"max_tokens", 3}, {"temperature", 0}, {"logprobs", 2}});
+  EXPECT_EQ(lp.json()["choices"][0]["logprobs"]["top_logprobs"][0].size(), 2u);
+}
+
+// Opens a streamed request on a raw socket and returns the fd after the first bytes arrive.
+int open_stream(int port, const std::string& body) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return -1;
+  std::string req = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: " +
+                    std::to_string(body.size()) + "\r\n\r\n" + body;
+  (void)::write(fd, req.data(), req.size());
+  char buf[4096];
+  (void)::read(fd, buf, sizeof buf);
+  return fd;
+}
+
+int running(DaemonProcess& d) {
+  auto r = d.admin("GET", "/v1/modules/serving/models");
+  return r.status == 200 ? r.json()["models"][0]["running"].get<int>() : -1;
+}
+
+TEST(Serving, QueueLimitAnswers429AndADisconnectFreesTheSlot) {
+  REQUIRE_STORIES();
+  DaemonProcess d({}, gguf_config("max-sequences = 1\nmax-queue = 0\n"));
+  ASSERT_TRUE(d.start()) << d.log();
+  // A long stream holds the only slot (ignore_eos keeps it generating to its max_tokens).
+  const std::string body = Json{{"prompt", "Once"}, {"max_tokens", 120}, {"stream", true}, {"ignore_eos", true}}.dump();
+  int fd = open_stream(d.port(), body);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(running(d), 1);
+  auto refused = complete(d, {{"prompt", "Once"}, {"max_tokens", 5}});
+  EXPECT_EQ(refused.status, 429) << refused.body;
+  EXPECT_EQ(refused.headers["retry-after"], "1");
+  EXPECT_EQ(refused.json()["error"]["type"], "rate_limit_error");
+  // The client goes away: its sequence leaves the batch and the slot serves others.
+  ::close(fd);
+  int now = 1;
+  for (int i = 0; i < 200 && now != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    now = running(d);
+  }
+  EXPECT_EQ(now, 0);
+  EXPECT_EQ(complete(d, {{"prompt", "Once"}, {"max_tokens", 5}}).status, 200);
+}
+
+TEST(Serving, BadInputGets400AndTheDaemonKeepsServing) {
+  REQUIRE_STORIES();
+  DaemonProcess d({}, gguf_config());
+  ASSERT_TRUE(d.start()) << d.log();
+  struct Case {
+    std::string body;
+    int status;
+    std::string param;
+  };
+  const std::vector<Case> cases = {
+      {"{not json", 400, ""},
+      {std::string(10000, '[') + std::string(10000, ']'), 400, ""},
+      {R"({"prompt": 5})", 400, "prompt"},
+      {R"({"prompt": "x", "max_tokens": -3})", 400, "max_tokens"},
+      {R"({"prompt": "x", "max_tokens": 100000000})", 400, "max_tokens"},
+      {R"({"prompt": "x", "max_tokens": 1000})", 400, "max_tokens"},
+      {R"({"prompt": "x", "logprobs": 21})", 400, "logprobs"},
+      {R"({"prompt": "x", "n": 99})", 400, "n"},
+      {R"({"prompt": "x", "temperature": "hot"})", 400, "temperature"},
+      {R"({"prompt": "x", "stop": [1, 2]})", 400, "stop"},
+      {R"({"prompt": [1, 99999]})", 400, "prompt"},
+      {R"({"prompt": "x", "model": "nope"})", 404, "model"},
+      {"{\"prompt\": \"bad \xff\xfe utf8\"}", 400, ""},
+      {Json{{"prompt", std::string(2000, 'a')}, {"max_tokens", 4}}.dump(), 400, "prompt"},
+  };
+  for (const auto& c : cases) {
+    auto r = d.request("POST", "/v1/completions", c.body);
+    EXPECT_EQ(r.status, c.status) << c.body.substr(0, 80) << " → " << r.body;
+    if (r.status >= 400 && !r.body.empty() && r.body[0] == '{') {
+      EXPECT_FALSE(r.json()["error"]["message"].get<std::string>().empty());
+      if (!c.param.empty()) {
+        EXPECT_EQ(r.json()["error"]["param"], c.param) << r.body;
+      }
+    }
+  }
+  auto chat = d.request("POST", "/v1/chat/completions", R"({"messages": "hi"})");
+  EXPECT_EQ(chat.status, 400);
+  EXPECT_EQ(chat.json()["error"]["param"], "messages");
+  EXPECT_EQ(complete(d, {{"prompt", "Once"}, {"max_tokens", 3}}).status, 200);
+  EXPECT_EQ(d.get("/v1/models/nope").status, 404);
+  EXPECT_EQ(d.get("/v1/models/stories260K").json()["id"], "stories260K");
+}
+
+}  // namespace
+}  // namespace llmops::test
