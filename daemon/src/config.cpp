@@ -159,6 +159,9 @@ Result<Config> load_config(int argc, const char* const* argv, ConfigRequest* req
           std::string name = opt.original_tokens.empty() ? opt.string_key : opt.original_tokens.front();
           return invalid_argument("unknown command-line option '" + name + "' (see llmopsd --help)");
         }
+        if (opt.value.empty()) {
+          return invalid_argument("module key '--" + opt.string_key + "' needs its value after '=': --" + opt.string_key + "=VALUE");
+        }
         c.module_sections[opt.string_key.substr(0, opt.string_key.find('.'))]
                          [opt.string_key.substr(opt.string_key.find('.') + 1)] =
             opt.value.empty() ? "" : opt.value.front();

@@ -14,9 +14,26 @@ const float* ModelLoader::vector(Model& m, GgmlType type, const uint8_t* data, u
   return m.keep(std::move(v));
 }
 
+namespace {
+
+void touch_pages(const WeightView& w, volatile uint8_t* sink) {
+  const uint8_t* p = w.data;
+  const uint64_t n = w.bytes();
+  for (uint64_t off = 0; off < n; off += 4096) *sink = static_cast<uint8_t>(*sink + p[off]);
+}
+
+}  // namespace
+
 Status ModelLoader::finish(Model& m, const float* rope_factors) {
   LLMOPS_RETURN_IF_ERROR(m.config_.validate());
   m.init_rope(rope_factors);
+  volatile uint8_t sink = 0;
+  touch_pages(m.token_embd_, &sink);
+  touch_pages(m.pos_embd_, &sink);
+  touch_pages(m.output_, &sink);
+  for (const Layer& L : m.layers_) {
+    for (const WeightView* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) touch_pages(*w, &sink);
+  }
   return ok_status();
 }
 

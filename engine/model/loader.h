@@ -13,7 +13,9 @@ struct ModelLoader {
   // fp32, otherwise a widened copy the model keeps.
   static const float* vector(Model& m, GgmlType type, const uint8_t* data, uint64_t n);
   static const float* keep(Model& m, std::vector<float> v) { return m.keep(std::move(v)); }
-  // Validates the config and derives the RoPE frequencies (factors: optional per-pair divisors).
+  // Validates the config, derives the RoPE frequencies (factors: optional per-pair divisors)
+  // and reads every page of the weights once, so the first request does not pay the page
+  // faults of a fresh mapping (llama.cpp maps with MAP_POPULATE for the same reason).
   static Status finish(Model& m, const float* rope_factors);
 };
 

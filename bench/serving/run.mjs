@@ -1,0 +1,119 @@
+// Serving benchmark: llmopsd over HTTP against the engine's own llmops-infer on the same model
+// and thread count, in one run.
+//   node bench/serving/run.mjs [BUILD_DIR]     env: MODELS=stories,llama-110M-Q8_0  THREADS=2
+//                                                   ROUNDS=3  GEN=64  SOAK_S=0 (RSS soak seconds)
+// Prints, per model: single-stream decode tok/s over HTTP (streamed, from the first token to
+// the last) beside llmops-infer's decode tok/s (ratio = HTTP / engine); aggregate decode tok/s
+// at 1, 4 and 16 concurrent streams (ratio to 1 stream); p50/p99 time to first token and
+// inter-token latency at each concurrency; daemon RSS before and after (and after a soak).
+import {execFileSync, spawn} from "node:child_process";
+import {existsSync, mkdtempSync, readFileSync, writeFileSync} from "node:fs";
+import {tmpdir} from "node:os";
+import {dirname, join, resolve} from "node:path";
+import {fileURLToPath} from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const build = resolve(process.argv[2] ?? join(here, "../../build"));
+const bin = (n) => join(build, "bin", n);
+const rounds = Number(process.env.ROUNDS ?? 3), GEN = Number(process.env.GEN ?? 64), threads = Number(process.env.THREADS ?? 2);
+const soak = Number(process.env.SOAK_S ?? 0);
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const models = [];
+const wanted = (process.env.MODELS ?? "stories,llama-110M-Q8_0").split(",");
+const stories = resolve(here, "../../../shared/models/stories260K/stories260K.gguf");
+if (wanted.includes("stories") && existsSync(stories)) models.push({name: "stories260K", path: stories, ctx: 128});
+const synthDir = process.env.LLMOPS_BENCH_MODELS ?? "/tmp/llmops-bench-models";
+for (const w of wanted.filter((x) => x.startsWith("llama-"))) {
+  const type = w.slice(w.lastIndexOf("-") + 1), shapeName = w.slice(0, w.lastIndexOf("-"));
+  const path = join(synthDir, `${shapeName}-${type}.gguf`);
+  if (!existsSync(path)) execFileSync(bin("llmops-synth"), ["--shape", shapeName, "--type", type, "--out", path], {stdio: "ignore"});
+  models.push({name: `${shapeName}-${type}`, path, ctx: 1024});
+}
+
+function rssKb(pid) {
+  const m = readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/);
+  return m ? Number(m[1]) : 0;
+}
+
+async function startDaemon(model) {
+  const dir = mkdtempSync(join(tmpdir(), "llmops-bench-"));
+  writeFileSync(join(dir, "llmopsd.conf"),
+                `[serving]\nmodel = ${model.path}\nmodel-name = m\nthreads = ${threads}\nmax-sequences = 16\nmax-queue = 256\n`);
+  const child = spawn(bin("llmopsd"), ["--config", join(dir, "llmopsd.conf"), "--state-dir", join(dir, "state"), "--runtime-dir",
+                                       join(dir, "run"), "--http.listen", "127.0.0.1:0", "--log-level", "warning"], {stdio: "ignore"});
+  for (let i = 0; i < 200 && !existsSync(join(dir, "run/llmopsd.json")); ++i) await sleep(50);
+  const info = JSON.parse(readFileSync(join(dir, "run/llmopsd.json"), "utf8"));
+  return {child, base: `http://127.0.0.1:${info.http_port}`};
+}
+
+// One streamed completion: returns time to first token and the gaps between tokens (ms).
+async function stream(base, prompt) {
+  const t0 = performance.now();
+  const res = await fetch(`${base}/v1/completions`, {method: "POST", headers: {"content-type": "application/json"},
+    body: JSON.stringify({model: "m", prompt, max_tokens: GEN, temperature: 0, ignore_eos: true, stream: true})});
+  const times = [];
+  const decoder = new TextDecoder();
+  let buf = "";
+  for await (const part of res.body) {
+    buf += decoder.decode(part, {stream: true});
+    let at;
+    while ((at = buf.indexOf("\n\n")) >= 0) {
+      const ev = buf.slice(0, at);
+      buf = buf.slice(at + 2);
+      if (!ev.startsWith("data: ") || ev === "data: [DONE]") continue;
+      const c = JSON.parse(ev.slice(6));
+      if (c.choices?.[0]?.text) times.push(performance.now());
+    }
+  }
+  return {ttft: times[0] - t0, gaps: times.slice(1).map((t, i) => t - times[i]), tokens: GEN, first: times[0], last: times.at(-1)};
+}
+
+const prompt = Array.from({length: 40}, (_, i) => "word" + (i % 7)).join(" ");
+console.log(`threads ${threads}, ${GEN} tokens per stream (streamed with ignore_eos), median of ${rounds} rounds`);
+for (const model of models) {
+  const infer = [];
+  for (let r = 0; r < rounds; ++r) {
+    const out = JSON.parse(execFileSync(bin("llmops-infer"), ["--model", model.path, "--prompt", prompt, "--max-tokens", String(GEN),
+                                                              "--threads", String(threads), "--json", "--ignore-eos"]).toString());
+    infer.push(out.decode_tokens_per_s);
+  }
+  const engine = median(infer);
+  const {child, base} = await startDaemon(model);
+  await stream(base, prompt);  // warm-up
+  const rss0 = rssKb(child.pid);
+  const rows = [];
+  for (const conc of [1, 4, 16]) {
+    const agg = [], ttft = [], itl = [];
+    for (let r = 0; r < rounds; ++r) {
+      const t0 = performance.now();
+      const results = await Promise.all(Array.from({length: conc}, () => stream(base, prompt)));
+      const t1 = performance.now();
+      // Decode rate: generated tokens after each stream's first, over the wall time of the round.
+      agg.push(results.reduce((a, x) => a + x.tokens - 1, 0) / ((t1 - t0 - median(results.map((x) => x.ttft))) / 1000));
+      for (const x of results) ttft.push(x.ttft), itl.push(...x.gaps);
+    }
+    rows.push({conc, agg: median(agg), ttft50: pct(ttft, 0.5), ttft99: pct(ttft, 0.99), itl50: pct(itl, 0.5), itl99: pct(itl, 0.99)});
+  }
+  let rssSoak = null;
+  if (soak > 0) {
+    const end = performance.now() + soak * 1000;
+    while (performance.now() < end) await Promise.all(Array.from({length: 8}, () => stream(base, prompt)));
+    rssSoak = rssKb(child.pid);
+  }
+  const rss1 = rssKb(child.pid);
+  child.kill("SIGTERM");
+  await sleep(300);
+  const single = rows[0].agg;
+  console.log(`\n${model.name}: engine (llmops-infer) decode ${engine.toFixed(0)} tok/s; HTTP single stream ${single.toFixed(0)} tok/s ` +
+              `= ${(single / engine).toFixed(2)} of the engine`);
+  console.log("streams | aggregate tok/s | × 1 stream | TTFT p50 / p99 ms | inter-token p50 / p99 ms");
+  for (const r of rows) {
+    console.log(`${String(r.conc).padStart(7)} | ${r.agg.toFixed(0).padStart(15)} | ${(r.agg / single).toFixed(2).padStart(10)} | ` +
+                `${r.ttft50.toFixed(1).padStart(7)} / ${r.ttft99.toFixed(1).padEnd(7)} | ${r.itl50.toFixed(2).padStart(8)} / ${r.itl99.toFixed(2)}`);
+  }
+  console.log(`daemon RSS: ${(rss0 / 1024).toFixed(1)} MiB after warm-up, ${(rss1 / 1024).toFixed(1)} MiB after the runs` +
+              (rssSoak ? `, ${(rssSoak / 1024).toFixed(1)} MiB after a ${soak} s soak of 8 streams` : ""));
+}
