@@ -97,11 +97,16 @@ Result<Json> AdminClient::call(const std::string& method, const std::string& tar
 }
 
 Status AdminClient::stream(const std::string& target, const std::function<bool(const Json&)>& on_line) {
+  return stream("GET", target, nullptr, on_line);
+}
+
+Status AdminClient::stream(const std::string& method, const std::string& target, const Json* body,
+                           const std::function<bool(const Json&)>& on_line) {
   net::io_context ioc;
   unix_socket::socket s(ioc);
   LLMOPS_RETURN_IF_ERROR(connect(s, socket_));
   beast::error_code ec;
-  auto req = make_request("GET", target, nullptr);
+  auto req = make_request(method, target, body);
   http::write(s, req, ec);
   if (ec) return unavailable("sending to llmopsd failed: " + ec.message());
   beast::flat_buffer buf;
@@ -121,8 +126,15 @@ Status AdminClient::stream(const std::string& target, const std::function<bool(c
     pending.append(data.data(), data.size());
     size_t nl;
     while (!stop && (nl = pending.find('\n')) != std::string::npos) {
-      auto j = parse_json_bounded(std::string_view(pending).substr(0, nl), 64);
+      std::string line = pending.substr(0, nl);
       pending.erase(0, nl + 1);
+      if (line.rfind("data: ", 0) == 0) line.erase(0, 6);  // Server-Sent Events
+      if (line.empty()) continue;
+      if (line == "[DONE]") {
+        stop = true;
+        break;
+      }
+      auto j = parse_json_bounded(line, 64);
       if (!j.ok()) {
         inner = internal_error("llmopsd streamed a line that is not JSON");
         stop = true;

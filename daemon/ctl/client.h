@@ -22,7 +22,9 @@ class AdminClient {
   // Sends one request; a 4xx/5xx answer becomes the Status it encodes (the daemon's message).
   Result<Json> call(const std::string& method, const std::string& target, const Json* body = nullptr);
   // Streams an NDJSON response line by line until on_line returns false or the stream ends.
+  // Server-Sent Events work too: "data: " is stripped, blank lines skipped, "[DONE]" ends it.
   Status stream(const std::string& target, const std::function<bool(const Json&)>& on_line);
+  Status stream(const std::string& method, const std::string& target, const Json* body, const std::function<bool(const Json&)>& on_line);
   const std::string& socket_path() const { return socket_; }
 
  private:

@@ -297,6 +297,59 @@ Status cmd_blobs_list(AdminClient& c, const Invocation& inv) {
   return ok_status();
 }
 
+// Generates from a served model through the admin plane, printing text as it streams.
+Status cmd_serve_list(AdminClient& c, const Invocation& inv) {
+  LLMOPS_ASSIGN_OR_RETURN(Json j, c.call("GET", "/v1/modules/serving/models"));
+  if (inv.json) return print_json(j), ok_status();
+  Table t({"NAME", "ARCH", "CONTEXT", "RUNNING", "WAITING", "KV IN USE", "TOKENS", "PATH"});
+  for (const Json& m : j["models"]) {
+    t.add({str(m, "name") + (m.value("default", false) ? " *" : ""), str(m, "arch"), str(m, "context"), str(m, "running"),
+           str(m, "waiting"), human_bytes(m.value("kv_bytes_in_use", 0.0)), str(m, "tokens_generated"), str(m, "path")});
+  }
+  t.print(stdout);
+  return ok_status();
+}
+
+Status cmd_generate(AdminClient& c, const Invocation& inv) {
+  auto opt = [&](const char* name, const std::string& fallback = "") {
+    auto it = inv.options.find(name);
+    return it == inv.options.end() ? fallback : it->second;
+  };
+  std::string prompt = opt("prompt");
+  if (prompt.empty() && inv.words.size() > 1) prompt = inv.words[1];
+  if (prompt.empty()) return invalid_argument("generate needs --prompt TEXT");
+  Json body = {{"prompt", prompt}, {"stream", !inv.json}};
+  if (auto m = opt("model"); !m.empty()) body["model"] = m;
+  try {
+    body["max_tokens"] = std::stoi(opt("max-tokens", "128"));
+    if (auto t = opt("temperature"); !t.empty()) body["temperature"] = std::stod(t);
+    if (auto sd = opt("seed"); !sd.empty()) body["seed"] = std::stoll(sd);
+  } catch (const std::exception&) {
+    return invalid_argument("--max-tokens, --temperature and --seed take numbers");
+  }
+  if (inv.json) {
+    LLMOPS_ASSIGN_OR_RETURN(Json j, c.call("POST", "/v1/modules/serving/completions", &body));
+    return print_json(j), ok_status();
+  }
+  std::string finish;
+  Status st = c.stream("POST", "/v1/modules/serving/completions", &body, [&](const Json& j) {
+    if (j.contains("error")) {
+      finish = "error: " + j["error"].value("message", "");
+      return false;
+    }
+    for (const Json& choice : j.value("choices", Json::array())) {
+      std::fputs(choice.value("text", "").c_str(), stdout);
+      if (!choice["finish_reason"].is_null()) finish = choice["finish_reason"].get<std::string>();
+    }
+    std::fflush(stdout);
+    return true;
+  });
+  std::printf("\n");
+  LLMOPS_RETURN_IF_ERROR(st);
+  if (finish.rfind("error", 0) == 0) return internal_error(finish);
+  return ok_status();
+}
+
 Status cmd_blobs_verify(AdminClient& c, const Invocation& inv) {
   LLMOPS_ASSIGN_OR_RETURN(Json j, c.call("POST", "/v1/blobs/verify"));
   if (inv.json) return print_json(j), ok_status();
@@ -322,6 +375,9 @@ const std::vector<std::pair<std::vector<std::string>, Verb>>& verbs() {
       {{"gc"}, {"gc", "remove unreferenced blobs, orphan and stale temp files", cmd_gc}},
       {{"blobs", "list"}, {"blobs list", "content-addressed blobs with sizes and reference counts", cmd_blobs_list}},
       {{"blobs", "verify"}, {"blobs verify", "re-hash every blob as a job", cmd_blobs_verify}},
+      {{"generate"}, {"generate --prompt TEXT [--model M] [--max-tokens N] [--temperature T] [--seed S]",
+                      "generate from a served model, streaming to the terminal", cmd_generate}},
+      {{"serve", "list"}, {"serve list", "served models: context, running and waiting sequences, KV in use", cmd_serve_list}},
   };
   return kVerbs;
 }

@@ -212,8 +212,11 @@ bool Scheduler::step() {
     ++stats_.steps;
   }
   running_.erase(std::remove_if(running_.begin(), running_.end(), [](const auto& s) { return s->done; }), running_.end());
+  uint64_t used = 0;
+  for (const auto& s : running_) used += s->kv_bytes;
   std::lock_guard lock(mu_);
   stats_.running = static_cast<int>(running_.size());
+  stats_.kv_bytes_in_use = used;
   return !batch.empty();
 }
 

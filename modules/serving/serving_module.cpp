@@ -463,6 +463,9 @@ llmops_code init(llmops_module_ctx* ctx, const llmops_host_api* host, llmops_err
   route(LLMOPS_PLANE_DATA, "POST", "/tokenize", tokenize_route);
   route(LLMOPS_PLANE_DATA, "POST", "/detokenize", detokenize_route);
   route(LLMOPS_PLANE_ADMIN, "GET", "/models", admin_models_route);
+  // llmopsctl generate / chat: the same generation on the admin socket (audited, no API key).
+  route(LLMOPS_PLANE_ADMIN, "POST", "/completions", completions_route);
+  route(LLMOPS_PLANE_ADMIN, "POST", "/chat/completions", chat_route);
   return c;
 }
 

@@ -186,27 +186,40 @@ int running(DaemonProcess& d) {
   return r.status == 200 ? r.json()["models"][0]["running"].get<int>() : -1;
 }
 
+Json served_model(DaemonProcess& d) {
+  auto r = d.admin("GET", "/v1/modules/serving/models");
+  return r.status == 200 ? r.json()["models"][0] : Json();
+}
+
 TEST(Serving, QueueLimitAnswers429AndADisconnectFreesTheSlot) {
-  REQUIRE_STORIES();
-  DaemonProcess d({}, gguf_config("max-sequences = 1\nmax-queue = 0\n"));
+  // A synthetic llama-15M decodes slowly enough (~ms per token) to hold the only slot.
+  TempDir models;
+  const std::string path = models.file("llama-15M-Q8_0.gguf");
+  auto synth = run_program({LLMOPS_SYNTH_PATH, "--shape", "llama-15M", "--type", "Q8_0", "--out", path});
+  ASSERT_EQ(synth.exit_code, 0) << synth.err;
+  DaemonProcess d({}, "[serving]\nmodel = " + path + "\nmax-sequences = 1\nmax-queue = 0\nthreads = 1\n");
   ASSERT_TRUE(d.start()) << d.log();
-  // A long stream holds the only slot (ignore_eos keeps it generating to its max_tokens).
-  const std::string body = Json{{"prompt", "Once"}, {"max_tokens", 120}, {"stream", true}, {"ignore_eos", true}}.dump();
+  const int max_tokens = 240;  // the prompt takes 8 of the 256 positions
+  const std::string body = Json{{"prompt", "Once"}, {"max_tokens", max_tokens}, {"stream", true}, {"ignore_eos", true}}.dump();
   int fd = open_stream(d.port(), body);
   ASSERT_GE(fd, 0);
-  EXPECT_EQ(running(d), 1);
+  EXPECT_EQ(served_model(d)["running"], 1);
   auto refused = complete(d, {{"prompt", "Once"}, {"max_tokens", 5}});
   EXPECT_EQ(refused.status, 429) << refused.body;
   EXPECT_EQ(refused.headers["retry-after"], "1");
   EXPECT_EQ(refused.json()["error"]["type"], "rate_limit_error");
-  // The client goes away: its sequence leaves the batch and the slot serves others.
+  // The client goes away: its sequence leaves the batch long before its max_tokens, and the
+  // slot serves others.
   ::close(fd);
-  int now = 1;
-  for (int i = 0; i < 200 && now != 0; ++i) {
+  Json m;
+  for (int i = 0; i < 300; ++i) {
+    m = served_model(d);
+    if (m["running"] == 0) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    now = running(d);
   }
-  EXPECT_EQ(now, 0);
+  EXPECT_EQ(m["running"], 0);
+  EXPECT_LT(m["tokens_generated"].get<int>(), max_tokens) << "the sequence ran to its end instead of being cancelled";
+  EXPECT_EQ(m["kv_bytes_in_use"], 0);
   EXPECT_EQ(complete(d, {{"prompt", "Once"}, {"max_tokens", 5}}).status, 200);
 }
 
@@ -251,6 +264,26 @@ TEST(Serving, BadInputGets400AndTheDaemonKeepsServing) {
   EXPECT_EQ(complete(d, {{"prompt", "Once"}, {"max_tokens", 3}}).status, 200);
   EXPECT_EQ(d.get("/v1/models/nope").status, 404);
   EXPECT_EQ(d.get("/v1/models/stories260K").json()["id"], "stories260K");
+}
+
+TEST(Serving, LlmopsctlGeneratesAndListsServedModels) {
+  REQUIRE_STORIES();
+  DaemonProcess d({}, gguf_config());
+  ASSERT_TRUE(d.start()) << d.log();
+  auto g = d.ctl({"generate", "--prompt", "Once upon a time", "--max-tokens", "20", "--temperature", "0"});
+  EXPECT_EQ(g.exit_code, 0) << g.err;
+  auto whole = complete(d, {{"prompt", "Once upon a time"}, {"max_tokens", 20}, {"temperature", 0}});
+  EXPECT_EQ(g.out, whole.json()["choices"][0]["text"].get<std::string>() + "\n");
+  auto list = d.ctl({"serve", "list", "--json"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  Json models = Json::parse(list.out)["models"];
+  ASSERT_EQ(models.size(), 1u);
+  EXPECT_EQ(models[0]["name"], "stories260K");
+  EXPECT_EQ(models[0]["running"], 0);
+  EXPECT_EQ(models[0]["kv_bytes_in_use"], 0);
+  auto bad = d.ctl({"generate", "--prompt", "x", "--model", "nope"});
+  EXPECT_EQ(bad.exit_code, 3);
+  EXPECT_NE(bad.err.find("does not exist"), std::string::npos);
 }
 
 }  // namespace
