@@ -283,6 +283,26 @@ TEST(HfTokenizerVectors, SentencePieceExportMatchesLlamaCpp) {
   EXPECT_EQ(check_vectors(*tok, cases, "llama-spm as tokenizer.json"), cases.size());
 }
 
+// A rendered Llama 2 chat template: with parse_special the SentencePiece text of control tokens
+// becomes those tokens and the text between is encoded fragment by fragment, each with the
+// dummy-prefix space (llama.cpp's rule); without it, the same text is ordinary text.
+TEST(TokenizerVectors, SentencePieceSpecialTokensInText) {
+  LLMOPS_REQUIRE_SHARED("tokenizer-vectors/llama.cpp/ggml-vocab-llama-spm.gguf");
+  auto g = GgufFile::open(test::shared_path("tokenizer-vectors/llama.cpp/ggml-vocab-llama-spm.gguf"));
+  ASSERT_TRUE(g.ok());
+  auto tok = Tokenizer::from_gguf(**g);
+  ASSERT_TRUE(tok.ok()) << tok.status().to_string();
+  const std::string text = "[INST] Hi there [/INST] Hello</s><s>[INST] Again [/INST]";
+  std::vector<int32_t> want = tok->encode("[INST] Hi there [/INST] Hello", false);
+  want.push_back(tok->eos_id());
+  want.push_back(tok->bos_id());
+  for (int32_t id : tok->encode("[INST] Again [/INST]", false)) want.push_back(id);
+  EXPECT_EQ(tok->encode(text, true), want);
+  const auto plain = tok->encode(text, false);
+  EXPECT_EQ(std::count(plain.begin(), plain.end(), tok->eos_id()), 0);
+  EXPECT_EQ(tok->decode(plain), text);
+}
+
 TEST(GgufVocab, OtherTokenizerModelsAreNamed) {
   LLMOPS_REQUIRE_SHARED(kVectors + "ggml-vocab-gpt-2.gguf");
   auto g = GgufFile::open(test::shared_path(kVectors + "ggml-vocab-gpt-2.gguf"));
