@@ -1,6 +1,7 @@
 // Stage module 'serving': OpenAI-compatible inference over HTTP. Loads the configured model,
 // runs one continuous-batching scheduler per model, and answers /v1/completions,
 // /v1/chat/completions, /v1/models and vLLM's /tokenize and /detokenize, streaming over SSE.
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -8,6 +9,8 @@
 #include <memory>
 #include <mutex>
 
+#include "chat/chat_template.h"
+#include "fs.h"
 #include "json.h"
 #include "llmops/module.hpp"
 #include "serving/openai.h"
@@ -25,6 +28,8 @@ struct Served {
   int64_t created = 0;
   std::shared_ptr<const engine::Model> model;
   std::shared_ptr<const engine::Tokenizer> tok;
+  std::shared_ptr<const engine::ChatTemplate> chat;
+  std::string chat_source;  // where the template came from: "model", "config", "builtin:<name>"
   std::unique_ptr<Scheduler> scheduler;
 };
 
@@ -101,8 +106,23 @@ std::shared_ptr<Served> prepare(State* s, const llmops_request* req, llmops_resp
 std::optional<std::string> tokenize_prompt(const Served& m, ParsedRequest& p, std::vector<int32_t>* ids) {
   const engine::Tokenizer& tok = *m.tok;
   if (p.chat) {
-    // Until the model's own template is rendered, messages use ChatML-free plain turns.
-    return std::string("chat completions need a chat template renderer, which this build does not have yet");
+    engine::ChatContext ctx;
+    if (tok.bos_id() >= 0) ctx.bos_token = tok.token_text(tok.bos_id());
+    if (tok.eos_id() >= 0) ctx.eos_token = tok.token_text(tok.eos_id());
+    ctx.add_generation_prompt = true;
+    auto text = m.chat->render(p.messages, ctx);
+    if (!text.ok()) return "the chat template (" + m.chat_source + ") could not render these messages: " + text.status().message();
+    std::string_view rest = *text;
+    // A template that writes {{ bos_token }} gets no second BOS.
+    if (!ctx.bos_token.empty() && rest.substr(0, ctx.bos_token.size()) == ctx.bos_token) {
+      ids->push_back(tok.bos_id());
+      rest.remove_prefix(ctx.bos_token.size());
+    } else if (tok.add_bos() && tok.bos_id() >= 0) {
+      ids->push_back(tok.bos_id());
+    }
+    for (int32_t id : tok.encode(rest, /*parse_special=*/true)) ids->push_back(id);
+    if (ids->empty()) return std::string("the rendered conversation is empty");
+    return std::nullopt;
   }
   if (!p.prompt_ids.empty()) {
     for (int32_t id : p.prompt_ids) {
@@ -382,13 +402,57 @@ llmops_code admin_models_route(void* user, const llmops_request*, llmops_respons
     list.push_back({{"name", name}, {"path", m->path}, {"default", name == s->default_model}, {"context", m->scheduler->context()},
                     {"running", st.running}, {"waiting", st.waiting}, {"kv_bytes_in_use", st.kv_bytes_in_use},
                     {"steps", st.steps}, {"tokens_generated", st.tokens_generated},
-                    {"weight_bytes", m->model->weight_bytes()}, {"arch", m->model->config().arch_name}});
+                    {"weight_bytes", m->model->weight_bytes()}, {"arch", m->model->config().arch_name},
+                    {"chat_template", m->chat_source}});
   }
   respond_json(s, resp, 200, {{"models", list}});
   return LLMOPS_OK;
 }
 
 // ---- lifecycle ------------------------------------------------------------------------------
+
+// The chat template: serving.chat-template (a built-in name or a file), else the model's own
+// (GGUF metadata or tokenizer_config.json), else the built-in its vocabulary suggests.
+llmops::Result<std::pair<engine::ChatTemplate, std::string>> load_chat_template(State* s, const engine::Model& m, const engine::Tokenizer& tok) {
+  auto sdk = s->sdk();
+  const std::string configured = sdk.config("chat-template");
+  if (!configured.empty()) {
+    auto names = engine::ChatTemplate::builtin_names();
+    if (std::find(names.begin(), names.end(), configured) != names.end()) {
+      LLMOPS_ASSIGN_OR_RETURN(auto t, engine::ChatTemplate::builtin(configured));
+      return std::make_pair(std::move(t), "builtin:" + configured);
+    }
+    auto text = llmops::read_file(configured, 1u << 20);
+    if (!text.ok()) return text.status().with_context("serving.chat-template (a built-in name or a template file)");
+    auto t = engine::ChatTemplate::parse(std::move(text).value());
+    if (!t.ok()) return t.status().with_context("serving.chat-template " + configured);
+    return std::make_pair(std::move(t).value(), "config:" + configured);
+  }
+  llmops::Result<engine::ChatTemplate> own = llmops::not_found("no template");
+  if (m.gguf() != nullptr) {
+    own = engine::chat_template_from_gguf(*m.gguf());
+  } else if (!m.hf_dir().empty()) {
+    auto text = llmops::read_file(m.hf_dir() + "/tokenizer_config.json", 16u << 20);
+    if (text.ok()) {
+      auto j = llmops::parse_json_bounded(*text, 64);
+      if (j.ok()) own = engine::chat_template_from_tokenizer_config(*j);
+    }
+  }
+  if (own.ok()) return std::make_pair(std::move(own).value(), std::string("model"));
+  if (own.status().code() != llmops::Code::kNotFound) {
+    sdk.warn("the model's chat template is unusable (" + own.status().message() + "); using a built-in one");
+  }
+  auto has_token = [&](std::string_view text) {
+    for (int32_t id = 0; id < tok.size(); ++id) {
+      if (tok.token_text(id) == text) return true;
+    }
+    return false;
+  };
+  std::string name = engine::detect_builtin_template(has_token, !tok.is_byte_level());
+  if (name.empty()) name = "chatml";
+  LLMOPS_ASSIGN_OR_RETURN(auto t, engine::ChatTemplate::builtin(name));
+  return std::make_pair(std::move(t), "builtin:" + name);
+}
 
 llmops::Status load_model(State* s, const std::string& path, std::string name, const std::string& tokenizer_path) {
   auto sdk = s->sdk();
@@ -410,6 +474,8 @@ llmops::Status load_model(State* s, const std::string& path, std::string name, c
                                     std::to_string(m->config().vocab_size) + "); set serving.tokenizer to the model's own");
   }
   if (name.empty()) name = std::filesystem::path(path).stem().string();
+  auto tokenizer = std::make_shared<engine::Tokenizer>(std::move(tok).value());
+  LLMOPS_ASSIGN_OR_RETURN(auto chat, load_chat_template(s, *m, *tokenizer));
   SchedulerOptions opt;
   opt.max_sequences = std::stoi(sdk.config("max-sequences", "16"));
   opt.max_queue = std::stoi(sdk.config("max-queue", "64"));
@@ -433,10 +499,13 @@ llmops::Status load_model(State* s, const std::string& path, std::string name, c
   served->path = path;
   served->created = static_cast<int64_t>(std::time(nullptr));
   served->model = m;
-  served->tok = std::make_shared<engine::Tokenizer>(std::move(tok).value());
+  served->tok = tokenizer;
+  served->chat = std::make_shared<const engine::ChatTemplate>(std::move(chat.first));
+  served->chat_source = chat.second;
   served->scheduler = std::make_unique<Scheduler>(m, served->tok, opt);
   sdk.info("serving '" + name + "' from " + path + " (" + m->config().arch_name + ", " + std::to_string(m->weight_bytes() >> 20) +
-           " MiB of weights, context " + std::to_string(served->scheduler->context()) + ", " + std::to_string(opt.threads) + " threads)");
+           " MiB of weights, context " + std::to_string(served->scheduler->context()) + ", " + std::to_string(opt.threads) +
+           " threads, chat template " + served->chat_source + ")");
   std::lock_guard lock(s->mu);
   s->models[name] = served;
   if (s->default_model.empty()) s->default_model = name;
@@ -521,6 +590,8 @@ const llmops_config_item kSchema[] = {
     {"context", LLMOPS_CONFIG_INT, "0", 0, 1 << 24, "positions per sequence at most (0: the model's context)"},
     {"prefill-chunk", LLMOPS_CONFIG_INT, "128", 1, 65536, "prompt tokens per scheduler step"},
     {"request-timeout", LLMOPS_CONFIG_INT, "600", 1, 86400, "seconds a generation may run"},
+    {"chat-template", LLMOPS_CONFIG_STRING, "", 0, -1,
+     "chat template: a built-in (chatml, llama2, llama3, zephyr) or a Jinja file; default: the model's own, else a built-in by vocabulary"},
 };
 
 const llmops_module_api kApi = {

@@ -266,6 +266,57 @@ TEST(Serving, BadInputGets400AndTheDaemonKeepsServing) {
   EXPECT_EQ(d.get("/v1/models/stories260K").json()["id"], "stories260K");
 }
 
+TEST(Serving, ChatRendersTheTemplateAndStreamsTheSameText) {
+  REQUIRE_STORIES();
+  DaemonProcess d({}, gguf_config());
+  ASSERT_TRUE(d.start()) << d.log();
+  const Json messages = {{{"role", "system"}, {"content", "Be brief."}}, {{"role", "user"}, {"content", "Tell me a story"}}};
+  auto whole = d.request("POST", "/v1/chat/completions", Json{{"messages", messages}, {"max_tokens", 20}, {"temperature", 0}}.dump());
+  ASSERT_EQ(whole.status, 200) << whole.body;
+  Json w = whole.json();
+  EXPECT_EQ(w["object"], "chat.completion");
+  EXPECT_EQ(w["choices"][0]["message"]["role"], "assistant");
+  EXPECT_EQ(w["usage"]["completion_tokens"], 20);
+  // stories260K carries no template: the built-in its SentencePiece vocabulary suggests renders
+  // the system prompt into the first user turn, so the prompt is longer than the user text.
+  EXPECT_GT(w["usage"]["prompt_tokens"].get<int>(), 10);
+  auto streamed = d.request("POST", "/v1/chat/completions",
+                            Json{{"messages", messages}, {"max_tokens", 20}, {"temperature", 0}, {"stream", true}}.dump());
+  std::string content;
+  std::istringstream lines(streamed.body);
+  bool role = false;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("data: {", 0) != 0) continue;
+    Json c = Json::parse(line.substr(6));
+    EXPECT_EQ(c["object"], "chat.completion.chunk");
+    const Json& delta = c["choices"][0]["delta"];
+    if (delta.contains("role")) role = true;
+    if (delta.contains("content")) content += delta["content"].get<std::string>();
+  }
+  EXPECT_TRUE(role);
+  EXPECT_EQ(content, w["choices"][0]["message"]["content"].get<std::string>());
+  auto list = d.admin("GET", "/v1/modules/serving/models");
+  EXPECT_EQ(list.json()["models"][0]["chat_template"], "builtin:llama2");
+}
+
+TEST(Serving, AChatTemplateThatReachesForInternalsIsRefused) {
+  REQUIRE_STORIES();
+  TempDir files;
+  const std::string evil = files.file("evil.jinja");
+  std::ofstream(evil) << "{{ messages.__class__.__mro__ }}{% for m in messages %}{{ m.content }}{% endfor %}";
+  DaemonProcess d({}, gguf_config("chat-template = " + evil + "\n"));
+  ASSERT_TRUE(d.start()) << d.log();
+  auto r = d.request("POST", "/v1/chat/completions", R"({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3})");
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_NE(r.json()["error"]["message"].get<std::string>().find("chat template"), std::string::npos) << r.body;
+  EXPECT_EQ(complete(d, {{"prompt", "Once"}, {"max_tokens", 3}}).status, 200);
+  // A built-in chosen by name.
+  DaemonProcess d2({}, gguf_config("chat-template = chatml\n"));
+  ASSERT_TRUE(d2.start()) << d2.log();
+  auto ok = d2.request("POST", "/v1/chat/completions", R"({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3})");
+  EXPECT_EQ(ok.status, 200) << ok.body;
+}
+
 TEST(Serving, LlmopsctlGeneratesAndListsServedModels) {
   REQUIRE_STORIES();
   DaemonProcess d({}, gguf_config());
