@@ -194,17 +194,17 @@ Status Runner::check(const BatchToken* batch, size_t n) const {
   return ok_status();
 }
 
-Result<const float*> Runner::run(const BatchToken* batch, size_t n) {
+Result<const float*> Runner::run(const BatchToken* batch, size_t n, Output output) {
   if (n == 0) return invalid_argument("an empty batch");
   LLMOPS_RETURN_IF_ERROR(check(batch, n));
-  const size_t vocab = static_cast<size_t>(m_.config().vocab_size);
+  const size_t vocab = static_cast<size_t>(output == Output::kLogits ? m_.config().vocab_size : m_.config().dim);
   size_t wanted = 0;
   for (size_t i = 0; i < n; ++i) wanted += batch[i].logits ? 1 : 0;
   logits_.resize(std::max<size_t>(wanted, 1) * vocab);
   float* out = logits_.data();
   for (size_t done = 0; done < n;) {
     const int t = static_cast<int>(std::min<size_t>(static_cast<size_t>(max_chunk_), n - done));
-    run_chunk(batch + done, t, out);
+    run_chunk(batch + done, t, out, output);
     for (int i = 0; i < t; ++i) {
       const BatchToken& b = batch[done + static_cast<size_t>(i)];
       if (b.logits) out += vocab;
@@ -330,7 +330,7 @@ void Runner::attention(const BatchToken* batch, int t, int layer, const float* q
   }
 }
 
-void Runner::run_chunk(const BatchToken* batch, int t, float* logits_out) {
+void Runner::run_chunk(const BatchToken* batch, int t, float* out, Output output) {
   const ModelConfig& c = m_.config();
   const size_t T = static_cast<size_t>(t), dim = static_cast<size_t>(c.dim), q_dim = static_cast<size_t>(c.q_dim());
   const size_t kv_dim = static_cast<size_t>(c.kv_dim()), hidden = static_cast<size_t>(c.hidden_dim);
@@ -390,8 +390,12 @@ void Runner::run_chunk(const BatchToken* batch, int t, float* logits_out) {
     ++wanted;
   }
   if (wanted == 0) return;
+  if (output == Output::kHidden) {
+    norm(m_.output_norm(), m_.output_norm_bias(), rows_.data(), out, wanted, c.dim);
+    return;
+  }
   norm(m_.output_norm(), m_.output_norm_bias(), rows_.data(), xb_.data(), wanted, c.dim);
-  project(m_.classifier(), nullptr, xb_.data(), wanted, logits_out);
+  project(m_.classifier(), nullptr, xb_.data(), wanted, out);
 }
 
 }  // namespace llmops::engine

@@ -187,17 +187,21 @@ class Runner {
   Runner(const Model& model, ThreadPool* pool = nullptr, int max_chunk = 256);
   ~Runner();
 
+  // What run() returns for each token that asks: the next-token logits (vocab_size floats) or
+  // the final hidden state after the output norm (dim floats; embeddings).
+  enum class Output { kLogits, kHidden };
+
   // Runs every token of the batch through the model, max_chunk tokens at a time. Tokens of
   // one session must have consecutive positions, the first at most session->length(); all
-  // sessions must be of this runner's model. Returns the logits of the tokens that asked for
-  // them, in batch order, vocab_size floats each, valid until the next run. A bad token id,
-  // position or session is kInvalidArgument/kResourceExhausted and changes no cache.
-  Result<const float*> run(const BatchToken* batch, size_t n);
+  // sessions must be of this runner's model. Returns the output of the tokens that asked for
+  // it, in batch order, valid until the next run. A bad token id, position or session is
+  // kInvalidArgument/kResourceExhausted and changes no cache.
+  Result<const float*> run(const BatchToken* batch, size_t n, Output output = Output::kLogits);
   void set_max_chunk(int max_chunk) { max_chunk_ = max_chunk < 1 ? 1 : max_chunk; }
 
  private:
   Status check(const BatchToken* batch, size_t n) const;
-  void run_chunk(const BatchToken* batch, int t, float* logits_out);
+  void run_chunk(const BatchToken* batch, int t, float* out, Output output);
   void project(const WeightView& w, const float* bias, const float* x, int t, float* y);
   void norm(const float* w, const float* b, const float* x, float* out, int t, int n) const;
   void rope(float* vec, int n_heads, int pos) const;

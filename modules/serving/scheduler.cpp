@@ -1,6 +1,7 @@
 #include "serving/scheduler.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "tokenizer/bpe.h"
 
@@ -116,17 +117,59 @@ SchedulerStats Scheduler::stats() const {
   return stats_;
 }
 
+Result<std::vector<float>> Scheduler::embed(const std::vector<int32_t>& tokens) {
+  if (tokens.empty()) return invalid_argument("the input has no tokens");
+  if (static_cast<int>(tokens.size()) > context_) {
+    return invalid_argument("the input has " + std::to_string(tokens.size()) + " tokens; this model's context holds " +
+                            std::to_string(context_));
+  }
+  auto done = std::make_shared<std::promise<Result<std::vector<float>>>>();
+  auto result = done->get_future();
+  {
+    std::lock_guard lock(mu_);
+    if (stop_) return unavailable("the model is being unloaded; retry");
+    exclusive_.push_back([this, &tokens, done] {
+      engine::Session session(*model_, static_cast<int>(tokens.size()), &pool_);
+      std::vector<engine::BatchToken> batch;
+      for (size_t i = 0; i < tokens.size(); ++i) batch.push_back({&session, tokens[i], static_cast<int>(i), true});
+      auto hidden = runner_.run(batch.data(), batch.size(), engine::Runner::Output::kHidden);
+      if (!hidden.ok()) return done->set_value(hidden.status());
+      const size_t dim = static_cast<size_t>(model_->config().dim);
+      std::vector<float> mean(dim, 0.0f);
+      for (size_t i = 0; i < tokens.size(); ++i) {
+        for (size_t j = 0; j < dim; ++j) mean[j] += (*hidden)[i * dim + j];
+      }
+      double norm = 0;
+      for (float v : mean) norm += static_cast<double>(v) * v;
+      const float inv = norm > 0 ? static_cast<float>(1.0 / std::sqrt(norm)) : 0.0f;
+      for (float& v : mean) v *= inv;
+      done->set_value(std::move(mean));
+    });
+  }
+  cv_.notify_all();
+  return result.get();
+}
+
 void Scheduler::loop() {
   if (opt_.on_thread_start) opt_.on_thread_start(0);
   for (;;) {
+    std::deque<std::function<void()>> tasks;
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || !waiting_.empty() || !running_.empty(); });
+      cv_.wait(lock, [&] { return stop_ || !waiting_.empty() || !running_.empty() || !exclusive_.empty(); });
       if (stop_) break;
+      tasks.swap(exclusive_);
     }
+    for (auto& task : tasks) task();
     admit();
     step();
   }
+  std::deque<std::function<void()>> left;
+  {
+    std::lock_guard lock(mu_);
+    left.swap(exclusive_);
+  }
+  for (auto& task : left) task();  // embeddings queued before the stop still get their answer
   for (auto& s : running_) s->req->finish("cancelled", unavailable("the model was unloaded"));
   running_.clear();
 }

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <future>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -117,6 +118,10 @@ class Scheduler {
   // Queues a request. kResourceExhausted when the queue is full (HTTP 429), kInvalidArgument
   // when the prompt cannot fit the context or the KV budget even alone.
   Status submit(const std::shared_ptr<Request>& r);
+  // The embedding of a token sequence: the mean of its final hidden states (after the output
+  // norm), L2-normalised. Runs on the scheduler thread between two steps (the runner and its
+  // threads are the scheduler's); blocks the caller until done.
+  Result<std::vector<float>> embed(const std::vector<int32_t>& tokens);
   SchedulerStats stats() const;
   int context() const { return context_; }
   const engine::Model& model() const { return *model_; }
@@ -139,6 +144,7 @@ class Scheduler {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Request>> waiting_;
+  std::deque<std::function<void()>> exclusive_;  // work run on the scheduler thread between steps
   std::vector<std::unique_ptr<Seq>> running_;  // scheduler thread only (sizes mirrored in stats_)
   SchedulerStats stats_;
   bool stop_ = false;

@@ -354,6 +354,104 @@ llmops_code models_route(void* user, const llmops_request* req, llmops_response*
   return LLMOPS_OK;
 }
 
+std::string base64_of(const void* data, size_t size) {
+  static const char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const auto* p = static_cast<const unsigned char*>(data);
+  std::string out;
+  out.reserve((size + 2) / 3 * 4);
+  for (size_t i = 0; i < size; i += 3) {
+    uint32_t v = static_cast<uint32_t>(p[i]) << 16;
+    if (i + 1 < size) v |= static_cast<uint32_t>(p[i + 1]) << 8;
+    if (i + 2 < size) v |= p[i + 2];
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += i + 1 < size ? kAlphabet[(v >> 6) & 63] : '=';
+    out += i + 2 < size ? kAlphabet[v & 63] : '=';
+  }
+  return out;
+}
+
+// OpenAI's /v1/embeddings: input as a string, strings, token ids or lists of token ids; each
+// embedding is the mean of the model's final hidden states, L2-normalised; float or base64.
+llmops_code embeddings_route(void* user, const llmops_request* req, llmops_response* resp) {
+  auto* s = static_cast<State*>(user);
+  auto body = llmops::parse_json_bounded(std::string_view(req->body, req->body_size), 64);
+  if (!body.ok()) return respond_error(s, resp, 400, "the body is not valid JSON: " + body.status().message());
+  if (!body->is_object()) return respond_error(s, resp, 400, "the request body must be a JSON object");
+  std::string model_name;
+  if (auto m = body->find("model"); m != body->end() && !m->is_null()) {
+    if (!m->is_string()) return respond_error(s, resp, 400, "'model' must be a string", "model");
+    model_name = m->get<std::string>();
+  }
+  auto served = s->find(model_name);
+  if (served == nullptr) return respond_error(s, resp, 404, "the model '" + model_name + "' does not exist", "model", "model_not_found");
+  std::string format = "float";
+  if (auto f = body->find("encoding_format"); f != body->end() && !f->is_null()) {
+    if (!f->is_string() || (f->get<std::string>() != "float" && f->get<std::string>() != "base64")) {
+      return respond_error(s, resp, 400, "'encoding_format' must be \"float\" or \"base64\"", "encoding_format");
+    }
+    format = f->get<std::string>();
+  }
+  const int dim = served->model->config().dim;
+  if (auto d = body->find("dimensions"); d != body->end() && !d->is_null() && (!d->is_number_integer() || d->get<int64_t>() != dim)) {
+    return respond_error(s, resp, 400, "this model's embeddings have " + std::to_string(dim) + " dimensions", "dimensions");
+  }
+  auto in = body->find("input");
+  if (in == body->end()) return respond_error(s, resp, 400, "'input' is required: a string, an array of strings or of token ids", "input");
+  // Normalise to a list of token sequences.
+  const engine::Tokenizer& tok = *served->tok;
+  auto tokens_of = [&](const std::string& text) {
+    std::vector<int32_t> ids;
+    if (tok.add_bos() && tok.bos_id() >= 0) ids.push_back(tok.bos_id());
+    for (int32_t id : tok.encode(text)) ids.push_back(id);
+    return ids;
+  };
+  std::vector<std::vector<int32_t>> inputs;
+  auto ids_of = [&](const Json& arr, std::vector<int32_t>* out) {
+    for (const Json& id : arr) {
+      if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= tok.size()) return false;
+      out->push_back(static_cast<int32_t>(id.get<int64_t>()));
+    }
+    return true;
+  };
+  if (in->is_string()) {
+    inputs.push_back(tokens_of(in->get<std::string>()));
+  } else if (in->is_array() && !in->empty() && in->size() <= 256) {
+    if ((*in)[0].is_number_integer()) {
+      inputs.emplace_back();
+      if (!ids_of(*in, &inputs.back())) return respond_error(s, resp, 400, "'input' token ids must lie in the vocabulary", "input");
+    } else {
+      for (const Json& x : *in) {
+        if (x.is_string()) {
+          inputs.push_back(tokens_of(x.get<std::string>()));
+        } else if (x.is_array()) {
+          inputs.emplace_back();
+          if (!ids_of(x, &inputs.back())) return respond_error(s, resp, 400, "'input' token ids must lie in the vocabulary", "input");
+        } else {
+          return respond_error(s, resp, 400, "'input' must be a string, an array of strings or of token ids", "input");
+        }
+      }
+    }
+  } else {
+    return respond_error(s, resp, 400, "'input' must be a string or a non-empty array of at most 256 inputs", "input");
+  }
+  Json data = Json::array();
+  size_t prompt_tokens = 0;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].empty()) return respond_error(s, resp, 400, "input " + std::to_string(i) + " is empty", "input");
+    auto e = served->scheduler->embed(inputs[i]);
+    if (!e.ok()) return respond_error(s, resp, http_status(e.status()), e.status().message(), "input");
+    prompt_tokens += inputs[i].size();
+    Json item = {{"object", "embedding"}, {"index", i}};
+    if (format == "base64") item["embedding"] = base64_of(e->data(), e->size() * sizeof(float));
+    else item["embedding"] = *e;
+    data.push_back(std::move(item));
+  }
+  respond_json(s, resp, 200, {{"object", "list"}, {"data", data}, {"model", served->name},
+                              {"usage", {{"prompt_tokens", prompt_tokens}, {"total_tokens", prompt_tokens}}}});
+  return LLMOPS_OK;
+}
+
 // vLLM's /tokenize: {"model", "prompt", "add_special_tokens"} → {"tokens", "count", "max_model_len"}.
 llmops_code tokenize_route(void* user, const llmops_request* req, llmops_response* resp) {
   auto* s = static_cast<State*>(user);
@@ -527,6 +625,7 @@ llmops_code init(llmops_module_ctx* ctx, const llmops_host_api* host, llmops_err
   };
   route(LLMOPS_PLANE_DATA, "POST", "/v1/completions", completions_route);
   route(LLMOPS_PLANE_DATA, "POST", "/v1/chat/completions", chat_route);
+  route(LLMOPS_PLANE_DATA, "POST", "/v1/embeddings", embeddings_route);
   route(LLMOPS_PLANE_DATA, "GET", "/v1/models", models_route);
   route(LLMOPS_PLANE_DATA, "GET", "/v1/models/{id}", models_route);
   route(LLMOPS_PLANE_DATA, "POST", "/tokenize", tokenize_route);

@@ -345,6 +345,32 @@ TEST(Batch, SeveralSequencesAtDifferentPositionsEqualOneByOne) {
   }
 }
 
+// Hidden-state output (embeddings): the classifier applied to it gives the logits.
+TEST(Batch, HiddenOutputIsWhatTheClassifierReads) {
+  llmops::test::TempDir dir;
+  write_net(llama(), dir.file("m.gguf"));
+  auto m = std::move(Model::load(dir.file("m.gguf"))).value();
+  const std::vector<int32_t> tokens = {3, 17, 42};
+  Session a(*m, 8), b(*m, 8);
+  Runner r(*m);
+  std::vector<BatchToken> ba, bb;
+  for (size_t i = 0; i < tokens.size(); ++i) ba.push_back({&a, tokens[i], static_cast<int>(i), i + 1 == tokens.size()});
+  for (size_t i = 0; i < tokens.size(); ++i) bb.push_back({&b, tokens[i], static_cast<int>(i), i + 1 == tokens.size()});
+  auto logits = r.run(ba.data(), ba.size());
+  ASSERT_TRUE(logits.ok());
+  std::vector<float> want(*logits, *logits + m->config().vocab_size);
+  auto hidden = r.run(bb.data(), bb.size(), Runner::Output::kHidden);
+  ASSERT_TRUE(hidden.ok());
+  const WeightView& cls = m->classifier();
+  std::vector<float> row(static_cast<size_t>(m->config().dim));
+  for (int v = 0; v < m->config().vocab_size; ++v) {
+    dequantize_row(cls.type, cls.row(static_cast<uint64_t>(v)), row.data(), row.size());
+    double dot = 0;
+    for (size_t j = 0; j < row.size(); ++j) dot += static_cast<double>(row[j]) * (*hidden)[j];
+    EXPECT_NEAR(dot, want[static_cast<size_t>(v)], 1e-3 * (1 + std::fabs(want[static_cast<size_t>(v)]))) << "token " << v;
+  }
+}
+
 TEST(Batch, BadBatchesAreRefusedAndChangeNothing) {
   llmops::test::TempDir dir;
   write_net(llama(), dir.file("m.gguf"));

@@ -317,6 +317,30 @@ TEST(Serving, AChatTemplateThatReachesForInternalsIsRefused) {
   EXPECT_EQ(ok.status, 200) << ok.body;
 }
 
+TEST(Serving, EmbeddingsAreNormalisedAndDeterministic) {
+  REQUIRE_STORIES();
+  DaemonProcess d({}, gguf_config());
+  ASSERT_TRUE(d.start()) << d.log();
+  auto r = d.request("POST", "/v1/embeddings", Json{{"input", {"Once upon a time", "The cat sat", "Once upon a time"}}}.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  Json j = r.json();
+  ASSERT_EQ(j["data"].size(), 3u);
+  std::vector<std::vector<float>> e;
+  for (const Json& item : j["data"]) e.push_back(item["embedding"].get<std::vector<float>>());
+  EXPECT_EQ(e[0].size(), 64u);  // stories260K's dim
+  double norm = 0;
+  for (float v : e[0]) norm += v * v;
+  EXPECT_NEAR(norm, 1.0, 1e-4);
+  EXPECT_EQ(e[0], e[2]);
+  EXPECT_NE(e[0], e[1]);
+  EXPECT_GT(j["usage"]["prompt_tokens"].get<int>(), 6);
+  auto b64 = d.request("POST", "/v1/embeddings", Json{{"input", "Once upon a time"}, {"encoding_format", "base64"}}.dump());
+  EXPECT_TRUE(b64.json()["data"][0]["embedding"].is_string());
+  EXPECT_EQ(d.request("POST", "/v1/embeddings", R"({"input": 5})").status, 400);
+  EXPECT_EQ(d.request("POST", "/v1/embeddings", R"({"input": "x", "encoding_format": "hex"})").status, 400);
+  EXPECT_EQ(d.request("POST", "/v1/embeddings", R"({"input": [1, 99999]})").status, 400);
+}
+
 TEST(Serving, LlmopsctlGeneratesAndListsServedModels) {
   REQUIRE_STORIES();
   DaemonProcess d({}, gguf_config());

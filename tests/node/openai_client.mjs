@@ -43,6 +43,13 @@ await assert.rejects(client.completions.create({model: "stories260K", prompt: "x
                      (e) => e.status === 400 && e.param === "max_tokens");
 ok("errors");
 
+const emb = await client.embeddings.create({model: "stories260K", input: ["Once upon a time", "The cat"]});
+assert.equal(emb.data.length, 2);
+assert.equal(emb.data[0].embedding.length, 64);
+const norm = emb.data[0].embedding.reduce((a, v) => a + v * v, 0);
+assert.ok(Math.abs(norm - 1) < 1e-3, `norm ${norm}`);
+ok("embeddings.create");
+
 try {
   const chat = await client.chat.completions.create({model: "stories260K", messages: [{role: "user", content: "Tell me a story"}],
                                                      max_tokens: 20, temperature: 0});
