@@ -1,7 +1,7 @@
 // Engine benchmark: llmops-infer's prefill and decode speed beside llama.cpp (node-llama-cpp's
 // CPU build) on the same GGUF files in the same run, with the memory-bandwidth ceiling for
 // decode measured in the same run.
-//   node bench/engine/run.mjs [BUILD_DIR]      (env: ROUNDS=3, FULL=1 adds tinyllama-1.1B)
+//   node bench/engine/run.mjs [BUILD_DIR]      (env: ROUNDS=3, FULL=1 adds tinyllama-1.1B, THREADS=1,2)
 // Needs node-llama-cpp@3.21.1 (bench/engine/run.sh installs it beside this file).
 import {execFileSync} from "node:child_process";
 import {existsSync, mkdirSync} from "node:fs";
@@ -78,7 +78,7 @@ const table2 = {"stories260K F32": [10624, 7166], "llama-110M F32": [630, 60.2],
                 "llama-110M Q4_0": [2941, 508], "tinyllama-1.1B Q8_0": [280, 24.6], "tinyllama-1.1B Q4_0": [269, 43.2]};
 console.log("model           type  thr | ours prefill  decode | ceiling  %ceil | RSS/(weights+KV) | llama.cpp prefill  decode | ratio prefill  decode");
 for (const c of cases) {
-  for (const threads of [1, 2]) {
+  for (const threads of (process.env.THREADS ?? "1,2").split(",").map(Number)) {
     const promptTokens = c.prompt ?? PROMPT_TOKENS;
     ours(c.path, threads, promptTokens);  // warm-up
     const runs = Array.from({length: rounds}, () => ours(c.path, threads, promptTokens));

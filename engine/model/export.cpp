@@ -93,7 +93,7 @@ std::vector<float> rope_factors(const Model& m) {
 
 }  // namespace
 
-Result<ExportReport> export_gguf(const Model& m, GgmlType type, const std::string& path) {
+Result<ExportReport> export_gguf(const Model& m, GgmlType type, const std::string& path, const Tokenizer* tok) {
   if (!can_quantize(type)) return unimplemented("cannot write " + ggml_type_name(static_cast<uint32_t>(type)) + " weights");
   const ModelConfig& c = m.config();
   const bool gpt2 = c.arch == Arch::kGpt2;
@@ -111,8 +111,35 @@ Result<ExportReport> export_gguf(const Model& m, GgmlType type, const std::strin
     for (const auto& [key, value] : src->metadata()) {
       if (key.rfind("tokenizer.", 0) == 0 && !(value.type == GgufType::kArray && value.elem_type == GgufType::kArray)) w.add_value(key, value);
     }
+  } else if (tok != nullptr && tok->spm() != nullptr) {
+    // SentencePiece: pieces with "▁" for spaces (llama2.c vocabularies store ' '), scores, types.
+    const SpmVocab& v = tok->spm()->vocab();
+    std::vector<std::string> pieces;
+    pieces.reserve(v.pieces.size());
+    for (const std::string& p : v.pieces) {
+      if (v.escape_spaces) {
+        pieces.push_back(p);
+        continue;
+      }
+      std::string q;
+      for (char ch : p) q += ch == ' ' ? std::string("\xE2\x96\x81") : std::string(1, ch);
+      pieces.push_back(std::move(q));
+    }
+    std::vector<int32_t> types;
+    for (TokenType t : v.types) types.push_back(static_cast<int32_t>(t));
+    w.add_string("tokenizer.ggml.model", "llama");
+    w.add_strings("tokenizer.ggml.tokens", pieces);
+    w.add_f32s("tokenizer.ggml.scores", v.scores);
+    w.add_i32s("tokenizer.ggml.token_type", types);
+    if (v.bos_id >= 0) w.add_u32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(v.bos_id));
+    if (v.eos_id >= 0) w.add_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(v.eos_id));
+    if (v.unk_id >= 0) w.add_u32("tokenizer.ggml.unknown_token_id", static_cast<uint32_t>(v.unk_id));
+    w.add_bool("tokenizer.ggml.add_space_prefix", v.add_space_prefix);
+    w.add_bool("tokenizer.ggml.add_bos_token", tok->add_bos());
   } else {
-    report.notes.push_back("no tokenizer metadata: the source is not a GGUF; keep its tokenizer files beside the model");
+    report.notes.push_back(tok != nullptr ? "no tokenizer metadata: writing a byte-level BPE vocabulary into GGUF is not supported yet; "
+                                            "keep tokenizer.json beside the model"
+                                          : "no tokenizer metadata: the source is not a GGUF; keep its tokenizer files beside the model");
   }
   w.add_u32(k + "context_length", static_cast<uint32_t>(c.seq_len));
   w.add_u32(k + "embedding_length", static_cast<uint32_t>(c.dim));

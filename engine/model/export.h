@@ -12,6 +12,7 @@
 #include "formats/ggml_types.h"
 #include "formats/safetensors.h"
 #include "model/model.h"
+#include "tokenizer/tokenizer.h"
 #include "status.h"
 
 namespace llmops::engine {
@@ -23,9 +24,11 @@ struct ExportReport {
 
 // type: the matrices' type. Rows that are not whole blocks of it fall back to Q8_0 or F32, and
 // Q4_0/Q4_K files keep the classifier at Q6_K, as llama.cpp's quantizer does; vectors stay F32.
-// The tokenizer metadata of a GGUF source is copied unchanged; other sources get none (their
-// tokenizer files stay beside them) and the report says so.
-Result<ExportReport> export_gguf(const Model& m, GgmlType type, const std::string& path);
+// The tokenizer metadata of a GGUF source is copied unchanged. For other sources, `tok` (may
+// be null) supplies it when it is a SentencePiece vocabulary (a llama2.c tokenizer.bin, a
+// Hugging Face byte_fallback tokenizer.json); a byte-level BPE vocabulary from tokenizer.json is
+// not written yet, and the report says the tokenizer files must travel beside the model.
+Result<ExportReport> export_gguf(const Model& m, GgmlType type, const std::string& path, const Tokenizer* tok = nullptr);
 
 // Writes dir/config.json and dir/model.safetensors (dtype F32, F16 or BF16); a Hugging Face
 // source's tokenizer files are copied beside them.

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <string>
 
+#include <memory>
+
 #include "model/export.h"
 
 using namespace llmops;
@@ -15,6 +17,7 @@ const char* kUsage =
     "Usage: llmops-convert --model PATH --type F32|F16|BF16|Q8_0|Q4_0|Q4_K|Q6_K --out FILE.gguf\n"
     "       llmops-convert --model PATH --hf-dtype F32|F16|BF16 --out-dir DIR\n\n"
     "  --model PATH     a GGUF file, a llama2.c checkpoint or a Hugging Face directory\n"
+    "  --tokenizer PATH a llama2.c tokenizer.bin, written into the GGUF (GGUF sources keep their own)\n"
     "  --type T         GGUF matrix type (vectors stay F32; Q4_0/Q4_K keep the classifier at Q6_K)\n"
     "  --out FILE       the GGUF to write (appears only when complete)\n"
     "  --hf-dtype D     write a Hugging Face directory with weights in D instead\n"
@@ -28,11 +31,12 @@ int fail(const std::string& msg) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string model_path, type_name, out, hf_dtype, out_dir;
+  std::string model_path, tokenizer_path, type_name, out, hf_dtype, out_dir;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
     if (a == "--model") model_path = next();
+    else if (a == "--tokenizer") tokenizer_path = next();
     else if (a == "--type") type_name = next();
     else if (a == "--out") out = next();
     else if (a == "--hf-dtype") hf_dtype = next();
@@ -53,7 +57,16 @@ int main(int argc, char** argv) {
       if (ggml_type_name(t) == type_name) type = static_cast<GgmlType>(t), found = true;
     }
     if (!found) return fail("--type " + type_name + " is not one of F32 F16 BF16 Q8_0 Q4_0 Q4_K Q6_K");
-    report = export_gguf(**model, type, out);
+    std::unique_ptr<Tokenizer> tok;
+    if (!tokenizer_path.empty()) {
+      auto t = Tokenizer::from_llama2c(tokenizer_path, (*model)->config().vocab_size);
+      if (!t.ok()) return fail(t.status().message());
+      tok = std::make_unique<Tokenizer>(std::move(t).value());
+    } else if (!(*model)->hf_dir().empty()) {
+      auto t = Tokenizer::from_hf_dir((*model)->hf_dir());
+      if (t.ok()) tok = std::make_unique<Tokenizer>(std::move(t).value());
+    }
+    report = export_gguf(**model, type, out, tok.get());
   } else {
     if (out_dir.empty()) return fail("--out-dir DIR is required with --hf-dtype");
     auto dtype = safetensors_dtype_from_name(hf_dtype);

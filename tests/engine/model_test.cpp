@@ -22,6 +22,7 @@
 #include "model/export.h"
 #include "model/model.h"
 #include "model/synth.h"
+#include "tokenizer/tokenizer.h"
 #include "unit/test_util.h"
 
 namespace llmops::engine {
@@ -670,6 +671,28 @@ TEST(Export, RoundTripsKeepTheLogits) {
     EXPECT_LT(rel_diff(logits_of(*std::move(Model::load(dir.file(c.name + "-again.gguf"))).value(), tokens), want), 1e-5)
         << c.name << " → Hugging Face → GGUF";
   }
+}
+
+// stories260K's llama2.c checkpoint and tok512.bin converted to one GGUF: the file carries the
+// tokenizer, and greedy decoding reproduces the reference.
+TEST(Export, Llama2cWithItsTokenizerBecomesAWholeGguf) {
+  LLMOPS_REQUIRE_SHARED("models/stories260K/stories260K.bin");
+  llmops::test::TempDir dir;
+  auto m = std::move(Model::load(test::shared_path("models/stories260K/stories260K.bin"))).value();
+  auto tok = Tokenizer::from_llama2c(test::shared_path("models/stories260K/tok512.bin"), m->config().vocab_size);
+  ASSERT_TRUE(tok.ok());
+  auto r = export_gguf(*m, GgmlType::kF32, dir.file("s.gguf"), &*tok);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_TRUE(r->notes.empty());
+  auto g = std::move(Model::load(dir.file("s.gguf"))).value();
+  auto gtok = Tokenizer::from_gguf(*g->gguf());
+  ASSERT_TRUE(gtok.ok()) << gtok.status().to_string();
+  EXPECT_EQ(gtok->encode("Once upon a time"), tok->encode("Once upon a time"));
+  std::vector<int32_t> ids = {1};
+  for (int32_t id : gtok->encode("Once upon a time")) ids.push_back(id);
+  EXPECT_EQ(ids, (std::vector<int32_t>{1, 403, 407, 261, 378}));
+  EXPECT_LT(rel_diff(logits_of(*g, ids), logits_of(*m, ids)), 1e-6);
+  EXPECT_EQ(gtok->decode({403, 407, 261, 378}), "Once upon a time");
 }
 
 TEST(Export, QuantizedGgufStaysClose) {
