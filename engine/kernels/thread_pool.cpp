@@ -1,5 +1,7 @@
 #include "kernels/thread_pool.h"
 
+#include <algorithm>
+
 namespace llmops::engine {
 
 ThreadPool::ThreadPool(int threads, std::function<void(int index)> on_start) {
@@ -36,7 +38,31 @@ void range_of(size_t n, int parts, int index, size_t* begin, size_t* end) {
 }
 }  // namespace
 
+// Runs chunks of the open job until none are left. Returns at once when the job it saw is no
+// longer open (the caller finished it alone); job_ is read only while the job is open and this
+// thread is counted in inside_, which the caller waits on before the job's state goes away.
+void ThreadPool::claim_chunks(uint64_t gen) {
+  // Sequentially consistent on both sides (this increment then the load of open_; the caller's
+  // store of open_ then its load of inside_): with weaker orders the two could pass each other
+  // in the store buffers and a worker could read a finished job.
+  inside_.fetch_add(1);
+  if (open_.load() && generation_.load() == gen) {
+    const auto& fn = *job_;
+    const size_t n = n_, chunks = chunks_;
+    for (;;) {
+      const size_t c = next_chunk_.fetch_add(1, std::memory_order_acq_rel);
+      if (c >= chunks) break;
+      size_t b, e;
+      range_of(n, static_cast<int>(chunks), static_cast<int>(c), &b, &e);
+      if (b < e) fn(b, e);
+      done_chunks_.fetch_add(1, std::memory_order_acq_rel);
+    }
+  }
+  inside_.fetch_sub(1);
+}
+
 void ThreadPool::worker(int index) {
+  (void)index;
   uint64_t seen = 0;
   for (;;) {
     // Spin for a while (about 50 µs of polling), then sleep until the next job.
@@ -54,13 +80,27 @@ void ThreadPool::worker(int index) {
     }
     if (stop_.load()) return;
     seen = gen;
-    size_t b, e;
-    range_of(n_, size(), index, &b, &e);
-    if (b < e) (*job_)(b, e);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    claim_chunks(gen);
   }
 }
 
+namespace {
+
+// Waits for cond: spinning briefly, then yielding the core, so a waiter never holds a CPU that
+// the thread it waits for needs (cores shared with other processes).
+template <typename Cond>
+void wait_until(Cond cond) {
+  for (int spin = 0; !cond(); ++spin) {
+    if (spin < 4000) cpu_relax();
+    else std::this_thread::yield();
+  }
+}
+
+}  // namespace
+
+// The work is cut into a few chunks per thread that whoever is running claims next: when a
+// worker is slow to wake (its core busy with another process), the others, the caller included,
+// take its share instead of waiting for it.
 void ThreadPool::parallel_for(size_t n, const std::function<void(size_t, size_t)>& fn) {
   if (workers_.empty() || n < 2) {
     if (n > 0) fn(0, n);
@@ -68,16 +108,21 @@ void ThreadPool::parallel_for(size_t n, const std::function<void(size_t, size_t)
   }
   job_ = &fn;
   n_ = n;
-  pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+  chunks_ = std::min(n, static_cast<size_t>(size()) * 4);
+  next_chunk_.store(0, std::memory_order_relaxed);
+  done_chunks_.store(0, std::memory_order_relaxed);
+  uint64_t gen;
   {
     std::lock_guard lock(mu_);  // pairs with a worker about to sleep: it sees the new generation
-    generation_.fetch_add(1, std::memory_order_acq_rel);
+    open_.store(true);
+    gen = generation_.fetch_add(1, std::memory_order_acq_rel) + 1;
   }
   if (sleeping_.load() > 0) start_cv_.notify_all();
-  size_t b, e;
-  range_of(n, size(), 0, &b, &e);
-  if (b < e) fn(b, e);
-  while (pending_.load(std::memory_order_acquire) != 0) cpu_relax();
+  claim_chunks(gen);
+  wait_until([&] { return done_chunks_.load(std::memory_order_acquire) == chunks_; });
+  // Close the job, then wait for any worker still between its check and its exit.
+  open_.store(false);
+  wait_until([&] { return inside_.load() == 0; });
 }
 
 }  // namespace llmops::engine

@@ -1,7 +1,8 @@
 // A fixed set of worker threads for the engine's fork-join loops (the rows of a matrix-vector
-// product). parallel_for splits [0, n) into one contiguous range per thread and returns when
-// all are done; the calling thread takes the first range. The daemon will hand the engine its
-// pinned pools instead; this default serves tools and tests. One caller at a time.
+// product). parallel_for cuts [0, n) into a few contiguous chunks per thread, which the caller
+// and the workers claim until none are left, and returns when all are done: a worker whose
+// core is busy elsewhere delays only the chunk it holds. fn must not depend on which thread
+// runs a chunk. One caller at a time.
 // Workers spin briefly between jobs before sleeping: a decode step runs ~100 short loops, and a
 // condition-variable wake-up per loop would cost more than the loop itself.
 #pragma once
@@ -31,14 +32,19 @@ class ThreadPool {
 
  private:
   void worker(int index);
+  void claim_chunks(uint64_t gen);
 
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable start_cv_;
   const std::function<void(size_t, size_t)>* job_ = nullptr;
   size_t n_ = 0;
+  size_t chunks_ = 0;
+  std::atomic<size_t> next_chunk_{0};
+  std::atomic<size_t> done_chunks_{0};
+  std::atomic<int> inside_{0};
+  std::atomic<bool> open_{false};
   std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
   std::atomic<int> sleeping_{0};
   std::atomic<bool> stop_{false};
 };

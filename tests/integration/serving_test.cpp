@@ -181,11 +181,6 @@ int open_stream(int port, const std::string& body) {
   return fd;
 }
 
-int running(DaemonProcess& d) {
-  auto r = d.admin("GET", "/v1/modules/serving/models");
-  return r.status == 200 ? r.json()["models"][0]["running"].get<int>() : -1;
-}
-
 Json served_model(DaemonProcess& d) {
   auto r = d.admin("GET", "/v1/modules/serving/models");
   return r.status == 200 ? r.json()["models"][0] : Json();
