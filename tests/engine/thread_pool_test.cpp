@@ -47,7 +47,18 @@ TEST(ThreadPool, StartHookRunsOnEachWorkerBeforeItsFirstJob) {
       if (started.count(std::this_thread::get_id()) != 0) pinned = pinned && CPU_COUNT(&set) == 1 && CPU_ISSET(first_cpu, &set);
     });
   }
-  EXPECT_EQ(indices, (std::set<int>{1, 2}));
+  // Workers start at their own pace (slowly under sanitizers): wait for both hooks.
+  for (int i = 0; i < 500; ++i) {
+    {
+      std::lock_guard lock(mu);
+      if (indices.size() == 2) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  {
+    std::lock_guard lock(mu);
+    EXPECT_EQ(indices, (std::set<int>{1, 2}));
+  }
   EXPECT_GE(ran.size(), 2u);  // the caller and at least one worker
   for (const auto& id : ran) EXPECT_TRUE(id == std::this_thread::get_id() || started.count(id) == 1);
   EXPECT_TRUE(pinned);
