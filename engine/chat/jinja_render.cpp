@@ -537,7 +537,7 @@ Result<Value> Renderer::eval_slice(const Expr& e) {
     LLMOPS_RETURN_IF_ERROR(at(e.line, check_string(out.size())));
     return Value::string(std::move(out));
   }
-  return at(e.line, invalid_argument(std::string("a ") + type_name(obj) + " can't be sliced"));
+  return Value::undefined(std::string("a slice of a ") + type_name(obj));  // as Jinja's failed subscripts
 }
 
 Status Renderer::eval_args(const std::vector<Arg>& args, CallArgs& out) {
