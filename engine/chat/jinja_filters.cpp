@@ -576,10 +576,18 @@ Result<Value> f_map(Renderer& r, const Value& in, const CallArgs& a) {
   return r.make_list(std::move(out));
 }
 
+// Runs of word characters (regex \w: letters, digits, '_'; any non-ASCII byte counts as one).
 Result<Value> f_wordcount(Renderer& r, const Value& in, const CallArgs& a) {
   LLMOPS_ASSIGN_OR_RETURN(Args args, Args::bind(a, {}));
   LLMOPS_ASSIGN_OR_RETURN(std::string s, soft_str(r, in));
-  return Value::integer(static_cast<int64_t>(py_split(s, nullptr, -1).size()));
+  int64_t words = 0;
+  bool in_word = false;
+  for (unsigned char c : s) {
+    const bool word = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
+    if (word && !in_word) ++words;
+    in_word = word;
+  }
+  return Value::integer(words);
 }
 
 // ---- tests ----
@@ -611,9 +619,15 @@ bool p_mapping(const Value& v) { return v.is_dict(); }
 bool p_iterable(const Value& v) { return v.is_list() || v.is_dict() || v.is_string() || v.is_undefined(); }
 bool p_sequence(const Value& v) { return v.is_list() || v.is_dict() || v.is_string() || v.is_undefined(); }
 bool p_callable(const Value& v) { return v.kind() == Value::Kind::kCallable; }
-bool p_lower(const Value& v) { return v.is_string() && py_islower(v.str()); }
-bool p_upper(const Value& v) { return v.is_string() && py_isupper(v.str()); }
 bool p_escaped(const Value&) { return false; }
+
+// str(v).islower() / isupper(), as Jinja tests any value.
+template <bool kUpper>
+Result<bool> t_case(Renderer& r, const Value& v, const CallArgs& a) {
+  LLMOPS_RETURN_IF_ERROR(require_args(a, 0).status());
+  LLMOPS_ASSIGN_OR_RETURN(std::string s, soft_str(r, v));
+  return kUpper ? py_isupper(s) : py_islower(s);
+}
 
 Result<bool> t_parity(const Value& v, const CallArgs& a, bool odd) {
   LLMOPS_RETURN_IF_ERROR(require_args(a, 0).status());
@@ -751,7 +765,7 @@ TestFn find_test(std::string_view name) {
       {"iterable", t_unary<p_iterable>},
       {"le", t_compare<3>},
       {"<=", t_compare<3>},
-      {"lower", t_unary<p_lower>},
+      {"lower", t_case<false>},
       {"lt", t_compare<2>},
       {"lessthan", t_compare<2>},
       {"<", t_compare<2>},
@@ -767,7 +781,7 @@ TestFn find_test(std::string_view name) {
       {"test", t_test},
       {"true", t_unary<p_true>},
       {"undefined", t_unary<p_undefined>},
-      {"upper", t_unary<p_upper>},
+      {"upper", t_case<true>},
   };
   auto it = kTests.find(name);
   return it == kTests.end() ? nullptr : it->second;

@@ -87,6 +87,8 @@ class Renderer {
 
 // kInvalidArgument "template tried to reach 'what' on a <type>".
 Status sandbox_error(const std::string& what, const Value& obj);
+// kInvalidArgument "<what was looked up> is undefined", for using an undefined value.
+Status undefined_error(const Value& v);
 
 // From jinja_globals.cpp. Errors come back without a line; the renderer adds it.
 // A method call obj.name(args) on a string or dict; anything not whitelisted is

@@ -66,7 +66,7 @@ TEST(JinjaTest, SubscriptsAndSlicesCountCodePoints) {
             "3 [2, 3] [3, 2, 1] [2, 3]");
   EXPECT_EQ(render("{{ 'abc'[::-1] }} {{ 'h\xC3\xA9llo'[1:3] }} {{ 'h\xC3\xA9llo'|length }} {{ 'h\xC3\xA9llo'[1] }}"),
             "cba \xC3\xA9l 5 \xC3\xA9");
-  EXPECT_EQ(render("{{ [1][5] }}|{{ {'a': 1}.b }}|{{ 'abc'[9] }}|"), "|||");
+  EXPECT_EQ(render("{{ [1][5] }}|{{ {'a': 1}.b }}|{{ 'abc'[9] }}|{{ 5[1:] }}|"), "||||");
   const Json vars = {{"m", {{"role", "user"}, {"content", "hi"}}}};
   EXPECT_EQ(render("{{ m.role }} {{ m['content'] }} {{ m.name is defined }}", vars), "user hi False");
 }
@@ -150,6 +150,7 @@ TEST(JinjaTest, Filters) {
             "[2, 1] cba 1 2.0 4.0 2.57 3.0");
   EXPECT_EQ(render("{{ 'a\\nb'|indent(2) }}|{{ 'a\\nb'|indent(2, true) }}"), "a\n  b|  a\n  b");
   EXPECT_EQ(render("{{ '<a href=\"x\">&\\''|e }} {{ '<b>'|safe }}"), "&lt;a href=&#34;x&#34;&gt;&amp;&#39; <b>");
+  EXPECT_EQ(render("{{ '0.1 a_b, c'|wordcount }}"), "4");
   EXPECT_EQ(render("{{ [1, 2, 3]|sum }} {{ [3, 1]|min }} {{ [3, 1]|max }} {{ {'b': 1, 'a': 2}|dictsort }}"),
             "6 1 3 [('a', 2), ('b', 1)]");
 }
@@ -165,6 +166,7 @@ TEST(JinjaTest, Tests) {
             "True True True False True True True False");
   EXPECT_EQ(render("{{ 'ab' is lower }} {{ 'AB' is upper }} {{ 2 is in [1, 2] }} {{ range is callable }}"),
             "True True True True");
+  EXPECT_EQ(render("{{ ['b'] is lower }} {{ none is upper }}"), "True False");  // str(value), as Jinja
 }
 
 TEST(JinjaTest, StringAndDictMethods) {
