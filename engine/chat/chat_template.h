@@ -9,6 +9,9 @@
 // kInvalidArgument. A tool call's "function.arguments" given as a JSON string (OpenAI's wire
 // form) is parsed into an object, which is what templates that print it with tojson expect.
 //
+// Json objects keep their keys sorted, so a template printing tools or arguments with tojson
+// lists keys alphabetically, where transformers keeps the order the client sent.
+//
 // The rendered prompt usually starts with the BOS token's text when the template writes
 // {{ bos_token }}: the caller tokenizes it with special tokens parsed and adds no second BOS.
 //

@@ -7,16 +7,24 @@
 // continue), {% set %} (names, tuples, `ns.attr` on a namespace(), and {% set x %}...{% endset %}),
 // {% macro %} with defaults and keyword arguments, {% raw %}, {% generation %} (rendered as its
 // body), comments, whitespace control (-/+), Python's operators, literals, subscripts, slices,
-// filters, tests, and the string and dict methods listed in jinja_builtins.cpp.
-// Refused at parse: include, import, extends, from, block, call, filter blocks, recursive loops,
-// *args and **kwargs — with the line named.
+// the filters and tests of jinja_filters.cpp, and the str and dict methods of jinja_globals.cpp.
+// Refused at parse, with the line named: include, import, extends, from, block (loading other
+// templates); not supported: call and filter blocks, recursive loops, loop.cycle, caller(),
+// *args/**kwargs and varargs, the format filter and % formatting.
+// Differences from Jinja2 that a template may notice: integers are 64-bit (overflow is an
+// error); upper/lower/title/capitalize change ASCII letters only; filters return lists, not
+// generators; x.name on a dict reads the key even when name is a dict method (items, get...);
+// attributes of strings, lists and numbers other than the whitelisted method calls are errors,
+// not undefined.
 //
 // The sandbox: a template reaches only the variables it is given. Attribute access reads dict
 // keys and calls whitelisted methods; anything else (__class__, mro, unknown methods) is
 // kInvalidArgument "template tried to reach ...". There is no I/O. Work is bounded: a budget of
-// evaluation steps (loop iterations, expressions, bytes and items built), an output size cap, a
-// recursion depth cap (macros, nesting) and a cap on range() — each a kResourceExhausted error,
-// never a hang or a crash.
+// evaluation steps (loop iterations, expressions, bytes read and built, items built, values
+// compared by their unfolded size), an output and string size cap, a recursion depth cap
+// (macros, nesting, long operator chains at parse) and a cap on range() — each a
+// kResourceExhausted error (kInvalidArgument when the parse refuses nesting), never a hang or
+// a crash.
 //
 // Errors: parse and render errors are kInvalidArgument (or kResourceExhausted for the limits)
 // with messages starting "template line N: ". raise_exception(msg) in a template is
