@@ -55,10 +55,14 @@ Status write_all(int fd, const void* data, size_t size) {
 }
 
 Status write_file_atomic(const std::string& path, std::string_view contents, unsigned mode) {
+  return write_file_atomic(path, [&](int fd) { return write_all(fd, contents.data(), contents.size()); }, mode);
+}
+
+Status write_file_atomic(const std::string& path, const std::function<Status(int fd)>& body, unsigned mode) {
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
   if (!fd.valid()) return errno_status("creating " + tmp, errno);
-  Status st = write_all(fd.get(), contents.data(), contents.size());
+  Status st = body(fd.get());
   if (st.ok() && ::fsync(fd.get()) != 0) st = errno_status("fsync of " + tmp, errno);
   fd.reset();
   if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) st = errno_status("renaming to " + path, errno);

@@ -2,6 +2,7 @@
 // final name only after its bytes and its directory entry are on disk.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -37,6 +38,9 @@ Status fsync_dir(const std::string& dir);
 Status write_all(int fd, const void* data, size_t size);
 // Writes to "<path>.tmp.<pid>", fsyncs, renames over path, fsyncs the directory.
 Status write_file_atomic(const std::string& path, std::string_view contents, unsigned mode = 0640);
+// The same with the contents streamed by `body` into the temporary file's descriptor (large
+// files: models); an error from body removes the temporary file and leaves path as it was.
+Status write_file_atomic(const std::string& path, const std::function<Status(int fd)>& body, unsigned mode = 0640);
 Result<std::string> read_file(const std::string& path, size_t max_bytes);
 std::string dir_of(const std::string& path);
 std::string join_path(std::string_view a, std::string_view b);

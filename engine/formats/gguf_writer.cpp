@@ -144,34 +144,33 @@ Status GgufWriter::write(const std::string& path) const {
   }
   head.resize((head.size() + kAlignment - 1) / kAlignment * kAlignment, '\0');
 
-  std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) return errno_status("creating " + tmp, errno);
-  bool ok = std::fwrite(head.data(), 1, head.size(), f) == head.size();
-  std::vector<float> row;
-  std::vector<uint8_t> packed;
-  for (const auto& t : tensors_) {
-    uint64_t rows = t.bytes / *ggml_row_bytes(t.type, t.ne[0]);
-    row.resize(t.ne[0]);
-    packed.resize(*ggml_row_bytes(t.type, t.ne[0]));
-    for (uint64_t r = 0; r < rows && ok; ++r) {
-      t.fn(r, row.data());
-      quantize_row(t.type, row.data(), packed.data(), t.ne[0]);
-      ok = std::fwrite(packed.data(), 1, packed.size(), f) == packed.size();
-    }
-    static const char kZeros[kAlignment] = {};
-    uint64_t pad = (kAlignment - t.bytes % kAlignment) % kAlignment;
-    ok = ok && std::fwrite(kZeros, 1, pad, f) == pad;
-  }
-  ok = ok && std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
-  int err = errno;
-  std::fclose(f);
-  if (!ok) {
-    std::remove(tmp.c_str());
-    return errno_status("writing " + path, err);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) return errno_status("renaming " + tmp, errno);
-  return ok_status();
+  // Rows are encoded into a buffer written out a megabyte at a time.
+  return write_file_atomic(
+      path,
+      [&](int fd) {
+        std::string buf = std::move(head);
+        auto flush_if = [&](size_t at_least) {
+          if (buf.size() < at_least) return ok_status();
+          Status st = write_all(fd, buf.data(), buf.size());
+          buf.clear();
+          return st;
+        };
+        std::vector<float> row;
+        for (const auto& t : tensors_) {
+          const uint64_t row_bytes = *ggml_row_bytes(t.type, t.ne[0]), rows = t.bytes / row_bytes;
+          row.resize(t.ne[0]);
+          for (uint64_t r = 0; r < rows; ++r) {
+            t.fn(r, row.data());
+            const size_t at = buf.size();
+            buf.resize(at + row_bytes);
+            quantize_row(t.type, row.data(), buf.data() + at, t.ne[0]);
+            LLMOPS_RETURN_IF_ERROR(flush_if(1u << 20));
+          }
+          buf.append((kAlignment - t.bytes % kAlignment) % kAlignment, '\0');
+        }
+        return flush_if(0);
+      },
+      0644);
 }
 
 }  // namespace llmops::engine

@@ -173,4 +173,32 @@ void quantize_row(GgmlType type, const float* src, void* dst, uint64_t n) {
   }
 }
 
+std::optional<GgmlType> writable_type_from_name(std::string_view name) {
+  for (GgmlType t : {GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16, GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+    if (ggml_type_name(static_cast<uint32_t>(t)) == name) return t;
+  }
+  return std::nullopt;
+}
+
+GgmlType storable_type(GgmlType want, uint64_t cols, const std::string& name, std::vector<std::string>* notes) {
+  if (ggml_row_bytes(want, cols)) return want;
+  GgmlType fallback = ggml_row_bytes(GgmlType::kQ8_0, cols) ? GgmlType::kQ8_0 : GgmlType::kF32;
+  notes->push_back(name + ": " + ggml_type_name(static_cast<uint32_t>(want)) + " needs rows in whole blocks, stored as " +
+                   ggml_type_name(static_cast<uint32_t>(fallback)));
+  return fallback;
+}
+
+uint32_t gguf_file_type(GgmlType type) {
+  switch (type) {
+    case GgmlType::kF32: return 0;
+    case GgmlType::kF16: return 1;
+    case GgmlType::kQ4_0: return 2;
+    case GgmlType::kQ8_0: return 7;
+    case GgmlType::kQ4_K: return 15;  // Q4_K_M
+    case GgmlType::kQ6_K: return 18;
+    case GgmlType::kBF16: return 32;
+    default: return 0;
+  }
+}
+
 }  // namespace llmops::engine

@@ -89,19 +89,14 @@ Status write_safetensors(const std::string& path, const std::vector<SafetensorsT
   for (int k = 0; k < 8; ++k) head[k] = static_cast<char>(static_cast<uint64_t>(text.size()) >> (8 * k));
   head += text;
 
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd.valid()) return errno_status("creating " + tmp, errno);
-  Status st = write_all(fd.get(), head.data(), head.size());
-  for (size_t k = 0; k < tensors.size() && st.ok(); ++k) st = write_all(fd.get(), tensors[k].data, sizes[k]);
-  if (st.ok() && ::fsync(fd.get()) != 0) st = errno_status("fsync of " + tmp, errno);
-  fd.reset();
-  if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) st = errno_status("renaming to " + path, errno);
-  if (!st.ok()) {
-    ::unlink(tmp.c_str());
-    return st.with_context("writing " + path);
-  }
-  return fsync_dir(dir_of(path));
+  return write_file_atomic(
+      path,
+      [&](int fd) {
+        Status st = write_all(fd, head.data(), head.size());
+        for (size_t k = 0; k < tensors.size() && st.ok(); ++k) st = write_all(fd, tensors[k].data, sizes[k]);
+        return st;
+      },
+      0644);
 }
 
 }  // namespace llmops::engine

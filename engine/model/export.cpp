@@ -55,27 +55,6 @@ Result<RowMap> rope_map(const ModelConfig& c, RopeLayout target, uint64_t hd) {
   return RowMap([hd](uint64_t r) { return to_rotate_half(r, hd); });
 }
 
-GgmlType storable(GgmlType want, uint64_t cols, const std::string& name, ExportReport* report) {
-  if (ggml_row_bytes(want, cols)) return want;
-  GgmlType fallback = ggml_row_bytes(GgmlType::kQ8_0, cols) ? GgmlType::kQ8_0 : GgmlType::kF32;
-  report->notes.push_back(name + ": " + ggml_type_name(static_cast<uint32_t>(want)) + " needs rows in whole blocks, stored as " +
-                          ggml_type_name(static_cast<uint32_t>(fallback)));
-  return fallback;
-}
-
-uint32_t file_type(GgmlType t) {
-  switch (t) {
-    case GgmlType::kF32: return 0;
-    case GgmlType::kF16: return 1;
-    case GgmlType::kQ4_0: return 2;
-    case GgmlType::kQ8_0: return 7;
-    case GgmlType::kQ4_K: return 15;  // Q4_K_M
-    case GgmlType::kQ6_K: return 18;
-    case GgmlType::kBF16: return 32;
-    default: return 0;
-  }
-}
-
 // Each RoPE frequency's divisor relative to plain (linearly scaled) RoPE; empty when all are 1.
 std::vector<float> rope_factors(const Model& m) {
   const ModelConfig& c = m.config();
@@ -105,7 +84,7 @@ Result<ExportReport> export_gguf(const Model& m, GgmlType type, const std::strin
   GgufWriter w;
   const std::string k = arch + ".";
   w.add_string("general.architecture", arch);
-  w.add_u32("general.file_type", file_type(type));
+  w.add_u32("general.file_type", gguf_file_type(type));
   if (const GgufFile* src = m.gguf(); src != nullptr) {
     if (const GgufValue* name = src->find("general.name"); name != nullptr) w.add_value("general.name", *name);
     for (const auto& [key, value] : src->metadata()) {
@@ -163,7 +142,7 @@ Result<ExportReport> export_gguf(const Model& m, GgmlType type, const std::strin
 
   auto matrix = [&](const std::string& name, Source src, GgmlType t) -> Status {
     const uint64_t cols = src.cols(), rows = src.rows();
-    GgmlType stored = storable(t, cols, name, &report);
+    GgmlType stored = storable_type(t, cols, name, &report.notes);
     report.bytes += *ggml_row_bytes(stored, cols) * rows;
     auto shared = std::make_shared<Source>(std::move(src));
     return w.add_tensor(name, stored, {cols, rows}, [shared](uint64_t r, float* out) { shared->row(r, out); });

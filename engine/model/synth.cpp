@@ -50,32 +50,6 @@ Result<SynthShape> find_synth_shape(const std::string& name) {
 
 namespace {
 
-// The type a matrix with rows of `cols` is stored in, given the requested one.
-GgmlType storable(GgmlType want, uint64_t cols, const std::string& name, SynthReport* report) {
-  if (ggml_row_bytes(want, cols)) return want;
-  GgmlType fallback = ggml_row_bytes(GgmlType::kQ8_0, cols) ? GgmlType::kQ8_0 : GgmlType::kF32;
-  report->fallbacks.push_back(name + ": " + ggml_type_name(static_cast<uint32_t>(want)) + " needs rows in whole blocks, stored as " +
-                              ggml_type_name(static_cast<uint32_t>(fallback)));
-  return fallback;
-}
-
-uint32_t file_type(GgmlType t) {
-  switch (t) {
-    case GgmlType::kF32: return 0;
-    case GgmlType::kF16: return 1;
-    case GgmlType::kQ4_0: return 2;
-    case GgmlType::kQ8_0: return 7;
-    case GgmlType::kQ4_K: return 15;  // Q4_K_M
-    case GgmlType::kQ6_K: return 18;
-    case GgmlType::kBF16: return 32;
-    default: return 0;
-  }
-}
-
-}  // namespace
-
-namespace {
-
 // A SentencePiece vocabulary: specials, the 256 byte tokens, then made-up pieces with falling
 // scores.
 void add_spm_vocab(GgufWriter& w, int vocab_size) {
@@ -169,7 +143,7 @@ Result<SynthReport> write_synth_model(const SynthShape& shape, GgmlType type, ui
   GgufWriter w;
   w.add_string("general.architecture", arch);
   w.add_string("general.name", "llmops-synth " + shape.name);
-  w.add_u32("general.file_type", file_type(type));
+  w.add_u32("general.file_type", gguf_file_type(type));
   w.add_u32(k + "context_length", static_cast<uint32_t>(c.seq_len));
   w.add_u32(k + "embedding_length", static_cast<uint32_t>(c.dim));
   w.add_u32(k + "block_count", static_cast<uint32_t>(c.n_layers));
@@ -194,7 +168,7 @@ Result<SynthReport> write_synth_model(const SynthShape& shape, GgmlType type, ui
   auto matrix = [&](const std::string& name, GgmlType t, uint64_t cols, uint64_t rows) -> Status {
     auto rng = std::make_shared<std::mt19937_64>(seed * 1000003u + index++);
     auto dist = std::make_shared<std::normal_distribution<float>>(0.0f, 0.02f);
-    GgmlType stored = storable(t, cols, name, &report);
+    GgmlType stored = storable_type(t, cols, name, &report.fallbacks);
     report.bytes += *ggml_row_bytes(stored, cols) * rows;
     return w.add_tensor(name, stored, {cols, rows}, [rng, dist, cols](uint64_t, float* out) {
       for (uint64_t i = 0; i < cols; ++i) out[i] = (*dist)(*rng);

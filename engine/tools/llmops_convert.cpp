@@ -6,6 +6,7 @@
 
 #include <memory>
 
+#include "formats/quantize.h"
 #include "model/export.h"
 
 using namespace llmops;
@@ -51,12 +52,8 @@ int main(int argc, char** argv) {
   Result<ExportReport> report = internal_error("no export ran");
   if (!type_name.empty()) {
     if (out.empty()) return fail("--out FILE.gguf is required with --type");
-    GgmlType type = GgmlType::kF32;
-    bool found = false;
-    for (uint32_t t : {0u, 1u, 2u, 8u, 12u, 14u, 30u}) {
-      if (ggml_type_name(t) == type_name) type = static_cast<GgmlType>(t), found = true;
-    }
-    if (!found) return fail("--type " + type_name + " is not one of F32 F16 BF16 Q8_0 Q4_0 Q4_K Q6_K");
+    auto type = writable_type_from_name(type_name);
+    if (!type) return fail("--type " + type_name + " is not one of F32 F16 BF16 Q8_0 Q4_0 Q4_K Q6_K");
     std::unique_ptr<Tokenizer> tok;
     if (!tokenizer_path.empty()) {
       auto t = Tokenizer::from_llama2c(tokenizer_path, (*model)->config().vocab_size);
@@ -66,7 +63,7 @@ int main(int argc, char** argv) {
       auto t = Tokenizer::from_hf_dir((*model)->hf_dir());
       if (t.ok()) tok = std::make_unique<Tokenizer>(std::move(t).value());
     }
-    report = export_gguf(**model, type, out, tok.get());
+    report = export_gguf(**model, *type, out, tok.get());
   } else {
     if (out_dir.empty()) return fail("--out-dir DIR is required with --hf-dtype");
     auto dtype = safetensors_dtype_from_name(hf_dtype);

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <string>
 
+#include "formats/quantize.h"
 #include "model/synth.h"
 
 using namespace llmops;
@@ -35,16 +36,9 @@ int main(int argc, char** argv) {
   if (!arch.empty() && arch != shape->config.arch_name) {
     return std::fprintf(stderr, "llmops-synth: shape %s is a %s model, not %s\n", shape_name.c_str(), shape->config.arch_name.c_str(), arch.c_str()), 2;
   }
-  GgmlType type = GgmlType::kF32;
-  bool found = false;
-  for (uint32_t t : {0u, 1u, 2u, 8u, 12u, 14u, 30u}) {
-    if (ggml_type_name(t) == type_name) {
-      type = static_cast<GgmlType>(t);
-      found = true;
-    }
-  }
-  if (!found) return std::fprintf(stderr, "llmops-synth: --type %s is not one of F32 F16 BF16 Q8_0 Q4_0 Q4_K Q6_K\n", type_name.c_str()), 2;
-  auto report = write_synth_model(*shape, type, seed, out);
+  auto type = writable_type_from_name(type_name);
+  if (!type) return std::fprintf(stderr, "llmops-synth: --type %s is not one of F32 F16 BF16 Q8_0 Q4_0 Q4_K Q6_K\n", type_name.c_str()), 2;
+  auto report = write_synth_model(*shape, *type, seed, out);
   if (!report.ok()) return std::fprintf(stderr, "llmops-synth: %s\n", report.status().message().c_str()), 1;
   for (const auto& f : report->fallbacks) std::fprintf(stderr, "note: %s\n", f.c_str());
   std::printf("wrote %s: %s %s, %.1f MB of weights\n", out.c_str(), shape_name.c_str(), type_name.c_str(),
