@@ -5,33 +5,14 @@
 #include <algorithm>
 #include <unordered_set>
 
+#include "tokenizer/unicode.h"
+
 namespace llmops::engine::jinja {
 
 uint32_t utf8_decode_at(std::string_view s, size_t i, size_t* len) {
-  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = b(i);
-  *len = 1;
-  size_t n;
-  uint32_t v;
-  if (c < 0x80) return c;
-  if ((c & 0xE0) == 0xC0) {
-    n = 2, v = c & 0x1F;
-  } else if ((c & 0xF0) == 0xE0) {
-    n = 3, v = c & 0x0F;
-  } else if ((c & 0xF8) == 0xF0) {
-    n = 4, v = c & 0x07;
-  } else {
-    return c;
-  }
-  if (i + n > s.size()) return c;
-  for (size_t k = 1; k < n; ++k) {
-    if ((b(i + k) & 0xC0) != 0x80) return c;
-    v = (v << 6) | (b(i + k) & 0x3F);
-  }
-  static constexpr uint32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};
-  if (v < kMin[n] || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return c;
-  *len = n;
-  return v;
+  uint32_t cp;
+  *len = decode_utf8(s, i, cp);
+  return cp == kInvalidCodePoint ? static_cast<unsigned char>(s[i]) : cp;
 }
 
 size_t utf8_length(std::string_view s) {
@@ -58,22 +39,8 @@ std::vector<size_t> utf8_offsets(std::string_view s) {
 }
 
 void append_utf8(std::string& out, uint32_t cp) {
-  if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD;
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
+  if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD;  // a lone surrogate
+  engine::append_utf8(cp, out);
 }
 
 bool is_py_space(uint32_t cp) {

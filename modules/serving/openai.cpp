@@ -5,6 +5,8 @@
 #include <cmath>
 #include <random>
 
+#include "tokenizer/unicode.h"
+
 namespace llmops::serving {
 
 namespace {
@@ -36,15 +38,10 @@ std::optional<FieldError> boolean(const Json& body, const char* field, bool* out
 }
 
 bool valid_utf8(const std::string& s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-    if (n == 0 || i + n > s.size()) return false;
-    for (size_t k = 1; k < n; ++k) {
-      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
-    }
-    i += n;
+  for (size_t i = 0; i < s.size();) {
+    uint32_t cp;
+    i += engine::decode_utf8(s, i, cp);
+    if (cp == engine::kInvalidCodePoint) return false;
   }
   return true;
 }

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include "chat/chat_template.h"
 #include "fs.h"
@@ -58,7 +59,7 @@ void respond_json(State* s, llmops_response* resp, int status, const Json& body)
 
 llmops_code respond_error(State* s, llmops_response* resp, int status, const std::string& message, const std::string& param = "",
                           const std::string& code = "") {
-  const char* type = status == 429 ? "rate_limit_error" : status >= 500 ? "server_error" : status == 404 ? "invalid_request_error" : "invalid_request_error";
+  const char* type = status == 429 ? "rate_limit_error" : status >= 500 ? "server_error" : "invalid_request_error";
   Json err = {{"message", message}, {"type", type}, {"param", param.empty() ? Json(nullptr) : Json(param)},
               {"code", code.empty() ? Json(nullptr) : Json(code)}};
   if (status == 429) s->host->response_set_header(resp, "Retry-After", "1");
@@ -78,28 +79,62 @@ int http_status(const llmops::Status& st) {
 
 // ---- requests -------------------------------------------------------------------------------
 
-// Parses the body and resolves the model; on failure the response is written and null returned.
-std::shared_ptr<Served> prepare(State* s, const llmops_request* req, llmops_response* resp, bool chat, ParsedRequest* out) {
+// The body as a JSON object; on failure the 400 is written and nullopt returned.
+std::optional<Json> parse_body(State* s, const llmops_request* req, llmops_response* resp) {
   auto body = llmops::parse_json_bounded(std::string_view(req->body, req->body_size), 64);
   if (!body.ok()) {
     respond_error(s, resp, 400, "the body is not valid JSON: " + body.status().message());
-    return nullptr;
+    return std::nullopt;
   }
+  if (!body->is_object()) {
+    respond_error(s, resp, 400, "the request body must be a JSON object");
+    return std::nullopt;
+  }
+  return std::move(body).value();
+}
+
+// The model called name ("" for the default); on failure the 404 is written and null returned.
+std::shared_ptr<Served> resolve_model(State* s, const std::string& name, llmops_response* resp) {
+  auto served = s->find(name);
+  if (served != nullptr) return served;
+  if (name.empty()) {
+    respond_error(s, resp, 404, "no model is loaded: set serving.model in llmopsd.conf", "model", "model_not_found");
+  } else {
+    respond_error(s, resp, 404, "the model '" + name + "' does not exist; GET /v1/models lists the loaded ones", "model", "model_not_found");
+  }
+  return nullptr;
+}
+
+// The model a body's optional "model" field names; on failure the 400/404 is written and null returned.
+std::shared_ptr<Served> model_of(State* s, const Json& body, llmops_response* resp) {
+  std::string name;
+  if (auto m = body.find("model"); m != body.end() && !m->is_null()) {
+    if (!m->is_string()) {
+      respond_error(s, resp, 400, "'model' must be a string", "model");
+      return nullptr;
+    }
+    name = m->get<std::string>();
+  }
+  return resolve_model(s, name, resp);
+}
+
+// Parses a generation request and resolves its model; on failure the answer is written and null returned.
+std::shared_ptr<Served> prepare(State* s, const llmops_request* req, llmops_response* resp, bool chat, ParsedRequest* out) {
+  auto body = parse_body(s, req, resp);
+  if (!body) return nullptr;
   if (auto e = parse_request(*body, chat, out)) {
     respond_error(s, resp, 400, e->message, e->param);
     return nullptr;
   }
-  auto served = s->find(out->model);
-  if (served == nullptr) {
-    if (out->model.empty()) {
-      respond_error(s, resp, 404, "no model is loaded: set serving.model in llmopsd.conf", "model", "model_not_found");
-    } else {
-      respond_error(s, resp, 404, "the model '" + out->model + "' does not exist; GET /v1/models lists the loaded ones", "model",
-                    "model_not_found");
-    }
-    return nullptr;
-  }
-  return served;
+  return resolve_model(s, out->model, resp);
+}
+
+// Token ids of text as a prompt: BOS first when the vocabulary wants one (and add_special).
+std::vector<int32_t> prompt_ids(const engine::Tokenizer& tok, std::string_view text, bool add_special = true) {
+  std::vector<int32_t> ids;
+  if (add_special && tok.add_bos() && tok.bos_id() >= 0) ids.push_back(tok.bos_id());
+  for (int32_t id : tok.encode(text)) ids.push_back(id);
+  return ids;
 }
 
 // The prompt's token ids, or an error message for the client.
@@ -133,8 +168,7 @@ std::optional<std::string> tokenize_prompt(const Served& m, ParsedRequest& p, st
     *ids = p.prompt_ids;
     return std::nullopt;
   }
-  if (tok.add_bos() && tok.bos_id() >= 0) ids->push_back(tok.bos_id());
-  for (int32_t id : tok.encode(p.prompt_text)) ids->push_back(id);
+  *ids = prompt_ids(tok, p.prompt_text);
   if (ids->empty()) {
     if (tok.eos_id() < 0) return std::string("the prompt is empty and this vocabulary has no BOS token to start from");
     ids->push_back(tok.eos_id());
@@ -340,10 +374,7 @@ llmops_code models_route(void* user, const llmops_request* req, llmops_response*
   if (path.rfind(prefix, 0) == 0) {
     auto it = s->models.find(path.substr(prefix.size()));
     if (it == s->models.end()) {
-      s->mu.unlock();
-      respond_error(s, resp, 404, "the model '" + path.substr(prefix.size()) + "' does not exist", "model", "model_not_found");
-      s->mu.lock();
-      return LLMOPS_OK;
+      return respond_error(s, resp, 404, "the model '" + path.substr(prefix.size()) + "' does not exist", "model", "model_not_found");
     }
     respond_json(s, resp, 200, model_json(*it->second));
     return LLMOPS_OK;
@@ -375,16 +406,10 @@ std::string base64_of(const void* data, size_t size) {
 // embedding is the mean of the model's final hidden states, L2-normalised; float or base64.
 llmops_code embeddings_route(void* user, const llmops_request* req, llmops_response* resp) {
   auto* s = static_cast<State*>(user);
-  auto body = llmops::parse_json_bounded(std::string_view(req->body, req->body_size), 64);
-  if (!body.ok()) return respond_error(s, resp, 400, "the body is not valid JSON: " + body.status().message());
-  if (!body->is_object()) return respond_error(s, resp, 400, "the request body must be a JSON object");
-  std::string model_name;
-  if (auto m = body->find("model"); m != body->end() && !m->is_null()) {
-    if (!m->is_string()) return respond_error(s, resp, 400, "'model' must be a string", "model");
-    model_name = m->get<std::string>();
-  }
-  auto served = s->find(model_name);
-  if (served == nullptr) return respond_error(s, resp, 404, "the model '" + model_name + "' does not exist", "model", "model_not_found");
+  auto body = parse_body(s, req, resp);
+  if (!body) return LLMOPS_OK;
+  auto served = model_of(s, *body, resp);
+  if (served == nullptr) return LLMOPS_OK;
   std::string format = "float";
   if (auto f = body->find("encoding_format"); f != body->end() && !f->is_null()) {
     if (!f->is_string() || (f->get<std::string>() != "float" && f->get<std::string>() != "base64")) {
@@ -400,12 +425,7 @@ llmops_code embeddings_route(void* user, const llmops_request* req, llmops_respo
   if (in == body->end()) return respond_error(s, resp, 400, "'input' is required: a string, an array of strings or of token ids", "input");
   // Normalise to a list of token sequences.
   const engine::Tokenizer& tok = *served->tok;
-  auto tokens_of = [&](const std::string& text) {
-    std::vector<int32_t> ids;
-    if (tok.add_bos() && tok.bos_id() >= 0) ids.push_back(tok.bos_id());
-    for (int32_t id : tok.encode(text)) ids.push_back(id);
-    return ids;
-  };
+  auto tokens_of = [&](const std::string& text) { return prompt_ids(tok, text); };
   std::vector<std::vector<int32_t>> inputs;
   auto ids_of = [&](const Json& arr, std::vector<int32_t>* out) {
     for (const Json& id : arr) {
@@ -455,16 +475,17 @@ llmops_code embeddings_route(void* user, const llmops_request* req, llmops_respo
 // vLLM's /tokenize: {"model", "prompt", "add_special_tokens"} → {"tokens", "count", "max_model_len"}.
 llmops_code tokenize_route(void* user, const llmops_request* req, llmops_response* resp) {
   auto* s = static_cast<State*>(user);
-  auto body = llmops::parse_json_bounded(std::string_view(req->body, req->body_size), 64);
-  if (!body.ok() || !body->is_object()) return respond_error(s, resp, 400, "the body must be a JSON object with a 'prompt' string");
-  auto served = s->find(body->value("model", std::string()));
-  if (served == nullptr) return respond_error(s, resp, 404, "no such model is loaded", "model", "model_not_found");
+  auto body = parse_body(s, req, resp);
+  if (!body) return LLMOPS_OK;
+  auto served = model_of(s, *body, resp);
+  if (served == nullptr) return LLMOPS_OK;
   auto p = body->find("prompt");
   if (p == body->end() || !p->is_string()) return respond_error(s, resp, 400, "'prompt' must be a string", "prompt");
-  const bool special = body->value("add_special_tokens", true);
-  std::vector<int32_t> ids;
-  if (special && served->tok->add_bos() && served->tok->bos_id() >= 0) ids.push_back(served->tok->bos_id());
-  for (int32_t id : served->tok->encode(p->get<std::string>())) ids.push_back(id);
+  auto special = body->find("add_special_tokens");
+  if (special != body->end() && !special->is_boolean()) {
+    return respond_error(s, resp, 400, "'add_special_tokens' must be true or false", "add_special_tokens");
+  }
+  const auto ids = prompt_ids(*served->tok, p->get<std::string>(), special == body->end() || special->get<bool>());
   respond_json(s, resp, 200, {{"tokens", ids}, {"count", ids.size()}, {"max_model_len", served->scheduler->context()}});
   return LLMOPS_OK;
 }
@@ -472,10 +493,10 @@ llmops_code tokenize_route(void* user, const llmops_request* req, llmops_respons
 // vLLM's /detokenize: {"model", "tokens"} → {"prompt"}.
 llmops_code detokenize_route(void* user, const llmops_request* req, llmops_response* resp) {
   auto* s = static_cast<State*>(user);
-  auto body = llmops::parse_json_bounded(std::string_view(req->body, req->body_size), 64);
-  if (!body.ok() || !body->is_object()) return respond_error(s, resp, 400, "the body must be a JSON object with a 'tokens' array");
-  auto served = s->find(body->value("model", std::string()));
-  if (served == nullptr) return respond_error(s, resp, 404, "no such model is loaded", "model", "model_not_found");
+  auto body = parse_body(s, req, resp);
+  if (!body) return LLMOPS_OK;
+  auto served = model_of(s, *body, resp);
+  if (served == nullptr) return LLMOPS_OK;
   auto t = body->find("tokens");
   if (t == body->end() || !t->is_array()) return respond_error(s, resp, 400, "'tokens' must be an array of token ids", "tokens");
   std::vector<int32_t> ids;

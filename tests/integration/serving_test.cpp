@@ -257,6 +257,8 @@ TEST(Serving, BadInputGets400AndTheDaemonKeepsServing) {
   EXPECT_EQ(chat.status, 400);
   EXPECT_EQ(chat.json()["error"]["param"], "messages");
   EXPECT_EQ(complete(d, {{"prompt", "Once"}, {"max_tokens", 3}}).status, 200);
+  EXPECT_EQ(d.request("POST", "/tokenize", R"({"model": 5, "prompt": "x"})").status, 400);
+  EXPECT_EQ(d.request("POST", "/detokenize", R"({"tokens": [1], "model": []})").status, 400);
   EXPECT_EQ(d.get("/v1/models/nope").status, 404);
   EXPECT_EQ(d.get("/v1/models/stories260K").json()["id"], "stories260K");
 }
