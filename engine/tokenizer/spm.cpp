@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cmath>
@@ -156,7 +157,53 @@ Result<SpmTokenizer> SpmTokenizer::create(SpmVocab vocab) {
   if (!tok.has_all_bytes_ && tok.vocab_.unk_id < 0) {
     return invalid_argument("tokenizer vocabulary has neither the 256 byte tokens <0x00>..<0xFF> nor an unknown token");
   }
+  const SpmVocab& v = tok.vocab_;
+  for (int32_t id = 0; id < static_cast<int32_t>(n); ++id) {
+    const TokenType t = v.types[static_cast<size_t>(id)];
+    if ((t == TokenType::kControl || t == TokenType::kUserDefined) && !v.pieces[static_cast<size_t>(id)].empty()) {
+      tok.specials_.push_back(id);
+      tok.special_first_[static_cast<unsigned char>(v.pieces[static_cast<size_t>(id)][0])] = true;
+    }
+  }
+  std::stable_sort(tok.specials_.begin(), tok.specials_.end(),
+                   [&](int32_t a, int32_t b) { return v.pieces[static_cast<size_t>(a)].size() > v.pieces[static_cast<size_t>(b)].size(); });
   return tok;
+}
+
+std::vector<int32_t> SpmTokenizer::encode(std::string_view text, bool parse_special) const {
+  return parse_special && !specials_.empty() ? encode_special(text) : encode(text);
+}
+
+std::vector<int32_t> SpmTokenizer::encode_special(std::string_view text) const {
+  std::vector<int32_t> out;
+  size_t start = 0, i = 0;
+  auto flush = [&](size_t end) {
+    if (end <= start) return;
+    auto ids = encode(text.substr(start, end - start));
+    out.insert(out.end(), ids.begin(), ids.end());
+  };
+  while (i < text.size()) {
+    int32_t hit = -1;
+    if (special_first_[static_cast<unsigned char>(text[i])]) {
+      for (int32_t id : specials_) {
+        const std::string& piece = vocab_.pieces[static_cast<size_t>(id)];
+        if (text.compare(i, piece.size(), piece) == 0) {
+          hit = id;
+          break;
+        }
+      }
+    }
+    if (hit < 0) {
+      ++i;
+      continue;
+    }
+    flush(i);
+    out.push_back(hit);
+    i += vocab_.pieces[static_cast<size_t>(hit)].size();
+    start = i;
+  }
+  flush(text.size());
+  return out;
 }
 
 int32_t SpmTokenizer::find_piece(std::string_view text) const {

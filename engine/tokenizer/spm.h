@@ -53,6 +53,10 @@ class SpmTokenizer {
   // vocabulary becomes its byte tokens, or one unk_id when the vocabulary lacks byte tokens; a
   // byte that does not start well-formed UTF-8 is a character of its own.
   std::vector<int32_t> encode(std::string_view text) const;
+  // The same, and with parse_special the text of control and user-defined tokens ("</s>" in a
+  // rendered chat template) becomes those tokens; as llama.cpp does, the text between them is
+  // encoded fragment by fragment, each with the dummy-prefix space.
+  std::vector<int32_t> encode(std::string_view text, bool parse_special) const;
 
   // Text of one token: normal pieces with "▁" turned back into ' ' (when escape_spaces), byte
   // tokens as their raw byte, user-defined pieces verbatim, control/unknown/unused as "".
@@ -77,13 +81,16 @@ class SpmTokenizer {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
-  int32_t find_piece(std::string_view text) const;  // -1 when absent
+  int32_t find_piece(std::string_view text) const;
+  std::vector<int32_t> encode_special(std::string_view text) const;  // -1 when absent
   void emit_unknown(std::string_view text, std::vector<int32_t>& out) const;
 
   SpmVocab vocab_;
   std::unordered_map<std::string, int32_t, PieceHash, std::equal_to<>> piece_ids_;
   int32_t byte_ids_[256] = {};
   bool has_all_bytes_ = false;
+  std::vector<int32_t> specials_;  // control and user-defined tokens, longest text first
+  bool special_first_[256] = {};   // bytes that begin one of them
 };
 
 // Reads a llama2.c tokenizer.bin: int32 max_token_length, then vocab_size records of

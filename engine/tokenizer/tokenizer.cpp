@@ -42,52 +42,6 @@ Status read_eog_id(const GgufFile& g, std::string_view key, std::vector<int32_t>
 Tokenizer::Tokenizer(SpmTokenizer spm, bool add_bos, const std::vector<int32_t>& extra_eog_ids)
     : impl_(std::move(spm)), add_bos_(add_bos) {
   collect_eog_ids(extra_eog_ids);
-  const SpmVocab& v = std::get<SpmTokenizer>(impl_).vocab();
-  for (int32_t id = 0; id < static_cast<int32_t>(v.pieces.size()); ++id) {
-    const TokenType t = v.types.empty() ? TokenType::kNormal : v.types[static_cast<size_t>(id)];
-    if ((t == TokenType::kControl || t == TokenType::kUserDefined) && !v.pieces[static_cast<size_t>(id)].empty()) {
-      spm_specials_.push_back(id);
-    }
-  }
-  for (int32_t id : spm_specials_) spm_special_first_[static_cast<unsigned char>(v.pieces[static_cast<size_t>(id)][0])] = true;
-  std::stable_sort(spm_specials_.begin(), spm_specials_.end(),
-                   [&](int32_t a, int32_t b) { return v.pieces[static_cast<size_t>(a)].size() > v.pieces[static_cast<size_t>(b)].size(); });
-}
-
-std::vector<int32_t> Tokenizer::encode_spm_special(const SpmTokenizer& spm, std::string_view text) const {
-  const SpmVocab& v = spm.vocab();
-  std::vector<int32_t> out;
-  size_t start = 0, i = 0;
-  auto flush = [&](size_t end) {
-    if (end > start) {
-      auto ids = spm.encode(text.substr(start, end - start));
-      out.insert(out.end(), ids.begin(), ids.end());
-    }
-  };
-  while (i < text.size()) {
-    int32_t hit = -1;
-    if (!spm_special_first_[static_cast<unsigned char>(text[i])]) {
-      ++i;
-      continue;
-    }
-    for (int32_t id : spm_specials_) {
-      const std::string& piece = v.pieces[static_cast<size_t>(id)];
-      if (text.compare(i, piece.size(), piece) == 0) {
-        hit = id;
-        break;
-      }
-    }
-    if (hit < 0) {
-      ++i;
-      continue;
-    }
-    flush(i);
-    out.push_back(hit);
-    i += v.pieces[static_cast<size_t>(hit)].size();
-    start = i;
-  }
-  flush(text.size());
-  return out;
 }
 
 Tokenizer::Tokenizer(BpeTokenizer bpe, bool add_bos, const std::vector<int32_t>& extra_eog_ids)
@@ -160,9 +114,7 @@ Result<Tokenizer> Tokenizer::from_gpt2_files(const std::string& encoder_json, co
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool parse_special) const {
   if (const auto* bpe = std::get_if<BpeTokenizer>(&impl_)) return bpe->encode(text, parse_special);
-  const SpmTokenizer& spm = std::get<SpmTokenizer>(impl_);
-  if (parse_special && !spm_specials_.empty()) return encode_spm_special(spm, text);
-  return spm.encode(text);
+  return std::get<SpmTokenizer>(impl_).encode(text, parse_special);
 }
 
 std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {

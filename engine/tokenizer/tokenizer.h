@@ -44,9 +44,7 @@ class Tokenizer {
 
   // Token ids of text; never adds BOS (add_bos() says whether the caller should). parse_special:
   // the text of control and user-defined tokens ("<|im_end|>", "</s>" in a rendered chat
-  // template) becomes those tokens. Byte-level BPE: see BpeTokenizer::encode. SentencePiece:
-  // as llama.cpp does, the text between special tokens is encoded piece by piece, each with the
-  // dummy-prefix space; without parse_special such text is ordinary text.
+  // template) becomes those tokens (BpeTokenizer::encode and SpmTokenizer::encode say how).
   std::vector<int32_t> encode(std::string_view text, bool parse_special = true) const;
 
   // Text of the ids; control tokens (BOS, EOS, <|im_end|>...) show as nothing.
@@ -80,13 +78,10 @@ class Tokenizer {
 
  private:
   void collect_eog_ids(const std::vector<int32_t>& extra);
-  std::vector<int32_t> encode_spm_special(const SpmTokenizer& spm, std::string_view text) const;
 
   std::variant<SpmTokenizer, BpeTokenizer> impl_;
   bool add_bos_ = false;
   std::vector<int32_t> eog_ids_;
-  std::vector<int32_t> spm_specials_;  // SentencePiece control and user-defined tokens, longest text first
-  bool spm_special_first_[256] = {};   // bytes that begin one of them
 };
 
 }  // namespace llmops::engine
