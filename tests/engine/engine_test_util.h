@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "unit/test_util.h"
+
 namespace llmops::engine::test {
 
 inline std::string shared_path(const std::string& rel) { return std::string(LLMOPS_SHARED_DIR) + "/" + rel; }
@@ -29,16 +31,6 @@ inline std::string slurp(const std::string& path) {
   return ss.str();
 }
 
-inline std::vector<int32_t> ints_after(const std::string& text, const std::string& label) {
-  std::vector<int32_t> out;
-  auto pos = text.find(label);
-  if (pos == std::string::npos) return out;
-  pos += label.size();
-  auto end = text.find('\n', pos);
-  std::istringstream in(text.substr(pos, end - pos));
-  int32_t v;
-  while (in >> v) out.push_back(v);
-  return out;
-}
+using ::llmops::test::ints_after;
 
 }  // namespace llmops::engine::test

@@ -32,23 +32,6 @@ std::string gguf_config(const std::string& extra = "") {
   return "[serving]\nmodel = " + shared("models/stories260K/stories260K.gguf") + "\n" + extra;
 }
 
-std::vector<int32_t> ints_after(const std::string& text, const std::string& label) {
-  std::vector<int32_t> out;
-  auto pos = text.find(label);
-  if (pos == std::string::npos) return out;
-  std::istringstream in(text.substr(pos + label.size(), text.find('\n', pos + label.size()) - pos - label.size()));
-  int32_t v;
-  while (in >> v) out.push_back(v);
-  return out;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::string detokenize(DaemonProcess& d, const std::vector<int32_t>& ids) {
   auto r = d.request("POST", "/detokenize", Json{{"tokens", ids}}.dump());
   EXPECT_EQ(r.status, 200) << r.body;
@@ -59,7 +42,7 @@ HttpResult complete(DaemonProcess& d, const Json& body) { return d.request("POST
 
 TEST(Serving, GreedyOverHttpEqualsTheReferences) {
   REQUIRE_STORIES();
-  const std::string ref = slurp(shared("models/stories260K/reference_greedy.txt"));
+  const std::string ref = read_text(shared("models/stories260K/reference_greedy.txt"));
   auto prompt = ints_after(ref, "PROMPT ids: ");
   auto case1 = ints_after(ref, "B generated (60): ");
   ASSERT_EQ(case1.size(), 60u);

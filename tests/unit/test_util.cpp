@@ -34,4 +34,16 @@ std::string read_text(const std::string& path) {
   return ss.str();
 }
 
+std::vector<int32_t> ints_after(const std::string& text, const std::string& label) {
+  std::vector<int32_t> out;
+  auto pos = text.find(label);
+  if (pos == std::string::npos) return out;
+  pos += label.size();
+  auto end = text.find('\n', pos);
+  std::istringstream in(text.substr(pos, end - pos));
+  int32_t v;
+  while (in >> v) out.push_back(v);
+  return out;
+}
+
 }  // namespace llmops::test

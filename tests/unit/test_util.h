@@ -1,7 +1,9 @@
 // Helpers shared by the test binaries: temporary directories that clean up after themselves.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace llmops::test {
 
@@ -21,5 +23,7 @@ class TempDir {
 
 void write_text(const std::string& path, const std::string& text);
 std::string read_text(const std::string& path);
+// The integers on the line after `label` in text (reference files: "PROMPT ids: 1 403 ...").
+std::vector<int32_t> ints_after(const std::string& text, const std::string& label);
 
 }  // namespace llmops::test
