@@ -18,17 +18,7 @@
 // The same integer sums as the decode kernels on the same quantised activations, so a prefill
 // logit differs from a decoded one by float summation order only.
 #if defined(__x86_64__)
-// GCC 12's AVX-512 headers trip its own -Wuninitialized (the _mm512_undefined_* idiom, GCC bug
-// 105593); the warnings point into the header, so silence them there only.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <immintrin.h>
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+#include "kernels/immintrin_quiet.h"
 
 #include <cstring>
 #include <utility>

@@ -7,17 +7,7 @@
 // out; Q4_0's nibbles are already unsigned (q = w + 8), so 8·Σx comes out. The K-quants multiply
 // with maddubs and fold the sub-block scales in with vpdpwssd, as the AVX2 kernels do.
 #if defined(__x86_64__)
-// GCC 12's AVX-512 headers trip its own -Wuninitialized (the _mm512_undefined_* idiom, GCC bug
-// 105593); the warnings point into the header, so silence them there only.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <immintrin.h>
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+#include "kernels/immintrin_quiet.h"
 
 #include <cstring>
 
