@@ -5,7 +5,22 @@
 // sets it up; edit the templates or conversations, then run it with --update.
 #pragma once
 
+#include <ctime>
+
 namespace llmops::engine::test {
+
+// The clock the date-printing templates see in the tests.
+inline std::tm fixed_now() {  // Friday 26 July 2024, 13:00
+  std::tm t{};
+  t.tm_year = 124;
+  t.tm_mon = 6;
+  t.tm_mday = 26;
+  t.tm_wday = 5;
+  t.tm_yday = 207;
+  t.tm_hour = 13;
+  return t;
+}
+
 
 // ---- Published chat templates (tokenizer_config.json's chat_template, JSON-decoded) ----
 

@@ -17,17 +17,6 @@ namespace {
 
 using namespace test;  // chat_template_data.h
 
-std::tm fixed_now() {  // Friday 26 July 2024, 13:00
-  std::tm t{};
-  t.tm_year = 124;
-  t.tm_mon = 6;
-  t.tm_mday = 26;
-  t.tm_wday = 5;
-  t.tm_yday = 207;
-  t.tm_hour = 13;
-  return t;
-}
-
 ChatContext context(std::string bos, std::string eos) {
   ChatContext ctx;
   ctx.bos_token = std::move(bos);

@@ -6,20 +6,12 @@
 #include <string>
 
 #include "chat/jinja.h"
+#include "chat_template_data.h"
 
 namespace llmops::engine::jinja {
 namespace {
 
-std::tm fixed_now() {  // Friday 26 July 2024, 13:00
-  std::tm t{};
-  t.tm_year = 124;
-  t.tm_mon = 6;
-  t.tm_mday = 26;
-  t.tm_wday = 5;
-  t.tm_yday = 207;
-  t.tm_hour = 13;
-  return t;
-}
+using engine::test::fixed_now;
 
 Result<std::string> try_render(std::string_view source, const Json& vars = Json::object(), const Limits& limits = {}) {
   LLMOPS_ASSIGN_OR_RETURN(Template t, Template::parse(source, limits));
