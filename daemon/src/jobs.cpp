@@ -88,7 +88,12 @@ JobRunner::JobRunner(Store* store, MetricsRegistry* metrics, int workers)
     : store_(store), metrics_(metrics), worker_count_(workers) {}
 
 JobRunner::~JobRunner() {
-  stopping_ = true;
+  {
+    // Set under the lock: a worker between its predicate check and its wait would otherwise miss the wakeup and
+    // the join below would hang.
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
   cv_.notify_all();
   for (auto& t : workers_) {
     if (t.joinable()) t.join();
@@ -414,7 +419,10 @@ void JobRunner::run_one(uint64_t id) {
 }
 
 bool JobRunner::shutdown(int timeout_ms) {
-  stopping_ = true;
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
   cv_.notify_all();
   std::unique_lock lock(mu_);
   bool idle = idle_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return running_ == 0; });
