@@ -8,6 +8,7 @@
 #include <map>
 
 #include "client.h"
+#include "fs.h"
 #include "table.h"
 
 namespace llmops::ctl {
@@ -297,16 +298,153 @@ Status cmd_blobs_list(AdminClient& c, const Invocation& inv) {
   return ok_status();
 }
 
-// Generates from a served model through the admin plane, printing text as it streams.
+// ---- serving: loaded models, the catalogue of versions, aliases ---------------------------------
+
+const char kServing[] = "/v1/modules/serving";
+
 Status cmd_serve_list(AdminClient& c, const Invocation& inv) {
-  LLMOPS_ASSIGN_OR_RETURN(Json j, c.call("GET", "/v1/modules/serving/models"));
+  LLMOPS_ASSIGN_OR_RETURN(Json j, c.call("GET", std::string(kServing) + "/served"));
   if (inv.json) return print_json(j), ok_status();
-  Table t({"NAME", "ARCH", "CONTEXT", "RUNNING", "WAITING", "KV IN USE", "TOKENS", "PATH"});
+  if (j["models"].empty()) {
+    std::printf("no model loaded (imported models load on their first request, or with: llmopsctl serve load NAME)\n");
+  } else {
+    Table t({"NAME", "ARCH", "CONTEXT", "RUNNING", "WAITING", "KV IN USE", "TOKENS", "IDLE", "FROM"});
+    for (const Json& m : j["models"]) {
+      std::string name = str(m, "name") + (m.value("default", false) ? " *" : "");
+      t.add({name, str(m, "arch"), str(m, "context"), str(m, "running"), str(m, "waiting"), human_bytes(m.value("kv_bytes_in_use", 0.0)),
+             str(m, "tokens_generated"), m.value("pinned", false) ? "pinned" : human_duration(m.value("idle_s", 0.0)), str(m, "path")});
+    }
+    t.print(stdout);
+  }
+  std::printf("\nmemory: %s of a %s budget in use; idle models unload after %s\n", human_bytes(j.value("bytes_in_use", 0.0)).c_str(),
+              human_bytes(j.value("memory_budget_bytes", 0.0)).c_str(),
+              j.value("idle_unload_s", 0) > 0 ? human_duration(j.value("idle_unload_s", 0.0)).c_str() : "never");
+  return ok_status();
+}
+
+Status cmd_serve_load(AdminClient& c, const Invocation& inv) {
+  LLMOPS_RETURN_IF_ERROR(need_words(inv, 3, "serve load NAME"));
+  Json body = {{"model", inv.words[2]}};
+  LLMOPS_ASSIGN_OR_RETURN(Json j, c.call("POST", std::string(kServing) + "/served", &body));
+  if (inv.json) return print_json(j), ok_status();
+  std::printf("loaded %s (%s, context %s, %s of weights)\n", str(j, "name").c_str(), str(j, "arch").c_str(), str(j, "context").c_str(),
+              human_bytes(j.value("weight_bytes", 0.0)).c_str());
+  return ok_status();
+}
+
+Status cmd_serve_unload(AdminClient& c, const Invocation& inv) {
+  LLMOPS_RETURN_IF_ERROR(need_words(inv, 3, "serve unload NAME"));
+  LLMOPS_ASSIGN_OR_RETURN(Json j, c.call("DELETE", std::string(kServing) + "/served/" + inv.words[2]));
+  if (inv.json) return print_json(j), ok_status();
+  std::printf("unloaded %s (requests in flight finish first)\n", inv.words[2].c_str());
+  return ok_status();
+}
+
+// An absolute form of a path given on the command line (the daemon has its own working directory).
+std::string absolute_path(const std::string& p) {
+  if (p.empty() || p[0] == '/') return p;
+  char cwd[4096];
+  if (::getcwd(cwd, sizeof cwd) == nullptr) return p;
+  return std::string(cwd) + "/" + p;
+}
+
+Status cmd_model_import(AdminClient& c, const Invocation& inv) {
+  LLMOPS_RETURN_IF_ERROR(need_words(inv, 3, "model import PATH --name NAME [--tokenizer FILE] [--chat-template NAME|FILE]"));
+  auto name = inv.options.find("name");
+  if (name == inv.options.end()) return invalid_argument("model import needs --name NAME (the version's name, e.g. support-bot-v3)");
+  Json body = {{"path", absolute_path(inv.words[2])}, {"name", name->second}};
+  if (auto t = inv.options.find("tokenizer"); t != inv.options.end()) body["tokenizer"] = absolute_path(t->second);
+  if (auto t = inv.options.find("chat-template"); t != inv.options.end()) {
+    static const char* kBuiltin[] = {"chatml", "llama2", "llama3", "zephyr"};
+    bool builtin = false;
+    for (const char* b : kBuiltin) builtin = builtin || t->second == b;
+    if (builtin) {
+      body["chat_template"] = t->second;
+    } else {
+      auto text = read_file(t->second, 1u << 20);
+      if (!text.ok()) return text.status().with_context("--chat-template (a built-in name: chatml, llama2, llama3, zephyr; or a Jinja file)");
+      body["chat_template"] = *text;
+    }
+  }
+  LLMOPS_ASSIGN_OR_RETURN(Json j, c.call("POST", std::string(kServing) + "/models", &body));
+  if (inv.json) return print_json(j), ok_status();
+  std::printf("imported %s: %s %s, %s layers, context %s, %s in %zu file(s)\n", str(j, "name").c_str(), str(j, "format").c_str(),
+              str(j, "arch").c_str(), str(j, "layers").c_str(), str(j, "context").c_str(), human_bytes(j.value("bytes", 0.0)).c_str(),
+              j["files"].size());
+  return ok_status();
+}
+
+Status cmd_model_list(AdminClient& c, const Invocation& inv) {
+  LLMOPS_ASSIGN_OR_RETURN(Json j, c.call("GET", std::string(kServing) + "/models"));
+  if (inv.json) return print_json(j), ok_status();
+  if (j["models"].empty()) return std::printf("no models imported (llmopsctl model import PATH --name NAME)\n"), ok_status();
+  Table t({"NAME", "FORMAT", "ARCH", "CONTEXT", "SIZE", "ALIASES", "LOADED", "IMPORTED (UTC)"});
   for (const Json& m : j["models"]) {
-    t.add({str(m, "name") + (m.value("default", false) ? " *" : ""), str(m, "arch"), str(m, "context"), str(m, "running"),
-           str(m, "waiting"), human_bytes(m.value("kv_bytes_in_use", 0.0)), str(m, "tokens_generated"), str(m, "path")});
+    std::string aliases;
+    for (const Json& a : m["aliases"]) aliases += (aliases.empty() ? "" : ",") + a.get<std::string>();
+    t.add({str(m, "name"), str(m, "format"), str(m, "arch"), str(m, "context"), human_bytes(m.value("bytes", 0.0)),
+           aliases.empty() ? "-" : aliases, m.value("loaded", false) ? "yes" : "no", human_time_ms(m.value("imported_ms", uint64_t{0}))});
   }
   t.print(stdout);
+  return ok_status();
+}
+
+Status cmd_model_show(AdminClient& c, const Invocation& inv) {
+  LLMOPS_RETURN_IF_ERROR(need_words(inv, 3, "model show NAME"));
+  LLMOPS_ASSIGN_OR_RETURN(Json j, c.call("GET", std::string(kServing) + "/models/" + inv.words[2]));
+  if (inv.json) return print_json(j), ok_status();
+  std::string aliases;
+  for (const Json& a : j["aliases"]) aliases += (aliases.empty() ? "" : ", ") + a.get<std::string>();
+  std::printf("%s\n  format:        %s (%s)\n  shape:         %s layers, dim %s, vocabulary %s, context %s\n", str(j, "name").c_str(),
+              str(j, "format").c_str(), str(j, "arch").c_str(), str(j, "layers").c_str(), str(j, "dim").c_str(), str(j, "vocab").c_str(),
+              str(j, "context").c_str());
+  std::printf("  weights:       %s in memory, %s on disk\n  imported:      %s by %s from %s\n  aliases:       %s\n",
+              human_bytes(j.value("weight_bytes", 0.0)).c_str(), human_bytes(j.value("bytes", 0.0)).c_str(),
+              human_time_ms(j.value("imported_ms", uint64_t{0})).c_str(), str(j, "imported_by").c_str(), str(j, "source").c_str(),
+              aliases.empty() ? "none" : aliases.c_str());
+  std::printf("  chat template: %s\n  loaded:        %s\n", j.value("chat_template", "").empty() ? "the model's own" : str(j, "chat_template").c_str(),
+              j.value("loaded", false) ? "yes" : "no");
+  Table t({"FILE", "ROLE", "SIZE", "SHA256"});
+  for (const Json& f : j["files"]) t.add({str(f, "name"), str(f, "role"), human_bytes(f.value("size", 0.0)), str(f, "sha256")});
+  std::printf("\n");
+  t.print(stdout);
+  return ok_status();
+}
+
+Status cmd_model_rm(AdminClient& c, const Invocation& inv) {
+  LLMOPS_RETURN_IF_ERROR(need_words(inv, 3, "model rm NAME"));
+  LLMOPS_ASSIGN_OR_RETURN(Json j, c.call("DELETE", std::string(kServing) + "/models/" + inv.words[2]));
+  if (inv.json) return print_json(j), ok_status();
+  std::printf("removed %s; llmopsctl gc frees its %s once no other version shares the files\n", inv.words[2].c_str(),
+              human_bytes(j.value("bytes", 0.0)).c_str());
+  return ok_status();
+}
+
+Status cmd_alias_set(AdminClient& c, const Invocation& inv) {
+  LLMOPS_RETURN_IF_ERROR(need_words(inv, 4, "alias set ALIAS MODEL"));
+  Json body = {{"model", inv.words[3]}};
+  LLMOPS_ASSIGN_OR_RETURN(Json j, c.call("PUT", std::string(kServing) + "/aliases/" + inv.words[2], &body));
+  if (inv.json) return print_json(j), ok_status();
+  if (j["previous"].is_null()) std::printf("%s → %s\n", str(j, "name").c_str(), str(j, "target").c_str());
+  else std::printf("%s → %s (was %s; requests in flight finish on it)\n", str(j, "name").c_str(), str(j, "target").c_str(), str(j, "previous").c_str());
+  return ok_status();
+}
+
+Status cmd_alias_list(AdminClient& c, const Invocation& inv) {
+  LLMOPS_ASSIGN_OR_RETURN(Json j, c.call("GET", std::string(kServing) + "/aliases"));
+  if (inv.json) return print_json(j), ok_status();
+  if (j["aliases"].empty()) return std::printf("no aliases (llmopsctl alias set ALIAS MODEL)\n"), ok_status();
+  Table t({"ALIAS", "MODEL", "SINCE (UTC)", "BY"});
+  for (const Json& a : j["aliases"]) t.add({str(a, "name"), str(a, "target"), human_time_ms(a.value("updated_ms", uint64_t{0})), str(a, "updated_by")});
+  t.print(stdout);
+  return ok_status();
+}
+
+Status cmd_alias_rm(AdminClient& c, const Invocation& inv) {
+  LLMOPS_RETURN_IF_ERROR(need_words(inv, 3, "alias rm ALIAS"));
+  LLMOPS_ASSIGN_OR_RETURN(Json j, c.call("DELETE", std::string(kServing) + "/aliases/" + inv.words[2]));
+  if (inv.json) return print_json(j), ok_status();
+  std::printf("removed alias %s\n", inv.words[2].c_str());
   return ok_status();
 }
 
@@ -377,7 +515,17 @@ const std::vector<std::pair<std::vector<std::string>, Verb>>& verbs() {
       {{"blobs", "verify"}, {"blobs verify", "re-hash every blob as a job", cmd_blobs_verify}},
       {{"generate"}, {"generate --prompt TEXT [--model M] [--max-tokens N] [--temperature T] [--seed S]",
                       "generate from a served model, streaming to the terminal", cmd_generate}},
-      {{"serve", "list"}, {"serve list", "served models: context, running and waiting sequences, KV in use", cmd_serve_list}},
+      {{"serve", "list"}, {"serve list", "loaded models: context, running and waiting sequences, KV in use, memory", cmd_serve_list}},
+      {{"serve", "load"}, {"serve load NAME", "load a model version or alias now", cmd_serve_load}},
+      {{"serve", "unload"}, {"serve unload NAME", "unload a model (requests in flight finish)", cmd_serve_unload}},
+      {{"model", "import"}, {"model import PATH --name NAME [--tokenizer F] [--chat-template T]",
+                             "import a GGUF file, HF directory or llama2.c checkpoint as a version", cmd_model_import}},
+      {{"model", "list"}, {"model list", "imported model versions with aliases", cmd_model_list}},
+      {{"model", "show"}, {"model show NAME", "one version: shape, files, sha256, aliases", cmd_model_show}},
+      {{"model", "rm"}, {"model rm NAME", "remove a version no alias points at", cmd_model_rm}},
+      {{"alias", "set"}, {"alias set ALIAS MODEL", "point an alias at a version (atomic; drops no request)", cmd_alias_set}},
+      {{"alias", "list"}, {"alias list", "aliases and the versions they point at", cmd_alias_list}},
+      {{"alias", "rm"}, {"alias rm ALIAS", "remove an alias", cmd_alias_rm}},
   };
   return kVerbs;
 }

@@ -1,7 +1,10 @@
 // Stage module 'serving': OpenAI-compatible inference over HTTP. Loads the configured model,
 // runs one continuous-batching scheduler per model, and answers /v1/completions,
 // /v1/chat/completions, /v1/models and vLLM's /tokenize and /detokenize, streaming over SSE.
+#include <unistd.h>
+
 #include <algorithm>
+#include <condition_variable>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -9,12 +12,15 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <thread>
 
 #include "chat/chat_template.h"
 #include "fs.h"
 #include "json.h"
 #include "llmops/module.hpp"
+#include "serving/models.h"
 #include "serving/openai.h"
+#include "serving/registry.h"
 #include "serving/scheduler.h"
 
 namespace {
@@ -23,32 +29,20 @@ using llmops::Json;
 using namespace llmops::serving;
 namespace engine = llmops::engine;
 
-struct Served {
-  std::string name;
-  std::string path;
-  int64_t created = 0;
-  std::shared_ptr<const engine::Model> model;
-  std::shared_ptr<const engine::Tokenizer> tok;
-  std::shared_ptr<const engine::ChatTemplate> chat;
-  std::string chat_source;  // where the template came from: "model", "config", "builtin:<name>"
-  std::unique_ptr<Scheduler> scheduler;
-};
-
 struct State {
   const llmops_host_api* host = nullptr;
   llmops_module_ctx* ctx = nullptr;
-  std::mutex mu;
-  std::map<std::string, std::shared_ptr<Served>> models;
-  std::string default_model;
+  std::unique_ptr<Registry> registry;
+  std::unique_ptr<ModelManager> models;  // from start() on
   int request_timeout_s = 600;
-  uint32_t m_requests = 0, m_rejected = 0, m_prompt_tokens = 0, m_completion_tokens = 0, m_running = 0, m_waiting = 0;
+  uint32_t m_requests = 0, m_rejected = 0, m_prompt_tokens = 0, m_completion_tokens = 0;
+  // The idle reaper: unloads models idle past serving.idle-unload-s.
+  std::mutex reaper_mu;
+  std::condition_variable reaper_cv;
+  bool reaper_stop = false;
+  std::thread reaper;
 
   llmops::sdk::Host sdk() const { return {ctx, host}; }
-  std::shared_ptr<Served> find(const std::string& name) {
-    std::lock_guard lock(mu);
-    auto it = models.find(name.empty() ? default_model : name);
-    return it == models.end() ? nullptr : it->second;
-  }
 };
 
 // ---- answers --------------------------------------------------------------------------------
@@ -93,14 +87,22 @@ std::optional<Json> parse_body(State* s, const llmops_request* req, llmops_respo
   return std::move(body).value();
 }
 
-// The model called name ("" for the default); on failure the 404 is written and null returned.
+// The served model called name ("" for the default), loaded on first use; on failure the
+// 404/429/503 is written and null returned.
 std::shared_ptr<Served> resolve_model(State* s, const std::string& name, llmops_response* resp) {
-  auto served = s->find(name);
-  if (served != nullptr) return served;
-  if (name.empty()) {
-    respond_error(s, resp, 404, "no model is loaded: set serving.model in llmopsd.conf", "model", "model_not_found");
+  if (s->models == nullptr) {
+    respond_error(s, resp, 503, "the serving stage is starting; retry shortly");
+    return nullptr;
+  }
+  auto served = s->models->acquire(name);
+  if (served.ok()) return *served;
+  const llmops::Status& st = served.status();
+  if (st.code() == llmops::Code::kNotFound) {
+    respond_error(s, resp, 404, st.message(), "model", "model_not_found");
+  } else if (st.code() == llmops::Code::kResourceExhausted) {
+    respond_error(s, resp, 503, st.message(), "model");  // memory, not the client's rate: 503, as vLLM answers when it cannot schedule
   } else {
-    respond_error(s, resp, 404, "the model '" + name + "' does not exist; GET /v1/models lists the loaded ones", "model", "model_not_found");
+    respond_error(s, resp, http_status(st), st.message(), "model");
   }
   return nullptr;
 }
@@ -176,12 +178,36 @@ std::optional<std::string> tokenize_prompt(const Served& m, ParsedRequest& p, st
   return std::nullopt;
 }
 
+// Holds a served model for one request: it is not idle, and not unloaded from under the request.
+class Lease {
+ public:
+  Lease() = default;
+  explicit Lease(std::shared_ptr<Served> m) : m_(std::move(m)) {
+    if (m_) m_->in_flight.fetch_add(1);
+  }
+  Lease(const Lease&) = delete;
+  Lease& operator=(const Lease&) = delete;
+  ~Lease() {
+    if (m_) {
+      m_->last_used_ms = unix_ms_now();
+      m_->in_flight.fetch_sub(1);
+    }
+  }
+  Served* operator->() const { return m_.get(); }
+  Served& operator*() const { return *m_; }
+  explicit operator bool() const { return m_ != nullptr; }
+
+ private:
+  std::shared_ptr<Served> m_;
+};
+
 struct Job {
+  Job(State* state, std::shared_ptr<Served> served, ParsedRequest parsed) : s(state), model(std::move(served)), p(std::move(parsed)) {}
   State* s;
-  std::shared_ptr<Served> model;
+  Lease model;
   ParsedRequest p;
   std::string id;
-  int64_t created;
+  int64_t created = 0;
   std::vector<std::shared_ptr<Request>> choices;
 };
 
@@ -334,10 +360,10 @@ void stream_job(void* user, llmops_stream* stream) {
 }
 
 llmops_code generate_route(State* s, const llmops_request* req, llmops_response* resp, bool chat) {
-  auto job = std::make_unique<Job>();
-  job->s = s;
-  job->model = prepare(s, req, resp, chat, &job->p);
-  if (job->model == nullptr) return LLMOPS_OK;
+  ParsedRequest parsed;
+  auto served = prepare(s, req, resp, chat, &parsed);
+  if (served == nullptr) return LLMOPS_OK;
+  auto job = std::make_unique<Job>(s, std::move(served), std::move(parsed));
   std::vector<int32_t> prompt;
   if (auto e = tokenize_prompt(*job->model, job->p, &prompt)) return respond_error(s, resp, 400, *e, chat ? "messages" : "prompt");
   job->id = new_completion_id(chat ? "chatcmpl-" : "cmpl-");
@@ -361,26 +387,46 @@ llmops_code chat_route(void* user, const llmops_request* req, llmops_response* r
   return generate_route(static_cast<State*>(user), req, resp, true);
 }
 
-Json model_json(const Served& m) {
-  return {{"id", m.name}, {"object", "model"}, {"created", m.created}, {"owned_by", "llmops"},
-          {"max_model_len", m.scheduler->context()}};
+// OpenAI's model object, with vLLM's max_model_len and root (what an alias points at).
+Json model_json(const std::string& id, int64_t created, int64_t context, const std::string& root) {
+  return {{"id", id}, {"object", "model"}, {"created", created}, {"owned_by", "llmops"}, {"max_model_len", context}, {"root", root}};
 }
 
+// GET /v1/models: every model a request may name: the configured one, the imported versions
+// and the aliases (loaded or not; the first request loads it). GET /v1/models/{id}: one.
 llmops_code models_route(void* user, const llmops_request* req, llmops_response* resp) {
   auto* s = static_cast<State*>(user);
-  std::string path = req->path;
+  if (s->models == nullptr) return respond_error(s, resp, 503, "the serving stage is starting; retry shortly");
+  std::map<std::string, Json> all;
+  for (const auto& m : s->models->loaded()) {
+    if (m->origin == "config") all[m->name] = model_json(m->name, m->created, m->scheduler->context(), m->name);
+  }
+  auto records = s->registry->models();
+  auto aliases = s->registry->aliases();
+  if (!records.ok()) return respond_error(s, resp, 500, records.status().message());
+  if (!aliases.ok()) return respond_error(s, resp, 500, aliases.status().message());
+  std::map<std::string, const ModelRecord*> by_name;
+  for (const auto& r : *records) {
+    by_name[r.name] = &r;
+    all[r.name] = model_json(r.name, static_cast<int64_t>(r.imported_ms / 1000), r.context, r.name);
+  }
+  for (const auto& a : *aliases) {
+    auto t = by_name.find(a.target);
+    if (t == by_name.end()) continue;
+    all[a.name] = model_json(a.name, static_cast<int64_t>(a.updated_ms / 1000), t->second->context, a.target);
+  }
+  const std::string path = req->path;
   const std::string prefix = "/v1/models/";
-  std::lock_guard lock(s->mu);
   if (path.rfind(prefix, 0) == 0) {
-    auto it = s->models.find(path.substr(prefix.size()));
-    if (it == s->models.end()) {
+    auto it = all.find(path.substr(prefix.size()));
+    if (it == all.end()) {
       return respond_error(s, resp, 404, "the model '" + path.substr(prefix.size()) + "' does not exist", "model", "model_not_found");
     }
-    respond_json(s, resp, 200, model_json(*it->second));
+    respond_json(s, resp, 200, it->second);
     return LLMOPS_OK;
   }
   Json data = Json::array();
-  for (const auto& [name, m] : s->models) data.push_back(model_json(*m));
+  for (auto& [_, m] : all) data.push_back(std::move(m));
   respond_json(s, resp, 200, {{"object", "list"}, {"data", data}});
   return LLMOPS_OK;
 }
@@ -511,131 +557,199 @@ llmops_code detokenize_route(void* user, const llmops_request* req, llmops_respo
   return LLMOPS_OK;
 }
 
-// Admin: the loaded models with their schedulers' state.
+// ---- admin: served models, the catalogue, aliases --------------------------------------------
+
+// The last path segment: {name} in the admin routes.
+std::string last_segment(const llmops_request* req) {
+  std::string path = req->path;
+  return path.substr(path.rfind('/') + 1);
+}
+
+llmops_code respond_status(State* s, llmops_response* resp, const llmops::Status& st) {
+  int code = 500;
+  switch (st.code()) {
+    case llmops::Code::kInvalidArgument: code = 400; break;
+    case llmops::Code::kNotFound: code = 404; break;
+    case llmops::Code::kAlreadyExists:
+    case llmops::Code::kFailedPrecondition: code = 409; break;
+    case llmops::Code::kResourceExhausted: code = 507; break;
+    default: code = http_status(st);
+  }
+  return respond_error(s, resp, code, st.message());
+}
+
+Json served_json(State* s, const Served& m) {
+  SchedulerStats st = m.scheduler->stats();
+  return {{"name", m.name}, {"origin", m.origin}, {"path", m.path}, {"default", m.name == s->models->default_name()},
+          {"pinned", m.pinned}, {"context", m.scheduler->context()}, {"running", st.running}, {"waiting", st.waiting},
+          {"kv_bytes_in_use", st.kv_bytes_in_use}, {"steps", st.steps}, {"tokens_generated", st.tokens_generated},
+          {"weight_bytes", m.model->weight_bytes()}, {"budget_bytes", m.cost_bytes}, {"arch", m.model->config().arch_name},
+          {"chat_template", m.chat_source}, {"idle_s", (unix_ms_now() - m.last_used_ms.load()) / 1000}};
+}
+
+// GET /served: the loaded models with their schedulers' state and the memory budget.
+llmops_code admin_served_route(void* user, const llmops_request*, llmops_response* resp) {
+  auto* s = static_cast<State*>(user);
+  if (s->models == nullptr) return respond_error(s, resp, 503, "the serving stage is starting; retry shortly");
+  Json list = Json::array();
+  for (const auto& m : s->models->loaded()) list.push_back(served_json(s, *m));
+  const auto& o = s->models->options();
+  respond_json(s, resp, 200, {{"models", list}, {"memory_budget_bytes", o.memory_budget_bytes},
+                              {"bytes_in_use", s->models->bytes_in_use()}, {"idle_unload_s", o.idle_unload_s}});
+  return LLMOPS_OK;
+}
+
+// POST /served {"model"}: load now (llmopsctl serve load).
+llmops_code admin_load_route(void* user, const llmops_request* req, llmops_response* resp) {
+  auto* s = static_cast<State*>(user);
+  auto body = parse_body(s, req, resp);
+  if (!body) return LLMOPS_OK;
+  auto m = body->find("model");
+  if (m == body->end() || !m->is_string()) return respond_error(s, resp, 400, "'model' (a model or alias name) is required", "model");
+  if (s->models == nullptr) return respond_error(s, resp, 503, "the serving stage is starting; retry shortly");
+  auto served = s->models->load(m->get<std::string>());
+  if (!served.ok()) return respond_status(s, resp, served.status());
+  respond_json(s, resp, 200, served_json(s, **served));
+  return LLMOPS_OK;
+}
+
+// DELETE /served/{name}: unload (in-flight requests finish first).
+llmops_code admin_unload_route(void* user, const llmops_request* req, llmops_response* resp) {
+  auto* s = static_cast<State*>(user);
+  if (s->models == nullptr) return respond_error(s, resp, 503, "the serving stage is starting; retry shortly");
+  llmops::Status st = s->models->unload(last_segment(req));
+  if (!st.ok()) return respond_status(s, resp, st);
+  respond_json(s, resp, 200, {{"unloaded", last_segment(req)}});
+  return LLMOPS_OK;
+}
+
+Json record_json(State* s, const ModelRecord& r) {
+  Json j = r.to_json();
+  if (j["chat_template"].get<std::string>().size() > 64) j["chat_template"] = "(custom template text)";
+  auto aliases = s->registry->aliases_of(r.name);
+  j["aliases"] = aliases.ok() ? Json(*aliases) : Json::array();
+  j["loaded"] = s->models != nullptr && s->models->find_loaded(r.name) != nullptr;
+  return j;
+}
+
+// GET /models: the imported versions.
 llmops_code admin_models_route(void* user, const llmops_request*, llmops_response* resp) {
   auto* s = static_cast<State*>(user);
+  auto records = s->registry->models();
+  if (!records.ok()) return respond_status(s, resp, records.status());
   Json list = Json::array();
-  std::lock_guard lock(s->mu);
-  for (const auto& [name, m] : s->models) {
-    SchedulerStats st = m->scheduler->stats();
-    list.push_back({{"name", name}, {"path", m->path}, {"default", name == s->default_model}, {"context", m->scheduler->context()},
-                    {"running", st.running}, {"waiting", st.waiting}, {"kv_bytes_in_use", st.kv_bytes_in_use},
-                    {"steps", st.steps}, {"tokens_generated", st.tokens_generated},
-                    {"weight_bytes", m->model->weight_bytes()}, {"arch", m->model->config().arch_name},
-                    {"chat_template", m->chat_source}});
-  }
+  for (const auto& r : *records) list.push_back(record_json(s, r));
   respond_json(s, resp, 200, {{"models", list}});
   return LLMOPS_OK;
 }
 
+// GET /models/{name}: one version in full (an alias shows its target).
+llmops_code admin_model_route(void* user, const llmops_request* req, llmops_response* resp) {
+  auto* s = static_cast<State*>(user);
+  auto name = s->registry->resolve(last_segment(req));
+  if (!name.ok()) return respond_status(s, resp, name.status());
+  auto r = s->registry->model(*name);
+  if (!r.ok()) return respond_status(s, resp, r.status());
+  if (!r->has_value()) return respond_error(s, resp, 404, "no model '" + last_segment(req) + "' (llmopsctl model list shows them)");
+  Json j = record_json(s, **r);
+  if (auto loaded = s->models != nullptr ? s->models->find_loaded(*name) : nullptr) j["served"] = served_json(s, *loaded);
+  respond_json(s, resp, 200, j);
+  return LLMOPS_OK;
+}
+
+// POST /models {"path", "name", "tokenizer"?, "chat_template"?}: import a version.
+llmops_code admin_import_route(void* user, const llmops_request* req, llmops_response* resp) {
+  auto* s = static_cast<State*>(user);
+  auto body = parse_body(s, req, resp);
+  if (!body) return LLMOPS_OK;
+  ImportRequest ir;
+  for (auto [key, field] : {std::pair{"path", &ir.path}, {"name", &ir.name}, {"tokenizer", &ir.tokenizer}, {"chat_template", &ir.chat_template}}) {
+    auto it = body->find(key);
+    if (it == body->end() || it->is_null()) continue;
+    if (!it->is_string()) return respond_error(s, resp, 400, std::string("'") + key + "' must be a string", key);
+    *field = it->get<std::string>();
+  }
+  if (ir.path.empty() || ir.name.empty()) return respond_error(s, resp, 400, "'path' and 'name' are required");
+  ir.caller = req->caller;
+  auto rec = import_model(s->sdk(), *s->registry, ir);
+  if (!rec.ok()) return respond_status(s, resp, rec.status());
+  s->sdk().info("imported model '" + rec->name + "' (" + rec->format + ", " + std::to_string(rec->bytes() >> 20) + " MiB) from " + rec->source +
+                " by " + ir.caller);
+  respond_json(s, resp, 201, record_json(s, *rec));
+  return LLMOPS_OK;
+}
+
+// DELETE /models/{name}: remove a version (refused while an alias points at it); unloads it
+// and gives its blobs back (llmopsctl gc frees the space).
+llmops_code admin_remove_route(void* user, const llmops_request* req, llmops_response* resp) {
+  auto* s = static_cast<State*>(user);
+  const std::string name = last_segment(req);
+  auto r = s->registry->model(name);
+  if (!r.ok()) return respond_status(s, resp, r.status());
+  if (!r->has_value()) return respond_error(s, resp, 404, "no model '" + name + "' (llmopsctl model list shows them)");
+  llmops::Status st = s->registry->remove_model(name);
+  if (!st.ok()) return respond_status(s, resp, st);
+  if (s->models != nullptr) (void)s->models->unload(name);
+  for (const auto& f : (*r)->files) {
+    llmops_error err{};
+    if (s->host->blob_ref(s->ctx, f.sha256.c_str(), -1, &err) != LLMOPS_OK) {
+      s->sdk().warn("model '" + name + "' removed but its blob " + f.sha256 + " kept a reference: " + err.message);
+    }
+  }
+  s->sdk().info("removed model '" + name + "' by " + req->caller);
+  respond_json(s, resp, 200, {{"removed", name}, {"bytes", (*r)->bytes()}});
+  return LLMOPS_OK;
+}
+
+// GET /aliases; PUT /aliases/{name} {"model"}: create or repoint atomically; DELETE /aliases/{name}.
+llmops_code admin_aliases_route(void* user, const llmops_request*, llmops_response* resp) {
+  auto* s = static_cast<State*>(user);
+  auto all = s->registry->aliases();
+  if (!all.ok()) return respond_status(s, resp, all.status());
+  Json list = Json::array();
+  for (const auto& a : *all) list.push_back(a.to_json());
+  respond_json(s, resp, 200, {{"aliases", list}});
+  return LLMOPS_OK;
+}
+
+llmops_code admin_set_alias_route(void* user, const llmops_request* req, llmops_response* resp) {
+  auto* s = static_cast<State*>(user);
+  auto body = parse_body(s, req, resp);
+  if (!body) return LLMOPS_OK;
+  auto m = body->find("model");
+  if (m == body->end() || !m->is_string()) return respond_error(s, resp, 400, "'model' (the version to point at) is required", "model");
+  AliasRecord a;
+  a.name = last_segment(req);
+  a.target = m->get<std::string>();
+  a.updated_ms = static_cast<uint64_t>(unix_ms_now());
+  a.updated_by = req->caller;
+  auto before = s->registry->alias(a.name);
+  llmops::Status st = s->registry->set_alias(a);
+  if (!st.ok()) return respond_status(s, resp, st);
+  Json j = a.to_json();
+  j["previous"] = before.ok() && before->has_value() ? Json((*before)->target) : Json(nullptr);
+  s->sdk().info("alias '" + a.name + "' → '" + a.target + "'" +
+                (j["previous"].is_null() ? std::string() : " (was '" + j["previous"].get<std::string>() + "')") + " by " + a.updated_by);
+  respond_json(s, resp, 200, j);
+  return LLMOPS_OK;
+}
+
+llmops_code admin_remove_alias_route(void* user, const llmops_request* req, llmops_response* resp) {
+  auto* s = static_cast<State*>(user);
+  llmops::Status st = s->registry->remove_alias(last_segment(req));
+  if (!st.ok()) return respond_status(s, resp, st);
+  respond_json(s, resp, 200, {{"removed", last_segment(req)}});
+  return LLMOPS_OK;
+}
+
 // ---- lifecycle ------------------------------------------------------------------------------
-
-// The chat template: serving.chat-template (a built-in name or a file), else the model's own
-// (GGUF metadata or tokenizer_config.json), else the built-in its vocabulary suggests.
-llmops::Result<std::pair<engine::ChatTemplate, std::string>> load_chat_template(State* s, const engine::Model& m, const engine::Tokenizer& tok) {
-  auto sdk = s->sdk();
-  const std::string configured = sdk.config("chat-template");
-  if (!configured.empty()) {
-    auto names = engine::ChatTemplate::builtin_names();
-    if (std::find(names.begin(), names.end(), configured) != names.end()) {
-      LLMOPS_ASSIGN_OR_RETURN(auto t, engine::ChatTemplate::builtin(configured));
-      return std::make_pair(std::move(t), "builtin:" + configured);
-    }
-    auto text = llmops::read_file(configured, 1u << 20);
-    if (!text.ok()) return text.status().with_context("serving.chat-template (a built-in name or a template file)");
-    auto t = engine::ChatTemplate::parse(std::move(text).value());
-    if (!t.ok()) return t.status().with_context("serving.chat-template " + configured);
-    return std::make_pair(std::move(t).value(), "config:" + configured);
-  }
-  llmops::Result<engine::ChatTemplate> own = llmops::not_found("no template");
-  if (m.gguf() != nullptr) {
-    own = engine::chat_template_from_gguf(*m.gguf());
-  } else if (!m.hf_dir().empty()) {
-    auto text = llmops::read_file(m.hf_dir() + "/tokenizer_config.json", 16u << 20);
-    if (text.ok()) {
-      auto j = llmops::parse_json_bounded(*text, 64);
-      if (j.ok()) own = engine::chat_template_from_tokenizer_config(*j);
-    }
-  }
-  if (own.ok()) return std::make_pair(std::move(own).value(), std::string("model"));
-  if (own.status().code() != llmops::Code::kNotFound) {
-    sdk.warn("the model's chat template is unusable (" + own.status().message() + "); using a built-in one");
-  }
-  auto has_token = [&](std::string_view text) {
-    for (int32_t id = 0; id < tok.size(); ++id) {
-      if (tok.token_text(id) == text) return true;
-    }
-    return false;
-  };
-  std::string name = engine::detect_builtin_template(has_token, !tok.is_byte_level());
-  if (name.empty()) name = "chatml";
-  LLMOPS_ASSIGN_OR_RETURN(auto t, engine::ChatTemplate::builtin(name));
-  return std::make_pair(std::move(t), "builtin:" + name);
-}
-
-llmops::Status load_model(State* s, const std::string& path, std::string name, const std::string& tokenizer_path) {
-  auto sdk = s->sdk();
-  auto model = engine::Model::load(path);
-  if (!model.ok()) return model.status().with_context("serving.model " + path);
-  std::shared_ptr<const engine::Model> m(std::move(model).value());
-  llmops::Result<engine::Tokenizer> tok = llmops::invalid_argument("a llama2.c model needs serving.tokenizer (its tokenizer.bin)");
-  if (!tokenizer_path.empty()) {
-    tok = std::filesystem::is_directory(tokenizer_path) ? engine::Tokenizer::from_hf_dir(tokenizer_path)
-                                                         : engine::Tokenizer::from_llama2c(tokenizer_path, m->config().vocab_size);
-  } else if (m->gguf() != nullptr) {
-    tok = engine::Tokenizer::from_gguf(*m->gguf());
-  } else if (!m->hf_dir().empty()) {
-    tok = engine::Tokenizer::from_hf_dir(m->hf_dir());
-  }
-  if (!tok.ok()) return tok.status().with_context("serving.tokenizer");
-  if (tok->size() > m->config().vocab_size) {
-    return llmops::invalid_argument("the tokenizer has more tokens (" + std::to_string(tok->size()) + ") than the model (" +
-                                    std::to_string(m->config().vocab_size) + "); set serving.tokenizer to the model's own");
-  }
-  if (name.empty()) name = std::filesystem::path(path).stem().string();
-  auto tokenizer = std::make_shared<engine::Tokenizer>(std::move(tok).value());
-  LLMOPS_ASSIGN_OR_RETURN(auto chat, load_chat_template(s, *m, *tokenizer));
-  SchedulerOptions opt;
-  opt.max_sequences = std::stoi(sdk.config("max-sequences", "16"));
-  opt.max_queue = std::stoi(sdk.config("max-queue", "64"));
-  opt.kv_budget_bytes = static_cast<uint64_t>(std::stoll(sdk.config("kv-budget-mb", "1024"))) << 20;
-  opt.context = std::stoi(sdk.config("context", "0"));
-  opt.prefill_chunk = std::stoi(sdk.config("prefill-chunk", "128"));
-  opt.threads = std::stoi(sdk.config("threads", "0"));
-  const int pinned = s->host->placement_threads(s->ctx, "inference");
-  if (opt.threads == 0) opt.threads = pinned > 0 ? pinned : 1;
-  if (pinned > 0) {
-    // Engine threads run on the placement's inference CPUs.
-    opt.on_thread_start = [s](int) {
-      llmops_error err{};
-      if (s->host->placement_bind(s->ctx, "inference", &err) != LLMOPS_OK) {
-        s->host->log(s->ctx, LLMOPS_LOG_WARNING, (std::string("could not pin an inference thread: ") + err.message).c_str());
-      }
-    };
-  }
-  auto served = std::make_shared<Served>();
-  served->name = name;
-  served->path = path;
-  served->created = static_cast<int64_t>(std::time(nullptr));
-  served->model = m;
-  served->tok = tokenizer;
-  served->chat = std::make_shared<const engine::ChatTemplate>(std::move(chat.first));
-  served->chat_source = chat.second;
-  served->scheduler = std::make_unique<Scheduler>(m, served->tok, opt);
-  sdk.info("serving '" + name + "' from " + path + " (" + m->config().arch_name + ", " + std::to_string(m->weight_bytes() >> 20) +
-           " MiB of weights, context " + std::to_string(served->scheduler->context()) + ", " + std::to_string(opt.threads) +
-           " threads, chat template " + served->chat_source + ")");
-  std::lock_guard lock(s->mu);
-  s->models[name] = served;
-  if (s->default_model.empty()) s->default_model = name;
-  return llmops::ok_status();
-}
 
 llmops_code init(llmops_module_ctx* ctx, const llmops_host_api* host, llmops_error* err) {
   auto* s = new State();
   s->host = host;
   s->ctx = ctx;
   host->set_state(ctx, s);
+  s->registry = std::make_unique<Registry>(s->sdk());
   s->m_requests = host->metric_register(ctx, "requests_total", "Generation requests accepted", 0);
   s->m_rejected = host->metric_register(ctx, "rejected_total", "Requests refused with 429 (queue full)", 0);
   s->m_prompt_tokens = host->metric_register(ctx, "prompt_tokens_total", "Prompt tokens of accepted requests", 0);
@@ -651,47 +765,120 @@ llmops_code init(llmops_module_ctx* ctx, const llmops_host_api* host, llmops_err
   route(LLMOPS_PLANE_DATA, "GET", "/v1/models/{id}", models_route);
   route(LLMOPS_PLANE_DATA, "POST", "/tokenize", tokenize_route);
   route(LLMOPS_PLANE_DATA, "POST", "/detokenize", detokenize_route);
+  // The admin plane (llmopsctl): served models, the catalogue of versions, aliases.
+  route(LLMOPS_PLANE_ADMIN, "GET", "/served", admin_served_route);
+  route(LLMOPS_PLANE_ADMIN, "POST", "/served", admin_load_route);
+  route(LLMOPS_PLANE_ADMIN, "DELETE", "/served/{name}", admin_unload_route);
   route(LLMOPS_PLANE_ADMIN, "GET", "/models", admin_models_route);
+  route(LLMOPS_PLANE_ADMIN, "POST", "/models", admin_import_route);
+  route(LLMOPS_PLANE_ADMIN, "GET", "/models/{name}", admin_model_route);
+  route(LLMOPS_PLANE_ADMIN, "DELETE", "/models/{name}", admin_remove_route);
+  route(LLMOPS_PLANE_ADMIN, "GET", "/aliases", admin_aliases_route);
+  route(LLMOPS_PLANE_ADMIN, "PUT", "/aliases/{name}", admin_set_alias_route);
+  route(LLMOPS_PLANE_ADMIN, "DELETE", "/aliases/{name}", admin_remove_alias_route);
   // llmopsctl generate / chat: the same generation on the admin socket (audited, no API key).
   route(LLMOPS_PLANE_ADMIN, "POST", "/completions", completions_route);
   route(LLMOPS_PLANE_ADMIN, "POST", "/chat/completions", chat_route);
   return c;
 }
 
+// Memory the loaded models may hold when serving.memory-budget-mb is 0: 80% of the machine's.
+uint64_t default_memory_budget() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) / 5 * 4 : 0;
+}
+
 llmops_code start(llmops_module_ctx* ctx, void* state, llmops_error* err) {
   auto* s = static_cast<State*>(state);
   llmops::sdk::Host sdk(ctx, s->host);
   s->request_timeout_s = std::stoi(sdk.config("request-timeout", "600"));
-  const std::string path = sdk.config("model");
-  if (path.empty()) {
-    sdk.info("no model to serve: set serving.model in llmopsd.conf to a GGUF file, a Hugging Face directory or a llama2.c checkpoint");
-    return LLMOPS_OK;
+  ManagerOptions mo;
+  SchedulerOptions& opt = mo.scheduler;
+  opt.max_sequences = std::stoi(sdk.config("max-sequences", "16"));
+  opt.max_queue = std::stoi(sdk.config("max-queue", "64"));
+  opt.kv_budget_bytes = static_cast<uint64_t>(std::stoll(sdk.config("kv-budget-mb", "1024"))) << 20;
+  opt.context = std::stoi(sdk.config("context", "0"));
+  opt.prefill_chunk = std::stoi(sdk.config("prefill-chunk", "128"));
+  opt.threads = std::stoi(sdk.config("threads", "0"));
+  const int pinned = s->host->placement_threads(s->ctx, "inference");
+  if (opt.threads == 0) opt.threads = pinned > 0 ? pinned : 1;
+  if (pinned > 0) {
+    // Engine threads run on the placement's inference CPUs.
+    opt.on_thread_start = [s](int) {
+      llmops_error e{};
+      if (s->host->placement_bind(s->ctx, "inference", &e) != LLMOPS_OK) {
+        s->host->log(s->ctx, LLMOPS_LOG_WARNING, (std::string("could not pin an inference thread: ") + e.message).c_str());
+      }
+    };
   }
-  llmops::Status st = load_model(s, path, sdk.config("model-name"), sdk.config("tokenizer"));
-  if (!st.ok()) return llmops::sdk::fail(err, static_cast<llmops_code>(st.code()), st.message());
+  mo.memory_budget_bytes = static_cast<uint64_t>(std::stoll(sdk.config("memory-budget-mb", "0"))) << 20;
+  if (mo.memory_budget_bytes == 0) mo.memory_budget_bytes = default_memory_budget();
+  mo.idle_unload_s = std::stoi(sdk.config("idle-unload-s", "300"));
+  s->models = std::make_unique<ModelManager>(sdk, s->registry.get(), mo);
+
+  const std::string path = sdk.config("model");
+  if (!path.empty()) {
+    ModelSource src;
+    src.weights = path;
+    src.tokenizer = sdk.config("tokenizer");
+    src.name = sdk.config("model-name");
+    if (src.name.empty()) src.name = std::filesystem::path(path).stem().string();
+    const std::string tmpl = sdk.config("chat-template");
+    auto names = engine::ChatTemplate::builtin_names();
+    if (!tmpl.empty() && std::find(names.begin(), names.end(), tmpl) == names.end()) {
+      auto text = llmops::read_file(tmpl, 1u << 20);
+      if (!text.ok()) {
+        llmops::Status st = text.status().with_context("serving.chat-template (a built-in name or a template file)");
+        return llmops::sdk::fail(err, static_cast<llmops_code>(st.code()), st.message());
+      }
+      src.chat_template = std::move(text).value();
+      src.chat_source = "config:" + tmpl;
+    } else {
+      src.chat_template = tmpl;
+    }
+    llmops::Status st = s->models->load_pinned(src, path);
+    if (!st.ok()) {
+      st = st.with_context("serving.model " + path);
+      return llmops::sdk::fail(err, static_cast<llmops_code>(st.code()), st.message());
+    }
+  }
+  if (const std::string d = sdk.config("default-model"); !d.empty()) s->models->set_default(d);
+  if (path.empty() && sdk.config("default-model").empty()) {
+    sdk.info("no default model: requests name one (llmopsctl model import, then alias or name it), or set serving.model");
+  }
+  s->reaper = std::thread([s] {
+    std::unique_lock lock(s->reaper_mu);
+    while (!s->reaper_cv.wait_for(lock, std::chrono::seconds(1), [s] { return s->reaper_stop; })) {
+      lock.unlock();
+      s->models->reap_idle();
+      lock.lock();
+    }
+  });
   return LLMOPS_OK;
 }
 
 void stop(llmops_module_ctx*, void* state) {
-  // Unloading the schedulers ends every sequence; streams see their requests finish.
   auto* s = static_cast<State*>(state);
-  std::map<std::string, std::shared_ptr<Served>> models;
   {
-    std::lock_guard lock(s->mu);
-    models.swap(s->models);
+    std::lock_guard lock(s->reaper_mu);
+    s->reaper_stop = true;
   }
-  models.clear();
+  s->reaper_cv.notify_all();
+  if (s->reaper.joinable()) s->reaper.join();
+  // Unloading the schedulers ends every sequence; streams see their requests finish.
+  if (s->models != nullptr) s->models->unload_all();
 }
 
 llmops_code health(llmops_module_ctx*, void* state, llmops_health* out) {
   auto* s = static_cast<State*>(state);
-  std::lock_guard lock(s->mu);
-  if (s->models.empty()) {
-    // Not a fault: a daemon may run without serving (training box, data preparation).
-    llmops::sdk::set_health(out, LLMOPS_HEALTH_OK, "no model loaded (serving.model is empty)");
+  auto loaded = s->models != nullptr ? s->models->loaded() : std::vector<std::shared_ptr<Served>>{};
+  if (loaded.empty()) {
+    // Not a fault: a daemon may run without serving (training box, data preparation), and
+    // imported models load on their first request.
+    llmops::sdk::set_health(out, LLMOPS_HEALTH_OK, "no model loaded");
   } else {
     std::string names;
-    for (const auto& [name, m] : s->models) names += (names.empty() ? "" : ", ") + name;
+    for (const auto& m : loaded) names += (names.empty() ? "" : ", ") + m->name;
     llmops::sdk::set_health(out, LLMOPS_HEALTH_OK, "serving " + names);
   }
   return LLMOPS_OK;
@@ -703,15 +890,19 @@ const llmops_config_item kSchema[] = {
     {"model", LLMOPS_CONFIG_STRING, "", 0, -1, "model to serve: a GGUF file, a Hugging Face directory or a llama2.c checkpoint"},
     {"model-name", LLMOPS_CONFIG_STRING, "", 0, -1, "the name clients use (default: the file name without extension)"},
     {"tokenizer", LLMOPS_CONFIG_STRING, "", 0, -1, "llama2.c tokenizer.bin or a Hugging Face tokenizer directory, when the model carries none"},
+    {"default-model", LLMOPS_CONFIG_STRING, "", 0, -1, "the model or alias a request without 'model' gets (default: serving.model)"},
     {"threads", LLMOPS_CONFIG_INT, "0", 0, 1024, "engine threads (0: the placement's inference pool size)"},
     {"max-sequences", LLMOPS_CONFIG_INT, "16", 1, 1024, "sequences decoded together per model"},
     {"max-queue", LLMOPS_CONFIG_INT, "64", 0, 100000, "requests waiting per model before 429"},
     {"kv-budget-mb", LLMOPS_CONFIG_INT, "1024", 1, 1 << 24, "KV-cache memory per model, MiB"},
+    {"memory-budget-mb", LLMOPS_CONFIG_INT, "0", 0, 1 << 30,
+     "memory all loaded models may hold (weights + KV budget), MiB; past it idle models unload (0: 80% of RAM)"},
+    {"idle-unload-s", LLMOPS_CONFIG_INT, "300", 0, 1 << 30, "seconds an imported model stays loaded with no requests (0: until unloaded)"},
     {"context", LLMOPS_CONFIG_INT, "0", 0, 1 << 24, "positions per sequence at most (0: the model's context)"},
     {"prefill-chunk", LLMOPS_CONFIG_INT, "128", 1, 65536, "prompt tokens per scheduler step"},
     {"request-timeout", LLMOPS_CONFIG_INT, "600", 1, 86400, "seconds a generation may run"},
     {"chat-template", LLMOPS_CONFIG_STRING, "", 0, -1,
-     "chat template: a built-in (chatml, llama2, llama3, zephyr) or a Jinja file; default: the model's own, else a built-in by vocabulary"},
+     "chat template of serving.model: a built-in (chatml, llama2, llama3, zephyr) or a Jinja file; default: the model's own, else a built-in by vocabulary"},
 };
 
 const llmops_module_api kApi = {

@@ -165,7 +165,7 @@ int open_stream(int port, const std::string& body) {
 }
 
 Json served_model(DaemonProcess& d) {
-  auto r = d.admin("GET", "/v1/modules/serving/models");
+  auto r = d.admin("GET", "/v1/modules/serving/served");
   return r.status == 200 ? r.json()["models"][0] : Json();
 }
 
@@ -275,7 +275,7 @@ TEST(Serving, ChatRendersTheTemplateAndStreamsTheSameText) {
   }
   EXPECT_TRUE(role);
   EXPECT_EQ(content, w["choices"][0]["message"]["content"].get<std::string>());
-  auto list = d.admin("GET", "/v1/modules/serving/models");
+  auto list = d.admin("GET", "/v1/modules/serving/served");
   EXPECT_EQ(list.json()["models"][0]["chat_template"], "builtin:llama2");
 }
 

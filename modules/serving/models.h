@@ -1,0 +1,137 @@
+// Loaded models: opening a model with its tokenizer and chat template, one scheduler per loaded
+// model, loading on first use, unloading by hand, when idle past a TTL, or to make room under
+// the memory budget (least recently used idle model first).
+//
+// A request holds a shared_ptr to the Served it resolved, so an unload or an alias repoint
+// never cuts it short: it finishes on the version it started on, and the old version's memory
+// goes when its last request ends. Threads: any; one mutex guards the loaded set, loads run
+// outside it (one per model at a time; concurrent requests for a model being loaded wait for
+// that load).
+#pragma once
+
+#include <atomic>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "chat/chat_template.h"
+#include "llmops/module.hpp"
+#include "serving/registry.h"
+#include "serving/scheduler.h"
+
+namespace llmops::serving {
+
+// What to open. Files are paths on this machine (blobs or the configured ones).
+struct ModelSource {
+  std::string name;           // what clients call it
+  std::string format;         // "gguf" | "llama2c" | "hf" | "" (detect)
+  std::string weights;        // a file, or a Hugging Face directory
+  std::string tokenizer;      // llama2.c tokenizer.bin or a Hugging Face tokenizer directory; "" when the model carries one
+  std::string chat_template;  // "" (the model's own), a built-in name, or template text
+  std::string chat_source;    // how to name an explicit template in logs ("config:/etc/...", "registry")
+};
+
+// A model opened and checked, not yet served.
+struct OpenedModel {
+  std::shared_ptr<const engine::Model> model;
+  std::shared_ptr<const engine::Tokenizer> tok;
+  std::shared_ptr<const engine::ChatTemplate> chat;
+  std::string chat_source;  // "model", "builtin:<name>", "config:<file>", "registry"
+};
+
+// Opens weights, tokenizer and chat template; every failure says which part and what to do.
+// warn receives non-fatal notes (an unusable own template replaced by a built-in one).
+Result<OpenedModel> open_model(const ModelSource& src, const std::function<void(const std::string&)>& warn);
+
+struct Served {
+  std::string name;      // the model's name (a registry version, or the configured model's name)
+  std::string origin;    // "config" | "registry"
+  std::string path;      // where it was loaded from
+  int64_t created = 0;   // unix seconds: imported (registry) or loaded (config)
+  bool pinned = false;   // never unloaded when idle or for room (the configured model)
+  bool log_bodies = false;
+  uint64_t cost_bytes = 0;  // weights + KV budget: what it holds against the memory budget
+  std::shared_ptr<const engine::Model> model;
+  std::shared_ptr<const engine::Tokenizer> tok;
+  std::shared_ptr<const engine::ChatTemplate> chat;
+  std::string chat_source;
+  std::unique_ptr<Scheduler> scheduler;
+  std::atomic<int64_t> last_used_ms{0};
+  std::atomic<int> in_flight{0};  // requests holding it (streams included)
+
+  bool idle() const;
+};
+
+struct ManagerOptions {
+  SchedulerOptions scheduler;
+  uint64_t memory_budget_bytes = 0;  // 0: no limit
+  int idle_unload_s = 300;           // 0: never
+};
+
+class ModelManager {
+ public:
+  ModelManager(sdk::Host host, Registry* registry, ManagerOptions options) : host_(host), registry_(registry), opt_(std::move(options)) {}
+  ~ModelManager() { unload_all(); }
+
+  // Serves a model from a source outside the registry (serving.model); pinned.
+  Status load_pinned(const ModelSource& src, const std::string& path);
+  // The served model a request's "model" names ("" → the default): an alias is resolved, a
+  // registry model not loaded yet is loaded. kNotFound for an unknown name; kResourceExhausted
+  // when the memory budget has no room even after unloading idle models.
+  Result<std::shared_ptr<Served>> acquire(const std::string& name);
+  // Explicit load and unload (llmopsctl serve load|unload). Unloading an in-use model lets its
+  // requests finish first; a later request for it loads it again.
+  Result<std::shared_ptr<Served>> load(const std::string& name) { return acquire(name); }
+  Status unload(const std::string& name);
+  void unload_all();
+  // Unloads models idle longer than the TTL; called about once a second.
+  void reap_idle();
+
+  std::vector<std::shared_ptr<Served>> loaded() const;
+  std::shared_ptr<Served> find_loaded(const std::string& model_name) const;
+  void set_default(std::string name) {
+    std::lock_guard lock(mu_);
+    default_ = std::move(name);
+  }
+  std::string default_name() const {
+    std::lock_guard lock(mu_);
+    return default_;
+  }
+  uint64_t bytes_in_use() const;
+  const ManagerOptions& options() const { return opt_; }
+
+ private:
+  Result<std::shared_ptr<Served>> load_from_registry(const ModelRecord& rec);
+  std::shared_ptr<Served> make_served(OpenedModel opened, const std::string& name, const std::string& origin, const std::string& path);
+  // Unloads least recently used idle models until `need` more bytes fit. mu_ held.
+  Status make_room(uint64_t need, const std::string& for_name);
+
+  sdk::Host host_;
+  Registry* registry_;
+  ManagerOptions opt_;
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Served>> loaded_;
+  std::map<std::string, std::shared_future<Result<std::shared_ptr<Served>>>> loading_;
+  std::string default_;
+};
+
+struct ImportRequest {
+  std::string name;
+  std::string path;           // absolute: a GGUF file, a llama2.c checkpoint, or a Hugging Face directory
+  std::string tokenizer;      // llama2.c only: its tokenizer.bin
+  std::string chat_template;  // "" (the model's own), a built-in name, or template text
+  std::string caller;
+};
+
+// Checks the model loads (weights, tokenizer, chat template), copies its files into the blob
+// store and records the version. All or nothing: on any failure no record is left and every
+// blob reference taken is given back.
+Result<ModelRecord> import_model(sdk::Host host, Registry& registry, const ImportRequest& req);
+
+// Milliseconds since the Unix epoch.
+int64_t unix_ms_now();
+
+}  // namespace llmops::serving

@@ -1,0 +1,221 @@
+// The serving stage's model lifecycle end to end, through the real llmopsctl: import into the
+// blob store (all or nothing), list/show/rm, load on first use, serve load|unload, aliases
+// repointed under continuous load without a failed request, the memory budget and the idle TTL.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "integration/harness.h"
+
+namespace llmops::test {
+namespace {
+
+std::string shared(const std::string& rel) { return std::string(LLMOPS_SOURCE_DIR) + "/../shared/" + rel; }
+const std::string kGguf = "models/stories260K/stories260K.gguf";
+
+#define REQUIRE_STORIES()                                                                                         \
+  do {                                                                                                             \
+    if (!std::filesystem::exists(shared(kGguf))) {                                                                 \
+      GTEST_SKIP() << "../shared is absent (" << shared(kGguf) << " not found): model lifecycle tests need stories260K"; \
+    }                                                                                                              \
+  } while (0)
+
+Json ctl_json(DaemonProcess& d, std::vector<std::string> args) {
+  args.push_back("--json");
+  auto r = d.ctl(args);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return r.exit_code == 0 ? Json::parse(r.out) : Json();
+}
+
+std::set<std::string> loaded_names(DaemonProcess& d) {
+  std::set<std::string> names;
+  const Json list = ctl_json(d, {"serve", "list"});
+  for (const Json& m : list["models"]) names.insert(m["name"].get<std::string>());
+  return names;
+}
+
+HttpResult complete(DaemonProcess& d, const std::string& model, int max_tokens = 20) {
+  return d.request("POST", "/v1/completions",
+                   Json{{"model", model}, {"prompt", "Once upon a time"}, {"max_tokens", max_tokens}, {"temperature", 0}}.dump());
+}
+
+TEST(ModelLifecycle, ImportListShowRemoveAndFailedImportsLeaveNothing) {
+  REQUIRE_STORIES();
+  DaemonProcess d({}, "");
+  ASSERT_TRUE(d.start()) << d.log();
+  // Before any import: requests name a model, and there is none.
+  auto none = d.request("POST", "/v1/completions", R"({"prompt": "Once", "max_tokens": 2})");
+  EXPECT_EQ(none.status, 404) << none.body;
+
+  auto imp = d.ctl({"model", "import", shared(kGguf), "--name", "stories:v1"});
+  ASSERT_EQ(imp.exit_code, 0) << imp.err;
+  EXPECT_NE(imp.out.find("imported stories:v1: gguf llama"), std::string::npos) << imp.out;
+  auto bin = d.ctl({"model", "import", shared("models/stories260K/stories260K.bin"), "--name", "stories:v2", "--tokenizer",
+                    shared("models/stories260K/tok512.bin")});
+  ASSERT_EQ(bin.exit_code, 0) << bin.err;
+
+  // Refusals, each with its exit code, and nothing written by any of them.
+  const Json blobs_before = ctl_json(d, {"blobs", "list"});
+  EXPECT_EQ(d.ctl({"model", "import", shared(kGguf), "--name", "stories:v1"}).exit_code, 6) << "a taken name";
+  auto no_tok = d.ctl({"model", "import", shared("models/stories260K/stories260K.bin"), "--name", "x"});
+  EXPECT_EQ(no_tok.exit_code, 2);
+  EXPECT_NE(no_tok.err.find("--tokenizer"), std::string::npos) << no_tok.err;
+  TempDir files;
+  std::ofstream(files.file("notes.txt")) << "not a model";
+  auto junk = d.ctl({"model", "import", files.file("notes.txt"), "--name", "junk"});
+  EXPECT_EQ(junk.exit_code, 2) << junk.err;
+  EXPECT_EQ(d.ctl({"model", "import", files.file("missing.gguf"), "--name", "gone"}).exit_code, 3);
+  EXPECT_EQ(d.ctl({"model", "import", shared(kGguf), "--name", "bad name"}).exit_code, 2);
+  // A Hugging Face directory whose tokenizer is missing fails its check before any copy.
+  const std::string hf = files.file("hf");
+  auto conv = run_program({LLMOPS_CONVERT_PATH, "--model", shared(kGguf), "--hf-dtype", "F32", "--out-dir", hf});
+  ASSERT_EQ(conv.exit_code, 0) << conv.err;
+  auto hf_imp = d.ctl({"model", "import", hf, "--name", "hf-no-tokenizer"});
+  EXPECT_NE(hf_imp.exit_code, 0);
+  EXPECT_NE(hf_imp.err.find("tokenizer"), std::string::npos) << hf_imp.err;
+  EXPECT_EQ(ctl_json(d, {"blobs", "list"}), blobs_before) << "a refused import left blobs behind";
+
+  Json list = ctl_json(d, {"model", "list"})["models"];
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0]["name"], "stories:v1");
+  EXPECT_EQ(list[0]["format"], "gguf");
+  EXPECT_EQ(list[1]["format"], "llama2c");
+  EXPECT_EQ(list[0]["loaded"], false) << "imported models load on first use";
+  Json show = ctl_json(d, {"model", "show", "stories:v1"});
+  EXPECT_EQ(show["files"][0]["size"], std::filesystem::file_size(shared(kGguf)));
+  EXPECT_EQ(show["files"][0]["sha256"].get<std::string>().size(), 64u);
+  EXPECT_EQ(show["layers"], 5);
+  auto human = d.ctl({"model", "show", "stories:v1"});
+  EXPECT_NE(human.out.find("model.gguf"), std::string::npos) << human.out;
+
+  // Both versions answer, with the same greedy text (same weights, two formats).
+  auto a = complete(d, "stories:v1");
+  auto b = complete(d, "stories:v2");
+  ASSERT_EQ(a.status, 200) << a.body;
+  ASSERT_EQ(b.status, 200) << b.body;
+  EXPECT_EQ(a.json()["choices"][0]["text"], b.json()["choices"][0]["text"]);
+  EXPECT_EQ(a.json()["model"], "stories:v1");
+  EXPECT_EQ(loaded_names(d), (std::set<std::string>{"stories:v1", "stories:v2"}));
+  Json models = d.get("/v1/models").json()["data"];
+  EXPECT_EQ(models.size(), 2u);
+
+  // rm unloads and gives the blobs back; gc frees them.
+  ASSERT_EQ(d.ctl({"model", "rm", "stories:v1"}).exit_code, 0);
+  EXPECT_EQ(loaded_names(d), (std::set<std::string>{"stories:v2"}));
+  EXPECT_EQ(complete(d, "stories:v1").status, 404);
+  EXPECT_EQ(d.ctl({"model", "rm", "stories:v1"}).exit_code, 3);
+  Json gc = ctl_json(d, {"gc"});
+  EXPECT_EQ(gc["blobs_removed"], 1);
+  EXPECT_EQ(complete(d, "stories:v2").status, 200) << "the other version is untouched";
+}
+
+TEST(ModelLifecycle, AliasRepointUnderLoadDropsNoRequest) {
+  REQUIRE_STORIES();
+  DaemonProcess d({}, "[serving]\nmax-sequences = 8\n");
+  ASSERT_TRUE(d.start()) << d.log();
+  ASSERT_EQ(d.ctl({"model", "import", shared(kGguf), "--name", "bot-v1"}).exit_code, 0);
+  ASSERT_EQ(d.ctl({"model", "import", shared("models/stories260K/stories260K.bin"), "--name", "bot-v2", "--tokenizer",
+                   shared("models/stories260K/tok512.bin")})
+                .exit_code,
+            0);
+  EXPECT_EQ(d.ctl({"alias", "set", "production", "nope"}).exit_code, 3);
+  EXPECT_EQ(d.ctl({"alias", "set", "bot-v1", "bot-v2"}).exit_code, 6) << "aliases and model names share one namespace";
+  ASSERT_EQ(d.ctl({"alias", "set", "production", "bot-v1"}).exit_code, 0);
+  const std::string expected = complete(d, "bot-v1").json()["choices"][0]["text"];
+
+  // Four clients send requests to "production" without pause while it is repointed back and forth.
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::mutex mu;
+  std::set<std::string> versions;
+  std::string first_failure;
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 4; ++i) {
+    clients.emplace_back([&] {
+      while (!stop) {
+        auto r = complete(d, "production");
+        std::lock_guard lock(mu);
+        if (r.status == 200 && r.json()["choices"][0]["text"] == expected) {
+          ++ok;
+          versions.insert(r.json()["model"].get<std::string>());
+        } else {
+          if (failed++ == 0) first_failure = std::to_string(r.status) + " " + r.body;
+        }
+      }
+    });
+  }
+  for (int i = 0; i < 6; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    auto r = d.ctl({"alias", "set", "production", i % 2 == 0 ? "bot-v2" : "bot-v1"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  stop = true;
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(failed.load(), 0) << first_failure;
+  EXPECT_GT(ok.load(), 12);
+  EXPECT_EQ(versions, (std::set<std::string>{"bot-v1", "bot-v2"})) << "both versions answered";
+
+  // A version an alias points at cannot be removed; the alias shows in list and /v1/models.
+  auto rm = d.ctl({"model", "rm", "bot-v1"});
+  EXPECT_EQ(rm.exit_code, 6);
+  EXPECT_NE(rm.err.find("production"), std::string::npos) << rm.err;
+  Json aliases = ctl_json(d, {"alias", "list"})["aliases"];
+  ASSERT_EQ(aliases.size(), 1u);
+  EXPECT_EQ(aliases[0]["target"], "bot-v1");
+  auto m = d.get("/v1/models/production");
+  EXPECT_EQ(m.status, 200);
+  EXPECT_EQ(m.json()["root"], "bot-v1");
+  ASSERT_EQ(d.ctl({"alias", "rm", "production"}).exit_code, 0);
+  EXPECT_EQ(complete(d, "production").status, 404);
+  EXPECT_EQ(d.ctl({"model", "rm", "bot-v1"}).exit_code, 0);
+}
+
+TEST(ModelLifecycle, LoadUnloadMemoryBudgetAndIdleTtl) {
+  REQUIRE_STORIES();
+  // Each stories260K holds ~1 MiB of weights + a 1 MiB KV budget: a 3 MiB budget fits one.
+  DaemonProcess d({}, "[serving]\nkv-budget-mb = 1\nmemory-budget-mb = 3\nidle-unload-s = 2\n");
+  ASSERT_TRUE(d.start()) << d.log();
+  ASSERT_EQ(d.ctl({"model", "import", shared(kGguf), "--name", "a"}).exit_code, 0);
+  ASSERT_EQ(d.ctl({"model", "import", shared(kGguf), "--name", "b"}).exit_code, 0);
+  Json blobs = ctl_json(d, {"blobs", "list"})["blobs"];
+  ASSERT_EQ(blobs.size(), 1u) << "two versions of one file share its blob";
+  EXPECT_EQ(blobs[0]["refs"], 2);
+
+  auto load = d.ctl({"serve", "load", "a"});
+  ASSERT_EQ(load.exit_code, 0) << load.err;
+  EXPECT_EQ(loaded_names(d), std::set<std::string>{"a"});
+  ASSERT_EQ(complete(d, "b").status, 200);
+  EXPECT_EQ(loaded_names(d), std::set<std::string>{"b"}) << "the idle 'a' made room for 'b'";
+  ASSERT_EQ(d.ctl({"serve", "unload", "b"}).exit_code, 0);
+  EXPECT_TRUE(loaded_names(d).empty());
+  EXPECT_EQ(d.ctl({"serve", "unload", "b"}).exit_code, 3);
+  // Past the idle TTL a loaded model goes by itself.
+  ASSERT_EQ(complete(d, "a").status, 200);
+  EXPECT_EQ(loaded_names(d), std::set<std::string>{"a"});
+  EXPECT_TRUE(eventually([&] { return loaded_names(d).empty(); }, 8000)) << "not unloaded after idle-unload-s";
+  EXPECT_EQ(complete(d, "a").status, 200) << "and it loads again on the next request";
+}
+
+TEST(ModelLifecycle, ImportedModelsSurviveARestart) {
+  REQUIRE_STORIES();
+  DaemonProcess d({}, "[serving]\ndefault-model = production\n");
+  ASSERT_TRUE(d.start()) << d.log();
+  ASSERT_EQ(d.ctl({"model", "import", shared(kGguf), "--name", "v1"}).exit_code, 0);
+  ASSERT_EQ(d.ctl({"alias", "set", "production", "v1"}).exit_code, 0);
+  const std::string before = d.request("POST", "/v1/completions", R"({"prompt": "Once", "max_tokens": 10, "temperature": 0})").body;
+  d.signal(SIGTERM);
+  ASSERT_EQ(d.wait_exit(20000), 0) << d.log();
+  ASSERT_TRUE(d.start()) << d.log();
+  auto after = d.request("POST", "/v1/completions", R"({"prompt": "Once", "max_tokens": 10, "temperature": 0})");
+  ASSERT_EQ(after.status, 200) << after.body;
+  EXPECT_EQ(after.json()["choices"], Json::parse(before)["choices"]) << "the default alias serves the same version after a restart";
+}
+
+}  // namespace
+}  // namespace llmops::test
