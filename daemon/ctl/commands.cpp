@@ -420,6 +420,43 @@ Status cmd_model_rm(AdminClient& c, const Invocation& inv) {
   return ok_status();
 }
 
+Status cmd_model_set(AdminClient& c, const Invocation& inv) {
+  LLMOPS_RETURN_IF_ERROR(need_words(inv, 3, "model set NAME --log-bodies on|off"));
+  auto v = inv.options.find("log-bodies");
+  if (v == inv.options.end() || (v->second != "on" && v->second != "off")) {
+    return invalid_argument("model set takes --log-bodies on|off (whether the request log keeps prompts and completions)");
+  }
+  Json body = {{"log_bodies", v->second == "on"}};
+  LLMOPS_ASSIGN_OR_RETURN(Json j, c.call("PATCH", std::string(kServing) + "/models/" + inv.words[2], &body));
+  if (inv.json) return print_json(j), ok_status();
+  std::printf("%s: the request log %s prompts and completions\n", str(j, "name").c_str(),
+              j.value("log_bodies", false) ? "keeps" : "does not keep");
+  return ok_status();
+}
+
+Status cmd_serve_log(AdminClient& c, const Invocation& inv) {
+  std::string target = std::string(kServing) + "/requests?limit=" + (inv.options.count("limit") ? inv.options.at("limit") : "20");
+  if (auto m = inv.options.find("model"); m != inv.options.end()) target += "&model=" + m->second;
+  LLMOPS_ASSIGN_OR_RETURN(Json j, c.call("GET", target));
+  if (inv.json) return print_json(j), ok_status();
+  if (j["requests"].empty()) return std::printf("no requests logged\n"), ok_status();
+  auto ms = [](const Json& r, const char* key) {
+    if (!r.contains(key) || r[key].is_null()) return std::string("-");
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f", r[key].get<double>() * 1000);
+    return std::string(buf);
+  };
+  Table t({"TIME (UTC)", "MODEL", "CALLER", "ROUTE", "STATUS", "OUTCOME", "IN", "OUT", "QUEUE MS", "TTFT MS", "ITL MS", "TOTAL MS"});
+  for (const Json& r : j["requests"]) {
+    std::string model = str(r, "model");
+    if (!r.value("requested", "").empty() && r.value("requested", "") != model) model = r.value("requested", "") + "→" + model;
+    t.add({human_time_ms(r.value("time_ms", uint64_t{0})), model, str(r, "caller"), str(r, "route"), str(r, "status"), str(r, "outcome"),
+           str(r, "prompt_tokens"), str(r, "completion_tokens"), ms(r, "queue_s"), ms(r, "ttft_s"), ms(r, "itl_mean_s"), ms(r, "e2e_s")});
+  }
+  t.print(stdout);
+  return ok_status();
+}
+
 Status cmd_alias_set(AdminClient& c, const Invocation& inv) {
   LLMOPS_RETURN_IF_ERROR(need_words(inv, 4, "alias set ALIAS MODEL"));
   Json body = {{"model", inv.words[3]}};
@@ -448,43 +485,113 @@ Status cmd_alias_rm(AdminClient& c, const Invocation& inv) {
   return ok_status();
 }
 
-Status cmd_generate(AdminClient& c, const Invocation& inv) {
-  auto opt = [&](const char* name, const std::string& fallback = "") {
-    auto it = inv.options.find(name);
-    return it == inv.options.end() ? fallback : it->second;
-  };
-  std::string prompt = opt("prompt");
-  if (prompt.empty() && inv.words.size() > 1) prompt = inv.words[1];
-  if (prompt.empty()) return invalid_argument("generate needs --prompt TEXT");
-  Json body = {{"prompt", prompt}, {"stream", !inv.json}};
-  if (auto m = opt("model"); !m.empty()) body["model"] = m;
-  try {
-    body["max_tokens"] = std::stoi(opt("max-tokens", "128"));
-    if (auto t = opt("temperature"); !t.empty()) body["temperature"] = std::stod(t);
-    if (auto sd = opt("seed"); !sd.empty()) body["seed"] = std::stoll(sd);
-  } catch (const std::exception&) {
-    return invalid_argument("--max-tokens, --temperature and --seed take numbers");
-  }
-  if (inv.json) {
-    LLMOPS_ASSIGN_OR_RETURN(Json j, c.call("POST", "/v1/modules/serving/completions", &body));
-    return print_json(j), ok_status();
-  }
-  std::string finish;
-  Status st = c.stream("POST", "/v1/modules/serving/completions", &body, [&](const Json& j) {
+// Streams one generation over the admin socket, printing text as it arrives; *text gets the
+// whole of it. The finish reason, or an error.
+Result<std::string> stream_generation(AdminClient& c, const std::string& route, const Json& body, std::string* text) {
+  std::string finish, failure;
+  Status st = c.stream("POST", std::string(kServing) + route, &body, [&](const Json& j) {
     if (j.contains("error")) {
-      finish = "error: " + j["error"].value("message", "");
+      failure = j["error"].value("message", "");
       return false;
     }
     for (const Json& choice : j.value("choices", Json::array())) {
-      std::fputs(choice.value("text", "").c_str(), stdout);
+      std::string piece = choice.contains("delta") ? choice["delta"].value("content", "") : choice.value("text", "");
+      std::fputs(piece.c_str(), stdout);
+      *text += piece;
       if (!choice["finish_reason"].is_null()) finish = choice["finish_reason"].get<std::string>();
     }
     std::fflush(stdout);
     return true;
   });
-  std::printf("\n");
   LLMOPS_RETURN_IF_ERROR(st);
-  if (finish.rfind("error", 0) == 0) return internal_error(finish);
+  if (!failure.empty()) return internal_error(failure);
+  return finish;
+}
+
+// The sampling options generate and chat share: --model --max-tokens --temperature --seed.
+Status sampling_options(const Invocation& inv, Json* body, const char* default_max_tokens) {
+  auto opt = [&](const char* name, const std::string& fallback = "") {
+    auto it = inv.options.find(name);
+    return it == inv.options.end() ? fallback : it->second;
+  };
+  if (auto m = opt("model"); !m.empty()) (*body)["model"] = m;
+  try {
+    if (auto n = opt("max-tokens", default_max_tokens); !n.empty()) (*body)["max_tokens"] = std::stoi(n);
+    if (auto t = opt("temperature"); !t.empty()) (*body)["temperature"] = std::stod(t);
+    if (auto sd = opt("seed"); !sd.empty()) (*body)["seed"] = std::stoll(sd);
+  } catch (const std::exception&) {
+    return invalid_argument("--max-tokens, --temperature and --seed take numbers");
+  }
+  return ok_status();
+}
+
+Status cmd_generate(AdminClient& c, const Invocation& inv) {
+  std::string prompt = inv.options.count("prompt") ? inv.options.at("prompt") : "";
+  if (prompt.empty() && inv.words.size() > 1) prompt = inv.words[1];
+  if (prompt.empty()) return invalid_argument("generate needs --prompt TEXT");
+  Json body = {{"prompt", prompt}, {"stream", !inv.json}};
+  LLMOPS_RETURN_IF_ERROR(sampling_options(inv, &body, "128"));
+  if (inv.json) {
+    LLMOPS_ASSIGN_OR_RETURN(Json j, c.call("POST", std::string(kServing) + "/completions", &body));
+    return print_json(j), ok_status();
+  }
+  std::string text;
+  auto finish = stream_generation(c, "/completions", body, &text);
+  std::printf("\n");
+  return finish.status();
+}
+
+// An interactive conversation: each line read is a user turn; the answer streams back and
+// joins the history. Works on a pipe too (one turn per line). /exit or end of input ends it.
+Status cmd_chat(AdminClient& c, const Invocation& inv) {
+  Json messages = Json::array();
+  if (auto sys = inv.options.find("system"); sys != inv.options.end()) messages.push_back({{"role", "system"}, {"content", sys->second}});
+  Json base = {{"stream", !inv.json}};
+  LLMOPS_RETURN_IF_ERROR(sampling_options(inv, &base, ""));
+  const bool tty = ::isatty(STDIN_FILENO) != 0;
+  if (tty && !inv.json) std::printf("chatting with %s; /exit or Ctrl-D ends, /reset forgets the conversation\n",
+                                    base.contains("model") ? base["model"].get<std::string>().c_str() : "the default model");
+  char buf[65536];
+  for (;;) {
+    if (tty && !inv.json) {
+      std::printf(">>> ");
+      std::fflush(stdout);
+    }
+    if (std::fgets(buf, sizeof buf, stdin) == nullptr) break;
+    std::string line(buf);
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+    if (line == "/exit" || line == "/bye") break;
+    if (line == "/reset") {
+      Json kept = Json::array();
+      if (!messages.empty() && messages[0]["role"] == "system") kept.push_back(messages[0]);
+      messages = kept;
+      continue;
+    }
+    if (line.empty()) continue;
+    messages.push_back({{"role", "user"}, {"content", line}});
+    Json body = base;
+    body["messages"] = messages;
+    std::string answer;
+    if (inv.json) {
+      LLMOPS_ASSIGN_OR_RETURN(Json j, c.call("POST", std::string(kServing) + "/chat/completions", &body));
+      answer = j["choices"][0]["message"].value("content", "");
+      std::printf("%s\n", dump_json(j).c_str());
+    } else {
+      auto finish = stream_generation(c, "/chat/completions", body, &answer);
+      std::printf("\n");
+      if (!finish.ok()) {
+        messages.erase(messages.end() - 1);  // the turn failed: it does not join the history
+        if (finish.status().code() == Code::kInvalidArgument && tty) {
+          std::fprintf(stderr, "llmopsctl: %s\n", finish.status().message().c_str());
+          continue;
+        }
+        return finish.status();
+      }
+      if (tty) std::printf("\n");
+    }
+    std::fflush(stdout);
+    messages.push_back({{"role", "assistant"}, {"content", answer}});
+  }
   return ok_status();
 }
 
@@ -515,6 +622,8 @@ const std::vector<std::pair<std::vector<std::string>, Verb>>& verbs() {
       {{"blobs", "verify"}, {"blobs verify", "re-hash every blob as a job", cmd_blobs_verify}},
       {{"generate"}, {"generate --prompt TEXT [--model M] [--max-tokens N] [--temperature T] [--seed S]",
                       "generate from a served model, streaming to the terminal", cmd_generate}},
+      {{"chat"}, {"chat [--model M] [--system TEXT] [--max-tokens N] [--temperature T] [--seed S]",
+                  "an interactive conversation with a served model (one turn per input line)", cmd_chat}},
       {{"serve", "list"}, {"serve list", "loaded models: context, running and waiting sequences, KV in use, memory", cmd_serve_list}},
       {{"serve", "load"}, {"serve load NAME", "load a model version or alias now", cmd_serve_load}},
       {{"serve", "unload"}, {"serve unload NAME", "unload a model (requests in flight finish)", cmd_serve_unload}},
@@ -523,6 +632,8 @@ const std::vector<std::pair<std::vector<std::string>, Verb>>& verbs() {
       {{"model", "list"}, {"model list", "imported model versions with aliases", cmd_model_list}},
       {{"model", "show"}, {"model show NAME", "one version: shape, files, sha256, aliases", cmd_model_show}},
       {{"model", "rm"}, {"model rm NAME", "remove a version no alias points at", cmd_model_rm}},
+      {{"model", "set"}, {"model set NAME --log-bodies on|off", "whether the request log keeps this version's prompts and completions", cmd_model_set}},
+      {{"serve", "log"}, {"serve log [--model M] [--limit N]", "the newest requests: outcome, tokens, queue, TTFT, inter-token latency", cmd_serve_log}},
       {{"alias", "set"}, {"alias set ALIAS MODEL", "point an alias at a version (atomic; drops no request)", cmd_alias_set}},
       {{"alias", "list"}, {"alias list", "aliases and the versions they point at", cmd_alias_list}},
       {{"alias", "rm"}, {"alias rm ALIAS", "remove an alias", cmd_alias_rm}},

@@ -3,6 +3,8 @@
 
 #include <climits>
 #include <cstring>
+#include <map>
+#include <shared_mutex>
 
 #include "llmops/module.hpp"
 #include "log.h"
@@ -14,7 +16,16 @@ struct llmops_module_ctx {
   llmops::Dbi dbi = 0;
   bool dbi_open = false;
   bool initialising = false;
-  std::vector<llmops::Counter*> metrics;
+  // Series by id: a counter or gauge, or a histogram. Read lock-free in spirit: the lock is
+  // shared on every update and exclusive only while a series is added (ABI 1.2 adds them late).
+  struct Series {
+    llmops::Counter* scalar = nullptr;
+    llmops::Histogram* histogram = nullptr;
+  };
+  std::shared_mutex metrics_mu;
+  std::vector<Series> metrics;
+  std::map<std::string, uint32_t> series_ids;     // name + labels → id
+  std::map<std::string, llmops_metric_kind> kinds;  // name → kind
 };
 
 struct llmops_response {
@@ -93,6 +104,31 @@ llmops_code host_kv_put(llmops_module_ctx* ctx, const void* key, size_t key_size
   }), err);
 }
 
+llmops_code host_kv_write_batch(llmops_module_ctx* ctx, size_t n, const void* const* keys, const size_t* key_sizes,
+                                const void* const* values, const size_t* value_sizes, llmops_error* err) {
+  if (n > 0 && (keys == nullptr || key_sizes == nullptr || values == nullptr || value_sizes == nullptr)) {
+    return sdk::fail(err, LLMOPS_INVALID_ARGUMENT, "keys, key_sizes, values and value_sizes are required");
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (keys[i] == nullptr || key_sizes[i] == 0 || key_sizes[i] > 511) {
+      return sdk::fail(err, LLMOPS_INVALID_ARGUMENT, "key " + std::to_string(i) + " must be 1..511 bytes");
+    }
+  }
+  if (Status st = module_db(ctx); !st.ok()) return to_c(st, err);
+  return to_c(ctx->host->services().store->write([&](Txn& t) -> Status {
+    for (size_t i = 0; i < n; ++i) {
+      std::string_view key(static_cast<const char*>(keys[i]), key_sizes[i]);
+      if (values[i] == nullptr) {
+        Status st = t.del(ctx->dbi, key);
+        if (!st.ok() && st.code() != Code::kNotFound) return st;
+      } else {
+        LLMOPS_RETURN_IF_ERROR(t.put(ctx->dbi, key, {static_cast<const char*>(values[i]), value_sizes[i]}));
+      }
+    }
+    return ok_status();
+  }), err);
+}
+
 llmops_code host_kv_get(llmops_module_ctx* ctx, const void* key, size_t key_size,
                         void (*found)(void*, const void*, size_t), void* user, llmops_error* err) {
   if (key == nullptr || key_size == 0 || key_size > 511 || found == nullptr) {
@@ -153,16 +189,64 @@ uint32_t host_metric_register(llmops_module_ctx* ctx, const char* name, const ch
   std::string full = "llmops_" + ctx->module->name + "_" + name;
   auto* reg = ctx->host->services().metrics;
   Counter& c = is_gauge ? reg->gauge(full, help != nullptr ? help : name) : reg->counter(full, help != nullptr ? help : name);
-  ctx->metrics.push_back(&c);
+  std::unique_lock lock(ctx->metrics_mu);
+  ctx->kinds[name] = is_gauge ? LLMOPS_METRIC_GAUGE : LLMOPS_METRIC_COUNTER;
+  ctx->metrics.push_back({&c, nullptr});
   return static_cast<uint32_t>(ctx->metrics.size() - 1);
 }
 
+bool metric_name_ok(const char* name) {
+  if (name == nullptr || *name == '\0') return false;
+  for (const char* p = name; *p != '\0'; ++p) {
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_')) return false;
+  }
+  return true;
+}
+
+uint32_t host_metric_series(llmops_module_ctx* ctx, const char* name, const char* help, llmops_metric_kind kind,
+                            const char* const* label_names, const char* const* label_values, size_t n_labels, const double* bounds,
+                            size_t n_bounds) {
+  if (!metric_name_ok(name) || kind < LLMOPS_METRIC_COUNTER || kind > LLMOPS_METRIC_HISTOGRAM || n_labels > 16) return UINT32_MAX;
+  if (n_labels > 0 && (label_names == nullptr || label_values == nullptr)) return UINT32_MAX;
+  Labels labels;
+  for (size_t i = 0; i < n_labels; ++i) {
+    if (!metric_name_ok(label_names[i]) || label_values[i] == nullptr) return UINT32_MAX;
+    labels.emplace_back(label_names[i], label_values[i]);
+  }
+  std::vector<double> b = bounds != nullptr ? std::vector<double>(bounds, bounds + n_bounds) : latency_buckets();
+  for (size_t i = 1; i < b.size(); ++i) {
+    if (!(b[i] > b[i - 1])) return UINT32_MAX;
+  }
+  const std::string full = "llmops_" + ctx->module->name + "_" + name;
+  const std::string key = full + format_labels(labels);
+  std::unique_lock lock(ctx->metrics_mu);
+  if (auto k = ctx->kinds.find(name); k != ctx->kinds.end() && k->second != kind) return UINT32_MAX;
+  if (auto it = ctx->series_ids.find(key); it != ctx->series_ids.end()) return it->second;
+  auto* reg = ctx->host->services().metrics;
+  const std::string h = help != nullptr ? help : name;
+  llmops_module_ctx::Series series;
+  if (kind == LLMOPS_METRIC_HISTOGRAM) series.histogram = &reg->histogram(full, h, labels, b);
+  else series.scalar = kind == LLMOPS_METRIC_GAUGE ? &reg->gauge(full, h, labels) : &reg->counter(full, h, labels);
+  ctx->kinds[name] = kind;
+  ctx->metrics.push_back(series);
+  const auto id = static_cast<uint32_t>(ctx->metrics.size() - 1);
+  ctx->series_ids[key] = id;
+  return id;
+}
+
 void host_metric_add(llmops_module_ctx* ctx, uint32_t metric, double delta) {
-  if (metric < ctx->metrics.size()) ctx->metrics[metric]->add(delta);
+  std::shared_lock lock(ctx->metrics_mu);
+  if (metric < ctx->metrics.size() && ctx->metrics[metric].scalar != nullptr) ctx->metrics[metric].scalar->add(delta);
 }
 
 void host_metric_set(llmops_module_ctx* ctx, uint32_t metric, double value) {
-  if (metric < ctx->metrics.size()) ctx->metrics[metric]->set(value);
+  std::shared_lock lock(ctx->metrics_mu);
+  if (metric < ctx->metrics.size() && ctx->metrics[metric].scalar != nullptr) ctx->metrics[metric].scalar->set(value);
+}
+
+void host_metric_observe(llmops_module_ctx* ctx, uint32_t metric, double value) {
+  std::shared_lock lock(ctx->metrics_mu);
+  if (metric < ctx->metrics.size() && ctx->metrics[metric].histogram != nullptr) ctx->metrics[metric].histogram->observe(value);
 }
 
 bool is_serving_stage(const Module& m) { return m.api != nullptr && m.api->stage != nullptr && std::strcmp(m.api->stage, "serving") == 0; }
@@ -312,7 +396,8 @@ const llmops_host_api kHostApi = {
     host_response_append_body, host_job_kind_register, host_job_submit,         host_job_params,
     host_job_checkpoint,      host_job_save_checkpoint, host_job_progress,      host_job_cancelled,
     host_job_stopping,        host_job_id,             host_response_stream,    host_stream_write,
-    host_stream_client_gone,  host_placement_threads,  host_placement_bind,
+    host_stream_client_gone,  host_placement_threads,  host_placement_bind,     host_metric_series,
+    host_metric_observe,      host_kv_write_batch,
 };
 
 }  // namespace

@@ -141,6 +141,7 @@ std::shared_ptr<Served> ModelManager::make_served(OpenedModel opened, const std:
   served->cost_bytes = opened.model->weight_bytes() + opt_.scheduler.kv_budget_bytes;
   served->scheduler = std::make_unique<Scheduler>(opened.model, opened.tok, opt_.scheduler);
   served->last_used_ms = unix_ms_now();
+  if (opt_.on_load) opt_.on_load(*served);
   host_.info("serving '" + name + "' from " + path + " (" + opened.model->config().arch_name + ", " +
              std::to_string(opened.model->weight_bytes() >> 20) + " MiB of weights, context " +
              std::to_string(served->scheduler->context()) + ", " + std::to_string(opt_.scheduler.threads) +

@@ -61,6 +61,12 @@ struct Served {
   std::unique_ptr<Scheduler> scheduler;
   std::atomic<int64_t> last_used_ms{0};
   std::atomic<int> in_flight{0};  // requests holding it (streams included)
+  // Its metric series (host ids, labelled model=<name>), made when it loads.
+  struct Series {
+    uint32_t queue_s = UINT32_MAX, ttft_s = UINT32_MAX, itl_s = UINT32_MAX, e2e_s = UINT32_MAX;
+    uint32_t prompt_tokens = UINT32_MAX, completion_tokens = UINT32_MAX;
+    uint32_t running = UINT32_MAX, waiting = UINT32_MAX, kv_bytes = UINT32_MAX;
+  } series;
 
   bool idle() const;
 };
@@ -69,6 +75,7 @@ struct ManagerOptions {
   SchedulerOptions scheduler;
   uint64_t memory_budget_bytes = 0;  // 0: no limit
   int idle_unload_s = 300;           // 0: never
+  std::function<void(Served&)> on_load;  // before it takes requests (metric series)
 };
 
 class ModelManager {

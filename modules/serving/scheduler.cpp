@@ -21,7 +21,10 @@ bool Request::next(std::vector<Piece>* out, std::chrono::milliseconds wait) {
 void Request::push(Piece p) {
   {
     std::lock_guard lock(mu_);
-    if (completion_tokens_.load() == 0) ttft_s_ = std::chrono::duration<double>(Clock::now() - submitted_).count();
+    const auto now = Clock::now();
+    if (completion_tokens_.load() == 0) ttft_s_ = std::chrono::duration<double>(now - submitted_).count();
+    else gaps_.push_back(std::chrono::duration<float>(now - last_token_).count());
+    last_token_ = now;
     completion_tokens_.fetch_add(1);
     pieces_.push_back(std::move(p));
   }

@@ -69,6 +69,8 @@ class Request {
   int completion_tokens() const { return completion_tokens_.load(); }
   double queue_seconds() const { return queue_s_; }
   double first_token_seconds() const { return ttft_s_; }
+  // Seconds between consecutive tokens (inter-token latency); valid once next() returned false.
+  const std::vector<float>& token_gaps() const { return gaps_; }
 
   const std::vector<int32_t>& prompt() const { return prompt_; }
   const GenerationParams& params() const { return params_; }
@@ -90,6 +92,8 @@ class Request {
   Status error_;
   Clock::time_point submitted_ = Clock::now();
   double queue_s_ = 0, ttft_s_ = 0;
+  Clock::time_point last_token_;
+  std::vector<float> gaps_;
 };
 
 struct SchedulerOptions {

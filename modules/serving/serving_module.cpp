@@ -21,6 +21,7 @@
 #include "serving/models.h"
 #include "serving/openai.h"
 #include "serving/registry.h"
+#include "serving/request_log.h"
 #include "serving/scheduler.h"
 
 namespace {
@@ -34,6 +35,7 @@ struct State {
   llmops_module_ctx* ctx = nullptr;
   std::unique_ptr<Registry> registry;
   std::unique_ptr<ModelManager> models;  // from start() on
+  std::unique_ptr<RequestLog> log;       // from start() on
   int request_timeout_s = 600;
   uint32_t m_requests = 0, m_rejected = 0, m_prompt_tokens = 0, m_completion_tokens = 0;
   // The idle reaper: unloads models idle past serving.idle-unload-s.
@@ -202,14 +204,78 @@ class Lease {
 };
 
 struct Job {
-  Job(State* state, std::shared_ptr<Served> served, ParsedRequest parsed) : s(state), model(std::move(served)), p(std::move(parsed)) {}
+  Job(State* state, std::shared_ptr<Served> served, ParsedRequest parsed, std::string who)
+      : s(state), model(std::move(served)), p(std::move(parsed)), caller(std::move(who)) {}
   State* s;
   Lease model;
   ParsedRequest p;
+  std::string caller;
+  Clock::time_point started = Clock::now();
+  std::string completion_text;  // kept only when the model logs bodies
+  bool recorded = false;
   std::string id;
   int64_t created = 0;
   std::vector<std::shared_ptr<Request>> choices;
 };
+
+// The request's end for the monitor stage: latency histograms and token counts labelled by
+// model, a counter by outcome, and a record in the bounded request log. Once per request.
+void record(Job& job, int http, const std::string& outcome) {
+  if (job.recorded) return;
+  job.recorded = true;
+  State* s = job.s;
+  Served& m = *job.model;
+  const auto& ser = m.series;
+  const double e2e = std::chrono::duration<double>(Clock::now() - job.started).count();
+  int completion = 0, prompt = 0;
+  double queue = 0, ttft = 0, itl_sum = 0;
+  size_t itl_n = 0;
+  for (const auto& c : job.choices) {
+    completion += c->completion_tokens();
+    prompt = c->prompt_tokens();
+    queue = std::max(queue, c->queue_seconds());
+    if (c->completion_tokens() > 0) ttft = std::max(ttft, c->first_token_seconds());
+    for (float g : c->token_gaps()) {
+      s->host->metric_observe(s->ctx, ser.itl_s, g);
+      itl_sum += g;
+      ++itl_n;
+    }
+  }
+  if (!job.choices.empty()) {
+    s->host->metric_observe(s->ctx, ser.queue_s, queue);
+    if (completion > 0) s->host->metric_observe(s->ctx, ser.ttft_s, ttft);
+    s->host->metric_observe(s->ctx, ser.prompt_tokens, prompt);
+    s->host->metric_observe(s->ctx, ser.completion_tokens, completion);
+  }
+  s->host->metric_observe(s->ctx, ser.e2e_s, e2e);
+  const char* names[] = {"model", "status"};
+  const char* values[] = {m.name.c_str(), outcome.c_str()};
+  uint32_t outcomes = s->host->metric_series(s->ctx, "requests_by_status_total", "Requests that reached a model, by model and outcome",
+                                             LLMOPS_METRIC_COUNTER, names, values, 2, nullptr, 0);
+  s->host->metric_add(s->ctx, outcomes, 1);
+  if (s->log == nullptr) return;
+  Json r = {{"id", job.id},
+            {"time_ms", unix_ms_now()},
+            {"model", m.name},
+            {"requested", job.p.model},
+            {"caller", job.caller},
+            {"route", job.p.chat ? "chat" : "completions"},
+            {"stream", job.p.stream},
+            {"status", http},
+            {"outcome", outcome},
+            {"n", job.p.n},
+            {"prompt_tokens", prompt},
+            {"completion_tokens", completion},
+            {"queue_s", queue},
+            {"ttft_s", completion > 0 ? Json(ttft) : Json(nullptr)},
+            {"itl_mean_s", itl_n > 0 ? Json(itl_sum / static_cast<double>(itl_n)) : Json(nullptr)},
+            {"e2e_s", e2e}};
+  if (m.log_bodies) {
+    r["prompt"] = job.p.chat ? job.p.messages : Json(job.p.prompt_text);
+    r["completion"] = job.completion_text;
+  }
+  s->log->append(std::move(r));
+}
 
 // Submits one request per choice; on failure writes the error and returns false.
 bool submit_all(Job& job, const std::vector<int32_t>& prompt, llmops_response* resp) {
@@ -218,6 +284,7 @@ bool submit_all(Job& job, const std::vector<int32_t>& prompt, llmops_response* r
   GenerationParams g = job.p.params;
   if (!job.p.max_tokens_given && job.p.chat) g.max_tokens = std::max(1, ctx - static_cast<int>(prompt.size()));
   if (static_cast<int>(prompt.size()) >= ctx) {
+    record(job, 400, "bad_request");
     respond_error(s, resp, 400,
                   "the prompt has " + std::to_string(prompt.size()) + " tokens; this model's context holds " + std::to_string(ctx) +
                       " with room for at least one generated token: shorten the prompt",
@@ -225,6 +292,7 @@ bool submit_all(Job& job, const std::vector<int32_t>& prompt, llmops_response* r
     return false;
   }
   if (job.p.max_tokens_given && static_cast<int>(prompt.size()) + g.max_tokens > ctx) {
+    record(job, 400, "bad_request");
     respond_error(s, resp, 400,
                   "this model's context holds " + std::to_string(ctx) + " tokens; the prompt has " + std::to_string(prompt.size()) +
                       " and max_tokens asks for " + std::to_string(g.max_tokens) + ": lower max_tokens or shorten the prompt",
@@ -240,6 +308,7 @@ bool submit_all(Job& job, const std::vector<int32_t>& prompt, llmops_response* r
     if (!st.ok()) {
       for (auto& c : job.choices) c->cancel();
       if (st.code() == llmops::Code::kResourceExhausted) s->host->metric_add(s->ctx, s->m_rejected, 1);
+      record(job, http_status(st), st.code() == llmops::Code::kResourceExhausted ? "rejected" : "error");
       respond_error(s, resp, http_status(st), st.message(), st.code() == llmops::Code::kInvalidArgument ? "prompt" : "");
       return false;
     }
@@ -268,11 +337,13 @@ void answer_whole(Job& job, llmops_response* resp) {
     }
     if (r.finish_reason() == "error") {
       for (auto& c : job.choices) c->cancel();
+      record(job, http_status(r.error()), r.error().code() == llmops::Code::kDeadlineExceeded ? "timeout" : "error");
       respond_error(job.s, resp, http_status(r.error()), r.error().message());
       return;
     }
     std::string text;
     for (const Piece& p : all) text += p.text;
+    if (job.model->log_bodies) job.completion_text += text;
     Json choice = {{"index", i}, {"finish_reason", r.finish_reason()}};
     if (job.p.chat) {
       choice["message"] = {{"role", "assistant"}, {"content", text}};
@@ -286,6 +357,7 @@ void answer_whole(Job& job, llmops_response* resp) {
   Json out = {{"id", job.id}, {"object", job.p.chat ? "chat.completion" : "text_completion"}, {"created", job.created},
               {"model", job.model->name}, {"choices", choices}, {"usage", final_usage(job)}};
   job.s->host->metric_add(job.s->ctx, job.s->m_completion_tokens, out["usage"]["completion_tokens"].get<double>());
+  record(job, 200, "ok");
   respond_json(job.s, resp, 200, out);
 }
 
@@ -330,12 +402,14 @@ void stream_job(void* user, llmops_stream* stream) {
       if (!batch.empty()) {
         std::string text;
         for (const Piece& p : batch) text += p.text;
+        if (job->model->log_bodies) job->completion_text += text;
         if (!text.empty() || job->p.logprobs) ok = chunk(i, text, &batch, nullptr, false);
       }
       if (!more && ok) {
         open[i] = false;
         --remaining;
         if (r.finish_reason() == "error") {
+          record(*job, 200, r.error().code() == llmops::Code::kDeadlineExceeded ? "timeout" : "error");
           Json err = {{"error", {{"message", r.error().message()}, {"type", "server_error"}, {"code", nullptr}, {"param", nullptr}}}};
           ok = send(err);
         } else {
@@ -347,14 +421,19 @@ void stream_job(void* user, llmops_stream* stream) {
   }
   if (!ok) {
     for (auto& c : job->choices) c->cancel();
+    record(*job, 200, "client_gone");
     return;
   }
   if (job->p.include_usage) {
     Json c = {{"id", job->id}, {"object", job->p.chat ? "chat.completion.chunk" : "text_completion"}, {"created", job->created},
               {"model", job->model->name}, {"choices", Json::array()}, {"usage", final_usage(*job)}};
-    if (!send(c)) return;
+    if (!send(c)) {
+      record(*job, 200, "client_gone");
+      return;
+    }
   }
   s->host->metric_add(s->ctx, s->m_completion_tokens, final_usage(*job)["completion_tokens"].get<double>());
+  record(*job, 200, "ok");
   static const char kDone[] = "data: [DONE]\n\n";
   s->host->stream_write(stream, kDone, sizeof kDone - 1);
 }
@@ -363,9 +442,12 @@ llmops_code generate_route(State* s, const llmops_request* req, llmops_response*
   ParsedRequest parsed;
   auto served = prepare(s, req, resp, chat, &parsed);
   if (served == nullptr) return LLMOPS_OK;
-  auto job = std::make_unique<Job>(s, std::move(served), std::move(parsed));
+  auto job = std::make_unique<Job>(s, std::move(served), std::move(parsed), req->caller);
   std::vector<int32_t> prompt;
-  if (auto e = tokenize_prompt(*job->model, job->p, &prompt)) return respond_error(s, resp, 400, *e, chat ? "messages" : "prompt");
+  if (auto e = tokenize_prompt(*job->model, job->p, &prompt)) {
+    record(*job, 400, "bad_request");
+    return respond_error(s, resp, 400, *e, chat ? "messages" : "prompt");
+  }
   job->id = new_completion_id(chat ? "chatcmpl-" : "cmpl-");
   job->created = static_cast<int64_t>(std::time(nullptr));
   if (!submit_all(*job, prompt, resp)) return LLMOPS_OK;
@@ -742,6 +824,57 @@ llmops_code admin_remove_alias_route(void* user, const llmops_request* req, llmo
   return LLMOPS_OK;
 }
 
+// GET /requests?limit=N&model=M: the request log, newest first.
+llmops_code admin_requests_route(void* user, const llmops_request* req, llmops_response* resp) {
+  auto* s = static_cast<State*>(user);
+  if (s->log == nullptr) return respond_error(s, resp, 503, "the serving stage is starting; retry shortly");
+  size_t limit = 50;
+  std::string model;
+  std::string_view q = req->query;
+  while (!q.empty()) {
+    std::string_view part = q.substr(0, q.find('&'));
+    q.remove_prefix(std::min(q.size(), part.size() + 1));
+    const auto eq = part.find('=');
+    if (eq == std::string_view::npos) continue;
+    std::string_view k = part.substr(0, eq), v = part.substr(eq + 1);
+    if (k == "limit") {
+      limit = 0;
+      for (char c : v) {
+        if (c < '0' || c > '9' || limit > 1000000) return respond_error(s, resp, 400, "limit must be a positive number", "limit");
+        limit = limit * 10 + static_cast<size_t>(c - '0');
+      }
+    } else if (k == "model") {
+      model = std::string(v);
+    }
+  }
+  auto rows = s->log->newest(limit, model);
+  if (!rows.ok()) return respond_status(s, resp, rows.status());
+  respond_json(s, resp, 200, {{"requests", *rows}, {"capacity", s->log->capacity()}});
+  return LLMOPS_OK;
+}
+
+// PATCH /models/{name} {"log_bodies": bool}: per-version settings.
+llmops_code admin_model_settings_route(void* user, const llmops_request* req, llmops_response* resp) {
+  auto* s = static_cast<State*>(user);
+  auto body = parse_body(s, req, resp);
+  if (!body) return LLMOPS_OK;
+  auto r = s->registry->model(last_segment(req));
+  if (!r.ok()) return respond_status(s, resp, r.status());
+  if (!r->has_value()) return respond_error(s, resp, 404, "no model '" + last_segment(req) + "' (llmopsctl model list shows them)");
+  ModelRecord rec = **r;
+  for (const auto& [key, value] : body->items()) {
+    if (key != "log_bodies") return respond_error(s, resp, 400, "unknown setting '" + key + "' (settable: log_bodies)", key);
+    if (!value.is_boolean()) return respond_error(s, resp, 400, "'log_bodies' must be true or false", "log_bodies");
+    rec.log_bodies = value.get<bool>();
+  }
+  llmops::Status st = s->registry->update_model(rec);
+  if (!st.ok()) return respond_status(s, resp, st);
+  if (auto loaded = s->models != nullptr ? s->models->find_loaded(rec.name) : nullptr) loaded->log_bodies = rec.log_bodies;
+  s->sdk().info("model '" + rec.name + "': log_bodies " + (rec.log_bodies ? "on" : "off") + " by " + req->caller);
+  respond_json(s, resp, 200, record_json(s, rec));
+  return LLMOPS_OK;
+}
+
 // ---- lifecycle ------------------------------------------------------------------------------
 
 llmops_code init(llmops_module_ctx* ctx, const llmops_host_api* host, llmops_error* err) {
@@ -773,6 +906,8 @@ llmops_code init(llmops_module_ctx* ctx, const llmops_host_api* host, llmops_err
   route(LLMOPS_PLANE_ADMIN, "POST", "/models", admin_import_route);
   route(LLMOPS_PLANE_ADMIN, "GET", "/models/{name}", admin_model_route);
   route(LLMOPS_PLANE_ADMIN, "DELETE", "/models/{name}", admin_remove_route);
+  route(LLMOPS_PLANE_ADMIN, "PATCH", "/models/{name}", admin_model_settings_route);
+  route(LLMOPS_PLANE_ADMIN, "GET", "/requests", admin_requests_route);
   route(LLMOPS_PLANE_ADMIN, "GET", "/aliases", admin_aliases_route);
   route(LLMOPS_PLANE_ADMIN, "PUT", "/aliases/{name}", admin_set_alias_route);
   route(LLMOPS_PLANE_ADMIN, "DELETE", "/aliases/{name}", admin_remove_alias_route);
@@ -780,6 +915,48 @@ llmops_code init(llmops_module_ctx* ctx, const llmops_host_api* host, llmops_err
   route(LLMOPS_PLANE_ADMIN, "POST", "/completions", completions_route);
   route(LLMOPS_PLANE_ADMIN, "POST", "/chat/completions", chat_route);
   return c;
+}
+
+// A loaded model's metric series, labelled model=<name>: latency and token histograms and the
+// scheduler gauges. The same name gives the same series when a model loads again.
+void make_series(State* s, Served& m) {
+  const char* names[] = {"model"};
+  const char* values[] = {m.name.c_str()};
+  auto series = [&](const char* name, const char* help, llmops_metric_kind kind, const double* bounds = nullptr, size_t n = 0) {
+    return s->host->metric_series(s->ctx, name, help, kind, names, values, 1, bounds, n);
+  };
+  static const double kTokens[] = {1, 4, 16, 64, 256, 1024, 4096, 16384, 65536};
+  auto& r = m.series;
+  r.queue_s = series("queue_seconds", "Time a request waited before its prompt started", LLMOPS_METRIC_HISTOGRAM);
+  r.ttft_s = series("time_to_first_token_seconds", "Time from arrival to the first generated token", LLMOPS_METRIC_HISTOGRAM);
+  r.itl_s = series("inter_token_latency_seconds", "Time between consecutive generated tokens", LLMOPS_METRIC_HISTOGRAM);
+  r.e2e_s = series("request_duration_seconds", "Time from arrival to the last byte of the answer", LLMOPS_METRIC_HISTOGRAM);
+  r.prompt_tokens = series("request_prompt_tokens", "Prompt tokens per request", LLMOPS_METRIC_HISTOGRAM, kTokens, std::size(kTokens));
+  r.completion_tokens =
+      series("request_completion_tokens", "Generated tokens per request (all choices)", LLMOPS_METRIC_HISTOGRAM, kTokens, std::size(kTokens));
+  r.running = series("running_sequences", "Sequences in the running batch", LLMOPS_METRIC_GAUGE);
+  r.waiting = series("waiting_requests", "Requests in the wait queue", LLMOPS_METRIC_GAUGE);
+  r.kv_bytes = series("kv_cache_bytes", "KV-cache bytes held by running sequences", LLMOPS_METRIC_GAUGE);
+}
+
+// Scheduler gauges of the loaded models, refreshed about once a second (an unloaded model's drop to 0).
+void update_gauges(State* s) {
+  static thread_local std::map<std::string, Served::Series> seen;
+  std::map<std::string, Served::Series> now;
+  for (const auto& m : s->models->loaded()) {
+    SchedulerStats st = m->scheduler->stats();
+    s->host->metric_set(s->ctx, m->series.running, st.running);
+    s->host->metric_set(s->ctx, m->series.waiting, st.waiting);
+    s->host->metric_set(s->ctx, m->series.kv_bytes, static_cast<double>(st.kv_bytes_in_use));
+    now[m->name] = m->series;
+  }
+  for (const auto& [name, series] : seen) {
+    if (now.count(name)) continue;
+    s->host->metric_set(s->ctx, series.running, 0);
+    s->host->metric_set(s->ctx, series.waiting, 0);
+    s->host->metric_set(s->ctx, series.kv_bytes, 0);
+  }
+  seen.swap(now);
 }
 
 // Memory the loaded models may hold when serving.memory-budget-mb is 0: 80% of the machine's.
@@ -814,7 +991,10 @@ llmops_code start(llmops_module_ctx* ctx, void* state, llmops_error* err) {
   mo.memory_budget_bytes = static_cast<uint64_t>(std::stoll(sdk.config("memory-budget-mb", "0"))) << 20;
   if (mo.memory_budget_bytes == 0) mo.memory_budget_bytes = default_memory_budget();
   mo.idle_unload_s = std::stoi(sdk.config("idle-unload-s", "300"));
+  mo.on_load = [s](Served& m) { make_series(s, m); };
   s->models = std::make_unique<ModelManager>(sdk, s->registry.get(), mo);
+  s->log = std::make_unique<RequestLog>(sdk, static_cast<uint64_t>(std::stoll(sdk.config("request-log-size", "10000"))));
+  if (llmops::Status st = s->log->start(); !st.ok()) return llmops::sdk::fail(err, static_cast<llmops_code>(st.code()), st.message());
 
   const std::string path = sdk.config("model");
   if (!path.empty()) {
@@ -851,6 +1031,7 @@ llmops_code start(llmops_module_ctx* ctx, void* state, llmops_error* err) {
     while (!s->reaper_cv.wait_for(lock, std::chrono::seconds(1), [s] { return s->reaper_stop; })) {
       lock.unlock();
       s->models->reap_idle();
+      update_gauges(s);
       lock.lock();
     }
   });
@@ -867,6 +1048,7 @@ void stop(llmops_module_ctx*, void* state) {
   if (s->reaper.joinable()) s->reaper.join();
   // Unloading the schedulers ends every sequence; streams see their requests finish.
   if (s->models != nullptr) s->models->unload_all();
+  if (s->log != nullptr) s->log->stop();
 }
 
 llmops_code health(llmops_module_ctx*, void* state, llmops_health* out) {
@@ -901,6 +1083,7 @@ const llmops_config_item kSchema[] = {
     {"context", LLMOPS_CONFIG_INT, "0", 0, 1 << 24, "positions per sequence at most (0: the model's context)"},
     {"prefill-chunk", LLMOPS_CONFIG_INT, "128", 1, 65536, "prompt tokens per scheduler step"},
     {"request-timeout", LLMOPS_CONFIG_INT, "600", 1, 86400, "seconds a generation may run"},
+    {"request-log-size", LLMOPS_CONFIG_INT, "10000", 0, 10000000, "requests kept in the request log (LMDB), newest; 0: none"},
     {"chat-template", LLMOPS_CONFIG_STRING, "", 0, -1,
      "chat template of serving.model: a built-in (chatml, llama2, llama3, zephyr) or a Jinja file; default: the model's own, else a built-in by vocabulary"},
 };

@@ -219,3 +219,93 @@ TEST(ModelLifecycle, ImportedModelsSurviveARestart) {
 
 }  // namespace
 }  // namespace llmops::test
+
+namespace llmops::test {
+namespace {
+
+// The value of one Prometheus sample line ("name{labels} value"), or -1 when absent.
+double metric_value(const std::string& text, const std::string& series) {
+  const size_t at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
+TEST(ModelLifecycle, EveryRequestIsMeasuredByModelAndLoggedBounded) {
+  REQUIRE_STORIES();
+  DaemonProcess d({}, "[serving]\nmodel = " + shared(kGguf) + "\nrequest-log-size = 4\n");
+  ASSERT_TRUE(d.start()) << d.log();
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(complete(d, "stories260K", 10).status, 200);
+  auto streamed = d.request("POST", "/v1/chat/completions",
+                            R"({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 6, "stream": true})");
+  ASSERT_EQ(streamed.status, 200);
+  ASSERT_EQ(d.request("POST", "/v1/completions", R"({"prompt": "x", "max_tokens": 100000})").status, 400);
+
+  const std::string m = d.get("/metrics").body;
+  const std::string model = "model=\"stories260K\"";
+  EXPECT_EQ(metric_value(m, "llmops_serving_requests_by_status_total{" + model + ",status=\"ok\"}"), 4) << m;
+  EXPECT_EQ(metric_value(m, "llmops_serving_requests_by_status_total{" + model + ",status=\"bad_request\"}"), 1);
+  EXPECT_EQ(metric_value(m, "llmops_serving_time_to_first_token_seconds_count{" + model + "}"), 4);
+  EXPECT_EQ(metric_value(m, "llmops_serving_queue_seconds_count{" + model + "}"), 4);
+  // 3 × 10 tokens and 6: one gap fewer than tokens per request.
+  EXPECT_EQ(metric_value(m, "llmops_serving_inter_token_latency_seconds_count{" + model + "}"), 3 * 9 + 5);
+  EXPECT_EQ(metric_value(m, "llmops_serving_request_completion_tokens_sum{" + model + "}"), 36);
+  EXPECT_GT(metric_value(m, "llmops_serving_time_to_first_token_seconds_bucket{" + model + ",le=\"+Inf\"}"), 0);
+  EXPECT_NE(m.find("llmops_serving_running_sequences{" + model + "}"), std::string::npos);
+
+  // The log keeps the newest 4 of the 5, newest first, without bodies by default.
+  Json log;
+  ASSERT_TRUE(eventually([&] {
+    log = ctl_json(d, {"serve", "log"})["requests"];
+    return log.size() == 4 && log[0]["status"] == 400;
+  }, 5000)) << log.dump();
+  EXPECT_EQ(log[0]["outcome"], "bad_request");
+  EXPECT_EQ(log[1]["route"], "chat");
+  EXPECT_EQ(log[1]["stream"], true);
+  EXPECT_EQ(log[1]["completion_tokens"], 6);
+  EXPECT_EQ(log[2]["model"], "stories260K");
+  EXPECT_EQ(log[2]["caller"], "anonymous");
+  EXPECT_GT(log[2]["ttft_s"].get<double>(), 0);
+  EXPECT_GE(log[2]["e2e_s"].get<double>(), log[2]["ttft_s"].get<double>());
+  EXPECT_FALSE(log[2].contains("prompt"));
+  auto table = d.ctl({"serve", "log"});
+  EXPECT_NE(table.out.find("TTFT MS"), std::string::npos);
+
+  // A version whose admin turned bodies on logs them; a restart keeps the log.
+  ASSERT_EQ(d.ctl({"model", "import", shared(kGguf), "--name", "audited"}).exit_code, 0);
+  ASSERT_EQ(d.ctl({"model", "set", "audited", "--log-bodies", "on"}).exit_code, 0);
+  ASSERT_EQ(complete(d, "audited", 5).status, 200);
+  ASSERT_TRUE(eventually([&] {
+    log = ctl_json(d, {"serve", "log", "--model", "audited"})["requests"];
+    return log.size() == 1;
+  }, 5000));
+  EXPECT_EQ(log[0]["prompt"], "Once upon a time");
+  EXPECT_FALSE(log[0]["completion"].get<std::string>().empty());
+  d.signal(SIGTERM);
+  ASSERT_EQ(d.wait_exit(20000), 0);
+  ASSERT_TRUE(d.start()) << d.log();
+  EXPECT_EQ(ctl_json(d, {"serve", "log"})["requests"].size(), 4u);
+}
+
+TEST(ModelLifecycle, LlmopsctlChatKeepsTheConversation) {
+  REQUIRE_STORIES();
+  DaemonProcess d({}, "[serving]\nmodel = " + shared(kGguf) + "\n");
+  ASSERT_TRUE(d.start()) << d.log();
+  auto r = run_program({"/bin/sh", "-c",
+                        std::string("printf 'Tell me a story\\nAnd then?\\n/exit\\nnot read\\n' | ") + LLMOPSCTL_PATH + " --socket " +
+                            d.socket_path() + " chat --max-tokens 8 --temperature 0"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // The first answer is what the HTTP API gives for the same first turn.
+  auto first = d.request("POST", "/v1/chat/completions",
+                         R"({"messages": [{"role": "user", "content": "Tell me a story"}], "max_tokens": 8, "temperature": 0})");
+  const std::string a1 = first.json()["choices"][0]["message"]["content"];
+  ASSERT_EQ(r.out.rfind(a1 + "\n", 0), 0u) << r.out;
+  // The second turn carries the history: the same as sending it whole.
+  Json second_body = {{"messages", {{{"role", "user"}, {"content", "Tell me a story"}}, {{"role", "assistant"}, {"content", a1}},
+                                    {{"role", "user"}, {"content", "And then?"}}}},
+                      {"max_tokens", 8}, {"temperature", 0}};
+  auto second = d.request("POST", "/v1/chat/completions", second_body.dump());
+  EXPECT_EQ(r.out, a1 + "\n" + second.json()["choices"][0]["message"]["content"].get<std::string>() + "\n");
+}
+
+}  // namespace
+}  // namespace llmops::test

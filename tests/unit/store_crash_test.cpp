@@ -72,7 +72,9 @@ TEST(StoreCrash, KillDuringWritesLosesNoCommittedRecord) {
       for (uint64_t k = 0; k <= acked; ++k) {
         auto v = t.get(db, u64_key(k));
         EXPECT_TRUE(v.ok() && v->has_value()) << "committed record " << k << " lost in round " << round;
-        if (v.ok() && v->has_value()) EXPECT_EQ(**v, value_for(k));
+        if (v.ok() && v->has_value()) {
+          EXPECT_EQ(**v, value_for(k));
+        }
       }
       return ok_status();
     }).ok());

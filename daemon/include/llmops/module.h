@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define LLMOPS_ABI_MAJOR 1
-#define LLMOPS_ABI_MINOR 1
+#define LLMOPS_ABI_MINOR 2
 
 #define LLMOPS_EXPORT __attribute__((visibility("default")))
 
@@ -98,6 +98,13 @@ typedef struct llmops_config_item {
 
 /* Opaque handle the host gives each loaded module; the module keeps its state on it. */
 typedef struct llmops_module_ctx llmops_module_ctx;
+
+/* ABI 1.2: what a labelled metric series is. */
+typedef enum llmops_metric_kind {
+  LLMOPS_METRIC_COUNTER = 0,
+  LLMOPS_METRIC_GAUGE = 1,
+  LLMOPS_METRIC_HISTOGRAM = 2
+} llmops_metric_kind;
 
 /* ---- HTTP routes and admin commands ---------------------------------------------------- */
 
@@ -219,6 +226,22 @@ typedef struct llmops_host_api {
    * engine worker) to that pool's CPUs and NUMA node. Any thread. */
   int (*placement_threads)(llmops_module_ctx *ctx, const char *pool);
   llmops_code (*placement_bind)(llmops_module_ctx *ctx, const char *pool, llmops_error *err);
+
+  /* ABI 1.2. Labelled series, made at any time from any thread (when a model loads, say):
+   * a counter, gauge or histogram named "llmops_<module>_<name>" with n_labels label names
+   * and values. A histogram takes its buckets' upper bounds, ascending (NULL: latency buckets
+   * in seconds, 0.5 ms to 60 s). Returns the series id, or UINT32_MAX for a bad call (a name
+   * already used with another kind); the same name and labels give the same id. metric_add
+   * and metric_set take these ids too; metric_observe records one histogram sample. */
+  uint32_t (*metric_series)(llmops_module_ctx *ctx, const char *name, const char *help, llmops_metric_kind kind,
+                            const char *const *label_names, const char *const *label_values, size_t n_labels,
+                            const double *bounds, size_t n_bounds);
+  void (*metric_observe)(llmops_module_ctx *ctx, uint32_t series, double value);
+
+  /* ABI 1.2. Several puts and deletes in the module's database as one transaction (one disk
+   * sync): a NULL value deletes its key (absent keys are fine). Any thread. */
+  llmops_code (*kv_write_batch)(llmops_module_ctx *ctx, size_t n, const void *const *keys, const size_t *key_sizes,
+                                const void *const *values, const size_t *value_sizes, llmops_error *err);
 } llmops_host_api;
 
 /* ---- What a module gives the host -------------------------------------------------------- */
