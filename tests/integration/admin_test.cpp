@@ -119,5 +119,26 @@ TEST(Admin, ModuleAdminRoutesAreMountedUnderTheirName) {
   EXPECT_EQ(r.json()["caller"], "uid:0");
 }
 
+TEST(Admin, Abi12LabelledSeriesAndBatchedKvWrites) {
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.log();
+  auto r = d.admin("POST", "/v1/modules/testkit/abi12");
+  ASSERT_EQ(r.status, 200) << r.body;
+  Json j = r.json();
+  EXPECT_NE(j["hist"], -1);
+  EXPECT_EQ(j["again"], j["hist"]) << "the same name and labels give the same series";
+  EXPECT_EQ(j["wrong_kind"], -1);
+  EXPECT_EQ(j["bad_name"], -1);
+  EXPECT_EQ(j["bad_bounds"], -1);
+  EXPECT_EQ(j["batch"], 0);
+  EXPECT_EQ(j["bad_batch"], 1) << "LLMOPS_INVALID_ARGUMENT";
+  EXPECT_EQ(j["kv"], "k1=one;k2=two;") << "the batch's puts and its delete landed together";
+  const std::string m = d.get("/metrics").body;
+  EXPECT_NE(m.find("llmops_testkit_sizes_bucket{kind=\"a\\\"b\",le=\"10\"} 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("llmops_testkit_sizes_count{kind=\"a\\\"b\"} 2"), std::string::npos);
+  EXPECT_NE(m.find("llmops_testkit_level{kind=\"a\\\"b\"} 7"), std::string::npos);
+  EXPECT_NE(m.find("# TYPE llmops_testkit_sizes histogram"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace llmops::test
