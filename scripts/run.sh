@@ -1,9 +1,27 @@
 #!/usr/bin/env bash
 # The main job: set up, build, and run llmopsd in the foreground on its embedded defaults
-# (state in ./llmops-data/state, admin socket in ./llmops-data/run, HTTP on 127.0.0.1:8642).
-# Extra arguments go to llmopsd (e.g. --http.listen=127.0.0.1:9000). Ctrl-C stops it cleanly.
+# (state in ./llmops-data/state, admin socket in ./llmops-data/run, HTTP on 127.0.0.1:8642),
+# serving a model so the first curl to /v1/chat/completions gets an answer:
+#   ./scripts/run.sh [MODEL] [llmopsd flags...]
+# MODEL is a GGUF file, a Hugging Face directory or a llama2.c checkpoint (then add
+# --serving.tokenizer=tokenizer.bin); without one, $LLMOPS_MODEL, else ../shared's stories260K
+# when it is beside the checkout. Nothing is downloaded. Ctrl-C stops it cleanly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 ./scripts/build.sh
+model="${LLMOPS_MODEL:-}"
+if [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; then
+  model="$1"
+  shift
+fi
+if [ -z "$model" ] && [ -f ../shared/models/stories260K/stories260K.gguf ]; then
+  model="$(cd ../shared/models/stories260K && pwd)/stories260K.gguf"
+fi
+if [ -n "$model" ]; then
+  [ -e "$model" ] || { echo "run.sh: no model at $model (give a GGUF file, a Hugging Face directory or a llama2.c checkpoint)" >&2; exit 2; }
+  echo "serving $model"
+  exec ./build/bin/llmopsd "--serving.model=$model" "$@"
+fi
+echo "no model to serve: ./scripts/run.sh MODEL (a GGUF file, a Hugging Face directory or a llama2.c checkpoint); starting without one" >&2
 exec ./build/bin/llmopsd "$@"

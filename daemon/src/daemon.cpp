@@ -195,10 +195,13 @@ void Daemon::print_banner() {
       "  state:          %s\n"
       "Try:\n"
       "  curl -s %s/v1/models\n"
+      "  curl -s %s/v1/chat/completions -d '{\"messages\": [{\"role\": \"user\", \"content\": \"Tell me a story\"}], \"max_tokens\": 60}'\n"
       "  %s --socket %s status\n"
+      "  %s --socket %s chat\n"
       "Stop with Ctrl-C (SIGTERM drains in-flight requests and jobs first).\n\n",
       LLMOPS_VERSION_STRING, http_endpoint().c_str(), config_.admin_socket_path().c_str(), config_.state_dir.c_str(),
-      http_endpoint().c_str(), ctl.c_str(), config_.admin_socket_path().c_str());
+      http_endpoint().c_str(), http_endpoint().c_str(), ctl.c_str(), config_.admin_socket_path().c_str(), ctl.c_str(),
+      config_.admin_socket_path().c_str());
   std::fflush(stdout);
 }
 
