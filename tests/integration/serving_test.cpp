@@ -201,6 +201,31 @@ TEST(Serving, QueueLimitAnswers429AndADisconnectFreesTheSlot) {
   EXPECT_EQ(complete(d, {{"prompt", "Once"}, {"max_tokens", 5}}).status, 200);
 }
 
+TEST(Serving, SigtermLetsStreamsInFlightFinishAndRefusesNewOnes) {
+  TempDir models;
+  const std::string path = models.file("llama-15M-Q8_0.gguf");
+  auto synth = run_program({LLMOPS_SYNTH_PATH, "--shape", "llama-15M", "--type", "Q8_0", "--out", path});
+  ASSERT_EQ(synth.exit_code, 0) << synth.err;
+  DaemonProcess d({"--drain-timeout=30"}, "[serving]\nmodel = " + path + "\nthreads = 1\n");
+  ASSERT_TRUE(d.start()) << d.log();
+  const int max_tokens = 240;  // the prompt takes a few of the 256 positions
+  const std::string body = Json{{"prompt", "Once"}, {"max_tokens", max_tokens}, {"stream", true}, {"ignore_eos", true},
+                                {"stream_options", {{"include_usage", true}}}}.dump();
+  int a = open_stream(d.port(), body), b = open_stream(d.port(), body);
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  d.signal(SIGTERM);
+  // New requests are refused while the streams drain.
+  ASSERT_TRUE(eventually([&] { return complete(d, {{"prompt", "Once"}, {"max_tokens", 2}}).status == 503; }, 5000));
+  for (int fd : {a, b}) {
+    const std::string rest = read_until_close(fd, 60000);
+    ::close(fd);
+    EXPECT_NE(rest.find("data: [DONE]"), std::string::npos) << "a stream was cut by the shutdown";
+    EXPECT_NE(rest.find("\"completion_tokens\":" + std::to_string(max_tokens)), std::string::npos) << rest.substr(rest.size() > 400 ? rest.size() - 400 : 0);
+  }
+  EXPECT_EQ(d.wait_exit(30000), 0) << d.log();
+}
+
 TEST(Serving, BadInputGets400AndTheDaemonKeepsServing) {
   REQUIRE_STORIES();
   DaemonProcess d({}, gguf_config());
