@@ -457,6 +457,39 @@ Status cmd_serve_log(AdminClient& c, const Invocation& inv) {
   return ok_status();
 }
 
+// serve priority: list; serve priority KEY LEVEL: set (KEY: an API key's id or name, or anonymous).
+Status cmd_serve_priority(AdminClient& c, const Invocation& inv) {
+  if (inv.words.size() < 4) {
+    if (inv.words.size() == 3) return invalid_argument("usage: llmopsctl serve priority [KEY batch|normal|interactive]");
+    LLMOPS_ASSIGN_OR_RETURN(Json j, c.call("GET", std::string(kServing) + "/priorities"));
+    if (inv.json) return print_json(j), ok_status();
+    if (j["priorities"].empty()) return std::printf("every caller has normal priority\n"), ok_status();
+    Table t({"CALLER", "KEY NAME", "PRIORITY", "SINCE (UTC)", "BY"});
+    for (const Json& p : j["priorities"]) {
+      t.add({str(p, "caller"), p.value("name", "").empty() ? "-" : str(p, "name"), str(p, "priority"),
+             human_time_ms(p.value("updated_ms", uint64_t{0})), str(p, "updated_by")});
+    }
+    t.print(stdout);
+    return ok_status();
+  }
+  std::string caller = "anonymous", name;
+  if (inv.words[2] != "anonymous") {
+    LLMOPS_ASSIGN_OR_RETURN(Json keys, c.call("GET", "/v1/keys"));
+    for (const Json& k : keys["keys"]) {
+      if (str(k, "id") == inv.words[2] || str(k, "name") == inv.words[2]) {
+        caller = "key:" + str(k, "id");
+        name = str(k, "name");
+      }
+    }
+    if (name.empty()) return not_found("no API key '" + inv.words[2] + "' (llmopsctl keys list shows them)");
+  }
+  Json body = {{"priority", inv.words[3]}, {"name", name}};
+  LLMOPS_ASSIGN_OR_RETURN(Json j, c.call("PUT", std::string(kServing) + "/priorities/" + caller, &body));
+  if (inv.json) return print_json(j), ok_status();
+  std::printf("%s%s: %s priority\n", caller.c_str(), name.empty() ? "" : (" (" + name + ")").c_str(), str(j, "priority").c_str());
+  return ok_status();
+}
+
 Status cmd_alias_set(AdminClient& c, const Invocation& inv) {
   LLMOPS_RETURN_IF_ERROR(need_words(inv, 4, "alias set ALIAS MODEL"));
   Json body = {{"model", inv.words[3]}};
@@ -633,6 +666,8 @@ const std::vector<std::pair<std::vector<std::string>, Verb>>& verbs() {
       {{"model", "show"}, {"model show NAME", "one version: shape, files, sha256, aliases", cmd_model_show}},
       {{"model", "rm"}, {"model rm NAME", "remove a version no alias points at", cmd_model_rm}},
       {{"model", "set"}, {"model set NAME --log-bodies on|off", "whether the request log keeps this version's prompts and completions", cmd_model_set}},
+      {{"serve", "priority"}, {"serve priority [KEY batch|normal|interactive]",
+                               "scheduling priority by API key: interactive goes first, batch gives way", cmd_serve_priority}},
       {{"serve", "log"}, {"serve log [--model M] [--limit N]", "the newest requests: outcome, tokens, queue, TTFT, inter-token latency", cmd_serve_log}},
       {{"alias", "set"}, {"alias set ALIAS MODEL", "point an alias at a version (atomic; drops no request)", cmd_alias_set}},
       {{"alias", "list"}, {"alias list", "aliases and the versions they point at", cmd_alias_list}},

@@ -230,6 +230,16 @@ Result<std::vector<std::string>> Registry::aliases_of(const std::string& model) 
   return out;
 }
 
+Result<std::vector<Json>> Registry::priorities() const { return scan("p/"); }
+
+Status Registry::set_priority(const std::string& caller, const Json& entry) { return put("p/" + caller, entry); }
+
+Status Registry::remove_priority(const std::string& caller) {
+  LLMOPS_ASSIGN_OR_RETURN(auto existing, get("p/" + caller));
+  if (!existing) return not_found("no priority is set for " + caller);
+  return del("p/" + caller);
+}
+
 Result<std::string> Registry::resolve(const std::string& name) const {
   LLMOPS_ASSIGN_OR_RETURN(auto a, alias(name));
   return a ? a->target : name;

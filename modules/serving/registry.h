@@ -4,6 +4,7 @@
 //
 //   m/<name>   → a ModelRecord (JSON): format, files (name, sha256, size), what loading it showed
 //   a/<alias>  → an AliasRecord (JSON): the model version it points at
+//   p/<caller> → a scheduling priority for an API key
 //
 // Model names and aliases share one namespace (a request's "model" may be either), so neither
 // may take a name the other holds. Threads: any; the Registry serialises its own writes.
@@ -81,6 +82,11 @@ class Registry {
 
   // What a request's "model" names: an alias's target, else the name itself.
   Result<std::string> resolve(const std::string& name) const;
+
+  // Scheduling priority by caller ("key:<id>", "anonymous"): p/<caller> → {"priority", "name"}.
+  Result<std::vector<Json>> priorities() const;
+  Status set_priority(const std::string& caller, const Json& entry);
+  Status remove_priority(const std::string& caller);
 
  private:
   Result<std::optional<Json>> get(const std::string& key) const;

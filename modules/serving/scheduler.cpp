@@ -100,17 +100,26 @@ Status Scheduler::submit(const std::shared_ptr<Request>& r) {
     return invalid_argument("this request needs " + std::to_string(need >> 20) + " MiB of KV cache, more than the server's budget of " +
                             std::to_string(opt_.kv_budget_bytes >> 20) + " MiB: lower max_tokens or shorten the prompt");
   }
+  std::shared_ptr<Request> bumped;
   {
     std::lock_guard lock(mu_);
     if (stop_) return unavailable("the model is being unloaded; retry");
     // Free sequence slots take requests at once; past them, max_queue may wait.
     const int free_slots = std::max(0, opt_.max_sequences - stats_.running);
+    const int prio = r->params().priority;
     if (static_cast<int>(waiting_.size()) >= opt_.max_queue + free_slots) {
-      return resource_exhausted("the model's queue is full (" + std::to_string(opt_.max_queue) + " requests waiting); retry shortly");
+      // The queue is ordered by priority, so its last entry is the newest of the lowest.
+      if (waiting_.empty() || waiting_.back()->params().priority >= prio) {
+        return resource_exhausted("the model's queue is full (" + std::to_string(opt_.max_queue) + " requests waiting); retry shortly");
+      }
+      bumped = waiting_.back();
+      waiting_.pop_back();
     }
-    waiting_.push_back(r);
+    auto at = std::find_if(waiting_.begin(), waiting_.end(), [&](const auto& w) { return w->params().priority < prio; });
+    waiting_.insert(at, r);
     stats_.waiting = static_cast<int>(waiting_.size());
   }
+  if (bumped) bumped->finish("error", resource_exhausted("the model's queue is full and a higher-priority request took this one's place; retry shortly"));
   cv_.notify_all();
   return ok_status();
 }
@@ -178,8 +187,8 @@ void Scheduler::loop() {
 }
 
 // Moves waiting requests into the running batch while the sequence limit and the KV budget
-// allow; first come, first served (a large request at the head waits for room rather than be
-// overtaken indefinitely).
+// allow; the queue's order (priority, then arrival) is kept: a large request at the head waits
+// for room rather than be overtaken indefinitely.
 void Scheduler::admit() {
   std::lock_guard lock(mu_);
   uint64_t used = 0;

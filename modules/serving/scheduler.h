@@ -40,6 +40,8 @@ struct GenerationParams {
   int top_logprobs = -1;  // -1: no log-probabilities; 0..20: the token's and that many alternatives
   bool ignore_eos = false;
   Clock::time_point deadline = Clock::time_point::max();
+  // Admission order: higher first, then arrival. 0 batch, 1 normal, 2 interactive (per API key).
+  int priority = 1;
 };
 
 // One generated token as the client sees it.
@@ -119,8 +121,11 @@ class Scheduler {
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
-  // Queues a request. kResourceExhausted when the queue is full (HTTP 429), kInvalidArgument
-  // when the prompt cannot fit the context or the KV budget even alone.
+  // Queues a request behind those of its priority or higher. kResourceExhausted when the queue
+  // is full (HTTP 429) of requests of its priority or higher; a full queue with a lower-priority
+  // request in it gives that one's place (the newest of the lowest) to this one, and the one
+  // that gave it up finishes with kResourceExhausted. kInvalidArgument when the prompt cannot
+  // fit the context or the KV budget even alone.
   Status submit(const std::shared_ptr<Request>& r);
   // The embedding of a token sequence: the mean of its final hidden states (after the output
   // norm), L2-normalised. Runs on the scheduler thread between two steps (the runner and its

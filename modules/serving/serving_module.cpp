@@ -37,6 +37,8 @@ struct State {
   std::unique_ptr<ModelManager> models;  // from start() on
   std::unique_ptr<RequestLog> log;       // from start() on
   int request_timeout_s = 600;
+  std::mutex prio_mu;
+  std::map<std::string, int> priorities;  // caller → 0 batch, 2 interactive (absent: 1 normal)
   uint32_t m_requests = 0, m_rejected = 0, m_prompt_tokens = 0, m_completion_tokens = 0;
   // The idle reaper: unloads models idle past serving.idle-unload-s.
   std::mutex reaper_mu;
@@ -45,7 +47,14 @@ struct State {
   std::thread reaper;
 
   llmops::sdk::Host sdk() const { return {ctx, host}; }
+  int priority_of(const std::string& caller) {
+    std::lock_guard lock(prio_mu);
+    auto it = priorities.find(caller);
+    return it == priorities.end() ? 1 : it->second;
+  }
 };
+
+const char* const kPriorityNames[] = {"batch", "normal", "interactive"};
 
 // ---- answers --------------------------------------------------------------------------------
 
@@ -300,6 +309,7 @@ bool submit_all(Job& job, const std::vector<int32_t>& prompt, llmops_response* r
     return false;
   }
   g.deadline = Clock::now() + std::chrono::seconds(s->request_timeout_s);
+  g.priority = s->priority_of(job.caller);
   for (int i = 0; i < job.p.n; ++i) {
     GenerationParams gi = g;
     gi.sampling.seed += static_cast<uint64_t>(i);
@@ -853,6 +863,44 @@ llmops_code admin_requests_route(void* user, const llmops_request* req, llmops_r
   return LLMOPS_OK;
 }
 
+// GET /priorities; PUT /priorities/{caller} {"priority": batch|normal|interactive, "name"};
+// DELETE /priorities/{caller}. Callers are "key:<id>" (llmopsctl resolves key names) or "anonymous".
+llmops_code admin_priorities_route(void* user, const llmops_request*, llmops_response* resp) {
+  auto* s = static_cast<State*>(user);
+  auto all = s->registry->priorities();
+  if (!all.ok()) return respond_status(s, resp, all.status());
+  respond_json(s, resp, 200, {{"priorities", *all}});
+  return LLMOPS_OK;
+}
+
+llmops_code admin_set_priority_route(void* user, const llmops_request* req, llmops_response* resp) {
+  auto* s = static_cast<State*>(user);
+  auto body = parse_body(s, req, resp);
+  if (!body) return LLMOPS_OK;
+  const std::string caller = last_segment(req);
+  if (caller != "anonymous" && (caller.rfind("key:", 0) != 0 || caller.size() == 4 || caller.find_first_not_of("0123456789", 4) != std::string::npos)) {
+    return respond_error(s, resp, 400, "the caller must be key:<id> or anonymous");
+  }
+  auto p = body->find("priority");
+  int level = -1;
+  for (int i = 0; i < 3; ++i) {
+    if (p != body->end() && p->is_string() && p->get<std::string>() == kPriorityNames[i]) level = i;
+  }
+  if (level < 0) return respond_error(s, resp, 400, "'priority' must be batch, normal or interactive", "priority");
+  Json entry = {{"caller", caller}, {"priority", kPriorityNames[level]}, {"name", body->value("name", "")},
+                {"updated_ms", unix_ms_now()}, {"updated_by", req->caller}};
+  llmops::Status st = level == 1 ? s->registry->remove_priority(caller) : s->registry->set_priority(caller, entry);
+  if (!st.ok() && st.code() != llmops::Code::kNotFound) return respond_status(s, resp, st);
+  {
+    std::lock_guard lock(s->prio_mu);
+    if (level == 1) s->priorities.erase(caller);
+    else s->priorities[caller] = level;
+  }
+  s->sdk().info("priority of " + caller + " is " + kPriorityNames[level] + " (by " + std::string(req->caller) + ")");
+  respond_json(s, resp, 200, entry);
+  return LLMOPS_OK;
+}
+
 // PATCH /models/{name} {"log_bodies": bool}: per-version settings.
 llmops_code admin_model_settings_route(void* user, const llmops_request* req, llmops_response* resp) {
   auto* s = static_cast<State*>(user);
@@ -908,6 +956,8 @@ llmops_code init(llmops_module_ctx* ctx, const llmops_host_api* host, llmops_err
   route(LLMOPS_PLANE_ADMIN, "DELETE", "/models/{name}", admin_remove_route);
   route(LLMOPS_PLANE_ADMIN, "PATCH", "/models/{name}", admin_model_settings_route);
   route(LLMOPS_PLANE_ADMIN, "GET", "/requests", admin_requests_route);
+  route(LLMOPS_PLANE_ADMIN, "GET", "/priorities", admin_priorities_route);
+  route(LLMOPS_PLANE_ADMIN, "PUT", "/priorities/{caller}", admin_set_priority_route);
   route(LLMOPS_PLANE_ADMIN, "GET", "/aliases", admin_aliases_route);
   route(LLMOPS_PLANE_ADMIN, "PUT", "/aliases/{name}", admin_set_alias_route);
   route(LLMOPS_PLANE_ADMIN, "DELETE", "/aliases/{name}", admin_remove_alias_route);
@@ -992,6 +1042,16 @@ llmops_code start(llmops_module_ctx* ctx, void* state, llmops_error* err) {
   if (mo.memory_budget_bytes == 0) mo.memory_budget_bytes = default_memory_budget();
   mo.idle_unload_s = std::stoi(sdk.config("idle-unload-s", "300"));
   mo.on_load = [s](Served& m) { make_series(s, m); };
+  if (auto prios = s->registry->priorities(); prios.ok()) {
+    std::lock_guard lock(s->prio_mu);
+    for (const Json& p : *prios) {
+      for (int i = 0; i < 3; ++i) {
+        if (p.value("priority", "") == kPriorityNames[i]) s->priorities[p.value("caller", "")] = i;
+      }
+    }
+  } else {
+    return llmops::sdk::fail(err, static_cast<llmops_code>(prios.status().code()), prios.status().message());
+  }
   s->models = std::make_unique<ModelManager>(sdk, s->registry.get(), mo);
   s->log = std::make_unique<RequestLog>(sdk, static_cast<uint64_t>(std::stoll(sdk.config("request-log-size", "10000"))));
   if (llmops::Status st = s->log->start(); !st.ok()) return llmops::sdk::fail(err, static_cast<llmops_code>(st.code()), st.message());

@@ -14,6 +14,8 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+
+#include <gtest/gtest.h>
 #include <thread>
 
 namespace llmops::test {
@@ -78,6 +80,27 @@ std::string dechunk(const std::string& body) {
 Json HttpResult::json() const {
   auto j = Json::parse(body, nullptr, false);
   return j.is_discarded() ? Json() : j;
+}
+
+std::string synthetic_model(const std::string& shape, const std::string& type) {
+  namespace fs = std::filesystem;
+  const std::string dir = std::string(LLMOPS_BINARY_DIR) + "/test-models";
+  const std::string path = dir + "/" + shape + "-" + type + ".gguf";
+  if (fs::exists(path)) return path;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  auto r = run_program({LLMOPS_SYNTH_PATH, "--shape", shape, "--type", type, "--out", tmp});
+  if (r.exit_code != 0) {
+    ADD_FAILURE() << "llmops-synth " << shape << " " << type << ": " << r.err;
+    return "";
+  }
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    ADD_FAILURE() << "cannot move " << tmp << " to " << path << ": " << ec.message();
+    return "";
+  }
+  return path;
 }
 
 bool eventually(const std::function<bool()>& pred, int timeout_ms) {

@@ -73,6 +73,10 @@ HttpResult parse_http(const std::string& raw);
 // Runs argv[0] with argv, optionally as another uid, and captures stdout, stderr and the exit code.
 CtlResult run_program(const std::vector<std::string>& argv, uid_t as_uid = 0);
 CtlResult run_ctl(const std::string& socket, const std::vector<std::string>& args, uid_t as_uid = 0);
+// A synthetic model (llmops-synth --shape --type), made once per build tree and kept under
+// build/test-models (parallel test processes race safely: each writes its own temp file and
+// renames it). The path, or "" after a test failure saying why.
+std::string synthetic_model(const std::string& shape, const std::string& type);
 // Waits for pred() up to timeout_ms, polling.
 bool eventually(const std::function<bool()>& pred, int timeout_ms);
 

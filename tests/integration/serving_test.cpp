@@ -149,14 +149,14 @@ TEST(Serving, SameSeedSameTextAndStopStrings) {
 }
 
 // Opens a streamed request on a raw socket and returns the fd after the first bytes arrive.
-int open_stream(int port, const std::string& body) {
+int open_stream(int port, const std::string& body, const std::string& extra_headers = "") {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<uint16_t>(port));
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return -1;
-  std::string req = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: " +
+  std::string req = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n" + extra_headers + "Content-Type: application/json\r\nContent-Length: " +
                     std::to_string(body.size()) + "\r\n\r\n" + body;
   (void)::write(fd, req.data(), req.size());
   char buf[4096];
@@ -171,10 +171,8 @@ Json served_model(DaemonProcess& d) {
 
 TEST(Serving, QueueLimitAnswers429AndADisconnectFreesTheSlot) {
   // A synthetic llama-15M decodes slowly enough (~ms per token) to hold the only slot.
-  TempDir models;
-  const std::string path = models.file("llama-15M-Q8_0.gguf");
-  auto synth = run_program({LLMOPS_SYNTH_PATH, "--shape", "llama-15M", "--type", "Q8_0", "--out", path});
-  ASSERT_EQ(synth.exit_code, 0) << synth.err;
+  const std::string path = synthetic_model("llama-15M", "Q8_0");
+  ASSERT_FALSE(path.empty());
   DaemonProcess d({}, "[serving]\nmodel = " + path + "\nmax-sequences = 1\nmax-queue = 0\nthreads = 1\n");
   ASSERT_TRUE(d.start()) << d.log();
   const int max_tokens = 240;  // the prompt takes 8 of the 256 positions
@@ -202,10 +200,8 @@ TEST(Serving, QueueLimitAnswers429AndADisconnectFreesTheSlot) {
 }
 
 TEST(Serving, SigtermLetsStreamsInFlightFinishAndRefusesNewOnes) {
-  TempDir models;
-  const std::string path = models.file("llama-15M-Q8_0.gguf");
-  auto synth = run_program({LLMOPS_SYNTH_PATH, "--shape", "llama-15M", "--type", "Q8_0", "--out", path});
-  ASSERT_EQ(synth.exit_code, 0) << synth.err;
+  const std::string path = synthetic_model("llama-15M", "Q8_0");
+  ASSERT_FALSE(path.empty());
   DaemonProcess d({"--drain-timeout=30"}, "[serving]\nmodel = " + path + "\nthreads = 1\n");
   ASSERT_TRUE(d.start()) << d.log();
   const int max_tokens = 240;  // the prompt takes a few of the 256 positions
@@ -224,6 +220,60 @@ TEST(Serving, SigtermLetsStreamsInFlightFinishAndRefusesNewOnes) {
     EXPECT_NE(rest.find("\"completion_tokens\":" + std::to_string(max_tokens)), std::string::npos) << rest.substr(rest.size() > 400 ? rest.size() - 400 : 0);
   }
   EXPECT_EQ(d.wait_exit(30000), 0) << d.log();
+}
+
+TEST(Serving, InteractiveKeysGoBeforeBatchKeys) {
+  // llama-110M decodes slowly enough on one thread that the held slot outlasts the setup.
+  const std::string path = synthetic_model("llama-110M", "Q8_0");
+  ASSERT_FALSE(path.empty());
+  DaemonProcess d({}, "[serving]\nmodel = " + path + "\nmax-sequences = 1\nmax-queue = 2\nthreads = 1\n");
+  ASSERT_TRUE(d.start()) << d.log();
+  auto secret = [&](const std::string& name) {
+    auto k = d.ctl({"keys", "create", name, "--json"});
+    EXPECT_EQ(k.exit_code, 0) << k.err;
+    return Json::parse(k.out)["key"].get<std::string>();
+  };
+  const std::string batch = secret("nightly-eval"), chat = secret("support-chat");
+  ASSERT_EQ(d.ctl({"serve", "priority", "nightly-eval", "batch"}).exit_code, 0);
+  ASSERT_EQ(d.ctl({"serve", "priority", "support-chat", "interactive"}).exit_code, 0);
+  EXPECT_EQ(d.ctl({"serve", "priority", "nobody", "batch"}).exit_code, 3);
+  Json listed = Json::parse(d.ctl({"serve", "priority", "--json"}).out)["priorities"];
+  ASSERT_EQ(listed.size(), 2u);
+
+  // A batch stream holds the only slot; two batch requests fill the queue.
+  const std::string hold = Json{{"prompt", "Once"}, {"max_tokens", 240}, {"stream", true}, {"ignore_eos", true}}.dump();
+  int fd = open_stream(d.port(), hold, "Authorization: Bearer " + batch + "\r\n");
+  ASSERT_GE(fd, 0);
+  auto waiting = [&] { return served_model(d)["waiting"].get<int>(); };
+  std::mutex mu;
+  std::vector<std::string> finished;  // in completion order
+  std::vector<int> statuses(3, 0);
+  std::vector<std::string> bodies(3);
+  auto send = [&](int i, const std::string& key, const std::string& who) {
+    auto r = d.request("POST", "/v1/completions", Json{{"prompt", "Once"}, {"max_tokens", 4}}.dump(), {{"Authorization", "Bearer " + key}});
+    std::lock_guard lock(mu);
+    statuses[i] = r.status;
+    bodies[i] = r.body;
+    if (r.status == 200) finished.push_back(who);
+  };
+  std::vector<std::thread> clients;
+  clients.emplace_back(send, 0, batch, "batch-1");
+  ASSERT_TRUE(eventually([&] { return waiting() == 1; }, 5000));
+  clients.emplace_back(send, 1, batch, "batch-2");
+  ASSERT_TRUE(eventually([&] { return waiting() == 2; }, 5000));
+  // The queue is full: the interactive request takes the newest batch request's place.
+  clients.emplace_back(send, 2, chat, "interactive");
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard lock(mu);
+    return statuses[1] != 0;
+  }, 5000));
+  EXPECT_EQ(statuses[1], 429) << bodies[1];
+  EXPECT_NE(bodies[1].find("higher-priority"), std::string::npos) << bodies[1];
+  ::close(fd);  // the slot frees: the interactive request goes before the batch one that came first
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(statuses[0], 200) << bodies[0];
+  EXPECT_EQ(statuses[2], 200) << bodies[2];
+  EXPECT_EQ(finished, (std::vector<std::string>{"interactive", "batch-1"}));
 }
 
 TEST(Serving, BadInputGets400AndTheDaemonKeepsServing) {
