@@ -89,6 +89,19 @@ Session::Session(const Model& model, int max_positions, ThreadPool* pool)
 
 Session::~Session() = default;
 
+int Session::copy_prefix(const Session& other, int n) {
+  if (&other.m_ != &m_ && !(other.kv_dim_ == kv_dim_ && other.m_.config().n_layers == m_.config().n_layers)) return 0;
+  n = std::max(0, std::min({n, other.length_, max_positions_}));
+  const size_t row = static_cast<size_t>(n) * kv_dim_;
+  for (int l = 0; l < m_.config().n_layers; ++l) {
+    const size_t mine = static_cast<size_t>(l) * max_positions_ * kv_dim_, theirs = static_cast<size_t>(l) * other.max_positions_ * kv_dim_;
+    std::copy_n(other.key_cache_.data() + theirs, row, key_cache_.data() + mine);
+    std::copy_n(other.value_cache_.data() + theirs, row, value_cache_.data() + mine);
+  }
+  length_ = n;
+  return n;
+}
+
 uint64_t Session::kv_cache_bytes(const ModelConfig& c, int positions) {
   return 2ull * static_cast<uint64_t>(c.n_layers) * static_cast<uint64_t>(positions) * static_cast<uint64_t>(c.kv_dim()) * sizeof(float);
 }

@@ -156,6 +156,10 @@ class Session {
   int max_positions() const { return max_positions_; }
   int length() const { return length_; }  // positions 0..length()-1 are in the cache
   void reset() { length_ = 0; }
+  // Takes the first n positions of another session's cache (of the same model) as this one's,
+  // as if those tokens had run here: a shared prompt prefix is computed once. n is clipped to
+  // both sessions' lengths and this one's positions; returns the positions taken.
+  int copy_prefix(const Session& other, int n);
 
  private:
   friend class Runner;

@@ -55,6 +55,7 @@ struct Scheduler::Seq {
   uint64_t kv_bytes = 0;
   std::string pending;           // decoded text not yet handed out (partial UTF-8, a possible stop)
   bool done = false;
+  bool failed = false;           // the engine failed: its cache is not to be reused
 
   Seq(std::shared_ptr<Request> r, const engine::Model& m, int positions_, engine::ThreadPool* pool)
       : req(std::move(r)),
@@ -202,15 +203,78 @@ void Scheduler::admit() {
     }
     const int positions = std::min(context_, r->prompt_tokens() + std::max(1, r->params().max_tokens));
     const uint64_t need = engine::Session::kv_cache_bytes(model_->config(), positions);
-    if (used + need > opt_.kv_budget_bytes) break;
+    while (used + cache_bytes_ + need > opt_.kv_budget_bytes && !cache_.empty()) evict_lru();  // running sequences come first
+    if (used + cache_bytes_ + need > opt_.kv_budget_bytes) break;
     waiting_.pop_front();
     r->queue_s_ = std::chrono::duration<double>(Clock::now() - r->submitted_).count();
     running_.push_back(std::make_unique<Seq>(std::move(r), *model_, positions, &pool_));
+    reuse_prefix(*running_.back());
+    stats_.prompt_tokens += running_.back()->req->prompt().size();
     used += need;
   }
+  stats_.cached_prefixes = static_cast<int>(cache_.size());
+  stats_.prefix_cache_bytes = cache_bytes_;
   stats_.running = static_cast<int>(running_.size());
   stats_.waiting = static_cast<int>(waiting_.size());
   stats_.kv_bytes_in_use = used;
+}
+
+// ---- the prefix cache -------------------------------------------------------------------------
+
+void Scheduler::evict_lru() {
+  auto oldest = std::min_element(cache_.begin(), cache_.end(), [](const auto& a, const auto& b) { return a.last_used < b.last_used; });
+  cache_bytes_ -= oldest->bytes;
+  cache_.erase(oldest);
+}
+
+// A finished sequence's cache joins the prefix cache, unless a cached entry already covers it;
+// an entry it extends (an earlier turn of the same conversation) makes way for it.
+void Scheduler::cache_finished(Seq& s) {
+  if (!opt_.prefix_cache || opt_.prefix_cache_entries <= 0 || s.failed) return;
+  const int length = s.session->length();
+  if (length < 2) return;
+  std::vector<int32_t> tokens(s.history.begin(), s.history.begin() + std::min<size_t>(static_cast<size_t>(length), s.history.size()));
+  for (size_t i = 0; i < cache_.size(); ++i) {
+    const auto& c = cache_[i].tokens;
+    const size_t common = std::mismatch(c.begin(), c.end(), tokens.begin(), tokens.end()).first - c.begin();
+    if (common == tokens.size()) return;  // covered
+    if (common == c.size()) {             // extended: the new one replaces it
+      cache_bytes_ -= cache_[i].bytes;
+      cache_.erase(cache_.begin() + static_cast<std::ptrdiff_t>(i));
+      break;
+    }
+  }
+  CachedPrefix c;
+  c.tokens = std::move(tokens);
+  c.bytes = s.kv_bytes;
+  c.session = std::move(s.session);
+  c.last_used = ++cache_clock_;
+  cache_bytes_ += c.bytes;
+  cache_.push_back(std::move(c));
+  while (static_cast<int>(cache_.size()) > opt_.prefix_cache_entries) evict_lru();
+  uint64_t running = 0;
+  for (const auto& r : running_) {
+    if (!r->done) running += r->kv_bytes;
+  }
+  while (running + cache_bytes_ > opt_.kv_budget_bytes && !cache_.empty()) evict_lru();
+}
+
+// Starts a new sequence from the longest cached prefix of its prompt (all but the prompt's
+// last token, whose logits are needed).
+void Scheduler::reuse_prefix(Seq& s) {
+  if (cache_.empty()) return;
+  const auto& prompt = s.req->prompt();
+  size_t best = 0;
+  CachedPrefix* from = nullptr;
+  for (auto& c : cache_) {
+    const size_t common = std::mismatch(c.tokens.begin(), c.tokens.end(), prompt.begin(), prompt.end()).first - c.tokens.begin();
+    if (common > best) best = common, from = &c;
+  }
+  best = std::min(best, prompt.size() - 1);
+  if (best < 2 || from == nullptr) return;
+  s.prefilled = static_cast<size_t>(s.session->copy_prefix(*from->session, static_cast<int>(best)));
+  from->last_used = ++cache_clock_;
+  stats_.prefix_hit_tokens += s.prefilled;
 }
 
 bool Scheduler::step() {
@@ -252,7 +316,7 @@ bool Scheduler::step() {
     if (!logits.ok()) {
       // A bad token id or position would be ours, not the client's: fail the batch's requests.
       for (auto& s : running_) {
-        if (!s->done) s->req->finish("error", logits.status()), s->done = true;
+        if (!s->done) s->req->finish("error", logits.status()), s->done = true, s->failed = true;
       }
     } else {
       for (auto [s, n] : progress) s->prefilled = n;
@@ -266,12 +330,17 @@ bool Scheduler::step() {
     std::lock_guard lock(mu_);
     ++stats_.steps;
   }
+  for (auto& s : running_) {
+    if (s->done) cache_finished(*s);
+  }
   running_.erase(std::remove_if(running_.begin(), running_.end(), [](const auto& s) { return s->done; }), running_.end());
   uint64_t used = 0;
   for (const auto& s : running_) used += s->kv_bytes;
   std::lock_guard lock(mu_);
   stats_.running = static_cast<int>(running_.size());
   stats_.kv_bytes_in_use = used;
+  stats_.cached_prefixes = static_cast<int>(cache_.size());
+  stats_.prefix_cache_bytes = cache_bytes_;
   return !batch.empty();
 }
 

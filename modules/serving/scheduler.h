@@ -106,12 +106,20 @@ struct SchedulerOptions {
   int prefill_chunk = 128;        // prompt tokens per step, shared by the prefilling sequences
   int threads = 1;
   std::function<void(int)> on_thread_start;  // pins engine threads (placement)
+  // Finished sequences keep their KV cache, in what the running ones leave of the KV budget,
+  // so a request that starts with the same tokens (a system prompt, an earlier chat turn)
+  // copies those positions instead of computing them.
+  bool prefix_cache = true;
+  int prefix_cache_entries = 64;
 };
 
 struct SchedulerStats {
   int running = 0, waiting = 0;
   uint64_t kv_bytes_in_use = 0;
   uint64_t steps = 0, tokens_generated = 0;
+  uint64_t prompt_tokens = 0, prefix_hit_tokens = 0;  // prompt positions admitted, and those copied from the prefix cache
+  int cached_prefixes = 0;
+  uint64_t prefix_cache_bytes = 0;
 };
 
 class Scheduler {
@@ -155,6 +163,18 @@ class Scheduler {
   std::deque<std::shared_ptr<Request>> waiting_;
   std::deque<std::function<void()>> exclusive_;  // work run on the scheduler thread between steps
   std::vector<std::unique_ptr<Seq>> running_;  // scheduler thread only (sizes mirrored in stats_)
+  // The prefix cache (scheduler thread only): finished sequences' caches and their tokens.
+  struct CachedPrefix {
+    std::vector<int32_t> tokens;  // those whose K and V are in the session
+    std::unique_ptr<engine::Session> session;
+    uint64_t bytes = 0;
+    uint64_t last_used = 0;
+  };
+  std::vector<CachedPrefix> cache_;
+  uint64_t cache_bytes_ = 0, cache_clock_ = 0;
+  void cache_finished(Seq& s);
+  void reuse_prefix(Seq& s);
+  void evict_lru();
   SchedulerStats stats_;
   bool stop_ = false;
   std::thread thread_;

@@ -675,6 +675,8 @@ Json served_json(State* s, const Served& m) {
   return {{"name", m.name}, {"origin", m.origin}, {"path", m.path}, {"default", m.name == s->models->default_name()},
           {"pinned", m.pinned}, {"context", m.scheduler->context()}, {"running", st.running}, {"waiting", st.waiting},
           {"kv_bytes_in_use", st.kv_bytes_in_use}, {"steps", st.steps}, {"tokens_generated", st.tokens_generated},
+          {"prompt_tokens", st.prompt_tokens}, {"prefix_hit_tokens", st.prefix_hit_tokens}, {"cached_prefixes", st.cached_prefixes},
+          {"prefix_cache_bytes", st.prefix_cache_bytes},
           {"weight_bytes", m.model->weight_bytes()}, {"budget_bytes", m.cost_bytes}, {"arch", m.model->config().arch_name},
           {"chat_template", m.chat_source}, {"idle_s", (unix_ms_now() - m.last_used_ms.load()) / 1000}};
 }
@@ -1027,6 +1029,7 @@ llmops_code start(llmops_module_ctx* ctx, void* state, llmops_error* err) {
   opt.context = std::stoi(sdk.config("context", "0"));
   opt.prefill_chunk = std::stoi(sdk.config("prefill-chunk", "128"));
   opt.threads = std::stoi(sdk.config("threads", "0"));
+  opt.prefix_cache = sdk.config_bool("prefix-cache", true);
   const int pinned = s->host->placement_threads(s->ctx, "inference");
   if (opt.threads == 0) opt.threads = pinned > 0 ? pinned : 1;
   if (pinned > 0) {
@@ -1141,6 +1144,8 @@ const llmops_config_item kSchema[] = {
      "memory all loaded models may hold (weights + KV budget), MiB; past it idle models unload (0: 80% of RAM)"},
     {"idle-unload-s", LLMOPS_CONFIG_INT, "300", 0, 1 << 30, "seconds an imported model stays loaded with no requests (0: until unloaded)"},
     {"context", LLMOPS_CONFIG_INT, "0", 0, 1 << 24, "positions per sequence at most (0: the model's context)"},
+    {"prefix-cache", LLMOPS_CONFIG_BOOL, "true", 0, -1,
+     "keep finished sequences' KV cache (within kv-budget-mb) so prompts sharing a prefix skip computing it"},
     {"prefill-chunk", LLMOPS_CONFIG_INT, "128", 1, 65536, "prompt tokens per scheduler step"},
     {"request-timeout", LLMOPS_CONFIG_INT, "600", 1, 86400, "seconds a generation may run"},
     {"request-log-size", LLMOPS_CONFIG_INT, "10000", 0, 10000000, "requests kept in the request log (LMDB), newest; 0: none"},

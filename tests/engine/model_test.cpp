@@ -421,6 +421,28 @@ TEST(Model, Gpt2SynthShapeLoadsAndRuns) {
   EXPECT_EQ(longer.prefill(toks.data(), static_cast<int>(toks.size()), 0).status().code(), Code::kResourceExhausted);
 }
 
+TEST(Model, ACopiedPrefixContinuesExactlyAsTheOriginal) {
+  llmops::test::TempDir dir;
+  ASSERT_TRUE(write_synth_model(*find_synth_shape("tiny"), GgmlType::kQ8_0, 2, dir.file("m.gguf")).ok());
+  auto m = Model::load(dir.file("m.gguf"));
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  const std::vector<int32_t> toks = {1, 17, 42, 9, 300, 5, 77};
+  Session a(**m, 16);
+  ASSERT_TRUE(a.prefill(toks.data(), 6, 0).ok());
+  auto want = a.forward(toks[6], 6);
+  ASSERT_TRUE(want.ok());
+  std::vector<float> expected(*want, *want + (*m)->config().vocab_size);
+  Session b(**m, 12);  // another size: the per-layer strides differ
+  EXPECT_EQ(b.copy_prefix(a, 6), 6);
+  EXPECT_EQ(b.length(), 6);
+  auto got = b.forward(toks[6], 6);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(std::vector<float>(*got, *got + (*m)->config().vocab_size), expected);
+  // Clipped to what the source holds and to the destination's positions.
+  Session c(**m, 4);
+  EXPECT_EQ(c.copy_prefix(a, 100), 4);
+}
+
 TEST(Model, UnsupportedArchitectureAndMissingTensorsAreNamed) {
   llmops::test::TempDir dir;
   GgufWriter g;

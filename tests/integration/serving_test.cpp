@@ -276,6 +276,30 @@ TEST(Serving, InteractiveKeysGoBeforeBatchKeys) {
   EXPECT_EQ(finished, (std::vector<std::string>{"interactive", "batch-1"}));
 }
 
+TEST(Serving, ASharedPromptPrefixIsComputedOnceWithTheSameAnswers) {
+  REQUIRE_STORIES();
+  const std::string system = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends.";
+  std::vector<std::string> answers[2];
+  Json stats[2];
+  for (int cached = 0; cached < 2; ++cached) {
+    DaemonProcess d({}, gguf_config(cached ? "" : "prefix-cache = false\n"));
+    ASSERT_TRUE(d.start()) << d.log();
+    for (const char* tail : {" One day", " The sun", " One day"}) {
+      auto r = complete(d, {{"prompt", system + tail}, {"max_tokens", 12}, {"temperature", 0}});
+      ASSERT_EQ(r.status, 200) << r.body;
+      answers[cached].push_back(r.json()["choices"][0]["text"].get<std::string>());
+    }
+    stats[cached] = served_model(d);
+  }
+  EXPECT_EQ(answers[0], answers[1]) << "reusing the cached prefix changed the greedy text";
+  EXPECT_EQ(stats[0]["prefix_hit_tokens"], 0);
+  // The second and third prompts find the first's tokens cached (all but the differing tail).
+  const int prompt = stats[1]["prompt_tokens"].get<int>() / 3;
+  EXPECT_GT(stats[1]["prefix_hit_tokens"].get<int>(), prompt) << stats[1].dump();
+  EXPECT_GE(stats[1]["cached_prefixes"].get<int>(), 1);
+  EXPECT_EQ(stats[1]["kv_bytes_in_use"], 0) << "the cache is not counted as in use";
+}
+
 TEST(Serving, BadInputGets400AndTheDaemonKeepsServing) {
   REQUIRE_STORIES();
   DaemonProcess d({}, gguf_config());

@@ -56,6 +56,12 @@ class Host {
     const char* v = api_->config_get(ctx_, key);
     return v != nullptr ? std::string(v) : fallback;
   }
+  // A BOOL key's value; the host has already checked it is one of 1 true yes on 0 false no off.
+  bool config_bool(const char* key, bool fallback) const {
+    const std::string v = config(key);
+    if (v.empty()) return fallback;
+    return v == "1" || v == "true" || v == "yes" || v == "on";
+  }
   void respond(llmops_response* resp, int status, std::string_view json_body) const {
     api_->response_set_status(resp, status);
     api_->response_set_header(resp, "Content-Type", "application/json");
