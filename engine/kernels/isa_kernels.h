@@ -39,6 +39,9 @@ float dot_row_avx512(GgmlType type, const uint8_t* row, const VectorView& x);
 void quantize_q8_avx512(const float* x, uint64_t n, uint64_t block, bool fp16_scale, int8_t* q, float* scale);
 float dot_f32_avx512(const float* a, const float* b, uint64_t n);
 void axpy_f32_avx512(float a, const float* x, float* y, uint64_t n);
+// d a multiple of 16, at most 256.
+void dot_f32_strided_avx512(const float* q, const float* keys, uint64_t stride, int n, uint64_t d, float scale, float* scores);
+void axpy_f32_strided_avx512(const float* p, const float* values, uint64_t stride, int n, uint64_t d, float* o);
 
 // matmul_avx512.cpp: the integer GEMM of prefill, on weights repacked 16 rows at a time.
 //
@@ -68,5 +71,11 @@ uint64_t int8_panel_bytes(GgmlType type, uint64_t cols);
 // row_bytes apart; y has `rows` floats per token. panel: int8_panel_bytes() of scratch.
 void matmul_int8_avx512(GgmlType type, const uint8_t* w, uint64_t row_begin, uint64_t row_end, uint64_t rows,
                         uint64_t row_bytes, const QuantizedActivations& x, float* y, uint8_t* panel);
+// Repacks rows [row_begin, row_end) (panel-aligned) into `packed`, int8_panel_bytes(type, cols)
+// per 16 rows (the last panel zero-padded), so matmul_int8_packed_avx512 reads panels straight.
+void pack_int8_avx512(GgmlType type, const uint8_t* w, uint64_t row_begin, uint64_t row_end, uint64_t row_bytes, uint64_t cols,
+                      uint8_t* packed);
+void matmul_int8_packed_avx512(GgmlType type, const uint8_t* packed, uint64_t row_begin, uint64_t row_end, uint64_t rows,
+                               const QuantizedActivations& x, float* y);
 
 }  // namespace llmops::engine

@@ -42,10 +42,14 @@ QuantizedActivations quantize_activations(GgmlType type, const float* x, uint64_
 }
 
 void matmul_int8(GgmlType type, const uint8_t* w, uint64_t rows, uint64_t row_bytes, uint64_t cols, const float* x, uint64_t t, float* y,
-                 std::vector<float>* scratch, ThreadPool* pool) {
+                 std::vector<float>* scratch, ThreadPool* pool, const uint8_t* packed) {
   const QuantizedActivations acts = quantize_activations(type, x, t, cols, scratch);
   const uint64_t panels = (rows + 15) / 16;
   auto run = [&](size_t begin, size_t end) {
+    if (packed != nullptr) {
+      matmul_int8_packed_avx512(type, packed, begin * 16, std::min<uint64_t>(end * 16, rows), rows, acts, y);
+      return;
+    }
     std::unique_ptr<uint8_t[]> panel(new uint8_t[int8_panel_bytes(type, cols)]);  // every byte written before read
     matmul_int8_avx512(type, w, begin * 16, std::min<uint64_t>(end * 16, rows), rows, row_bytes, acts, y, panel.get());
   };
@@ -60,6 +64,28 @@ void matmul_int8(GgmlType type, const uint8_t* w, uint64_t rows, uint64_t row_by
 
 }  // namespace
 
+uint64_t int8_packed_bytes(GgmlType type, uint64_t rows, uint64_t cols, KernelIsa isa) {
+#if defined(__x86_64__)
+  if (matmul_uses_int8(type, isa)) return (rows + 15) / 16 * int8_panel_bytes(type, cols);
+#endif
+  (void)type, (void)rows, (void)cols, (void)isa;
+  return 0;
+}
+
+void pack_int8_weights(GgmlType type, const uint8_t* w, uint64_t rows, uint64_t row_bytes, uint64_t cols, uint8_t* packed,
+                       ThreadPool* pool) {
+#if defined(__x86_64__)
+  const uint64_t panels = (rows + 15) / 16;
+  auto run = [&](size_t begin, size_t end) {
+    pack_int8_avx512(type, w, begin * 16, std::min<uint64_t>(end * 16, rows), row_bytes, cols, packed);
+  };
+  if (pool == nullptr || pool->size() == 1 || panels < 2) run(0, panels);
+  else pool->parallel_for(panels, run);
+#else
+  (void)type, (void)w, (void)rows, (void)row_bytes, (void)cols, (void)packed, (void)pool;
+#endif
+}
+
 void set_blas_threads(int threads) { openblas_set_num_threads(std::max(1, threads)); }
 
 bool matmul_uses_int8(GgmlType type, KernelIsa isa) {
@@ -71,10 +97,10 @@ bool matmul_uses_int8(GgmlType type, KernelIsa isa) {
 }
 
 void matmul_rows(GgmlType type, const uint8_t* w, uint64_t rows, uint64_t row_bytes, uint64_t cols, const float* x, uint64_t t,
-                 float* y, std::vector<float>* scratch, ThreadPool* pool, KernelIsa isa) {
+                 float* y, std::vector<float>* scratch, ThreadPool* pool, KernelIsa isa, const uint8_t* packed) {
 #if defined(__x86_64__)
   if (matmul_uses_int8(type, isa)) {
-    matmul_int8(type, w, rows, row_bytes, cols, x, t, y, scratch, pool);
+    matmul_int8(type, w, rows, row_bytes, cols, x, t, y, scratch, pool, packed);
     return;
   }
 #endif

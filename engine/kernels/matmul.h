@@ -35,6 +35,13 @@ void set_blas_threads(int threads);
 bool matmul_uses_int8(GgmlType type, KernelIsa isa);
 
 void matmul_rows(GgmlType type, const uint8_t* w, uint64_t rows, uint64_t row_bytes, uint64_t cols, const float* x, uint64_t t,
-                 float* y, std::vector<float>* scratch, ThreadPool* pool, KernelIsa isa = best_isa());
+                 float* y, std::vector<float>* scratch, ThreadPool* pool, KernelIsa isa = best_isa(), const uint8_t* packed = nullptr);
+
+// Weights repacked once into the integer GEMM's panels, so batched calls (serving several
+// sequences: a few tokens per call) stream them instead of repacking every call. 0 when the
+// type or CPU has no integer path. pack_int8_weights fills int8_packed_bytes() bytes at packed.
+uint64_t int8_packed_bytes(GgmlType type, uint64_t rows, uint64_t cols, KernelIsa isa = best_isa());
+void pack_int8_weights(GgmlType type, const uint8_t* w, uint64_t rows, uint64_t row_bytes, uint64_t cols, uint8_t* packed,
+                       ThreadPool* pool);
 
 }  // namespace llmops::engine

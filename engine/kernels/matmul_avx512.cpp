@@ -389,45 +389,69 @@ uint64_t int8_panel_bytes(GgmlType type, uint64_t cols) {
   }
 }
 
+namespace {
+
+void repack_panel(GgmlType type, const uint8_t* w, uint64_t r0, uint64_t n, uint64_t row_bytes, uint64_t cols, uint8_t* panel) {
+  switch (type) {
+    case GgmlType::kQ8_0: repack_q8_0(w, r0, n, row_bytes, cols / 32, panel, false); break;
+    case GgmlType::kQ4_0: repack_q8_0(w, r0, n, row_bytes, cols / 32, panel, true); break;
+    case GgmlType::kQ4_K: repack_q4_k(w, r0, n, row_bytes, cols / 256, panel); break;
+    case GgmlType::kQ6_K: repack_q6_k(w, r0, n, row_bytes, cols / 256, panel); break;
+    default: break;
+  }
+}
+
+// Every token tile of x against one panel of n rows starting at r0.
+void panel_tiles(GgmlType type, const uint8_t* panel, uint64_t r0, uint64_t n, uint64_t rows, const QuantizedActivations& x, float* y) {
+  const __mmask16 mask = static_cast<__mmask16>((1u << n) - 1u);
+  for (uint64_t t0 = 0, tile = 0; t0 < x.t; t0 += kTokenTile, ++tile) {
+    const int nt = x.t - t0 < kTokenTile ? static_cast<int>(x.t - t0) : kTile;
+    TileFn fn = nullptr;
+    switch (type) {
+      case GgmlType::kQ8_0:
+      case GgmlType::kQ4_0: fn = q8_tile(nt, std::make_integer_sequence<int, kTile>{}); break;
+      case GgmlType::kQ4_K: fn = k_tile<false>(nt, std::make_integer_sequence<int, kTile>{}); break;
+      default: fn = k_tile<true>(nt, std::make_integer_sequence<int, kTile>{}); break;
+    }
+    fn(panel, x, tile, y + t0 * rows + r0, rows, mask);
+  }
+}
+
+}  // namespace
+
 void matmul_int8_avx512(GgmlType type, const uint8_t* w, uint64_t row_begin, uint64_t row_end, uint64_t rows,
                         uint64_t row_bytes, const QuantizedActivations& x, float* y, uint8_t* panel) {
   for (uint64_t r0 = row_begin; r0 < row_end; r0 += kPanelRows) {
     const uint64_t n = row_end - r0 < kPanelRows ? row_end - r0 : kPanelRows;
-    switch (type) {
-      case GgmlType::kQ8_0: repack_q8_0(w, r0, n, row_bytes, x.cols / 32, panel, false); break;
-      case GgmlType::kQ4_0: repack_q8_0(w, r0, n, row_bytes, x.cols / 32, panel, true); break;
-      case GgmlType::kQ4_K: repack_q4_k(w, r0, n, row_bytes, x.cols / 256, panel); break;
-      case GgmlType::kQ6_K: repack_q6_k(w, r0, n, row_bytes, x.cols / 256, panel); break;
-      default: return;
-    }
-    const __mmask16 mask = static_cast<__mmask16>((1u << n) - 1u);
+    repack_panel(type, w, r0, n, row_bytes, x.cols, panel);
     // The next panel (16 contiguous rows) will be read a block of each row at a time, an order the
-    // hardware prefetchers follow poorly from DRAM: ask for it into L2, a slice per token tile,
-    // while this panel computes.
+    // hardware prefetchers follow poorly from DRAM: ask for it into L2 while this panel computes.
     const uint64_t next = r0 + kPanelRows;
     const uint64_t next_rows = next < row_end ? (row_end - next < kPanelRows ? row_end - next : kPanelRows) : 0;
-    const uint64_t tiles = (x.t + kTokenTile - 1) / kTokenTile;
-    const uint64_t per_tile = (next_rows * row_bytes + 64 * tiles - 1) / (64 * tiles) * 64;  // bytes, whole lines
     const uint8_t* ahead = w + next * row_bytes;
-    uint64_t ahead_left = next_rows * row_bytes;
-    for (uint64_t t0 = 0, tile = 0; t0 < x.t; t0 += kTokenTile, ++tile) {
-      for (uint64_t b = 0; b < per_tile && b < ahead_left; b += 64) _mm_prefetch(reinterpret_cast<const char*>(ahead + b), _MM_HINT_T1);
-      if (per_tile < ahead_left) {
-        ahead += per_tile;
-        ahead_left -= per_tile;
-      } else {
-        ahead_left = 0;
-      }
-      const int nt = x.t - t0 < kTokenTile ? static_cast<int>(x.t - t0) : kTile;
-      TileFn fn = nullptr;
-      switch (type) {
-        case GgmlType::kQ8_0:
-        case GgmlType::kQ4_0: fn = q8_tile(nt, std::make_integer_sequence<int, kTile>{}); break;
-        case GgmlType::kQ4_K: fn = k_tile<false>(nt, std::make_integer_sequence<int, kTile>{}); break;
-        default: fn = k_tile<true>(nt, std::make_integer_sequence<int, kTile>{}); break;
-      }
-      fn(panel, x, tile, y + t0 * rows + r0, rows, mask);
-    }
+    for (uint64_t b = 0; b < next_rows * row_bytes; b += 64) _mm_prefetch(reinterpret_cast<const char*>(ahead + b), _MM_HINT_T1);
+    panel_tiles(type, panel, r0, n, rows, x, y);
+  }
+}
+
+void pack_int8_avx512(GgmlType type, const uint8_t* w, uint64_t row_begin, uint64_t row_end, uint64_t row_bytes, uint64_t cols,
+                      uint8_t* packed) {
+  const uint64_t bytes = int8_panel_bytes(type, cols);
+  for (uint64_t r0 = row_begin; r0 < row_end; r0 += kPanelRows) {
+    const uint64_t n = row_end - r0 < kPanelRows ? row_end - r0 : kPanelRows;
+    repack_panel(type, w, r0, n, row_bytes, cols, packed + r0 / kPanelRows * bytes);
+  }
+}
+
+void matmul_int8_packed_avx512(GgmlType type, const uint8_t* packed, uint64_t row_begin, uint64_t row_end, uint64_t rows,
+                               const QuantizedActivations& x, float* y) {
+  const uint64_t bytes = int8_panel_bytes(type, x.cols);
+  for (uint64_t r0 = row_begin; r0 < row_end; r0 += kPanelRows) {
+    const uint64_t n = row_end - r0 < kPanelRows ? row_end - r0 : kPanelRows;
+    const uint8_t* panel = packed + r0 / kPanelRows * bytes;
+    // Panels are contiguous: the prefetchers stream them; a hint two panels on covers the start.
+    for (uint64_t b = 0; b < bytes; b += 64) _mm_prefetch(reinterpret_cast<const char*>(panel + 2 * bytes + b), _MM_HINT_T1);
+    panel_tiles(type, panel, r0, n, rows, x, y);
   }
 }
 

@@ -281,6 +281,20 @@ void axpy_f32(float a, const float* x, float* y, uint64_t n, KernelIsa isa) {
   for (uint64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+void dot_f32_strided(const float* q, const float* keys, uint64_t stride, int n, uint64_t d, float scale, float* scores, KernelIsa isa) {
+#if defined(__x86_64__)
+  if (isa == KernelIsa::kAvx512 && d % 16 == 0 && d <= 256) return dot_f32_strided_avx512(q, keys, stride, n, d, scale, scores);
+#endif
+  for (int j = 0; j < n; ++j) scores[j] = dot_f32(q, keys + static_cast<uint64_t>(j) * stride, d, isa) * scale;
+}
+
+void axpy_f32_strided(const float* p, const float* values, uint64_t stride, int n, uint64_t d, float* o, KernelIsa isa) {
+#if defined(__x86_64__)
+  if (isa == KernelIsa::kAvx512 && d % 16 == 0 && d <= 256) return axpy_f32_strided_avx512(p, values, stride, n, d, o);
+#endif
+  for (int j = 0; j < n; ++j) axpy_f32(p[j], values + static_cast<uint64_t>(j) * stride, o, d, isa);
+}
+
 namespace {
 
 // Whether the kernels can run on the quantised forms of x (else the exact fp32 path).

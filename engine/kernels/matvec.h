@@ -55,6 +55,11 @@ void quantize_q8(const float* x, uint64_t n, uint64_t block, bool fp16_scale, in
 // dot(a, b) over n floats (attention scores), and y += a·x (attention values).
 float dot_f32(const float* a, const float* b, uint64_t n, KernelIsa isa);
 void axpy_f32(float a, const float* x, float* y, uint64_t n, KernelIsa isa);
+// One attention head over n cached positions, stride floats apart: scores[j] = scale ·
+// dot(q, keys + j·stride) over d floats, and o += Σ_j p[j] · (values + j·stride). One call per
+// block of positions instead of one per position; the query and the output stay in registers.
+void dot_f32_strided(const float* q, const float* keys, uint64_t stride, int n, uint64_t d, float scale, float* scores, KernelIsa isa);
+void axpy_f32_strided(const float* p, const float* values, uint64_t stride, int n, uint64_t d, float* o, KernelIsa isa);
 
 // dot(row, x) for one weight row of n elements.
 float dot_row(GgmlType type, const void* row, const PreparedVector& x, KernelIsa isa);

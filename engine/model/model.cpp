@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "kernels/matmul.h"
@@ -69,6 +70,28 @@ uint64_t Model::weight_bytes() const {
     for (const WeightView* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) total += w->bytes();
   }
   return total;
+}
+
+uint64_t Model::pack_for_batches(ThreadPool* pool) {
+  std::vector<WeightView*> views;
+  for (auto& l : layers_) {
+    for (WeightView* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) views.push_back(w);
+  }
+  views.push_back(&output_);
+  uint64_t added = 0;
+  for (WeightView* w : views) {
+    if (w->data == nullptr || w->packed != nullptr) continue;
+    const uint64_t bytes = int8_packed_bytes(w->type, w->rows, w->cols);
+    if (bytes == 0) continue;
+    void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (p == nullptr) break;  // no memory for it: batches repack as before
+    packed_.emplace_back(static_cast<uint8_t*>(p), std::free);
+    pack_int8_weights(w->type, w->data, w->rows, w->row_bytes, w->cols, packed_.back().get(), pool);
+    w->packed = packed_.back().get();
+    added += bytes;
+  }
+  packed_bytes_ += added;
+  return added;
 }
 
 uint64_t Model::bytes_per_token() const {
@@ -235,7 +258,7 @@ void Runner::project(const WeightView& w, const float* bias, const float* x, int
   } else {
     // Quantised weights take the integer GEMM on our pool where the CPU has it; otherwise tiles
     // are dequantised and OpenBLAS's own threads multiply.
-    matmul_rows(w.type, w.data, w.rows, w.row_bytes, w.cols, x, static_cast<uint64_t>(t), y, &tile_, pool_, isa_);
+    matmul_rows(w.type, w.data, w.rows, w.row_bytes, w.cols, x, static_cast<uint64_t>(t), y, &tile_, pool_, isa_, w.packed);
   }
   if (bias != nullptr) {
     for (int i = 0; i < t; ++i) {
@@ -312,10 +335,8 @@ void Runner::attention(const BatchToken* batch, int t, int layer, const float* q
       for (int t0 = 0; t0 <= pos; t0 += kBlock) {
         const int nb = std::min(kBlock, pos + 1 - t0);
         float block_max = -INFINITY;
-        for (int j = 0; j < nb; ++j) {
-          scores[j] = dot_f32(qh, keys + static_cast<size_t>(t0 + j) * kv_dim, static_cast<uint64_t>(head_dim), isa) * scale;
-          block_max = std::max(block_max, scores[j]);
-        }
+        dot_f32_strided(qh, keys + static_cast<size_t>(t0) * kv_dim, kv_dim, nb, static_cast<uint64_t>(head_dim), scale, scores, isa);
+        for (int j = 0; j < nb; ++j) block_max = std::max(block_max, scores[j]);
         if (block_max > max) {
           // Rescale what is accumulated to the new maximum.
           const float r = std::exp(max - block_max);
@@ -324,10 +345,10 @@ void Runner::attention(const BatchToken* batch, int t, int layer, const float* q
           max = block_max;
         }
         for (int j = 0; j < nb; ++j) {
-          const float p = std::exp(scores[j] - max);
-          sum += p;
-          axpy_f32(p, values + static_cast<size_t>(t0 + j) * kv_dim, o, static_cast<uint64_t>(head_dim), isa);
+          scores[j] = std::exp(scores[j] - max);
+          sum += scores[j];
         }
+        axpy_f32_strided(scores, values + static_cast<size_t>(t0) * kv_dim, kv_dim, nb, static_cast<uint64_t>(head_dim), o, isa);
       }
       const float inv = 1.0f / sum;
       for (int d = 0; d < head_dim; ++d) o[d] *= inv;

@@ -63,6 +63,7 @@ struct WeightView {
   GgmlType type = GgmlType::kF32;
   const uint8_t* data = nullptr;
   uint64_t rows = 0, cols = 0, row_bytes = 0;
+  const uint8_t* packed = nullptr;  // the integer GEMM's panels, when Model::pack_for_batches made them
   const uint8_t* row(uint64_t r) const { return data + r * row_bytes; }
   uint64_t bytes() const { return rows * row_bytes; }
 };
@@ -108,6 +109,13 @@ class Model {
   // contribute one row each, unless the embedding is also the classifier).
   uint64_t weight_bytes() const;
   uint64_t bytes_per_token() const;
+  // Repacks the quantised matrices once into the integer GEMM's panels (AVX-512 VNNI; a no-op
+  // elsewhere or for other types), so products over a few tokens at a time (batched decode of
+  // many sequences) stream them instead of repacking every call. Costs about the quantised
+  // weights' size again in memory; decode of one token still reads the original rows. Call
+  // before sharing the model. Returns the bytes added.
+  uint64_t pack_for_batches(ThreadPool* pool = nullptr);
+  uint64_t packed_bytes() const { return packed_bytes_; }
 
  private:
   Model() = default;
@@ -123,6 +131,8 @@ class Model {
   std::string hf_dir_;
   std::deque<std::vector<float>> owned_;   // vectors widened to fp32 at load
   std::vector<std::vector<uint8_t>> owned_bytes_;  // matrices re-laid out at load (GPT-2 HF)
+  std::vector<std::unique_ptr<uint8_t, void (*)(void*)>> packed_;  // pack_for_batches
+  uint64_t packed_bytes_ = 0;
   WeightView token_embd_, pos_embd_, output_;
   const float* output_norm_ = nullptr;
   const float* output_norm_b_ = nullptr;

@@ -96,6 +96,7 @@ Result<OpenedModel> open_model(const ModelSource& src, const std::function<void(
   else if (src.format == "llama2c") model = engine::Model::load_llama2c(src.weights);
   else if (src.format == "hf") model = engine::Model::load_hf(src.weights);
   if (!model.ok()) return model.status().with_context("the model " + src.name);
+  if (src.pack_for_batches) (*model)->pack_for_batches();
   std::shared_ptr<const engine::Model> m(std::move(model).value());
   Result<engine::Tokenizer> tok = invalid_argument("a llama2.c checkpoint carries no vocabulary: give its tokenizer.bin as the tokenizer");
   if (!src.tokenizer.empty()) {
@@ -138,7 +139,7 @@ std::shared_ptr<Served> ModelManager::make_served(OpenedModel opened, const std:
   served->tok = opened.tok;
   served->chat = opened.chat;
   served->chat_source = opened.chat_source;
-  served->cost_bytes = opened.model->weight_bytes() + opt_.scheduler.kv_budget_bytes;
+  served->cost_bytes = opened.model->weight_bytes() + opened.model->packed_bytes() + opt_.scheduler.kv_budget_bytes;
   served->scheduler = std::make_unique<Scheduler>(opened.model, opened.tok, opt_.scheduler);
   served->last_used_ms = unix_ms_now();
   if (opt_.on_load) opt_.on_load(*served);
@@ -150,7 +151,9 @@ std::shared_ptr<Served> ModelManager::make_served(OpenedModel opened, const std:
 }
 
 Status ModelManager::load_pinned(const ModelSource& src, const std::string& path) {
-  LLMOPS_ASSIGN_OR_RETURN(auto opened, open_model(src, [&](const std::string& m) { host_.warn(m); }));
+  ModelSource packed = src;
+  packed.pack_for_batches = opt_.pack_for_batches;
+  LLMOPS_ASSIGN_OR_RETURN(auto opened, open_model(packed, [&](const std::string& m) { host_.warn(m); }));
   auto served = make_served(std::move(opened), src.name, "config", path);
   served->pinned = true;
   std::lock_guard lock(mu_);
@@ -199,6 +202,7 @@ Result<std::shared_ptr<Served>> ModelManager::load_from_registry(const ModelReco
   src.format = rec.format;
   src.chat_template = rec.chat_template;
   src.chat_source = "registry";
+  src.pack_for_batches = opt_.pack_for_batches;
   std::unique_ptr<LinkedDir> dir;
   std::string where;
   if (rec.format == "hf") {
@@ -259,8 +263,9 @@ Result<std::shared_ptr<Served>> ModelManager::acquire(const std::string& request
   }
   {
     std::lock_guard lock(mu_);
-    // Estimated from the files until loading tells the exact weight bytes.
-    Status room = make_room((*rec)->bytes() + opt_.scheduler.kv_budget_bytes, target);
+    // Estimated from the files until loading tells the exact weight bytes (packed panels about
+    // double the quantised ones).
+    Status room = make_room((*rec)->bytes() * (opt_.pack_for_batches ? 2 : 1) + opt_.scheduler.kv_budget_bytes, target);
     if (!room.ok()) {
       loading_.erase(target);
       promise.set_value(room);

@@ -32,6 +32,7 @@ struct ModelSource {
   std::string tokenizer;      // llama2.c tokenizer.bin or a Hugging Face tokenizer directory; "" when the model carries one
   std::string chat_template;  // "" (the model's own), a built-in name, or template text
   std::string chat_source;    // how to name an explicit template in logs ("config:/etc/...", "registry")
+  bool pack_for_batches = false;  // repack quantised weights for batched decode (Model::pack_for_batches)
 };
 
 // A model opened and checked, not yet served.
@@ -76,6 +77,7 @@ struct ManagerOptions {
   uint64_t memory_budget_bytes = 0;  // 0: no limit
   int idle_unload_s = 300;           // 0: never
   std::function<void(Served&)> on_load;  // before it takes requests (metric series)
+  bool pack_for_batches = true;          // serving.pack-weights
 };
 
 class ModelManager {

@@ -677,7 +677,7 @@ Json served_json(State* s, const Served& m) {
           {"kv_bytes_in_use", st.kv_bytes_in_use}, {"steps", st.steps}, {"tokens_generated", st.tokens_generated},
           {"prompt_tokens", st.prompt_tokens}, {"prefix_hit_tokens", st.prefix_hit_tokens}, {"cached_prefixes", st.cached_prefixes},
           {"prefix_cache_bytes", st.prefix_cache_bytes},
-          {"weight_bytes", m.model->weight_bytes()}, {"budget_bytes", m.cost_bytes}, {"arch", m.model->config().arch_name},
+          {"weight_bytes", m.model->weight_bytes()}, {"packed_bytes", m.model->packed_bytes()}, {"budget_bytes", m.cost_bytes}, {"arch", m.model->config().arch_name},
           {"chat_template", m.chat_source}, {"idle_s", (unix_ms_now() - m.last_used_ms.load()) / 1000}};
 }
 
@@ -1044,6 +1044,7 @@ llmops_code start(llmops_module_ctx* ctx, void* state, llmops_error* err) {
   mo.memory_budget_bytes = static_cast<uint64_t>(std::stoll(sdk.config("memory-budget-mb", "0"))) << 20;
   if (mo.memory_budget_bytes == 0) mo.memory_budget_bytes = default_memory_budget();
   mo.idle_unload_s = std::stoi(sdk.config("idle-unload-s", "300"));
+  mo.pack_for_batches = sdk.config_bool("pack-weights", true);
   mo.on_load = [s](Served& m) { make_series(s, m); };
   if (auto prios = s->registry->priorities(); prios.ok()) {
     std::lock_guard lock(s->prio_mu);
@@ -1144,6 +1145,8 @@ const llmops_config_item kSchema[] = {
      "memory all loaded models may hold (weights + KV budget), MiB; past it idle models unload (0: 80% of RAM)"},
     {"idle-unload-s", LLMOPS_CONFIG_INT, "300", 0, 1 << 30, "seconds an imported model stays loaded with no requests (0: until unloaded)"},
     {"context", LLMOPS_CONFIG_INT, "0", 0, 1 << 24, "positions per sequence at most (0: the model's context)"},
+    {"pack-weights", LLMOPS_CONFIG_BOOL, "true", 0, -1,
+     "repack quantised weights once for batched decode (several sequences per step run several times faster; costs their size again in memory)"},
     {"prefix-cache", LLMOPS_CONFIG_BOOL, "true", 0, -1,
      "keep finished sequences' KV cache (within kv-budget-mb) so prompts sharing a prefix skip computing it"},
     {"prefill-chunk", LLMOPS_CONFIG_INT, "128", 1, 65536, "prompt tokens per scheduler step"},

@@ -110,6 +110,51 @@ TEST_P(PrefillMatmul, ThePoolGivesTheSameResult) {
   EXPECT_EQ(serial, parallel);
 }
 
+TEST_P(PrefillMatmul, WeightsPackedOnceGiveTheSameResult) {
+  const auto [type, isa] = GetParam();
+  if (!isa_supported(isa)) GTEST_SKIP() << "this CPU (or its OS) lacks " << isa_name(isa);
+  const uint64_t rows = 40, cols = 512;  // a last panel of 8 rows
+  const uint64_t bytes = int8_packed_bytes(type, rows, cols, isa);
+  if (bytes == 0) GTEST_SKIP() << "no integer path for this type at " << isa_name(isa);
+  std::mt19937 rng(9);
+  const Weights w = make_weights(type, rows, cols, rng);
+  std::vector<uint8_t> packed(bytes);
+  ThreadPool pool(2);
+  pack_int8_weights(type, w.bytes.data(), rows, w.row_bytes, cols, packed.data(), &pool);
+  for (uint64_t t : {1, 5, 16}) {
+    const std::vector<float> x = make_activations(t, cols, rng);
+    std::vector<float> repacked(t * rows), prepacked(t * rows), scratch;
+    matmul_rows(type, w.bytes.data(), rows, w.row_bytes, cols, x.data(), t, repacked.data(), &scratch, nullptr, isa);
+    matmul_rows(type, w.bytes.data(), rows, w.row_bytes, cols, x.data(), t, prepacked.data(), &scratch, &pool, isa, packed.data());
+    EXPECT_EQ(repacked, prepacked) << "T=" << t;
+  }
+}
+
+TEST(AttentionKernels, StridedScoresAndValuesMatchThePerPositionOnes) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  for (KernelIsa isa : {KernelIsa::kPortable, KernelIsa::kAvx2, KernelIsa::kAvx512}) {
+    if (!isa_supported(isa)) continue;
+    for (uint64_t d : {8, 64, 128}) {
+      const uint64_t stride = 3 * d + 16;
+      const int n = 37;
+      std::vector<float> q(d), cache(stride * n), p(n), o(d, 0.5f), o_ref(d, 0.5f), scores(n);
+      for (auto& v : q) v = dist(rng);
+      for (auto& v : cache) v = dist(rng);
+      for (auto& v : p) v = std::abs(dist(rng));
+      dot_f32_strided(q.data(), cache.data(), stride, n, d, 0.125f, scores.data(), isa);
+      axpy_f32_strided(p.data(), cache.data(), stride, n, d, o.data(), isa);
+      for (int j = 0; j < n; ++j) {
+        double want = 0;
+        for (uint64_t i = 0; i < d; ++i) want += static_cast<double>(q[i]) * cache[j * stride + i];
+        EXPECT_NEAR(scores[j], want * 0.125, 1e-4) << isa_name(isa) << " d=" << d << " j=" << j;
+        for (uint64_t i = 0; i < d; ++i) o_ref[i] += p[j] * cache[j * stride + i];
+      }
+      for (uint64_t i = 0; i < d; ++i) EXPECT_NEAR(o[i], o_ref[i], 1e-3) << isa_name(isa) << " d=" << d;
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Types, PrefillMatmul,
                          ::testing::Combine(::testing::Values(GgmlType::kF32, GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0,
                                                               GgmlType::kQ4_K, GgmlType::kQ6_K),
