@@ -263,9 +263,8 @@ Result<std::shared_ptr<Served>> ModelManager::acquire(const std::string& request
   }
   {
     std::lock_guard lock(mu_);
-    // Estimated from the files until loading tells the exact weight bytes (packed panels about
-    // double the quantised ones).
-    Status room = make_room((*rec)->bytes() * (opt_.pack_for_batches ? 2 : 1) + opt_.scheduler.kv_budget_bytes, target);
+    // Estimated from the files; loading tells the exact bytes (packed panels included), checked again below.
+    Status room = make_room((*rec)->bytes() + opt_.scheduler.kv_budget_bytes, target);
     if (!room.ok()) {
       loading_.erase(target);
       promise.set_value(room);
@@ -276,7 +275,12 @@ Result<std::shared_ptr<Served>> ModelManager::acquire(const std::string& request
   if (!served.ok()) return finish(served.status());
   {
     std::lock_guard lock(mu_);
-    loaded_[target] = *served;
+    Status room = make_room((*served)->cost_bytes, target);
+    if (!room.ok()) {
+      served = room;
+    } else {
+      loaded_[target] = *served;
+    }
   }
   return finish(std::move(served));
 }
