@@ -28,7 +28,12 @@ void Request::push(Piece p) {
     completion_tokens_.fetch_add(1);
     pieces_.push_back(std::move(p));
   }
-  cv_.notify_all();
+  cv_.notify_all();  // a system call only while a reader waits (see the stream's linger)
+}
+
+bool Request::wait_finished(std::chrono::milliseconds wait) {
+  std::unique_lock lock(mu_);
+  return done_cv_.wait_for(lock, wait, [&] { return finished_; });
 }
 
 void Request::finish(std::string reason, Status error) {
@@ -40,6 +45,7 @@ void Request::finish(std::string reason, Status error) {
     error_ = std::move(error);
   }
   cv_.notify_all();
+  done_cv_.notify_all();
 }
 
 // ---------------------------------------------------------------------------------------------

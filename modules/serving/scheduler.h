@@ -60,6 +60,9 @@ class Request {
   // Blocks until pieces are available, the request finished, or `wait` passes; moves the
   // pieces out. Returns true while more may come.
   bool next(std::vector<Piece>* out, std::chrono::milliseconds wait);
+  // Blocks until the request finished or `wait` passes (without waking for every token, so a
+  // reader that wants the whole answer costs the generating thread nothing per token).
+  bool wait_finished(std::chrono::milliseconds wait);
   // Asks the scheduler to drop the sequence (client gone); it leaves at the next step.
   void cancel() { cancelled_.store(true); }
   bool cancelled() const { return cancelled_.load(); }
@@ -87,7 +90,8 @@ class Request {
   std::atomic<bool> cancelled_{false};
   std::atomic<int> completion_tokens_{0};
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable cv_;       // pieces or the end
+  std::condition_variable done_cv_;  // the end only
   std::vector<Piece> pieces_;
   bool finished_ = false;
   std::string finish_reason_;

@@ -340,11 +340,10 @@ void answer_whole(Job& job, llmops_response* resp) {
   Json choices = Json::array();
   for (size_t i = 0; i < job.choices.size(); ++i) {
     Request& r = *job.choices[i];
-    std::vector<Piece> all, batch;
-    for (bool more = true; more;) {
-      more = r.next(&batch, std::chrono::milliseconds(100));
-      all.insert(all.end(), std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
+    std::vector<Piece> all;
+    while (!r.wait_finished(std::chrono::milliseconds(1000))) {
     }
+    r.next(&all, std::chrono::milliseconds(0));
     if (r.finish_reason() == "error") {
       for (auto& c : job.choices) c->cancel();
       record(job, http_status(r.error()), r.error().code() == llmops::Code::kDeadlineExceeded ? "timeout" : "error");
@@ -404,7 +403,13 @@ void stream_job(void* user, llmops_stream* stream) {
   std::vector<bool> open(job->choices.size(), true);
   size_t remaining = job->choices.size();
   std::vector<Piece> batch;
+  // When tokens come faster than one per kLinger, the writer pauses that long after each event:
+  // the pieces meanwhile gather into one event, and the generating thread, finding no reader
+  // waiting, makes no system call to wake one. Slower streams get every token at once.
+  constexpr auto kLinger = std::chrono::microseconds(500);
+  auto last_event = Clock::now() - kLinger;
   while (ok && remaining > 0) {
+    if (job->choices.size() == 1 && Clock::now() - last_event < kLinger) std::this_thread::sleep_until(last_event + kLinger);
     for (size_t i = 0; i < job->choices.size() && ok; ++i) {
       if (!open[i]) continue;
       Request& r = *job->choices[i];
@@ -414,6 +419,7 @@ void stream_job(void* user, llmops_stream* stream) {
         for (const Piece& p : batch) text += p.text;
         if (job->model->log_bodies) job->completion_text += text;
         if (!text.empty() || job->p.logprobs) ok = chunk(i, text, &batch, nullptr, false);
+        last_event = Clock::now();
       }
       if (!more && ok) {
         open[i] = false;
