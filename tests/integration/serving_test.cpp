@@ -170,8 +170,8 @@ Json served_model(DaemonProcess& d) {
 }
 
 TEST(Serving, QueueLimitAnswers429AndADisconnectFreesTheSlot) {
-  // A synthetic llama-15M decodes slowly enough (~ms per token) to hold the only slot.
-  const std::string path = synthetic_model("llama-15M", "Q8_0");
+  // A synthetic llama-110M decodes slowly enough (milliseconds per token) to hold the only slot.
+  const std::string path = synthetic_model("llama-110M", "Q8_0");
   ASSERT_FALSE(path.empty());
   DaemonProcess d({}, "[serving]\nmodel = " + path + "\nmax-sequences = 1\nmax-queue = 0\nthreads = 1\n");
   ASSERT_TRUE(d.start()) << d.log();
@@ -200,11 +200,11 @@ TEST(Serving, QueueLimitAnswers429AndADisconnectFreesTheSlot) {
 }
 
 TEST(Serving, SigtermLetsStreamsInFlightFinishAndRefusesNewOnes) {
-  const std::string path = synthetic_model("llama-15M", "Q8_0");
+  const std::string path = synthetic_model("llama-110M", "Q8_0");  // milliseconds per token: in flight at the signal
   ASSERT_FALSE(path.empty());
   DaemonProcess d({"--drain-timeout=300"}, "[serving]\nmodel = " + path + "\nthreads = 1\n");
   ASSERT_TRUE(d.start()) << d.log();
-  const int max_tokens = 160;  // long enough to be in flight at the signal, short under ASan
+  const int max_tokens = 64;
   const std::string body = Json{{"prompt", "Once"}, {"max_tokens", max_tokens}, {"stream", true}, {"ignore_eos", true},
                                 {"stream_options", {{"include_usage", true}}}}.dump();
   int a = open_stream(d.port(), body), b = open_stream(d.port(), body);
