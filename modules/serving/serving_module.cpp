@@ -678,7 +678,10 @@ llmops_code respond_status(State* s, llmops_response* resp, const llmops::Status
 
 Json served_json(State* s, const Served& m) {
   SchedulerStats st = m.scheduler->stats();
-  return {{"name", m.name}, {"origin", m.origin}, {"path", m.path}, {"default", m.name == s->models->default_name()},
+  const std::string d = s->models->default_name();
+  auto resolved = d.empty() ? llmops::Result<std::string>(std::string()) : s->registry->resolve(d);
+  const bool is_default = !d.empty() && (m.name == d || (resolved.ok() && *resolved == m.name));
+  return {{"name", m.name}, {"origin", m.origin}, {"path", m.path}, {"default", is_default},
           {"pinned", m.pinned}, {"context", m.scheduler->context()}, {"running", st.running}, {"waiting", st.waiting},
           {"kv_bytes_in_use", st.kv_bytes_in_use}, {"steps", st.steps}, {"tokens_generated", st.tokens_generated},
           {"prompt_tokens", st.prompt_tokens}, {"prefix_hit_tokens", st.prefix_hit_tokens}, {"cached_prefixes", st.cached_prefixes},

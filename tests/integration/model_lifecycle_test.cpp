@@ -215,6 +215,9 @@ TEST(ModelLifecycle, ImportedModelsSurviveARestart) {
   auto after = d.request("POST", "/v1/completions", R"({"prompt": "Once", "max_tokens": 10, "temperature": 0})");
   ASSERT_EQ(after.status, 200) << after.body;
   EXPECT_EQ(after.json()["choices"], Json::parse(before)["choices"]) << "the default alias serves the same version after a restart";
+  Json served = ctl_json(d, {"serve", "list"})["models"];
+  ASSERT_EQ(served.size(), 1u);
+  EXPECT_EQ(served[0]["default"], true) << "the version the default alias points at";
 }
 
 }  // namespace
