@@ -104,7 +104,12 @@ uint64_t Model::bytes_per_token() const {
 // Session
 
 Session::Session(const Model& model, int max_positions, ThreadPool* pool)
-    : m_(model), max_positions_(max_positions), kv_dim_(static_cast<size_t>(model.config().kv_dim())), pool_(pool) {
+    : m_(model),
+      max_positions_(max_positions),
+      kv_dim_(static_cast<size_t>(model.config().kv_dim())),
+      head_dim_(static_cast<size_t>(model.config().head_dim)),
+      n_kv_heads_(static_cast<size_t>(model.config().n_kv_heads)),
+      pool_(pool) {
   const size_t n = static_cast<size_t>(model.config().n_layers) * static_cast<size_t>(max_positions) * kv_dim_;
   key_cache_.resize(n);
   value_cache_.resize(n);
@@ -115,11 +120,12 @@ Session::~Session() = default;
 int Session::copy_prefix(const Session& other, int n) {
   if (&other.m_ != &m_ && !(other.kv_dim_ == kv_dim_ && other.m_.config().n_layers == m_.config().n_layers)) return 0;
   n = std::max(0, std::min({n, other.length_, max_positions_}));
-  const size_t row = static_cast<size_t>(n) * kv_dim_;
+  const size_t run = static_cast<size_t>(n) * head_dim_;
   for (int l = 0; l < m_.config().n_layers; ++l) {
-    const size_t mine = static_cast<size_t>(l) * max_positions_ * kv_dim_, theirs = static_cast<size_t>(l) * other.max_positions_ * kv_dim_;
-    std::copy_n(other.key_cache_.data() + theirs, row, key_cache_.data() + mine);
-    std::copy_n(other.value_cache_.data() + theirs, row, value_cache_.data() + mine);
+    for (int h = 0; h < static_cast<int>(n_kv_heads_); ++h) {
+      std::copy_n(other.key_cache_.data() + other.head_offset(l, h, 0), run, key_cache_.data() + head_offset(l, h, 0));
+      std::copy_n(other.value_cache_.data() + other.head_offset(l, h, 0), run, value_cache_.data() + head_offset(l, h, 0));
+    }
   }
   length_ = n;
   return n;
@@ -315,7 +321,7 @@ void Runner::rope(float* vec, int n_heads, int pos) const {
 void Runner::attention(const BatchToken* batch, int t, int layer, const float* q, float* out) {
   const ModelConfig& c = m_.config();
   const int head_dim = c.head_dim, kv_mul = c.n_heads / c.n_kv_heads, q_dim = c.q_dim();
-  const size_t kv_dim = static_cast<size_t>(c.kv_dim());
+  const size_t stride = static_cast<size_t>(head_dim);  // between positions of one head (head-major caches)
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   const KernelIsa isa = isa_;
   auto work = [&](size_t begin, size_t end) {
@@ -327,15 +333,14 @@ void Runner::attention(const BatchToken* batch, int t, int layer, const float* q
       const int pos = batch[i].pos;
       const float* qh = q + static_cast<size_t>(i) * q_dim + static_cast<size_t>(h) * head_dim;
       float* o = out + static_cast<size_t>(i) * q_dim + static_cast<size_t>(h) * head_dim;
-      const size_t head_off = static_cast<size_t>(h / kv_mul) * static_cast<size_t>(head_dim);
-      const float* keys = s.key(layer, 0) + head_off;
-      const float* values = s.value(layer, 0) + head_off;
+      const float* keys = s.key(layer, h / kv_mul, 0);
+      const float* values = s.value(layer, h / kv_mul, 0);
       std::memset(o, 0, static_cast<size_t>(head_dim) * sizeof(float));
       float max = -INFINITY, sum = 0.0f;
       for (int t0 = 0; t0 <= pos; t0 += kBlock) {
         const int nb = std::min(kBlock, pos + 1 - t0);
         float block_max = -INFINITY;
-        dot_f32_strided(qh, keys + static_cast<size_t>(t0) * kv_dim, kv_dim, nb, static_cast<uint64_t>(head_dim), scale, scores, isa);
+        dot_f32_strided(qh, keys + static_cast<size_t>(t0) * stride, stride, nb, static_cast<uint64_t>(head_dim), scale, scores, isa);
         for (int j = 0; j < nb; ++j) block_max = std::max(block_max, scores[j]);
         if (block_max > max) {
           // Rescale what is accumulated to the new maximum.
@@ -348,7 +353,7 @@ void Runner::attention(const BatchToken* batch, int t, int layer, const float* q
           scores[j] = std::exp(scores[j] - max);
           sum += scores[j];
         }
-        axpy_f32_strided(scores, values + static_cast<size_t>(t0) * kv_dim, kv_dim, nb, static_cast<uint64_t>(head_dim), o, isa);
+        axpy_f32_strided(scores, values + static_cast<size_t>(t0) * stride, stride, nb, static_cast<uint64_t>(head_dim), o, isa);
       }
       const float inv = 1.0f / sum;
       for (int d = 0; d < head_dim; ++d) o[d] *= inv;
@@ -393,8 +398,11 @@ void Runner::run_chunk(const BatchToken* batch, int t, float* out, Output output
         rope(q_.data() + i * q_dim, c.n_heads, pos);
         rope(k_.data() + i * kv_dim, c.n_kv_heads, pos);
       }
-      std::memcpy(batch[i].session->key(l, pos), k_.data() + i * kv_dim, kv_dim * sizeof(float));
-      std::memcpy(batch[i].session->value(l, pos), v_.data() + i * kv_dim, kv_dim * sizeof(float));
+      for (int h = 0; h < c.n_kv_heads; ++h) {
+        const size_t at = i * kv_dim + static_cast<size_t>(h) * static_cast<size_t>(c.head_dim);
+        std::memcpy(batch[i].session->key(l, h, pos), k_.data() + at, static_cast<size_t>(c.head_dim) * sizeof(float));
+        std::memcpy(batch[i].session->value(l, h, pos), v_.data() + at, static_cast<size_t>(c.head_dim) * sizeof(float));
+      }
     }
     // Every row's keys and values of this layer are cached now, so rows of one sequence see
     // each other causally.

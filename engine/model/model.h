@@ -173,14 +173,19 @@ class Session {
 
  private:
   friend class Runner;
-  float* key(int layer, int pos) { return key_cache_.data() + (static_cast<size_t>(layer) * max_positions_ + pos) * kv_dim_; }
-  float* value(int layer, int pos) { return value_cache_.data() + (static_cast<size_t>(layer) * max_positions_ + pos) * kv_dim_; }
+  // The caches are head-major, [layer][kv head][position][head_dim]: one head's keys (or
+  // values) at every position are contiguous, so attention streams them.
+  size_t head_offset(int layer, int head, int pos) const {
+    return ((static_cast<size_t>(layer) * n_kv_heads_ + static_cast<size_t>(head)) * max_positions_ + static_cast<size_t>(pos)) * head_dim_;
+  }
+  float* key(int layer, int head, int pos) { return key_cache_.data() + head_offset(layer, head, pos); }
+  float* value(int layer, int head, int pos) { return value_cache_.data() + head_offset(layer, head, pos); }
   Runner& runner();
 
   const Model& m_;
   int max_positions_;
   int length_ = 0;
-  size_t kv_dim_;
+  size_t kv_dim_, head_dim_, n_kv_heads_;
   ThreadPool* pool_;
   std::vector<float> key_cache_, value_cache_;
   std::unique_ptr<Runner> runner_;  // for forward() and prefill(), made on first use
