@@ -179,7 +179,8 @@ TEST(Serving, QueueLimitAnswers429AndADisconnectFreesTheSlot) {
   const std::string body = Json{{"prompt", "Once"}, {"max_tokens", max_tokens}, {"stream", true}, {"ignore_eos", true}}.dump();
   int fd = open_stream(d.port(), body);
   ASSERT_GE(fd, 0);
-  EXPECT_EQ(served_model(d)["running"], 1);
+  // The response's headers go out before the scheduler admits the sequence at its next step.
+  EXPECT_TRUE(eventually([&] { return served_model(d)["running"] == 1; }, 5000));
   auto refused = complete(d, {{"prompt", "Once"}, {"max_tokens", 5}});
   EXPECT_EQ(refused.status, 429) << refused.body;
   EXPECT_EQ(refused.headers["retry-after"], "1");
