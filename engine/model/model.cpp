@@ -111,8 +111,8 @@ Session::Session(const Model& model, int max_positions, ThreadPool* pool)
       n_kv_heads_(static_cast<size_t>(model.config().n_kv_heads)),
       pool_(pool) {
   const size_t n = static_cast<size_t>(model.config().n_layers) * static_cast<size_t>(max_positions) * kv_dim_;
-  key_cache_.resize(n);
-  value_cache_.resize(n);
+  key_cache_.reset(new float[n]);
+  value_cache_.reset(new float[n]);
 }
 
 Session::~Session() = default;
@@ -123,8 +123,8 @@ int Session::copy_prefix(const Session& other, int n) {
   const size_t run = static_cast<size_t>(n) * head_dim_;
   for (int l = 0; l < m_.config().n_layers; ++l) {
     for (int h = 0; h < static_cast<int>(n_kv_heads_); ++h) {
-      std::copy_n(other.key_cache_.data() + other.head_offset(l, h, 0), run, key_cache_.data() + head_offset(l, h, 0));
-      std::copy_n(other.value_cache_.data() + other.head_offset(l, h, 0), run, value_cache_.data() + head_offset(l, h, 0));
+      std::copy_n(other.key_cache_.get() + other.head_offset(l, h, 0), run, key_cache_.get() + head_offset(l, h, 0));
+      std::copy_n(other.value_cache_.get() + other.head_offset(l, h, 0), run, value_cache_.get() + head_offset(l, h, 0));
     }
   }
   length_ = n;

@@ -178,8 +178,8 @@ class Session {
   size_t head_offset(int layer, int head, int pos) const {
     return ((static_cast<size_t>(layer) * n_kv_heads_ + static_cast<size_t>(head)) * max_positions_ + static_cast<size_t>(pos)) * head_dim_;
   }
-  float* key(int layer, int head, int pos) { return key_cache_.data() + head_offset(layer, head, pos); }
-  float* value(int layer, int head, int pos) { return value_cache_.data() + head_offset(layer, head, pos); }
+  float* key(int layer, int head, int pos) { return key_cache_.get() + head_offset(layer, head, pos); }
+  float* value(int layer, int head, int pos) { return value_cache_.get() + head_offset(layer, head, pos); }
   Runner& runner();
 
   const Model& m_;
@@ -187,7 +187,9 @@ class Session {
   int length_ = 0;
   size_t kv_dim_, head_dim_, n_kv_heads_;
   ThreadPool* pool_;
-  std::vector<float> key_cache_, value_cache_;
+  // Not zeroed: a position is written before any attention reads it (a fresh sequence would
+  // otherwise pay a memset of its whole cache).
+  std::unique_ptr<float[]> key_cache_, value_cache_;
   std::unique_ptr<Runner> runner_;  // for forward() and prefill(), made on first use
 };
 
