@@ -301,11 +301,20 @@ void Runner::rope(float* vec, int n_heads, int pos) const {
   const ModelConfig& c = m_.config();
   const std::vector<float>& freq = m_.rope_inv_freq();
   const int half = static_cast<int>(freq.size());
+  // The angles depend on the position only: one cos/sin per pair, shared by every head.
+  constexpr int kMaxPairs = 512;
+  float cos_table[kMaxPairs], sin_table[kMaxPairs];
+  const bool tabled = half <= kMaxPairs;
+  for (int i = 0; tabled && i < half; ++i) {
+    const float angle = static_cast<float>(pos) * freq[static_cast<size_t>(i)];
+    cos_table[i] = std::cos(angle);
+    sin_table[i] = std::sin(angle);
+  }
   for (int h = 0; h < n_heads; ++h) {
     float* v = vec + static_cast<size_t>(h) * c.head_dim;
     for (int i = 0; i < half; ++i) {
       const float angle = static_cast<float>(pos) * freq[static_cast<size_t>(i)];
-      const float cs = std::cos(angle), sn = std::sin(angle);
+      const float cs = tabled ? cos_table[i] : std::cos(angle), sn = tabled ? sin_table[i] : std::sin(angle);
       float* a = c.rope == RopeLayout::kNeox ? v + i : v + 2 * i;
       float* b = c.rope == RopeLayout::kNeox ? v + i + half : v + 2 * i + 1;
       const float v0 = *a, v1 = *b;
