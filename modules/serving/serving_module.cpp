@@ -735,6 +735,14 @@ Json record_json(State* s, const ModelRecord& r) {
   return j;
 }
 
+// Whether name is the configured (pinned) model's: it answers to that name first, so a version
+// or an alias of the same name could never be reached.
+bool taken_by_configured_model(State* s, const std::string& name) {
+  if (s->models == nullptr) return false;
+  auto m = s->models->find_loaded(name);
+  return m != nullptr && m->origin == "config";
+}
+
 // GET /models: the imported versions.
 llmops_code admin_models_route(void* user, const llmops_request*, llmops_response* resp) {
   auto* s = static_cast<State*>(user);
@@ -774,6 +782,9 @@ llmops_code admin_import_route(void* user, const llmops_request* req, llmops_res
   }
   if (ir.path.empty() || ir.name.empty()) return respond_error(s, resp, 400, "'path' and 'name' are required");
   ir.caller = req->caller;
+  if (taken_by_configured_model(s, ir.name)) {
+    return respond_error(s, resp, 409, "'" + ir.name + "' is the configured model's name (serving.model-name); choose another name");
+  }
   auto rec = import_model(s->sdk(), *s->registry, ir);
   if (!rec.ok()) return respond_status(s, resp, rec.status());
   s->sdk().info("imported model '" + rec->name + "' (" + rec->format + ", " + std::to_string(rec->bytes() >> 20) + " MiB) from " + rec->source +
@@ -826,6 +837,9 @@ llmops_code admin_set_alias_route(void* user, const llmops_request* req, llmops_
   a.target = m->get<std::string>();
   a.updated_ms = static_cast<uint64_t>(unix_ms_now());
   a.updated_by = req->caller;
+  if (taken_by_configured_model(s, a.name)) {
+    return respond_error(s, resp, 409, "'" + a.name + "' is the configured model's name (serving.model-name); choose another alias");
+  }
   auto before = s->registry->alias(a.name);
   llmops::Status st = s->registry->set_alias(a);
   if (!st.ok()) return respond_status(s, resp, st);

@@ -334,9 +334,12 @@ TEST(ModelLifecycle, EveryRequestIsMeasuredByModelAndLoggedBounded) {
   auto table = d.ctl({"serve", "log"});
   EXPECT_NE(table.out.find("TTFT MS"), std::string::npos);
 
+  // The configured model's name is taken: a version or an alias of that name could never answer.
+  EXPECT_EQ(d.ctl({"model", "import", shared(kGguf), "--name", "stories260K"}).exit_code, 6);
   // A version whose admin turned bodies on logs them; a restart keeps the log.
   ASSERT_EQ(d.ctl({"model", "import", shared(kGguf), "--name", "audited"}).exit_code, 0);
   ASSERT_EQ(d.ctl({"model", "set", "audited", "--log-bodies", "on"}).exit_code, 0);
+  EXPECT_EQ(d.ctl({"alias", "set", "stories260K", "audited"}).exit_code, 6);
   ASSERT_EQ(complete(d, "audited", 5).status, 200);
   ASSERT_TRUE(eventually([&] {
     log = ctl_json(d, {"serve", "log", "--model", "audited"})["requests"];
