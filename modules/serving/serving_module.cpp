@@ -341,8 +341,8 @@ void answer_whole(Job& job, llmops_response* resp) {
   for (size_t i = 0; i < job.choices.size(); ++i) {
     Request& r = *job.choices[i];
     std::vector<Piece> all;
-    while (!r.wait_finished(std::chrono::milliseconds(1000))) {
-    }
+    // The scheduler ends every request (its deadline included), so this wait is bounded.
+    while (!r.wait_finished(std::chrono::milliseconds(1000))) continue;
     r.next(&all, std::chrono::milliseconds(0));
     if (r.finish_reason() == "error") {
       for (auto& c : job.choices) c->cancel();
