@@ -53,7 +53,7 @@ struct Served {
   std::string path;      // where it was loaded from
   int64_t created = 0;   // unix seconds: imported (registry) or loaded (config)
   bool pinned = false;   // never unloaded when idle or for room (the configured model)
-  bool log_bodies = false;
+  std::atomic<bool> log_bodies{false};  // model set --log-bodies flips it while requests run
   uint64_t cost_bytes = 0;  // weights + KV budget: what it holds against the memory budget
   std::shared_ptr<const engine::Model> model;
   std::shared_ptr<const engine::Tokenizer> tok;
