@@ -115,10 +115,30 @@ Result<ExportReport> export_gguf(const Model& m, GgmlType type, const std::strin
     if (v.unk_id >= 0) w.add_u32("tokenizer.ggml.unknown_token_id", static_cast<uint32_t>(v.unk_id));
     w.add_bool("tokenizer.ggml.add_space_prefix", v.add_space_prefix);
     w.add_bool("tokenizer.ggml.add_bos_token", tok->add_bos());
+  } else if (tok != nullptr && tok->bpe() != nullptr) {
+    // Byte-level BPE as llama.cpp reads it: tokens in GPT-2's byte map, types, "left right"
+    // merges in rank order, and the pre-tokenizer by llama.cpp's name for it.
+    const BpeTokenizer& bpe = *tok->bpe();
+    const BpeVocab& v = bpe.vocab();
+    std::vector<int32_t> types;
+    for (size_t i = 0; i < v.tokens.size(); ++i) types.push_back(static_cast<int32_t>(v.types.empty() ? TokenType::kNormal : v.types[i]));
+    std::vector<std::string> merges;
+    for (const auto& [left, right] : bpe.merge_rules()) merges.push_back(left + " " + right);
+    const char* pre = "gpt-2";
+    if (v.pre_tokenizer == BpePreTokenizer::kLlama3) pre = v.ignore_merges ? "llama-bpe" : "smaug-bpe";
+    if (v.pre_tokenizer == BpePreTokenizer::kQwen2) pre = "qwen2";
+    w.add_string("tokenizer.ggml.model", "gpt2");
+    w.add_string("tokenizer.ggml.pre", pre);
+    w.add_strings("tokenizer.ggml.tokens", v.tokens);
+    w.add_i32s("tokenizer.ggml.token_type", types);
+    w.add_strings("tokenizer.ggml.merges", merges);
+    if (v.bos_id >= 0) w.add_u32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(v.bos_id));
+    if (v.eos_id >= 0) w.add_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(v.eos_id));
+    if (v.unk_id >= 0) w.add_u32("tokenizer.ggml.unknown_token_id", static_cast<uint32_t>(v.unk_id));
+    if (v.pad_id >= 0) w.add_u32("tokenizer.ggml.padding_token_id", static_cast<uint32_t>(v.pad_id));
+    w.add_bool("tokenizer.ggml.add_bos_token", tok->add_bos());
   } else {
-    report.notes.push_back(tok != nullptr ? "no tokenizer metadata: writing a byte-level BPE vocabulary into GGUF is not supported yet; "
-                                            "keep tokenizer.json beside the model"
-                                          : "no tokenizer metadata: the source is not a GGUF; keep its tokenizer files beside the model");
+    report.notes.push_back("no tokenizer metadata: the source is not a GGUF; keep its tokenizer files beside the model");
   }
   w.add_u32(k + "context_length", static_cast<uint32_t>(c.seq_len));
   w.add_u32(k + "embedding_length", static_cast<uint32_t>(c.dim));

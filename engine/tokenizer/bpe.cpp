@@ -143,6 +143,19 @@ int32_t BpeTokenizer::find_token(std::string_view text) const {
   return it == token_ids_.end() ? -1 : it->second;
 }
 
+std::vector<std::pair<std::string, std::string>> BpeTokenizer::merge_rules() const {
+  std::vector<std::pair<int32_t, uint64_t>> ranked;  // rank, pair key
+  ranked.reserve(merges_.size());
+  for (const auto& [key, merge] : merges_) ranked.emplace_back(merge.rank, key);
+  std::sort(ranked.begin(), ranked.end());
+  std::vector<std::pair<std::string, std::string>> out;
+  out.reserve(ranked.size());
+  for (const auto& [rank, key] : ranked) {
+    out.emplace_back(vocab_.tokens[static_cast<size_t>(key >> 32)], vocab_.tokens[static_cast<size_t>(key & 0xFFFFFFFFu)]);
+  }
+  return out;
+}
+
 const BpeTokenizer::Merge* BpeTokenizer::find_merge(int32_t left, int32_t right) const {
   if (left < 0 || right < 0) return nullptr;
   const auto it = merges_.find(pair_key(left, right));

@@ -72,6 +72,9 @@ class BpeTokenizer {
 
   int32_t size() const { return static_cast<int32_t>(vocab_.tokens.size()); }
   const BpeVocab& vocab() const { return vocab_; }  // with types filled in, merges consumed
+  // The merge rules in rank order, as the vocabulary gave them (a repeated rule once): what a
+  // writer needs to store the vocabulary again (GGUF tokenizer.ggml.merges).
+  std::vector<std::pair<std::string, std::string>> merge_rules() const;
   // The id of a token's text as stored (byte-map spelling for normal tokens), or -1.
   int32_t find_token(std::string_view text) const;
 

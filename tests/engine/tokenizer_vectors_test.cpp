@@ -11,6 +11,9 @@
 
 #include "engine_test_util.h"
 #include "json.h"
+#include "model/export.h"
+#include "model/model.h"
+#include "model/synth.h"
 #include "tokenizer/gguf_vocab.h"
 #include "tokenizer/tokenizer.h"
 
@@ -232,6 +235,40 @@ TEST_P(HfVectors, TokenizerJsonMatchesLlamaCpp) {
 }
 
 INSTANTIATE_TEST_SUITE_P(ByteLevel, HfVectors, ::testing::Values("ggml-vocab-gpt-2.gguf", "ggml-vocab-llama-bpe.gguf"),
+                         [](const auto& info) { return std::string(info.param).find("gpt-2") != std::string::npos ? "gpt2" : "llama_bpe"; });
+
+// A byte-level vocabulary written into an exported GGUF (tokens, types, merges, the
+// pre-tokenizer's name) reads back as a tokenizer that gives llama.cpp's ids for every string.
+class BpeExport : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(BpeExport, AnExportedGgufCarriesTheVocabulary) {
+  const std::string file = GetParam();
+  LLMOPS_REQUIRE_SHARED(kVectors + file);
+  const Tokenizer source = open_gguf(file);
+  llmops::test::TempDir dir;
+  ASSERT_TRUE(write_synth_model(*find_synth_shape("gpt2-tiny"), GgmlType::kF32, 1, dir.file("m.gguf")).ok());
+  auto model = Model::load(dir.file("m.gguf"));
+  ASSERT_TRUE(model.ok()) << model.status().to_string();
+  // A model read from GGUF would carry its own tokenizer metadata; export from the HF form so
+  // the given tokenizer is the one written.
+  ASSERT_TRUE(export_hf(**model, SafetensorsDtype::kF32, dir.file("hf")).ok());
+  auto hf = Model::load(dir.file("hf"));
+  ASSERT_TRUE(hf.ok()) << hf.status().to_string();
+  auto report = export_gguf(**hf, GgmlType::kF32, dir.file("out.gguf"), &source);
+  ASSERT_TRUE(report.ok()) << report.status().to_string();
+  EXPECT_TRUE(report->notes.empty()) << report->notes.front();
+  auto g = GgufFile::open(dir.file("out.gguf"));
+  ASSERT_TRUE(g.ok()) << g.status().to_string();
+  auto back = Tokenizer::from_gguf(**g);
+  ASSERT_TRUE(back.ok()) << back.status().to_string();
+  EXPECT_EQ(back->size(), source.size());
+  EXPECT_EQ(back->eos_id(), source.eos_id());
+  EXPECT_EQ(back->add_bos(), source.add_bos());
+  const auto cases = read_vectors(file);
+  EXPECT_EQ(check_vectors(*back, cases, file + " exported"), cases.size());
+}
+
+INSTANTIATE_TEST_SUITE_P(ByteLevel, BpeExport, ::testing::Values("ggml-vocab-gpt-2.gguf", "ggml-vocab-llama-bpe.gguf"),
                          [](const auto& info) { return std::string(info.param).find("gpt-2") != std::string::npos ? "gpt2" : "llama_bpe"; });
 
 // A Llama 2 tokenizer.json as Hugging Face exports SentencePiece: vocab and merges (every split
