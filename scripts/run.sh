@@ -4,8 +4,8 @@
 # serving a model so the first curl to /v1/chat/completions gets an answer:
 #   ./scripts/run.sh [MODEL] [llmopsd flags...]
 # MODEL is a GGUF file, a Hugging Face directory or a llama2.c checkpoint (then add
-# --serving.tokenizer=tokenizer.bin); without one, $LLMOPS_MODEL, else ../shared's stories260K
-# when it is beside the checkout. Nothing is downloaded. Ctrl-C stops it cleanly.
+# --serving.tokenizer=tokenizer.bin); without one, $LLMOPS_MODEL. Nothing is downloaded; with
+# neither, the daemon starts without a model. Ctrl-C stops it cleanly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -14,9 +14,6 @@ model="${LLMOPS_MODEL:-}"
 if [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; then
   model="$1"
   shift
-fi
-if [ -z "$model" ] && [ -f ../shared/models/stories260K/stories260K.gguf ]; then
-  model="$(cd ../shared/models/stories260K && pwd)/stories260K.gguf"
 fi
 if [ -n "$model" ]; then
   [ -e "$model" ] || { echo "run.sh: no model at $model (give a GGUF file, a Hugging Face directory or a llama2.c checkpoint)" >&2; exit 2; }
