@@ -46,7 +46,7 @@ Json served_json(State* s, const Served& m) {
 // GET /served: the loaded models with their schedulers' state and the memory budget.
 llmops_code admin_served_route(void* user, const llmops_request*, llmops_response* resp) {
   auto* s = static_cast<State*>(user);
-  if (s->models == nullptr) return respond_error(s, resp, 503, "the serving stage is starting; retry shortly");
+  if (!started(s, resp)) return LLMOPS_OK;
   Json list = Json::array();
   for (const auto& m : s->models->loaded()) list.push_back(served_json(s, *m));
   const auto& o = s->models->options();
@@ -62,7 +62,7 @@ llmops_code admin_load_route(void* user, const llmops_request* req, llmops_respo
   if (!body) return LLMOPS_OK;
   auto m = body->find("model");
   if (m == body->end() || !m->is_string()) return respond_error(s, resp, 400, "'model' (a model or alias name) is required", "model");
-  if (s->models == nullptr) return respond_error(s, resp, 503, "the serving stage is starting; retry shortly");
+  if (!started(s, resp)) return LLMOPS_OK;
   auto served = s->models->load(m->get<std::string>());
   if (!served.ok()) return respond_status(s, resp, served.status());
   respond_json(s, resp, 200, served_json(s, **served));
@@ -72,7 +72,7 @@ llmops_code admin_load_route(void* user, const llmops_request* req, llmops_respo
 // DELETE /served/{name}: unload (in-flight requests finish first).
 llmops_code admin_unload_route(void* user, const llmops_request* req, llmops_response* resp) {
   auto* s = static_cast<State*>(user);
-  if (s->models == nullptr) return respond_error(s, resp, 503, "the serving stage is starting; retry shortly");
+  if (!started(s, resp)) return LLMOPS_OK;
   llmops::Status st = s->models->unload(last_segment(req));
   if (!st.ok()) return respond_status(s, resp, st);
   respond_json(s, resp, 200, {{"unloaded", last_segment(req)}});
@@ -215,7 +215,7 @@ llmops_code admin_remove_alias_route(void* user, const llmops_request* req, llmo
 // GET /requests?limit=N&model=M: the request log, newest first.
 llmops_code admin_requests_route(void* user, const llmops_request* req, llmops_response* resp) {
   auto* s = static_cast<State*>(user);
-  if (s->log == nullptr) return respond_error(s, resp, 503, "the serving stage is starting; retry shortly");
+  if (!started(s, resp)) return LLMOPS_OK;
   size_t limit = 50;
   std::string model;
   std::string_view q = req->query;

@@ -44,6 +44,12 @@ llmops_code respond_error(State* s, llmops_response* resp, int status, const std
   return LLMOPS_OK;
 }
 
+bool started(State* s, llmops_response* resp) {
+  if (s->models != nullptr && s->log != nullptr) return true;
+  respond_error(s, resp, 503, "the serving stage is starting; retry shortly");
+  return false;
+}
+
 int http_status(const llmops::Status& st) {
   switch (st.code()) {
     case llmops::Code::kInvalidArgument: return 400;
@@ -76,10 +82,7 @@ namespace {
 // The served model called name ("" for the default), loaded on first use; on failure the
 // 404/429/503 is written and null returned.
 std::shared_ptr<Served> resolve_model(State* s, const std::string& name, llmops_response* resp) {
-  if (s->models == nullptr) {
-    respond_error(s, resp, 503, "the serving stage is starting; retry shortly");
-    return nullptr;
-  }
+  if (!started(s, resp)) return nullptr;
   auto served = s->models->acquire(name);
   if (served.ok()) return *served;
   const llmops::Status& st = served.status();
@@ -469,7 +472,7 @@ Json model_json(const std::string& id, int64_t created, int64_t context, const s
 // and the aliases (loaded or not; the first request loads it). GET /v1/models/{id}: one.
 llmops_code models_route(void* user, const llmops_request* req, llmops_response* resp) {
   auto* s = static_cast<State*>(user);
-  if (s->models == nullptr) return respond_error(s, resp, 503, "the serving stage is starting; retry shortly");
+  if (!started(s, resp)) return LLMOPS_OK;
   std::map<std::string, Json> all;
   for (const auto& m : s->models->loaded()) {
     if (m->origin == "config") all[m->name] = model_json(m->name, m->created, m->scheduler->context(), m->name);

@@ -101,19 +101,11 @@ Result<std::optional<Json>> Registry::get(const std::string& key) const {
 }
 
 Result<std::vector<Json>> Registry::scan(const std::string& prefix) const {
-  struct Out {
-    std::vector<std::string> values;
-  } out;
+  std::vector<std::string> values;
   llmops_error err{};
-  auto visit = [](void* user, const void*, size_t, const void* v, size_t n) -> int {
-    static_cast<Out*>(user)->values.emplace_back(static_cast<const char*>(v), n);
-    return 0;
-  };
-  if (host_.api()->kv_scan(host_.ctx(), prefix.data(), prefix.size(), visit, &out, &err) != LLMOPS_OK) {
-    return from_error(err, "listing " + prefix);
-  }
+  if (host_.kv_values(prefix, &values, &err) != LLMOPS_OK) return from_error(err, "listing " + prefix);
   std::vector<Json> rows;
-  for (const auto& v : out.values) {
+  for (const auto& v : values) {
     auto j = parse_json_bounded(v, 32);
     if (!j.ok()) return data_loss("a stored record under " + prefix + " is not valid JSON");
     rows.push_back(std::move(j).value());

@@ -117,19 +117,13 @@ Status RequestLog::flush(std::vector<std::string>* batch) {
 }
 
 Result<std::vector<Json>> RequestLog::newest(size_t limit, const std::string& model) const {
-  struct Out {
-    std::vector<std::string> values;
-  } out;
+  std::vector<std::string> values;
   llmops_error err{};
-  auto visit = [](void* user, const void*, size_t, const void* v, size_t n) -> int {
-    static_cast<Out*>(user)->values.emplace_back(static_cast<const char*>(v), n);
-    return 0;
-  };
-  if (host_.api()->kv_scan(host_.ctx(), kPrefix, 2, visit, &out, &err) != LLMOPS_OK) {
+  if (host_.kv_values(kPrefix, &values, &err) != LLMOPS_OK) {
     return Status(static_cast<Code>(err.code), std::string("reading the request log: ") + err.message);
   }
   std::vector<Json> rows;
-  for (auto it = out.values.rbegin(); it != out.values.rend() && rows.size() < limit; ++it) {
+  for (auto it = values.rbegin(); it != values.rend() && rows.size() < limit; ++it) {
     auto j = parse_json_bounded(*it, 32);
     if (!j.ok()) continue;
     if (!model.empty() && j->value("model", "") != model && j->value("requested", "") != model) continue;

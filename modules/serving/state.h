@@ -54,6 +54,8 @@ void respond_json(State* s, llmops_response* resp, int status, const Json& body)
 llmops_code respond_error(State* s, llmops_response* resp, int status, const std::string& message, const std::string& param = "",
                           const std::string& code = "");
 int http_status(const Status& st);
+// False, with a 503 written, until start() has made the model manager and the request log.
+bool started(State* s, llmops_response* resp);
 // The body as a JSON object; on failure the 400 is written and nullopt returned.
 std::optional<Json> parse_body(State* s, const llmops_request* req, llmops_response* resp);
 

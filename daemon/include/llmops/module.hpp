@@ -8,6 +8,7 @@
 #include <exception>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "llmops/module.h"
 
@@ -61,6 +62,14 @@ class Host {
     const std::string v = config(key);
     if (v.empty()) return fallback;
     return v == "1" || v == "true" || v == "yes" || v == "on";
+  }
+  // The values of the module's keys under prefix, in key order (kv_scan collected).
+  llmops_code kv_values(std::string_view prefix, std::vector<std::string>* out, llmops_error* err) const {
+    auto visit = [](void* user, const void*, size_t, const void* v, size_t n) -> int {
+      static_cast<std::vector<std::string>*>(user)->emplace_back(static_cast<const char*>(v), n);
+      return 0;
+    };
+    return api_->kv_scan(ctx_, prefix.data(), prefix.size(), visit, out, err);
   }
   void respond(llmops_response* resp, int status, std::string_view json_body) const {
     api_->response_set_status(resp, status);
