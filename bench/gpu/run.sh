@@ -1,0 +1,27 @@
+#!/bin/bash
+# Every GPU check and benchmark in one run (well under 8 minutes on an H100/H200): the driver
+# parity and whole-model tests, then decode/prefill speed against the HBM roofline.
+#   bench/gpu/run.sh DIR [bench_gpu options]
+# DIR holds bin/gpu_tests, bin/bench_gpu and lib/llmops/drivers/ (a build tree, or what
+# bench/gpu/pack.sh gathered); logs go to $OUT (default /tmp/llmops-gpu).
+set -u
+D=$(cd "${1:?usage: bench/gpu/run.sh DIR [bench_gpu options]}" && pwd)
+shift
+OUT=${OUT:-/tmp/llmops-gpu}
+mkdir -p "$OUT"
+# cuBLAS: the toolkit's, else the copy Python's CUDA wheels carry.
+CUDA_LIB=
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
+         $(python3 -c 'import nvidia, os; print(" ".join(os.path.join(p, "cu13", "lib") + " " + os.path.join(p, "cublas", "lib") for p in nvidia.__path__))' 2>/dev/null); do
+  if [ -e "$d/libcublas.so.13" ]; then CUDA_LIB=$d; break; fi
+done
+echo "cuBLAS from: ${CUDA_LIB:-(not found: the driver will not load)}"
+export LD_LIBRARY_PATH="$D/lib:${CUDA_LIB}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+[ -d "$D/shared" ] && export LLMOPS_SHARED_DIR="$D/shared"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv 2>&1 | tee "$OUT/nvidia-smi.txt"
+echo "== parity and model tests"
+timeout 300 "$D/bin/gpu_tests" >"$OUT/gpu_tests.log" 2>&1
+echo "gpu_tests exit $?"
+grep -E '^\[  (FAILED|PASSED|SKIPPED) |nmse|GPU 0|Failure|Expected|Which is|Skipped' "$OUT/gpu_tests.log" | head -120
+echo "== benchmarks"
+timeout 300 "$D/bin/bench_gpu" "$@" 2>&1 | tee "$OUT/bench_gpu.log"

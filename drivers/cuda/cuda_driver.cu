@@ -1,0 +1,405 @@
+// The CUDA driver: llmops_driver_get_api() hands the engine the table of drivers/include/llmops/driver.h.
+// One llmops_drv is one device with one stream, one cuBLAS handle, pinned staging for uploads
+// and a scratch area for the dequantised tiles cuBLAS multiplies; each is released by close().
+// Runtime errors become LLMOPS_DRV_E* codes with words in last_error(), never exceptions or aborts.
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "kernels.cuh"
+#include "llmops/driver.h"
+#include "quant.cuh"
+
+using namespace llmops::cuda;
+
+struct llmops_drv {
+  int device = 0;
+  cudaStream_t stream = nullptr;
+  cublasHandle_t blas = nullptr;
+  cudaEvent_t marks[2] = {nullptr, nullptr};
+  void* pinned = nullptr;
+  uint64_t pinned_bytes = 0;
+  void* scratch = nullptr;
+  uint64_t scratch_bytes = 0;
+  std::vector<void*> retired;  // outgrown scratch areas: recorded graphs may still point at them
+  void* blas_workspace = nullptr;  // given to cuBLAS so that captured products allocate nothing
+  std::string error;
+};
+
+namespace {
+
+constexpr uint64_t kPinnedBytes = 64ull << 20;
+constexpr uint64_t kBlasWorkspaceBytes = 32ull << 20;
+constexpr uint64_t kTileElements = 32ull << 20;  // weights one dequantised tile holds (64 MiB of half)
+// Up to this many tokens the quantised product dequantises in registers and reads each weight
+// once per 8 tokens; past it cuBLAS multiplies dequantised tiles on the tensor cores.
+constexpr int kQuantMatvecTokens = 64;
+constexpr int kFloatMatvecTokens = 4;
+
+thread_local std::string g_open_error;
+
+int fail(llmops_drv* d, int code, const std::string& what) {
+  (d != nullptr ? d->error : g_open_error) = what;
+  return code;
+}
+int cuda_fail(llmops_drv* d, cudaError_t e, const char* what) {
+  cudaGetLastError();  // clear a non-sticky error (a failed allocation) so later launches do not report it
+  const int code = e == cudaErrorMemoryAllocation ? LLMOPS_DRV_ENOMEM : LLMOPS_DRV_EDEVICE;
+  return fail(d, code, std::string(what) + ": " + cudaGetErrorString(e));
+}
+int blas_fail(llmops_drv* d, cublasStatus_t st, const char* what) {
+  return fail(d, st == CUBLAS_STATUS_ALLOC_FAILED ? LLMOPS_DRV_ENOMEM : LLMOPS_DRV_EDEVICE,
+              std::string(what) + ": " + cublasGetStatusString(st));
+}
+#define DRV_CUDA(d, call, what)                  \
+  do {                                           \
+    cudaError_t e_ = (call);                     \
+    if (e_ != cudaSuccess) return cuda_fail(d, e_, what); \
+  } while (0)
+
+int check_shape(llmops_drv* d, int type, uint64_t rows, uint64_t cols) {
+  if (!type_known(type)) return fail(d, LLMOPS_DRV_EUNSUPPORTED, "weight type " + std::to_string(type) + " is not read by the CUDA driver");
+  if (rows == 0 || cols == 0 || cols > (1u << 30)) return fail(d, LLMOPS_DRV_EINVAL, "a matrix of " + std::to_string(rows) + " x " + std::to_string(cols));
+  if (cols % static_cast<uint64_t>(block_weights(type)) != 0) {
+    return fail(d, LLMOPS_DRV_EINVAL, std::to_string(cols) + " columns are not whole blocks of " + std::to_string(block_weights(type)));
+  }
+  return LLMOPS_DRV_OK;
+}
+
+int ensure_scratch(llmops_drv* d, uint64_t bytes) {
+  if (d->scratch_bytes >= bytes) return LLMOPS_DRV_OK;
+  if (d->scratch != nullptr) d->retired.push_back(d->scratch);
+  d->scratch = nullptr, d->scratch_bytes = 0;
+  DRV_CUDA(d, cudaMalloc(&d->scratch, bytes), "allocating the matmul scratch");
+  d->scratch_bytes = bytes;
+  return LLMOPS_DRV_OK;
+}
+
+int drv_score() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) return 0;
+  cudaDeviceProp p{};
+  if (cudaGetDeviceProperties(&p, 0) != cudaSuccess || p.major < 8) return 0;  // kernels are built for sm_80 and up
+  return 100;
+}
+
+int drv_device_count() {
+  int n = 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;
+}
+
+int drv_device_info(int device, llmops_drv_device_info* out) {
+  if (out == nullptr) return fail(nullptr, LLMOPS_DRV_EINVAL, "no output");
+  std::memset(out, 0, sizeof(*out));
+  cudaDeviceProp p{};
+  DRV_CUDA(nullptr, cudaGetDeviceProperties(&p, device), "reading the device's properties");
+  std::snprintf(out->name, sizeof(out->name), "%.127s", p.name);
+  cudaDeviceGetPCIBusId(out->pci_bus_id, sizeof(out->pci_bus_id), device);
+  out->compute_major = p.major, out->compute_minor = p.minor, out->multiprocessors = p.multiProcessorCount;
+  size_t free_b = 0, total_b = 0;
+  DRV_CUDA(nullptr, cudaSetDevice(device), "selecting the device");
+  DRV_CUDA(nullptr, cudaMemGetInfo(&free_b, &total_b), "reading the device's memory");
+  out->total_bytes = total_b, out->free_bytes = free_b;
+  return LLMOPS_DRV_OK;
+}
+
+void drv_close(llmops_drv* d) {
+  if (d == nullptr) return;
+  cudaSetDevice(d->device);
+  if (d->stream != nullptr) cudaStreamSynchronize(d->stream);
+  if (d->blas != nullptr) cublasDestroy(d->blas);
+  for (cudaEvent_t e : d->marks) {
+    if (e != nullptr) cudaEventDestroy(e);
+  }
+  if (d->pinned != nullptr) cudaFreeHost(d->pinned);
+  if (d->scratch != nullptr) cudaFree(d->scratch);
+  for (void* p : d->retired) cudaFree(p);
+  if (d->blas_workspace != nullptr) cudaFree(d->blas_workspace);
+  if (d->stream != nullptr) cudaStreamDestroy(d->stream);
+  delete d;
+}
+
+int drv_open(int device, llmops_drv** out) {
+  if (out == nullptr) return fail(nullptr, LLMOPS_DRV_EINVAL, "no output");
+  *out = nullptr;
+  if (device < 0 || device >= drv_device_count()) return fail(nullptr, LLMOPS_DRV_EINVAL, "there is no CUDA device " + std::to_string(device));
+  auto* d = new llmops_drv;
+  d->device = device;
+  auto bail = [&](int code) {
+    g_open_error = d->error;
+    drv_close(d);
+    return code;
+  };
+  if (cudaError_t e = cudaSetDevice(device); e != cudaSuccess) return bail(cuda_fail(d, e, "selecting the device"));
+  if (cudaError_t e = cudaStreamCreateWithFlags(&d->stream, cudaStreamNonBlocking); e != cudaSuccess) return bail(cuda_fail(d, e, "creating a stream"));
+  for (cudaEvent_t& e : d->marks) {
+    if (cudaError_t err = cudaEventCreate(&e); err != cudaSuccess) return bail(cuda_fail(d, err, "creating an event"));
+  }
+  if (cudaError_t e = cudaMallocHost(&d->pinned, kPinnedBytes); e != cudaSuccess) return bail(cuda_fail(d, e, "allocating pinned staging"));
+  d->pinned_bytes = kPinnedBytes;
+  if (cublasStatus_t st = cublasCreate(&d->blas); st != CUBLAS_STATUS_SUCCESS) return bail(blas_fail(d, st, "creating a cuBLAS handle"));
+  if (cublasStatus_t st = cublasSetStream(d->blas, d->stream); st != CUBLAS_STATUS_SUCCESS) return bail(blas_fail(d, st, "binding cuBLAS to the stream"));
+  if (cudaError_t e = cudaMalloc(&d->blas_workspace, kBlasWorkspaceBytes); e != cudaSuccess) return bail(cuda_fail(d, e, "allocating the cuBLAS workspace"));
+  if (cublasStatus_t st = cublasSetWorkspace(d->blas, d->blas_workspace, kBlasWorkspaceBytes); st != CUBLAS_STATUS_SUCCESS) {
+    return bail(blas_fail(d, st, "giving cuBLAS its workspace"));
+  }
+  *out = d;
+  return LLMOPS_DRV_OK;
+}
+
+const char* drv_last_error(llmops_drv* d) { return d != nullptr ? d->error.c_str() : g_open_error.c_str(); }
+
+void* drv_alloc(llmops_drv* d, uint64_t bytes) {
+  if (cudaSetDevice(d->device) != cudaSuccess) return nullptr;
+  void* p = nullptr;
+  cudaError_t e = cudaMalloc(&p, std::max<uint64_t>(bytes, 1));
+  if (e != cudaSuccess) {
+    cuda_fail(d, e, ("allocating " + std::to_string(bytes >> 20) + " MiB of device memory").c_str());
+    return nullptr;
+  }
+  return p;
+}
+
+void drv_free(llmops_drv* d, void* p) {
+  if (p == nullptr) return;
+  cudaSetDevice(d->device);
+  cudaStreamSynchronize(d->stream);  // no kernel still reads it
+  cudaFree(p);
+}
+
+int drv_upload(llmops_drv* d, void* dst, const void* src, uint64_t bytes) {
+  DRV_CUDA(d, cudaSetDevice(d->device), "selecting the device");
+  // The staging buffer is reused: wait for the stream before each refill.
+  for (uint64_t done = 0; done < bytes;) {
+    const uint64_t n = std::min(d->pinned_bytes, bytes - done);
+    DRV_CUDA(d, cudaStreamSynchronize(d->stream), "waiting for the stream");
+    std::memcpy(d->pinned, static_cast<const uint8_t*>(src) + done, n);
+    DRV_CUDA(d, cudaMemcpyAsync(static_cast<uint8_t*>(dst) + done, d->pinned, n, cudaMemcpyHostToDevice, d->stream), "copying to the device");
+    done += n;
+  }
+  DRV_CUDA(d, cudaStreamSynchronize(d->stream), "waiting for the upload");
+  return LLMOPS_DRV_OK;
+}
+
+int drv_download(llmops_drv* d, void* dst, const void* src, uint64_t bytes) {
+  DRV_CUDA(d, cudaSetDevice(d->device), "selecting the device");
+  for (uint64_t done = 0; done < bytes;) {
+    const uint64_t n = std::min(d->pinned_bytes, bytes - done);
+    DRV_CUDA(d, cudaMemcpyAsync(d->pinned, static_cast<const uint8_t*>(src) + done, n, cudaMemcpyDeviceToHost, d->stream), "copying from the device");
+    DRV_CUDA(d, cudaStreamSynchronize(d->stream), "waiting for the download");
+    std::memcpy(static_cast<uint8_t*>(dst) + done, d->pinned, n);
+    done += n;
+  }
+  return LLMOPS_DRV_OK;
+}
+
+int drv_copy(llmops_drv* d, void* dst, const void* src, uint64_t bytes) {
+  DRV_CUDA(d, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, d->stream), "copying on the device");
+  return LLMOPS_DRV_OK;
+}
+
+int drv_synchronize(llmops_drv* d) {
+  DRV_CUDA(d, cudaStreamSynchronize(d->stream), "running the queued work");
+  return LLMOPS_DRV_OK;
+}
+
+int drv_mark(llmops_drv* d, int slot) {
+  if (slot != 0 && slot != 1) return fail(d, LLMOPS_DRV_EINVAL, "mark slot must be 0 or 1");
+  DRV_CUDA(d, cudaEventRecord(d->marks[slot], d->stream), "recording an event");
+  return LLMOPS_DRV_OK;
+}
+
+int drv_elapsed_ms(llmops_drv* d, float* ms) {
+  DRV_CUDA(d, cudaEventSynchronize(d->marks[1]), "waiting for the mark");
+  DRV_CUDA(d, cudaEventElapsedTime(ms, d->marks[0], d->marks[1]), "timing between marks");
+  return LLMOPS_DRV_OK;
+}
+
+// Many tokens: y (rows × t, column-major for cuBLAS) = W (cols × rows column-major, transposed) · x.
+int gemm_many(llmops_drv* d, int type, const void* w, uint64_t rows, uint64_t cols, const float* x, int t, float* y) {
+  const int m = static_cast<int>(rows), n = t, k = static_cast<int>(cols);
+  const float one = 1.0f, zero = 0.0f;
+  if (type == LLMOPS_DT_F32) {
+    cublasStatus_t st = cublasSgemm(d->blas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, static_cast<const float*>(w), k, x, k, &zero, y, m);
+    return st == CUBLAS_STATUS_SUCCESS ? LLMOPS_DRV_OK : blas_fail(d, st, "cublasSgemm");
+  }
+  const bool bf16 = type == LLMOPS_DT_BF16;
+  const cudaDataType_t ab = bf16 ? CUDA_R_16BF : CUDA_R_16F;
+  const uint64_t x_bytes = (static_cast<uint64_t>(t) * cols * 2 + 255) & ~255ull;
+  const bool quantised = type != LLMOPS_DT_F16 && !bf16;
+  const uint64_t chunk_rows = quantised ? std::max<uint64_t>(1, std::min<uint64_t>(rows, kTileElements / cols)) : 0;
+  if (int rc = ensure_scratch(d, x_bytes + chunk_rows * cols * 2); rc != LLMOPS_DRV_OK) return rc;
+  void* xh = d->scratch;
+  DRV_CUDA(d, to_half(x, static_cast<uint64_t>(t) * cols, xh, bf16, d->stream), "converting activations");
+  if (!quantised) {
+    cublasStatus_t st = cublasGemmEx(d->blas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, w, ab, k, xh, ab, k, &zero, y, CUDA_R_32F, m,
+                                     CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    return st == CUBLAS_STATUS_SUCCESS ? LLMOPS_DRV_OK : blas_fail(d, st, "cublasGemmEx");
+  }
+  void* tile = static_cast<uint8_t*>(d->scratch) + x_bytes;
+  for (uint64_t r0 = 0; r0 < rows; r0 += chunk_rows) {
+    const uint64_t nr = std::min(chunk_rows, rows - r0);
+    DRV_CUDA(d, dequantize_half(type, w, cols, r0, nr, tile, d->stream), "dequantising a tile");
+    cublasStatus_t st = cublasGemmEx(d->blas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(nr), n, k, &one, tile, CUDA_R_16F, k, xh, CUDA_R_16F,
+                                     k, &zero, y + r0, CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    if (st != CUBLAS_STATUS_SUCCESS) return blas_fail(d, st, "cublasGemmEx over a dequantised tile");
+  }
+  return LLMOPS_DRV_OK;
+}
+
+int drv_matmul(llmops_drv* d, int type, const void* w, uint64_t rows, uint64_t cols, const float* x, int t, float* y, const float* bias) {
+  if (int rc = check_shape(d, type, rows, cols); rc != LLMOPS_DRV_OK) return rc;
+  if (t < 1 || w == nullptr || x == nullptr || y == nullptr) return fail(d, LLMOPS_DRV_EINVAL, "matmul needs weights, input, output and t >= 1");
+  DRV_CUDA(d, cudaSetDevice(d->device), "selecting the device");
+  const bool quantised = block_weights(type) > 1;
+  if (t <= (quantised ? kQuantMatvecTokens : kFloatMatvecTokens)) {
+    DRV_CUDA(d, matvec(type, w, rows, cols, x, t, y, bias, d->stream), "the matrix-vector kernel");
+    return LLMOPS_DRV_OK;
+  }
+  if (int rc = gemm_many(d, type, w, rows, cols, x, t, y); rc != LLMOPS_DRV_OK) return rc;
+  if (bias != nullptr) DRV_CUDA(d, add_bias(y, bias, t, rows, d->stream), "adding the bias");
+  return LLMOPS_DRV_OK;
+}
+
+int drv_get_rows(llmops_drv* d, int type, const void* table, uint64_t cols, const int32_t* ids, int t, float* out) {
+  if (int rc = check_shape(d, type, 1, cols); rc != LLMOPS_DRV_OK) return rc;
+  if (t < 1) return fail(d, LLMOPS_DRV_EINVAL, "get_rows needs t >= 1");
+  DRV_CUDA(d, get_rows(type, table, cols, ids, t, out, d->stream), "the embedding kernel");
+  return LLMOPS_DRV_OK;
+}
+
+int drv_rms_norm(llmops_drv* d, const float* x, const float* w, float* y, int t, int n, float eps) {
+  DRV_CUDA(d, rms_norm(x, w, nullptr, y, t, n, eps, false, d->stream), "the RMSNorm kernel");
+  return LLMOPS_DRV_OK;
+}
+
+int drv_layer_norm(llmops_drv* d, const float* x, const float* w, const float* b, float* y, int t, int n, float eps) {
+  DRV_CUDA(d, rms_norm(x, w, b, y, t, n, eps, true, d->stream), "the LayerNorm kernel");
+  return LLMOPS_DRV_OK;
+}
+
+int drv_rope(llmops_drv* d, float* x, int t, int n_heads, int head_dim, int rope_dims, const int32_t* positions, const float* inv_freq,
+             int neox) {
+  if (rope_dims <= 0 || rope_dims > head_dim || rope_dims % 2 != 0) return fail(d, LLMOPS_DRV_EINVAL, "rope_dims must be even and within head_dim");
+  DRV_CUDA(d, rope(x, t, n_heads, head_dim, rope_dims, positions, inv_freq, neox != 0, d->stream), "the RoPE kernel");
+  return LLMOPS_DRV_OK;
+}
+
+int drv_swiglu(llmops_drv* d, const float* gate, const float* up, float* out, uint64_t n) {
+  DRV_CUDA(d, swiglu(gate, up, out, n, d->stream), "the SwiGLU kernel");
+  return LLMOPS_DRV_OK;
+}
+
+int drv_gelu(llmops_drv* d, float* x, uint64_t n) {
+  DRV_CUDA(d, gelu(x, n, d->stream), "the GELU kernel");
+  return LLMOPS_DRV_OK;
+}
+
+int drv_add(llmops_drv* d, float* acc, const float* x, uint64_t n) {
+  DRV_CUDA(d, add(acc, x, n, d->stream), "the add kernel");
+  return LLMOPS_DRV_OK;
+}
+
+int check_attn(llmops_drv* d, int t, const llmops_drv_attn_shape* s) {
+  if (s == nullptr || t < 1 || s->n_heads < 1 || s->n_kv_heads < 1 || s->n_heads % s->n_kv_heads != 0 || s->head_dim < 1 || s->layer < 0) {
+    return fail(d, LLMOPS_DRV_EINVAL, "attention needs t >= 1 and heads that group evenly");
+  }
+  if (s->head_dim > 256) return fail(d, LLMOPS_DRV_EUNSUPPORTED, "head_dim " + std::to_string(s->head_dim) + " is past the kernel's 256");
+  return LLMOPS_DRV_OK;
+}
+
+int drv_kv_store(llmops_drv* d, const float* k, const float* v, int t, const llmops_drv_kv_ref* refs, const llmops_drv_attn_shape* shape) {
+  if (int rc = check_attn(d, t, shape); rc != LLMOPS_DRV_OK) return rc;
+  DRV_CUDA(d, kv_store(k, v, t, refs, *shape, d->stream), "the KV store kernel");
+  return LLMOPS_DRV_OK;
+}
+
+int drv_attention(llmops_drv* d, const float* q, float* out, int t, const llmops_drv_kv_ref* refs, const llmops_drv_attn_shape* shape) {
+  if (int rc = check_attn(d, t, shape); rc != LLMOPS_DRV_OK) return rc;
+  DRV_CUDA(d, attention(q, out, t, refs, *shape, d->stream), "the attention kernel");
+  return LLMOPS_DRV_OK;
+}
+
+int drv_argmax(llmops_drv* d, const float* logits, int t, int n, int32_t* ids) {
+  if (t < 1 || n < 1) return fail(d, LLMOPS_DRV_EINVAL, "argmax needs t >= 1 and n >= 1");
+  DRV_CUDA(d, argmax(logits, t, n, ids, d->stream), "the argmax kernel");
+  return LLMOPS_DRV_OK;
+}
+
+int drv_fill_random(llmops_drv* d, int type, void* w, uint64_t rows, uint64_t cols, uint64_t seed, float scale) {
+  if (int rc = check_shape(d, type, rows, cols); rc != LLMOPS_DRV_OK) return rc;
+  DRV_CUDA(d, fill_random(type, w, rows, cols, seed, scale, d->stream), "the random fill kernel");
+  return LLMOPS_DRV_OK;
+}
+
+int drv_capture_begin(llmops_drv* d) {
+  DRV_CUDA(d, cudaStreamBeginCapture(d->stream, cudaStreamCaptureModeThreadLocal), "starting a graph capture");
+  return LLMOPS_DRV_OK;
+}
+
+int drv_capture_end(llmops_drv* d, void** graph) {
+  *graph = nullptr;
+  cudaGraph_t g = nullptr;
+  DRV_CUDA(d, cudaStreamEndCapture(d->stream, &g), "ending a graph capture");
+  cudaGraphExec_t exec = nullptr;
+  cudaError_t e = cudaGraphInstantiate(&exec, g, 0);
+  cudaGraphDestroy(g);
+  if (e != cudaSuccess) return cuda_fail(d, e, "instantiating a graph");
+  *graph = exec;
+  return LLMOPS_DRV_OK;
+}
+
+int drv_graph_launch(llmops_drv* d, void* graph) {
+  DRV_CUDA(d, cudaGraphLaunch(static_cast<cudaGraphExec_t>(graph), d->stream), "launching a graph");
+  return LLMOPS_DRV_OK;
+}
+
+void drv_graph_destroy(llmops_drv* d, void* graph) {
+  if (graph != nullptr) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(graph));
+}
+
+const llmops_driver_api kApi = {
+    sizeof(llmops_driver_api),
+    LLMOPS_DRIVER_ABI_MAJOR,
+    LLMOPS_DRIVER_ABI_MINOR,
+    "cuda",
+    "0.1.0",
+    drv_score,
+    drv_device_count,
+    drv_device_info,
+    drv_open,
+    drv_close,
+    drv_last_error,
+    drv_alloc,
+    drv_free,
+    drv_upload,
+    drv_download,
+    drv_copy,
+    drv_synchronize,
+    drv_mark,
+    drv_elapsed_ms,
+    drv_matmul,
+    drv_get_rows,
+    drv_rms_norm,
+    drv_layer_norm,
+    drv_rope,
+    drv_swiglu,
+    drv_gelu,
+    drv_add,
+    drv_kv_store,
+    drv_attention,
+    drv_argmax,
+    drv_fill_random,
+    drv_capture_begin,
+    drv_capture_end,
+    drv_graph_launch,
+    drv_graph_destroy,
+};
+
+}  // namespace
+
+extern "C" __attribute__((visibility("default"))) const llmops_driver_api* llmops_driver_get_api(void) { return &kApi; }

@@ -1,0 +1,35 @@
+// The launchers of our kernels, enqueued on the caller's stream. Each returns cudaSuccess or
+// the launch error; shapes were checked by the caller (cuda_driver.cu).
+#pragma once
+
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "llmops/driver.h"
+
+namespace llmops::cuda {
+
+// y[t][rows] = x[t][cols] · Wᵀ (+ bias) for few tokens: dequantised in registers, one warp per row.
+cudaError_t matvec(int type, const void* w, uint64_t rows, uint64_t cols, const float* x, int t, float* y, const float* bias,
+                   cudaStream_t s);
+// Rows [row0, row0 + n) of W widened to half (for cuBLAS over many tokens).
+cudaError_t dequantize_half(int type, const void* w, uint64_t cols, uint64_t row0, uint64_t n, void* out_half, cudaStream_t s);
+// n floats to half or bfloat16.
+cudaError_t to_half(const float* x, uint64_t n, void* out, bool bf16, cudaStream_t s);
+cudaError_t add_bias(float* y, const float* bias, int t, uint64_t rows, cudaStream_t s);
+cudaError_t get_rows(int type, const void* table, uint64_t cols, const int32_t* ids, int t, float* out, cudaStream_t s);
+cudaError_t fill_random(int type, void* w, uint64_t rows, uint64_t cols, uint64_t seed, float scale, cudaStream_t s);
+
+cudaError_t rms_norm(const float* x, const float* w, const float* b, float* y, int t, int n, float eps, bool layer, cudaStream_t s);
+cudaError_t rope(float* x, int t, int n_heads, int head_dim, int rope_dims, const int32_t* positions, const float* inv_freq,
+                 bool neox, cudaStream_t s);
+cudaError_t swiglu(const float* gate, const float* up, float* out, uint64_t n, cudaStream_t s);
+cudaError_t gelu(float* x, uint64_t n, cudaStream_t s);
+cudaError_t add(float* acc, const float* x, uint64_t n, cudaStream_t s);
+cudaError_t kv_store(const float* k, const float* v, int t, const llmops_drv_kv_ref* refs, const llmops_drv_attn_shape& shape,
+                     cudaStream_t s);
+cudaError_t attention(const float* q, float* out, int t, const llmops_drv_kv_ref* refs, const llmops_drv_attn_shape& shape,
+                      cudaStream_t s);
+cudaError_t argmax(const float* logits, int t, int n, int32_t* ids, cudaStream_t s);
+
+}  // namespace llmops::cuda

@@ -1,0 +1,154 @@
+/* The compute driver interface: what the engine asks of an accelerator. A driver is a shared
+ * object loaded at run time (dlopen) that exports one function,
+ *
+ *     const llmops_driver_api *llmops_driver_get_api(void);
+ *
+ * returning a static table. The engine checks struct_size and the ABI version, asks score()
+ * (0: no usable device here, so the CPU path runs) and opens a device.
+ *
+ * Ownership and threads: a llmops_drv is one device with one stream; every call on it comes
+ * from one thread at a time (the engine's runner). Operations are enqueued on that stream in
+ * order and return before the device finishes; download() and synchronize() wait. Pointers
+ * passed to operations are device memory from alloc() unless named host_. All matrices are
+ * row-major; a weight matrix is `rows` output rows of `cols` inputs stored in one ggml type
+ * (the GGUF block layouts, read as they are: no widened copy of the weights is kept).
+ *
+ * Errors: every int-returning call gives 0 or a negative LLMOPS_DRV_E* code; last_error()
+ * then says what went wrong, in words meant for an operator. Structs only grow by appending. */
+#ifndef LLMOPS_DRIVER_H
+#define LLMOPS_DRIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LLMOPS_DRIVER_ABI_MAJOR 1
+#define LLMOPS_DRIVER_ABI_MINOR 0
+
+enum {
+  LLMOPS_DRV_OK = 0,
+  LLMOPS_DRV_EINVAL = -1,       /* a bad argument: shape, type or pointer */
+  LLMOPS_DRV_ENOMEM = -2,       /* device memory is exhausted */
+  LLMOPS_DRV_EDEVICE = -3,      /* the device or its runtime failed */
+  LLMOPS_DRV_EUNSUPPORTED = -4  /* this driver does not do that (type, shape) */
+};
+
+/* Weight types are ggml's ids (as in GGUF): these are the ones the drivers read. */
+enum {
+  LLMOPS_DT_F32 = 0,
+  LLMOPS_DT_F16 = 1,
+  LLMOPS_DT_Q4_0 = 2,
+  LLMOPS_DT_Q8_0 = 8,
+  LLMOPS_DT_Q4_K = 12,
+  LLMOPS_DT_Q6_K = 14,
+  LLMOPS_DT_BF16 = 30
+};
+
+typedef struct llmops_drv_device_info {
+  char name[128];
+  char pci_bus_id[32];          /* "0000:41:00.0": what hwloc's OS devices name */
+  uint64_t total_bytes;
+  uint64_t free_bytes;
+  int32_t compute_major, compute_minor;
+  int32_t multiprocessors;
+  int32_t reserved;
+} llmops_drv_device_info;
+
+/* One token's view of its sequence's KV cache, for kv_store() and attention(): the cache is
+ * [layer][kv head][position][head_dim] fp32, so head h of layer l starts at
+ * k + (l * n_kv_heads + h) * max_positions * head_dim. */
+typedef struct llmops_drv_kv_ref {
+  float *k;
+  float *v;
+  int32_t pos;            /* this token's position: it sees positions 0..pos */
+  int32_t max_positions;  /* of its cache */
+} llmops_drv_kv_ref;
+
+typedef struct llmops_drv_attn_shape {
+  int32_t n_heads, n_kv_heads, head_dim;
+  int32_t layer;
+  float scale;            /* usually 1/sqrt(head_dim) */
+} llmops_drv_attn_shape;
+
+typedef struct llmops_drv llmops_drv;
+
+typedef struct llmops_driver_api {
+  uint32_t struct_size;
+  uint32_t abi_major, abi_minor;
+  const char *name;        /* "cuda" */
+  const char *version;
+
+  /* How well this driver would serve here: 0 = not at all (no device, no runtime). */
+  int (*score)(void);
+  int (*device_count)(void);
+  int (*device_info)(int device, llmops_drv_device_info *out);
+  /* Opens a device: a stream, a BLAS handle, pinned staging. *out is null on failure, and
+   * then last_error(NULL) says why. */
+  int (*open)(int device, llmops_drv **out);
+  void (*close)(llmops_drv *d);
+  const char *(*last_error)(llmops_drv *d);
+
+  /* Memory: plain device allocations (never managed memory). Null on failure. */
+  void *(*alloc)(llmops_drv *d, uint64_t bytes);
+  void (*free)(llmops_drv *d, void *p);
+  /* host → device through pinned staging; the host buffer may be reused on return. */
+  int (*upload)(llmops_drv *d, void *dst, const void *host_src, uint64_t bytes);
+  /* device → host; waits for the stream. */
+  int (*download)(llmops_drv *d, void *host_dst, const void *src, uint64_t bytes);
+  int (*copy)(llmops_drv *d, void *dst, const void *src, uint64_t bytes);
+  int (*synchronize)(llmops_drv *d);
+  /* Milliseconds the device spent between two marks of the stream (timing benchmarks). */
+  int (*mark)(llmops_drv *d, int slot);        /* slot 0 or 1: records an event */
+  int (*elapsed_ms)(llmops_drv *d, float *ms); /* from mark 0 to mark 1; waits for mark 1 */
+
+  /* y[t][rows] = x[t][cols] · Wᵀ (+ bias[rows] when bias is not null), F32 accumulation.
+   * Few tokens: our kernels dequantise in registers; many: cuBLAS (F32/F16/BF16 directly,
+   * quantised types through a per-call dequantised tile). */
+  int (*matmul)(llmops_drv *d, int type, const void *w, uint64_t rows, uint64_t cols, const float *x, int t, float *y,
+                const float *bias);
+  /* out[i][cols] = row ids[i] of the table, widened to fp32 (embeddings). ids is device memory. */
+  int (*get_rows)(llmops_drv *d, int type, const void *table, uint64_t cols, const int32_t *ids, int t, float *out);
+  /* t rows of n: y = w ⊙ x / rms(x) (b null) or LayerNorm y = w ⊙ (x - mean)/sd + b. */
+  int (*rms_norm)(llmops_drv *d, const float *x, const float *w, float *y, int t, int n, float eps);
+  int (*layer_norm)(llmops_drv *d, const float *x, const float *w, const float *b, float *y, int t, int n, float eps);
+  /* RoPE in place over t rows of n_heads heads; positions (device) one per row; inv_freq
+   * (device) rope_dims/2 frequencies; neox 1 rotates i with i + rope_dims/2, else pairs. */
+  int (*rope)(llmops_drv *d, float *x, int t, int n_heads, int head_dim, int rope_dims, const int32_t *positions,
+              const float *inv_freq, int neox);
+  /* out = silu(gate) ⊙ up, n values; gelu (tanh form) in place; acc += x. */
+  int (*swiglu)(llmops_drv *d, const float *gate, const float *up, float *out, uint64_t n);
+  int (*gelu)(llmops_drv *d, float *x, uint64_t n);
+  int (*add)(llmops_drv *d, float *acc, const float *x, uint64_t n);
+  /* Writes t tokens' keys and values (t × n_kv_heads·head_dim each) into their caches at
+   * their positions, for layer shape->layer. refs is device memory, one per token. */
+  int (*kv_store)(llmops_drv *d, const float *k, const float *v, int t, const llmops_drv_kv_ref *refs,
+                  const llmops_drv_attn_shape *shape);
+  /* Causal attention of t query rows (t × n_heads·head_dim) over their caches into out. */
+  int (*attention)(llmops_drv *d, const float *q, float *out, int t, const llmops_drv_kv_ref *refs,
+                   const llmops_drv_attn_shape *shape);
+  /* ids[i] = argmax of row i of t rows of n logits (greedy sampling: only ids cross the bus). */
+  int (*argmax)(llmops_drv *d, const float *logits, int t, int n, int32_t *ids);
+  /* Fills a rows × cols matrix of the type with reproducible pseudo-random values (uniform in
+   * ±scale before quantisation): benchmarks and tests of shapes no file holds. */
+  int (*fill_random)(llmops_drv *d, int type, void *w, uint64_t rows, uint64_t cols, uint64_t seed, float scale);
+
+  /* Graphs: the operations enqueued between capture_begin() and capture_end() are recorded,
+   * not run, and graph_launch() replays them in one launch (a decode step is hundreds of small
+   * kernels). Nothing in between may allocate, upload or download. A failed capture returns
+   * an error and leaves the stream usable. */
+  int (*capture_begin)(llmops_drv *d);
+  int (*capture_end)(llmops_drv *d, void **graph);
+  int (*graph_launch)(llmops_drv *d, void *graph);
+  void (*graph_destroy)(llmops_drv *d, void *graph);
+} llmops_driver_api;
+
+typedef const llmops_driver_api *(*llmops_driver_get_api_fn)(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LLMOPS_DRIVER_H */

@@ -1,0 +1,145 @@
+// The transformer on an accelerator: the same forward pass as Runner (model/model.h), with the
+// weights, the KV caches and every activation in device memory. Whole-model offload: every
+// weight is uploaded once in its stored type (quantised blocks stay quantised; the driver
+// dequantises in registers). Only token ids, positions and the outputs cross the bus: logits
+// when a sampler on the host needs them, or just the argmax ids for greedy decoding.
+//
+// A GpuModel is immutable after upload; a GpuSession is one sequence's device KV cache; a
+// GpuRunner owns the activation buffers of one forward pass. All of them use their GpuDevice
+// from one thread at a time, and the device must outlive them.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "gpu/device.h"
+#include "model/model.h"
+
+namespace llmops::engine {
+
+struct GpuWeight {
+  int type = LLMOPS_DT_F32;
+  const void* data = nullptr;  // device
+  uint64_t rows = 0, cols = 0;
+};
+
+struct GpuLayer {
+  const float *attn_norm = nullptr, *attn_norm_b = nullptr;
+  GpuWeight wq, wk, wv, wo;
+  const float *bq = nullptr, *bk = nullptr, *bv = nullptr, *bo = nullptr;
+  const float *ffn_norm = nullptr, *ffn_norm_b = nullptr;
+  GpuWeight w_gate, w_up, w_down;
+  const float *b_up = nullptr, *b_down = nullptr;
+};
+
+class GpuModel {
+ public:
+  // Uploads every weight of the model. kUnimplemented names a tensor whose type the driver
+  // does not read (the caller runs on the CPU instead); kResourceExhausted when it does not fit.
+  static Result<std::unique_ptr<GpuModel>> upload(GpuDevice& dev, const Model& model);
+  // A model of this shape whose matrices are pseudo-random in one type, made on the device
+  // (benchmarks of shapes no file on the machine holds). Norm weights are 1, biases absent.
+  static Result<std::unique_ptr<GpuModel>> random(GpuDevice& dev, const ModelConfig& config, GgmlType type, uint64_t seed);
+
+  GpuDevice& device() const { return dev_; }
+  const ModelConfig& config() const { return config_; }
+  const std::vector<GpuLayer>& layers() const { return layers_; }
+  const GpuWeight& token_embedding() const { return token_embd_; }
+  const GpuWeight& position_embedding() const { return pos_embd_; }
+  const GpuWeight& classifier() const { return output_; }
+  const float* output_norm() const { return output_norm_; }
+  const float* output_norm_bias() const { return output_norm_b_; }
+  const float* rope_inv_freq() const { return inv_freq_; }  // device, rope_dims/2 values
+  int rope_dims() const { return rope_dims_; }
+  // Device bytes of the weights, and the weight bytes one decode step reads.
+  uint64_t device_bytes() const { return device_bytes_; }
+  uint64_t bytes_per_token() const;
+
+ private:
+  explicit GpuModel(GpuDevice& dev) : dev_(dev) {}
+  Result<const void*> keep(DeviceBuffer b);
+  Result<GpuWeight> put(const WeightView& w, const char* name);
+  Result<const float*> put_vector(const float* host, uint64_t n);
+  Status put_rope(const std::vector<float>& inv_freq);
+
+  GpuDevice& dev_;
+  ModelConfig config_;
+  std::vector<DeviceBuffer> buffers_;
+  std::vector<GpuLayer> layers_;
+  GpuWeight token_embd_, pos_embd_, output_;
+  const float *output_norm_ = nullptr, *output_norm_b_ = nullptr;
+  const float* inv_freq_ = nullptr;
+  int rope_dims_ = 0;
+  uint64_t device_bytes_ = 0;
+};
+
+// One sequence's KV cache on the device ([layer][kv head][position][head_dim] fp32, as the CPU's).
+class GpuSession {
+ public:
+  // kResourceExhausted when the cache does not fit on the device.
+  static Result<std::unique_ptr<GpuSession>> create(const GpuModel& model, int max_positions);
+  const GpuModel& model() const { return m_; }
+  int max_positions() const { return max_positions_; }
+  int length() const { return length_; }
+  void reset() { length_ = 0; }
+
+ private:
+  friend class GpuRunner;
+  GpuSession(const GpuModel& m, int max_positions) : m_(m), max_positions_(max_positions) {}
+  const GpuModel& m_;
+  int max_positions_;
+  int length_ = 0;
+  DeviceBuffer keys_, values_;
+};
+
+struct GpuBatchToken {
+  GpuSession* session = nullptr;
+  int32_t token = 0;
+  int pos = 0;
+  bool logits = true;
+};
+
+class GpuRunner {
+ public:
+  // graphs: record each decode shape's kernels once as a device graph and replay it (one
+  // launch per step instead of hundreds); off runs every kernel from the host each time.
+  explicit GpuRunner(const GpuModel& model, int max_chunk = 512, bool graphs = true);
+  ~GpuRunner();
+  GpuRunner(const GpuRunner&) = delete;
+  GpuRunner& operator=(const GpuRunner&) = delete;
+
+  // Runs the batch (the rules of Runner::run: one sequence's tokens consecutive, starting at
+  // most at its length) and returns the logits of the tokens that ask, in batch order, on the
+  // host, valid until the next call.
+  Result<const float*> run(const GpuBatchToken* batch, size_t n);
+  // The same, returning only each asking token's greedy next token (argmax on the device).
+  Result<std::vector<int32_t>> run_greedy(const GpuBatchToken* batch, size_t n);
+
+ private:
+  Status check(const GpuBatchToken* batch, size_t n) const;
+  Status ensure_buffers(int t);
+  void drop_graphs();
+  // Runs one chunk; leaves the asking rows' logits in logits_ and returns how many asked.
+  Result<int> run_chunk(const GpuBatchToken* batch, int t);
+  // The kernels of one chunk of t tokens of which `wanted` ask for logits (what a graph records).
+  Status enqueue(int t, int wanted);
+  Status drv(int rc, const char* what) const { return m_.device().check(rc, what); }
+
+  const GpuModel& m_;
+  int max_chunk_;
+  bool graphs_on_;
+  int capacity_ = 0;
+  DeviceBuffer x_, xb_, xb2_, q_, k_, v_, att_, hb_, hb2_, rows_, logits_, step_, out_ids_;
+  // step_ holds, capacity_ entries each: token ids, positions, indices of the asking rows, KV refs.
+  int32_t *ids_ = nullptr, *positions_ = nullptr, *wanted_ = nullptr;
+  llmops_drv_kv_ref* refs_ = nullptr;
+  std::vector<uint8_t> host_step_;
+  std::vector<float> host_logits_;
+  // (t, wanted) shapes seen once (run directly, sizing the driver's scratch) and recorded.
+  std::map<std::pair<int, int>, void*> graphs_;
+  std::map<std::pair<int, int>, int> seen_;
+};
+
+}  // namespace llmops::engine

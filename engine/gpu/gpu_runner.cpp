@@ -1,0 +1,221 @@
+// The forward pass on the device, step by step as Runner::run_chunk does it on the CPU.
+#include <cmath>
+#include <cstring>
+
+#include "gpu/gpu_model.h"
+
+namespace llmops::engine {
+
+GpuRunner::GpuRunner(const GpuModel& model, int max_chunk, bool graphs)
+    : m_(model), max_chunk_(std::max(1, max_chunk)), graphs_on_(graphs) {}
+
+GpuRunner::~GpuRunner() { drop_graphs(); }
+
+void GpuRunner::drop_graphs() {
+  for (auto& [shape, g] : graphs_) m_.device().api().graph_destroy(m_.device().handle(), g);
+  graphs_.clear();
+  seen_.clear();
+}
+
+Status GpuRunner::check(const GpuBatchToken* batch, size_t n) const {
+  const ModelConfig& c = m_.config();
+  for (size_t i = 0; i < n; ++i) {
+    const GpuBatchToken& b = batch[i];
+    const std::string at = n > 1 ? " (batch entry " + std::to_string(i) + ")" : "";
+    if (b.session == nullptr || &b.session->model() != &m_) return invalid_argument("a batch token has no session of this model" + at);
+    if (b.token < 0 || b.token >= c.vocab_size) return invalid_argument("token id " + std::to_string(b.token) + " is outside the vocabulary" + at);
+    if (b.pos < 0 || b.pos >= b.session->max_positions()) {
+      return resource_exhausted("position " + std::to_string(b.pos) + " is past the session's " + std::to_string(b.session->max_positions()) +
+                                " positions" + at);
+    }
+    if (m_.position_embedding().data != nullptr && static_cast<uint64_t>(b.pos) >= m_.position_embedding().rows) {
+      return resource_exhausted("position " + std::to_string(b.pos) + " is past the model's context" + at);
+    }
+    int expected_max = b.session->length();
+    for (size_t j = i; j-- > 0;) {
+      if (batch[j].session == b.session) {
+        if (b.pos != batch[j].pos + 1) return invalid_argument("positions of one sequence must be consecutive in a batch" + at);
+        expected_max = -1;
+        break;
+      }
+    }
+    if (expected_max >= 0 && b.pos > expected_max) {
+      return invalid_argument("position " + std::to_string(b.pos) + " skips past the " + std::to_string(expected_max) + " positions this sequence has" + at);
+    }
+  }
+  return ok_status();
+}
+
+Status GpuRunner::ensure_buffers(int t) {
+  if (t <= capacity_) return ok_status();
+  drop_graphs();  // they point at the old buffers
+  const ModelConfig& c = m_.config();
+  const uint64_t T = static_cast<uint64_t>(t), f = sizeof(float);
+  const uint64_t dim = static_cast<uint64_t>(c.dim), q_dim = static_cast<uint64_t>(c.q_dim()), kv_dim = static_cast<uint64_t>(c.kv_dim());
+  const uint64_t hidden = static_cast<uint64_t>(c.hidden_dim), vocab = static_cast<uint64_t>(c.vocab_size);
+  GpuDevice& dev = m_.device();
+  LLMOPS_ASSIGN_OR_RETURN(x_, DeviceBuffer::alloc(dev, T * dim * f));
+  LLMOPS_ASSIGN_OR_RETURN(xb_, DeviceBuffer::alloc(dev, T * std::max(dim, q_dim) * f));
+  LLMOPS_ASSIGN_OR_RETURN(xb2_, DeviceBuffer::alloc(dev, T * dim * f));
+  LLMOPS_ASSIGN_OR_RETURN(q_, DeviceBuffer::alloc(dev, T * q_dim * f));
+  LLMOPS_ASSIGN_OR_RETURN(k_, DeviceBuffer::alloc(dev, T * kv_dim * f));
+  LLMOPS_ASSIGN_OR_RETURN(v_, DeviceBuffer::alloc(dev, T * kv_dim * f));
+  LLMOPS_ASSIGN_OR_RETURN(att_, DeviceBuffer::alloc(dev, T * q_dim * f));
+  LLMOPS_ASSIGN_OR_RETURN(hb_, DeviceBuffer::alloc(dev, T * hidden * f));
+  LLMOPS_ASSIGN_OR_RETURN(hb2_, DeviceBuffer::alloc(dev, T * hidden * f));
+  LLMOPS_ASSIGN_OR_RETURN(rows_, DeviceBuffer::alloc(dev, T * dim * f));
+  LLMOPS_ASSIGN_OR_RETURN(logits_, DeviceBuffer::alloc(dev, T * vocab * f));
+  LLMOPS_ASSIGN_OR_RETURN(out_ids_, DeviceBuffer::alloc(dev, T * sizeof(int32_t)));
+  const uint64_t step_bytes = 3 * T * sizeof(int32_t) + 8 + T * sizeof(llmops_drv_kv_ref);
+  LLMOPS_ASSIGN_OR_RETURN(step_, DeviceBuffer::alloc(dev, step_bytes));
+  host_step_.assign(step_bytes, 0);
+  ids_ = step_.as<int32_t>(), positions_ = ids_ + T, wanted_ = positions_ + T;
+  refs_ = reinterpret_cast<llmops_drv_kv_ref*>(step_.as<uint8_t>() + ((3 * T * sizeof(int32_t) + 7) & ~uint64_t{7}));
+  capacity_ = t;
+  return ok_status();
+}
+
+Status GpuRunner::enqueue(int t, int wanted) {
+  const ModelConfig& c = m_.config();
+  const llmops_driver_api& api = m_.device().api();
+  llmops_drv* h = m_.device().handle();
+  const uint64_t T = static_cast<uint64_t>(t), dim = static_cast<uint64_t>(c.dim), hidden = static_cast<uint64_t>(c.hidden_dim);
+  const bool gpt2 = c.arch == Arch::kGpt2;
+  float *x = x_.as<float>(), *xb = xb_.as<float>(), *xb2 = xb2_.as<float>(), *q = q_.as<float>(), *k = k_.as<float>(), *v = v_.as<float>();
+  float *att = att_.as<float>(), *hb = hb_.as<float>(), *hb2 = hb2_.as<float>();
+  auto norm = [&](const float* w, const float* b, const float* in, float* out, int rows) {
+    return gpt2 ? api.layer_norm(h, in, w, b, out, rows, c.dim, c.norm_eps) : api.rms_norm(h, in, w, out, rows, c.dim, c.norm_eps);
+  };
+  auto matmul = [&](const GpuWeight& w, const float* in, int rows, float* out, const float* bias) {
+    return api.matmul(h, w.type, w.data, w.rows, w.cols, in, rows, out, bias);
+  };
+#define GPU_STEP(call, what) LLMOPS_RETURN_IF_ERROR(drv((call), what))
+  const GpuWeight& e = m_.token_embedding();
+  GPU_STEP(api.get_rows(h, e.type, e.data, dim, ids_, t, x), "looking up embeddings");
+  if (const GpuWeight& pe = m_.position_embedding(); pe.data != nullptr) {
+    GPU_STEP(api.get_rows(h, pe.type, pe.data, dim, positions_, t, xb2), "looking up position embeddings");
+    GPU_STEP(api.add(h, x, xb2, T * dim), "adding position embeddings");
+  }
+  llmops_drv_attn_shape shape{c.n_heads, c.n_kv_heads, c.head_dim, 0, 1.0f / std::sqrt(static_cast<float>(c.head_dim))};
+  for (int l = 0; l < c.n_layers; ++l) {
+    const GpuLayer& L = m_.layers()[static_cast<size_t>(l)];
+    shape.layer = l;
+    GPU_STEP(norm(L.attn_norm, L.attn_norm_b, x, xb, t), "the attention norm");
+    GPU_STEP(matmul(L.wq, xb, t, q, L.bq), "the query projection");
+    GPU_STEP(matmul(L.wk, xb, t, k, L.bk), "the key projection");
+    GPU_STEP(matmul(L.wv, xb, t, v, L.bv), "the value projection");
+    if (c.rope != RopeLayout::kNone) {
+      const int neox = c.rope == RopeLayout::kNeox ? 1 : 0;
+      GPU_STEP(api.rope(h, q, t, c.n_heads, c.head_dim, m_.rope_dims(), positions_, m_.rope_inv_freq(), neox), "RoPE on queries");
+      GPU_STEP(api.rope(h, k, t, c.n_kv_heads, c.head_dim, m_.rope_dims(), positions_, m_.rope_inv_freq(), neox), "RoPE on keys");
+    }
+    GPU_STEP(api.kv_store(h, k, v, t, refs_, &shape), "storing keys and values");
+    GPU_STEP(api.attention(h, q, att, t, refs_, &shape), "attention");
+    GPU_STEP(matmul(L.wo, att, t, xb2, L.bo), "the attention output");
+    GPU_STEP(api.add(h, x, xb2, T * dim), "the residual");
+    GPU_STEP(norm(L.ffn_norm, L.ffn_norm_b, x, xb, t), "the MLP norm");
+    if (L.w_gate.data != nullptr) {
+      GPU_STEP(matmul(L.w_gate, xb, t, hb, nullptr), "the gate projection");
+      GPU_STEP(matmul(L.w_up, xb, t, hb2, L.b_up), "the up projection");
+      GPU_STEP(api.swiglu(h, hb, hb2, hb, T * hidden), "SwiGLU");
+    } else {
+      GPU_STEP(matmul(L.w_up, xb, t, hb, L.b_up), "the up projection");
+      GPU_STEP(api.gelu(h, hb, T * hidden), "GELU");
+    }
+    GPU_STEP(matmul(L.w_down, hb, t, xb2, L.b_down), "the down projection");
+    GPU_STEP(api.add(h, x, xb2, T * dim), "the residual");
+  }
+  if (wanted == 0) return ok_status();
+  // Only the asking rows go through the output norm and the classifier.
+  GPU_STEP(api.get_rows(h, LLMOPS_DT_F32, x, dim, wanted_, wanted, rows_.as<float>()), "gathering the output rows");
+  GPU_STEP(norm(m_.output_norm(), m_.output_norm_bias(), rows_.as<float>(), xb, wanted), "the output norm");
+  GPU_STEP(matmul(m_.classifier(), xb, wanted, logits_.as<float>(), nullptr), "the classifier");
+#undef GPU_STEP
+  return ok_status();
+}
+
+Result<int> GpuRunner::run_chunk(const GpuBatchToken* batch, int t) {
+  LLMOPS_RETURN_IF_ERROR(ensure_buffers(std::max(t, std::min(max_chunk_, 8))));
+  const size_t T = static_cast<size_t>(capacity_);
+  auto* ids = reinterpret_cast<int32_t*>(host_step_.data());
+  int32_t* positions = ids + T;
+  int32_t* wanted = positions + T;
+  auto* refs = reinterpret_cast<llmops_drv_kv_ref*>(host_step_.data() + (reinterpret_cast<uint8_t*>(refs_) - step_.as<uint8_t>()));
+  int n_wanted = 0;
+  for (int i = 0; i < t; ++i) {
+    const GpuBatchToken& b = batch[i];
+    ids[i] = b.token, positions[i] = b.pos;
+    refs[i] = llmops_drv_kv_ref{b.session->keys_.as<float>(), b.session->values_.as<float>(), b.pos, b.session->max_positions()};
+    if (b.logits) wanted[n_wanted++] = i;
+  }
+  const llmops_driver_api& api = m_.device().api();
+  llmops_drv* h = m_.device().handle();
+  LLMOPS_RETURN_IF_ERROR(drv(api.upload(h, step_.get(), host_step_.data(), host_step_.size()), "uploading the batch"));
+  const std::pair<int, int> key{t, n_wanted};
+  if (auto it = graphs_.find(key); it != graphs_.end()) {
+    LLMOPS_RETURN_IF_ERROR(drv(api.graph_launch(h, it->second), "replaying a step"));
+    return n_wanted;
+  }
+  // A shape's first run goes straight through (and grows the driver's scratch); its second is
+  // recorded, then replayed from then on. A capture that fails turns graphs off for good.
+  if (graphs_on_ && seen_[key]++ > 0) {
+    if (api.capture_begin(h) == LLMOPS_DRV_OK) {
+      Status st = enqueue(t, n_wanted);
+      void* graph = nullptr;
+      const int rc = api.capture_end(h, &graph);
+      if (st.ok() && rc == LLMOPS_DRV_OK) {
+        graphs_[key] = graph;
+        LLMOPS_RETURN_IF_ERROR(drv(api.graph_launch(h, graph), "replaying a step"));
+        return n_wanted;
+      }
+      api.graph_destroy(h, graph);
+    }
+    graphs_on_ = false;
+  }
+  LLMOPS_RETURN_IF_ERROR(enqueue(t, n_wanted));
+  return n_wanted;
+}
+
+Result<const float*> GpuRunner::run(const GpuBatchToken* batch, size_t n) {
+  if (n == 0) return invalid_argument("an empty batch");
+  LLMOPS_RETURN_IF_ERROR(check(batch, n));
+  const size_t vocab = static_cast<size_t>(m_.config().vocab_size);
+  host_logits_.clear();
+  for (size_t done = 0; done < n;) {
+    const int t = static_cast<int>(std::min<size_t>(static_cast<size_t>(max_chunk_), n - done));
+    LLMOPS_ASSIGN_OR_RETURN(int wanted, run_chunk(batch + done, t));
+    const size_t at = host_logits_.size();
+    host_logits_.resize(at + static_cast<size_t>(wanted) * vocab);
+    if (wanted > 0) {
+      LLMOPS_RETURN_IF_ERROR(drv(m_.device().api().download(m_.device().handle(), host_logits_.data() + at, logits_.get(),
+                                                            static_cast<uint64_t>(wanted) * vocab * sizeof(float)),
+                                 "reading the logits"));
+    }
+    for (int i = 0; i < t; ++i) batch[done + static_cast<size_t>(i)].session->length_ = batch[done + static_cast<size_t>(i)].pos + 1;
+    done += static_cast<size_t>(t);
+  }
+  return host_logits_.data();
+}
+
+Result<std::vector<int32_t>> GpuRunner::run_greedy(const GpuBatchToken* batch, size_t n) {
+  if (n == 0) return invalid_argument("an empty batch");
+  LLMOPS_RETURN_IF_ERROR(check(batch, n));
+  std::vector<int32_t> out;
+  const llmops_driver_api& api = m_.device().api();
+  llmops_drv* h = m_.device().handle();
+  for (size_t done = 0; done < n;) {
+    const int t = static_cast<int>(std::min<size_t>(static_cast<size_t>(max_chunk_), n - done));
+    LLMOPS_ASSIGN_OR_RETURN(int wanted, run_chunk(batch + done, t));
+    if (wanted > 0) {
+      LLMOPS_RETURN_IF_ERROR(drv(api.argmax(h, logits_.as<float>(), wanted, m_.config().vocab_size, out_ids_.as<int32_t>()), "greedy sampling"));
+      const size_t at = out.size();
+      out.resize(at + static_cast<size_t>(wanted));
+      LLMOPS_RETURN_IF_ERROR(drv(api.download(h, out.data() + at, out_ids_.get(), static_cast<uint64_t>(wanted) * sizeof(int32_t)), "reading the ids"));
+    }
+    for (int i = 0; i < t; ++i) batch[done + static_cast<size_t>(i)].session->length_ = batch[done + static_cast<size_t>(i)].pos + 1;
+    done += static_cast<size_t>(t);
+  }
+  return out;
+}
+
+}  // namespace llmops::engine
