@@ -5,7 +5,7 @@
 // the host, as serving pays it. Medians of --reps repetitions.
 //
 //   bench_gpu [--shapes tinyllama-1.1B,llama-8B] [--types Q4_K,F16] [--batches 1,32]
-//             [--context 128] [--steps 64] [--reps 5] [--prefill 512]
+//             [--context 128] [--steps 64] [--reps 5] [--prefill 512] [--profile 1]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "formats/ggml_types.h"
 #include "formats/quantize.h"
 #include "gpu/gpu_model.h"
 #include "model/synth.h"
@@ -39,6 +40,64 @@ double median(std::vector<double> v) {
 
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
+// Device time of one queued operation (median of 20 after 3 warm-ups), in microseconds.
+template <typename Op>
+double time_us(GpuDevice& dev, Op op) {
+  const llmops_driver_api& api = dev.api();
+  std::vector<double> us;
+  for (int r = 0; r < 23; ++r) {
+    api.mark(dev.handle(), 0);
+    op();
+    api.mark(dev.handle(), 1);
+    float ms = 0;
+    api.elapsed_ms(dev.handle(), &ms);
+    if (r >= 3) us.push_back(ms * 1e3);
+  }
+  std::sort(us.begin(), us.end());
+  return us[us.size() / 2];
+}
+
+// Where a decode step's time goes: the largest matrices of layer 0 alone (weight bytes over
+// device time, against the copy bandwidth) and attention over a context.
+void profile_kernels(GpuDevice& dev, const GpuModel& m, double bandwidth) {
+  const llmops_driver_api& api = dev.api();
+  llmops_drv* h = dev.handle();
+  const ModelConfig& c = m.config();
+  const GpuLayer& L = m.layers()[0];
+  const uint64_t widest = static_cast<uint64_t>(std::max(c.dim, c.hidden_dim));
+  const uint64_t outs = std::max<uint64_t>(widest, static_cast<uint64_t>(c.vocab_size));
+  auto x = DeviceBuffer::alloc(dev, 32 * widest * 4), y = DeviceBuffer::alloc(dev, 32 * outs * 4);
+  if (!x.ok() || !y.ok()) return;
+  api.fill_random(h, LLMOPS_DT_F32, x->get(), 32, widest, 5, 1.0f);
+  for (const auto& [name, w] : {std::pair<const char*, const GpuWeight*>{"ffn_up", &L.w_up}, {"ffn_down", &L.w_down}, {"output", &m.classifier()}}) {
+    const double bytes = static_cast<double>(*ggml_row_bytes(static_cast<GgmlType>(w->type), w->cols) * w->rows);
+    for (int t : {1, 16, 32}) {
+      const double us = time_us(dev, [&] { api.matmul(h, w->type, w->data, w->rows, w->cols, x->as<float>(), t, y->as<float>(), nullptr); });
+      std::printf("  kernel matmul %-8s %6llux%-6llu t=%-2d %8.1f us  %6.0f GB/s of weights (%4.1f%% of copy)\n", name,
+                  static_cast<unsigned long long>(w->rows), static_cast<unsigned long long>(w->cols), t, us, bytes / us / 1e3,
+                  100.0 * bytes / (us * 1e-6) / bandwidth);
+    }
+  }
+  for (int ctx : {512, 4096}) {
+    auto q = DeviceBuffer::alloc(dev, 32ull * c.q_dim() * 4), o = DeviceBuffer::alloc(dev, 32ull * c.q_dim() * 4);
+    auto refs = DeviceBuffer::alloc(dev, 32 * sizeof(llmops_drv_kv_ref));
+    if (!q.ok() || !o.ok() || !refs.ok()) return;
+    for (int t : {1, 32}) {
+      // t tokens at the last position of one cache: the bytes t sequences of this context read.
+      std::vector<llmops_drv_kv_ref> host(32, llmops_drv_kv_ref{nullptr, nullptr, ctx - 1, ctx});
+      auto kv = DeviceBuffer::alloc(dev, 2ull * c.n_layers * c.kv_dim() * ctx * 4);
+      if (!kv.ok()) return;
+      api.fill_random(h, LLMOPS_DT_F32, kv->get(), 2ull * c.n_layers * c.kv_dim(), ctx, 6, 1.0f);
+      for (auto& r : host) r.k = kv->as<float>(), r.v = kv->as<float>() + static_cast<uint64_t>(c.n_layers) * c.kv_dim() * ctx;
+      api.upload(h, refs->get(), host.data(), host.size() * sizeof(host[0]));
+      const llmops_drv_attn_shape shape{c.n_heads, c.n_kv_heads, c.head_dim, 0, 0.1f, ctx};
+      const double us = time_us(dev, [&] { api.attention(h, q->as<float>(), o->as<float>(), t, refs->as<llmops_drv_kv_ref>(), &shape); });
+      const double kv_bytes = 2.0 * t * c.n_heads * static_cast<double>(ctx) * c.head_dim * 4;
+      std::printf("  kernel attention ctx=%-5d t=%-2d %8.1f us per layer (%6.0f GB/s of K/V read per query head)\n", ctx, t, us, kv_bytes / us / 1e3);
+    }
+  }
+}
+
 int die(const Status& st) {
   std::fprintf(stderr, "bench_gpu: %s\n", st.message().c_str());
   return 1;
@@ -49,6 +108,7 @@ int die(const Status& st) {
 int main(int argc, char** argv) {
   std::string shapes = "tinyllama-1.1B,llama-8B", types = "Q4_K,F16", batches = "1,32";
   int context = 128, steps = 64, reps = 5, prefill = 512;
+  bool profile = true;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--shapes") shapes = v;
@@ -58,6 +118,7 @@ int main(int argc, char** argv) {
     else if (k == "--steps") steps = std::stoi(v);
     else if (k == "--reps") reps = std::stoi(v);
     else if (k == "--prefill") prefill = std::stoi(v);
+    else if (k == "--profile") profile = v != "0";
     else {
       std::fprintf(stderr, "bench_gpu: unknown option %s\n", k.c_str());
       return 2;
@@ -102,6 +163,10 @@ int main(int argc, char** argv) {
       if (!model.ok()) return die(model.status());
       const GpuModel& m = **model;
       const double bpt = static_cast<double>(m.bytes_per_token());
+      if (profile) {
+        std::printf("%s %s:\n", shape_name.c_str(), type_name.c_str());
+        profile_kernels(dev, m, bandwidth);
+      }
       const double roof_steps = bandwidth / bpt;
       for (const std::string& bs : split(batches)) {
         const int batch = std::stoi(bs);

@@ -18,6 +18,7 @@ using namespace llmops::cuda;
 
 struct llmops_drv {
   int device = 0;
+  int multiprocessors = 1;
   cudaStream_t stream = nullptr;
   cublasHandle_t blas = nullptr;
   cudaEvent_t marks[2] = {nullptr, nullptr};
@@ -35,9 +36,10 @@ namespace {
 constexpr uint64_t kPinnedBytes = 64ull << 20;
 constexpr uint64_t kBlasWorkspaceBytes = 32ull << 20;
 constexpr uint64_t kTileElements = 32ull << 20;  // weights one dequantised tile holds (64 MiB of half)
-// Up to this many tokens the quantised product dequantises in registers and reads each weight
-// once per 8 tokens; past it cuBLAS multiplies dequantised tiles on the tensor cores.
-constexpr int kQuantMatvecTokens = 64;
+// Up to this many tokens our kernels dequantise in registers; past it cuBLAS multiplies (the
+// quantised types through dequantised half tiles). Measured on an H200: at 16 tokens the
+// register kernel took twice the dequantise + cuBLAS time.
+constexpr int kQuantMatvecTokens = 4;
 constexpr int kFloatMatvecTokens = 4;
 
 thread_local std::string g_open_error;
@@ -136,6 +138,7 @@ int drv_open(int device, llmops_drv** out) {
   };
   if (cudaError_t e = cudaSetDevice(device); e != cudaSuccess) return bail(cuda_fail(d, e, "selecting the device"));
   if (cudaError_t e = cudaStreamCreateWithFlags(&d->stream, cudaStreamNonBlocking); e != cudaSuccess) return bail(cuda_fail(d, e, "creating a stream"));
+  cudaDeviceGetAttribute(&d->multiprocessors, cudaDevAttrMultiProcessorCount, device);
   for (cudaEvent_t& e : d->marks) {
     if (cudaError_t err = cudaEventCreate(&e); err != cudaSuccess) return bail(cuda_fail(d, err, "creating an event"));
   }
@@ -220,11 +223,11 @@ int drv_elapsed_ms(llmops_drv* d, float* ms) {
 }
 
 // Many tokens: y (rows × t, column-major for cuBLAS) = W (cols × rows column-major, transposed) · x.
-int gemm_many(llmops_drv* d, int type, const void* w, uint64_t rows, uint64_t cols, const float* x, int t, float* y) {
+int gemm_many(llmops_drv* d, int type, const void* w, uint64_t rows, uint64_t cols, const float* x, int t, float* y, bool accumulate) {
   const int m = static_cast<int>(rows), n = t, k = static_cast<int>(cols);
-  const float one = 1.0f, zero = 0.0f;
+  const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
   if (type == LLMOPS_DT_F32) {
-    cublasStatus_t st = cublasSgemm(d->blas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, static_cast<const float*>(w), k, x, k, &zero, y, m);
+    cublasStatus_t st = cublasSgemm(d->blas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, static_cast<const float*>(w), k, x, k, &beta, y, m);
     return st == CUBLAS_STATUS_SUCCESS ? LLMOPS_DRV_OK : blas_fail(d, st, "cublasSgemm");
   }
   const bool bf16 = type == LLMOPS_DT_BF16;
@@ -236,7 +239,7 @@ int gemm_many(llmops_drv* d, int type, const void* w, uint64_t rows, uint64_t co
   void* xh = d->scratch;
   DRV_CUDA(d, to_half(x, static_cast<uint64_t>(t) * cols, xh, bf16, d->stream), "converting activations");
   if (!quantised) {
-    cublasStatus_t st = cublasGemmEx(d->blas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, w, ab, k, xh, ab, k, &zero, y, CUDA_R_32F, m,
+    cublasStatus_t st = cublasGemmEx(d->blas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, w, ab, k, xh, ab, k, &beta, y, CUDA_R_32F, m,
                                      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
     return st == CUBLAS_STATUS_SUCCESS ? LLMOPS_DRV_OK : blas_fail(d, st, "cublasGemmEx");
   }
@@ -245,24 +248,33 @@ int gemm_many(llmops_drv* d, int type, const void* w, uint64_t rows, uint64_t co
     const uint64_t nr = std::min(chunk_rows, rows - r0);
     DRV_CUDA(d, dequantize_half(type, w, cols, r0, nr, tile, d->stream), "dequantising a tile");
     cublasStatus_t st = cublasGemmEx(d->blas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(nr), n, k, &one, tile, CUDA_R_16F, k, xh, CUDA_R_16F,
-                                     k, &zero, y + r0, CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+                                     k, &beta, y + r0, CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
     if (st != CUBLAS_STATUS_SUCCESS) return blas_fail(d, st, "cublasGemmEx over a dequantised tile");
   }
   return LLMOPS_DRV_OK;
 }
 
-int drv_matmul(llmops_drv* d, int type, const void* w, uint64_t rows, uint64_t cols, const float* x, int t, float* y, const float* bias) {
+int matmul_into(llmops_drv* d, int type, const void* w, uint64_t rows, uint64_t cols, const float* x, int t, float* y, const float* bias,
+                bool accumulate) {
   if (int rc = check_shape(d, type, rows, cols); rc != LLMOPS_DRV_OK) return rc;
   if (t < 1 || w == nullptr || x == nullptr || y == nullptr) return fail(d, LLMOPS_DRV_EINVAL, "matmul needs weights, input, output and t >= 1");
   DRV_CUDA(d, cudaSetDevice(d->device), "selecting the device");
   const bool quantised = block_weights(type) > 1;
   if (t <= (quantised ? kQuantMatvecTokens : kFloatMatvecTokens)) {
-    DRV_CUDA(d, matvec(type, w, rows, cols, x, t, y, bias, d->stream), "the matrix-vector kernel");
+    DRV_CUDA(d, matvec(type, w, rows, cols, x, t, y, bias, accumulate, d->stream), "the matrix-vector kernel");
     return LLMOPS_DRV_OK;
   }
-  if (int rc = gemm_many(d, type, w, rows, cols, x, t, y); rc != LLMOPS_DRV_OK) return rc;
+  if (int rc = gemm_many(d, type, w, rows, cols, x, t, y, accumulate); rc != LLMOPS_DRV_OK) return rc;
   if (bias != nullptr) DRV_CUDA(d, add_bias(y, bias, t, rows, d->stream), "adding the bias");
   return LLMOPS_DRV_OK;
+}
+
+int drv_matmul(llmops_drv* d, int type, const void* w, uint64_t rows, uint64_t cols, const float* x, int t, float* y, const float* bias) {
+  return matmul_into(d, type, w, rows, cols, x, t, y, bias, false);
+}
+
+int drv_matmul_add(llmops_drv* d, int type, const void* w, uint64_t rows, uint64_t cols, const float* x, int t, float* y, const float* bias) {
+  return matmul_into(d, type, w, rows, cols, x, t, y, bias, true);
 }
 
 int drv_get_rows(llmops_drv* d, int type, const void* table, uint64_t cols, const int32_t* ids, int t, float* out) {
@@ -309,6 +321,7 @@ int check_attn(llmops_drv* d, int t, const llmops_drv_attn_shape* s) {
     return fail(d, LLMOPS_DRV_EINVAL, "attention needs t >= 1 and heads that group evenly");
   }
   if (s->head_dim > 256) return fail(d, LLMOPS_DRV_EUNSUPPORTED, "head_dim " + std::to_string(s->head_dim) + " is past the kernel's 256");
+  if (s->max_positions < 1) return fail(d, LLMOPS_DRV_EINVAL, "attention needs max_positions, a bound on every token's position + 1");
   return LLMOPS_DRV_OK;
 }
 
@@ -320,7 +333,11 @@ int drv_kv_store(llmops_drv* d, const float* k, const float* v, int t, const llm
 
 int drv_attention(llmops_drv* d, const float* q, float* out, int t, const llmops_drv_kv_ref* refs, const llmops_drv_attn_shape* shape) {
   if (int rc = check_attn(d, t, shape); rc != LLMOPS_DRV_OK) return rc;
-  DRV_CUDA(d, attention(q, out, t, refs, *shape, d->stream), "the attention kernel");
+  const int splits = attention_splits(t, *shape, d->multiprocessors);
+  if (const uint64_t bytes = attention_scratch_bytes(t, *shape, splits); bytes > 0) {
+    if (int rc = ensure_scratch(d, bytes); rc != LLMOPS_DRV_OK) return rc;
+  }
+  DRV_CUDA(d, attention(q, out, t, refs, *shape, splits, static_cast<float*>(d->scratch), d->stream), "the attention kernel");
   return LLMOPS_DRV_OK;
 }
 
@@ -398,6 +415,7 @@ const llmops_driver_api kApi = {
     drv_capture_end,
     drv_graph_launch,
     drv_graph_destroy,
+    drv_matmul_add,
 };
 
 }  // namespace

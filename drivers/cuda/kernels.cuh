@@ -9,9 +9,10 @@
 
 namespace llmops::cuda {
 
-// y[t][rows] = x[t][cols] · Wᵀ (+ bias) for few tokens: dequantised in registers, one warp per row.
+// y[t][rows] = x[t][cols] · Wᵀ (+ bias) for few tokens, dequantised in registers; accumulate
+// adds to y instead (the residual stream).
 cudaError_t matvec(int type, const void* w, uint64_t rows, uint64_t cols, const float* x, int t, float* y, const float* bias,
-                   cudaStream_t s);
+                   bool accumulate, cudaStream_t s);
 // Rows [row0, row0 + n) of W widened to half (for cuBLAS over many tokens).
 cudaError_t dequantize_half(int type, const void* w, uint64_t cols, uint64_t row0, uint64_t n, void* out_half, cudaStream_t s);
 // n floats to half or bfloat16.
@@ -28,8 +29,14 @@ cudaError_t gelu(float* x, uint64_t n, cudaStream_t s);
 cudaError_t add(float* acc, const float* x, uint64_t n, cudaStream_t s);
 cudaError_t kv_store(const float* k, const float* v, int t, const llmops_drv_kv_ref* refs, const llmops_drv_attn_shape& shape,
                      cudaStream_t s);
-cudaError_t attention(const float* q, float* out, int t, const llmops_drv_kv_ref* refs, const llmops_drv_attn_shape& shape,
-                      cudaStream_t s);
+// shape.max_positions bounds every token's pos + 1 and picks the kernel (scores in shared
+// memory when they fit, else the online softmax, which needs no room per position). With few
+// heads × tokens the positions split over `splits` blocks per head (attention_splits), whose
+// partial results (attention_scratch_bytes of device memory) one more kernel combines.
+int attention_splits(int t, const llmops_drv_attn_shape& shape, int multiprocessors);
+uint64_t attention_scratch_bytes(int t, const llmops_drv_attn_shape& shape, int splits);
+cudaError_t attention(const float* q, float* out, int t, const llmops_drv_kv_ref* refs, const llmops_drv_attn_shape& shape, int splits,
+                      float* partials, cudaStream_t s);
 cudaError_t argmax(const float* logits, int t, int n, int32_t* ids, cudaStream_t s);
 
 }  // namespace llmops::cuda

@@ -8,7 +8,6 @@ namespace llmops::cuda {
 namespace {
 
 constexpr int kMatvecThreads = 128;  // one block per output row; each thread takes every 128th unit
-constexpr int kTileTokens = 8;       // tokens one launch carries; more tokens take more launches
 
 __device__ inline float warp_sum(float v) {
 #pragma unroll
@@ -19,7 +18,7 @@ __device__ inline float warp_sum(float v) {
 template <int TYPE, int NT>
 __global__ void __launch_bounds__(kMatvecThreads) matvec_kernel(const uint8_t* __restrict__ w, uint64_t row_bytes, int cols,
                                                                  const float* __restrict__ x, int t, float* __restrict__ y,
-                                                                 uint64_t rows, const float* __restrict__ bias) {
+                                                                 uint64_t rows, const float* __restrict__ bias, bool accumulate) {
   __shared__ float partial[kMatvecThreads / 32][NT];
   const uint64_t row = blockIdx.x;
   const uint8_t* r = w + row * row_bytes;
@@ -62,29 +61,167 @@ __global__ void __launch_bounds__(kMatvecThreads) matvec_kernel(const uint8_t* _
 #pragma unroll
     for (int wi = 0; wi < kMatvecThreads / 32; ++wi) sum += partial[wi][threadIdx.x];
     if (bias != nullptr) sum += bias[row];
-    y[static_cast<uint64_t>(threadIdx.x) * rows + row] = sum;
+    float* out = y + static_cast<uint64_t>(threadIdx.x) * rows + row;
+    *out = accumulate ? *out + sum : sum;
+  }
+}
+
+// Decode (one or two tokens), rows of whole 8-weight groups: a warp per row, each lane taking
+// 8 consecutive weights of every 256, so the warp's loads are coalesced; up to 16 groups per
+// lane are loaded (as raw bits) before any is decoded, so many loads are in flight; the activations
+// come through L1 (the block's 8 rows read the same ones). No shared memory, no barriers.
+constexpr int kWideRows = 8;  // rows (warps) per block
+
+template <int TYPE, int NT>
+__global__ void __launch_bounds__(kWideRows * 32) matvec_decode_kernel(const uint8_t* __restrict__ w, uint64_t row_bytes, int cols,
+                                                                        const float* __restrict__ x, int t, float* __restrict__ y,
+                                                                        uint64_t rows, const float* __restrict__ bias, bool accumulate) {
+  constexpr int U = groups_in_flight<TYPE>();
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const uint64_t row = blockIdx.x * static_cast<uint64_t>(kWideRows) + warp;
+  if (row >= rows) return;
+  const uint8_t* r = w + row * row_bytes;
+  const int groups = cols / 8;
+  float acc[NT];
+#pragma unroll
+  for (int i = 0; i < NT; ++i) acc[i] = 0.0f;
+  for (int g0 = lane; g0 < groups; g0 += 32 * U) {
+    Raw8<TYPE> raw[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      if (g0 + 32 * u < groups) raw[u].load(r, g0 + 32 * u);
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int g = g0 + 32 * u;
+      if (g >= groups) break;
+      float wv[8];
+      raw[u].decode(wv);
+#pragma unroll
+      for (int tok = 0; tok < NT; ++tok) {
+        if (tok >= t) break;
+        const float4* xv = reinterpret_cast<const float4*>(x + static_cast<uint64_t>(tok) * cols + 8 * g);
+        const float4 a = __ldg(xv), b = __ldg(xv + 1);
+        acc[tok] += wv[0] * a.x + wv[1] * a.y + wv[2] * a.z + wv[3] * a.w + wv[4] * b.x + wv[5] * b.y + wv[6] * b.z + wv[7] * b.w;
+      }
+    }
+  }
+#pragma unroll
+  for (int tok = 0; tok < NT; ++tok) {
+    const float v = warp_sum(acc[tok]);
+    if (lane == 0 && tok < t) {
+      float* out = y + static_cast<uint64_t>(tok) * rows + row;
+      *out = (accumulate ? *out : 0.0f) + v + (bias != nullptr ? bias[row] : 0.0f);
+    }
+  }
+}
+
+// A few tokens (3 to 8): a block of 8 warps takes 8·RW rows, RW per warp; the tokens' activations
+// for a chunk of columns are staged once in shared memory for all of them (instead of each row
+// reading them again from L2), so the staging costs 1/(8·RW) of a read of x per row.
+template <int TYPE, int NT, int RW>
+__global__ void __launch_bounds__(kWideRows * 32) matvec_wide_kernel(const uint8_t* __restrict__ w, uint64_t row_bytes, int cols,
+                                                                      const float* __restrict__ x, int t, float* __restrict__ y,
+                                                                      uint64_t rows, const float* __restrict__ bias, bool accumulate) {
+  constexpr int C = 1024;  // columns per chunk: NT × C floats of shared memory, at most 32 KB
+  constexpr int G = C / 256;                // 8-weight groups per lane per chunk
+  __shared__ __align__(16) float xs[NT * C];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const uint64_t row0 = (blockIdx.x * static_cast<uint64_t>(kWideRows) + warp) * RW;
+  float acc[RW][NT];
+#pragma unroll
+  for (int rr = 0; rr < RW; ++rr) {
+#pragma unroll
+    for (int i = 0; i < NT; ++i) acc[rr][i] = 0.0f;
+  }
+  for (int c0 = 0; c0 < cols; c0 += C) {
+    const int groups = min(C, cols - c0) / 8;
+    for (int i = threadIdx.x; i < NT * C / 4; i += kWideRows * 32) {
+      const int tok = i / (C / 4), c4 = i % (C / 4);
+      float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      if (tok < t && 4 * c4 < 8 * groups) v = *reinterpret_cast<const float4*>(x + static_cast<uint64_t>(tok) * cols + c0 + 4 * c4);
+      reinterpret_cast<float4*>(xs)[i] = v;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int rr = 0; rr < RW; ++rr) {
+      if (row0 + rr >= rows) break;
+      const uint8_t* r = w + (row0 + rr) * row_bytes;
+      float wv[G][8];
+#pragma unroll
+      for (int i = 0; i < G; ++i) {
+        if (lane + 32 * i < groups) load8<TYPE>(r, c0 / 8 + lane + 32 * i, wv[i]);
+      }
+#pragma unroll
+      for (int i = 0; i < G; ++i) {
+        const int g = lane + 32 * i;
+        if (g >= groups) break;
+#pragma unroll
+        for (int tok = 0; tok < NT; ++tok) {
+          const float4* xv = reinterpret_cast<const float4*>(xs + tok * C + 8 * g);
+          const float4 a = xv[0], b = xv[1];
+          acc[rr][tok] += wv[i][0] * a.x + wv[i][1] * a.y + wv[i][2] * a.z + wv[i][3] * a.w + wv[i][4] * b.x + wv[i][5] * b.y +
+                          wv[i][6] * b.z + wv[i][7] * b.w;
+        }
+      }
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int rr = 0; rr < RW; ++rr) {
+    if (row0 + rr >= rows) break;
+#pragma unroll
+    for (int tok = 0; tok < NT; ++tok) {
+      const float v = warp_sum(acc[rr][tok]);
+      if (lane == 0 && tok < t) {
+        float* out = y + static_cast<uint64_t>(tok) * rows + row0 + rr;
+        *out = (accumulate ? *out : 0.0f) + v + (bias != nullptr ? bias[row0 + rr] : 0.0f);
+      }
+    }
+  }
+}
+
+template <int TYPE, int NT>
+void launch_matvec(const uint8_t* wb, uint64_t rb, int c, const float* xt, int n, float* yt, uint64_t rows, const float* bias, bool acc,
+                   cudaStream_t s) {
+  if constexpr (NT <= 2) {
+    if (c % 8 == 0) {
+      const unsigned blocks = static_cast<unsigned>((rows + kWideRows - 1) / kWideRows);
+      matvec_decode_kernel<TYPE, NT><<<blocks, kWideRows * 32, 0, s>>>(wb, rb, c, xt, n, yt, rows, bias, acc);
+      return;
+    }
+  } else {
+    if (c % 8 == 0) {
+      constexpr int RW = NT <= 4 ? 8 : 4;  // rows per warp: RW × NT accumulators per lane
+      const unsigned blocks = static_cast<unsigned>((rows + kWideRows * RW - 1) / (kWideRows * RW));
+      matvec_wide_kernel<TYPE, NT, RW><<<blocks, kWideRows * 32, 0, s>>>(wb, rb, c, xt, n, yt, rows, bias, acc);
+      return;
+    }
+  }
+  {  // float rows that are not whole groups of 8 (small models): the unit form reads within cols
+    matvec_kernel<TYPE, NT><<<static_cast<unsigned>(rows), kMatvecThreads, 0, s>>>(wb, rb, c, xt, n, yt, rows, bias, acc);
   }
 }
 
 template <int TYPE>
-cudaError_t matvec_typed(const void* w, uint64_t rows, uint64_t cols, const float* x, int t, float* y, const float* bias,
+cudaError_t matvec_typed(const void* w, uint64_t rows, uint64_t cols, const float* x, int t, float* y, const float* bias, bool acc,
                          cudaStream_t s) {
   const uint64_t rb = row_bytes(TYPE, cols);
   const auto* wb = static_cast<const uint8_t*>(w);
-  for (int done = 0; done < t; done += kTileTokens) {
-    const int n = t - done < kTileTokens ? t - done : kTileTokens;
+  const int c = static_cast<int>(cols);
+  const int tile = 8;  // tokens per launch
+  for (int done = 0; done < t; done += tile) {
+    const int n = t - done < tile ? t - done : tile;
     const float* xt = x + static_cast<uint64_t>(done) * cols;
     float* yt = y + static_cast<uint64_t>(done) * rows;
-    const dim3 grid(static_cast<unsigned>(rows));
-    const int c = static_cast<int>(cols);
     if (n == 1) {
-      matvec_kernel<TYPE, 1><<<grid, kMatvecThreads, 0, s>>>(wb, rb, c, xt, n, yt, rows, bias);
+      launch_matvec<TYPE, 1>(wb, rb, c, xt, n, yt, rows, bias, acc, s);
     } else if (n == 2) {
-      matvec_kernel<TYPE, 2><<<grid, kMatvecThreads, 0, s>>>(wb, rb, c, xt, n, yt, rows, bias);
+      launch_matvec<TYPE, 2>(wb, rb, c, xt, n, yt, rows, bias, acc, s);
     } else if (n <= 4) {
-      matvec_kernel<TYPE, 4><<<grid, kMatvecThreads, 0, s>>>(wb, rb, c, xt, n, yt, rows, bias);
+      launch_matvec<TYPE, 4>(wb, rb, c, xt, n, yt, rows, bias, acc, s);
     } else {
-      matvec_kernel<TYPE, 8><<<grid, kMatvecThreads, 0, s>>>(wb, rb, c, xt, n, yt, rows, bias);
+      launch_matvec<TYPE, 8>(wb, rb, c, xt, n, yt, rows, bias, acc, s);
     }
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
@@ -92,21 +229,22 @@ cudaError_t matvec_typed(const void* w, uint64_t rows, uint64_t cols, const floa
   return cudaSuccess;
 }
 
+// One thread per 8-weight group, writing its 8 halves as one 16-byte store: the warp's loads
+// and stores are both contiguous.
 template <int TYPE>
 __global__ void dequantize_half_kernel(const uint8_t* __restrict__ w, uint64_t row_bytes, int cols, uint64_t row0, uint64_t n,
                                        __half* __restrict__ out) {
-  const int units = (cols + 31) / 32;
+  const int groups = cols / 8;
   const uint64_t item = blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x;
-  if (item >= n * units) return;
-  const uint64_t row = item / units;
-  const int u = static_cast<int>(item % units);
-  float wv[32];
-  load_unit<TYPE>(w + (row0 + row) * row_bytes, u, cols, wv);
-  __half* o = out + row * cols + 32 * u;
+  if (item >= n * groups) return;
+  const uint64_t row = item / groups;
+  const int g = static_cast<int>(item % groups);
+  float wv[8];
+  load8<TYPE>(w + (row0 + row) * row_bytes, g, wv);
+  __align__(16) __half h[8];
 #pragma unroll
-  for (int i = 0; i < 32; ++i) {
-    if (32 * u + i < cols) o[i] = __float2half(wv[i]);
-  }
+  for (int i = 0; i < 8; ++i) h[i] = __float2half(wv[i]);
+  *reinterpret_cast<uint4*>(out + row * cols + 8 * g) = *reinterpret_cast<const uint4*>(h);
 }
 
 __global__ void to_half_kernel(const float* __restrict__ x, uint64_t n, void* out, bool bf16) {
@@ -183,21 +321,21 @@ unsigned blocks_for(uint64_t n, unsigned threads) { return static_cast<unsigned>
 }  // namespace
 
 cudaError_t matvec(int type, const void* w, uint64_t rows, uint64_t cols, const float* x, int t, float* y, const float* bias,
-                   cudaStream_t s) {
+                   bool accumulate, cudaStream_t s) {
   switch (type) {
-    case LLMOPS_DT_F32: return matvec_typed<LLMOPS_DT_F32>(w, rows, cols, x, t, y, bias, s);
-    case LLMOPS_DT_F16: return matvec_typed<LLMOPS_DT_F16>(w, rows, cols, x, t, y, bias, s);
-    case LLMOPS_DT_BF16: return matvec_typed<LLMOPS_DT_BF16>(w, rows, cols, x, t, y, bias, s);
-    case LLMOPS_DT_Q8_0: return matvec_typed<LLMOPS_DT_Q8_0>(w, rows, cols, x, t, y, bias, s);
-    case LLMOPS_DT_Q4_0: return matvec_typed<LLMOPS_DT_Q4_0>(w, rows, cols, x, t, y, bias, s);
-    case LLMOPS_DT_Q4_K: return matvec_typed<LLMOPS_DT_Q4_K>(w, rows, cols, x, t, y, bias, s);
-    case LLMOPS_DT_Q6_K: return matvec_typed<LLMOPS_DT_Q6_K>(w, rows, cols, x, t, y, bias, s);
+    case LLMOPS_DT_F32: return matvec_typed<LLMOPS_DT_F32>(w, rows, cols, x, t, y, bias, accumulate, s);
+    case LLMOPS_DT_F16: return matvec_typed<LLMOPS_DT_F16>(w, rows, cols, x, t, y, bias, accumulate, s);
+    case LLMOPS_DT_BF16: return matvec_typed<LLMOPS_DT_BF16>(w, rows, cols, x, t, y, bias, accumulate, s);
+    case LLMOPS_DT_Q8_0: return matvec_typed<LLMOPS_DT_Q8_0>(w, rows, cols, x, t, y, bias, accumulate, s);
+    case LLMOPS_DT_Q4_0: return matvec_typed<LLMOPS_DT_Q4_0>(w, rows, cols, x, t, y, bias, accumulate, s);
+    case LLMOPS_DT_Q4_K: return matvec_typed<LLMOPS_DT_Q4_K>(w, rows, cols, x, t, y, bias, accumulate, s);
+    case LLMOPS_DT_Q6_K: return matvec_typed<LLMOPS_DT_Q6_K>(w, rows, cols, x, t, y, bias, accumulate, s);
   }
   return cudaErrorInvalidValue;
 }
 
 cudaError_t dequantize_half(int type, const void* w, uint64_t cols, uint64_t row0, uint64_t n, void* out_half, cudaStream_t s) {
-  const uint64_t items = n * ((cols + 31) / 32);
+  const uint64_t items = n * (cols / 8);  // quantised rows are whole blocks, so whole groups of 8
   const unsigned threads = 256, grid = blocks_for(items, threads);
   const auto* wb = static_cast<const uint8_t*>(w);
   const uint64_t rb = row_bytes(type, cols);

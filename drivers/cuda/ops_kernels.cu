@@ -3,6 +3,8 @@
 // (engine/model/model.cpp) so that the parity tests can hold them to tight bounds.
 #include <math.h>
 
+#include <algorithm>
+
 #include "kernels.cuh"
 
 namespace llmops::cuda {
@@ -166,6 +168,101 @@ __global__ void __launch_bounds__(kAttnWarps * 32) attention_kernel(const float*
   }
 }
 
+// The same attention with the scores in shared memory, for contexts that fit there: a thread
+// per position computes its score (the key row read with 16-byte loads, the query broadcast
+// from shared memory), one block reduction gives the softmax, then threads over (position
+// group, dimension) sum the values, coalesced. No dependent chain runs per position, so the
+// loads of many positions are in flight at once (the online kernel above waits on each).
+// With splits > 1 (few heads × tokens to fill the GPU), block z takes one slice of the
+// positions and leaves its maximum, sum and unnormalised output in partials for combine.
+constexpr int kScoreThreads = 256;
+
+__global__ void __launch_bounds__(kScoreThreads) attention_scores_kernel(const float* __restrict__ q, float* __restrict__ out,
+                                                                         const llmops_drv_kv_ref* refs, int n_heads, int n_kv_heads,
+                                                                         int head_dim, int layer, float scale, int capacity, int splits,
+                                                                         float* __restrict__ partials) {
+  extern __shared__ __align__(16) float score_shared[];  // query (head_dim), scores (a slice), partials (groups × head_dim)
+  __shared__ float reduce[32];
+  const int h = blockIdx.x, tok = blockIdx.y, split = blockIdx.z;
+  const llmops_drv_kv_ref r = refs[tok];
+  const int n = r.pos + 1, groups = kScoreThreads / head_dim;
+  if (n > capacity) return;  // the caller's bound was wrong: the output stays unwritten (tests poison it)
+  const int slice = (n + splits - 1) / splits, begin = min(n, split * slice), end = min(n, begin + slice);
+  float* qs = score_shared;
+  float* scores = score_shared + head_dim;
+  float* part = scores + ((slice + 3) & ~3);
+  const uint64_t base = head_offset(r, layer, n_kv_heads, h / (n_heads / n_kv_heads), head_dim);
+  const float* keys = r.k + base;
+  const float* values = r.v + base;
+  const float* qh = q + (static_cast<uint64_t>(tok) * n_heads + h) * head_dim;
+  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) qs[d] = qh[d];
+  __syncthreads();
+  float local_max = -INFINITY;
+  for (int p = begin + threadIdx.x; p < end; p += blockDim.x) {
+    const float4* kp = reinterpret_cast<const float4*>(keys + static_cast<uint64_t>(p) * head_dim);
+    const float4* q4 = reinterpret_cast<const float4*>(qs);
+    float s = 0.0f;
+    for (int d = 0; d < head_dim / 4; ++d) {
+      const float4 k = kp[d], qq = q4[d];
+      s += qq.x * k.x + qq.y * k.y + qq.z * k.z + qq.w * k.w;
+    }
+    s *= scale;
+    scores[p - begin] = s;
+    local_max = fmaxf(local_max, s);
+  }
+  // Block maximum, then the exponentials and their sum.
+  float m = local_max;
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
+  if ((threadIdx.x & 31) == 0) reduce[threadIdx.x / 32] = m;
+  __syncthreads();
+  m = -INFINITY;
+  for (int i = 0; i < kScoreThreads / 32; ++i) m = fmaxf(m, reduce[i]);
+  float local_sum = 0.0f;
+  for (int p = begin + threadIdx.x; p < end; p += blockDim.x) {
+    const float e = expf(scores[p - begin] - m);
+    scores[p - begin] = e;
+    local_sum += e;
+  }
+  const float total = block_sum(local_sum, reduce);  // its barriers also publish the scores
+  const int d = threadIdx.x % head_dim, g = threadIdx.x / head_dim;
+  if (g < groups) {
+    float o = 0.0f;
+    for (int p = begin + g; p < end; p += groups) o += scores[p - begin] * values[static_cast<uint64_t>(p) * head_dim + d];
+    part[g * head_dim + d] = o;
+  }
+  __syncthreads();
+  if (threadIdx.x < head_dim) {
+    float o = 0.0f;
+    for (int i = 0; i < groups; ++i) o += part[i * head_dim + threadIdx.x];
+    if (splits == 1) {
+      out[(static_cast<uint64_t>(tok) * n_heads + h) * head_dim + threadIdx.x] = o / total;
+    } else {
+      float* slot = partials + ((static_cast<uint64_t>(tok) * n_heads + h) * splits + split) * (head_dim + 2);
+      slot[2 + threadIdx.x] = o;
+      if (threadIdx.x == 0) slot[0] = m, slot[1] = total;  // an empty slice leaves m = -inf, total = 0
+    }
+  }
+}
+
+__global__ void attention_combine_kernel(const float* __restrict__ partials, float* __restrict__ out, int n_heads, int head_dim, int splits) {
+  const int h = blockIdx.x, tok = blockIdx.y;
+  const float* slots = partials + (static_cast<uint64_t>(tok) * n_heads + h) * splits * (head_dim + 2);
+  float top = -INFINITY;
+  for (int s = 0; s < splits; ++s) top = fmaxf(top, slots[s * (head_dim + 2)]);
+  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+    float total = 0.0f, o = 0.0f;
+    for (int s = 0; s < splits; ++s) {
+      const float* slot = slots + s * (head_dim + 2);
+      if (slot[0] == -INFINITY) continue;
+      const float f = expf(slot[0] - top);
+      total += slot[1] * f;
+      o += slot[2 + d] * f;
+    }
+    out[(static_cast<uint64_t>(tok) * n_heads + h) * head_dim + d] = o / total;
+  }
+}
+
 // The first largest value of each row (the CPU sampler's tie rule).
 __global__ void argmax_kernel(const float* logits, int n, int32_t* ids) {
   __shared__ float best_v[256];
@@ -225,8 +322,34 @@ cudaError_t kv_store(const float* k, const float* v, int t, const llmops_drv_kv_
   return cudaGetLastError();
 }
 
-cudaError_t attention(const float* q, float* out, int t, const llmops_drv_kv_ref* refs, const llmops_drv_attn_shape& shape,
-                      cudaStream_t s) {
+int attention_splits(int t, const llmops_drv_attn_shape& shape, int multiprocessors) {
+  const int blocks = shape.n_heads * t;
+  if (shape.head_dim % 4 != 0 || blocks >= 2 * multiprocessors) return 1;
+  // Enough slices to give every multiprocessor two blocks, none shorter than 128 positions.
+  const int want = (2 * multiprocessors + blocks - 1) / blocks, most = (shape.max_positions + 127) / 128;
+  return std::max(1, std::min(want, most));
+}
+
+uint64_t attention_scratch_bytes(int t, const llmops_drv_attn_shape& shape, int splits) {
+  return splits <= 1 ? 0 : static_cast<uint64_t>(t) * shape.n_heads * splits * (shape.head_dim + 2) * sizeof(float);
+}
+
+cudaError_t attention(const float* q, float* out, int t, const llmops_drv_kv_ref* refs, const llmops_drv_attn_shape& shape, int splits,
+                      float* partials, cudaStream_t s) {
+  const int capacity = shape.max_positions;
+  const int slice = (capacity + splits - 1) / splits;
+  // Scores in shared memory when a slice fits in 48 KB with the query and the partial outputs.
+  const size_t score_bytes = (static_cast<size_t>(shape.head_dim) + ((slice + 3) & ~3) + kScoreThreads) * sizeof(float);
+  if (shape.head_dim % 4 == 0 && shape.head_dim <= kScoreThreads && score_bytes <= 48 * 1024) {
+    const dim3 grid(static_cast<unsigned>(shape.n_heads), static_cast<unsigned>(t), static_cast<unsigned>(splits));
+    attention_scores_kernel<<<grid, kScoreThreads, score_bytes, s>>>(q, out, refs, shape.n_heads, shape.n_kv_heads, shape.head_dim,
+                                                                      shape.layer, shape.scale, capacity, splits, partials);
+    if (splits > 1) {
+      attention_combine_kernel<<<dim3(static_cast<unsigned>(shape.n_heads), static_cast<unsigned>(t)), 128, 0, s>>>(partials, out, shape.n_heads,
+                                                                                                                  shape.head_dim, splits);
+    }
+    return cudaGetLastError();
+  }
   const dim3 grid(static_cast<unsigned>(shape.n_heads), static_cast<unsigned>(t));
   const size_t shared = (static_cast<size_t>(kAttnWarps) * shape.head_dim + 2 * kAttnWarps) * sizeof(float);
   const int per_lane = (shape.head_dim + 31) / 32;

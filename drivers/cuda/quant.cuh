@@ -158,6 +158,109 @@ __device__ inline void load_unit(const uint8_t* row, int u, int cols, float w[32
   }
 }
 
+// Group k of a row: weights 8k..8k+7, into w (the wide kernels' unit: a warp's 32 lanes read
+// 256 consecutive weights, so every load is coalesced across the warp). cols % 8 == 0.
+template <int TYPE>
+__device__ inline void load8(const uint8_t* row, int k, float w[8]) {
+  if constexpr (TYPE == LLMOPS_DT_F32) {
+    const float4* p = reinterpret_cast<const float4*>(row) + 2 * k;
+    const float4 a = p[0], b = p[1];
+    w[0] = a.x, w[1] = a.y, w[2] = a.z, w[3] = a.w, w[4] = b.x, w[5] = b.y, w[6] = b.z, w[7] = b.w;
+  } else if constexpr (TYPE == LLMOPS_DT_F16 || TYPE == LLMOPS_DT_BF16) {
+    const uint4 v = reinterpret_cast<const uint4*>(row)[k];
+    const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const uint16_t lo = static_cast<uint16_t>(words[i] & 0xFFFF), hi = static_cast<uint16_t>(words[i] >> 16);
+      if constexpr (TYPE == LLMOPS_DT_F16) {
+        w[2 * i] = __half2float(__ushort_as_half(lo)), w[2 * i + 1] = __half2float(__ushort_as_half(hi));
+      } else {
+        w[2 * i] = __uint_as_float(static_cast<uint32_t>(lo) << 16), w[2 * i + 1] = __uint_as_float(static_cast<uint32_t>(hi) << 16);
+      }
+    }
+  } else if constexpr (TYPE == LLMOPS_DT_Q8_0) {
+    const uint8_t* b = row + 34 * (k >> 2);
+    const float d = half_at(b);
+    const uint16_t* q = reinterpret_cast<const uint16_t*>(b + 2 + 8 * (k & 3));
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const uint16_t v = q[i];
+      w[2 * i] = d * static_cast<float>(static_cast<int8_t>(v & 0xFF));
+      w[2 * i + 1] = d * static_cast<float>(static_cast<int8_t>(v >> 8));
+    }
+  } else if constexpr (TYPE == LLMOPS_DT_Q4_0) {
+    const uint8_t* b = row + 18 * (k >> 2);
+    const int g = k & 3, shift = (g >> 1) * 4;
+    const float d = half_at(b);
+    const uint16_t* q = reinterpret_cast<const uint16_t*>(b + 2 + 8 * (g & 1));
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const uint16_t v = q[i];
+      w[2 * i] = d * static_cast<float>(((v >> shift) & 0xF) - 8);
+      w[2 * i + 1] = d * static_cast<float>(((v >> (8 + shift)) & 0xF) - 8);
+    }
+  } else if constexpr (TYPE == LLMOPS_DT_Q4_K) {
+    const uint8_t* b = row + 144 * (k >> 5);
+    const int j = (k >> 2) & 7, part = k & 3;
+    int sc, m;
+    q4k_scale_min(j, b + 4, &sc, &m);
+    const float scale = half_at(b) * static_cast<float>(sc), minv = half_at(b + 2) * static_cast<float>(m);
+    const uint2 v = *reinterpret_cast<const uint2*>(b + 16 + 32 * (j >> 1) + 8 * part);
+    const int shift = (j & 1) * 4;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      w[i] = scale * static_cast<float>((v.x >> (8 * i + shift)) & 0xF) - minv;
+      w[4 + i] = scale * static_cast<float>((v.y >> (8 * i + shift)) & 0xF) - minv;
+    }
+  } else if constexpr (TYPE == LLMOPS_DT_Q6_K) {
+    const uint8_t* b = row + 210 * (k >> 5);
+    const int within = k & 31, half = within >> 4, quarter = (within >> 2) & 3, part = within & 3;
+    const uint16_t* ql = reinterpret_cast<const uint16_t*>(b + 64 * half + (quarter & 1) * 32 + 8 * part);
+    const uint16_t* qh = reinterpret_cast<const uint16_t*>(b + 128 + 32 * half + 8 * part);
+    const float scale = half_at(b + 208) * static_cast<float>(static_cast<int8_t>(b[192 + 8 * half + 2 * quarter + (part >> 1)]));
+    const int low_shift = (quarter >> 1) * 4, high_shift = 2 * quarter;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const uint16_t l = ql[i], hbits = qh[i];
+      w[2 * i] = scale * static_cast<float>((((l >> low_shift) & 0xF) | (((hbits >> high_shift) & 3) << 4)) - 32);
+      w[2 * i + 1] = scale * static_cast<float>((((l >> (8 + low_shift)) & 0xF) | (((hbits >> (8 + high_shift)) & 3) << 4)) - 32);
+    }
+  }
+}
+
+// One 8-weight group as loaded, decoded later: the decode kernel loads several groups per lane
+// before it decodes any. The default holds the decoded weights; F16 keeps its 16 raw bytes.
+template <int TYPE>
+struct Raw8 {
+  float w[8];
+  __device__ void load(const uint8_t* row, int k) { load8<TYPE>(row, k, w); }
+  __device__ void decode(float out[8]) const {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) out[i] = w[i];
+  }
+};
+
+template <>
+struct Raw8<LLMOPS_DT_F16> {
+  uint4 v;
+  __device__ void load(const uint8_t* row, int k) { v = reinterpret_cast<const uint4*>(row)[k]; }
+  __device__ void decode(float out[8]) const {
+    const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      out[2 * i] = __half2float(__ushort_as_half(static_cast<uint16_t>(words[i] & 0xFFFF)));
+      out[2 * i + 1] = __half2float(__ushort_as_half(static_cast<uint16_t>(words[i] >> 16)));
+    }
+  }
+};
+
+// Groups a decode lane loads ahead. Measured on an H200: raw bits for 16 quantised groups ran
+// slower than 4 decoded ones (more registers, fewer warps), 8 raw F16 groups faster than 4.
+template <int TYPE>
+__host__ __device__ constexpr int groups_in_flight() {
+  return TYPE == LLMOPS_DT_F16 ? 8 : 4;
+}
+
 // One weight (embedding lookups and dequantised tiles: not a hot loop).
 __device__ inline float weight_at(int type, const uint8_t* row, int i) {
   switch (type) {

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <map>
+#include <tuple>
 #include <memory>
 #include <vector>
 
@@ -123,8 +124,9 @@ class GpuRunner {
   void drop_graphs();
   // Runs one chunk; leaves the asking rows' logits in logits_ and returns how many asked.
   Result<int> run_chunk(const GpuBatchToken* batch, int t);
-  // The kernels of one chunk of t tokens of which `wanted` ask for logits (what a graph records).
-  Status enqueue(int t, int wanted);
+  // The kernels of one chunk of t tokens of which `wanted` ask for logits, every position under
+  // max_positions (what a graph records).
+  Status enqueue(int t, int wanted, int max_positions);
   Status drv(int rc, const char* what) const { return m_.device().check(rc, what); }
 
   const GpuModel& m_;
@@ -137,9 +139,11 @@ class GpuRunner {
   llmops_drv_kv_ref* refs_ = nullptr;
   std::vector<uint8_t> host_step_;
   std::vector<float> host_logits_;
-  // (t, wanted) shapes seen once (run directly, sizing the driver's scratch) and recorded.
-  std::map<std::pair<int, int>, void*> graphs_;
-  std::map<std::pair<int, int>, int> seen_;
+  // Step shapes (tokens, asking tokens, position bound) seen once (run directly, sizing the
+  // driver's scratch) and recorded.
+  using StepShape = std::tuple<int, int, int>;
+  std::map<StepShape, void*> graphs_;
+  std::map<StepShape, int> seen_;
 };
 
 }  // namespace llmops::engine

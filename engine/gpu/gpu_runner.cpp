@@ -75,7 +75,7 @@ Status GpuRunner::ensure_buffers(int t) {
   return ok_status();
 }
 
-Status GpuRunner::enqueue(int t, int wanted) {
+Status GpuRunner::enqueue(int t, int wanted, int max_positions) {
   const ModelConfig& c = m_.config();
   const llmops_driver_api& api = m_.device().api();
   llmops_drv* h = m_.device().handle();
@@ -89,6 +89,9 @@ Status GpuRunner::enqueue(int t, int wanted) {
   auto matmul = [&](const GpuWeight& w, const float* in, int rows, float* out, const float* bias) {
     return api.matmul(h, w.type, w.data, w.rows, w.cols, in, rows, out, bias);
   };
+  auto residual = [&](const GpuWeight& w, const float* in, const float* bias) {  // x += in · Wᵀ
+    return api.matmul_add(h, w.type, w.data, w.rows, w.cols, in, t, x, bias);
+  };
 #define GPU_STEP(call, what) LLMOPS_RETURN_IF_ERROR(drv((call), what))
   const GpuWeight& e = m_.token_embedding();
   GPU_STEP(api.get_rows(h, e.type, e.data, dim, ids_, t, x), "looking up embeddings");
@@ -96,7 +99,7 @@ Status GpuRunner::enqueue(int t, int wanted) {
     GPU_STEP(api.get_rows(h, pe.type, pe.data, dim, positions_, t, xb2), "looking up position embeddings");
     GPU_STEP(api.add(h, x, xb2, T * dim), "adding position embeddings");
   }
-  llmops_drv_attn_shape shape{c.n_heads, c.n_kv_heads, c.head_dim, 0, 1.0f / std::sqrt(static_cast<float>(c.head_dim))};
+  llmops_drv_attn_shape shape{c.n_heads, c.n_kv_heads, c.head_dim, 0, 1.0f / std::sqrt(static_cast<float>(c.head_dim)), max_positions};
   for (int l = 0; l < c.n_layers; ++l) {
     const GpuLayer& L = m_.layers()[static_cast<size_t>(l)];
     shape.layer = l;
@@ -111,8 +114,7 @@ Status GpuRunner::enqueue(int t, int wanted) {
     }
     GPU_STEP(api.kv_store(h, k, v, t, refs_, &shape), "storing keys and values");
     GPU_STEP(api.attention(h, q, att, t, refs_, &shape), "attention");
-    GPU_STEP(matmul(L.wo, att, t, xb2, L.bo), "the attention output");
-    GPU_STEP(api.add(h, x, xb2, T * dim), "the residual");
+    GPU_STEP(residual(L.wo, att, L.bo), "the attention output");
     GPU_STEP(norm(L.ffn_norm, L.ffn_norm_b, x, xb, t), "the MLP norm");
     if (L.w_gate.data != nullptr) {
       GPU_STEP(matmul(L.w_gate, xb, t, hb, nullptr), "the gate projection");
@@ -122,8 +124,7 @@ Status GpuRunner::enqueue(int t, int wanted) {
       GPU_STEP(matmul(L.w_up, xb, t, hb, L.b_up), "the up projection");
       GPU_STEP(api.gelu(h, hb, T * hidden), "GELU");
     }
-    GPU_STEP(matmul(L.w_down, hb, t, xb2, L.b_down), "the down projection");
-    GPU_STEP(api.add(h, x, xb2, T * dim), "the residual");
+    GPU_STEP(residual(L.w_down, hb, L.b_down), "the down projection");
   }
   if (wanted == 0) return ok_status();
   // Only the asking rows go through the output norm and the classifier.
@@ -141,8 +142,10 @@ Result<int> GpuRunner::run_chunk(const GpuBatchToken* batch, int t) {
   int32_t* positions = ids + T;
   int32_t* wanted = positions + T;
   auto* refs = reinterpret_cast<llmops_drv_kv_ref*>(host_step_.data() + (reinterpret_cast<uint8_t*>(refs_) - step_.as<uint8_t>()));
-  int n_wanted = 0;
+  int n_wanted = 0, max_positions = 256;
   for (int i = 0; i < t; ++i) {
+    // A power of two over the largest cache: few graph shapes, each valid for any position under it.
+    while (max_positions < batch[i].session->max_positions()) max_positions *= 2;
     const GpuBatchToken& b = batch[i];
     ids[i] = b.token, positions[i] = b.pos;
     refs[i] = llmops_drv_kv_ref{b.session->keys_.as<float>(), b.session->values_.as<float>(), b.pos, b.session->max_positions()};
@@ -151,7 +154,7 @@ Result<int> GpuRunner::run_chunk(const GpuBatchToken* batch, int t) {
   const llmops_driver_api& api = m_.device().api();
   llmops_drv* h = m_.device().handle();
   LLMOPS_RETURN_IF_ERROR(drv(api.upload(h, step_.get(), host_step_.data(), host_step_.size()), "uploading the batch"));
-  const std::pair<int, int> key{t, n_wanted};
+  const StepShape key{t, n_wanted, max_positions};
   if (auto it = graphs_.find(key); it != graphs_.end()) {
     LLMOPS_RETURN_IF_ERROR(drv(api.graph_launch(h, it->second), "replaying a step"));
     return n_wanted;
@@ -160,7 +163,7 @@ Result<int> GpuRunner::run_chunk(const GpuBatchToken* batch, int t) {
   // recorded, then replayed from then on. A capture that fails turns graphs off for good.
   if (graphs_on_ && seen_[key]++ > 0) {
     if (api.capture_begin(h) == LLMOPS_DRV_OK) {
-      Status st = enqueue(t, n_wanted);
+      Status st = enqueue(t, n_wanted, max_positions);
       void* graph = nullptr;
       const int rc = api.capture_end(h, &graph);
       if (st.ok() && rc == LLMOPS_DRV_OK) {
@@ -172,7 +175,7 @@ Result<int> GpuRunner::run_chunk(const GpuBatchToken* batch, int t) {
     }
     graphs_on_ = false;
   }
-  LLMOPS_RETURN_IF_ERROR(enqueue(t, n_wanted));
+  LLMOPS_RETURN_IF_ERROR(enqueue(t, n_wanted, max_positions));
   return n_wanted;
 }
 

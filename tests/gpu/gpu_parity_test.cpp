@@ -74,7 +74,7 @@ TEST_P(GpuMatmul, MatchesTheDequantisedProductInDouble) {
   DeviceBuffer dw = up(dev, w);
   const std::vector<float> bias = randn(rows, 5, 0.1f);
   DeviceBuffer db = up(dev, bias);
-  for (int t : {1, 3, 8, 13, 70}) {
+  for (int t : {1, 2, 3, 8, 13, 32, 70}) {
     for (bool with_bias : {false, true}) {
       const std::vector<float> x = randn(static_cast<size_t>(t) * cols, 100 + static_cast<uint32_t>(t));
       std::vector<double> want(static_cast<size_t>(t) * rows);
@@ -89,9 +89,15 @@ TEST_P(GpuMatmul, MatchesTheDequantisedProductInDouble) {
       ASSERT_EQ(api.matmul(h, static_cast<int>(c.type), dw.get(), rows, cols, dx.as<float>(), t, dy.as<float>(), with_bias ? db.as<float>() : nullptr), 0)
           << api.last_error(h);
       const std::vector<float> got = down(dev, dy, want.size());
-      const bool registers = t <= (ggml_type_info(static_cast<uint32_t>(c.type))->block_elements > 1 ? 64 : 4);
+      // matmul_add on top of the product's own output doubles it.
+      ASSERT_EQ(api.matmul_add(h, static_cast<int>(c.type), dw.get(), rows, cols, dx.as<float>(), t, dy.as<float>(), with_bias ? db.as<float>() : nullptr), 0)
+          << api.last_error(h);
+      std::vector<double> twice(want);
+      for (double& v : twice) v *= 2;
+      const bool registers = t <= 4;  // the driver's threshold for its own kernels
       const double e = nmse(got.data(), want.data(), want.size());
       EXPECT_LT(e, registers ? c.bound_matvec : c.bound_blas) << ggml_type_name(static_cast<uint32_t>(c.type)) << " t=" << t << " bias=" << with_bias;
+      EXPECT_LT(nmse(down(dev, dy, want.size()).data(), twice.data(), twice.size()), registers ? c.bound_matvec : c.bound_blas) << "matmul_add";
       std::printf("  matmul %-5s t=%-3d %s nmse %.2e\n", ggml_type_name(static_cast<uint32_t>(c.type)).c_str(), t, registers ? "regs " : "cublas", e);
     }
   }
@@ -234,7 +240,9 @@ TEST(GpuOps, KvStoreAndAttentionOverGroupedHeads) {
       }
     }
     DeviceBuffer drefs = up(dev, refs), dnk = up(dev, newk), dnv = up(dev, newv);
-    const llmops_drv_attn_shape shape{n_heads, n_kv, head_dim, layer, 1.0f / std::sqrt(static_cast<float>(head_dim))};
+    // A bound of 64 positions takes the shared-memory kernel in one block per head, 20000 the
+    // same split over several blocks (some slices empty) and combined, 200000 the online one.
+    llmops_drv_attn_shape shape{n_heads, n_kv, head_dim, layer, 1.0f / std::sqrt(static_cast<float>(head_dim)), maxp};
     ASSERT_EQ(api.kv_store(h, dnk.as<float>(), dnv.as<float>(), t, drefs.as<llmops_drv_kv_ref>(), &shape), 0) << api.last_error(h);
     for (int s = 0; s < 3; ++s) {
       EXPECT_EQ(down(dev, dk[static_cast<size_t>(s)], cache), k[static_cast<size_t>(s)]) << "keys of sequence " << s;
@@ -264,9 +272,12 @@ TEST(GpuOps, KvStoreAndAttentionOverGroupedHeads) {
         }
       }
     }
-    DeviceBuffer dq = up(dev, q), dout = poisoned(dev, q.size());
-    ASSERT_EQ(api.attention(h, dq.as<float>(), dout.as<float>(), t, drefs.as<llmops_drv_kv_ref>(), &shape), 0) << api.last_error(h);
-    EXPECT_LT(nmse(down(dev, dout, q.size()).data(), want.data(), want.size()), 1e-11) << "head_dim " << head_dim;
+    for (int bound : {maxp, 20000, 200000}) {
+      shape.max_positions = bound;
+      DeviceBuffer dq = up(dev, q), dout = poisoned(dev, q.size());
+      ASSERT_EQ(api.attention(h, dq.as<float>(), dout.as<float>(), t, drefs.as<llmops_drv_kv_ref>(), &shape), 0) << api.last_error(h);
+      EXPECT_LT(nmse(down(dev, dout, q.size()).data(), want.data(), want.size()), 1e-11) << "head_dim " << head_dim << " bound " << bound;
+    }
   }
 }
 
@@ -291,7 +302,7 @@ TEST(GpuOps, BadArgumentsAreErrorsWithWords) {
   DeviceBuffer b = up(dev, std::vector<float>(64));
   EXPECT_EQ(api.matmul(h, LLMOPS_DT_Q4_K, b.get(), 1, 100, b.as<float>(), 1, b.as<float>(), nullptr), LLMOPS_DRV_EINVAL);
   EXPECT_NE(std::string(api.last_error(h)).find("whole blocks"), std::string::npos);
-  const llmops_drv_attn_shape bad{8, 3, 64, 0, 1.0f};
+  const llmops_drv_attn_shape bad{8, 3, 64, 0, 1.0f, 16};
   EXPECT_EQ(api.attention(h, b.as<float>(), b.as<float>(), 1, nullptr, &bad), LLMOPS_DRV_EINVAL);
   auto huge = DeviceBuffer::alloc(dev, 1ull << 50);
   ASSERT_FALSE(huge.ok());

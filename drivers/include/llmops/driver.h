@@ -71,6 +71,10 @@ typedef struct llmops_drv_attn_shape {
   int32_t n_heads, n_kv_heads, head_dim;
   int32_t layer;
   float scale;            /* usually 1/sqrt(head_dim) */
+  /* An upper bound on every token's pos + 1 (e.g. the largest max_positions of the batch's
+   * caches): it picks the kernel and its shared memory, so a recorded graph stays valid for
+   * any positions under it. */
+  int32_t max_positions;
 } llmops_drv_attn_shape;
 
 typedef struct llmops_drv llmops_drv;
@@ -143,6 +147,10 @@ typedef struct llmops_driver_api {
   int (*capture_end)(llmops_drv *d, void **graph);
   int (*graph_launch)(llmops_drv *d, void *graph);
   void (*graph_destroy)(llmops_drv *d, void *graph);
+  /* y[t][rows] += x[t][cols] · Wᵀ (+ bias): matmul adding into the residual stream, one
+   * kernel instead of a product and an add. */
+  int (*matmul_add)(llmops_drv *d, int type, const void *w, uint64_t rows, uint64_t cols, const float *x, int t, float *y,
+                    const float *bias);
 } llmops_driver_api;
 
 typedef const llmops_driver_api *(*llmops_driver_get_api_fn)(void);
