@@ -40,6 +40,22 @@ for stage in data prompts tuning eval registry serving monitor pipelines; do
   test -f "$root/usr/lib/llmops/modules/llmops_$stage.so" || { echo "the .deb lacks the $stage module"; exit 1; }
 done
 ! find "$root" -name '*test*' -o -name '*.a' | grep -q . || { echo "test files or static libraries in the package"; exit 1; }
+! find "$root" -name '*cuda*' | grep -q . || { echo "the base package must carry no CUDA"; find "$root" -name '*cuda*'; exit 1; }
+
+# The CUDA driver ships on its own, where this build made it.
+if [ -f "$build/lib/llmops/drivers/libllmops_cuda.so" ]; then
+  cdeb="$work/out/llmops-cuda_${version}_amd64.deb"
+  crpm="$work/out/llmops-cuda-${version}.x86_64.rpm"
+  test -f "$cdeb" || { echo "missing $cdeb"; ls "$work/out"; exit 1; }
+  test -f "$crpm" || { echo "missing $crpm"; ls "$work/out"; exit 1; }
+  dpkg-deb -I "$cdeb" > "$work/cinfo"
+  grep -q "^ Package: llmops-cuda$" "$work/cinfo"
+  grep -q "^ Depends: llmops (= $version), libcublas-13-0" "$work/cinfo" || { cat "$work/cinfo"; exit 1; }
+  dpkg-deb -c "$cdeb" | grep -q "./usr/lib/llmops/drivers/libllmops_cuda.so$" || { dpkg-deb -c "$cdeb"; exit 1; }
+  [ "$(dpkg-deb -c "$cdeb" | grep -c '^-')" = 1 ] || { echo "llmops-cuda carries more than the driver"; dpkg-deb -c "$cdeb"; exit 1; }
+  rpm -qp --requires "$crpm" 2>/dev/null | grep -q "^llmops = $version" || { rpm -qp --requires "$crpm"; exit 1; }
+  rpm -qlp "$crpm" 2>/dev/null | grep -qx /usr/lib/llmops/drivers/libllmops_cuda.so
+fi
 "$root/usr/bin/llmopsd" --version | grep -q "llmopsd $version"
 "$root/usr/bin/llmopsctl" --version | grep -q "llmopsctl $version"
 "$root/usr/bin/llmopsd" --check-config --config "$root/etc/llmops/llmopsd.conf" --module-dir "$root/usr/lib/llmops/modules" \
@@ -65,4 +81,4 @@ for f in /usr/bin/llmopsd /usr/bin/llmopsctl /usr/lib/llmops/modules/llmops_serv
 done
 rpm -qp --configfiles "$rpm" 2>/dev/null | grep -qx /etc/llmops/llmopsd.conf
 rpm -qp --scripts "$rpm" 2>/dev/null | grep -q "useradd -r -g llmops"
-echo "packages OK: $(basename "$deb") $(basename "$rpm")"
+echo "packages OK: $(ls "$work/out" | grep -E '\.(deb|rpm)$' | tr '\n' ' ')"
