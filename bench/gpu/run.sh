@@ -18,6 +18,7 @@ done
 echo "cuBLAS from: ${CUDA_LIB:-(not found: the driver will not load)}"
 export LD_LIBRARY_PATH="$D/lib:${CUDA_LIB}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 [ -d "$D/shared" ] && export LLMOPS_SHARED_DIR="$D/shared"
+export LLMOPS_INFER="$D/bin/llmops-infer"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv 2>&1 | tee "$OUT/nvidia-smi.txt"
 echo "== parity and model tests"
 timeout 300 "$D/bin/gpu_tests" >"$OUT/gpu_tests.log" 2>&1

@@ -7,12 +7,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "formats/detect.h"
+#include "gpu/gpu_model.h"
 #include "json.h"
 #include "kernels/matmul.h"
 #include "kernels/thread_pool.h"
@@ -28,7 +30,7 @@ namespace {
 
 const char* kUsage =
     "Usage: llmops-infer --model PATH [--tokenizer PATH] [--prompt TEXT] [--max-tokens N]\n"
-    "                    [--temperature T] [--top-p P] [--top-k K] [--seed S] [--threads N] [--json]\n"
+    "                    [--temperature T] [--top-p P] [--top-k K] [--seed S] [--threads N] [--device cpu|cuda] [--json]\n"
     "       llmops-infer --model PATH [--tokenizer PATH] --tokenize-file FILE.inp\n\n"
     "  --model PATH         a GGUF file (llama, mistral, qwen2, gpt2), a Hugging Face directory\n"
     "                       (config.json + safetensors) or a llama2.c checkpoint (.bin)\n"
@@ -39,6 +41,7 @@ const char* kUsage =
     "  --temperature T      0 = greedy (default 0)\n"
     "  --top-p P, --top-k K, --seed S   sampling controls (same seed, same output)\n"
     "  --threads N          threads for the matrix-vector products (default 1)\n"
+    "  --device cpu|cuda    where the model runs (default cpu); cuda needs the llmops-cuda driver and a GPU\n"
     "  --json               print one JSON object: prompt_ids, generated_ids, text, speeds\n"
     "  --prompt-tokens N    cut the tokenized prompt (with BOS) to N tokens (benchmarks)\n"
     "  --ignore-eos         keep generating past the end-of-text token (benchmarks)\n"
@@ -63,7 +66,7 @@ int fail(const std::string& msg) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string model_path, tokenizer_path, prompt, tokenize_file;
+  std::string model_path, tokenizer_path, prompt, tokenize_file, device = "cpu";
   int max_tokens = 64, threads = 1, prompt_tokens = 0, n_top = 0;
   uint64_t kv_budget_mb = 4096;
   std::vector<std::string> stops;
@@ -88,6 +91,7 @@ int main(int argc, char** argv) {
       else if (a == "--top-k") sp.top_k = std::stoi(next());
       else if (a == "--seed") sp.seed = std::stoull(next());
       else if (a == "--threads") threads = std::stoi(next());
+      else if (a == "--device") device = next();
       else if (a == "--prompt-tokens") prompt_tokens = std::stoi(next());
       else if (a == "--json") json = true;
       else if (a == "--ignore-eos") ignore_eos = true;
@@ -104,6 +108,7 @@ int main(int argc, char** argv) {
   if (model_path.empty()) return fail(std::string("--model is required\n") + kUsage);
   if (max_tokens < 0 || max_tokens > 1000000) return fail("--max-tokens must be between 0 and 1000000");
   if (threads < 1 || threads > 512) return fail("--threads must be between 1 and 512");
+  if (device != "cpu" && device != "cuda") return fail("--device must be cpu or cuda");
   if (n_top < 0 || n_top > 20) return fail("--top-logprobs must be between 0 and 20");
 
   auto format = detect_model_format(model_path);
@@ -174,13 +179,41 @@ int main(int argc, char** argv) {
   if (static_cast<int>(ids.size()) > c.seq_len) return fail("the prompt is longer than the model's context of " + std::to_string(c.seq_len));
   ThreadPool pool(threads);
   set_blas_threads(threads);
-  auto made = Session::create(*model, positions, kv_budget_mb << 20, &pool);
-  if (!made.ok()) return fail(made.status().message());
-  Session& session = **made;
+  // Runs n tokens from position `at` and returns the last one's logits, on the chosen device.
+  std::function<Result<const float*>(const int32_t*, int, int)> run_tokens;
+  std::unique_ptr<Session> session;
+  std::unique_ptr<GpuDevice> gpu;
+  std::unique_ptr<GpuModel> gpu_model;
+  std::unique_ptr<GpuSession> gpu_session;
+  std::unique_ptr<GpuRunner> gpu_runner;
+  if (device == "cuda") {
+    auto dev = GpuDevice::open_default();
+    if (!dev.ok()) return fail(dev.status().message());
+    gpu = std::move(*dev);
+    auto up = GpuModel::upload(*gpu, *model);
+    if (!up.ok()) return fail(up.status().message());
+    gpu_model = std::move(*up);
+    auto gs = GpuSession::create(*gpu_model, positions);
+    if (!gs.ok()) return fail(gs.status().message());
+    gpu_session = std::move(*gs);
+    gpu_runner = std::make_unique<GpuRunner>(*gpu_model);
+    run_tokens = [&](const int32_t* tokens, int n, int at) -> Result<const float*> {
+      std::vector<GpuBatchToken> batch;
+      for (int i = 0; i < n; ++i) batch.push_back({gpu_session.get(), tokens[i], at + i, i + 1 == n});
+      return gpu_runner->run(batch.data(), batch.size());
+    };
+  } else {
+    auto made = Session::create(*model, positions, kv_budget_mb << 20, &pool);
+    if (!made.ok()) return fail(made.status().message());
+    session = std::move(*made);
+    run_tokens = [&](const int32_t* tokens, int n, int at) {
+      return n == 1 ? session->forward(tokens[0], at) : session->prefill(tokens, n, at);
+    };
+  }
   Sampler sampler(c.vocab_size, sp);
   std::vector<int32_t> history = ids, generated;
   auto t0 = std::chrono::steady_clock::now();
-  auto prefilled = session.prefill(ids.data(), static_cast<int>(ids.size()), 0);
+  auto prefilled = run_tokens(ids.data(), static_cast<int>(ids.size()), 0);
   if (!prefilled.ok()) return fail(prefilled.status().message());
   const float* logits = *prefilled;
   int pos = static_cast<int>(ids.size());
@@ -217,7 +250,7 @@ int main(int argc, char** argv) {
     }
     if (stop_at != std::string::npos) break;
     if (pos >= positions) break;
-    auto r = session.forward(next, pos++);
+    auto r = run_tokens(&next, 1, pos++);
     if (!r.ok()) return fail(r.status().message());
     logits = *r;
   }
@@ -231,7 +264,7 @@ int main(int argc, char** argv) {
     const uint64_t per_token = model->bytes_per_token();
     Json out = {{"prompt_ids", ids}, {"generated_ids", generated}, {"text", text},
                 {"prefill_tokens_per_s", prefill_tps}, {"decode_tokens_per_s", decode_tps},
-                {"weight_bytes_per_token", per_token}, {"threads", threads}, {"isa", isa_name(best_isa())},
+                {"weight_bytes_per_token", per_token}, {"threads", threads}, {"isa", isa_name(best_isa())}, {"device", device},
                 {"finish_reason", finish_reason}, {"weight_bytes", model->weight_bytes()},
                 {"kv_cache_bytes", Session::kv_cache_bytes(c, positions)}, {"peak_rss_bytes", peak_rss_bytes()}};
     if (n_top > 0) out["logprobs"] = logprobs;

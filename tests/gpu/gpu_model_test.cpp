@@ -3,6 +3,7 @@
 // sequence at a time, graph replay equals direct launches, and bad input is refused.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -197,6 +198,38 @@ TEST(GpuRunnerTest, BadTokensAndPositionsAreRefusedAndChangeNothing) {
   auto too_big = GpuSession::create(**gm, 1 << 30);
   ASSERT_FALSE(too_big.ok());
   EXPECT_EQ(too_big.status().code(), Code::kResourceExhausted) << too_big.status().message();
+}
+
+// The tool a user reaches first: `llmops-infer --device cuda` gives stories260K's reference
+// tokens on a GPU, and where there is none it fails saying why (it never falls back silently).
+TEST(GpuInferTool, RunsOnTheGpuOrSaysWhy) {
+  const std::string dir = shared_dir() + "/models/stories260K/";
+  if (!std::filesystem::exists(dir + "reference_greedy.txt")) GTEST_SKIP() << "../shared is absent (" << dir << " not found)";
+  const char* env = std::getenv("LLMOPS_INFER");
+  const std::string infer = env != nullptr ? env : LLMOPS_INFER_PATH;
+  const std::string cmd = infer + " --model " + dir + "stories260K.gguf --prompt 'Once upon a time' --max-tokens 60 --ignore-eos --json --device cuda 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  const int status = pclose(p);
+  if (holder().dev == nullptr) {
+    EXPECT_NE(status, 0) << out;
+    EXPECT_TRUE(out.find("no usable device") != std::string::npos || out.find("no CUDA driver") != std::string::npos) << out;
+    return;
+  }
+  ASSERT_EQ(status, 0) << out;
+  std::ifstream in(dir + "reference_greedy.txt");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const auto want = ::llmops::test::ints_after(ss.str(), "B generated (60): ");
+  const size_t at = out.find("\"generated_ids\":[");
+  ASSERT_NE(at, std::string::npos) << out;
+  std::string ids = out.substr(at + 17, out.find(']', at) - at - 17);
+  std::replace(ids.begin(), ids.end(), ',', ' ');
+  EXPECT_EQ(::llmops::test::ints_after("ids: " + ids, "ids: "), want) << out;
+  EXPECT_NE(out.find("\"device\":\"cuda\""), std::string::npos) << out;
 }
 
 TEST(GpuModelTest, RandomModelsOfRealShapesRun) {
