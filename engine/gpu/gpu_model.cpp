@@ -1,5 +1,6 @@
 #include "gpu/gpu_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -171,6 +172,27 @@ Result<std::unique_ptr<GpuSession>> GpuSession::create(const GpuModel& model, in
   LLMOPS_ASSIGN_OR_RETURN(s->keys_, DeviceBuffer::alloc(model.device(), bytes));
   LLMOPS_ASSIGN_OR_RETURN(s->values_, DeviceBuffer::alloc(model.device(), bytes));
   return s;
+}
+
+Result<int> GpuSession::copy_prefix(const GpuSession& other, int n) {
+  if (&other.m_ != &m_) return invalid_argument("a prefix can only come from a session of the same model");
+  n = std::max(0, std::min({n, other.length_, max_positions_}));
+  const ModelConfig& c = m_.config();
+  const uint64_t row = static_cast<uint64_t>(c.head_dim) * sizeof(float);
+  GpuDevice& dev = m_.device();
+  // One copy per layer and head: the caches are head-major, so a head's first n positions are contiguous.
+  for (int l = 0; l < c.n_layers && n > 0; ++l) {
+    for (int h = 0; h < c.n_kv_heads; ++h) {
+      const uint64_t head = static_cast<uint64_t>(l) * c.n_kv_heads + static_cast<uint64_t>(h);
+      for (const auto& [dst, src] : {std::pair{&keys_, &other.keys_}, std::pair{&values_, &other.values_}}) {
+        void* to = dst->as<uint8_t>() + head * static_cast<uint64_t>(max_positions_) * row;
+        const void* from = src->as<uint8_t>() + head * static_cast<uint64_t>(other.max_positions_) * row;
+        LLMOPS_RETURN_IF_ERROR(dev.check(dev.api().copy(dev.handle(), to, from, static_cast<uint64_t>(n) * row), "copying a cached prefix"));
+      }
+    }
+  }
+  length_ = n;
+  return n;
 }
 
 }  // namespace llmops::engine

@@ -85,6 +85,9 @@ class GpuSession {
   int max_positions() const { return max_positions_; }
   int length() const { return length_; }
   void reset() { length_ = 0; }
+  // Takes the first n positions of another session's cache (same model) as this one's, as
+  // Session::copy_prefix does on the CPU: n is clipped to both; returns the positions taken.
+  Result<int> copy_prefix(const GpuSession& other, int n);
 
  private:
   friend class GpuRunner;

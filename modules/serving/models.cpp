@@ -128,8 +128,26 @@ bool Served::idle() const {
   return st.running == 0 && st.waiting == 0;
 }
 
-std::shared_ptr<Served> ModelManager::make_served(OpenedModel opened, const std::string& name, const std::string& origin,
-                                                  const std::string& path) {
+Result<std::unique_ptr<GpuExecution>> ModelManager::place_on_gpu(const engine::Model& model, const std::string& name) {
+  if (opt_.device == "cpu") return std::unique_ptr<GpuExecution>();
+  auto refuse = [&](const Status& why) -> Result<std::unique_ptr<GpuExecution>> {
+    if (opt_.device == "cuda") return why.with_context("serving.device is cuda, but '" + name + "' cannot run on the GPU");
+    // "auto": a server without a GPU is the ordinary case and says so once per model at info level.
+    host_.info("'" + name + "' runs on the CPU: " + why.message());
+    return std::unique_ptr<GpuExecution>();
+  };
+  auto device = engine::GpuDevice::open_default();
+  if (!device.ok()) return refuse(device.status());
+  auto gpu = std::make_unique<GpuExecution>();
+  gpu->device = std::move(*device);
+  auto uploaded = engine::GpuModel::upload(*gpu->device, model);
+  if (!uploaded.ok()) return refuse(uploaded.status());
+  gpu->model = std::move(*uploaded);
+  return gpu;
+}
+
+Result<std::shared_ptr<Served>> ModelManager::make_served(OpenedModel opened, const std::string& name, const std::string& origin,
+                                                          const std::string& path) {
   auto served = std::make_shared<Served>();
   served->name = name;
   served->origin = origin;
@@ -140,13 +158,16 @@ std::shared_ptr<Served> ModelManager::make_served(OpenedModel opened, const std:
   served->chat = opened.chat;
   served->chat_source = opened.chat_source;
   served->cost_bytes = opened.model->weight_bytes() + opened.model->packed_bytes() + opt_.scheduler.kv_budget_bytes;
-  served->scheduler = std::make_unique<Scheduler>(opened.model, opened.tok, opt_.scheduler);
+  LLMOPS_ASSIGN_OR_RETURN(auto gpu, place_on_gpu(*opened.model, name));
+  served->scheduler = std::make_unique<Scheduler>(opened.model, opened.tok, opt_.scheduler, std::move(gpu));
   served->last_used_ms = unix_ms_now();
   if (opt_.on_load) opt_.on_load(*served);
+  const std::string device = served->scheduler->device();
   host_.info("serving '" + name + "' from " + path + " (" + opened.model->config().arch_name + ", " +
              std::to_string(opened.model->weight_bytes() >> 20) + " MiB of weights, context " +
-             std::to_string(served->scheduler->context()) + ", " + std::to_string(opt_.scheduler.threads) +
-             " threads, chat template " + served->chat_source + ")");
+             std::to_string(served->scheduler->context()) + ", " +
+             (device == "cpu" ? std::to_string(opt_.scheduler.threads) + " CPU threads" : "on " + device) + ", chat template " +
+             served->chat_source + ")");
   return served;
 }
 
@@ -154,7 +175,7 @@ Status ModelManager::load_pinned(const ModelSource& src, const std::string& path
   ModelSource packed = src;
   packed.pack_for_batches = opt_.pack_for_batches;
   LLMOPS_ASSIGN_OR_RETURN(auto opened, open_model(packed, [&](const std::string& m) { host_.warn(m); }));
-  auto served = make_served(std::move(opened), src.name, "config", path);
+  LLMOPS_ASSIGN_OR_RETURN(auto served, make_served(std::move(opened), src.name, "config", path));
   served->pinned = true;
   std::lock_guard lock(mu_);
   loaded_[src.name] = served;
@@ -217,7 +238,7 @@ Result<std::shared_ptr<Served>> ModelManager::load_from_registry(const ModelReco
     where = src.weights;
   }
   LLMOPS_ASSIGN_OR_RETURN(auto opened, open_model(src, [&](const std::string& m) { host_.warn(m); }));
-  auto served = make_served(std::move(opened), rec.name, "registry", where);
+  LLMOPS_ASSIGN_OR_RETURN(auto served, make_served(std::move(opened), rec.name, "registry", where));
   served->created = static_cast<int64_t>(rec.imported_ms / 1000);
   served->log_bodies = rec.log_bodies;
   return served;

@@ -78,6 +78,9 @@ struct ManagerOptions {
   int idle_unload_s = 300;           // 0: never
   std::function<void(Served&)> on_load;  // before it takes requests (metric series)
   bool pack_for_batches = true;          // serving.pack-weights
+  // serving.device: "cpu"; "cuda" (a model that cannot go on the GPU fails to load); "auto"
+  // (the GPU when the CUDA driver finds one and the model fits, else the CPU, saying why).
+  std::string device = "auto";
 };
 
 class ModelManager {
@@ -114,7 +117,9 @@ class ModelManager {
 
  private:
   Result<std::shared_ptr<Served>> load_from_registry(const ModelRecord& rec);
-  std::shared_ptr<Served> make_served(OpenedModel opened, const std::string& name, const std::string& origin, const std::string& path);
+  Result<std::shared_ptr<Served>> make_served(OpenedModel opened, const std::string& name, const std::string& origin, const std::string& path);
+  // The model's GPU copy and context per serving.device, null for the CPU (or an error for "cuda").
+  Result<std::unique_ptr<GpuExecution>> place_on_gpu(const engine::Model& model, const std::string& name);
   // Unloads least recently used idle models until `need` more bytes fit. mu_ held.
   Status make_room(uint64_t need, const std::string& for_name);
 

@@ -53,7 +53,8 @@ void Request::finish(std::string reason, Status error) {
 
 struct Scheduler::Seq {
   std::shared_ptr<Request> req;
-  std::unique_ptr<engine::Session> session;
+  std::unique_ptr<engine::Session> session;         // on the CPU
+  std::unique_ptr<engine::GpuSession> gpu_session;  // or on the GPU
   engine::Sampler sampler;
   std::vector<int32_t> history;  // prompt, then every sampled token
   size_t prefilled = 0;          // prompt tokens in the cache
@@ -63,25 +64,45 @@ struct Scheduler::Seq {
   bool done = false;
   bool failed = false;           // the engine failed: its cache is not to be reused
 
-  Seq(std::shared_ptr<Request> r, const engine::Model& m, int positions_, engine::ThreadPool* pool)
+  Seq(std::shared_ptr<Request> r, const engine::Model& m, int positions_)
       : req(std::move(r)),
-        session(std::make_unique<engine::Session>(m, positions_, pool)),
         sampler(m.config().vocab_size, req->params().sampling),
         history(req->prompt()),
         positions(positions_),
         kv_bytes(engine::Session::kv_cache_bytes(m.config(), positions_)) {}
   bool prefilling() const { return prefilled < req->prompt().size(); }
+  int length() const { return session ? session->length() : gpu_session ? gpu_session->length() : 0; }
 };
 
 Scheduler::Scheduler(std::shared_ptr<const engine::Model> model, std::shared_ptr<const engine::Tokenizer> tokenizer,
-                     SchedulerOptions options)
+                     SchedulerOptions options, std::unique_ptr<GpuExecution> gpu)
     : model_(std::move(model)),
       tok_(std::move(tokenizer)),
       opt_(std::move(options)),
       context_(opt_.context > 0 ? std::min(opt_.context, model_->config().seq_len) : model_->config().seq_len),
       pool_(std::max(1, opt_.threads), opt_.on_thread_start),
-      runner_(*model_, &pool_, std::max(1, opt_.prefill_chunk) + std::max(1, opt_.max_sequences)) {
+      runner_(*model_, &pool_, std::max(1, opt_.prefill_chunk) + std::max(1, opt_.max_sequences)),
+      gpu_(std::move(gpu)) {
+  if (gpu_) gpu_runner_ = std::make_unique<engine::GpuRunner>(*gpu_->model, std::max(1, opt_.prefill_chunk) + std::max(1, opt_.max_sequences));
   thread_ = std::thread([this] { loop(); });
+}
+
+std::string Scheduler::device() const {
+  if (!gpu_) return "cpu";
+  return std::string(gpu_->device->info().name) + " (GPU " + std::to_string(gpu_->device->index()) + ")";
+}
+
+Result<const float*> Scheduler::run(const std::vector<Row>& rows) {
+  if (gpu_runner_) {
+    std::vector<engine::GpuBatchToken> batch;
+    batch.reserve(rows.size());
+    for (const Row& r : rows) batch.push_back({r.seq->gpu_session.get(), r.token, r.pos, r.logits});
+    return gpu_runner_->run(batch.data(), batch.size());
+  }
+  std::vector<engine::BatchToken> batch;
+  batch.reserve(rows.size());
+  for (const Row& r : rows) batch.push_back({r.seq->session.get(), r.token, r.pos, r.logits});
+  return runner_.run(batch.data(), batch.size());
 }
 
 Scheduler::~Scheduler() {
@@ -213,7 +234,18 @@ void Scheduler::admit() {
     if (used + cache_bytes_ + need > opt_.kv_budget_bytes) break;
     waiting_.pop_front();
     r->queue_s_ = std::chrono::duration<double>(Clock::now() - r->submitted_).count();
-    running_.push_back(std::make_unique<Seq>(std::move(r), *model_, positions, &pool_));
+    auto seq = std::make_unique<Seq>(std::move(r), *model_, positions);
+    if (gpu_) {
+      auto made = engine::GpuSession::create(*gpu_->model, positions);
+      if (!made.ok()) {  // the device's memory is short of what the KV budget allowed
+        seq->req->finish("error", made.status());
+        continue;
+      }
+      seq->gpu_session = std::move(*made);
+    } else {
+      seq->session = std::make_unique<engine::Session>(*model_, positions, &pool_);
+    }
+    running_.push_back(std::move(seq));
     reuse_prefix(*running_.back());
     stats_.prompt_tokens += running_.back()->req->prompt().size();
     used += need;
@@ -237,7 +269,7 @@ void Scheduler::evict_lru() {
 // an entry it extends (an earlier turn of the same conversation) makes way for it.
 void Scheduler::cache_finished(Seq& s) {
   if (!opt_.prefix_cache || opt_.prefix_cache_entries <= 0 || s.failed) return;
-  const int length = s.session->length();
+  const int length = s.length();
   if (length < 2) return;
   std::vector<int32_t> tokens(s.history.begin(), s.history.begin() + std::min<size_t>(static_cast<size_t>(length), s.history.size()));
   for (size_t i = 0; i < cache_.size(); ++i) {
@@ -254,6 +286,7 @@ void Scheduler::cache_finished(Seq& s) {
   c.tokens = std::move(tokens);
   c.bytes = s.kv_bytes;
   c.session = std::move(s.session);
+  c.gpu_session = std::move(s.gpu_session);
   c.last_used = ++cache_clock_;
   cache_bytes_ += c.bytes;
   cache_.push_back(std::move(c));
@@ -278,7 +311,13 @@ void Scheduler::reuse_prefix(Seq& s) {
   }
   best = std::min(best, prompt.size() - 1);
   if (best < 2 || from == nullptr) return;
-  s.prefilled = static_cast<size_t>(s.session->copy_prefix(*from->session, static_cast<int>(best)));
+  if (s.gpu_session) {
+    auto taken = s.gpu_session->copy_prefix(*from->gpu_session, static_cast<int>(best));
+    if (!taken.ok()) return;  // computed instead
+    s.prefilled = static_cast<size_t>(*taken);
+  } else {
+    s.prefilled = static_cast<size_t>(s.session->copy_prefix(*from->session, static_cast<int>(best)));
+  }
   from->last_used = ++cache_clock_;
   stats_.prefix_hit_tokens += s.prefilled;
 }
@@ -295,11 +334,11 @@ bool Scheduler::step() {
       s->done = true;
     }
   }
-  std::vector<engine::BatchToken> batch;
+  std::vector<Row> batch;
   std::vector<Seq*> wants;  // the sequence of each row of logits, in order
   for (auto& s : running_) {
     if (s->done || s->prefilling()) continue;
-    batch.push_back({s->session.get(), s->history.back(), static_cast<int>(s->history.size()) - 1, true});
+    batch.push_back({s.get(), s->history.back(), static_cast<int>(s->history.size()) - 1, true});
     wants.push_back(s.get());
   }
   int budget = std::max(1, opt_.prefill_chunk);
@@ -311,14 +350,14 @@ bool Scheduler::step() {
     for (size_t i = 0; i < n; ++i) {
       const size_t pos = s->prefilled + i;
       const bool last = pos + 1 == prompt.size();
-      batch.push_back({s->session.get(), prompt[pos], static_cast<int>(pos), last});
+      batch.push_back({s.get(), prompt[pos], static_cast<int>(pos), last});
       if (last) wants.push_back(s.get());
     }
     budget -= static_cast<int>(n);
     progress.emplace_back(s.get(), s->prefilled + n);
   }
   if (!batch.empty()) {
-    auto logits = runner_.run(batch.data(), batch.size());
+    auto logits = run(batch);
     if (!logits.ok()) {
       // A bad token id or position would be ours, not the client's: fail the batch's requests.
       for (auto& s : running_) {

@@ -8,6 +8,9 @@
 //
 // Threads: submit() and the Request's reader side run on HTTP handler threads; everything
 // else on the scheduler's own thread. The model and tokenizer are immutable and shared.
+//
+// With a GpuExecution the steps run on the GPU (the model's device copy, KV caches in device
+// memory, the same batching, prefix cache and sampling); embeddings still run on the CPU.
 #pragma once
 
 #include <atomic>
@@ -22,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "gpu/gpu_model.h"
 #include "kernels/thread_pool.h"
 #include "model/logprobs.h"
 #include "model/model.h"
@@ -126,9 +130,16 @@ struct SchedulerStats {
   uint64_t prefix_cache_bytes = 0;
 };
 
+// A model's copy on a GPU and the device context the scheduler runs it on (its own stream).
+struct GpuExecution {
+  std::unique_ptr<engine::GpuDevice> device;
+  std::unique_ptr<engine::GpuModel> model;
+};
+
 class Scheduler {
  public:
-  Scheduler(std::shared_ptr<const engine::Model> model, std::shared_ptr<const engine::Tokenizer> tokenizer, SchedulerOptions options);
+  Scheduler(std::shared_ptr<const engine::Model> model, std::shared_ptr<const engine::Tokenizer> tokenizer, SchedulerOptions options,
+            std::unique_ptr<GpuExecution> gpu = nullptr);
   ~Scheduler();  // cancels everything and joins the thread
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
@@ -147,9 +158,19 @@ class Scheduler {
   int context() const { return context_; }
   const engine::Model& model() const { return *model_; }
   const engine::Tokenizer& tokenizer() const { return *tok_; }
+  // "cpu", or the GPU's name ("NVIDIA H200 (GPU 0)").
+  std::string device() const;
 
  private:
   struct Seq;
+  // One row of a step's batch, before it becomes the CPU's or the GPU's batch token.
+  struct Row {
+    Seq* seq;
+    int32_t token;
+    int pos;
+    bool logits;
+  };
+  Result<const float*> run(const std::vector<Row>& rows);
   void loop();
   void admit();
   bool step();
@@ -161,6 +182,8 @@ class Scheduler {
   int context_;
   engine::ThreadPool pool_;
   engine::Runner runner_;
+  std::unique_ptr<GpuExecution> gpu_;
+  std::unique_ptr<engine::GpuRunner> gpu_runner_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
@@ -171,6 +194,7 @@ class Scheduler {
   struct CachedPrefix {
     std::vector<int32_t> tokens;  // those whose K and V are in the session
     std::unique_ptr<engine::Session> session;
+    std::unique_ptr<engine::GpuSession> gpu_session;
     uint64_t bytes = 0;
     uint64_t last_used = 0;
   };

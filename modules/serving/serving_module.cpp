@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "chat/chat_template.h"
+#include "gpu/device.h"
 #include "fs.h"
 #include "serving/state.h"
 
@@ -114,6 +115,14 @@ llmops_code start(llmops_module_ctx* ctx, void* state, llmops_error* err) {
   if (mo.memory_budget_bytes == 0) mo.memory_budget_bytes = default_memory_budget();
   mo.idle_unload_s = std::stoi(sdk.config("idle-unload-s", "300"));
   mo.pack_for_batches = sdk.config_bool("pack-weights", true);
+  mo.device = sdk.config("device", "auto");
+  if (mo.device != "auto" && mo.device != "cpu" && mo.device != "cuda") {
+    return llmops::sdk::fail(err, LLMOPS_INVALID_ARGUMENT, "serving.device is '" + mo.device + "': use auto, cpu or cuda");
+  }
+  if (mo.device != "cpu" && mo.pack_for_batches) {
+    // Models on a GPU do not read the CPU's repacked panels: do not pay their memory.
+    if (auto probe = llmops::engine::GpuDevice::open_default(); probe.ok()) mo.pack_for_batches = false;
+  }
   mo.on_load = [s](Served& m) { make_series(s, m); };
   if (auto prios = s->registry->priorities(); prios.ok()) {
     std::lock_guard lock(s->prio_mu);
@@ -219,6 +228,8 @@ const llmops_config_item kSchema[] = {
     {"prefix-cache", LLMOPS_CONFIG_BOOL, "true", 0, -1,
      "keep finished sequences' KV cache (within kv-budget-mb) so prompts sharing a prefix skip computing it"},
     {"prefill-chunk", LLMOPS_CONFIG_INT, "128", 1, 65536, "prompt tokens per scheduler step"},
+    {"device", LLMOPS_CONFIG_STRING, "auto", 0, -1,
+     "where models run: auto (the GPU when the llmops-cuda driver finds one and the model fits, else the CPU), cpu, or cuda (fail rather than fall back)"},
     {"request-timeout", LLMOPS_CONFIG_INT, "600", 1, 86400, "seconds a generation may run"},
     {"request-log-size", LLMOPS_CONFIG_INT, "10000", 0, 10000000, "requests kept in the request log (LMDB), newest; 0: none"},
     {"chat-template", LLMOPS_CONFIG_STRING, "", 0, -1,

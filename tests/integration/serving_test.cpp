@@ -400,6 +400,28 @@ TEST(Serving, AChatTemplateThatReachesForInternalsIsRefused) {
   EXPECT_EQ(ok.status, 200) << ok.body;
 }
 
+// serving.device: auto serves on the CPU where no GPU is usable and says why; cuda fails the
+// serving stage (the daemon keeps running, its health says why) rather than fall back; anything
+// else is a configuration error.
+TEST(Serving, DeviceChoiceFallsBackOnlyWhenAllowedAndSaysWhy) {
+  REQUIRE_STORIES();
+  DaemonProcess strict({}, gguf_config("device = cuda\n"));
+  ASSERT_TRUE(strict.start()) << strict.log();
+  if (complete(strict, {{"prompt", "Once"}, {"max_tokens", 3}}).status == 200) {
+    GTEST_SKIP() << "a GPU is usable here, so serving.device=cuda serves: the GPU tests cover that";
+  }
+  EXPECT_NE(strict.log().find("serving.device is cuda, but 'stories260K' cannot run on the GPU"), std::string::npos) << strict.log();
+  auto modules = strict.ctl({"modules"});
+  EXPECT_NE(modules.out.find("cannot run on the GPU"), std::string::npos) << modules.out << modules.err;
+  DaemonProcess bad({}, gguf_config("device = tpu\n"));
+  ASSERT_TRUE(bad.start()) << bad.log();
+  EXPECT_NE(bad.log().find("use auto, cpu or cuda"), std::string::npos) << bad.log();
+  DaemonProcess fallback({}, gguf_config("device = auto\n"));
+  ASSERT_TRUE(fallback.start()) << fallback.log();
+  EXPECT_EQ(complete(fallback, {{"prompt", "Once"}, {"max_tokens", 3}}).status, 200);
+  EXPECT_NE(fallback.log().find("'stories260K' runs on the CPU: "), std::string::npos) << fallback.log();
+}
+
 TEST(Serving, EmbeddingsAreNormalisedAndDeterministic) {
   REQUIRE_STORIES();
   DaemonProcess d({}, gguf_config());
