@@ -47,6 +47,23 @@ __device__ inline void q4k_scale_min(int j, const uint8_t* q, int* scale, int* m
   }
 }
 
+// Sub-block j's scale (d · 6-bit scale) and min (dmin · 6-bit min) of a 16-byte-aligned Q4_K
+// super-block, from four word loads and no branch (lanes of one warp take different j, and
+// q4k_scale_min's branch and byte loads cost the decode kernel as much as its weight bytes).
+__device__ inline void q4k_group_scale(const uint8_t* b, int j, float* scale, float* minv) {
+  const uint4 head = *reinterpret_cast<const uint4*>(b);  // d, dmin, then the 12 packed scale bytes
+  const int k = j & 3, sh = 8 * k;
+  const uint32_t a = head.y, c = head.z, e = head.w;    // scale bytes 0-3, 4-7, 8-11
+  const uint32_t low_sc = (a >> sh) & 63, low_m = (c >> sh) & 63;
+  const uint32_t high_sc = ((e >> sh) & 0xF) | (((a >> (sh + 6)) & 3) << 4);
+  const uint32_t high_m = ((e >> (sh + 4)) & 0xF) | (((c >> (sh + 6)) & 3) << 4);
+  const bool low = j < 4;
+  const float d = __half2float(__ushort_as_half(static_cast<uint16_t>(head.x & 0xFFFF)));
+  const float dmin = __half2float(__ushort_as_half(static_cast<uint16_t>(head.x >> 16)));
+  *scale = d * static_cast<float>(low ? low_sc : high_sc);
+  *minv = dmin * static_cast<float>(low ? low_m : high_m);
+}
+
 // Unit u (weights 32u..32u+31) of a row of cols weights, into w. Float types read within cols
 // (a row need not be a multiple of 32 there; missing weights are 0).
 template <int TYPE>
@@ -202,9 +219,8 @@ __device__ inline void load8(const uint8_t* row, int k, float w[8]) {
   } else if constexpr (TYPE == LLMOPS_DT_Q4_K) {
     const uint8_t* b = row + 144 * (k >> 5);
     const int j = (k >> 2) & 7, part = k & 3;
-    int sc, m;
-    q4k_scale_min(j, b + 4, &sc, &m);
-    const float scale = half_at(b) * static_cast<float>(sc), minv = half_at(b + 2) * static_cast<float>(m);
+    float scale, minv;
+    q4k_group_scale(b, j, &scale, &minv);
     const uint2 v = *reinterpret_cast<const uint2*>(b + 16 + 32 * (j >> 1) + 8 * part);
     const int shift = (j & 1) * 4;
 #pragma unroll
