@@ -260,6 +260,11 @@ int matmul_into(llmops_drv* d, int type, const void* w, uint64_t rows, uint64_t 
   if (t < 1 || w == nullptr || x == nullptr || y == nullptr) return fail(d, LLMOPS_DRV_EINVAL, "matmul needs weights, input, output and t >= 1");
   DRV_CUDA(d, cudaSetDevice(d->device), "selecting the device");
   const bool quantised = block_weights(type) > 1;
+  if (type == LLMOPS_DT_Q4_K && t <= 2) {
+    if (int rc = ensure_scratch(d, q8_scratch_bytes(t, cols)); rc != LLMOPS_DRV_OK) return rc;
+    DRV_CUDA(d, matvec_q4k_q8(w, rows, cols, x, t, y, bias, accumulate, d->scratch, d->stream), "the Q4_K matrix-vector kernel");
+    return LLMOPS_DRV_OK;
+  }
   if (t <= (quantised ? kQuantMatvecTokens : kFloatMatvecTokens)) {
     DRV_CUDA(d, matvec(type, w, rows, cols, x, t, y, bias, accumulate, d->stream), "the matrix-vector kernel");
     return LLMOPS_DRV_OK;

@@ -13,6 +13,11 @@ namespace llmops::cuda {
 // adds to y instead (the residual stream).
 cudaError_t matvec(int type, const void* w, uint64_t rows, uint64_t cols, const float* x, int t, float* y, const float* bias,
                    bool accumulate, cudaStream_t s);
+// Q4_K times one or two tokens with the activations quantised to 8 bits per 32 (dp4a), in
+// scratch of q8_scratch_bytes(t, cols).
+cudaError_t matvec_q4k_q8(const void* w, uint64_t rows, uint64_t cols, const float* x, int t, float* y, const float* bias, bool accumulate,
+                          void* scratch, cudaStream_t s);
+uint64_t q8_scratch_bytes(int t, uint64_t cols);
 // Rows [row0, row0 + n) of W widened to half (for cuBLAS over many tokens).
 cudaError_t dequantize_half(int type, const void* w, uint64_t cols, uint64_t row0, uint64_t n, void* out_half, cudaStream_t s);
 // n floats to half or bfloat16.

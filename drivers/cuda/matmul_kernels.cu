@@ -181,6 +181,90 @@ __global__ void __launch_bounds__(kWideRows * 32) matvec_wide_kernel(const uint8
   }
 }
 
+// Q4_K decode with the activations in 8 bits: the float kernel above reads 4 bytes of x from
+// L1 for every half byte of weights, and that, not the weights, bounds it (measured on an
+// H200: Q4_K took as long as F16 for the same shape). Here x is first quantised per 32 values
+// (an int8 each, one scale, and d·Σq for the min term), and a lane takes a whole 32-weight
+// sub-block: 32 bytes of nibbles (shared with its neighbour) and 32 of x, 8 dp4a. What
+// llama.cpp's mmvq does.
+// x to int8 per 32 values, as the CPU engine's quantize_q8 (d = amax / 127, q = round(x / d)
+// half away from zero, through 1/d) writes them, with d·Σq for the min term: the product is
+// then exactly W · x̂, x̂ the rounded activations.
+__global__ void quantize_x_kernel(const float* __restrict__ x, int8_t* __restrict__ xq, float* __restrict__ xd, float* __restrict__ xs,
+                                  int blocks) {
+  const int b = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
+  if (b >= blocks) return;
+  const float v = x[static_cast<uint64_t>(b) * 32 + lane];
+  float amax = fabsf(v);
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
+  const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+  const int q = static_cast<int>(roundf(v * id));
+  int sum = q;
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+  xq[static_cast<uint64_t>(b) * 32 + lane] = static_cast<int8_t>(q);
+  if (lane == 0) xd[b] = d, xs[b] = d * static_cast<float>(sum);
+}
+
+template <int NT>
+__global__ void __launch_bounds__(kWideRows * 32) matvec_q4k_q8_kernel(const uint8_t* __restrict__ w, uint64_t row_bytes, int cols,
+                                                                        const int8_t* __restrict__ xq, const float* __restrict__ xd,
+                                                                        const float* __restrict__ xs, int t, float* __restrict__ y,
+                                                                        uint64_t rows, const float* __restrict__ bias, bool accumulate) {
+  constexpr int U = 2;  // sub-blocks in flight per lane
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const uint64_t row = blockIdx.x * static_cast<uint64_t>(kWideRows) + warp;
+  if (row >= rows) return;
+  const uint8_t* r = w + row * row_bytes;
+  const int units = cols / 32;
+  float acc[NT];
+#pragma unroll
+  for (int i = 0; i < NT; ++i) acc[i] = 0.0f;
+  for (int u0 = lane; u0 < units; u0 += 32 * U) {
+    uint4 q[U][2];
+    float scale[U], minv[U];
+#pragma unroll
+    for (int k = 0; k < U; ++k) {
+      const int u = u0 + 32 * k;
+      if (u >= units) break;
+      const uint8_t* b = r + 144 * (u >> 3);
+      const int j = u & 7;
+      q4k_group_scale(b, j, &scale[k], &minv[k]);
+      const uint4* qs = reinterpret_cast<const uint4*>(b + 16 + 32 * (j >> 1));
+      q[k][0] = qs[0], q[k][1] = qs[1];
+    }
+#pragma unroll
+    for (int k = 0; k < U; ++k) {
+      const int u = u0 + 32 * k;
+      if (u >= units) break;
+      const int shift = (u & 1) * 4;
+      const uint32_t words[8] = {q[k][0].x, q[k][0].y, q[k][0].z, q[k][0].w, q[k][1].x, q[k][1].y, q[k][1].z, q[k][1].w};
+#pragma unroll
+      for (int tok = 0; tok < NT; ++tok) {
+        if (tok >= t) break;
+        const uint64_t at = static_cast<uint64_t>(tok) * cols + 32 * static_cast<uint64_t>(u);
+        const uint4 xa = __ldg(reinterpret_cast<const uint4*>(xq + at)), xb = __ldg(reinterpret_cast<const uint4*>(xq + at) + 1);
+        const int xw[8] = {static_cast<int>(xa.x), static_cast<int>(xa.y), static_cast<int>(xa.z), static_cast<int>(xa.w),
+                           static_cast<int>(xb.x), static_cast<int>(xb.y), static_cast<int>(xb.z), static_cast<int>(xb.w)};
+        int sum = 0;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) sum = __dp4a(static_cast<int>((words[i] >> shift) & 0x0F0F0F0Fu), xw[i], sum);
+        const uint64_t blk = static_cast<uint64_t>(tok) * units + u;
+        acc[tok] += scale[k] * __ldg(xd + blk) * static_cast<float>(sum) - minv[k] * __ldg(xs + blk);
+      }
+    }
+  }
+#pragma unroll
+  for (int tok = 0; tok < NT; ++tok) {
+    const float v = warp_sum(acc[tok]);
+    if (lane == 0 && tok < t) {
+      float* out = y + static_cast<uint64_t>(tok) * rows + row;
+      *out = (accumulate ? *out : 0.0f) + v + (bias != nullptr ? bias[row] : 0.0f);
+    }
+  }
+}
+
 template <int TYPE, int NT>
 void launch_matvec(const uint8_t* wb, uint64_t rb, int c, const float* xt, int n, float* yt, uint64_t rows, const float* bias, bool acc,
                    cudaStream_t s) {
@@ -333,6 +417,26 @@ cudaError_t matvec(int type, const void* w, uint64_t rows, uint64_t cols, const 
   }
   return cudaErrorInvalidValue;
 }
+
+cudaError_t matvec_q4k_q8(const void* w, uint64_t rows, uint64_t cols, const float* x, int t, float* y, const float* bias, bool accumulate,
+                          void* scratch, cudaStream_t s) {
+  const int blocks = static_cast<int>(static_cast<uint64_t>(t) * cols / 32);
+  auto* xq = static_cast<int8_t*>(scratch);
+  auto* xd = reinterpret_cast<float*>(xq + static_cast<uint64_t>(t) * cols);
+  float* xs = xd + blocks;
+  quantize_x_kernel<<<(blocks + 7) / 8, 256, 0, s>>>(x, xq, xd, xs, blocks);
+  const unsigned grid = static_cast<unsigned>((rows + kWideRows - 1) / kWideRows);
+  const uint64_t rb = row_bytes(LLMOPS_DT_Q4_K, cols);
+  const auto* wb = static_cast<const uint8_t*>(w);
+  if (t == 1) {
+    matvec_q4k_q8_kernel<1><<<grid, kWideRows * 32, 0, s>>>(wb, rb, static_cast<int>(cols), xq, xd, xs, t, y, rows, bias, accumulate);
+  } else {
+    matvec_q4k_q8_kernel<2><<<grid, kWideRows * 32, 0, s>>>(wb, rb, static_cast<int>(cols), xq, xd, xs, t, y, rows, bias, accumulate);
+  }
+  return cudaGetLastError();
+}
+
+uint64_t q8_scratch_bytes(int t, uint64_t cols) { return static_cast<uint64_t>(t) * cols + 2 * (static_cast<uint64_t>(t) * cols / 32) * 4 + 256; }
 
 cudaError_t dequantize_half(int type, const void* w, uint64_t cols, uint64_t row0, uint64_t n, void* out_half, cudaStream_t s) {
   const uint64_t items = n * (cols / 8);  // quantised rows are whole blocks, so whole groups of 8

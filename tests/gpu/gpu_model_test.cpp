@@ -83,7 +83,8 @@ class GpuSynth : public ::testing::TestWithParam<SynthCase> {};
 // and F16/BF16 weights through its own half-precision tiles in prefill; the GPU keeps decode
 // activations in fp32 and rounds them to 16 bits only for cuBLAS over many tokens. So the
 // bounds are those roundings' (seen on an H200: F32 2.6e-13, F16 1.8e-7, BF16 1.3e-5,
-// 8-bit activations 1e-4 to 2.3e-4), not more.
+// 8-bit activations 1e-4 to 2.3e-4), not more. Q4_K decode on the GPU rounds activations per
+// 32 and the CPU per 256, so both roundings add up there (6.3e-4 seen).
 TEST_P(GpuSynth, LogitsMatchTheCpuRunner) {
   REQUIRE_GPU();
   const SynthCase c = GetParam();
@@ -130,9 +131,9 @@ TEST_P(GpuSynth, LogitsMatchTheCpuRunner) {
 INSTANTIATE_TEST_SUITE_P(Models, GpuSynth,
                          ::testing::Values(SynthCase{"tiny", GgmlType::kF32, 1e-9}, SynthCase{"tiny", GgmlType::kF16, 1e-6},
                                            SynthCase{"tiny", GgmlType::kBF16, 1e-4}, SynthCase{"tiny", GgmlType::kQ8_0, 5e-4},
-                                           SynthCase{"tiny", GgmlType::kQ4_0, 5e-4}, SynthCase{"tiny", GgmlType::kQ4_K, 5e-4},
+                                           SynthCase{"tiny", GgmlType::kQ4_0, 5e-4}, SynthCase{"tiny", GgmlType::kQ4_K, 1.5e-3},
                                            SynthCase{"tiny", GgmlType::kQ6_K, 5e-4}, SynthCase{"gpt2-tiny", GgmlType::kF32, 1e-9},
-                                           SynthCase{"gpt2-tiny", GgmlType::kQ8_0, 5e-4}, SynthCase{"llama-15M", GgmlType::kQ4_K, 5e-4}),
+                                           SynthCase{"gpt2-tiny", GgmlType::kQ8_0, 5e-4}, SynthCase{"llama-15M", GgmlType::kQ4_K, 1.5e-3}),
                          [](const auto& info) {
                            std::string n = std::string(info.param.shape) + "_" + ggml_type_name(static_cast<uint32_t>(info.param.type));
                            for (char& ch : n) ch = std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
@@ -144,7 +145,9 @@ TEST(GpuRunnerTest, BatchedDecodeEqualsOneSequenceAtATime) {
   REQUIRE_GPU();
   ::llmops::test::TempDir tmp;
   auto shape = find_synth_shape("tiny");
-  ASSERT_TRUE(write_synth_model(*shape, GgmlType::kQ4_K, 3, tmp.path() + "/m.gguf").ok());
+  // Q4_0: its one- and four-token kernels both keep activations in fp32 (Q4_K's one-token
+  // kernel quantises them, so it would differ from its batched form by that rounding).
+  ASSERT_TRUE(write_synth_model(*shape, GgmlType::kQ4_0, 3, tmp.path() + "/m.gguf").ok());
   auto model = Model::load(tmp.path() + "/m.gguf");
   ASSERT_TRUE(model.ok());
   auto gm = GpuModel::upload(dev, **model);
