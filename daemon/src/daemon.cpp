@@ -165,8 +165,10 @@ Status Daemon::start() {
   });
 
   server_->start();
-  write_runtime_file();
+  // Ready before the runtime file appears: clients (and the tests) take the file as the sign
+  // that /readyz answers ready.
   ready_ = true;
+  write_runtime_file();
   notifier_.ready("serving on " + http_endpoint() + ", admin socket " + config_.admin_socket_path());
   (void)audit_->append({0, 0, "daemon", "", ::getpid(), "start", 200, std::string("llmopsd ") + LLMOPS_VERSION_STRING + " ready"});
   log_info("daemon", "ready: HTTP " + http_endpoint() + ", admin socket " + config_.admin_socket_path());

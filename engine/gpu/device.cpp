@@ -82,6 +82,12 @@ Result<std::unique_ptr<GpuDevice>> GpuDevice::open(std::shared_ptr<GpuDriver> dr
 }
 
 Result<std::unique_ptr<GpuDevice>> GpuDevice::open_default() {
+  // Without NVIDIA's kernel driver there is nothing to find, and loading the CUDA driver would
+  // map cuBLAS (hundreds of MB) for nothing: every start of a CPU-only server would pay it.
+  std::error_code ec;
+  if (!fs::exists("/proc/driver/nvidia/version", ec) && !fs::exists("/dev/nvidiactl", ec)) {
+    return unavailable("no usable device here: no NVIDIA kernel driver is loaded (/proc/driver/nvidia/version is absent)");
+  }
   auto driver = GpuDriver::find_cuda();
   if (!driver.ok()) return unavailable(driver.status().message());
   return open(std::move(*driver), 0);

@@ -51,7 +51,8 @@ class GpuDevice {
   GpuDevice& operator=(const GpuDevice&) = delete;
 
   static Result<std::unique_ptr<GpuDevice>> open(std::shared_ptr<GpuDriver> driver, int index);
-  // The first device of the best driver found, or kUnavailable saying why none is usable.
+  // The first device of the CUDA driver, or kUnavailable saying why none is usable (checked
+  // first: NVIDIA's kernel driver is loaded at all).
   static Result<std::unique_ptr<GpuDevice>> open_default();
 
   const llmops_driver_api& api() const { return driver_->api(); }
