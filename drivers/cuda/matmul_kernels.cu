@@ -66,6 +66,19 @@ __global__ void __launch_bounds__(kMatvecThreads) matvec_kernel(const uint8_t* _
   }
 }
 
+// A warp's sums for one row (NT tokens) into y: written, or added to it (accumulate), with the bias.
+template <int NT>
+__device__ inline void store_row(float (&acc)[NT], int lane, int t, float* y, uint64_t rows, uint64_t row, const float* bias, bool accumulate) {
+#pragma unroll
+  for (int tok = 0; tok < NT; ++tok) {
+    const float v = warp_sum(acc[tok]);
+    if (lane == 0 && tok < t) {
+      float* out = y + static_cast<uint64_t>(tok) * rows + row;
+      *out = (accumulate ? *out : 0.0f) + v + (bias != nullptr ? bias[row] : 0.0f);
+    }
+  }
+}
+
 // Decode (one or two tokens), rows of whole 8-weight groups: a warp per row, each lane taking
 // 8 consecutive weights of every 256, so the warp's loads are coalesced; up to 16 groups per
 // lane are loaded (as raw bits) before any is decoded, so many loads are in flight; the activations
@@ -106,14 +119,7 @@ __global__ void __launch_bounds__(kWideRows * 32) matvec_decode_kernel(const uin
       }
     }
   }
-#pragma unroll
-  for (int tok = 0; tok < NT; ++tok) {
-    const float v = warp_sum(acc[tok]);
-    if (lane == 0 && tok < t) {
-      float* out = y + static_cast<uint64_t>(tok) * rows + row;
-      *out = (accumulate ? *out : 0.0f) + v + (bias != nullptr ? bias[row] : 0.0f);
-    }
-  }
+  store_row<NT>(acc, lane, t, y, rows, row, bias, accumulate);
 }
 
 // A few tokens (3 to 8): a block of 8 warps takes 8·RW rows, RW per warp; the tokens' activations
@@ -255,14 +261,7 @@ __global__ void __launch_bounds__(kWideRows * 32) matvec_q4k_q8_kernel(const uin
       }
     }
   }
-#pragma unroll
-  for (int tok = 0; tok < NT; ++tok) {
-    const float v = warp_sum(acc[tok]);
-    if (lane == 0 && tok < t) {
-      float* out = y + static_cast<uint64_t>(tok) * rows + row;
-      *out = (accumulate ? *out : 0.0f) + v + (bias != nullptr ? bias[row] : 0.0f);
-    }
-  }
+  store_row<NT>(acc, lane, t, y, rows, row, bias, accumulate);
 }
 
 template <int TYPE, int NT>

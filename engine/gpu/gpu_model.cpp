@@ -6,23 +6,14 @@
 #include <map>
 
 #include "formats/ggml_types.h"
+#include "formats/quantize.h"
 
 namespace llmops::engine {
 
 namespace {
 
-bool driver_reads(GgmlType t) {
-  switch (t) {
-    case GgmlType::kF32:
-    case GgmlType::kF16:
-    case GgmlType::kBF16:
-    case GgmlType::kQ8_0:
-    case GgmlType::kQ4_0:
-    case GgmlType::kQ4_K:
-    case GgmlType::kQ6_K: return true;
-    default: return false;
-  }
-}
+// The driver reads exactly the types the engine writes (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K).
+bool driver_reads(GgmlType t) { return can_quantize(t); }
 
 uint64_t weight_bytes(const GpuWeight& w) {
   return w.data == nullptr ? 0 : *ggml_row_bytes(static_cast<GgmlType>(w.type), w.cols) * w.rows;
