@@ -308,10 +308,11 @@ Status cmd_serve_list(AdminClient& c, const Invocation& inv) {
   if (j["models"].empty()) {
     std::printf("no model loaded (imported models load on their first request, or with: llmopsctl serve load NAME)\n");
   } else {
-    Table t({"NAME", "ARCH", "CONTEXT", "RUNNING", "WAITING", "KV IN USE", "TOKENS", "IDLE", "FROM"});
+    Table t({"NAME", "ARCH", "DEVICE", "CONTEXT", "RUNNING", "WAITING", "KV IN USE", "TOKENS", "IDLE", "FROM"});
     for (const Json& m : j["models"]) {
       std::string name = str(m, "name") + (m.value("default", false) ? " *" : "");
-      t.add({name, str(m, "arch"), str(m, "context"), str(m, "running"), str(m, "waiting"), human_bytes(m.value("kv_bytes_in_use", 0.0)),
+      t.add({name, str(m, "arch"), m.value("device", std::string("cpu")), str(m, "context"), str(m, "running"), str(m, "waiting"),
+             human_bytes(m.value("kv_bytes_in_use", 0.0)),
              str(m, "tokens_generated"), m.value("pinned", false) ? "pinned" : human_duration(m.value("idle_s", 0.0)), str(m, "path")});
     }
     t.print(stdout);
@@ -657,7 +658,7 @@ const std::vector<std::pair<std::vector<std::string>, Verb>>& verbs() {
                       "generate from a served model, streaming to the terminal", cmd_generate}},
       {{"chat"}, {"chat [--model M] [--system TEXT] [--max-tokens N] [--temperature T] [--seed S]",
                   "an interactive conversation with a served model (one turn per input line)", cmd_chat}},
-      {{"serve", "list"}, {"serve list", "loaded models: context, running and waiting sequences, KV in use, memory", cmd_serve_list}},
+      {{"serve", "list"}, {"serve list", "loaded models: device (CPU or which GPU), context, running and waiting sequences, KV in use, memory", cmd_serve_list}},
       {{"serve", "load"}, {"serve load NAME", "load a model version or alias now", cmd_serve_load}},
       {{"serve", "unload"}, {"serve unload NAME", "unload a model (requests in flight finish)", cmd_serve_unload}},
       {{"model", "import"}, {"model import PATH --name NAME [--tokenizer F] [--chat-template T]",

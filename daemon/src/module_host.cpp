@@ -333,6 +333,18 @@ llmops_code host_placement_bind(llmops_module_ctx* ctx, const char* pool, llmops
   return LLMOPS_OK;
 }
 
+llmops_code host_placement_bind_device(llmops_module_ctx* ctx, const char* pci_bus_id, llmops_error* err) {
+  Placement* p = ctx->host->services().placement;
+  if (p == nullptr) return sdk::fail(err, LLMOPS_FAILED_PRECONDITION, "placement is not running");
+  auto cpus = p->topology().near_cpus(pci_bus_id != nullptr ? pci_bus_id : "");
+  if (!cpus.ok()) return sdk::fail(err, static_cast<llmops_code>(cpus.status().code()), cpus.status().message());
+  std::string note;
+  Status st = p->topology().bind_current_thread(cpus->get(), &note);
+  if (!st.ok()) return sdk::fail(err, static_cast<llmops_code>(st.code()), st.message());
+  if (!note.empty()) log_warning(ctx->module->name, note);
+  return LLMOPS_OK;
+}
+
 llmops_code host_job_kind_register(llmops_module_ctx* ctx, const char* kind, int resumable, llmops_job_fn fn, void* user,
                                    llmops_error* err) {
   if (!ctx->initialising) return sdk::fail(err, LLMOPS_FAILED_PRECONDITION, "job kinds are registered during init only");
@@ -397,7 +409,7 @@ const llmops_host_api kHostApi = {
     host_job_checkpoint,      host_job_save_checkpoint, host_job_progress,      host_job_cancelled,
     host_job_stopping,        host_job_id,             host_response_stream,    host_stream_write,
     host_stream_client_gone,  host_placement_threads,  host_placement_bind,     host_metric_series,
-    host_metric_observe,      host_kv_write_batch,
+    host_metric_observe,      host_kv_write_batch,     host_placement_bind_device,
 };
 
 }  // namespace

@@ -130,6 +130,22 @@ Json Topology::describe() const {
           {"gpus", gpus}};
 }
 
+Result<Bitmap> Topology::near_cpus(const std::string& pci_bus_id) const {
+  unsigned domain = 0, bus = 0, dev = 0, func = 0;
+  char tail = 0;
+  if (std::sscanf(pci_bus_id.c_str(), "%x:%x:%x.%x%c", &domain, &bus, &dev, &func, &tail) != 4) {
+    return invalid_argument("'" + pci_bus_id + "' is not a PCI address like 0000:41:00.0");
+  }
+  hwloc_obj_t pci = hwloc_get_pcidev_by_busid(topo_, domain, bus, dev, func);
+  if (pci == nullptr) return not_found("no PCI device " + pci_bus_id + " in this machine's topology (llmopsctl topology lists the GPUs)");
+  hwloc_obj_t anc = hwloc_get_non_io_ancestor_obj(topo_, pci);
+  hwloc_const_cpuset_t allowed = hwloc_topology_get_allowed_cpuset(topo_);
+  Bitmap set(hwloc_bitmap_alloc());
+  if (anc != nullptr) hwloc_bitmap_and(set.get(), anc->cpuset, allowed);
+  if (hwloc_bitmap_iszero(set.get())) hwloc_bitmap_copy(set.get(), allowed);  // none of its near CPUs is ours: any
+  return set;
+}
+
 WorkerPool::WorkerPool(std::string name, const Topology& topo, Bitmap cpus, int threads)
     : name_(std::move(name)), topo_(topo), cpus_(std::move(cpus)) {
   if (threads <= 0) threads = std::max(1, hwloc_bitmap_weight(cpus_.get()));

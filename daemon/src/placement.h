@@ -41,6 +41,10 @@ class Topology {
   // best-effort where the kernel refuses it (a warning is returned in *note).
   Status bind_current_thread(hwloc_const_bitmap_t cpus, std::string* note) const;
   Json describe() const;  // numa nodes, cores, PUs, GPUs
+  // The allowed CPUs nearest a PCI device ("0000:41:00.0", as CUDA and describe() print it):
+  // those of its closest non-I/O ancestor (package or NUMA node). kNotFound for a device hwloc
+  // does not list, kInvalidArgument for a malformed address.
+  Result<Bitmap> near_cpus(const std::string& pci_bus_id) const;
   int pu_count() const;
   std::string numa_nodes_of(hwloc_const_bitmap_t cpus) const;  // "0" or "0-1"
 

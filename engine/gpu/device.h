@@ -54,6 +54,9 @@ class GpuDevice {
   // The first device of the CUDA driver, or kUnavailable saying why none is usable (checked
   // first: NVIDIA's kernel driver is loaded at all).
   static Result<std::unique_ptr<GpuDevice>> open_default();
+  // The PCI address of the device open_default() opens, without opening it (to pin the thread
+  // that will, next to it).
+  static Result<std::string> default_pci_bus_id();
 
   const llmops_driver_api& api() const { return driver_->api(); }
   llmops_drv* handle() const { return handle_; }

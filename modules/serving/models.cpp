@@ -1,5 +1,7 @@
 #include "serving/models.h"
 
+#include <thread>
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -136,13 +138,21 @@ Result<std::unique_ptr<GpuExecution>> ModelManager::place_on_gpu(const engine::M
     host_.info("'" + name + "' runs on the CPU: " + why.message());
     return std::unique_ptr<GpuExecution>();
   };
-  auto device = engine::GpuDevice::open_default();
-  if (!device.ok()) return refuse(device.status());
+  // The device's context and pinned staging are made, and the weights uploaded, on a thread
+  // pinned next to the GPU, so they sit in its NUMA node (not in this caller's).
+  Status failed = ok_status();
   auto gpu = std::make_unique<GpuExecution>();
-  gpu->device = std::move(*device);
-  auto uploaded = engine::GpuModel::upload(*gpu->device, model);
-  if (!uploaded.ok()) return refuse(uploaded.status());
-  gpu->model = std::move(*uploaded);
+  std::thread([&] {
+    auto pci = engine::GpuDevice::default_pci_bus_id();
+    if (pci.ok() && opt_.bind_near_gpu) opt_.bind_near_gpu(*pci);
+    auto device = engine::GpuDevice::open_default();
+    if (!device.ok()) return void(failed = device.status());
+    gpu->device = std::move(*device);
+    auto uploaded = engine::GpuModel::upload(*gpu->device, model);
+    if (!uploaded.ok()) return void(failed = uploaded.status());
+    gpu->model = std::move(*uploaded);
+  }).join();
+  if (!failed.ok()) return refuse(failed);
   return gpu;
 }
 

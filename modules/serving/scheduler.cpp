@@ -89,7 +89,8 @@ Scheduler::Scheduler(std::shared_ptr<const engine::Model> model, std::shared_ptr
 
 std::string Scheduler::device() const {
   if (!gpu_) return "cpu";
-  return std::string(gpu_->device->info().name) + " (GPU " + std::to_string(gpu_->device->index()) + ")";
+  const auto& info = gpu_->device->info();
+  return "cuda:" + std::to_string(gpu_->device->index()) + " " + info.name + " (" + info.pci_bus_id + ")";
 }
 
 Result<const float*> Scheduler::run(const std::vector<Row>& rows) {
@@ -191,7 +192,11 @@ Result<std::vector<float>> Scheduler::embed(const std::vector<int32_t>& tokens) 
 }
 
 void Scheduler::loop() {
-  if (opt_.on_thread_start) opt_.on_thread_start(0);
+  if (gpu_ && opt_.on_gpu_thread_start) {
+    opt_.on_gpu_thread_start(gpu_->device->info().pci_bus_id);
+  } else if (opt_.on_thread_start) {
+    opt_.on_thread_start(0);
+  }
   for (;;) {
     std::deque<std::function<void()>> tasks;
     {

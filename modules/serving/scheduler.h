@@ -114,6 +114,8 @@ struct SchedulerOptions {
   int prefill_chunk = 128;        // prompt tokens per step, shared by the prefilling sequences
   int threads = 1;
   std::function<void(int)> on_thread_start;  // pins engine threads (placement)
+  // Pins the scheduler thread next to the GPU it drives (its PCI address), when it drives one.
+  std::function<void(const std::string&)> on_gpu_thread_start;
   // Finished sequences keep their KV cache, in what the running ones leave of the KV budget,
   // so a request that starts with the same tokens (a system prompt, an earlier chat turn)
   // copies those positions instead of computing them.
@@ -158,7 +160,7 @@ class Scheduler {
   int context() const { return context_; }
   const engine::Model& model() const { return *model_; }
   const engine::Tokenizer& tokenizer() const { return *tok_; }
-  // "cpu", or the GPU's name ("NVIDIA H200 (GPU 0)").
+  // "cpu", or the GPU: "cuda:0 NVIDIA H200 (0000:41:00.0)" (the PCI address llmopsctl topology shows).
   std::string device() const;
 
  private:

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <filesystem>
 
 #include "chat/chat_template.h"
@@ -111,6 +112,15 @@ llmops_code start(llmops_module_ctx* ctx, void* state, llmops_error* err) {
       }
     };
   }
+  // The thread that drives a GPU (and its pinned buffers) sits next to it (ABI 1.3 hosts).
+  mo.bind_near_gpu = [s](const std::string& pci) {
+    if (s->host->struct_size < offsetof(llmops_host_api, placement_bind_device) + sizeof(void*)) return;
+    llmops_error e{};
+    if (s->host->placement_bind_device(s->ctx, pci.c_str(), &e) != LLMOPS_OK) {
+      s->host->log(s->ctx, LLMOPS_LOG_WARNING, ("could not pin the thread of GPU " + pci + ": " + e.message).c_str());
+    }
+  };
+  opt.on_gpu_thread_start = mo.bind_near_gpu;
   mo.memory_budget_bytes = static_cast<uint64_t>(std::stoll(sdk.config("memory-budget-mb", "0"))) << 20;
   if (mo.memory_budget_bytes == 0) mo.memory_budget_bytes = default_memory_budget();
   mo.idle_unload_s = std::stoi(sdk.config("idle-unload-s", "300"));

@@ -462,6 +462,12 @@ TEST(Serving, LlmopsctlGeneratesAndListsServedModels) {
   }, 5000)) << models.dump();
   ASSERT_EQ(models.size(), 1u);
   EXPECT_EQ(models[0]["name"], "stories260K");
+  // Where it runs: "cpu" here, "cuda:N <name> (<pci>)" on a GPU (the address llmopsctl topology lists).
+  const std::string device = models[0].value("device", "");
+  EXPECT_TRUE(device == "cpu" || device.rfind("cuda:", 0) == 0) << device;
+  auto table = d.ctl({"serve", "list"});
+  EXPECT_NE(table.out.find("DEVICE"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find(device), std::string::npos) << table.out;
   auto bad = d.ctl({"generate", "--prompt", "x", "--model", "nope"});
   EXPECT_EQ(bad.exit_code, 3);
   EXPECT_NE(bad.err.find("does not exist"), std::string::npos);

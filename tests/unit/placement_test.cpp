@@ -68,6 +68,25 @@ TEST(Placement, BadSpecsAreRefusedWithReasons) {
   EXPECT_NE(topo->resolve_cpus("4096").status().message().find("not all available"), std::string::npos);
 }
 
+// A GPU's driving thread is pinned by the GPU's PCI address; addresses that are malformed or
+// absent are refused with the reason, and every PCI device hwloc lists resolves to CPUs we may use.
+TEST(Placement, DevicesResolveToTheirNearCpus) {
+  auto topo = Topology::load();
+  ASSERT_TRUE(topo.ok()) << topo.status().message();
+  EXPECT_EQ((*topo)->near_cpus("gpu0").status().code(), Code::kInvalidArgument);
+  EXPECT_EQ((*topo)->near_cpus("0000:41:00.0 ").status().code(), Code::kInvalidArgument);
+  auto absent = (*topo)->near_cpus("ffff:fe:1f.7");
+  EXPECT_EQ(absent.status().code(), Code::kNotFound);
+  EXPECT_NE(absent.status().message().find("llmopsctl topology"), std::string::npos);
+  for (const auto& gpu : (*topo)->describe()["gpus"]) {
+    auto cpus = (*topo)->near_cpus(gpu["pci"].get<std::string>());
+    ASSERT_TRUE(cpus.ok()) << cpus.status().message();
+    EXPECT_FALSE(hwloc_bitmap_iszero(cpus->get()));
+    std::string note;
+    EXPECT_TRUE((*topo)->bind_current_thread(cpus->get(), &note).ok());
+  }
+}
+
 TEST(Placement, ForkJoinRunsEveryIndexOnce) {
   auto topo = std::move(Topology::load()).value();
   WorkerPool pool("p", *topo, std::move(topo->resolve_cpus("")).value(), 4);

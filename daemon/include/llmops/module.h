@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define LLMOPS_ABI_MAJOR 1
-#define LLMOPS_ABI_MINOR 2
+#define LLMOPS_ABI_MINOR 3
 
 #define LLMOPS_EXPORT __attribute__((visibility("default")))
 
@@ -242,6 +242,12 @@ typedef struct llmops_host_api {
    * sync): a NULL value deletes its key (absent keys are fine). Any thread. */
   llmops_code (*kv_write_batch)(llmops_module_ctx *ctx, size_t n, const void *const *keys, const size_t *key_sizes,
                                 const void *const *values, const size_t *value_sizes, llmops_error *err);
+
+  /* ABI 1.3. Binds the calling thread to the CPUs nearest a PCI device (a GPU's
+   * "0000:41:00.0") and its memory to their NUMA node: the thread that drives a GPU, and the
+   * pinned buffers it allocates, sit next to it. LLMOPS_NOT_FOUND for a device the topology
+   * does not list. Any thread. */
+  llmops_code (*placement_bind_device)(llmops_module_ctx *ctx, const char *pci_bus_id, llmops_error *err);
 } llmops_host_api;
 
 /* ---- What a module gives the host -------------------------------------------------------- */
