@@ -160,8 +160,11 @@ Result<int> GpuRunner::run_chunk(const GpuBatchToken* batch, int t) {
     return n_wanted;
   }
   // A shape's first run goes straight through (and grows the driver's scratch); its second is
-  // recorded, then replayed from then on. A capture that fails turns graphs off for good.
-  if (graphs_on_ && seen_[key]++ > 0) {
+  // recorded, then replayed from then on. Only decode steps (every token asks for logits) are
+  // recorded, and at most kMaxGraphs shapes: steps that mix prompt chunks come in too many
+  // shapes to be worth keeping. A capture that fails turns graphs off for good.
+  constexpr size_t kMaxGraphs = 64;
+  if (graphs_on_ && n_wanted == t && graphs_.size() < kMaxGraphs && seen_[key]++ > 0) {
     if (api.capture_begin(h) == LLMOPS_DRV_OK) {
       Status st = enqueue(t, n_wanted, max_positions);
       void* graph = nullptr;

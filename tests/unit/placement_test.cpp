@@ -78,7 +78,8 @@ TEST(Placement, DevicesResolveToTheirNearCpus) {
   auto absent = (*topo)->near_cpus("ffff:fe:1f.7");
   EXPECT_EQ(absent.status().code(), Code::kNotFound);
   EXPECT_NE(absent.status().message().find("llmopsctl topology"), std::string::npos);
-  for (const auto& gpu : (*topo)->describe()["gpus"]) {
+  const Json described = (*topo)->describe();  // kept: a range over a temporary's member would dangle
+  for (const auto& gpu : described["gpus"]) {
     auto cpus = (*topo)->near_cpus(gpu["pci"].get<std::string>());
     ASSERT_TRUE(cpus.ok()) << cpus.status().message();
     EXPECT_FALSE(hwloc_bitmap_iszero(cpus->get()));
