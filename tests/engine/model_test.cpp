@@ -421,6 +421,36 @@ TEST(Model, Gpt2SynthShapeLoadsAndRuns) {
   EXPECT_EQ(longer.prefill(toks.data(), static_cast<int>(toks.size()), 0).status().code(), Code::kResourceExhausted);
 }
 
+// Bytes of the process's mapping of path that are resident (its Rss in /proc/self/smaps).
+uint64_t mapped_resident_bytes(const std::string& path) {
+  std::ifstream smaps("/proc/self/smaps");
+  uint64_t kb = 0;
+  bool in = false;
+  for (std::string line; std::getline(smaps, line);) {
+    if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) && line.find('-') < line.find(' ')) {
+      in = line.size() >= path.size() && line.compare(line.size() - path.size(), path.size(), path) == 0;
+    } else if (in && line.rfind("Rss:", 0) == 0) {
+      kb += std::stoull(line.substr(4));
+    }
+  }
+  return kb * 1024;
+}
+
+// Load faults in every page a decode step reads (so the first request does not pay for them),
+// but not the embedding table, of which a token reads one row: it would only cost memory.
+TEST(Model, LoadFaultsInWhatDecodeReadsButNotTheEmbeddingTable) {
+  llmops::test::TempDir dir;
+  const std::string path = dir.file("m.gguf");
+  ASSERT_TRUE(write_synth_model(*find_synth_shape("llama-15M"), GgmlType::kQ8_0, 4, path).ok());
+  auto m = Model::load(path);
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  ASSERT_NE((*m)->classifier().data, (*m)->token_embedding().data);
+  const uint64_t embd = (*m)->token_embedding().bytes(), rest = (*m)->weight_bytes() - embd;
+  const uint64_t resident = mapped_resident_bytes(std::filesystem::canonical(path).string());
+  EXPECT_GE(resident, rest * 9 / 10) << "the weights a decode step reads were not faulted in";
+  EXPECT_LT(resident, rest + embd / 4) << "the embedding table was faulted in whole";
+}
+
 TEST(Model, ACopiedPrefixContinuesExactlyAsTheOriginal) {
   llmops::test::TempDir dir;
   ASSERT_TRUE(write_synth_model(*find_synth_shape("tiny"), GgmlType::kQ8_0, 2, dir.file("m.gguf")).ok());
