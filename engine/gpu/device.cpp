@@ -81,34 +81,26 @@ Result<std::unique_ptr<GpuDevice>> GpuDevice::open(std::shared_ptr<GpuDriver> dr
   return d;
 }
 
-namespace {
-
-// The CUDA driver, unless no NVIDIA kernel driver is loaded: then there is nothing to find, and
-// loading the CUDA driver would map cuBLAS (hundreds of MB) for nothing, on every start of a
-// CPU-only server.
-Result<std::shared_ptr<GpuDriver>> usable_cuda_driver() {
+Result<std::shared_ptr<GpuDriver>> GpuDriver::find_usable() {
   std::error_code ec;
   if (!fs::exists("/proc/driver/nvidia/version", ec) && !fs::exists("/dev/nvidiactl", ec)) {
     return unavailable("no usable device here: no NVIDIA kernel driver is loaded (/proc/driver/nvidia/version is absent)");
   }
-  auto driver = GpuDriver::find_cuda();
+  auto driver = find_cuda();
   if (!driver.ok()) return unavailable(driver.status().message());
   return driver;
 }
 
-}  // namespace
-
-Result<std::unique_ptr<GpuDevice>> GpuDevice::open_default() {
-  LLMOPS_ASSIGN_OR_RETURN(auto driver, usable_cuda_driver());
-  return open(std::move(driver), 0);
+Result<std::string> GpuDriver::pci_bus_id(int index) const {
+  if (score() <= 0) return unavailable("the " + std::string(api_->name) + " driver finds no usable device here");
+  llmops_drv_device_info info{};
+  if (api_->device_info(index, &info) != LLMOPS_DRV_OK) return unavailable(api_->last_error(nullptr));
+  return std::string(info.pci_bus_id);
 }
 
-Result<std::string> GpuDevice::default_pci_bus_id() {
-  LLMOPS_ASSIGN_OR_RETURN(auto driver, usable_cuda_driver());
-  if (driver->score() <= 0) return unavailable("the cuda driver finds no usable device here");
-  llmops_drv_device_info info{};
-  if (driver->api().device_info(0, &info) != LLMOPS_DRV_OK) return unavailable(driver->api().last_error(nullptr));
-  return std::string(info.pci_bus_id);
+Result<std::unique_ptr<GpuDevice>> GpuDevice::open_default() {
+  LLMOPS_ASSIGN_OR_RETURN(auto driver, GpuDriver::find_usable());
+  return open(std::move(driver), 0);
 }
 
 Status GpuDevice::check(int rc, const char* what) const {

@@ -30,12 +30,18 @@ class GpuDriver {
   // The CUDA driver from the usual places: $LLMOPS_DRIVER_DIR, then lib/llmops/drivers beside
   // the running executable's bin/ (the build tree and the install tree), then the install prefix.
   static Result<std::shared_ptr<GpuDriver>> find_cuda();
+  // find_cuda(), once NVIDIA's kernel driver is seen to be loaded (without it there is nothing
+  // to find, and loading the CUDA driver would map cuBLAS for nothing); kUnavailable saying why.
+  static Result<std::shared_ptr<GpuDriver>> find_usable();
   // Where find_cuda() looks, in order.
   static std::vector<std::string> cuda_search_paths();
 
   const llmops_driver_api& api() const { return *api_; }
   const std::string& path() const { return path_; }
   int score() const { return api_->score(); }
+  // The PCI address of device `index` ("0000:41:00.0"), without opening it (to pin the thread
+  // that will open it next to it). kUnavailable where the driver scores 0 or has no such device.
+  Result<std::string> pci_bus_id(int index) const;
 
  private:
   GpuDriver() = default;
@@ -51,12 +57,8 @@ class GpuDevice {
   GpuDevice& operator=(const GpuDevice&) = delete;
 
   static Result<std::unique_ptr<GpuDevice>> open(std::shared_ptr<GpuDriver> driver, int index);
-  // The first device of the CUDA driver, or kUnavailable saying why none is usable (checked
-  // first: NVIDIA's kernel driver is loaded at all).
+  // The first device of find_usable()'s driver, or kUnavailable saying why none is usable.
   static Result<std::unique_ptr<GpuDevice>> open_default();
-  // The PCI address of the device open_default() opens, without opening it (to pin the thread
-  // that will, next to it).
-  static Result<std::string> default_pci_bus_id();
 
   const llmops_driver_api& api() const { return driver_->api(); }
   llmops_drv* handle() const { return handle_; }

@@ -90,7 +90,7 @@ Result<std::unique_ptr<GpuModel>> GpuModel::upload(GpuDevice& dev, const Model& 
     LLMOPS_ASSIGN_OR_RETURN(G.b_down, g->put_vector(L.b_down, dim));
     g->layers_.push_back(G);
   }
-  if (c.rope != RopeLayout::kNone) LLMOPS_RETURN_IF_ERROR(g->put_rope(model.rope_inv_freq()));
+  LLMOPS_RETURN_IF_ERROR(g->put_rope(model.rope_inv_freq()));
   return g;
 }
 
@@ -134,14 +134,7 @@ Result<std::unique_ptr<GpuModel>> GpuModel::random(GpuDevice& dev, const ModelCo
     LLMOPS_ASSIGN_OR_RETURN(G.w_down, matrix(type, dim, static_cast<uint64_t>(c.hidden_dim)));
     g->layers_.push_back(G);
   }
-  if (c.rope != RopeLayout::kNone) {
-    const int rope_dims = c.rope_dims > 0 ? c.rope_dims : c.head_dim;
-    std::vector<float> inv_freq(static_cast<size_t>(rope_dims / 2));
-    for (size_t i = 0; i < inv_freq.size(); ++i) {
-      inv_freq[i] = 1.0f / std::pow(c.rope_theta, static_cast<float>(2 * i) / static_cast<float>(rope_dims));
-    }
-    LLMOPS_RETURN_IF_ERROR(g->put_rope(inv_freq));
-  }
+  LLMOPS_RETURN_IF_ERROR(g->put_rope(engine::rope_inv_freq(c)));
   LLMOPS_RETURN_IF_ERROR(dev.check(dev.api().synchronize(dev.handle()), "making the random weights"));
   return g;
 }

@@ -33,11 +33,10 @@ Status ModelConfig::validate() const {
   return ok_status();
 }
 
-void Model::init_rope(const float* factors) {
-  rope_inv_freq_.clear();
-  if (config_.rope == RopeLayout::kNone) return;
-  const int rd = config_.rope_dims == 0 ? config_.head_dim : config_.rope_dims;
-  const ModelConfig& c = config_;
+std::vector<float> rope_inv_freq(const ModelConfig& c, const float* factors) {
+  std::vector<float> out;
+  if (c.rope == RopeLayout::kNone) return out;
+  const int rd = c.rope_dims == 0 ? c.head_dim : c.rope_dims;
   for (int i = 0; i < rd; i += 2) {
     float f = 1.0f / std::pow(c.rope_theta, static_cast<float>(i) / static_cast<float>(rd));
     if (c.rope_llama3_factor > 0.0f) {
@@ -54,9 +53,12 @@ void Model::init_rope(const float* factors) {
       }
     }
     if (factors != nullptr) f /= factors[i / 2];
-    rope_inv_freq_.push_back(f / c.rope_linear);
+    out.push_back(f / c.rope_linear);
   }
+  return out;
 }
+
+void Model::init_rope(const float* factors) { rope_inv_freq_ = engine::rope_inv_freq(config_, factors); }
 
 const float* Model::keep(std::vector<float> v) {
   owned_.push_back(std::move(v));

@@ -58,6 +58,10 @@ struct ModelConfig {
   Status validate() const;
 };
 
+// The RoPE frequency of each rotating pair of a head, scaling applied (linear, Llama 3);
+// factors (GGUF rope_freqs, may be null) divide each. Empty without RoPE.
+std::vector<float> rope_inv_freq(const ModelConfig& c, const float* factors = nullptr);
+
 // A rows × cols matrix stored row by row in one ggml type (rows are the output dimension).
 struct WeightView {
   GgmlType type = GgmlType::kF32;

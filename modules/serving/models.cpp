@@ -138,14 +138,17 @@ Result<std::unique_ptr<GpuExecution>> ModelManager::place_on_gpu(const engine::M
     host_.info("'" + name + "' runs on the CPU: " + why.message());
     return std::unique_ptr<GpuExecution>();
   };
+  auto driver = engine::GpuDriver::find_usable();
+  if (!driver.ok()) return refuse(driver.status());
   // The device's context and pinned staging are made, and the weights uploaded, on a thread
-  // pinned next to the GPU, so they sit in its NUMA node (not in this caller's).
+  // pinned next to the GPU (as the scheduler thread that drives it will be), so they sit in its
+  // NUMA node, not in this caller's.
   Status failed = ok_status();
   auto gpu = std::make_unique<GpuExecution>();
   std::thread([&] {
-    auto pci = engine::GpuDevice::default_pci_bus_id();
-    if (pci.ok() && opt_.bind_near_gpu) opt_.bind_near_gpu(*pci);
-    auto device = engine::GpuDevice::open_default();
+    auto pci = (*driver)->pci_bus_id(0);
+    if (pci.ok() && opt_.scheduler.on_gpu_thread_start) opt_.scheduler.on_gpu_thread_start(*pci);
+    auto device = engine::GpuDevice::open(*driver, 0);
     if (!device.ok()) return void(failed = device.status());
     gpu->device = std::move(*device);
     auto uploaded = engine::GpuModel::upload(*gpu->device, model);

@@ -77,9 +77,6 @@ struct ManagerOptions {
   uint64_t memory_budget_bytes = 0;  // 0: no limit
   int idle_unload_s = 300;           // 0: never
   std::function<void(Served&)> on_load;  // before it takes requests (metric series)
-  // Pins the calling thread next to a GPU (its PCI address); the GPU's context, pinned buffers
-  // and upload are made on such a thread.
-  std::function<void(const std::string&)> bind_near_gpu;
   bool pack_for_batches = true;          // serving.pack-weights
   // serving.device: "cpu"; "cuda" (a model that cannot go on the GPU fails to load); "auto"
   // (the GPU when the CUDA driver finds one and the model fits, else the CPU, saying why).

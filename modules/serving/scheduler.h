@@ -114,7 +114,8 @@ struct SchedulerOptions {
   int prefill_chunk = 128;        // prompt tokens per step, shared by the prefilling sequences
   int threads = 1;
   std::function<void(int)> on_thread_start;  // pins engine threads (placement)
-  // Pins the scheduler thread next to the GPU it drives (its PCI address), when it drives one.
+  // Pins the calling thread next to a GPU (its PCI address): the scheduler thread that drives
+  // one, and the thread that opens its context and uploads the weights.
   std::function<void(const std::string&)> on_gpu_thread_start;
   // Finished sequences keep their KV cache, in what the running ones leave of the KV budget,
   // so a request that starts with the same tokens (a system prompt, an earlier chat turn)

@@ -113,14 +113,13 @@ llmops_code start(llmops_module_ctx* ctx, void* state, llmops_error* err) {
     };
   }
   // The thread that drives a GPU (and its pinned buffers) sits next to it (ABI 1.3 hosts).
-  mo.bind_near_gpu = [s](const std::string& pci) {
+  opt.on_gpu_thread_start = [s](const std::string& pci) {
     if (s->host->struct_size < offsetof(llmops_host_api, placement_bind_device) + sizeof(void*)) return;
     llmops_error e{};
     if (s->host->placement_bind_device(s->ctx, pci.c_str(), &e) != LLMOPS_OK) {
       s->host->log(s->ctx, LLMOPS_LOG_WARNING, ("could not pin the thread of GPU " + pci + ": " + e.message).c_str());
     }
   };
-  opt.on_gpu_thread_start = mo.bind_near_gpu;
   mo.memory_budget_bytes = static_cast<uint64_t>(std::stoll(sdk.config("memory-budget-mb", "0"))) << 20;
   if (mo.memory_budget_bytes == 0) mo.memory_budget_bytes = default_memory_budget();
   mo.idle_unload_s = std::stoi(sdk.config("idle-unload-s", "300"));
@@ -130,8 +129,9 @@ llmops_code start(llmops_module_ctx* ctx, void* state, llmops_error* err) {
     return llmops::sdk::fail(err, LLMOPS_INVALID_ARGUMENT, "serving.device is '" + mo.device + "': use auto, cpu or cuda");
   }
   if (mo.device != "cpu" && mo.pack_for_batches) {
-    // Models on a GPU do not read the CPU's repacked panels: do not pay their memory.
-    if (auto probe = llmops::engine::GpuDevice::open_default(); probe.ok()) mo.pack_for_batches = false;
+    // Models on a GPU do not read the CPU's repacked panels: do not pay their memory. (Asking
+    // the driver's score opens no device context.)
+    if (auto driver = llmops::engine::GpuDriver::find_usable(); driver.ok() && (*driver)->score() > 0) mo.pack_for_batches = false;
   }
   mo.on_load = [s](Served& m) { make_series(s, m); };
   if (auto prios = s->registry->priorities(); prios.ok()) {
