@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <tuple>
 #include <memory>
@@ -123,6 +124,9 @@ class GpuRunner {
 
  private:
   Status check(const GpuBatchToken* batch, size_t n) const;
+  // Checks the batch and runs it chunk by chunk, handing take() each chunk's number of asking
+  // tokens while their logits are in logits_.
+  Status run_chunks(const GpuBatchToken* batch, size_t n, const std::function<Status(int wanted)>& take);
   Status ensure_buffers(int t);
   void drop_graphs();
   // Runs one chunk; leaves the asking rows' logits in logits_ and returns how many asked.

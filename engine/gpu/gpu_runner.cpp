@@ -1,8 +1,10 @@
 // The forward pass on the device, step by step as Runner::run_chunk does it on the CPU.
 #include <cmath>
 #include <cstring>
+#include <functional>
 
 #include "gpu/gpu_model.h"
+#include "model/batch_check.h"
 
 namespace llmops::engine {
 
@@ -18,32 +20,8 @@ void GpuRunner::drop_graphs() {
 }
 
 Status GpuRunner::check(const GpuBatchToken* batch, size_t n) const {
-  const ModelConfig& c = m_.config();
-  for (size_t i = 0; i < n; ++i) {
-    const GpuBatchToken& b = batch[i];
-    const std::string at = n > 1 ? " (batch entry " + std::to_string(i) + ")" : "";
-    if (b.session == nullptr || &b.session->model() != &m_) return invalid_argument("a batch token has no session of this model" + at);
-    if (b.token < 0 || b.token >= c.vocab_size) return invalid_argument("token id " + std::to_string(b.token) + " is outside the vocabulary" + at);
-    if (b.pos < 0 || b.pos >= b.session->max_positions()) {
-      return resource_exhausted("position " + std::to_string(b.pos) + " is past the session's " + std::to_string(b.session->max_positions()) +
-                                " positions" + at);
-    }
-    if (m_.position_embedding().data != nullptr && static_cast<uint64_t>(b.pos) >= m_.position_embedding().rows) {
-      return resource_exhausted("position " + std::to_string(b.pos) + " is past the model's context" + at);
-    }
-    int expected_max = b.session->length();
-    for (size_t j = i; j-- > 0;) {
-      if (batch[j].session == b.session) {
-        if (b.pos != batch[j].pos + 1) return invalid_argument("positions of one sequence must be consecutive in a batch" + at);
-        expected_max = -1;
-        break;
-      }
-    }
-    if (expected_max >= 0 && b.pos > expected_max) {
-      return invalid_argument("position " + std::to_string(b.pos) + " skips past the " + std::to_string(expected_max) + " positions this sequence has" + at);
-    }
-  }
-  return ok_status();
+  const uint64_t position_rows = m_.position_embedding().data != nullptr ? m_.position_embedding().rows : 0;
+  return check_batch(batch, n, m_.config(), position_rows, [&](const GpuSession* s) { return s != nullptr && &s->model() == &m_; });
 }
 
 Status GpuRunner::ensure_buffers(int t) {
@@ -182,45 +160,42 @@ Result<int> GpuRunner::run_chunk(const GpuBatchToken* batch, int t) {
   return n_wanted;
 }
 
-Result<const float*> GpuRunner::run(const GpuBatchToken* batch, size_t n) {
+Status GpuRunner::run_chunks(const GpuBatchToken* batch, size_t n, const std::function<Status(int wanted)>& take) {
   if (n == 0) return invalid_argument("an empty batch");
   LLMOPS_RETURN_IF_ERROR(check(batch, n));
-  const size_t vocab = static_cast<size_t>(m_.config().vocab_size);
-  host_logits_.clear();
   for (size_t done = 0; done < n;) {
     const int t = static_cast<int>(std::min<size_t>(static_cast<size_t>(max_chunk_), n - done));
     LLMOPS_ASSIGN_OR_RETURN(int wanted, run_chunk(batch + done, t));
-    const size_t at = host_logits_.size();
-    host_logits_.resize(at + static_cast<size_t>(wanted) * vocab);
-    if (wanted > 0) {
-      LLMOPS_RETURN_IF_ERROR(drv(m_.device().api().download(m_.device().handle(), host_logits_.data() + at, logits_.get(),
-                                                            static_cast<uint64_t>(wanted) * vocab * sizeof(float)),
-                                 "reading the logits"));
-    }
+    if (wanted > 0) LLMOPS_RETURN_IF_ERROR(take(wanted));
     for (int i = 0; i < t; ++i) batch[done + static_cast<size_t>(i)].session->length_ = batch[done + static_cast<size_t>(i)].pos + 1;
     done += static_cast<size_t>(t);
   }
+  return ok_status();
+}
+
+Result<const float*> GpuRunner::run(const GpuBatchToken* batch, size_t n) {
+  const size_t vocab = static_cast<size_t>(m_.config().vocab_size);
+  host_logits_.clear();
+  LLMOPS_RETURN_IF_ERROR(run_chunks(batch, n, [&](int wanted) {
+    const size_t at = host_logits_.size();
+    host_logits_.resize(at + static_cast<size_t>(wanted) * vocab);
+    return drv(m_.device().api().download(m_.device().handle(), host_logits_.data() + at, logits_.get(),
+                                          static_cast<uint64_t>(wanted) * vocab * sizeof(float)),
+               "reading the logits");
+  }));
   return host_logits_.data();
 }
 
 Result<std::vector<int32_t>> GpuRunner::run_greedy(const GpuBatchToken* batch, size_t n) {
-  if (n == 0) return invalid_argument("an empty batch");
-  LLMOPS_RETURN_IF_ERROR(check(batch, n));
   std::vector<int32_t> out;
   const llmops_driver_api& api = m_.device().api();
   llmops_drv* h = m_.device().handle();
-  for (size_t done = 0; done < n;) {
-    const int t = static_cast<int>(std::min<size_t>(static_cast<size_t>(max_chunk_), n - done));
-    LLMOPS_ASSIGN_OR_RETURN(int wanted, run_chunk(batch + done, t));
-    if (wanted > 0) {
-      LLMOPS_RETURN_IF_ERROR(drv(api.argmax(h, logits_.as<float>(), wanted, m_.config().vocab_size, out_ids_.as<int32_t>()), "greedy sampling"));
-      const size_t at = out.size();
-      out.resize(at + static_cast<size_t>(wanted));
-      LLMOPS_RETURN_IF_ERROR(drv(api.download(h, out.data() + at, out_ids_.get(), static_cast<uint64_t>(wanted) * sizeof(int32_t)), "reading the ids"));
-    }
-    for (int i = 0; i < t; ++i) batch[done + static_cast<size_t>(i)].session->length_ = batch[done + static_cast<size_t>(i)].pos + 1;
-    done += static_cast<size_t>(t);
-  }
+  LLMOPS_RETURN_IF_ERROR(run_chunks(batch, n, [&](int wanted) {
+    LLMOPS_RETURN_IF_ERROR(drv(api.argmax(h, logits_.as<float>(), wanted, m_.config().vocab_size, out_ids_.as<int32_t>()), "greedy sampling"));
+    const size_t at = out.size();
+    out.resize(at + static_cast<size_t>(wanted));
+    return drv(api.download(h, out.data() + at, out_ids_.get(), static_cast<uint64_t>(wanted) * sizeof(int32_t)), "reading the ids");
+  }));
   return out;
 }
 

@@ -7,6 +7,7 @@
 
 #include "kernels/matmul.h"
 #include "kernels/thread_pool.h"
+#include "model/batch_check.h"
 
 namespace llmops::engine {
 
@@ -200,42 +201,8 @@ Runner::Runner(const Model& model, ThreadPool* pool, int max_chunk)
 Runner::~Runner() = default;
 
 Status Runner::check(const BatchToken* batch, size_t n) const {
-  const ModelConfig& c = m_.config();
-  for (size_t i = 0; i < n; ++i) {
-    const BatchToken& b = batch[i];
-    const std::string at = n > 1 ? " (batch entry " + std::to_string(i) + ")" : "";
-    if (b.session == nullptr || &b.session->model() != &m_) return invalid_argument("a batch token has no session of this model" + at);
-    if (b.token < 0 || b.token >= c.vocab_size) {
-      return invalid_argument("token id " + std::to_string(b.token) + " is outside the vocabulary (0.." + std::to_string(c.vocab_size - 1) +
-                              ")" + at);
-    }
-    if (b.pos < 0 || b.pos >= b.session->max_positions()) {
-      return resource_exhausted("position " + std::to_string(b.pos) + " is past the session's " +
-                                std::to_string(b.session->max_positions()) + " positions" + at);
-    }
-    if (m_.position_embedding().data != nullptr && static_cast<uint64_t>(b.pos) >= m_.position_embedding().rows) {
-      return resource_exhausted("position " + std::to_string(b.pos) + " is past the model's context of " +
-                                std::to_string(m_.position_embedding().rows) + " positions" + at);
-    }
-    // The session's previous token in this batch, if any, must sit just before this one;
-    // otherwise the cache must reach up to this position.
-    int expected_max = b.session->length();
-    for (size_t j = i; j-- > 0;) {
-      if (batch[j].session == b.session) {
-        expected_max = -1;
-        if (b.pos != batch[j].pos + 1) {
-          return invalid_argument("positions of one sequence must be consecutive in a batch: " + std::to_string(batch[j].pos) + " then " +
-                                  std::to_string(b.pos) + at);
-        }
-        break;
-      }
-    }
-    if (expected_max >= 0 && b.pos > expected_max) {
-      return invalid_argument("position " + std::to_string(b.pos) + " skips past the " + std::to_string(expected_max) +
-                              " positions this sequence has" + at);
-    }
-  }
-  return ok_status();
+  const uint64_t position_rows = m_.position_embedding().data != nullptr ? m_.position_embedding().rows : 0;
+  return check_batch(batch, n, m_.config(), position_rows, [&](const Session* s) { return s != nullptr && &s->model() == &m_; });
 }
 
 Result<const float*> Runner::run(const BatchToken* batch, size_t n, Output output) {

@@ -38,6 +38,29 @@ std::vector<int32_t> gpu_greedy(GpuRunner& runner, GpuSession& s, const std::vec
   return out;
 }
 
+// A synthetic model of the shape and type, written under dir, loaded, and uploaded to dev;
+// nulls (after a failure saying why) if any step fails.
+struct SynthOnGpu {
+  std::unique_ptr<Model> model;
+  std::unique_ptr<GpuModel> gpu;
+};
+SynthOnGpu synth_on_gpu(GpuDevice& dev, const char* shape_name, GgmlType type, uint64_t seed, const std::string& dir) {
+  SynthOnGpu out;
+  auto shape = find_synth_shape(shape_name);
+  EXPECT_TRUE(shape.ok());
+  const std::string path = dir + "/m.gguf";
+  if (!shape.ok() || !write_synth_model(*shape, type, seed, path).ok()) return out;
+  auto model = Model::load(path);
+  EXPECT_TRUE(model.ok()) << model.status().message();
+  if (!model.ok()) return out;
+  auto gm = GpuModel::upload(dev, **model);
+  EXPECT_TRUE(gm.ok()) << gm.status().message();
+  if (!gm.ok()) return out;
+  out.model = std::move(*model);
+  out.gpu = std::move(*gm);
+  return out;
+}
+
 class GpuStories : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(GpuStories, GreedyIdsEqualTheReferences) {
@@ -89,18 +112,12 @@ TEST_P(GpuSynth, LogitsMatchTheCpuRunner) {
   REQUIRE_GPU();
   const SynthCase c = GetParam();
   ::llmops::test::TempDir tmp;
-  const std::string path = tmp.path() + "/m.gguf";
-  auto shape = find_synth_shape(c.shape);
-  ASSERT_TRUE(shape.ok());
-  ASSERT_TRUE(write_synth_model(*shape, c.type, 7, path).ok());
-  auto model = Model::load(path);
-  ASSERT_TRUE(model.ok()) << model.status().message();
-  auto gm = GpuModel::upload(dev, **model);
-  ASSERT_TRUE(gm.ok()) << gm.status().message();
-  const int vocab = (*model)->config().vocab_size;
-  Session cpu(**model, 64);
-  GpuRunner runner(**gm);
-  auto gs = GpuSession::create(**gm, 64);
+  auto [model, gm] = synth_on_gpu(dev, c.shape, c.type, 7, tmp.path());
+  ASSERT_NE(gm, nullptr);
+  const int vocab = model->config().vocab_size;
+  Session cpu(*model, 64);
+  GpuRunner runner(*gm);
+  auto gs = GpuSession::create(*gm, 64);
   ASSERT_TRUE(gs.ok());
   std::vector<int32_t> prompt = {1, 17, 300, 42, 9, 511, 3, 77, 100, 5, 6, 250};
   std::vector<GpuBatchToken> batch;
@@ -144,21 +161,17 @@ INSTANTIATE_TEST_SUITE_P(Models, GpuSynth,
 TEST(GpuRunnerTest, BatchedDecodeEqualsOneSequenceAtATime) {
   REQUIRE_GPU();
   ::llmops::test::TempDir tmp;
-  auto shape = find_synth_shape("tiny");
   // Q4_0: its one- and four-token kernels both keep activations in fp32 (Q4_K's one-token
   // kernel quantises them, so it would differ from its batched form by that rounding).
-  ASSERT_TRUE(write_synth_model(*shape, GgmlType::kQ4_0, 3, tmp.path() + "/m.gguf").ok());
-  auto model = Model::load(tmp.path() + "/m.gguf");
-  ASSERT_TRUE(model.ok());
-  auto gm = GpuModel::upload(dev, **model);
-  ASSERT_TRUE(gm.ok());
-  const int vocab = (*model)->config().vocab_size;
-  GpuRunner together(**gm), alone(**gm);
+  auto [model, gm] = synth_on_gpu(dev, "tiny", GgmlType::kQ4_0, 3, tmp.path());
+  ASSERT_NE(gm, nullptr);
+  const int vocab = model->config().vocab_size;
+  GpuRunner together(*gm), alone(*gm);
   std::vector<std::unique_ptr<GpuSession>> a, b;
   std::vector<GpuBatchToken> step;
   for (int s = 0; s < 4; ++s) {
-    a.push_back(std::move(*GpuSession::create(**gm, 64)));
-    b.push_back(std::move(*GpuSession::create(**gm, 64)));
+    a.push_back(std::move(*GpuSession::create(*gm, 64)));
+    b.push_back(std::move(*GpuSession::create(*gm, 64)));
     std::vector<GpuBatchToken> prompt;
     for (int i = 0; i <= 3 * s; ++i) prompt.push_back({a.back().get(), 10 + 7 * i + s, i, false});
     ASSERT_TRUE(together.run(prompt.data(), prompt.size()).ok());
@@ -184,21 +197,17 @@ TEST(GpuRunnerTest, BatchedDecodeEqualsOneSequenceAtATime) {
 TEST(GpuRunnerTest, BadTokensAndPositionsAreRefusedAndChangeNothing) {
   REQUIRE_GPU();
   ::llmops::test::TempDir tmp;
-  auto shape = find_synth_shape("tiny");
-  ASSERT_TRUE(write_synth_model(*shape, GgmlType::kF16, 3, tmp.path() + "/m.gguf").ok());
-  auto model = Model::load(tmp.path() + "/m.gguf");
-  ASSERT_TRUE(model.ok());
-  auto gm = GpuModel::upload(dev, **model);
-  ASSERT_TRUE(gm.ok());
-  GpuRunner runner(**gm);
-  auto s = GpuSession::create(**gm, 4);
+  auto [model, gm] = synth_on_gpu(dev, "tiny", GgmlType::kF16, 3, tmp.path());
+  ASSERT_NE(gm, nullptr);
+  GpuRunner runner(*gm);
+  auto s = GpuSession::create(*gm, 4);
   ASSERT_TRUE(s.ok());
   GpuBatchToken bad_token{s->get(), 1 << 20, 0, true}, past{s->get(), 1, 4, true}, skip{s->get(), 1, 2, true};
   EXPECT_EQ(runner.run(&bad_token, 1).status().code(), Code::kInvalidArgument);
   EXPECT_EQ(runner.run(&past, 1).status().code(), Code::kResourceExhausted);
   EXPECT_EQ(runner.run(&skip, 1).status().code(), Code::kInvalidArgument);
   EXPECT_EQ((*s)->length(), 0);
-  auto too_big = GpuSession::create(**gm, 1 << 30);
+  auto too_big = GpuSession::create(*gm, 1 << 30);
   ASSERT_FALSE(too_big.ok());
   EXPECT_EQ(too_big.status().code(), Code::kResourceExhausted) << too_big.status().message();
 }
