@@ -8,6 +8,8 @@ packages=(
   build-essential cmake ninja-build pkg-config file
   libboost-dev libboost-program-options-dev liblmdb-dev libhwloc-dev libopenblas-dev libsystemd-dev
   nlohmann-json3-dev libssl-dev
+  # the data stage: Unicode normalisation, language identification, compressed input
+  libutf8proc-dev libcld2-dev zlib1g-dev libzstd-dev
   # tests, fuzzing, sanitizers, packaging checks, benchmarks
   libgtest-dev libgmock-dev clang libclang-rt-14-dev lmdb-utils hwloc curl systemd dpkg-dev rpm wrk
 )

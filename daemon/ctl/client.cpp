@@ -32,13 +32,14 @@ Status connect(unix_socket::socket& s, const std::string& path) {
                      " (is it running? systemctl status llmopsd; or pass --socket PATH)");
 }
 
-http::request<http::string_body> make_request(const std::string& method, const std::string& target, const Json* body) {
+http::request<http::string_body> make_request(const std::string& method, const std::string& target, const std::string* body,
+                                              const char* content_type) {
   http::request<http::string_body> req(http::string_to_verb(method), target, 11);
   req.set(http::field::host, "localhost");
   req.set(http::field::user_agent, "llmopsctl/" LLMOPS_VERSION_STRING);
   if (body != nullptr) {
-    req.set(http::field::content_type, "application/json");
-    req.body() = dump_json(*body);
+    req.set(http::field::content_type, content_type);
+    req.body() = *body;
   }
   req.prepare_payload();
   return req;
@@ -75,11 +76,18 @@ Status status_from_error(int http_status, std::string_view body) {
 }
 
 Result<Json> AdminClient::call(const std::string& method, const std::string& target, const Json* body) {
+  if (body == nullptr) return call_raw(method, target, nullptr, nullptr);
+  const std::string text = dump_json(*body);
+  return call_raw(method, target, &text, "application/json");
+}
+
+Result<Json> AdminClient::call_raw(const std::string& method, const std::string& target, const std::string* body,
+                                   const char* content_type) {
   net::io_context ioc;
   unix_socket::socket s(ioc);
   LLMOPS_RETURN_IF_ERROR(connect(s, socket_));
   beast::error_code ec;
-  auto req = make_request(method, target, body);
+  auto req = make_request(method, target, body, content_type);
   http::write(s, req, ec);
   if (ec) return unavailable("sending to llmopsd failed: " + ec.message());
   beast::flat_buffer buf;
@@ -102,27 +110,10 @@ Status AdminClient::stream(const std::string& target, const std::function<bool(c
 
 Status AdminClient::stream(const std::string& method, const std::string& target, const Json* body,
                            const std::function<bool(const Json&)>& on_line) {
-  net::io_context ioc;
-  unix_socket::socket s(ioc);
-  LLMOPS_RETURN_IF_ERROR(connect(s, socket_));
-  beast::error_code ec;
-  auto req = make_request(method, target, body);
-  http::write(s, req, ec);
-  if (ec) return unavailable("sending to llmopsd failed: " + ec.message());
-  beast::flat_buffer buf;
-  http::response_parser<http::string_body> head;
-  head.body_limit(16u << 20);
-  http::read_header(s, buf, head, ec);
-  if (ec) return unavailable("reading llmopsd's answer failed: " + ec.message());
-  int status = static_cast<int>(head.get().result_int());
-  if (status >= 400) {
-    http::read(s, buf, head, ec);
-    return status_from_error(status, head.get().body());
-  }
   std::string pending;
   bool stop = false;
   Status inner;
-  auto on_chunk = [&](std::uint64_t, beast::string_view data, beast::error_code&) -> std::size_t {
+  Status st = stream_raw(method, target, body, [&](std::string_view data) {
     pending.append(data.data(), data.size());
     size_t nl;
     while (!stop && (nl = pending.find('\n')) != std::string::npos) {
@@ -142,6 +133,35 @@ Status AdminClient::stream(const std::string& method, const std::string& target,
         stop = true;
       }
     }
+    return !stop;
+  });
+  return st.ok() ? inner : st;
+}
+
+Status AdminClient::stream_raw(const std::string& method, const std::string& target, const Json* body,
+                               const std::function<bool(std::string_view)>& on_data) {
+  net::io_context ioc;
+  unix_socket::socket s(ioc);
+  LLMOPS_RETURN_IF_ERROR(connect(s, socket_));
+  beast::error_code ec;
+  const std::string text = body != nullptr ? dump_json(*body) : std::string();
+  auto req = make_request(method, target, body != nullptr ? &text : nullptr, "application/json");
+  http::write(s, req, ec);
+  if (ec) return unavailable("sending to llmopsd failed: " + ec.message());
+  beast::flat_buffer buf;
+  http::response_parser<http::string_body> head;
+  head.body_limit(16u << 20);
+  http::read_header(s, buf, head, ec);
+  if (ec) return unavailable("reading llmopsd's answer failed: " + ec.message());
+  int status = static_cast<int>(head.get().result_int());
+  if (status >= 400) {
+    http::read(s, buf, head, ec);
+    return status_from_error(status, head.get().body());
+  }
+  head.body_limit(boost::none);
+  bool stop = false;
+  auto on_chunk = [&](std::uint64_t, beast::string_view data, beast::error_code&) -> std::size_t {
+    if (!stop && !on_data(std::string_view(data.data(), data.size()))) stop = true;
     return data.size();
   };
   head.on_chunk_body(on_chunk);
@@ -150,7 +170,7 @@ Status AdminClient::stream(const std::string& method, const std::string& target,
     if (ec == http::error::end_of_stream || ec == net::error::eof) break;
     if (ec) return unavailable("the stream from llmopsd broke: " + ec.message());
   }
-  return inner;
+  return ok_status();
 }
 
 }  // namespace llmops::ctl

@@ -25,6 +25,11 @@ class AdminClient {
   // Server-Sent Events work too: "data: " is stripped, blank lines skipped, "[DONE]" ends it.
   Status stream(const std::string& target, const std::function<bool(const Json&)>& on_line);
   Status stream(const std::string& method, const std::string& target, const Json* body, const std::function<bool(const Json&)>& on_line);
+  // A request with a body that is not JSON (an upload chunk), answered with JSON.
+  Result<Json> call_raw(const std::string& method, const std::string& target, const std::string* body, const char* content_type);
+  // A streamed (chunked) answer handed over as it arrives, until on_data returns false.
+  Status stream_raw(const std::string& method, const std::string& target, const Json* body,
+                    const std::function<bool(std::string_view)>& on_data);
   const std::string& socket_path() const { return socket_; }
 
  private:

@@ -8,34 +8,11 @@
 #include <map>
 
 #include "client.h"
+#include "verbs.h"
 #include "fs.h"
 #include "table.h"
 
 namespace llmops::ctl {
-namespace {
-
-struct Invocation {
-  std::string socket;
-  bool json = false;
-  bool help = false;
-  std::vector<std::string> words;                // verb words and positional arguments
-  std::map<std::string, std::string> options;    // --name value / --name=value
-};
-
-struct Verb {
-  std::string usage;    // "jobs show ID"
-  std::string summary;  // one line
-  std::function<Status(AdminClient&, const Invocation&)> run;
-};
-
-const char* kGlobalHelp =
-    "Global options (anywhere on the line):\n"
-    "  --socket PATH   admin socket (default $LLMOPS_SOCKET, /run/llmops/admin.sock)\n"
-    "  --json          print the daemon's JSON instead of tables\n"
-    "  -h, --help      help for a verb\n"
-    "Exit codes: 0 ok, 1 internal error, 2 bad usage or invalid input, 3 not found,\n"
-    "4 permission denied, 5 daemon unavailable, 6 conflict, 7 limit reached,\n"
-    "8 cancelled, 9 data loss.\n";
 
 void print_json(const Json& j) { std::printf("%s\n", dump_json(j, 2).c_str()); }
 
@@ -48,6 +25,17 @@ Status need_words(const Invocation& inv, size_t n, const std::string& usage) {
   if (inv.words.size() < n) return invalid_argument("usage: llmopsctl " + usage);
   return ok_status();
 }
+
+namespace {
+
+const char* kGlobalHelp =
+    "Global options (anywhere on the line):\n"
+    "  --socket PATH   admin socket (default $LLMOPS_SOCKET, /run/llmops/admin.sock)\n"
+    "  --json          print the daemon's JSON instead of tables\n"
+    "  -h, --help      help for a verb\n"
+    "Exit codes: 0 ok, 1 internal error, 2 bad usage or invalid input, 3 not found,\n"
+    "4 permission denied, 5 daemon unavailable, 6 conflict, 7 limit reached,\n"
+    "8 cancelled, 9 data loss.\n";
 
 // ---- verbs ---------------------------------------------------------------------------------
 
@@ -197,16 +185,6 @@ void print_job(const Json& j) {
   std::printf("  params:     %s\n", dump_json(j["params"]).c_str());
 }
 
-Status job_final_status(const Json& j) {
-  std::string state = j.value("state", "");
-  if (state == "succeeded") return ok_status();
-  std::string msg = "job " + str(j, "id") + " " + state + ": " + j.value("message", "");
-  if (state == "cancelled") return cancelled(msg);
-  if (state == "interrupted") return aborted(msg);
-  if (state == "queued" || state == "running") return unavailable(msg);
-  return internal_error(msg);
-}
-
 Status cmd_jobs_show(AdminClient& c, const Invocation& inv) {
   LLMOPS_RETURN_IF_ERROR(need_words(inv, 3, "jobs show ID"));
   LLMOPS_ASSIGN_OR_RETURN(Json j, c.call("GET", "/v1/jobs/" + inv.words[2]));
@@ -242,39 +220,7 @@ Status cmd_jobs_submit(AdminClient& c, const Invocation& inv) {
 
 Status cmd_jobs_watch(AdminClient& c, const Invocation& inv) {
   LLMOPS_RETURN_IF_ERROR(need_words(inv, 3, "jobs watch ID"));
-  bool tty = ::isatty(STDOUT_FILENO) != 0 && !inv.json;
-  Json last;
-  auto t0 = std::chrono::steady_clock::now();
-  double done0 = -1;
-  Status st = c.stream("/v1/jobs/" + inv.words[2] + "/watch", [&](const Json& j) {
-    if (j.contains("event")) {
-      if (!inv.json) std::printf("%sllmopsd is stopping; the job continues or resumes when it restarts\n", tty ? "\n" : "");
-      return false;
-    }
-    last = j;
-    if (inv.json) {
-      std::printf("%s\n", dump_json(j).c_str());
-      std::fflush(stdout);
-      return true;
-    }
-    double done = j["progress"].value("done", 0.0), total = j["progress"].value("total", 0.0);
-    if (done0 < 0) done0 = done;
-    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    double rate = elapsed > 0 ? (done - done0) / elapsed : 0;
-    std::string eta = rate > 0 && total > done ? human_duration((total - done) / rate) : "-";
-    std::string line = progress_bar(done, total, 30) + " " + job_progress_text(j) + "  " + str(j, "state") + "  ETA " + eta + "  " +
-                       j.value("message", "");
-    if (line.size() > 110) line.resize(110);
-    if (tty) std::printf("\r\033[K%s", line.c_str());
-    else std::printf("%s\n", line.c_str());
-    std::fflush(stdout);
-    return true;
-  });
-  if (tty) std::printf("\n");
-  LLMOPS_RETURN_IF_ERROR(st);
-  if (last.is_null()) return unavailable("the watch ended before any update");
-  if (!inv.json) std::printf("job %s %s: %s\n", str(last, "id").c_str(), str(last, "state").c_str(), last.value("message", "").c_str());
-  return job_final_status(last);
+  return watch_job(c, inv.words[2], inv.json);
 }
 
 Status cmd_gc(AdminClient& c, const Invocation& inv) {
@@ -636,7 +582,7 @@ Status cmd_blobs_verify(AdminClient& c, const Invocation& inv) {
   return ok_status();
 }
 
-const std::vector<std::pair<std::vector<std::string>, Verb>>& verbs() {
+const VerbTable& verbs() {
   static const std::vector<std::pair<std::vector<std::string>, Verb>> kVerbs = {
       {{"status"}, {"status", "the daemon's state, endpoints, store, modules, jobs", cmd_status}},
       {{"modules"}, {"modules", "loaded and refused modules with version, stage and health", cmd_modules}},
@@ -674,7 +620,12 @@ const std::vector<std::pair<std::vector<std::string>, Verb>>& verbs() {
       {{"alias", "list"}, {"alias list", "aliases and the versions they point at", cmd_alias_list}},
       {{"alias", "rm"}, {"alias rm ALIAS", "remove an alias", cmd_alias_rm}},
   };
-  return kVerbs;
+  static const std::vector<std::pair<std::vector<std::string>, Verb>> kAll = [] {
+    auto all = kVerbs;
+    for (const auto& v : data_verbs()) all.push_back(v);
+    return all;
+  }();
+  return kAll;
 }
 
 void print_overview() {
@@ -699,6 +650,8 @@ Result<Invocation> parse(const std::vector<std::string>& args) {
       if (eq != std::string::npos) {
         value = name.substr(eq + 1);
         name = name.substr(0, eq);
+      } else if (is_flag_option(name)) {
+        value = "true";
       } else {
         if (i + 1 >= args.size()) return invalid_argument("option --" + name + " needs a value");
         value = args[++i];
@@ -713,6 +666,52 @@ Result<Invocation> parse(const std::vector<std::string>& args) {
 }
 
 }  // namespace
+
+Status job_final_status(const Json& j) {
+  std::string state = j.value("state", "");
+  if (state == "succeeded") return ok_status();
+  std::string msg = "job " + str(j, "id") + " " + state + ": " + j.value("message", "");
+  if (state == "cancelled") return cancelled(msg);
+  if (state == "interrupted") return aborted(msg);
+  if (state == "queued" || state == "running") return unavailable(msg);
+  return internal_error(msg);
+}
+
+Status watch_job(AdminClient& c, const std::string& id, bool json) {
+  bool tty = ::isatty(STDOUT_FILENO) != 0 && !json;
+  Json last;
+  auto t0 = std::chrono::steady_clock::now();
+  double done0 = -1;
+  Status st = c.stream("/v1/jobs/" + id + "/watch", [&](const Json& j) {
+    if (j.contains("event")) {
+      if (!json) std::printf("%sllmopsd is stopping; the job continues or resumes when it restarts\n", tty ? "\n" : "");
+      return false;
+    }
+    last = j;
+    if (json) {
+      std::printf("%s\n", dump_json(j).c_str());
+      std::fflush(stdout);
+      return true;
+    }
+    double done = j["progress"].value("done", 0.0), total = j["progress"].value("total", 0.0);
+    if (done0 < 0) done0 = done;
+    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    double rate = elapsed > 0 ? (done - done0) / elapsed : 0;
+    std::string eta = rate > 0 && total > done ? human_duration((total - done) / rate) : "-";
+    std::string line = progress_bar(done, total, 30) + " " + job_progress_text(j) + "  " + str(j, "state") + "  ETA " + eta + "  " +
+                       j.value("message", "");
+    if (line.size() > 110) line.resize(110);
+    if (tty) std::printf("\r\033[K%s", line.c_str());
+    else std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+    return true;
+  });
+  if (tty) std::printf("\n");
+  LLMOPS_RETURN_IF_ERROR(st);
+  if (last.is_null()) return unavailable("the watch ended before any update");
+  if (!json) std::printf("job %s %s: %s\n", str(last, "id").c_str(), str(last, "state").c_str(), last.value("message", "").c_str());
+  return job_final_status(last);
+}
 
 int run_ctl(const std::vector<std::string>& args) {
   if (!args.empty() && args[0] == "--version") {

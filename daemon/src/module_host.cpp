@@ -184,6 +184,41 @@ llmops_code host_blob_ref(llmops_module_ctx* ctx, const char* hex, int delta, ll
   return to_c(info.ok() ? ok_status() : info.status(), err);
 }
 
+}  // namespace
+}  // namespace llmops
+
+struct llmops_blob_writer {
+  llmops::BlobWriter writer;
+};
+
+namespace llmops {
+namespace {
+
+llmops_code host_blob_begin(llmops_module_ctx* ctx, llmops_blob_writer** out, llmops_error* err) {
+  if (out == nullptr) return sdk::fail(err, LLMOPS_INVALID_ARGUMENT, "out is required");
+  auto w = ctx->host->services().blobs->begin();
+  if (!w.ok()) return to_c(w.status(), err);
+  *out = new llmops_blob_writer{std::move(*w)};
+  return LLMOPS_OK;
+}
+
+llmops_code host_blob_write(llmops_blob_writer* w, const void* data, size_t size, llmops_error* err) {
+  if (w == nullptr) return sdk::fail(err, LLMOPS_INVALID_ARGUMENT, "writer is NULL");
+  return to_c(w->writer.write(data, size), err);
+}
+
+llmops_code host_blob_commit(llmops_blob_writer* w, char* hex_out, uint64_t* size_out, llmops_error* err) {
+  if (w == nullptr || hex_out == nullptr) return sdk::fail(err, LLMOPS_INVALID_ARGUMENT, "writer and hex_out are required");
+  std::unique_ptr<llmops_blob_writer> owned(w);
+  auto info = owned->writer.commit(1);
+  if (!info.ok()) return to_c(info.status(), err);
+  std::memcpy(hex_out, info->hex.c_str(), 65);
+  if (size_out != nullptr) *size_out = info->size;
+  return LLMOPS_OK;
+}
+
+void host_blob_abort(llmops_blob_writer* w) { delete w; }
+
 uint32_t host_metric_register(llmops_module_ctx* ctx, const char* name, const char* help, int is_gauge) {
   if (name == nullptr || !ctx->initialising) return UINT32_MAX;
   std::string full = "llmops_" + ctx->module->name + "_" + name;
@@ -409,7 +444,8 @@ const llmops_host_api kHostApi = {
     host_job_checkpoint,      host_job_save_checkpoint, host_job_progress,      host_job_cancelled,
     host_job_stopping,        host_job_id,             host_response_stream,    host_stream_write,
     host_stream_client_gone,  host_placement_threads,  host_placement_bind,     host_metric_series,
-    host_metric_observe,      host_kv_write_batch,     host_placement_bind_device,
+    host_metric_observe,      host_kv_write_batch,     host_placement_bind_device, host_blob_begin,
+    host_blob_write,          host_blob_commit,        host_blob_abort,
 };
 
 }  // namespace

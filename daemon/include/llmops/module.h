@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define LLMOPS_ABI_MAJOR 1
-#define LLMOPS_ABI_MINOR 3
+#define LLMOPS_ABI_MINOR 4
 
 #define LLMOPS_EXPORT __attribute__((visibility("default")))
 
@@ -136,6 +136,9 @@ typedef void (*llmops_stream_fn)(void *user, llmops_stream *stream);
 /* ---- Jobs -------------------------------------------------------------------------------- */
 
 typedef struct llmops_job llmops_job; /* host-owned handle given to a running job function */
+
+/* ABI 1.4: a blob being written (see blob_begin). */
+typedef struct llmops_blob_writer llmops_blob_writer;
 
 /* Runs one job to its end, on a host job worker. Returns LLMOPS_OK when done,
  * LLMOPS_CANCELLED after seeing job_cancelled, LLMOPS_ABORTED when it stopped because the
@@ -248,6 +251,16 @@ typedef struct llmops_host_api {
    * pinned buffers it allocates, sit next to it. LLMOPS_NOT_FOUND for a device the topology
    * does not list. Any thread. */
   llmops_code (*placement_bind_device)(llmops_module_ctx *ctx, const char *pci_bus_id, llmops_error *err);
+
+  /* ABI 1.4. A blob streamed in without a staging file (dataset shards, uploads): blob_begin
+   * makes a writer, blob_write appends (hashing as it goes), blob_commit makes it durable under
+   * its sha256 with one reference taken (hex_out: 65 bytes; an identical blob gains the
+   * reference) and frees the writer, blob_abort drops it and its temp file. Exactly one of
+   * commit or abort per writer, also after a failed write. One thread at a time per writer. */
+  llmops_code (*blob_begin)(llmops_module_ctx *ctx, llmops_blob_writer **out, llmops_error *err);
+  llmops_code (*blob_write)(llmops_blob_writer *w, const void *data, size_t size, llmops_error *err);
+  llmops_code (*blob_commit)(llmops_blob_writer *w, char *hex_out, uint64_t *size_out, llmops_error *err);
+  void (*blob_abort)(llmops_blob_writer *w);
 } llmops_host_api;
 
 /* ---- What a module gives the host -------------------------------------------------------- */

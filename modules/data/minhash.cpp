@@ -1,0 +1,144 @@
+#include "data/minhash.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "data/text.h"
+
+namespace llmops::data {
+namespace {
+
+// Area under f on [a, b] by the midpoint rule.
+template <typename F>
+double integrate(F f, double a, double b) {
+  const int steps = 200;
+  double h = (b - a) / steps, sum = 0;
+  for (int k = 0; k < steps; ++k) sum += f(a + (k + 0.5) * h);
+  return sum * h;
+}
+
+}  // namespace
+
+LshShape lsh_shape(double threshold, int permutations) {
+  // A missed duplicate stays in the data; a false candidate only costs one signature compare.
+  const double fp_weight = 0.3, fn_weight = 0.7;
+  LshShape best{1, permutations};
+  double best_error = std::numeric_limits<double>::max();
+  for (int b = 1; b <= permutations; ++b) {
+    for (int r = 1; r * b <= permutations; ++r) {
+      auto p = [&](double s) { return 1 - std::pow(1 - std::pow(s, r), b); };
+      double fp = integrate(p, 0, threshold);
+      double fn = integrate([&](double s) { return 1 - p(s); }, threshold, 1);
+      double err = fp_weight * fp + fn_weight * fn;
+      if (err < best_error) {
+        best_error = err;
+        best = {b, r};
+      }
+    }
+  }
+  return best;
+}
+
+std::vector<uint64_t> shingles(std::string_view key, int words) {
+  std::vector<size_t> starts;  // byte offset of each word
+  for (size_t i = 0; i < key.size(); ++i) {
+    if (key[i] != ' ' && (i == 0 || key[i - 1] == ' ')) starts.push_back(i);
+  }
+  std::vector<uint64_t> out;
+  if (starts.empty()) return out;
+  const size_t w = static_cast<size_t>(std::max(words, 1));
+  if (starts.size() <= w) {
+    out.push_back(hash64(key, 0x5eed));
+    return out;
+  }
+  out.reserve(starts.size() - w + 1);
+  for (size_t k = 0; k + w <= starts.size(); ++k) {
+    size_t end = k + w < starts.size() ? starts[k + w] - 1 : key.size();
+    out.push_back(hash64(key.substr(starts[k], end - starts[k]), 0x5eed));
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+double jaccard(std::vector<uint64_t> a, std::vector<uint64_t> b) {
+  std::sort(a.begin(), a.end());
+  std::sort(b.begin(), b.end());
+  a.erase(std::unique(a.begin(), a.end()), a.end());
+  b.erase(std::unique(b.begin(), b.end()), b.end());
+  if (a.empty() && b.empty()) return 1.0;
+  std::vector<uint64_t> common;
+  std::set_intersection(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(common));
+  return static_cast<double>(common.size()) / static_cast<double>(a.size() + b.size() - common.size());
+}
+
+MinHasher::MinHasher(const MinHashParams& p) {
+  uint64_t state = p.seed * 0x9E3779B97F4A7C15ULL + 1;
+  for (int i = 0; i < p.permutations; ++i) {
+    state = mix64(state + 0x9E3779B97F4A7C15ULL);
+    mul_.push_back(state | 1);
+    state = mix64(state + 0x9E3779B97F4A7C15ULL);
+    add_.push_back(state);
+  }
+}
+
+void MinHasher::signature(const std::vector<uint64_t>& sh, uint32_t* out) const {
+  const size_t n = mul_.size();
+  std::fill(out, out + n, std::numeric_limits<uint32_t>::max());
+  const uint64_t* mul = mul_.data();
+  const uint64_t* add = add_.data();
+  for (uint64_t h : sh) {
+    // Multiply-add-shift over a 32-bit key: a strongly universal family per permutation.
+    const uint64_t key = (h ^ (h >> 32)) & 0xffffffffULL;
+    for (size_t i = 0; i < n; ++i) {
+      uint32_t v = static_cast<uint32_t>((mul[i] * key + add[i]) >> 32);
+      out[i] = v < out[i] ? v : out[i];
+    }
+  }
+}
+
+double estimate_jaccard(const uint32_t* a, const uint32_t* b, int n) {
+  int same = 0;
+  for (int i = 0; i < n; ++i) same += a[i] == b[i];
+  return n > 0 ? static_cast<double>(same) / n : 0;
+}
+
+NearDedup::NearDedup(const MinHashParams& p)
+    : params_(p), shape_(lsh_shape(p.threshold, p.permutations)), hasher_(p), buckets_(shape_.bands),
+      scratch_(p.permutations) {}
+
+NearDedup::Verdict NearDedup::add(std::string_view key) {
+  const uint32_t index = next_++;
+  const int n = params_.permutations;
+  std::vector<uint64_t> sh = shingles(key, params_.shingle_words);
+  if (sh.empty()) return {false, index, 0};  // empty text: exact dedup's business
+  hasher_.signature(sh, scratch_.data());
+  std::vector<uint64_t> band_keys(shape_.bands);
+  Verdict best{false, index, 0};
+  for (int b = 0; b < shape_.bands; ++b) {
+    band_keys[b] = hash64({reinterpret_cast<const char*>(scratch_.data() + b * shape_.rows), shape_.rows * sizeof(uint32_t)},
+                          static_cast<uint64_t>(b));
+    auto [lo, hi] = buckets_[b].equal_range(band_keys[b]);
+    for (auto it = lo; it != hi; ++it) {
+      const uint32_t slot = it->second;
+      double s = estimate_jaccard(scratch_.data(), signatures_.data() + static_cast<size_t>(slot) * n, n);
+      if (s >= params_.threshold && s > best.similarity) best = {true, kept_index_[slot], s};
+    }
+  }
+  if (best.duplicate) return best;
+  const uint32_t slot = static_cast<uint32_t>(kept_index_.size());
+  kept_index_.push_back(index);
+  signatures_.insert(signatures_.end(), scratch_.begin(), scratch_.end());
+  for (int b = 0; b < shape_.bands; ++b) buckets_[b].emplace(band_keys[b], slot);
+  ++kept_;
+  return {false, index, 1.0};
+}
+
+size_t NearDedup::memory_bytes() const {
+  size_t bytes = signatures_.capacity() * sizeof(uint32_t) + kept_index_.capacity() * sizeof(uint32_t);
+  for (const auto& b : buckets_) bytes += b.size() * 32 + b.bucket_count() * sizeof(void*);
+  return bytes;
+}
+
+}  // namespace llmops::data

@@ -1,0 +1,61 @@
+// What the operation files (ops.cpp, ops_prepare.cpp) share: the streaming pass over a
+// version, the report with samples, parameter readers and the output writer. Internal to the
+// data module.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "data/ops.h"
+
+namespace llmops::data::ops_detail {
+
+// Typed parameters with defaults; a wrong type is a clear kInvalidArgument naming the key.
+struct Params {
+  const Json& j;
+  Result<std::string> str(const char* key, const std::string& def) const;
+  Result<double> num(const char* key, double def, double min, double max) const;
+  Result<bool> flag(const char* key, bool def) const;
+};
+
+// Counts in and out, per reason, and a few records before and after.
+struct OpReport {
+  uint64_t in = 0, out = 0;
+  std::map<std::string, uint64_t> reasons;
+  Json samples = Json::array();
+  Json extra = Json::object();
+  static constexpr size_t kSamples = 5;
+
+  void count(const std::string& reason, uint64_t n = 1) { reasons[reason] += n; }
+  // Keeps the first kSamples of each reason (texts cut to 400 bytes).
+  void sample(const std::string& reason, const Json& before, const Json* after);
+  Json to_json() const;
+
+ private:
+  std::map<std::string, size_t> sampled_;
+};
+
+// Reads every record of a version in order, calling fn(line, record) for each; reports
+// progress and stops for cancel (kCancelled) or shutdown (kAborted).
+Status for_each_record(DatasetStore& store, const VersionRecord& in, JobHooks& hooks, const std::string& what,
+                       const std::function<Status(std::string_view line, Json& record)>& fn);
+
+// The lineage of an op's output: named `name`, parents, operation, params, the caller.
+VersionRecord output_meta(const std::string& name, const std::vector<std::string>& parents, const std::string& op,
+                          const Json& params, const JobHooks& hooks, const OpReport& report);
+
+// The "output" param, else the input's name with suffix ("" keeps the input's name).
+Result<std::string> output_name(const Json& params, const VersionRecord& in, const std::string& suffix = "");
+
+// Writes text back into a record: a string field, or each chat message's content.
+void set_record_text(Json& record, const std::string& field, const std::function<std::string(const std::string&)>& change);
+
+// The ops of ops_prepare.cpp.
+Result<std::vector<VersionRecord>> op_import(DatasetStore& store, const Json& params, const OpLimits& limits, JobHooks& hooks);
+Result<std::vector<VersionRecord>> op_schema(DatasetStore& store, const Json& params, const OpLimits& limits, JobHooks& hooks);
+Result<std::vector<VersionRecord>> op_decontaminate(DatasetStore& store, const Json& params, const OpLimits& limits, JobHooks& hooks);
+Result<std::vector<VersionRecord>> op_split(DatasetStore& store, const Json& params, const OpLimits& limits, JobHooks& hooks);
+Result<std::vector<VersionRecord>> op_map(DatasetStore& store, const Json& params, const OpLimits& limits, JobHooks& hooks);
+
+}  // namespace llmops::data::ops_detail
