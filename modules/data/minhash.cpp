@@ -22,7 +22,9 @@ double integrate(F f, double a, double b) {
 
 LshShape lsh_shape(double threshold, int permutations) {
   // A missed duplicate stays in the data; a false candidate only costs one signature compare.
-  const double fp_weight = 0.3, fn_weight = 0.7;
+  // These weights give 16 bands of 8 rows at 0.8 and 128 permutations: pairs at the threshold
+  // become candidates 95% of the time, at 0.85 99%.
+  const double fp_weight = 0.05, fn_weight = 0.95;
   LshShape best{1, permutations};
   double best_error = std::numeric_limits<double>::max();
   for (int b = 1; b <= permutations; ++b) {

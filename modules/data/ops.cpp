@@ -1,9 +1,12 @@
+#include <algorithm>
+#include <filesystem>
 #include <unordered_set>
 
 #include "data/lang.h"
 #include "data/minhash.h"
 #include "data/ops_internal.h"
 #include "data/pii.h"
+#include "data/readers.h"
 #include "data/text.h"
 #include "formats/gguf.h"
 #include "tokenizer/tokenizer.h"
@@ -452,11 +455,19 @@ Status validate_op(DatasetStore& store, const std::string& op, const Json& param
     const bool uploads = params.contains("uploads") && params["uploads"].is_array() && !params["uploads"].empty();
     if (!paths && !uploads) return invalid_argument("an import needs at least one path (files or directories on the server) or upload");
     if (paths) {
+      std::vector<std::string> list;
       for (const auto& pth : params["paths"]) {
         if (!pth.is_string() || pth.get<std::string>().empty() || pth.get<std::string>()[0] != '/') {
           return invalid_argument("import paths are absolute paths on the server");
         }
+        list.push_back(pth.get<std::string>());
       }
+      // Missing files and unknown formats are a 4xx now rather than a failed job later.
+      ImportOptions opt;
+      LLMOPS_ASSIGN_OR_RETURN(opt.format, (Params{params}.str("format", "")));
+      ImportReport scratch;
+      LLMOPS_ASSIGN_OR_RETURN(auto files, expand_inputs(list, opt, scratch));
+      if (files.empty() && !uploads) return invalid_argument("no file with a known format (.jsonl .json .csv .tsv .txt .md, maybe .gz/.zst) under the given paths");
     }
     return ok_status();
   }

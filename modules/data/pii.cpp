@@ -82,8 +82,11 @@ size_t match_card(std::string_view t, size_t i) {
   if (digits.size() < 13 || !boundary_after(t, end) || (end < t.size() && is_digit(t[end]))) return 0;
   auto prefix = [&](int n) { return std::stoi(digits.substr(0, n)); };
   const int p2 = prefix(2), p4 = prefix(4);
-  const bool issuer = digits[0] == '4' || (p2 >= 51 && p2 <= 55) || (p4 >= 2221 && p4 <= 2720) || p2 == 34 || p2 == 37 ||
-                      p4 == 6011 || p2 == 65 || p2 == 35 || p2 == 36 || p2 == 62;
+  const size_t len = digits.size();
+  // Issuer prefixes with the lengths their numbers have.
+  const bool issuer = (digits[0] == '4' && (len == 13 || len == 16 || len == 19)) ||
+                      (((p2 >= 51 && p2 <= 55) || (p4 >= 2221 && p4 <= 2720)) && len == 16) || ((p2 == 34 || p2 == 37) && len == 15) ||
+                      ((p4 == 6011 || p2 == 65 || p2 == 35 || p2 == 62) && len >= 16) || (p2 == 36 && len >= 14);
   return issuer && luhn_valid(digits) ? end : 0;
 }
 
@@ -134,6 +137,8 @@ size_t match_phone(std::string_view t, size_t i) {
     return 0;
   }
   if (!is_digit(t[i])) return 0;
+  // Inside a longer run of digit groups (an account number, a table row) it is not a phone.
+  if (i >= 2 && (t[i - 1] == ' ' || t[i - 1] == '-' || t[i - 1] == '.') && is_digit(t[i - 2])) return 0;
   if (digits_at(i, 3) && i + 3 < t.size() && (t[i + 3] == '-' || t[i + 3] == '.' || t[i + 3] == ' ')) {
     char sep = t[i + 3];
     if (digits_at(i + 4, 3) && i + 7 < t.size() && t[i + 7] == sep && digits_at(i + 8, 4) && boundary_after(t, i + 12) &&

@@ -59,6 +59,17 @@ class GzipSource : public ByteSource {
   ~GzipSource() override { inflateEnd(&z_); }
   Result<size_t> read(char* out, size_t n) override {
     if (!ok_) return data_loss("gzip: cannot start the decompressor");
+    if (!error_.ok()) return error_;
+    auto got = inflate_some(out, n);
+    if (got.ok()) return got;
+    // The bytes before the damage still count; the error comes with the next read.
+    error_ = got.status();
+    return n - z_.avail_out;
+  }
+  uint64_t compressed_bytes_read() const override { return in_->compressed_bytes_read(); }
+
+ private:
+  Result<size_t> inflate_some(char* out, size_t n) {
     z_.next_out = reinterpret_cast<Bytef*>(out);
     z_.avail_out = static_cast<uInt>(std::min<size_t>(n, 1u << 30));
     while (z_.avail_out > 0 && !done_) {
@@ -83,12 +94,11 @@ class GzipSource : public ByteSource {
     }
     return n - z_.avail_out;
   }
-  uint64_t compressed_bytes_read() const override { return in_->compressed_bytes_read(); }
 
- private:
   std::unique_ptr<ByteSource> in_;
   std::vector<char> buf_;
   z_stream z_;
+  Status error_;
   bool ok_ = false, done_ = false, member_ended_ = false;
 };
 
@@ -100,7 +110,17 @@ class ZstdSource : public ByteSource {
   }
   ~ZstdSource() override { ZSTD_freeDStream(d_); }
   Result<size_t> read(char* out, size_t n) override {
+    if (!error_.ok()) return error_;
     ZSTD_outBuffer o{out, n, 0};
+    auto got = decompress_some(o);
+    if (got.ok()) return got;
+    error_ = got.status();  // as for gzip: what came before the damage counts
+    return o.pos;
+  }
+  uint64_t compressed_bytes_read() const override { return in_->compressed_bytes_read(); }
+
+ private:
+  Result<size_t> decompress_some(ZSTD_outBuffer& o) {
     while (o.pos < o.size && !done_) {
       if (in_buf_.pos == in_buf_.size) {
         LLMOPS_ASSIGN_OR_RETURN(size_t got, in_->read(buf_.data(), buf_.size()));
@@ -116,9 +136,8 @@ class ZstdSource : public ByteSource {
     }
     return o.pos;
   }
-  uint64_t compressed_bytes_read() const override { return in_->compressed_bytes_read(); }
 
- private:
+  Status error_;
   std::unique_ptr<ByteSource> in_;
   std::vector<char> buf_;
   ZSTD_DStream* d_;

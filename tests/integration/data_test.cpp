@@ -1,0 +1,198 @@
+// The data stage through the daemon and llmopsctl: imports with bad input reported and nothing
+// half-written on failure, uploads through the socket, operations chained with lineage,
+// deterministic splits, export matching the content hash, statistics, and 4xx for bad requests.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "integration/harness.h"
+#include "sha256.h"
+
+namespace llmops::test {
+namespace {
+
+Json ctl_json(DaemonProcess& d, std::vector<std::string> args) {
+  args.insert(args.begin(), "--json");
+  auto r = d.ctl(args);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  auto j = Json::parse(r.out, nullptr, false);
+  return j.is_discarded() ? Json() : j;
+}
+
+// A corpus with good records, bad ones of each kind and PII, as a directory of files.
+std::string make_corpus(const TempDir& t) {
+  const std::string dir = t.file("corpus");
+  std::filesystem::create_directories(dir + "/more");
+  write_text(dir + "/a.jsonl",
+             "{\"text\":\"Alpha record about trains.\",\"id\":1}\n"
+             "{\"text\":\"Mail bob@example.com or call +44 20 7946 0958.\",\"id\":2}\n"
+             "this line is not json\n"
+             "{\"text\":\"alpha   RECORD about trains.\",\"id\":3}\n"
+             "[\"an\",\"array\"]\n");
+  write_text(dir + "/b.csv", "question,answer\n\"What is 2+2?\",4\n\"a,b\",\"say \"\"x\"\"\"\nonly-one-field\n");
+  write_text(dir + "/more/c.txt", "First paragraph.\n\nSecond paragraph, card 4111 1111 1111 1111.\n");
+  write_text(dir + "/more/d.txt", std::string("\x7f" "ELF\0\0binary", 11));
+  write_text(dir + "/more/ignored.bin", "no known format");
+  return dir;
+}
+
+TEST(Data, ImportReportsBadRecordsAndExportMatchesTheContentHash) {
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.log();
+  const std::string corpus = make_corpus(d.dir());
+  auto r = d.ctl({"data", "import", corpus, "--name", "docs", "--split", "paragraph"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("made docs@1"), std::string::npos) << r.out;
+  Json v = ctl_json(d, {"data", "show", "docs@1"});
+  EXPECT_EQ(v["records"], 7) << v.dump();  // 3 JSONL + 2 CSV + 2 paragraphs
+  const Json& rep = v["report"];
+  EXPECT_EQ(rep["files"], 4);
+  EXPECT_EQ(rep["skipped_by_reason"]["malformed_json"], 1);
+  EXPECT_EQ(rep["skipped_by_reason"]["not_an_object"], 1);
+  EXPECT_EQ(rep["skipped_by_reason"]["wrong_field_count"], 1);
+  EXPECT_EQ(rep["skipped_by_reason"]["binary_file"], 1);
+  EXPECT_EQ(rep["skipped_files"].size(), 1u);
+  bool line_named = false;
+  for (const auto& i : rep["issues"]) line_named |= i["file"] == corpus + "/a.jsonl" && i["line"] == 3;
+  EXPECT_TRUE(line_named) << rep.dump();
+  EXPECT_EQ(v["lineage"]["operation"], "import");
+  EXPECT_EQ(v["schema"]["question"]["present"], 2);
+
+  const std::string out = d.dir().file("docs.jsonl");
+  ASSERT_EQ(d.ctl({"data", "export", "docs@1", "--output", out}).exit_code, 0);
+  const std::string exported = read_text(out);
+  EXPECT_EQ(sha256_hex(exported), v["content_hash"].get<std::string>());
+  EXPECT_EQ(std::count(exported.begin(), exported.end(), '\n'), 7);
+
+  Json head = ctl_json(d, {"data", "head", "docs", "--limit", "2", "--offset", "1"});
+  ASSERT_EQ(head["records"].size(), 2u);
+  EXPECT_EQ(head["records"][0]["id"], 2);
+  Json s1 = ctl_json(d, {"data", "sample", "docs", "--n", "3", "--seed", "5"});
+  Json s2 = ctl_json(d, {"data", "sample", "docs", "--n", "3", "--seed", "5"});
+  EXPECT_EQ(s1["records"].size(), 3u);
+  EXPECT_EQ(s1, s2) << "the same seed gives the same sample";
+}
+
+TEST(Data, AFailedImportLeavesNoVersionAndNoShard) {
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.log();
+  const std::string corpus = make_corpus(d.dir());
+  auto r = d.ctl({"data", "import", corpus + "/a.jsonl", "--name", "strict", "--strict"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("a.jsonl:3"), std::string::npos) << r.out << r.err;
+  EXPECT_TRUE(ctl_json(d, {"data", "list"})["datasets"].empty());
+  Json blobs = ctl_json(d, {"blobs", "list"});
+  ASSERT_TRUE(blobs.contains("blobs")) << blobs.dump();
+  for (const auto& b : blobs["blobs"]) EXPECT_EQ(b["refs"], 0) << b.dump();
+  EXPECT_EQ(d.ctl({"data", "import", "/no/such/file.jsonl", "--name", "x"}).exit_code, 3);
+  EXPECT_EQ(d.ctl({"data", "import", corpus + "/more/ignored.bin", "--name", "x"}).exit_code, 2) << "format unknown: a 400";
+  EXPECT_EQ(d.ctl({"data", "import", corpus + "/a.jsonl", "--name", "-bad"}).exit_code, 2);
+  // A request the module refuses is a 4xx and the daemon keeps serving.
+  EXPECT_EQ(d.admin("POST", "/v1/modules/data/ops/nonsense", "{}").status, 400);
+  EXPECT_EQ(d.admin("POST", "/v1/modules/data/ops/dedup", "{not json").status, 400);
+  EXPECT_EQ(d.admin("GET", "/v1/modules/data/versions/missing@1").status, 404);
+  EXPECT_EQ(d.admin("GET", "/v1/modules/data/versions/bad!name").status, 400);
+  EXPECT_EQ(d.admin("GET", "/healthz").status, 200);
+}
+
+TEST(Data, UploadThroughTheSocketGivesTheSameVersionAsAServerPath) {
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.log();
+  const std::string corpus = make_corpus(d.dir());
+  ASSERT_EQ(d.ctl({"data", "import", corpus + "/a.jsonl", corpus + "/b.csv", "--name", "server"}).exit_code, 0);
+  auto up = d.ctl({"data", "import", corpus + "/a.jsonl", corpus + "/b.csv", "--name", "uploaded", "--upload"});
+  ASSERT_EQ(up.exit_code, 0) << up.out << up.err;
+  EXPECT_NE(up.out.find("uploaded a.jsonl"), std::string::npos) << up.out;
+  Json a = ctl_json(d, {"data", "show", "server"}), b = ctl_json(d, {"data", "show", "uploaded"});
+  EXPECT_EQ(a["content_hash"], b["content_hash"]);
+  EXPECT_EQ(a["records"], 5);
+  // The uploads were given back once imported: only the shared shard is referenced.
+  int referenced = 0;
+  Json blobs = ctl_json(d, {"blobs", "list"});
+  for (const auto& blob : blobs["blobs"]) referenced += blob["refs"].get<int>() > 0;
+  EXPECT_EQ(referenced, 1) << blobs.dump();
+}
+
+TEST(Data, OperationsChainWithLineageAndReports) {
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.log();
+  const std::string corpus = make_corpus(d.dir());
+  ASSERT_EQ(d.ctl({"data", "import", corpus + "/a.jsonl", corpus + "/more/c.txt", "--name", "docs", "--split", "paragraph"}).exit_code, 0);
+  ASSERT_EQ(d.ctl({"data", "clean", "docs", "--normalize", "nfkc"}).exit_code, 0);
+  ASSERT_EQ(d.ctl({"data", "dedup", "docs"}).exit_code, 0);
+  ASSERT_EQ(d.ctl({"data", "pii", "docs"}).exit_code, 0);
+  Json dedup = ctl_json(d, {"data", "show", "docs@3"});
+  EXPECT_EQ(dedup["lineage"]["parents"], Json::array({"docs@2"}));
+  EXPECT_EQ(dedup["report"]["by_reason"]["dropped_exact_duplicate"], 1) << dedup["report"].dump();
+  EXPECT_EQ(dedup["records"], 4);
+  Json pii = ctl_json(d, {"data", "show", "docs@4"});
+  EXPECT_EQ(pii["report"]["pii_by_type"]["email"], 1);
+  EXPECT_EQ(pii["report"]["pii_by_type"]["phone"], 1);
+  EXPECT_EQ(pii["report"]["pii_by_type"]["credit_card"], 1);
+  const std::string all = read_text([&] {
+    std::string f = d.dir().file("pii.jsonl");
+    d.ctl({"data", "export", "docs@4", "--output", f});
+    return f;
+  }());
+  EXPECT_EQ(all.find("bob@example.com"), std::string::npos);
+  EXPECT_NE(all.find("<EMAIL>"), std::string::npos);
+  EXPECT_NE(all.find("<CREDIT_CARD>"), std::string::npos);
+
+  Json diff = ctl_json(d, {"data", "diff", "docs@2", "docs@3"});
+  EXPECT_EQ(diff["removed"], 1);
+  EXPECT_EQ(diff["added"], 0);
+  EXPECT_TRUE(diff["b_derived_from_a"].get<bool>());
+
+  ASSERT_EQ(d.ctl({"data", "schema", "docs", "--required", "id", "--types", "id=number"}).exit_code, 0);
+  Json q = ctl_json(d, {"data", "show", "docs.quarantine"});
+  EXPECT_EQ(q["records"], 2) << "the two paragraphs have no id";
+  EXPECT_EQ(ctl_json(d, {"data", "show", "docs@5"})["records"], 2);
+
+  // The split depends only on each record's content: twice the same, and no record in two parts.
+  ASSERT_EQ(d.ctl({"data", "split", "docs@4", "--train", "0.5", "--validation", "0.25", "--test", "0.25"}).exit_code, 0);
+  ASSERT_EQ(d.ctl({"data", "split", "docs@4", "--train", "0.5", "--validation", "0.25", "--test", "0.25", "--output", "again"}).exit_code, 0);
+  uint64_t total = 0;
+  for (const char* part : {"train", "validation", "test"}) {
+    auto a = d.ctl({"--json", "data", "show", std::string("docs.") + part});
+    auto b = d.ctl({"--json", "data", "show", std::string("again.") + part});
+    EXPECT_EQ(a.exit_code, b.exit_code);
+    if (a.exit_code != 0) continue;
+    EXPECT_EQ(Json::parse(a.out)["content_hash"], Json::parse(b.out)["content_hash"]);
+    total += Json::parse(a.out)["records"].get<uint64_t>();
+  }
+  EXPECT_EQ(total, 4u);
+
+  ASSERT_EQ(d.ctl({"data", "map", "docs@5", "--to", "chat", "--user", "Record {id}", "--assistant", "{text}"}).exit_code, 0);
+  Json ex = ctl_json(d, {"data", "head", "docs.examples"});
+  ASSERT_FALSE(ex["records"].empty());
+  EXPECT_EQ(ex["records"][0]["messages"][0]["content"], "Record 1");
+  EXPECT_EQ(ex["records"][0]["messages"][1]["role"], "assistant");
+
+  EXPECT_EQ(d.ctl({"data", "rm", "docs"}).exit_code, 2) << "removing every version needs --all";
+  EXPECT_EQ(d.ctl({"data", "rm", "docs@1"}).exit_code, 0);
+  EXPECT_EQ(d.ctl({"data", "show", "docs@1"}).exit_code, 3);
+  EXPECT_EQ(ctl_json(d, {"data", "show", "docs@2"})["lineage"]["parents"], Json::array({"docs@1"})) << "lineage keeps the name";
+}
+
+TEST(Data, StatsDescribeTheDataset) {
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.log();
+  const std::string corpus = make_corpus(d.dir());
+  ASSERT_EQ(d.ctl({"data", "import", corpus + "/a.jsonl", "--name", "docs"}).exit_code, 0);
+  ASSERT_EQ(d.ctl({"data", "near-dedup", "docs", "--threshold", "0.5"}).exit_code, 0);
+  Json s = ctl_json(d, {"data", "stats", "docs@1"});
+  EXPECT_EQ(s["records"], 3);
+  EXPECT_EQ(s["chars"]["count"], 3);
+  EXPECT_EQ(s["exact_duplicates"]["records_beyond_first"], 1);
+  EXPECT_EQ(s["pii"]["email"], 1);
+  EXPECT_EQ(s["languages"]["en"], 3);
+  EXPECT_EQ(s["fields"]["id"]["fill_rate"], 1.0);
+  EXPECT_FALSE(s["top_ngrams"]["1"].empty());
+  auto text = d.ctl({"data", "stats", "docs@1"});
+  EXPECT_EQ(text.exit_code, 0);
+  EXPECT_NE(text.out.find("length in characters"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("#"), std::string::npos) << "a terminal histogram";
+}
+
+}  // namespace
+}  // namespace llmops::test
