@@ -69,14 +69,109 @@ void OpReport::sample(const std::string& reason, const Json& before, const Json*
   samples.push_back(std::move(s));
 }
 
+void OpReport::sample_lines(const std::string& reason, std::string_view before, const std::string* after) {
+  auto it = sampled_.find(reason);
+  if (it != sampled_.end() && it->second >= kSamples) return;
+  auto b = parse_json_bounded(before, 64);
+  if (!b.ok()) return;
+  if (after == nullptr) return sample(reason, *b, nullptr);
+  auto a = parse_json_bounded(*after, 64);
+  if (a.ok()) sample(reason, *b, &*a);
+}
+
 Json OpReport::to_json() const {
   Json j = {{"records_in", in}, {"records_out", out}, {"by_reason", reasons}, {"samples", samples}};
   for (const auto& [k, v] : extra.items()) j[k] = v;
   return j;
 }
 
+namespace {
+// Every string in the record, nested ones too.
+void for_each_string(Json& v, const std::function<void(Json&)>& fn) {
+  if (v.is_string()) fn(v);
+  else if (v.is_object() || v.is_array()) {
+    for (auto& c : v) for_each_string(c, fn);
+  }
+}
+
+}  // namespace
+
+Result<Record> Record::read(std::string_view line) {
+  Record r;
+  r.line_ = line;
+  r.scanned_ok_ = scan_object(line, 64, &r.scan_);
+  if (!r.scanned_ok_) {
+    auto j = parse_json_bounded(line, 64);
+    if (!j.ok()) return data_loss("a stored record is not JSON (damaged shard?): " + j.status().message());
+    r.doc_ = std::move(*j);
+  }
+  return r;
+}
+
+Json& Record::json() {
+  if (!doc_) doc_ = Json::parse(line_);  // scanned as valid JSON: cannot throw
+  return *doc_;
+}
+
+std::optional<std::string> Record::text(const std::string& field) {
+  if (scanned_ok_) {
+    const ScannedField* f = scan_.find(field);
+    if (f == nullptr) return std::nullopt;
+    if (f->type == JsonType::kString) {
+      std::string_view q = line_.substr(f->begin, f->end - f->begin);
+      return f->escaped ? decode_json_string(q) : std::string(q.substr(1, q.size() - 2));
+    }
+    if (f->type != JsonType::kArray) return std::nullopt;
+  }
+  return record_text(json(), field);
+}
+
+std::optional<std::string> Record::rewrite(const std::string& field, const std::function<std::string(const std::string&)>& change) {
+  bool flat = scanned_ok_ && !doc_;
+  std::vector<const ScannedField*> targets;
+  if (flat) {
+    for (const auto& f : scan_.fields) {
+      if (field == "*" ? (f.type == JsonType::kObject || f.type == JsonType::kArray) : (f.name == field && f.type != JsonType::kString)) {
+        flat = false;
+        break;
+      }
+      if (f.type == JsonType::kString && (field == "*" || f.name == field)) targets.push_back(&f);
+    }
+  }
+  if (flat) {
+    std::string out;
+    size_t at = 0;
+    bool changed = false;
+    for (const ScannedField* f : targets) {
+      std::string_view q = line_.substr(f->begin, f->end - f->begin);
+      std::string text = f->escaped ? decode_json_string(q) : std::string(q.substr(1, q.size() - 2));
+      std::string next = change(text);
+      if (next == text) continue;
+      if (!changed) out.reserve(line_.size() + 64);
+      changed = true;
+      out.append(line_.substr(at, f->begin - at));
+      append_json_string(out, next);
+      at = f->end;
+    }
+    if (!changed) return std::nullopt;
+    out.append(line_.substr(at));
+    return out;
+  }
+  Json& doc = json();
+  bool changed = false;
+  auto tracked = [&](const std::string& s) {
+    std::string next = change(s);
+    changed |= next != s;
+    return next;
+  };
+  if (field == "*") for_each_string(doc, [&](Json& v) { v = tracked(v.get<std::string>()); });
+  else set_record_text(doc, field, tracked);
+  if (!changed) return std::nullopt;
+  return dump_json(doc);
+}
+
 Status for_each_record(DatasetStore& store, const VersionRecord& in, JobHooks& hooks, const std::string& what,
-                       const std::function<Status(std::string_view line, Json& record)>& fn) {
+                       const std::function<Status(Record& record)>& fn) {
   ShardReader reader(&store, in);
   uint64_t n = 0;
   while (true) {
@@ -90,9 +185,8 @@ Status for_each_record(DatasetStore& store, const VersionRecord& in, JobHooks& h
                        what + " " + in.ref() + ": " + std::to_string(n) + " of " + std::to_string(in.records) + " records");
       }
     }
-    auto rec = parse_json_bounded(*line, 64);
-    if (!rec.ok()) return data_loss(in.ref() + " holds a record that is not JSON (damaged shard?): " + rec.status().message());
-    LLMOPS_RETURN_IF_ERROR(fn(*line, *rec));
+    LLMOPS_ASSIGN_OR_RETURN(Record rec, Record::read(*line));
+    LLMOPS_RETURN_IF_ERROR(fn(rec));
   }
   return ok_status();
 }
@@ -130,14 +224,6 @@ void set_record_text(Json& record, const std::string& field, const std::function
 
 namespace {
 
-// Every string in the record, nested ones too.
-void for_each_string(Json& v, const std::function<void(Json&)>& fn) {
-  if (v.is_string()) fn(v);
-  else if (v.is_object() || v.is_array()) {
-    for (auto& c : v) for_each_string(c, fn);
-  }
-}
-
 Result<std::vector<VersionRecord>> one(Result<VersionRecord> v) {
   if (!v.ok()) return v.status();
   return std::vector<VersionRecord>{std::move(*v)};
@@ -162,52 +248,51 @@ Result<std::vector<VersionRecord>> op_clean(DatasetStore& store, const Json& p, 
   LLMOPS_ASSIGN_OR_RETURN(std::string out, output_name(p, in));
   OpReport rep;
   ShardWriter w(&store, hooks.job_id, limits.shard_bytes);
-  LLMOPS_RETURN_IF_ERROR(for_each_record(store, in, hooks, "cleaning", [&](std::string_view, Json& rec) -> Status {
+  LLMOPS_RETURN_IF_ERROR(for_each_record(store, in, hooks, "cleaning", [&](Record& rec) -> Status {
     ++rep.in;
-    Json before = rec;
-    bool bad_utf8 = false, normalized = false, spaced = false;
+    bool replaced = false, normalized = false, spaced = false;
     size_t controls = 0;
     auto fix = [&](const std::string& s) {
-      std::string t = s;
-      if (!valid_utf8(t)) {
-        bad_utf8 = true;
-        t = repair_utf8(t);
-      }
-      std::string n = normalize(t, form);
-      normalized |= n != t;
-      if (whitespace) {
-        WhitespaceReport wr;
-        std::string c = clean_whitespace(n, &wr);
-        controls += wr.control_removed;
-        spaced |= wr.changed;
-        return c;
-      }
-      return n;
+      // Stored text is valid UTF-8; what an import had to repair shows as U+FFFD.
+      replaced |= s.find("\xEF\xBF\xBD") != std::string::npos;
+      std::string n = normalize(s, form);
+      normalized |= n != s;
+      if (!whitespace) return n;
+      WhitespaceReport wr;
+      std::string c = clean_whitespace(n, &wr);
+      controls += wr.control_removed;
+      spaced |= wr.changed;
+      return c;
     };
-    if (field == "*") for_each_string(rec, [&](Json& s) { s = fix(s.get<std::string>()); });
-    else set_record_text(rec, field, fix);
-    if (bad_utf8 && utf8 == "drop") {
+    std::optional<std::string> changed = rec.rewrite(field, fix);
+    if (replaced && utf8 == "drop") {
       rep.count("dropped_invalid_utf8");
-      rep.sample("dropped_invalid_utf8", before, nullptr);
+      rep.sample_lines("dropped_invalid_utf8", rec.line(), nullptr);
       return ok_status();
     }
     if (drop_empty) {
-      auto text = record_text(rec, field == "*" ? "text" : field);
+      std::optional<std::string> text;
+      if (changed) {
+        LLMOPS_ASSIGN_OR_RETURN(Record after, Record::read(*changed));
+        text = after.text(field == "*" ? "text" : field);
+      } else {
+        text = rec.text(field == "*" ? "text" : field);
+      }
       if (text && text->empty()) {
         rep.count("dropped_empty");
-        rep.sample("dropped_empty", before, nullptr);
+        rep.sample_lines("dropped_empty", rec.line(), nullptr);
         return ok_status();
       }
     }
-    if (bad_utf8) rep.count("repaired_invalid_utf8");
-    if (normalized) rep.count("normalized"), rep.sample("normalized", before, &rec);
+    if (replaced) rep.count("has_replacement_characters");
+    if (normalized) rep.count("normalized"), rep.sample_lines("normalized", rec.line(), &*changed);
     if (controls > 0) rep.count("control_characters_removed", controls);
     if (spaced) {
       rep.count("whitespace_changed");
-      rep.sample("whitespace_changed", before, &rec);
+      rep.sample_lines("whitespace_changed", rec.line(), &*changed);
     }
     ++rep.out;
-    return w.add(rec);
+    return changed ? w.add_line(*changed) : w.add_line(rec.line(), rec.scanned());
   }));
   return one(w.commit(output_meta(out, {in.ref()}, "clean", p, hooks, rep)));
 }
@@ -244,42 +329,39 @@ Result<std::vector<VersionRecord>> op_filter(DatasetStore& store, const Json& p,
   OpReport rep;
   std::map<std::string, uint64_t> lang_mix;
   ShardWriter w(&store, hooks.job_id, limits.shard_bytes);
-  LLMOPS_RETURN_IF_ERROR(for_each_record(store, in, hooks, "filtering", [&](std::string_view, Json& rec) -> Status {
+  LLMOPS_RETURN_IF_ERROR(for_each_record(store, in, hooks, "filtering", [&](Record& rec) -> Status {
     ++rep.in;
-    auto text = record_text(rec, field);
-    if (!text) {
-      rep.count("dropped_no_text");
-      rep.sample("dropped_no_text", rec, nullptr);
-      return ok_status();
-    }
-    const double chars = static_cast<double>(utf8_length(*text));
-    if (chars < min_chars || chars > max_chars) {
-      const char* why = chars < min_chars ? "dropped_too_few_chars" : "dropped_too_many_chars";
+    auto text = rec.text(field);
+    auto drop = [&](const char* why) {
       rep.count(why);
-      rep.sample(why, rec, nullptr);
+      rep.sample_lines(why, rec.line(), nullptr);
       return ok_status();
-    }
+    };
+    if (!text) return drop("dropped_no_text");
+    const double chars = static_cast<double>(utf8_length(*text));
+    if (chars < min_chars) return drop("dropped_too_few_chars");
+    if (chars > max_chars) return drop("dropped_too_many_chars");
     if (tok) {
       const double n = static_cast<double>(tok->encode(*text, false).size());
-      if (n < min_tokens || n > max_tokens) {
-        const char* why = n < min_tokens ? "dropped_too_few_tokens" : "dropped_too_many_tokens";
-        rep.count(why);
-        rep.sample(why, rec, nullptr);
-        return ok_status();
-      }
+      if (n < min_tokens) return drop("dropped_too_few_tokens");
+      if (n > max_tokens) return drop("dropped_too_many_tokens");
     }
     if (want_lang) {
-      LanguageGuess g = detect_language(valid_utf8(*text) ? *text : repair_utf8(*text));
+      LanguageGuess g = detect_language(*text);
       ++lang_mix[g.code];
       if (!langs.empty() && (std::find(langs.begin(), langs.end(), g.code) == langs.end() || g.percent < min_percent)) {
         rep.count("dropped_language");
-        rep.sample("dropped_language", Json{{"language", g.code}, {"percent", g.percent}, {"record", rec}}, nullptr);
+        rep.sample("dropped_language", Json{{"language", g.code}, {"percent", g.percent}, {"record", rec.json()}}, nullptr);
         return ok_status();
       }
-      if (tag) rec["language"] = g.code;
+      if (tag) {
+        rec.json()["language"] = g.code;
+        ++rep.out;
+        return w.add(rec.json());
+      }
     }
     ++rep.out;
-    return w.add(rec);
+    return w.add_line(rec.line(), rec.scanned());
   }));
   if (want_lang) rep.extra["languages_seen"] = lang_mix;
   return one(w.commit(output_meta(out, {in.ref()}, "filter", p, hooks, rep)));
@@ -302,18 +384,18 @@ Result<std::vector<VersionRecord>> op_dedup(DatasetStore& store, const Json& p, 
   seen.reserve(static_cast<size_t>(in.records));
   OpReport rep;
   ShardWriter w(&store, hooks.job_id, limits.shard_bytes);
-  LLMOPS_RETURN_IF_ERROR(for_each_record(store, in, hooks, "deduplicating", [&](std::string_view line, Json& rec) -> Status {
+  LLMOPS_RETURN_IF_ERROR(for_each_record(store, in, hooks, "deduplicating", [&](Record& rec) -> Status {
     ++rep.in;
-    auto text = record_text(rec, field);
+    auto text = rec.text(field);
     // Without the field, the whole record is the key: identical records are still duplicates.
-    std::string key = text ? dedup_key(*text) : std::string(line);
+    std::string key = text ? dedup_key(*text) : std::string(rec.line());
     if (!seen.insert({hash64(key, 1), hash64(key, 2)}).second) {
       rep.count("dropped_exact_duplicate");
-      rep.sample("dropped_exact_duplicate", rec, nullptr);
+      rep.sample_lines("dropped_exact_duplicate", rec.line(), nullptr);
       return ok_status();
     }
     ++rep.out;
-    return w.add(line, &rec);
+    return w.add_line(rec.line(), rec.scanned());
   }));
   rep.extra["distinct"] = seen.size();
   return one(w.commit(output_meta(out, {in.ref()}, "dedup", p, hooks, rep)));
@@ -334,19 +416,21 @@ Result<std::vector<VersionRecord>> op_near_dedup(DatasetStore& store, const Json
   std::map<uint32_t, uint32_t> cluster_size;  // representative → near duplicates dropped
   OpReport rep;
   ShardWriter w(&store, hooks.job_id, limits.shard_bytes);
-  LLMOPS_RETURN_IF_ERROR(for_each_record(store, in, hooks, "near-deduplicating", [&](std::string_view line, Json& rec) -> Status {
+  LLMOPS_RETURN_IF_ERROR(for_each_record(store, in, hooks, "near-deduplicating", [&](Record& rec) -> Status {
     ++rep.in;
-    auto text = record_text(rec, field);
+    auto text = rec.text(field);
     NearDedup::Verdict v = nd.add(text ? dedup_key(*text) : std::string());
     if (v.duplicate) {
       ++cluster_size[v.representative];
       rep.count("dropped_near_duplicate");
-      rep.sample("dropped_near_duplicate", Json{{"similar_to_record", v.representative}, {"estimated_jaccard", v.similarity}, {"record", rec}},
-                 nullptr);
+      if (rep.reasons["dropped_near_duplicate"] <= OpReport::kSamples) {
+        rep.sample("dropped_near_duplicate", Json{{"similar_to_record", v.representative}, {"estimated_jaccard", v.similarity}, {"record", rec.json()}},
+                   nullptr);
+      }
       return ok_status();
     }
     ++rep.out;
-    return w.add(line, &rec);
+    return w.add_line(rec.line(), rec.scanned());
   }));
   std::map<uint32_t, uint64_t> histogram;  // cluster size (with its representative) → clusters
   for (const auto& [rep_index, n] : cluster_size) ++histogram[n + 1];
@@ -367,20 +451,17 @@ Result<std::vector<VersionRecord>> op_pii(DatasetStore& store, const Json& p, co
   PiiCounts counts{};
   OpReport rep;
   ShardWriter w(&store, hooks.job_id, limits.shard_bytes);
-  LLMOPS_RETURN_IF_ERROR(for_each_record(store, in, hooks, "redacting", [&](std::string_view line, Json& rec) -> Status {
+  LLMOPS_RETURN_IF_ERROR(for_each_record(store, in, hooks, "redacting", [&](Record& rec) -> Status {
     ++rep.in;
     ++rep.out;
     PiiCounts before = counts;
-    Json original = rec;
-    auto redact = [&](const std::string& s) { return redact_pii(s, &counts); };
-    if (field == "*") for_each_string(rec, [&](Json& s) { s = redact(s.get<std::string>()); });
-    else set_record_text(rec, field, redact);
-    if (counts == before) return w.add(line, &rec);
+    std::optional<std::string> changed = rec.rewrite(field, [&](const std::string& s) { return redact_pii(s, &counts); });
+    if (!changed) return w.add_line(rec.line(), rec.scanned());
     rep.count("records_redacted");
     for (size_t t = 0; t < kPiiTypes; ++t) {
-      if (counts[t] != before[t]) rep.sample(pii_name(static_cast<PiiType>(t)), original, &rec);
+      if (counts[t] != before[t]) rep.sample_lines(pii_name(static_cast<PiiType>(t)), rec.line(), &*changed);
     }
-    return w.add(rec);
+    return w.add_line(*changed);
   }));
   Json by_type = Json::object();
   for (size_t t = 0; t < kPiiTypes; ++t) by_type[pii_name(static_cast<PiiType>(t))] = counts[t];

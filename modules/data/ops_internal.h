@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "data/json_scan.h"
 #include "data/ops.h"
 
 namespace llmops::data::ops_detail {
@@ -30,16 +31,40 @@ struct OpReport {
   void count(const std::string& reason, uint64_t n = 1) { reasons[reason] += n; }
   // Keeps the first kSamples of each reason (texts cut to 400 bytes).
   void sample(const std::string& reason, const Json& before, const Json* after);
+  // The same from stored lines, parsed only when the sample is kept.
+  void sample_lines(const std::string& reason, std::string_view before, const std::string* after);
   Json to_json() const;
 
  private:
   std::map<std::string, size_t> sampled_;
 };
 
-// Reads every record of a version in order, calling fn(line, record) for each; reports
-// progress and stops for cancel (kCancelled) or shutdown (kAborted).
+// One stored record: its line, scanned (fields located without a document) when it is a
+// plain object, and parsed into a document only when an operation needs one.
+class Record {
+ public:
+  // line must be a stored record (valid JSON); kDataLoss otherwise.
+  static Result<Record> read(std::string_view line);
+  std::string_view line() const { return line_; }
+  const ScannedObject* scanned() const { return scanned_ok_ ? &scan_ : nullptr; }
+  Json& json();
+  // The text of a field (see record_text), from the line when it can be.
+  std::optional<std::string> text(const std::string& field);
+  // Changes a field's text ("*": every string in the record), on the line when every target
+  // is a top-level string, else through the document. The new line, or nullopt if unchanged.
+  std::optional<std::string> rewrite(const std::string& field, const std::function<std::string(const std::string&)>& change);
+
+ private:
+  std::string_view line_;
+  ScannedObject scan_;
+  bool scanned_ok_ = false;
+  std::optional<Json> doc_;
+};
+
+// Reads every record of a version in order, calling fn for each; reports progress and stops
+// for cancel (kCancelled) or shutdown (kAborted).
 Status for_each_record(DatasetStore& store, const VersionRecord& in, JobHooks& hooks, const std::string& what,
-                       const std::function<Status(std::string_view line, Json& record)>& fn);
+                       const std::function<Status(Record& record)>& fn);
 
 // The lineage of an op's output: named `name`, parents, operation, params, the caller.
 VersionRecord output_meta(const std::string& name, const std::vector<std::string>& parents, const std::string& op,

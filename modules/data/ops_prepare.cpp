@@ -69,7 +69,7 @@ Result<std::vector<VersionRecord>> op_import(DatasetStore& store, const Json& p,
   for (const auto& in : inputs) {
     LLMOPS_ASSIGN_OR_RETURN(auto src, ByteSource::open(in.path));
     ByteSource* s = src.get();
-    RecordSink sink = [&](Json&& rec) -> Status {
+    auto tick = [&]() -> Status {
       if ((++n & 1023) == 0) {
         if (hooks.cancelled && hooks.cancelled()) return cancelled("cancelled by a user; no version was made");
         if (hooks.stopping && hooks.stopping()) return aborted("the daemon stopped mid-import; no version was made, run it again");
@@ -78,9 +78,17 @@ Result<std::vector<VersionRecord>> op_import(DatasetStore& store, const Json& p,
                          "importing " + in.display + ": " + std::to_string(n) + " records");
         }
       }
+      return ok_status();
+    };
+    RecordSink sink = [&](Json&& rec) -> Status {
+      LLMOPS_RETURN_IF_ERROR(tick());
       return w.add(rec);
     };
-    LLMOPS_RETURN_IF_ERROR(read_records(*src, in.format, in.display, opt, sink, report));
+    RawRecordSink raw = [&](std::string_view line, const ScannedObject& scanned) -> Status {
+      LLMOPS_RETURN_IF_ERROR(tick());
+      return w.add_line(line, &scanned);
+    };
+    LLMOPS_RETURN_IF_ERROR(read_records(*src, in.format, in.display, opt, sink, report, &raw));
     done_before += src->compressed_bytes_read();
   }
   if (w.records() == 0) {
@@ -123,8 +131,9 @@ Result<std::vector<VersionRecord>> op_schema(DatasetStore& store, const Json& p,
   uint64_t quarantined = 0;
   ShardWriter good(&store, hooks.job_id, limits.shard_bytes);
   ShardWriter bad(&store, hooks.job_id, limits.shard_bytes);
-  LLMOPS_RETURN_IF_ERROR(for_each_record(store, in, hooks, "checking", [&](std::string_view line, Json& rec) -> Status {
+  LLMOPS_RETURN_IF_ERROR(for_each_record(store, in, hooks, "checking", [&](Record& r) -> Status {
     ++rep.in;
+    Json& rec = r.json();
     std::string why;
     for (const auto& f : required) {
       auto it = rec.find(f);
@@ -144,7 +153,7 @@ Result<std::vector<VersionRecord>> op_schema(DatasetStore& store, const Json& p,
     }
     if (why.empty()) {
       ++rep.out;
-      return good.add(line, &rec);
+      return good.add_line(r.line(), r.scanned());
     }
     rep.count(why);
     rep.sample(why, rec, nullptr);
@@ -196,8 +205,8 @@ Result<std::vector<VersionRecord>> op_decontaminate(DatasetStore& store, const J
   const size_t n = static_cast<size_t>(ngram);
   std::unordered_set<uint64_t> eval_grams;
   uint64_t eval_short = 0;
-  LLMOPS_RETURN_IF_ERROR(for_each_record(store, eval, hooks, "reading evaluation set", [&](std::string_view, Json& rec) -> Status {
-    auto text = record_text(rec, eval_field);
+  LLMOPS_RETURN_IF_ERROR(for_each_record(store, eval, hooks, "reading evaluation set", [&](Record& rec) -> Status {
+    auto text = rec.text(eval_field);
     if (!text) return ok_status();
     size_t before = eval_grams.size();
     ngram_hashes(dedup_key(*text), n, [&](uint64_t h) { eval_grams.insert(h); });
@@ -206,18 +215,18 @@ Result<std::vector<VersionRecord>> op_decontaminate(DatasetStore& store, const J
   }));
   OpReport rep;
   ShardWriter w(&store, hooks.job_id, limits.shard_bytes);
-  LLMOPS_RETURN_IF_ERROR(for_each_record(store, in, hooks, "decontaminating", [&](std::string_view line, Json& rec) -> Status {
+  LLMOPS_RETURN_IF_ERROR(for_each_record(store, in, hooks, "decontaminating", [&](Record& rec) -> Status {
     ++rep.in;
-    auto text = record_text(rec, field);
+    auto text = rec.text(field);
     bool hit = false;
     if (text) ngram_hashes(dedup_key(*text), n, [&](uint64_t h) { hit = hit || eval_grams.count(h) != 0; });
     if (hit) {
       rep.count("dropped_shares_ngram_with_eval");
-      rep.sample("dropped_shares_ngram_with_eval", rec, nullptr);
+      rep.sample_lines("dropped_shares_ngram_with_eval", rec.line(), nullptr);
       return ok_status();
     }
     ++rep.out;
-    return w.add(line, &rec);
+    return w.add_line(rec.line(), rec.scanned());
   }));
   rep.extra["eval"] = eval.ref();
   rep.extra["eval_ngrams"] = eval_grams.size();
@@ -246,13 +255,15 @@ Result<std::vector<VersionRecord>> op_split(DatasetStore& store, const Json& p, 
   Part parts[3] = {{"train", train, nullptr, {}}, {"validation", train + validation, nullptr, {}}, {"test", 2.0, nullptr, {}}};
   for (auto& part : parts) part.w = std::make_unique<ShardWriter>(&store, hooks.job_id, limits.shard_bytes);
   const uint64_t salt = hash64(seed, 0x5b117);
-  LLMOPS_RETURN_IF_ERROR(for_each_record(store, in, hooks, "splitting", [&](std::string_view line, Json& rec) -> Status {
+  LLMOPS_RETURN_IF_ERROR(for_each_record(store, in, hooks, "splitting", [&](Record& rec) -> Status {
+    const std::string_view line = rec.line();
     // The record's content (or one field's) picks its part: the same record always lands in
     // the same part, whatever else the dataset holds and in whatever order.
     std::string key;
     if (!key_field.empty()) {
-      auto it = rec.find(key_field);
-      key = it == rec.end() ? std::string(line) : (it->is_string() ? it->get<std::string>() : dump_json(*it));
+      const Json& doc = rec.json();
+      auto it = doc.find(key_field);
+      key = it == doc.end() ? std::string(line) : (it->is_string() ? it->get<std::string>() : dump_json(*it));
     }
     const uint64_t h = hash64(key_field.empty() ? line : std::string_view(key), salt);
     const double u = static_cast<double>(h >> 11) * (1.0 / 9007199254740992.0);
@@ -260,7 +271,7 @@ Result<std::vector<VersionRecord>> op_split(DatasetStore& store, const Json& p, 
       if (u < part.upto) {
         ++part.rep.in;
         ++part.rep.out;
-        return part.w->add(line, &rec);
+        return part.w->add_line(line, rec.scanned());
       }
     }
     return ok_status();
@@ -302,8 +313,9 @@ Result<std::vector<VersionRecord>> op_map(DatasetStore& store, const Json& p, co
   if (to == "chat") LLMOPS_RETURN_IF_ERROR(need({"user", "assistant"}));
   OpReport rep;
   ShardWriter w(&store, hooks.job_id, limits.shard_bytes);
-  LLMOPS_RETURN_IF_ERROR(for_each_record(store, in, hooks, "mapping", [&](std::string_view, Json& rec) -> Status {
+  LLMOPS_RETURN_IF_ERROR(for_each_record(store, in, hooks, "mapping", [&](Record& r) -> Status {
     ++rep.in;
+    const Json& rec = r.json();
     std::map<std::string, std::string> filled;
     for (const auto& [k, t] : tmpl) {
       auto v = fill_template(t, rec);

@@ -220,6 +220,8 @@ struct Reader {
   const ImportOptions& opt;
   const RecordSink& sink;
   ImportReport& report;
+  const RawRecordSink* raw = nullptr;
+  ScannedObject scan;
 
   // A skipped record: counted, reported, and fatal under strict.
   Status skip(uint64_t line, const std::string& kind, const std::string& detail) {
@@ -278,6 +280,16 @@ Status read_jsonl(ByteSource& src, Reader& r) {
       continue;
     }
     if (blank(line)) continue;
+    if (r.raw != nullptr) {
+      std::string_view t = line;
+      while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
+      while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
+      if (scan_object(t, 64, &r.scan)) {
+        ++r.report.records;
+        LLMOPS_RETURN_IF_ERROR((*r.raw)(t, r.scan));
+        continue;
+      }
+    }
     LLMOPS_RETURN_IF_ERROR(r.emit_value(line, lines.line()));
   }
 }
@@ -593,8 +605,8 @@ std::string format_from_name(const std::string& path) {
 }
 
 Status read_records(ByteSource& src, const std::string& format, const std::string& display, const ImportOptions& opt,
-                    const RecordSink& sink, ImportReport& report) {
-  Reader r{display, opt, sink, report};
+                    const RecordSink& sink, ImportReport& report, const RawRecordSink* raw) {
+  Reader r{display, opt, sink, report, raw, {}};
   ++report.files;
   Status st = ok_status();
   if (format == "jsonl") st = read_jsonl(src, r);

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "data/json_scan.h"
 #include "json.h"
 #include "status.h"
 
@@ -63,10 +64,14 @@ std::string format_from_name(const std::string& path);
 // Called per record; a non-OK Status (cancelled, out of space) stops the import with it.
 using RecordSink = std::function<Status(Json&& record)>;
 
+// Called instead of RecordSink for a JSONL line that is already a valid JSON object: the line
+// itself (trimmed) becomes the record, with its scan.
+using RawRecordSink = std::function<Status(std::string_view line, const ScannedObject& scanned)>;
+
 // Reads one source as `format` (already resolved), emitting its records. display names the
 // file in issues. Fails only for I/O errors, a sink error, or a bad record under strict.
 Status read_records(ByteSource& src, const std::string& format, const std::string& display, const ImportOptions& opt,
-                    const RecordSink& sink, ImportReport& report);
+                    const RecordSink& sink, ImportReport& report, const RawRecordSink* raw = nullptr);
 
 // Expands paths (files and directories, recursively, sorted) into the files to import; files
 // in directories whose format cannot be told are listed in report.skipped_files.

@@ -149,16 +149,43 @@ void ShardWriter::note_schema(const Json& record) {
   }
 }
 
-Status ShardWriter::add(const Json& record) { return add(dump_json(record), &record); }
+void ShardWriter::note_schema(const ScannedObject& record) {
+  for (const auto& f : record.fields) {
+    FieldSchema& fs = schema_[f.name];
+    ++fs.present;
+    ++fs.types[json_type_name(f.type)];
+  }
+}
 
-Status ShardWriter::add(std::string_view line, const Json* parsed) {
-  if (parsed != nullptr) {
-    note_schema(*parsed);
-  } else {
+Status ShardWriter::add(const Json& record) {
+  if (!record.is_object()) return invalid_argument("a record must be a JSON object");
+  note_schema(record);
+  return append(dump_json(record));
+}
+
+Status ShardWriter::add_line(std::string_view line, const ScannedObject* scanned) {
+  if (std::memchr(line.data(), '\n', line.size()) != nullptr) {  // whitespace between tokens: one line per record
     auto j = parse_json_bounded(line, 64);
     if (!j.ok()) return j.status();
-    note_schema(*j);
+    return add(*j);
   }
+  if (scanned != nullptr) {
+    note_schema(*scanned);
+  } else {
+    ScannedObject s;
+    if (scan_object(line, 64, &s)) {
+      note_schema(s);
+    } else {
+      auto j = parse_json_bounded(line, 64);
+      if (!j.ok()) return j.status();
+      if (!j->is_object()) return invalid_argument("a record must be a JSON object");
+      note_schema(*j);
+    }
+  }
+  return append(line);
+}
+
+Status ShardWriter::append(std::string_view line) {
   const sdk::Host h = store_->host();
   if (open_ == nullptr) {
     llmops_error err{};

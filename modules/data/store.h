@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "data/json_scan.h"
 #include "json.h"
 #include "llmops/module.hpp"
 #include "sha256.h"
@@ -84,8 +85,9 @@ class ShardWriter {
   ShardWriter(const ShardWriter&) = delete;
   ShardWriter& operator=(const ShardWriter&) = delete;
 
-  // One record: a JSON object serialised compactly, without the newline.
-  Status add(std::string_view line, const Json* parsed = nullptr);
+  // One record: a JSON object on one line, without the newline. scanned (may be null) is the
+  // line's scan_object result; without it the line is scanned or, failing that, parsed.
+  Status add_line(std::string_view line, const ScannedObject* scanned = nullptr);
   Status add(const Json& record);
   uint64_t records() const { return records_; }
   uint64_t bytes() const { return bytes_; }
@@ -94,7 +96,9 @@ class ShardWriter {
 
  private:
   Status flush_shard();
+  Status append(std::string_view line);
   void note_schema(const Json& record);
+  void note_schema(const ScannedObject& record);
   DatasetStore* store_;
   uint64_t job_;
   uint64_t shard_bytes_;

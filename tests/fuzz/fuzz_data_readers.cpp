@@ -4,7 +4,9 @@
 #include <cstdint>
 #include <string>
 
+#include "data/json_scan.h"
 #include "data/pii.h"
+#include "json.h"
 #include "data/readers.h"
 #include "data/text.h"
 
@@ -27,6 +29,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                    },
                                    report);
   (void)report.to_json();
+  // The record scanner never accepts what the full parser refuses, and agrees on strings.
+  llmops::data::ScannedObject scanned;
+  if (llmops::data::scan_object(body, 64, &scanned)) {
+    auto doc = llmops::parse_json_bounded(body, 64);
+    if (!doc.ok() || !doc->is_object() || doc->size() != scanned.fields.size()) __builtin_trap();
+    for (const auto& f : scanned.fields) {
+      if (!doc->contains(f.name)) __builtin_trap();
+      if (f.type == llmops::data::JsonType::kString &&
+          llmops::data::decode_json_string(std::string_view(body).substr(f.begin, f.end - f.begin)) != (*doc)[f.name].get<std::string>()) {
+        __builtin_trap();
+      }
+    }
+  }
   // The scanners over the same bytes as text.
   std::string text = llmops::data::repair_utf8(body);
   (void)llmops::data::redact_pii(text, nullptr);
