@@ -43,21 +43,25 @@ LshShape lsh_shape(double threshold, int permutations) {
 }
 
 std::vector<uint64_t> shingles(std::string_view key, int words) {
-  std::vector<size_t> starts;  // byte offset of each word
-  for (size_t i = 0; i < key.size(); ++i) {
-    if (key[i] != ' ' && (i == 0 || key[i - 1] == ' ')) starts.push_back(i);
+  // Each word is hashed once; a shingle's hash combines its words' hashes in order.
+  std::vector<uint64_t> word_hashes;
+  for (size_t i = 0; i < key.size();) {
+    while (i < key.size() && key[i] == ' ') ++i;
+    size_t j = i;
+    while (j < key.size() && key[j] != ' ') ++j;
+    if (j > i) word_hashes.push_back(hash64(key.substr(i, j - i), 0x5eed));
+    i = j;
   }
   std::vector<uint64_t> out;
-  if (starts.empty()) return out;
+  if (word_hashes.empty()) return out;
   const size_t w = static_cast<size_t>(std::max(words, 1));
-  if (starts.size() <= w) {
-    out.push_back(hash64(key, 0x5eed));
-    return out;
-  }
-  out.reserve(starts.size() - w + 1);
-  for (size_t k = 0; k + w <= starts.size(); ++k) {
-    size_t end = k + w < starts.size() ? starts[k + w] - 1 : key.size();
-    out.push_back(hash64(key.substr(starts[k], end - starts[k]), 0x5eed));
+  const size_t n = word_hashes.size() <= w ? 1 : word_hashes.size() - w + 1;
+  const size_t span = std::min(w, word_hashes.size());
+  out.reserve(n);
+  for (size_t k = 0; k < n; ++k) {
+    uint64_t h = 0x9E3779B97F4A7C15ULL;
+    for (size_t j = 0; j < span; ++j) h = mix64(h ^ word_hashes[k + j]) + j;
+    out.push_back(h);
   }
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
@@ -79,25 +83,37 @@ MinHasher::MinHasher(const MinHashParams& p) {
   uint64_t state = p.seed * 0x9E3779B97F4A7C15ULL + 1;
   for (int i = 0; i < p.permutations; ++i) {
     state = mix64(state + 0x9E3779B97F4A7C15ULL);
-    mul_.push_back(state | 1);
-    state = mix64(state + 0x9E3779B97F4A7C15ULL);
-    add_.push_back(state);
+    mul_.push_back(static_cast<uint32_t>(state) | 1);
+    add_.push_back(static_cast<uint32_t>(state >> 32));
   }
 }
+
+namespace {
+// Per permutation i, a bijection of 32-bit keys: xor a seed, multiply by an odd constant,
+// xor-shift, multiply again. 32-bit lanes so that AVX2 runs eight permutations at a time (the
+// clone is picked at load time; the default one is plain SSE2).
+__attribute__((target_clones("avx2", "default"))) void min_hashes(const uint32_t* __restrict keys, size_t n_keys,
+                                                                  const uint32_t* __restrict mul, const uint32_t* __restrict seed,
+                                                                  size_t n, uint32_t* __restrict out) {
+  for (size_t k = 0; k < n_keys; ++k) {
+    const uint32_t key = keys[k];
+    for (size_t i = 0; i < n; ++i) {
+      uint32_t v = (key ^ seed[i]) * mul[i];
+      v ^= v >> 15;
+      v *= 0x2c1b3c6dU;
+      v ^= v >> 12;
+      out[i] = v < out[i] ? v : out[i];
+    }
+  }
+}
+}  // namespace
 
 void MinHasher::signature(const std::vector<uint64_t>& sh, uint32_t* out) const {
   const size_t n = mul_.size();
   std::fill(out, out + n, std::numeric_limits<uint32_t>::max());
-  const uint64_t* mul = mul_.data();
-  const uint64_t* add = add_.data();
-  for (uint64_t h : sh) {
-    // Multiply-add-shift over a 32-bit key: a strongly universal family per permutation.
-    const uint64_t key = (h ^ (h >> 32)) & 0xffffffffULL;
-    for (size_t i = 0; i < n; ++i) {
-      uint32_t v = static_cast<uint32_t>((mul[i] * key + add[i]) >> 32);
-      out[i] = v < out[i] ? v : out[i];
-    }
-  }
+  std::vector<uint32_t> keys(sh.size());
+  for (size_t k = 0; k < sh.size(); ++k) keys[k] = static_cast<uint32_t>(sh[k] ^ (sh[k] >> 32));
+  min_hashes(keys.data(), keys.size(), mul_.data(), add_.data(), n, out);
 }
 
 double estimate_jaccard(const uint32_t* a, const uint32_t* b, int n) {

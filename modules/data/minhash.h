@@ -42,7 +42,7 @@ class MinHasher {
   int permutations() const { return static_cast<int>(mul_.size()); }
 
  private:
-  std::vector<uint64_t> mul_, add_;
+  std::vector<uint32_t> mul_, add_;
 };
 
 // Fraction of equal positions: an unbiased estimate of the Jaccard similarity.

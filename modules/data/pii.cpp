@@ -18,6 +18,12 @@ bool is_local_char(char c) { return is_alnum(c) || c == '.' || c == '_' || c == 
 bool is_domain_char(char c) { return is_alnum(c) || c == '.' || c == '-'; }
 bool is_token_char(char c) { return is_alnum(c) || c == '_' || c == '-'; }
 
+size_t run_of(std::string_view t, size_t j, bool (*pred)(char), size_t max) {
+  size_t k = j;
+  while (k < t.size() && k - j < max && pred(t[k])) ++k;
+  return k - j;
+}
+
 // The byte before i is not part of a word (or i is the start).
 bool boundary_before(std::string_view t, size_t i) { return i == 0 || !is_alnum(t[i - 1]); }
 bool boundary_after(std::string_view t, size_t end) { return end >= t.size() || !is_alnum(t[end]); }
@@ -67,6 +73,9 @@ void find_private_keys(std::string_view t, std::vector<PiiMatch>& out) {
 // Card numbers: 13-19 digits in groups split by single spaces or dashes, Luhn-valid, with a
 // known issuer prefix.
 size_t match_card(std::string_view t, size_t i) {
+  // Most numbers in text are short: a card has at least 13 digits, in groups of 4 or more
+  // (or 4-6-5 for Amex) before any separator.
+  if (run_of(t, i, is_digit, 4) < 4) return 0;
   std::string digits;
   size_t j = i, end = i;
   while (j < t.size() && digits.size() < 19) {
@@ -235,11 +244,6 @@ size_t match_iban(std::string_view t, size_t i) {
   return j;
 }
 
-size_t run_of(std::string_view t, size_t j, bool (*pred)(char), size_t max) {
-  size_t k = j;
-  while (k < t.size() && k - j < max && pred(t[k])) ++k;
-  return k - j;
-}
 
 bool is_upper_or_digit(char c) { return is_upper(c) || is_digit(c); }
 bool is_b64url(char c) { return is_alnum(c) || c == '_' || c == '-'; }
@@ -250,6 +254,7 @@ bool starts(std::string_view t, size_t i, std::string_view p) { return t.substr(
 // Provider token shapes: AWS access key ids, GitHub, Slack, OpenAI/Stripe-style sk-, Google
 // API keys, JSON Web Tokens.
 size_t match_token(std::string_view t, size_t i) {
+  if (std::strchr("AgxsreA", t[i]) == nullptr) return 0;  // the first letters of the shapes below
   if ((starts(t, i, "AKIA") || starts(t, i, "ASIA")) && run_of(t, i + 4, is_upper_or_digit, 17) == 16 && boundary_after(t, i + 20)) {
     return i + 20;
   }
@@ -297,11 +302,12 @@ bool secret_key_name(std::string_view word) {
 }
 
 bool match_assignment(std::string_view t, size_t i, PiiMatch* m) {
-  size_t j = i + run_of(t, i, is_token_char, 64);
-  if (j == i || !secret_key_name(t.substr(i, j - i))) return false;
+  const size_t key_end = i + run_of(t, i, is_token_char, 64);
+  size_t j = key_end;
   if (j < t.size() && (t[j] == '"' || t[j] == '\'')) ++j;
   while (j < t.size() && t[j] == ' ') ++j;
-  if (j >= t.size() || (t[j] != '=' && t[j] != ':')) return false;
+  if (j >= t.size() || (t[j] != '=' && t[j] != ':')) return false;  // cheap test first: most words are not keys
+  if (key_end == i || !secret_key_name(t.substr(i, key_end - i))) return false;
   ++j;
   while (j < t.size() && t[j] == ' ') ++j;
   if (j < t.size() && (t[j] == '"' || t[j] == '\'')) ++j;
@@ -392,7 +398,8 @@ std::vector<PiiMatch> find_pii(std::string_view t) {
         type = PiiType::kIban;
       } else if ((end = match_token(t, i)) != 0) {
         type = PiiType::kSecret;
-      } else if (is_hex(c) && (end = match_ipv6(t, i)) != 0) {
+      } else if (is_hex(c) && i + run_of(t, i, is_hex, 5) < t.size() && t[i + run_of(t, i, is_hex, 5)] == ':' &&
+                 (end = match_ipv6(t, i)) != 0) {
         type = PiiType::kIpv6;
       } else if (match_assignment(t, i, &m) && m.end <= limit) {
         out.push_back(m);

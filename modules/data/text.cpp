@@ -53,11 +53,6 @@ int32_t decode(const unsigned char* p, size_t len) {
   }
 }
 
-void append_utf8(std::string& out, int32_t cp) {
-  char buf[4];
-  auto n = utf8proc_encode_char(cp, reinterpret_cast<utf8proc_uint8_t*>(buf));
-  out.append(buf, static_cast<size_t>(n));
-}
 
 bool is_unicode_space(int32_t cp) {
   return cp == 0xA0 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x202F || cp == 0x205F || cp == 0x3000 || cp == 0x1680;
@@ -139,6 +134,20 @@ std::string clean_whitespace(std::string_view text, WhitespaceReport* report) {
   size_t newlines = 0;   // newlines pending since the last visible character
   bool space = false;    // a space pending since the last visible character
   for (size_t i = 0; i < n;) {
+    // A run of visible ASCII goes over in one append.
+    if (p[i] > 0x20 && p[i] < 0x7F) {
+      size_t j = i + 1;
+      while (j < n && p[j] > 0x20 && p[j] < 0x7F) ++j;
+      if (!out.empty()) {
+        if (newlines > 0) out.append(newlines >= 2 ? "\n\n" : "\n");
+        else if (space) out.push_back(' ');
+      }
+      newlines = 0;
+      space = false;
+      out.append(text.data() + i, j - i);
+      i = j;
+      continue;
+    }
     int32_t cp;
     size_t len = utf8_seq(p + i, n - i);
     if (len == 0) {  // invalid byte: kept as is (repair is its own, explicit step)
@@ -179,28 +188,31 @@ std::string clean_whitespace(std::string_view text, WhitespaceReport* report) {
   return out;
 }
 
-std::string dedup_key(std::string_view text) {
-  std::string folded;
-  if (all_ascii(text)) {
-    folded.reserve(text.size());
-    for (char c : text) folded.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c);
-  } else {
-    std::string repaired = valid_utf8(text) ? std::string(text) : repair_utf8(text);
-    folded = map_with(repaired, UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT | UTF8PROC_CASEFOLD);
-  }
-  std::string out;
-  out.reserve(folded.size());
+namespace {
+// Whitespace runs as one space, ends trimmed; ASCII upper case folded when asked.
+std::string collapse_spaces(std::string_view in, bool fold_ascii) {
+  std::string out(in.size(), '\0');
+  char* o = out.data();
+  char* const start = o;
   bool space = false;
-  for (char c : folded) {
+  for (char c : in) {
     if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
       space = true;
       continue;
     }
-    if (space && !out.empty()) out.push_back(' ');
+    if (space && o != start) *o++ = ' ';
     space = false;
-    out.push_back(c);
+    *o++ = fold_ascii && c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
   }
+  out.resize(static_cast<size_t>(o - start));
   return out;
+}
+}  // namespace
+
+std::string dedup_key(std::string_view text) {
+  if (all_ascii(text)) return collapse_spaces(text, true);  // one pass for the common case
+  std::string repaired = valid_utf8(text) ? std::string(text) : repair_utf8(text);
+  return collapse_spaces(map_with(repaired, UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT | UTF8PROC_CASEFOLD), false);
 }
 
 uint64_t hash64(std::string_view data, uint64_t seed) {
