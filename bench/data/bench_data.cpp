@@ -98,7 +98,7 @@ std::string iban_with_check(const std::string& cc, const std::string& bban) {
     else rem = (rem * 100 + (c - 'A' + 10)) % 97;
   }
   int check = 98 - rem;
-  char buf[3];
+  char buf[8];
   std::snprintf(buf, sizeof buf, "%02d", check);
   return cc + buf + bban;
 }
