@@ -51,7 +51,8 @@ Result<std::vector<VersionRecord>> op_import(DatasetStore& store, const Json& p,
   uint64_t total = 0;
   for (const auto& f : files) {
     std::error_code ec;
-    total += std::filesystem::file_size(f, ec);
+    const auto size = std::filesystem::file_size(f, ec);
+    if (!ec) total += size;  // a FIFO has none
     inputs.push_back({f, f, opt.format.empty() ? format_from_name(f) : opt.format});
   }
   for (const auto& u : uploads) {
@@ -59,7 +60,8 @@ Result<std::vector<VersionRecord>> op_import(DatasetStore& store, const Json& p,
     std::string fmt = opt.format.empty() ? format_from_name(u.display) : opt.format;
     if (fmt.empty()) return invalid_argument(u.display + ": cannot tell the format from the name; add --format jsonl|json|csv|tsv|text|markdown");
     std::error_code ec;
-    total += std::filesystem::file_size(path, ec);
+    const auto size = std::filesystem::file_size(path, ec);
+    if (!ec) total += size;
     inputs.push_back({path, u.display, fmt});
   }
   if (inputs.empty()) return invalid_argument("nothing to import: no file with a known format under the given paths");

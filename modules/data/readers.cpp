@@ -16,20 +16,32 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// A file, or a FIFO: the bytes read to sniff the compression come back first (no rewind).
 class FileSource : public ByteSource {
  public:
-  explicit FileSource(std::FILE* f) : f_(f) {}
+  FileSource(std::FILE* f, std::string prefix) : f_(f), prefix_(std::move(prefix)) {}
   ~FileSource() override { std::fclose(f_); }
   Result<size_t> read(char* out, size_t n) override {
-    size_t got = std::fread(out, 1, n, f_);
+    size_t k = 0;
+    if (at_ < prefix_.size()) {
+      k = std::min(n, prefix_.size() - at_);
+      std::memcpy(out, prefix_.data() + at_, k);
+      at_ += k;
+      read_ += k;
+      if (k == n) return k;
+    }
+    size_t got = std::fread(out + k, 1, n - k, f_);
+    if (got == 0 && k > 0) return k;
     if (got == 0 && std::ferror(f_)) return errno_status("reading", errno);
     read_ += got;
-    return got;
+    return k + got;
   }
   uint64_t compressed_bytes_read() const override { return read_; }
 
  private:
   std::FILE* f_;
+  std::string prefix_;
+  size_t at_ = 0;
   uint64_t read_ = 0;
 };
 
@@ -568,8 +580,7 @@ Result<std::unique_ptr<ByteSource>> ByteSource::open(const std::string& path) {
   if (f == nullptr) return errno_status("opening " + path, errno);
   unsigned char magic[4] = {};
   size_t n = std::fread(magic, 1, 4, f);
-  std::rewind(f);
-  std::unique_ptr<ByteSource> src = std::make_unique<FileSource>(f);
+  std::unique_ptr<ByteSource> src = std::make_unique<FileSource>(f, std::string(reinterpret_cast<char*>(magic), n));
   if (n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b) return std::unique_ptr<ByteSource>(new GzipSource(std::move(src)));
   if (n == 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd) {
     return std::unique_ptr<ByteSource>(new ZstdSource(std::move(src)));
@@ -631,7 +642,7 @@ Result<std::vector<std::string>> expand_inputs(const std::vector<std::string>& p
     std::error_code ec;
     auto st = fs::status(p, ec);
     if (ec || !fs::exists(st)) return not_found("cannot read " + p + (ec ? ": " + ec.message() : ": no such file or directory"));
-    if (fs::is_regular_file(st)) {
+    if (fs::is_regular_file(st) || fs::is_fifo(st)) {  // a FIFO: another process streams the data in
       if (opt.format.empty() && format_from_name(p).empty()) {
         return invalid_argument(p + ": cannot tell the format from the name; add --format jsonl|json|csv|tsv|text|markdown");
       }

@@ -1,9 +1,16 @@
 // The data stage through the daemon and llmopsctl: imports with bad input reported and nothing
 // half-written on failure, uploads through the socket, operations chained with lineage,
 // deterministic splits, export matching the content hash, statistics, and 4xx for bad requests.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include "integration/harness.h"
 #include "sha256.h"
@@ -192,6 +199,84 @@ TEST(Data, StatsDescribeTheDataset) {
   EXPECT_EQ(text.exit_code, 0);
   EXPECT_NE(text.out.find("length in characters"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("#"), std::string::npos) << "a terminal histogram";
+}
+
+}  // namespace
+}  // namespace llmops::test
+
+namespace llmops::test {
+namespace {
+
+// An import reading a FIFO that a test thread feeds: it can be caught mid-way, with shards
+// (1 MiB each here) already written.
+struct FifoFeed {
+  std::string path;
+  std::thread writer;
+  std::atomic<bool> release{false};
+  explicit FifoFeed(const std::string& p) : path(p) {
+    ::signal(SIGPIPE, SIG_IGN);
+    EXPECT_EQ(::mkfifo(path.c_str(), 0644), 0);
+    writer = std::thread([this] {
+      int fd = ::open(path.c_str(), O_WRONLY);
+      if (fd < 0) return;
+      const std::string line = "{\"text\":\"" + std::string(1000, 'x') + "\"}\n";
+      auto write_records = [&](int n) {
+        for (int i = 0; i < n; ++i) {
+          if (::write(fd, line.data(), line.size()) < 0) return;
+        }
+      };
+      write_records(4000);  // ~4 MB: some shards are written, then the import waits for more
+      while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      write_records(3000);
+      ::close(fd);
+    });
+  }
+  ~FifoFeed() {
+    release = true;
+    writer.join();
+  }
+};
+
+int submit_import(DaemonProcess& d, const std::string& path) {
+  auto r = d.ctl({"--json", "data", "import", path, "--name", "streamed", "--detach"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return Json::parse(r.out, nullptr, false).value("job", -1);
+}
+
+Json job_of(DaemonProcess& d, int id) { return Json::parse(d.ctl({"--json", "jobs", "show", std::to_string(id)}).out, nullptr, false); }
+
+void expect_nothing_left(DaemonProcess& d) {
+  EXPECT_TRUE(ctl_json(d, {"data", "list"})["datasets"].empty());
+  Json blobs = ctl_json(d, {"blobs", "list"});
+  EXPECT_FALSE(blobs["blobs"].empty()) << "shards were written before the stop";
+  for (const auto& b : blobs["blobs"]) EXPECT_EQ(b["refs"], 0) << b.dump();
+}
+
+TEST(Data, ACancelledImportLeavesNoVersionAndGivesItsShardsBack) {
+  DaemonProcess d({}, "data.shard-mb = 1\n");
+  ASSERT_TRUE(d.start()) << d.log();
+  FifoFeed feed(d.dir().file("feed.jsonl"));
+  int id = submit_import(d, feed.path);
+  ASSERT_TRUE(eventually([&] { return job_of(d, id).value("message", std::string()).find("3072 records") != std::string::npos; }, 20000))
+      << job_of(d, id).dump();
+  EXPECT_EQ(d.ctl({"jobs", "cancel", std::to_string(id)}).exit_code, 0);
+  feed.release = true;  // the import reads on and sees the cancel
+  ASSERT_TRUE(eventually([&] { return job_of(d, id)["state"] == "cancelled"; }, 20000)) << job_of(d, id).dump();
+  expect_nothing_left(d);
+}
+
+TEST(Data, AnImportKilledMidWayIsInterruptedAndItsShardsAreGivenBackAtTheNextStart) {
+  DaemonProcess d({}, "data.shard-mb = 1\n");
+  ASSERT_TRUE(d.start()) << d.log();
+  FifoFeed feed(d.dir().file("feed.jsonl"));
+  int id = submit_import(d, feed.path);
+  ASSERT_TRUE(eventually([&] { return job_of(d, id).value("message", std::string()).find("3072 records") != std::string::npos; }, 20000))
+      << job_of(d, id).dump();
+  d.kill9();
+  feed.release = true;
+  ASSERT_TRUE(d.start()) << d.log();
+  EXPECT_EQ(job_of(d, id)["state"], "interrupted");
+  expect_nothing_left(d);
 }
 
 }  // namespace
