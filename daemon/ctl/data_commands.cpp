@@ -153,10 +153,41 @@ Result<Json> upload_files(AdminClient& c, const std::vector<std::string>& paths,
   return uploads;
 }
 
+// --steps clean,dedup (each with its defaults) or --steps-json '[{"op":"clean","normalize":"nfkc"}, ...]'.
+Result<Json> steps_from(const Invocation& inv, const char* list_opt, const char* json_opt) {
+  if (inv.options.count(json_opt)) {
+    LLMOPS_ASSIGN_OR_RETURN(Json j, parse_json_bounded(inv.options.at(json_opt), 16));
+    return j;
+  }
+  Json steps = Json::array();
+  const std::string v = opt(inv, list_opt);
+  size_t at = 0;
+  while (at < v.size()) {
+    size_t comma = v.find(',', at);
+    if (comma == std::string::npos) comma = v.size();
+    if (comma > at) steps.push_back({{"op", v.substr(at, comma - at)}});
+    at = comma + 1;
+  }
+  return steps;
+}
+
+Status cmd_pipeline(AdminClient& c, const Invocation& inv) {
+  LLMOPS_RETURN_IF_ERROR(need_words(inv, 3, "data pipeline NAME[@V] --steps clean,dedup,pii | --steps-json JSON"));
+  LLMOPS_ASSIGN_OR_RETURN(Json steps, steps_from(inv, "steps", "steps-json"));
+  Json p = {{"input", inv.words[2]}, {"steps", steps}};
+  if (inv.options.count("output")) p["output"] = inv.options.at("output");
+  for (const auto& [k, v] : inv.options) {
+    if (k != "steps" && k != "steps-json" && k != "output" && k != "detach") return invalid_argument("unknown option --" + k + " for data pipeline");
+  }
+  return submit(c, inv, "pipeline", p);
+}
+
 Status cmd_import(AdminClient& c, const Invocation& inv) {
   LLMOPS_RETURN_IF_ERROR(need_words(inv, 3, "data import PATH... --name NAME"));
   Invocation rest = inv;
   rest.options.erase("upload");
+  rest.options.erase("then");
+  rest.options.erase("then-json");
   LLMOPS_ASSIGN_OR_RETURN(Json p, params_from(rest, {"name", "format", "split", "text-field", "strict", "invalid-utf8", "detach"}, {}, {}));
   std::vector<std::string> paths(inv.words.begin() + 2, inv.words.end());
   if (opt(inv, "upload") == "true") {
@@ -166,6 +197,10 @@ Status cmd_import(AdminClient& c, const Invocation& inv) {
     Json abs = Json::array();
     for (const auto& path : paths) abs.push_back(absolute_path(path));
     p["paths"] = abs;
+  }
+  if (inv.options.count("then") || inv.options.count("then-json")) {
+    LLMOPS_ASSIGN_OR_RETURN(Json steps, steps_from(inv, "then", "then-json"));
+    p["steps"] = steps;
   }
   return submit(c, inv, "import", p);
 }
@@ -399,8 +434,11 @@ const VerbTable& data_verbs() {
       {{"data", "export"}, {"data export NAME[@V] [--output FILE]", "the records as JSONL (stdout or a file)", cmd_export}},
       {{"data", "stats"}, {"data stats NAME[@V] [--field F] [--tokenizer PATH]", "lengths, languages, duplicates, PII, n-grams, outliers", cmd_stats}},
       {{"data", "import"},
-       {"data import PATH... --name NAME [--format F] [--split file|line|paragraph] [--strict] [--upload]",
-        "import files or directories (server paths, or --upload to stream them from here)", cmd_import}},
+       {"data import PATH... --name NAME [--format F] [--split file|line|paragraph] [--strict] [--upload] [--then clean,dedup]",
+        "import files or directories (server paths, or --upload to stream them from here); --then runs steps on the way in", cmd_import}},
+      {{"data", "pipeline"},
+       {"data pipeline NAME[@V] --steps clean,dedup,pii [--steps-json JSON] [--output NAME]",
+        "several of clean, filter, pii, dedup, near-dedup in one pass over worker threads (one version)", cmd_pipeline}},
       {{"data", "clean"},
        op_verb("clean", "data clean NAME[@V] [--normalize nfc|nfkc|none] [--field F] [--invalid-utf8 repair|drop]",
                "Unicode normalisation, control characters, whitespace, invalid UTF-8",

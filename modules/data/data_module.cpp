@@ -1,6 +1,9 @@
 // Stage module 'data': datasets with immutable versions and lineage; import, cleaning,
 // exploration and preparation (see ops.h for the operations, store.h for how versions are
 // kept). This file is the lifecycle and the job kinds; the admin routes are in routes.cpp.
+#include <algorithm>
+#include <thread>
+
 #include "data/state.h"
 
 namespace {
@@ -53,6 +56,12 @@ llmops_code init(llmops_module_ctx* ctx, const llmops_host_api* host, llmops_err
   s->limits.shard_bytes = std::stoull(sdk.config("shard-mb", "64")) << 20;
   s->limits.max_record_bytes = std::stoull(sdk.config("max-record-mb", "16")) << 20;
   s->max_upload_bytes = std::stoull(sdk.config("max-upload-mb", "65536")) << 20;
+  // Workers for record-level steps: data.threads, else the training pool's size (data work
+  // is batch work), else the machine's CPUs.
+  int threads = std::stoi(sdk.config("threads", "0"));
+  if (threads <= 0) threads = host->placement_threads(ctx, "training");
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  s->limits.threads = threads;
   s->m_versions = host->metric_register(ctx, "versions_created_total", "Dataset versions made by imports and operations", 0);
   s->m_upload_bytes = host->metric_register(ctx, "upload_bytes_total", "Bytes streamed in through the admin socket for imports", 0);
   for (const auto& op : op_names()) {
@@ -87,6 +96,7 @@ const llmops_config_item kSchema[] = {
     {"shard-mb", LLMOPS_CONFIG_INT, "64", 1, 4096, "largest dataset shard (a blob of JSONL records), MiB"},
     {"max-record-mb", LLMOPS_CONFIG_INT, "16", 1, 1024, "largest record an import accepts, MiB; longer ones are skipped and reported"},
     {"max-upload-mb", LLMOPS_CONFIG_INT, "65536", 1, 1 << 24, "largest file llmopsctl may stream in for an import, MiB"},
+    {"threads", LLMOPS_CONFIG_INT, "0", 0, 1024, "worker threads for clean/filter/pii/dedup/near-dedup (0: the training pool's size, else all CPUs)"},
 };
 
 const llmops_module_api kApi = {

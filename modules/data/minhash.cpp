@@ -123,32 +123,45 @@ double estimate_jaccard(const uint32_t* a, const uint32_t* b, int n) {
 }
 
 NearDedup::NearDedup(const MinHashParams& p)
-    : params_(p), shape_(lsh_shape(p.threshold, p.permutations)), hasher_(p), buckets_(shape_.bands),
-      scratch_(p.permutations) {}
+    : params_(p), shape_(lsh_shape(p.threshold, p.permutations)), hasher_(p), buckets_(shape_.bands) {}
+
+void NearDedup::sketch(std::string_view key, Sketch* out) const {
+  std::vector<uint64_t> sh = shingles(key, params_.shingle_words);
+  out->empty = sh.empty();
+  if (out->empty) return;
+  out->signature.resize(params_.permutations);
+  hasher_.signature(sh, out->signature.data());
+  out->band_keys.resize(shape_.bands);
+  for (int b = 0; b < shape_.bands; ++b) {
+    out->band_keys[b] = hash64({reinterpret_cast<const char*>(out->signature.data() + b * shape_.rows), shape_.rows * sizeof(uint32_t)},
+                               static_cast<uint64_t>(b));
+  }
+}
 
 NearDedup::Verdict NearDedup::add(std::string_view key) {
+  Sketch s;
+  sketch(key, &s);
+  return add(s);
+}
+
+NearDedup::Verdict NearDedup::add(const Sketch& s) {
   const uint32_t index = next_++;
   const int n = params_.permutations;
-  std::vector<uint64_t> sh = shingles(key, params_.shingle_words);
-  if (sh.empty()) return {false, index, 0};  // empty text: exact dedup's business
-  hasher_.signature(sh, scratch_.data());
-  std::vector<uint64_t> band_keys(shape_.bands);
+  if (s.empty) return {false, index, 0};  // empty text: exact dedup's business
   Verdict best{false, index, 0};
   for (int b = 0; b < shape_.bands; ++b) {
-    band_keys[b] = hash64({reinterpret_cast<const char*>(scratch_.data() + b * shape_.rows), shape_.rows * sizeof(uint32_t)},
-                          static_cast<uint64_t>(b));
-    auto [lo, hi] = buckets_[b].equal_range(band_keys[b]);
+    auto [lo, hi] = buckets_[b].equal_range(s.band_keys[b]);
     for (auto it = lo; it != hi; ++it) {
       const uint32_t slot = it->second;
-      double s = estimate_jaccard(scratch_.data(), signatures_.data() + static_cast<size_t>(slot) * n, n);
-      if (s >= params_.threshold && s > best.similarity) best = {true, kept_index_[slot], s};
+      double sim = estimate_jaccard(s.signature.data(), signatures_.data() + static_cast<size_t>(slot) * n, n);
+      if (sim >= params_.threshold && sim > best.similarity) best = {true, kept_index_[slot], sim};
     }
   }
   if (best.duplicate) return best;
   const uint32_t slot = static_cast<uint32_t>(kept_index_.size());
   kept_index_.push_back(index);
-  signatures_.insert(signatures_.end(), scratch_.begin(), scratch_.end());
-  for (int b = 0; b < shape_.bands; ++b) buckets_[b].emplace(band_keys[b], slot);
+  signatures_.insert(signatures_.end(), s.signature.begin(), s.signature.end());
+  for (int b = 0; b < shape_.bands; ++b) buckets_[b].emplace(s.band_keys[b], slot);
   ++kept_;
   return {false, index, 1.0};
 }

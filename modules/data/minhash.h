@@ -48,9 +48,19 @@ class MinHasher {
 // Fraction of equal positions: an unbiased estimate of the Jaccard similarity.
 double estimate_jaccard(const uint32_t* a, const uint32_t* b, int n);
 
+// What NearDedup needs of one text, computed apart from the index (on any thread).
+struct Sketch {
+  std::vector<uint32_t> signature;
+  std::vector<uint64_t> band_keys;
+  bool empty = true;  // no words
+};
+
 class NearDedup {
  public:
   explicit NearDedup(const MinHashParams& p);
+  // The sketch of a dedup key; const and thread-safe, so workers can make sketches while one
+  // thread feeds them to add() in order.
+  void sketch(std::string_view key, Sketch* out) const;
   struct Verdict {
     bool duplicate = false;
     uint32_t representative = 0;  // the kept text's index (its own index when kept)
@@ -58,6 +68,7 @@ class NearDedup {
   };
   // Considers the next text (indices count up from 0 per call) given its dedup key.
   Verdict add(std::string_view key);
+  Verdict add(const Sketch& s);
   LshShape shape() const { return shape_; }
   uint64_t kept() const { return kept_; }
   size_t memory_bytes() const;
@@ -71,7 +82,6 @@ class NearDedup {
   std::vector<uint32_t> signatures_;             // kept texts', permutations each
   std::vector<uint32_t> kept_index_;             // position in signatures_ → text index
   std::vector<std::unordered_multimap<uint64_t, uint32_t>> buckets_;  // per band: band hash → kept slot
-  std::vector<uint32_t> scratch_;
 };
 
 }  // namespace llmops::data

@@ -4,6 +4,7 @@
 
 #include "data/lang.h"
 #include "data/minhash.h"
+#include "data/pipeline.h"
 #include "data/ops_internal.h"
 #include "data/pii.h"
 #include "data/readers.h"
@@ -77,6 +78,16 @@ void OpReport::sample_lines(const std::string& reason, std::string_view before, 
   if (after == nullptr) return sample(reason, *b, nullptr);
   auto a = parse_json_bounded(*after, 64);
   if (a.ok()) sample(reason, *b, &*a);
+}
+
+void OpReport::merge(const OpReport& o) {
+  in += o.in;
+  out += o.out;
+  for (const auto& [k, n] : o.reasons) reasons[k] += n;
+  for (const auto& smp : o.samples) {
+    const std::string reason = smp.value("reason", "");
+    if (sampled_[reason]++ < kSamples) samples.push_back(smp);
+  }
 }
 
 Json OpReport::to_json() const {
@@ -229,254 +240,73 @@ Result<std::vector<VersionRecord>> one(Result<VersionRecord> v) {
   return std::vector<VersionRecord>{std::move(*v)};
 }
 
-Result<NormalForm> normal_form(const std::string& s) {
-  if (s == "nfc") return NormalForm::kNfc;
-  if (s == "nfkc") return NormalForm::kNfkc;
-  if (s == "none") return NormalForm::kNone;
-  return invalid_argument("'normalize' is nfc, nfkc or none, not '" + s + "'");
-}
-
-Result<std::vector<VersionRecord>> op_clean(DatasetStore& store, const Json& p, const OpLimits& limits, JobHooks& hooks) {
-  Params P{p};
-  LLMOPS_ASSIGN_OR_RETURN(VersionRecord in, store.resolve(p.at("input").get<std::string>()));
-  LLMOPS_ASSIGN_OR_RETURN(std::string field, P.str("field", "*"));
-  LLMOPS_ASSIGN_OR_RETURN(std::string nf, P.str("normalize", "nfc"));
-  LLMOPS_ASSIGN_OR_RETURN(NormalForm form, normal_form(nf));
-  LLMOPS_ASSIGN_OR_RETURN(bool whitespace, P.flag("whitespace", true));
-  LLMOPS_ASSIGN_OR_RETURN(std::string utf8, P.str("invalid_utf8", "repair"));
-  LLMOPS_ASSIGN_OR_RETURN(bool drop_empty, P.flag("drop_empty", true));
-  LLMOPS_ASSIGN_OR_RETURN(std::string out, output_name(p, in));
-  OpReport rep;
-  ShardWriter w(&store, hooks.job_id, limits.shard_bytes);
-  LLMOPS_RETURN_IF_ERROR(for_each_record(store, in, hooks, "cleaning", [&](Record& rec) -> Status {
-    ++rep.in;
-    bool replaced = false, normalized = false, spaced = false;
-    size_t controls = 0;
-    auto fix = [&](const std::string& s) {
-      // Stored text is valid UTF-8; what an import had to repair shows as U+FFFD.
-      replaced |= s.find("\xEF\xBF\xBD") != std::string::npos;
-      std::string n = normalize(s, form);
-      normalized |= n != s;
-      if (!whitespace) return n;
-      WhitespaceReport wr;
-      std::string c = clean_whitespace(n, &wr);
-      controls += wr.control_removed;
-      spaced |= wr.changed;
-      return c;
-    };
-    std::optional<std::string> changed = rec.rewrite(field, fix);
-    if (replaced && utf8 == "drop") {
-      rep.count("dropped_invalid_utf8");
-      rep.sample_lines("dropped_invalid_utf8", rec.line(), nullptr);
-      return ok_status();
-    }
-    if (drop_empty) {
-      std::optional<std::string> text;
-      if (changed) {
-        LLMOPS_ASSIGN_OR_RETURN(Record after, Record::read(*changed));
-        text = after.text(field == "*" ? "text" : field);
-      } else {
-        text = rec.text(field == "*" ? "text" : field);
-      }
-      if (text && text->empty()) {
-        rep.count("dropped_empty");
-        rep.sample_lines("dropped_empty", rec.line(), nullptr);
-        return ok_status();
-      }
-    }
-    if (replaced) rep.count("has_replacement_characters");
-    if (normalized) rep.count("normalized"), rep.sample_lines("normalized", rec.line(), &*changed);
-    if (controls > 0) rep.count("control_characters_removed", controls);
-    if (spaced) {
-      rep.count("whitespace_changed");
-      rep.sample_lines("whitespace_changed", rec.line(), &*changed);
-    }
-    ++rep.out;
-    return changed ? w.add_line(*changed) : w.add_line(rec.line(), rec.scanned());
-  }));
-  return one(w.commit(output_meta(out, {in.ref()}, "clean", p, hooks, rep)));
-}
-
-// A tokenizer from a model on the server: a GGUF file or a Hugging Face directory.
-Result<engine::Tokenizer> load_tokenizer(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) return engine::Tokenizer::from_hf_dir(path);
-  auto g = engine::GgufFile::open(path);
-  if (!g.ok()) return invalid_argument("'tokenizer' must be a GGUF model or a Hugging Face directory with tokenizer.json: " + g.status().message());
-  return engine::Tokenizer::from_gguf(**g);
-}
-
-Result<std::vector<VersionRecord>> op_filter(DatasetStore& store, const Json& p, const OpLimits& limits, JobHooks& hooks) {
-  Params P{p};
-  LLMOPS_ASSIGN_OR_RETURN(VersionRecord in, store.resolve(p.at("input").get<std::string>()));
-  LLMOPS_ASSIGN_OR_RETURN(std::string field, P.str("field", "text"));
-  LLMOPS_ASSIGN_OR_RETURN(double min_chars, P.num("min_chars", 0, 0, 1e12));
-  LLMOPS_ASSIGN_OR_RETURN(double max_chars, P.num("max_chars", 1e12, 0, 1e12));
-  LLMOPS_ASSIGN_OR_RETURN(double min_tokens, P.num("min_tokens", 0, 0, 1e12));
-  LLMOPS_ASSIGN_OR_RETURN(double max_tokens, P.num("max_tokens", 1e12, 0, 1e12));
-  LLMOPS_ASSIGN_OR_RETURN(std::string tok_path, P.str("tokenizer", ""));
-  LLMOPS_ASSIGN_OR_RETURN(double min_percent, P.num("min_language_percent", 0, 0, 100));
-  LLMOPS_ASSIGN_OR_RETURN(bool tag, P.flag("tag_language", false));
-  LLMOPS_ASSIGN_OR_RETURN(std::string out, output_name(p, in));
-  std::vector<std::string> langs;
-  if (p.contains("languages")) langs = p["languages"].get<std::vector<std::string>>();
-  std::optional<engine::Tokenizer> tok;
-  if (!tok_path.empty()) {
-    LLMOPS_ASSIGN_OR_RETURN(engine::Tokenizer t, load_tokenizer(tok_path));
-    tok.emplace(std::move(t));
-  }
-  const bool want_lang = !langs.empty() || tag;
-  OpReport rep;
-  std::map<std::string, uint64_t> lang_mix;
-  ShardWriter w(&store, hooks.job_id, limits.shard_bytes);
-  LLMOPS_RETURN_IF_ERROR(for_each_record(store, in, hooks, "filtering", [&](Record& rec) -> Status {
-    ++rep.in;
-    auto text = rec.text(field);
-    auto drop = [&](const char* why) {
-      rep.count(why);
-      rep.sample_lines(why, rec.line(), nullptr);
-      return ok_status();
-    };
-    if (!text) return drop("dropped_no_text");
-    const double chars = static_cast<double>(utf8_length(*text));
-    if (chars < min_chars) return drop("dropped_too_few_chars");
-    if (chars > max_chars) return drop("dropped_too_many_chars");
-    if (tok) {
-      const double n = static_cast<double>(tok->encode(*text, false).size());
-      if (n < min_tokens) return drop("dropped_too_few_tokens");
-      if (n > max_tokens) return drop("dropped_too_many_tokens");
-    }
-    if (want_lang) {
-      LanguageGuess g = detect_language(*text);
-      ++lang_mix[g.code];
-      if (!langs.empty() && (std::find(langs.begin(), langs.end(), g.code) == langs.end() || g.percent < min_percent)) {
-        rep.count("dropped_language");
-        rep.sample("dropped_language", Json{{"language", g.code}, {"percent", g.percent}, {"record", rec.json()}}, nullptr);
-        return ok_status();
-      }
-      if (tag) {
-        rec.json()["language"] = g.code;
-        ++rep.out;
-        return w.add(rec.json());
-      }
-    }
-    ++rep.out;
-    return w.add_line(rec.line(), rec.scanned());
-  }));
-  if (want_lang) rep.extra["languages_seen"] = lang_mix;
-  return one(w.commit(output_meta(out, {in.ref()}, "filter", p, hooks, rep)));
-}
-
-struct Hash128 {
-  uint64_t a, b;
-  bool operator==(const Hash128& o) const { return a == o.a && b == o.b; }
-};
-struct Hash128Hasher {
-  size_t operator()(const Hash128& h) const { return static_cast<size_t>(h.a); }
-};
-
-Result<std::vector<VersionRecord>> op_dedup(DatasetStore& store, const Json& p, const OpLimits& limits, JobHooks& hooks) {
-  Params P{p};
-  LLMOPS_ASSIGN_OR_RETURN(VersionRecord in, store.resolve(p.at("input").get<std::string>()));
-  LLMOPS_ASSIGN_OR_RETURN(std::string field, P.str("field", "text"));
-  LLMOPS_ASSIGN_OR_RETURN(std::string out, output_name(p, in));
-  std::unordered_set<Hash128, Hash128Hasher> seen;
-  seen.reserve(static_cast<size_t>(in.records));
-  OpReport rep;
-  ShardWriter w(&store, hooks.job_id, limits.shard_bytes);
-  LLMOPS_RETURN_IF_ERROR(for_each_record(store, in, hooks, "deduplicating", [&](Record& rec) -> Status {
-    ++rep.in;
-    auto text = rec.text(field);
-    // Without the field, the whole record is the key: identical records are still duplicates.
-    std::string key = text ? dedup_key(*text) : std::string(rec.line());
-    if (!seen.insert({hash64(key, 1), hash64(key, 2)}).second) {
-      rep.count("dropped_exact_duplicate");
-      rep.sample_lines("dropped_exact_duplicate", rec.line(), nullptr);
-      return ok_status();
-    }
-    ++rep.out;
-    return w.add_line(rec.line(), rec.scanned());
-  }));
-  rep.extra["distinct"] = seen.size();
-  return one(w.commit(output_meta(out, {in.ref()}, "dedup", p, hooks, rep)));
-}
-
-Result<std::vector<VersionRecord>> op_near_dedup(DatasetStore& store, const Json& p, const OpLimits& limits, JobHooks& hooks) {
-  Params P{p};
-  LLMOPS_ASSIGN_OR_RETURN(VersionRecord in, store.resolve(p.at("input").get<std::string>()));
-  LLMOPS_ASSIGN_OR_RETURN(std::string field, P.str("field", "text"));
-  LLMOPS_ASSIGN_OR_RETURN(std::string out, output_name(p, in));
-  MinHashParams mp;
-  LLMOPS_ASSIGN_OR_RETURN(double shingle, P.num("shingle_words", 5, 1, 32));
-  LLMOPS_ASSIGN_OR_RETURN(double perms, P.num("permutations", 128, 16, 1024));
-  LLMOPS_ASSIGN_OR_RETURN(mp.threshold, P.num("threshold", 0.8, 0.05, 1.0));
-  mp.shingle_words = static_cast<int>(shingle);
-  mp.permutations = static_cast<int>(perms);
-  NearDedup nd(mp);
-  std::map<uint32_t, uint32_t> cluster_size;  // representative → near duplicates dropped
-  OpReport rep;
-  ShardWriter w(&store, hooks.job_id, limits.shard_bytes);
-  LLMOPS_RETURN_IF_ERROR(for_each_record(store, in, hooks, "near-deduplicating", [&](Record& rec) -> Status {
-    ++rep.in;
-    auto text = rec.text(field);
-    NearDedup::Verdict v = nd.add(text ? dedup_key(*text) : std::string());
-    if (v.duplicate) {
-      ++cluster_size[v.representative];
-      rep.count("dropped_near_duplicate");
-      if (rep.reasons["dropped_near_duplicate"] <= OpReport::kSamples) {
-        rep.sample("dropped_near_duplicate", Json{{"similar_to_record", v.representative}, {"estimated_jaccard", v.similarity}, {"record", rec.json()}},
-                   nullptr);
-      }
-      return ok_status();
-    }
-    ++rep.out;
-    return w.add_line(rec.line(), rec.scanned());
-  }));
-  std::map<uint32_t, uint64_t> histogram;  // cluster size (with its representative) → clusters
-  for (const auto& [rep_index, n] : cluster_size) ++histogram[n + 1];
-  Json hist = Json::object();
-  for (const auto& [size, n] : histogram) hist[std::to_string(size)] = n;
-  rep.extra["clusters"] = cluster_size.size();
-  rep.extra["cluster_sizes"] = hist;
-  rep.extra["lsh"] = {{"bands", nd.shape().bands}, {"rows", nd.shape().rows}, {"permutations", mp.permutations},
-                      {"shingle_words", mp.shingle_words}, {"threshold", mp.threshold}, {"memory_bytes", nd.memory_bytes()}};
-  return one(w.commit(output_meta(out, {in.ref()}, "near-dedup", p, hooks, rep)));
-}
-
-Result<std::vector<VersionRecord>> op_pii(DatasetStore& store, const Json& p, const OpLimits& limits, JobHooks& hooks) {
-  Params P{p};
-  LLMOPS_ASSIGN_OR_RETURN(VersionRecord in, store.resolve(p.at("input").get<std::string>()));
-  LLMOPS_ASSIGN_OR_RETURN(std::string field, P.str("field", "*"));
-  LLMOPS_ASSIGN_OR_RETURN(std::string out, output_name(p, in));
-  PiiCounts counts{};
-  OpReport rep;
-  ShardWriter w(&store, hooks.job_id, limits.shard_bytes);
-  LLMOPS_RETURN_IF_ERROR(for_each_record(store, in, hooks, "redacting", [&](Record& rec) -> Status {
-    ++rep.in;
-    ++rep.out;
-    PiiCounts before = counts;
-    std::optional<std::string> changed = rec.rewrite(field, [&](const std::string& s) { return redact_pii(s, &counts); });
-    if (!changed) return w.add_line(rec.line(), rec.scanned());
-    rep.count("records_redacted");
-    for (size_t t = 0; t < kPiiTypes; ++t) {
-      if (counts[t] != before[t]) rep.sample_lines(pii_name(static_cast<PiiType>(t)), rec.line(), &*changed);
-    }
-    return w.add_line(*changed);
-  }));
-  Json by_type = Json::object();
-  for (size_t t = 0; t < kPiiTypes; ++t) by_type[pii_name(static_cast<PiiType>(t))] = counts[t];
-  rep.extra["pii_by_type"] = by_type;
-  return one(w.commit(output_meta(out, {in.ref()}, "pii", p, hooks, rep)));
-}
-
 }  // namespace
+
+Status check_steps(const Json& steps) {
+  if (!steps.is_array() || steps.empty()) return invalid_argument("'steps' is a non-empty list such as [{\"op\": \"clean\"}, {\"op\": \"dedup\"}]");
+  for (const auto& st : steps) {
+    if (!st.is_object() || !st.contains("op") || !st["op"].is_string() || !is_step(st["op"].get<std::string>())) {
+      return invalid_argument("each step is an object naming its 'op': clean, filter, pii, dedup or near-dedup");
+    }
+    LLMOPS_RETURN_IF_ERROR(make_step(st["op"].get<std::string>(), st).status());
+  }
+  return ok_status();
+}
+
+Result<std::vector<VersionRecord>> op_steps(DatasetStore& store, const std::string& op, const Json& p, const OpLimits& limits,
+                                            JobHooks& hooks) {
+  LLMOPS_ASSIGN_OR_RETURN(VersionRecord in, store.resolve(p.at("input").get<std::string>()));
+  LLMOPS_ASSIGN_OR_RETURN(std::string out, output_name(p, in));
+  Json steps = op == "pipeline" ? p.at("steps") : Json::array({p});
+  if (op != "pipeline") steps[0]["op"] = op;
+  std::vector<std::unique_ptr<Step>> made;
+  for (const auto& st : steps) {
+    LLMOPS_ASSIGN_OR_RETURN(auto s, make_step(st.at("op").get<std::string>(), st));
+    made.push_back(std::move(s));
+  }
+  ShardWriter w(&store, hooks.job_id, limits.shard_bytes);
+  Pipeline pipe(std::move(made), &w, limits.threads);
+  ShardReader reader(&store, in);
+  uint64_t n = 0;
+  while (true) {
+    LLMOPS_ASSIGN_OR_RETURN(auto line, reader.next());
+    if (!line) break;
+    if ((++n & 1023) == 0) {
+      if (hooks.cancelled && hooks.cancelled()) return cancelled("cancelled by a user; no version was made");
+      if (hooks.stopping && hooks.stopping()) return aborted("the daemon stopped mid-way; no version was made, run it again");
+      if (hooks.progress) {
+        hooks.progress(static_cast<double>(reader.bytes_read()), static_cast<double>(in.bytes),
+                       op + " " + in.ref() + ": " + std::to_string(n) + " of " + std::to_string(in.records) + " records");
+      }
+    }
+    LLMOPS_RETURN_IF_ERROR(pipe.push(std::string(*line)));
+  }
+  LLMOPS_RETURN_IF_ERROR(pipe.finish());
+  OpReport rep = pipe.reports().front();
+  if (op == "pipeline") {
+    // One version for the whole pass; the report has each step's.
+    rep = OpReport();
+    rep.in = in.records;
+    rep.out = w.records();
+    Json per_step = Json::array();
+    for (size_t i = 0; i < pipe.steps().size(); ++i) {
+      Json r = pipe.reports()[i].to_json();
+      r["op"] = pipe.steps()[i]->name();
+      per_step.push_back(r);
+    }
+    rep.extra["steps"] = per_step;
+  }
+  LLMOPS_ASSIGN_OR_RETURN(VersionRecord v, w.commit(output_meta(out, {in.ref()}, op, p, hooks, rep)));
+  return std::vector<VersionRecord>{std::move(v)};
+}
+
 }  // namespace ops_detail
 
 using namespace ops_detail;
 
 const std::vector<std::string>& op_names() {
   static const std::vector<std::string> kOps = {"import", "clean", "filter", "dedup", "near-dedup", "pii",
-                                                "schema", "decontaminate", "split", "map"};
+                                                "schema", "decontaminate", "split", "map", "pipeline"};
   return kOps;
 }
 
@@ -550,6 +380,7 @@ Status validate_op(DatasetStore& store, const std::string& op, const Json& param
       LLMOPS_ASSIGN_OR_RETURN(auto files, expand_inputs(list, opt, scratch));
       if (files.empty() && !uploads) return invalid_argument("no file with a known format (.jsonl .json .csv .tsv .txt .md, maybe .gz/.zst) under the given paths");
     }
+    if (params.contains("steps")) LLMOPS_RETURN_IF_ERROR(check_steps(params["steps"]));
     return ok_status();
   }
   if (!params.contains("input") || !params["input"].is_string()) return invalid_argument("'input' (a dataset NAME or NAME@VERSION) is required");
@@ -566,6 +397,8 @@ Status validate_op(DatasetStore& store, const std::string& op, const Json& param
       (!params["languages"].is_array() || !std::all_of(params["languages"].begin(), params["languages"].end(), [](const Json& l) { return l.is_string(); }))) {
     return invalid_argument("'languages' is a list of language codes such as [\"en\", \"de\"]");
   }
+  if (op == "pipeline") LLMOPS_RETURN_IF_ERROR(check_steps(params.contains("steps") ? params["steps"] : Json()));
+  if (is_step(op)) LLMOPS_RETURN_IF_ERROR(make_step(op, params).status());
   if (op == "map") {
     LLMOPS_ASSIGN_OR_RETURN(std::string to, (Params{params}.str("to", "")));
     if (to != "text" && to != "completion" && to != "chat") return invalid_argument("'to' is text, completion or chat");
@@ -578,11 +411,7 @@ Result<std::vector<VersionRecord>> run_op(DatasetStore& store, const std::string
   LLMOPS_RETURN_IF_ERROR(validate_op(store, op, params));
   try {
     if (op == "import") return op_import(store, params, limits, hooks);
-    if (op == "clean") return op_clean(store, params, limits, hooks);
-    if (op == "filter") return op_filter(store, params, limits, hooks);
-    if (op == "dedup") return op_dedup(store, params, limits, hooks);
-    if (op == "near-dedup") return op_near_dedup(store, params, limits, hooks);
-    if (op == "pii") return op_pii(store, params, limits, hooks);
+    if (is_step(op) || op == "pipeline") return op_steps(store, op, params, limits, hooks);
     if (op == "schema") return op_schema(store, params, limits, hooks);
     if (op == "decontaminate") return op_decontaminate(store, params, limits, hooks);
     if (op == "split") return op_split(store, params, limits, hooks);

@@ -13,6 +13,8 @@
 //   decontaminate  drop records sharing a long word n-gram with an evaluation set
 //   split          train/validation/test by content hash → NAME.train, NAME.validation, NAME.test
 //   map            records → training examples (text, prompt/completion or chat messages)
+//   pipeline       several of clean, filter, dedup, near-dedup, pii in one pass (an import
+//                  takes the same "steps"), spread over worker threads
 //
 // Threads: a job worker, one op at a time per call.
 #pragma once
@@ -41,6 +43,7 @@ struct JobHooks {
 struct OpLimits {
   uint64_t shard_bytes = 64u << 20;
   uint64_t max_record_bytes = 16u << 20;
+  int threads = 1;  // workers for record-level steps
 };
 
 const std::vector<std::string>& op_names();

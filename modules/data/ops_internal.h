@@ -29,6 +29,8 @@ struct OpReport {
   static constexpr size_t kSamples = 5;
 
   void count(const std::string& reason, uint64_t n = 1) { reasons[reason] += n; }
+  // Adds another report's counts and its samples (still at most kSamples per reason).
+  void merge(const OpReport& o);
   // Keeps the first kSamples of each reason (texts cut to 400 bytes).
   void sample(const std::string& reason, const Json& before, const Json* after);
   // The same from stored lines, parsed only when the sample is kept.
@@ -75,6 +77,13 @@ Result<std::string> output_name(const Json& params, const VersionRecord& in, con
 
 // Writes text back into a record: a string field, or each chat message's content.
 void set_record_text(Json& record, const std::string& field, const std::function<std::string(const std::string&)>& change);
+
+// The record-level ops (clean, filter, dedup, near-dedup, pii) and "pipeline" (several of them
+// in one pass), through pipeline.h.
+Result<std::vector<VersionRecord>> op_steps(DatasetStore& store, const std::string& op, const Json& params, const OpLimits& limits,
+                                            JobHooks& hooks);
+// The steps of a "pipeline" op or an import's "steps": [{"op": "clean", ...params}, ...].
+Status check_steps(const Json& steps);
 
 // The ops of ops_prepare.cpp.
 Result<std::vector<VersionRecord>> op_import(DatasetStore& store, const Json& params, const OpLimits& limits, JobHooks& hooks);

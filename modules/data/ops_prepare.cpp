@@ -5,6 +5,7 @@
 #include <unordered_set>
 
 #include "data/ops_internal.h"
+#include "data/pipeline.h"
 #include "data/readers.h"
 #include "data/text.h"
 
@@ -67,6 +68,18 @@ Result<std::vector<VersionRecord>> op_import(DatasetStore& store, const Json& p,
   if (inputs.empty()) return invalid_argument("nothing to import: no file with a known format under the given paths");
 
   ShardWriter w(&store, hooks.job_id, limits.shard_bytes);
+  // With "steps", the records go through them on the way in: one pass for import + clean +
+  // dedup and the like.
+  std::unique_ptr<Pipeline> pipe;
+  if (p.contains("steps")) {
+    LLMOPS_RETURN_IF_ERROR(check_steps(p["steps"]));
+    std::vector<std::unique_ptr<Step>> steps;
+    for (const auto& st : p["steps"]) {
+      LLMOPS_ASSIGN_OR_RETURN(auto made, make_step(st.at("op").get<std::string>(), st));
+      steps.push_back(std::move(made));
+    }
+    pipe = std::make_unique<Pipeline>(std::move(steps), &w, limits.threads);
+  }
   uint64_t done_before = 0, n = 0;
   for (const auto& in : inputs) {
     LLMOPS_ASSIGN_OR_RETURN(auto src, ByteSource::open(in.path));
@@ -84,16 +97,27 @@ Result<std::vector<VersionRecord>> op_import(DatasetStore& store, const Json& p,
     };
     RecordSink sink = [&](Json&& rec) -> Status {
       LLMOPS_RETURN_IF_ERROR(tick());
+      if (pipe) return pipe->push(dump_json(rec));
       return w.add(rec);
     };
     RawRecordSink raw = [&](std::string_view line, const ScannedObject& scanned) -> Status {
       LLMOPS_RETURN_IF_ERROR(tick());
+      if (pipe) return pipe->push(std::string(line));
       return w.add_line(line, &scanned);
     };
     LLMOPS_RETURN_IF_ERROR(read_records(*src, in.format, in.display, opt, sink, report, &raw));
     done_before += src->compressed_bytes_read();
   }
-  if (w.records() == 0) {
+  Json step_reports = Json::array();
+  if (pipe) {
+    LLMOPS_RETURN_IF_ERROR(pipe->finish());
+    for (size_t i = 0; i < pipe->steps().size(); ++i) {
+      Json r = pipe->reports()[i].to_json();
+      r["op"] = pipe->steps()[i]->name();
+      step_reports.push_back(r);
+    }
+  }
+  if (w.records() == 0 && !pipe) {
     return invalid_argument("no records could be read (" + std::to_string(report.skipped) + " skipped; first reason: " +
                             (report.issues.empty() ? std::string("none") : report.issues[0].reason) + "); no version was made");
   }
@@ -103,6 +127,10 @@ Result<std::vector<VersionRecord>> op_import(DatasetStore& store, const Json& p,
   meta.params = p;
   meta.created_by = hooks.caller;
   meta.report = report.to_json();
+  if (pipe) {
+    meta.report["steps"] = step_reports;
+    meta.report["records_out"] = w.records();
+  }
   LLMOPS_ASSIGN_OR_RETURN(VersionRecord v, w.commit(std::move(meta)));
   return std::vector<VersionRecord>{std::move(v)};
 }

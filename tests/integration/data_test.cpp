@@ -281,3 +281,52 @@ TEST(Data, AnImportKilledMidWayIsInterruptedAndItsShardsAreGivenBackAtTheNextSta
 
 }  // namespace
 }  // namespace llmops::test
+
+namespace llmops::test {
+namespace {
+
+// A corpus of several thousand records (several pipeline batches) with duplicates, messy
+// whitespace and PII.
+std::string make_big_corpus(const TempDir& t) {
+  std::string text;
+  for (int i = 0; i < 3000; ++i) {
+    const int k = i % 2200;  // records 2200.. repeat the first 800, with other whitespace
+    std::string body = "Record " + std::to_string(k) + " talks about   topic " + std::to_string(k % 37);
+    if (k % 11 == 0) body += " mail user" + std::to_string(k) + "@example.org";
+    if (i % 13 == 0) body = "  " + body + "\r\n";
+    text += Json{{"text", body}, {"n", i % 2200}}.dump() + "\n";
+  }
+  const std::string path = t.file("big.jsonl");
+  write_text(path, text);
+  return path;
+}
+
+TEST(Data, APipelineInOnePassEqualsTheStepsOneAfterAnother) {
+  DaemonProcess d({}, "data.threads = 2\n");
+  ASSERT_TRUE(d.start()) << d.log();
+  const std::string corpus = make_big_corpus(d.dir());
+  ASSERT_EQ(d.ctl({"data", "import", corpus, "--name", "big"}).exit_code, 0);
+  ASSERT_EQ(d.ctl({"data", "clean", "big@1", "--output", "seq"}).exit_code, 0);
+  ASSERT_EQ(d.ctl({"data", "dedup", "seq@1"}).exit_code, 0);
+  ASSERT_EQ(d.ctl({"data", "pii", "seq@2"}).exit_code, 0);
+  auto piped = d.ctl({"data", "pipeline", "big@1", "--steps", "clean,dedup,pii", "--output", "piped"});
+  ASSERT_EQ(piped.exit_code, 0) << piped.out << piped.err;
+  Json seq = ctl_json(d, {"data", "show", "seq@3"}), one = ctl_json(d, {"data", "show", "piped"});
+  EXPECT_EQ(seq["records"], 2200);
+  EXPECT_EQ(one["content_hash"], seq["content_hash"]) << "same records, same order";
+  const Json& steps = one["report"]["steps"];
+  ASSERT_EQ(steps.size(), 3u);
+  EXPECT_EQ(steps[1]["by_reason"]["dropped_exact_duplicate"], 800);
+  EXPECT_EQ(steps[2]["pii_by_type"]["email"], ctl_json(d, {"data", "show", "seq@3"})["report"]["pii_by_type"]["email"]);
+  EXPECT_EQ(one["lineage"]["parents"], Json::array({"big@1"}));
+
+  // The same steps on the way in.
+  auto in = d.ctl({"data", "import", corpus, "--name", "direct", "--then", "clean,dedup,pii"});
+  ASSERT_EQ(in.exit_code, 0) << in.out << in.err;
+  EXPECT_EQ(ctl_json(d, {"data", "show", "direct"})["content_hash"], seq["content_hash"]);
+  EXPECT_EQ(d.ctl({"data", "pipeline", "big@1", "--steps", "clean,nonsense"}).exit_code, 2);
+  EXPECT_EQ(d.ctl({"data", "pipeline", "big@1", "--steps-json", R"([{"op":"clean","normalize":"nfx"}])"}).exit_code, 2);
+}
+
+}  // namespace
+}  // namespace llmops::test
