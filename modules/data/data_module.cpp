@@ -56,12 +56,7 @@ llmops_code init(llmops_module_ctx* ctx, const llmops_host_api* host, llmops_err
   s->limits.shard_bytes = std::stoull(sdk.config("shard-mb", "64")) << 20;
   s->limits.max_record_bytes = std::stoull(sdk.config("max-record-mb", "16")) << 20;
   s->max_upload_bytes = std::stoull(sdk.config("max-upload-mb", "65536")) << 20;
-  // Workers for record-level steps: data.threads, else the training pool's size (data work
-  // is batch work), else the machine's CPUs.
-  int threads = std::stoi(sdk.config("threads", "0"));
-  if (threads <= 0) threads = host->placement_threads(ctx, "training");
-  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  s->limits.threads = threads;
+  s->limits.threads = std::stoi(sdk.config("threads", "0"));  // 0: decided at start
   s->m_versions = host->metric_register(ctx, "versions_created_total", "Dataset versions made by imports and operations", 0);
   s->m_upload_bytes = host->metric_register(ctx, "upload_bytes_total", "Bytes streamed in through the admin socket for imports", 0);
   for (const auto& op : op_names()) {
@@ -75,8 +70,12 @@ llmops_code init(llmops_module_ctx* ctx, const llmops_host_api* host, llmops_err
   return c;
 }
 
-llmops_code start(llmops_module_ctx*, void* state, llmops_error* err) {
+llmops_code start(llmops_module_ctx* ctx, void* state, llmops_error* err) {
   auto* s = static_cast<State*>(state);
+  // Workers for record-level steps: data.threads, else the training pool's size (data work
+  // is batch work), else the machine's CPUs.
+  if (s->limits.threads <= 0) s->limits.threads = s->host->placement_threads(ctx, "training");
+  if (s->limits.threads <= 0) s->limits.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   llmops::Status st = s->store->release_pending();
   if (!st.ok()) return llmops::sdk::fail(err, static_cast<llmops_code>(st.code()), st.message());
   return LLMOPS_OK;
