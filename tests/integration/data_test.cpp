@@ -330,3 +330,47 @@ TEST(Data, APipelineInOnePassEqualsTheStepsOneAfterAnother) {
 
 }  // namespace
 }  // namespace llmops::test
+
+namespace llmops::test {
+namespace {
+
+TEST(Data, FilterByLengthTokensAndLanguageAndDecontaminate) {
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.log();
+  const std::string model = synthetic_model("tiny", "F32");
+  ASSERT_FALSE(model.empty());
+  write_text(d.dir().file("mixed.jsonl"),
+             Json{{"text", "The quick brown fox jumps over the lazy dog and then runs far away into the forest."}}.dump() + "\n" +
+                 Json{{"text", "Der schnelle braune Fuchs springt über den faulen Hund und läuft dann weit weg in den Wald."}}.dump() + "\n" +
+                 Json{{"text", "tiny"}}.dump() + "\n" +
+                 Json{{"text", "A benchmark question: what is the capital of France and why is it Paris in every atlas?"}}.dump() + "\n");
+  write_text(d.dir().file("eval.jsonl"),
+             Json{{"text", "Q: what is the capital of France and why is it Paris in every atlas? A: history."}}.dump() + "\n");
+  ASSERT_EQ(d.ctl({"data", "import", d.dir().file("mixed.jsonl"), "--name", "mixed"}).exit_code, 0);
+  ASSERT_EQ(d.ctl({"data", "import", d.dir().file("eval.jsonl"), "--name", "evalset"}).exit_code, 0);
+
+  ASSERT_EQ(d.ctl({"data", "filter", "mixed@1", "--min-chars", "10", "--languages", "en", "--tag-language", "--output", "en"}).exit_code, 0);
+  Json en = ctl_json(d, {"data", "show", "en"});
+  EXPECT_EQ(en["records"], 2);
+  EXPECT_EQ(en["report"]["by_reason"]["dropped_too_few_chars"], 1);
+  EXPECT_EQ(en["report"]["by_reason"]["dropped_language"], 1);
+  EXPECT_EQ(en["report"]["languages_seen"]["de"], 1);
+  EXPECT_EQ(en["schema"]["language"]["present"], 2);
+
+  // Token lengths with a model's own tokenizer: the same limit in characters and in tokens
+  // keeps different records (a token is several characters).
+  auto tok = d.ctl({"data", "filter", "mixed@1", "--max-tokens", "30", "--tokenizer", model, "--output", "short"});
+  ASSERT_EQ(tok.exit_code, 0) << tok.out << tok.err;
+  Json shortv = ctl_json(d, {"data", "show", "short"});
+  EXPECT_GE(shortv["report"]["by_reason"]["dropped_too_many_tokens"].get<int>(), 1) << shortv["report"].dump();
+  EXPECT_EQ(d.ctl({"data", "filter", "mixed@1", "--max-tokens", "30"}).exit_code, 2) << "token limits need a tokenizer";
+
+  ASSERT_EQ(d.ctl({"data", "decontaminate", "mixed@1", "--eval", "evalset", "--ngram", "8", "--output", "clean"}).exit_code, 0);
+  Json dec = ctl_json(d, {"data", "show", "clean"});
+  EXPECT_EQ(dec["records"], 3);
+  EXPECT_EQ(dec["report"]["by_reason"]["dropped_shares_ngram_with_eval"], 1);
+  EXPECT_EQ(dec["lineage"]["parents"], Json::array({"mixed@1", "evalset@1"}));
+}
+
+}  // namespace
+}  // namespace llmops::test
