@@ -122,6 +122,38 @@ double estimate_jaccard(const uint32_t* a, const uint32_t* b, int n) {
   return n > 0 ? static_cast<double>(same) / n : 0;
 }
 
+void BandTable::insert(uint64_t key, uint32_t slot) {
+  if ((used_ + 1) * 2 > cells_.size()) {
+    std::vector<uint64_t> old = std::move(cells_);
+    cells_.assign(std::max<size_t>(1024, old.size() * 2), 0);
+    used_ = 0;
+    const size_t mask = cells_.size() - 1;
+    for (uint64_t c : old) {
+      if (c == 0) continue;
+      for (size_t i = home(c >> 32) & mask;; i = (i + 1) & mask) {
+        if (cells_[i] == 0) {
+          cells_[i] = c;
+          ++used_;
+          break;
+        }
+      }
+    }
+  }
+  const size_t mask = cells_.size() - 1;
+  const uint64_t fp = key >> 32;
+  for (size_t i = home(fp) & mask;; i = (i + 1) & mask) {
+    if (cells_[i] == 0) {
+      cells_[i] = fp << 32 | (static_cast<uint64_t>(slot) + 1);
+      ++used_;
+      return;
+    }
+  }
+}
+
+namespace {
+inline uint16_t squeeze(uint32_t v) { return static_cast<uint16_t>((v * 0x9E3779B1U) >> 16); }
+}  // namespace
+
 NearDedup::NearDedup(const MinHashParams& p)
     : params_(p), shape_(lsh_shape(p.threshold, p.permutations)), hasher_(p), buckets_(shape_.bands) {}
 
@@ -150,25 +182,26 @@ NearDedup::Verdict NearDedup::add(const Sketch& s) {
   if (s.empty) return {false, index, 0};  // empty text: exact dedup's business
   Verdict best{false, index, 0};
   for (int b = 0; b < shape_.bands; ++b) {
-    auto [lo, hi] = buckets_[b].equal_range(s.band_keys[b]);
-    for (auto it = lo; it != hi; ++it) {
-      const uint32_t slot = it->second;
-      double sim = estimate_jaccard(s.signature.data(), signatures_.data() + static_cast<size_t>(slot) * n, n);
+    buckets_[b].find(s.band_keys[b], [&](uint32_t slot) {
+      const uint16_t* kept = signatures_.data() + static_cast<size_t>(slot) * n;
+      int same = 0;
+      for (int i = 0; i < n; ++i) same += squeeze(s.signature[i]) == kept[i];
+      const double sim = static_cast<double>(same) / n;
       if (sim >= params_.threshold && sim > best.similarity) best = {true, kept_index_[slot], sim};
-    }
+    });
   }
   if (best.duplicate) return best;
   const uint32_t slot = static_cast<uint32_t>(kept_index_.size());
   kept_index_.push_back(index);
-  signatures_.insert(signatures_.end(), s.signature.begin(), s.signature.end());
-  for (int b = 0; b < shape_.bands; ++b) buckets_[b].emplace(s.band_keys[b], slot);
+  for (uint32_t v : s.signature) signatures_.push_back(squeeze(v));
+  for (int b = 0; b < shape_.bands; ++b) buckets_[b].insert(s.band_keys[b], slot);
   ++kept_;
   return {false, index, 1.0};
 }
 
 size_t NearDedup::memory_bytes() const {
-  size_t bytes = signatures_.capacity() * sizeof(uint32_t) + kept_index_.capacity() * sizeof(uint32_t);
-  for (const auto& b : buckets_) bytes += b.size() * 32 + b.bucket_count() * sizeof(void*);
+  size_t bytes = signatures_.capacity() * sizeof(uint16_t) + kept_index_.capacity() * sizeof(uint32_t);
+  for (const auto& b : buckets_) bytes += b.bytes();
   return bytes;
 }
 

@@ -55,6 +55,33 @@ struct Sketch {
   bool empty = true;  // no words
 };
 
+// A multimap from one band's hash to kept slots: open addressing over (32-bit fingerprint,
+// slot) cells of 8 bytes, at most half full. A fingerprint match is only a candidate; the
+// signatures decide.
+class BandTable {
+ public:
+  void insert(uint64_t key, uint32_t slot);
+  template <typename F>
+  void find(uint64_t key, F&& fn) const {
+    if (cells_.empty()) return;
+    const size_t mask = cells_.size() - 1;
+    const uint64_t fp = key >> 32;
+    for (size_t i = home(fp) & mask;; i = (i + 1) & mask) {
+      const uint64_t c = cells_[i];
+      if (c == 0) return;
+      if ((c >> 32) == fp) fn(static_cast<uint32_t>(c) - 1);
+    }
+  }
+  size_t bytes() const { return cells_.capacity() * sizeof(uint64_t); }
+
+ private:
+  // A cell's first probe position comes from its fingerprint, so growing moves cells without
+  // their full keys.
+  static size_t home(uint64_t fp) { return static_cast<size_t>((fp * 0x9E3779B97F4A7C15ULL) >> 20); }
+  std::vector<uint64_t> cells_;  // fingerprint << 32 | (slot + 1); 0: empty
+  size_t used_ = 0;
+};
+
 class NearDedup {
  public:
   explicit NearDedup(const MinHashParams& p);
@@ -79,9 +106,11 @@ class NearDedup {
   MinHasher hasher_;
   uint32_t next_ = 0;
   uint64_t kept_ = 0;
-  std::vector<uint32_t> signatures_;             // kept texts', permutations each
-  std::vector<uint32_t> kept_index_;             // position in signatures_ → text index
-  std::vector<std::unordered_multimap<uint64_t, uint32_t>> buckets_;  // per band: band hash → kept slot
+  // Kept texts' signatures, 16 bits per permutation (a hash of each minimum: equal minima stay
+  // equal, different ones collide 1 time in 65536), half the memory of the full values.
+  std::vector<uint16_t> signatures_;
+  std::vector<uint32_t> kept_index_;  // slot → text index
+  std::vector<BandTable> buckets_;    // per band: band hash → kept slots
 };
 
 }  // namespace llmops::data
