@@ -181,8 +181,8 @@ std::optional<std::string> Record::rewrite(const std::string& field, const std::
   return dump_json(doc);
 }
 
-Status for_each_record(DatasetStore& store, const VersionRecord& in, JobHooks& hooks, const std::string& what,
-                       const std::function<Status(Record& record)>& fn) {
+Status for_each_line(DatasetStore& store, const VersionRecord& in, JobHooks& hooks, const std::string& what,
+                     const std::function<Status(std::string_view line)>& fn) {
   ShardReader reader(&store, in);
   uint64_t n = 0;
   while (true) {
@@ -196,10 +196,17 @@ Status for_each_record(DatasetStore& store, const VersionRecord& in, JobHooks& h
                        what + " " + in.ref() + ": " + std::to_string(n) + " of " + std::to_string(in.records) + " records");
       }
     }
-    LLMOPS_ASSIGN_OR_RETURN(Record rec, Record::read(*line));
-    LLMOPS_RETURN_IF_ERROR(fn(rec));
+    LLMOPS_RETURN_IF_ERROR(fn(*line));
   }
   return ok_status();
+}
+
+Status for_each_record(DatasetStore& store, const VersionRecord& in, JobHooks& hooks, const std::string& what,
+                       const std::function<Status(Record& record)>& fn) {
+  return for_each_line(store, in, hooks, what, [&](std::string_view line) -> Status {
+    LLMOPS_ASSIGN_OR_RETURN(Record rec, Record::read(line));
+    return fn(rec);
+  });
 }
 
 VersionRecord output_meta(const std::string& name, const std::vector<std::string>& parents, const std::string& op,
@@ -266,21 +273,7 @@ Result<std::vector<VersionRecord>> op_steps(DatasetStore& store, const std::stri
   }
   ShardWriter w(&store, hooks.job_id, limits.shard_bytes);
   Pipeline pipe(std::move(made), &w, limits.threads);
-  ShardReader reader(&store, in);
-  uint64_t n = 0;
-  while (true) {
-    LLMOPS_ASSIGN_OR_RETURN(auto line, reader.next());
-    if (!line) break;
-    if ((++n & 1023) == 0) {
-      if (hooks.cancelled && hooks.cancelled()) return cancelled("cancelled by a user; no version was made");
-      if (hooks.stopping && hooks.stopping()) return aborted("the daemon stopped mid-way; no version was made, run it again");
-      if (hooks.progress) {
-        hooks.progress(static_cast<double>(reader.bytes_read()), static_cast<double>(in.bytes),
-                       op + " " + in.ref() + ": " + std::to_string(n) + " of " + std::to_string(in.records) + " records");
-      }
-    }
-    LLMOPS_RETURN_IF_ERROR(pipe.push(std::string(*line)));
-  }
+  LLMOPS_RETURN_IF_ERROR(for_each_line(store, in, hooks, op, [&](std::string_view line) { return pipe.push(std::string(line)); }));
   LLMOPS_RETURN_IF_ERROR(pipe.finish());
   OpReport rep = pipe.reports().front();
   if (op == "pipeline") {

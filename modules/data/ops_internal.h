@@ -63,8 +63,11 @@ class Record {
   std::optional<Json> doc_;
 };
 
-// Reads every record of a version in order, calling fn for each; reports progress and stops
-// for cancel (kCancelled) or shutdown (kAborted).
+// Reads every record line of a version in order, calling fn for each; reports progress and
+// stops for cancel (kCancelled) or shutdown (kAborted).
+Status for_each_line(DatasetStore& store, const VersionRecord& in, JobHooks& hooks, const std::string& what,
+                     const std::function<Status(std::string_view line)>& fn);
+// The same with each line read as a Record.
 Status for_each_record(DatasetStore& store, const VersionRecord& in, JobHooks& hooks, const std::string& what,
                        const std::function<Status(Record& record)>& fn);
 

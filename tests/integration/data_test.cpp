@@ -245,6 +245,11 @@ int submit_import(DaemonProcess& d, const std::string& path) {
 
 Json job_of(DaemonProcess& d, int id) { return Json::parse(d.ctl({"--json", "jobs", "show", std::to_string(id)}).out, nullptr, false); }
 
+// The import has read past its third 1 MiB shard and waits on the FIFO for more.
+bool mid_import(DaemonProcess& d, int id) {
+  return eventually([&] { return job_of(d, id).value("message", std::string()).find("3072 records") != std::string::npos; }, 20000);
+}
+
 void expect_nothing_left(DaemonProcess& d) {
   EXPECT_TRUE(ctl_json(d, {"data", "list"})["datasets"].empty());
   Json blobs = ctl_json(d, {"blobs", "list"});
@@ -257,8 +262,7 @@ TEST(Data, ACancelledImportLeavesNoVersionAndGivesItsShardsBack) {
   ASSERT_TRUE(d.start()) << d.log();
   FifoFeed feed(d.dir().file("feed.jsonl"));
   int id = submit_import(d, feed.path);
-  ASSERT_TRUE(eventually([&] { return job_of(d, id).value("message", std::string()).find("3072 records") != std::string::npos; }, 20000))
-      << job_of(d, id).dump();
+  ASSERT_TRUE(mid_import(d, id)) << job_of(d, id).dump();
   EXPECT_EQ(d.ctl({"jobs", "cancel", std::to_string(id)}).exit_code, 0);
   feed.release = true;  // the import reads on and sees the cancel
   ASSERT_TRUE(eventually([&] { return job_of(d, id)["state"] == "cancelled"; }, 20000)) << job_of(d, id).dump();
@@ -270,8 +274,7 @@ TEST(Data, AnImportKilledMidWayIsInterruptedAndItsShardsAreGivenBackAtTheNextSta
   ASSERT_TRUE(d.start()) << d.log();
   FifoFeed feed(d.dir().file("feed.jsonl"));
   int id = submit_import(d, feed.path);
-  ASSERT_TRUE(eventually([&] { return job_of(d, id).value("message", std::string()).find("3072 records") != std::string::npos; }, 20000))
-      << job_of(d, id).dump();
+  ASSERT_TRUE(mid_import(d, id)) << job_of(d, id).dump();
   d.kill9();
   feed.release = true;
   ASSERT_TRUE(d.start()) << d.log();
