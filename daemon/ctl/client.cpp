@@ -45,6 +45,17 @@ http::request<http::string_body> make_request(const std::string& method, const s
   return req;
 }
 
+// Connects s to the daemon and writes one request.
+Status send_request(unix_socket::socket& s, const std::string& socket_path, const std::string& method, const std::string& target,
+                    const std::string* body, const char* content_type) {
+  LLMOPS_RETURN_IF_ERROR(connect(s, socket_path));
+  beast::error_code ec;
+  auto req = make_request(method, target, body, content_type);
+  http::write(s, req, ec);
+  if (ec) return unavailable("sending to llmopsd failed: " + ec.message());
+  return ok_status();
+}
+
 }  // namespace
 
 std::string default_socket_path() {
@@ -85,11 +96,8 @@ Result<Json> AdminClient::call_raw(const std::string& method, const std::string&
                                    const char* content_type) {
   net::io_context ioc;
   unix_socket::socket s(ioc);
-  LLMOPS_RETURN_IF_ERROR(connect(s, socket_));
+  LLMOPS_RETURN_IF_ERROR(send_request(s, socket_, method, target, body, content_type));
   beast::error_code ec;
-  auto req = make_request(method, target, body, content_type);
-  http::write(s, req, ec);
-  if (ec) return unavailable("sending to llmopsd failed: " + ec.message());
   beast::flat_buffer buf;
   http::response_parser<http::string_body> parser;
   parser.body_limit(256u << 20);
@@ -142,12 +150,9 @@ Status AdminClient::stream_raw(const std::string& method, const std::string& tar
                                const std::function<bool(std::string_view)>& on_data) {
   net::io_context ioc;
   unix_socket::socket s(ioc);
-  LLMOPS_RETURN_IF_ERROR(connect(s, socket_));
-  beast::error_code ec;
   const std::string text = body != nullptr ? dump_json(*body) : std::string();
-  auto req = make_request(method, target, body != nullptr ? &text : nullptr, "application/json");
-  http::write(s, req, ec);
-  if (ec) return unavailable("sending to llmopsd failed: " + ec.message());
+  LLMOPS_RETURN_IF_ERROR(send_request(s, socket_, method, target, body != nullptr ? &text : nullptr, "application/json"));
+  beast::error_code ec;
   beast::flat_buffer buf;
   http::response_parser<http::string_body> head;
   head.body_limit(16u << 20);

@@ -1,16 +1,8 @@
 #include <algorithm>
-#include <filesystem>
-#include <unordered_set>
 
-#include "data/lang.h"
-#include "data/minhash.h"
-#include "data/pipeline.h"
 #include "data/ops_internal.h"
-#include "data/pii.h"
+#include "data/pipeline.h"
 #include "data/readers.h"
-#include "data/text.h"
-#include "formats/gguf.h"
-#include "tokenizer/tokenizer.h"
 
 namespace llmops::data {
 namespace ops_detail {
@@ -240,14 +232,6 @@ void set_record_text(Json& record, const std::string& field, const std::function
   }
 }
 
-namespace {
-
-Result<std::vector<VersionRecord>> one(Result<VersionRecord> v) {
-  if (!v.ok()) return v.status();
-  return std::vector<VersionRecord>{std::move(*v)};
-}
-
-}  // namespace
 
 Status check_steps(const Json& steps) {
   if (!steps.is_array() || steps.empty()) return invalid_argument("'steps' is a non-empty list such as [{\"op\": \"clean\"}, {\"op\": \"dedup\"}]");
@@ -386,12 +370,8 @@ Status validate_op(DatasetStore& store, const std::string& op, const Json& param
     if (!params.contains("eval") || !params["eval"].is_string()) return invalid_argument("'eval' (the evaluation dataset) is required");
     LLMOPS_RETURN_IF_ERROR(store.resolve(params["eval"].get<std::string>()).status());
   }
-  if (op == "filter" && params.contains("languages") &&
-      (!params["languages"].is_array() || !std::all_of(params["languages"].begin(), params["languages"].end(), [](const Json& l) { return l.is_string(); }))) {
-    return invalid_argument("'languages' is a list of language codes such as [\"en\", \"de\"]");
-  }
   if (op == "pipeline") LLMOPS_RETURN_IF_ERROR(check_steps(params.contains("steps") ? params["steps"] : Json()));
-  if (is_step(op)) LLMOPS_RETURN_IF_ERROR(make_step(op, params).status());
+  if (is_step(op)) LLMOPS_RETURN_IF_ERROR(make_step(op, params).status());  // each step checks its own parameters
   if (op == "map") {
     LLMOPS_ASSIGN_OR_RETURN(std::string to, (Params{params}.str("to", "")));
     if (to != "text" && to != "completion" && to != "chat") return invalid_argument("'to' is text, completion or chat");

@@ -26,6 +26,7 @@
 #include "data/store.h"
 #include "json.h"
 #include "status.h"
+#include "tokenizer/tokenizer.h"
 
 namespace llmops::data {
 
@@ -58,6 +59,10 @@ Result<std::vector<VersionRecord>> run_op(DatasetStore& store, const std::string
 // A record's text in a field: a string field as it is; chat "messages" as their contents
 // joined by newlines; nullopt when the record has no such text.
 std::optional<std::string> record_text(const Json& record, const std::string& field);
+
+// A tokenizer from a model on the server: a GGUF file or a Hugging Face directory (filters and
+// statistics count tokens with it).
+Result<engine::Tokenizer> load_tokenizer(const std::string& path);
 
 // Fills a template: "{field}" is the record's field as text, "{{" and "}}" are braces.
 // kNotFound names a missing field.

@@ -93,14 +93,6 @@ class CleanStep : public Step {
   bool whitespace_ = true, drop_replaced_ = false, drop_empty_ = true;
 };
 
-// A tokenizer from a model on the server: a GGUF file or a Hugging Face directory.
-Result<engine::Tokenizer> load_tokenizer(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) return engine::Tokenizer::from_hf_dir(path);
-  auto g = engine::GgufFile::open(path);
-  if (!g.ok()) return invalid_argument("'tokenizer' must be a GGUF model or a Hugging Face directory with tokenizer.json: " + g.status().message());
-  return engine::Tokenizer::from_gguf(**g);
-}
 
 class FilterStep : public Step {
  public:
@@ -426,7 +418,8 @@ void Pipeline::process(Batch& b) {
 Status Pipeline::push(std::string line) {
   if (!filling_) filling_ = std::make_unique<Batch>();
   filling_bytes_ += line.size();
-  filling_->items.push_back(Item{std::move(line)});
+  filling_->items.emplace_back();
+  filling_->items.back().line = std::move(line);
   if (filling_->items.size() >= kBatchRecords || filling_bytes_ >= kBatchBytes) return dispatch();
   return ok_status();
 }
@@ -496,3 +489,15 @@ Status Pipeline::finish() {
 }
 
 }  // namespace llmops::data::ops_detail
+
+namespace llmops::data {
+
+Result<engine::Tokenizer> load_tokenizer(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return engine::Tokenizer::from_hf_dir(path);
+  auto g = engine::GgufFile::open(path);
+  if (!g.ok()) return invalid_argument("'tokenizer' must be a GGUF model or a Hugging Face directory with tokenizer.json: " + g.status().message());
+  return engine::Tokenizer::from_gguf(**g);
+}
+
+}  // namespace llmops::data

@@ -29,19 +29,11 @@ uint64_t now_ms() {
 
 void respond(State* s, llmops_response* resp, int status, const Json& body) { s->sdk().respond(resp, status, dump_json(body)); }
 
+// Codes map outward through the project's one table (status.h); "code" lets llmopsctl map the
+// answer back to the same exit code.
 llmops_code respond_error(State* s, llmops_response* resp, const Status& st) {
-  int code = 500;
-  switch (st.code()) {
-    case Code::kInvalidArgument: code = 400; break;
-    case Code::kNotFound: code = 404; break;
-    case Code::kAlreadyExists:
-    case Code::kFailedPrecondition: code = 409; break;
-    case Code::kResourceExhausted: code = 413; break;
-    case Code::kCancelled: code = 499; break;
-    case Code::kUnavailable: code = 503; break;
-    default: code = 500;
-  }
-  respond(s, resp, code, {{"error", {{"message", st.message()}, {"type", code < 500 ? "invalid_request_error" : "server_error"}}}});
+  respond(s, resp, http_status_for(st.code()),
+          {{"error", {{"message", st.message()}, {"type", openai_error_type(st.code())}, {"code", code_name(st.code())}}}});
   return LLMOPS_OK;
 }
 
@@ -347,12 +339,16 @@ llmops_code submit_op(void* user, const llmops_request* req, llmops_response* re
   return LLMOPS_OK;
 }
 
-std::shared_ptr<Upload> find_upload(State* s, const llmops_request* req) {
+// The upload the path names; take = also remove it from the open ones (commit, abort).
+std::shared_ptr<Upload> find_upload(State* s, const llmops_request* req, bool take = false) {
   const std::string id = segment(req, 1);
   if (id.empty() || id.size() > 18 || !std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; })) return nullptr;
   std::lock_guard lock(s->uploads_mu);
   auto it = s->uploads.find(std::stoull(id));
-  return it == s->uploads.end() ? nullptr : it->second;
+  if (it == s->uploads.end()) return nullptr;
+  std::shared_ptr<Upload> u = it->second;
+  if (take) s->uploads.erase(it);
+  return u;
 }
 
 llmops_code upload_begin(void* user, const llmops_request* req, llmops_response* resp) {
@@ -395,7 +391,7 @@ llmops_code upload_chunk(void* user, const llmops_request* req, llmops_response*
 
 llmops_code upload_commit(void* user, const llmops_request* req, llmops_response* resp) {
   auto* s = static_cast<State*>(user);
-  auto u = find_upload(s, req);
+  auto u = find_upload(s, req, true);
   if (!u) return respond_error(s, resp, not_found("no open upload " + segment(req, 1)));
   std::lock_guard lock(u->mu);
   if (u->writer == nullptr) return respond_error(s, resp, failed_precondition("upload " + segment(req, 1) + " is already finished"));
@@ -404,10 +400,6 @@ llmops_code upload_commit(void* user, const llmops_request* req, llmops_response
   llmops_error err{};
   llmops_code c = s->host->blob_commit(u->writer, hex, &size, &err);
   u->writer = nullptr;
-  {
-    std::lock_guard l(s->uploads_mu);
-    s->uploads.erase(std::stoull(segment(req, 1)));
-  }
   if (c != LLMOPS_OK) return respond_error(s, resp, Status(static_cast<Code>(err.code), err.message));
   // The blob holds one reference now; the import job that names it gives it back.
   respond(s, resp, 200, {{"blob", hex}, {"bytes", size}});
@@ -416,15 +408,13 @@ llmops_code upload_commit(void* user, const llmops_request* req, llmops_response
 
 llmops_code upload_abort(void* user, const llmops_request* req, llmops_response* resp) {
   auto* s = static_cast<State*>(user);
-  auto u = find_upload(s, req);
+  auto u = find_upload(s, req, true);
   if (!u) return respond_error(s, resp, not_found("no open upload " + segment(req, 1)));
   {
     std::lock_guard lock(u->mu);
     if (u->writer != nullptr) s->host->blob_abort(u->writer);
     u->writer = nullptr;
   }
-  std::lock_guard l(s->uploads_mu);
-  s->uploads.erase(std::stoull(segment(req, 1)));
   respond(s, resp, 200, {{"aborted", true}});
   return LLMOPS_OK;
 }

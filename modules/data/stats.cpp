@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 #include <unordered_map>
 
 #include "data/lang.h"
@@ -10,8 +9,6 @@
 #include "data/ops.h"
 #include "data/pii.h"
 #include "data/text.h"
-#include "formats/gguf.h"
-#include "tokenizer/tokenizer.h"
 
 namespace llmops::data {
 namespace {
@@ -88,16 +85,8 @@ std::vector<std::pair<std::string, uint64_t>> TopK::top(size_t k) const {
 Result<Json> dataset_stats(DatasetStore& store, const VersionRecord& v, const StatsOptions& opt, const std::function<bool()>& should_stop) {
   std::optional<engine::Tokenizer> tok;
   if (!opt.tokenizer.empty()) {
-    std::error_code ec;
-    if (std::filesystem::is_directory(opt.tokenizer, ec)) {
-      LLMOPS_ASSIGN_OR_RETURN(engine::Tokenizer t, engine::Tokenizer::from_hf_dir(opt.tokenizer));
-      tok.emplace(std::move(t));
-    } else {
-      auto g = engine::GgufFile::open(opt.tokenizer);
-      if (!g.ok()) return invalid_argument("tokenizer: " + g.status().message());
-      LLMOPS_ASSIGN_OR_RETURN(engine::Tokenizer t, engine::Tokenizer::from_gguf(**g));
-      tok.emplace(std::move(t));
-    }
+    LLMOPS_ASSIGN_OR_RETURN(engine::Tokenizer t, load_tokenizer(opt.tokenizer));
+    tok.emplace(std::move(t));
   }
   std::vector<uint32_t> chars, tokens;
   chars.reserve(static_cast<size_t>(v.records));
@@ -161,7 +150,7 @@ Result<Json> dataset_stats(DatasetStore& store, const VersionRecord& v, const St
       if (k + 1 < words.size()) bi.add(words[k] + " " + words[k + 1]);
       if (k + 2 < words.size()) tri.add(words[k] + " " + words[k + 1] + " " + words[k + 2]);
     }
-    ++langs[detect_language(valid_utf8(*text) ? *text : repair_utf8(*text)).code];
+    ++langs[detect_language(*text).code];  // stored text is valid UTF-8
     for (const auto& match : find_pii(*text)) ++pii[static_cast<size_t>(match.type)];
   }
   Json fields = Json::object();

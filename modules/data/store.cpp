@@ -362,8 +362,7 @@ Result<VersionRecord> DatasetStore::add_version(VersionRecord v, uint64_t job) {
   std::string nk = name_key(v.name);
   std::string found;
   llmops_error err{};
-  auto got = [](void* user, const void* p, size_t n) { static_cast<std::string*>(user)->assign(static_cast<const char*>(p), n); };
-  if (host_.api()->kv_get(host_.ctx(), nk.data(), nk.size(), got, &found, &err) == LLMOPS_OK) {
+  if (host_.kv_get_string(nk, &found, &err) == LLMOPS_OK) {
     auto parsed = parse_json_bounded(found, 8);
     if (!parsed.ok()) return data_loss("dataset '" + v.name + "' has a damaged head record");
     head = *parsed;
@@ -388,8 +387,7 @@ Result<VersionRecord> DatasetStore::add_version(VersionRecord v, uint64_t job) {
 Result<VersionRecord> DatasetStore::version(const std::string& name, uint32_t v) {
   std::string k = version_key("v/", name, v), found;
   llmops_error err{};
-  auto got = [](void* user, const void* p, size_t n) { static_cast<std::string*>(user)->assign(static_cast<const char*>(p), n); };
-  if (host_.api()->kv_get(host_.ctx(), k.data(), k.size(), got, &found, &err) != LLMOPS_OK) {
+  if (host_.kv_get_string(k, &found, &err) != LLMOPS_OK) {
     if (err.code == LLMOPS_NOT_FOUND) {
       auto all = versions(name);
       if (all.ok() && all->empty()) return not_found("no dataset '" + name + "' (llmopsctl data list shows them)");
@@ -485,8 +483,7 @@ Result<std::vector<std::string>> DatasetStore::remove(const std::string& name, u
 std::optional<Json> DatasetStore::cached_stats(const VersionRecord& v) {
   std::string k = version_key("s/", v.name, v.version), found;
   llmops_error err{};
-  auto got = [](void* user, const void* p, size_t n) { static_cast<std::string*>(user)->assign(static_cast<const char*>(p), n); };
-  if (host_.api()->kv_get(host_.ctx(), k.data(), k.size(), got, &found, &err) != LLMOPS_OK) return std::nullopt;
+  if (host_.kv_get_string(k, &found, &err) != LLMOPS_OK) return std::nullopt;
   auto j = parse_json_bounded(found, 64);
   if (!j.ok()) return std::nullopt;
   return *j;

@@ -71,6 +71,11 @@ class Host {
     };
     return api_->kv_scan(ctx_, prefix.data(), prefix.size(), visit, out, err);
   }
+  // One value of the module's database copied out (kv_get with the callback written once).
+  llmops_code kv_get_string(std::string_view key, std::string* out, llmops_error* err) const {
+    auto copy = [](void* user, const void* v, size_t n) { static_cast<std::string*>(user)->assign(static_cast<const char*>(v), n); };
+    return api_->kv_get(ctx_, key.data(), key.size(), copy, out, err);
+  }
   void respond(llmops_response* resp, int status, std::string_view json_body) const {
     api_->response_set_status(resp, status);
     api_->response_set_header(resp, "Content-Type", "application/json");
