@@ -434,6 +434,55 @@ int host_job_cancelled(llmops_job* job) { return job->ctx->cancelled() ? 1 : 0; 
 int host_job_stopping(llmops_job* job) { return job->ctx->stopping() ? 1 : 0; }
 uint64_t host_job_id(llmops_job* job) { return job->ctx->id(); }
 
+// A peer's streamed body, handed chunk by chunk to the calling stage.
+class PeerStreamWriter : public StreamWriter {
+ public:
+  PeerStreamWriter(int (*on_body)(void*, const char*, size_t), void* user) : on_body_(on_body), user_(user) {}
+  bool write(std::string chunk) override {
+    if (stopped_) return false;
+    if (on_body_ != nullptr && !chunk.empty() && on_body_(user_, chunk.data(), chunk.size()) != 0) stopped_ = true;
+    return !stopped_;
+  }
+  bool client_gone() const override { return stopped_; }
+
+ private:
+  int (*on_body_)(void*, const char*, size_t);
+  void* user_;
+  bool stopped_ = false;
+};
+
+llmops_code host_peer_call(llmops_module_ctx* ctx, llmops_plane plane, const char* method, const char* path, const void* body,
+                           size_t body_size, int* http_status_out, int (*on_body)(void*, const char*, size_t), void* user,
+                           llmops_error* err) {
+  if (method == nullptr || path == nullptr || path[0] != '/') return sdk::fail(err, LLMOPS_INVALID_ARGUMENT, "peer_call needs a method and an absolute path");
+  if (ctx->initialising) return sdk::fail(err, LLMOPS_FAILED_PRECONDITION, "peer_call is not available during init: other stages may not be ready");
+  const auto& svc = ctx->host->services();
+  Router* router = plane == LLMOPS_PLANE_ADMIN ? svc.admin_router : svc.data_router;
+  if (router == nullptr) return sdk::fail(err, LLMOPS_UNAVAILABLE, "no routes are served (config check)");
+  HttpRequest req;
+  req.method = method;
+  req.target = path;
+  std::string raw = req.target.substr(0, req.target.find('?'));
+  if (req.target.find('?') != std::string::npos) req.query = req.target.substr(req.target.find('?') + 1);
+  auto decoded = decode_path(raw);
+  if (!decoded.ok()) return to_c(decoded.status(), err);
+  req.path = std::move(decoded).value();
+  if (body != nullptr) req.body.assign(static_cast<const char*>(body), body_size);
+  req.caller.id = "module:" + ctx->module->name;
+  Router::Match match = router->match(req.method, req.path);
+  if (match.handler == nullptr) return sdk::fail(err, LLMOPS_NOT_FOUND, "no route " + req.method + " " + req.path);
+  req.params = std::move(match.params);
+  HttpResponse resp = (*match.handler)(req);
+  if (http_status_out != nullptr) *http_status_out = resp.status;
+  if (resp.stream) {
+    PeerStreamWriter w(on_body, user);
+    resp.stream(w);
+  } else if (on_body != nullptr && !resp.body.empty()) {
+    on_body(user, resp.body.data(), resp.body.size());
+  }
+  return LLMOPS_OK;
+}
+
 const llmops_host_api kHostApi = {
     sizeof(llmops_host_api),  LLMOPS_ABI_MAJOR,        LLMOPS_ABI_MINOR,        host_log,
     host_config_get,          host_set_state,          host_get_state,          host_kv_put,
@@ -445,7 +494,7 @@ const llmops_host_api kHostApi = {
     host_job_stopping,        host_job_id,             host_response_stream,    host_stream_write,
     host_stream_client_gone,  host_placement_threads,  host_placement_bind,     host_metric_series,
     host_metric_observe,      host_kv_write_batch,     host_placement_bind_device, host_blob_begin,
-    host_blob_write,          host_blob_commit,        host_blob_abort,
+    host_blob_write,          host_blob_commit,        host_blob_abort,         host_peer_call,
 };
 
 }  // namespace

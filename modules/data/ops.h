@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "data/record.h"
 #include "data/store.h"
 #include "json.h"
 #include "status.h"
@@ -56,16 +57,9 @@ Status validate_op(DatasetStore& store, const std::string& op, const Json& param
 Result<std::vector<VersionRecord>> run_op(DatasetStore& store, const std::string& op, const Json& params, const OpLimits& limits,
                                           JobHooks& hooks);
 
-// A record's text in a field: a string field as it is; chat "messages" as their contents
-// joined by newlines; nullopt when the record has no such text.
-std::optional<std::string> record_text(const Json& record, const std::string& field);
-
 // A tokenizer from a model on the server: a GGUF file or a Hugging Face directory (filters and
 // statistics count tokens with it).
 Result<engine::Tokenizer> load_tokenizer(const std::string& path);
 
-// Fills a template: "{field}" is the record's field as text, "{{" and "}}" are braces.
-// kNotFound names a missing field.
-Result<std::string> fill_template(const std::string& tmpl, const Json& record);
 
 }  // namespace llmops::data

@@ -15,6 +15,7 @@
 #include <random>
 #include <unordered_map>
 
+#include "common/admin_request.h"
 #include "data/state.h"
 #include "data/stats.h"
 #include "data/text.h"
@@ -27,68 +28,11 @@ uint64_t now_ms() {
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
 }
 
-void respond(State* s, llmops_response* resp, int status, const Json& body) { s->sdk().respond(resp, status, dump_json(body)); }
-
-// Codes map outward through the project's one table (status.h); "code" lets llmopsctl map the
-// answer back to the same exit code.
-llmops_code respond_error(State* s, llmops_response* resp, const Status& st) {
-  respond(s, resp, http_status_for(st.code()),
-          {{"error", {{"message", st.message()}, {"type", openai_error_type(st.code())}, {"code", code_name(st.code())}}}});
-  return LLMOPS_OK;
-}
-
-std::string url_decode(std::string_view in) {
-  std::string out;
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '%' && i + 2 < in.size() && std::isxdigit(static_cast<unsigned char>(in[i + 1])) &&
-        std::isxdigit(static_cast<unsigned char>(in[i + 2]))) {
-      out.push_back(static_cast<char>(std::stoi(std::string(in.substr(i + 1, 2)), nullptr, 16)));
-      i += 2;
-    } else {
-      out.push_back(in[i] == '+' ? ' ' : in[i]);
-    }
-  }
-  return out;
-}
-
-std::string query(const llmops_request* req, const std::string& key, const std::string& def = "") {
-  std::string_view q = req->query;
-  while (!q.empty()) {
-    size_t amp = q.find('&');
-    std::string_view pair = q.substr(0, amp);
-    size_t eq = pair.find('=');
-    if (url_decode(pair.substr(0, eq)) == key) return eq == std::string_view::npos ? "" : url_decode(pair.substr(eq + 1));
-    if (amp == std::string_view::npos) break;
-    q.remove_prefix(amp + 1);
-  }
-  return def;
-}
-
-Result<uint64_t> query_number(const llmops_request* req, const std::string& key, uint64_t def, uint64_t max) {
-  std::string v = query(req, key);
-  if (v.empty()) return def;
-  if (v.size() > 12 || !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    return invalid_argument("'" + key + "' must be a whole number");
-  }
-  uint64_t n = std::stoull(v);
-  if (n > max) return invalid_argument("'" + key + "' is at most " + std::to_string(max));
-  return n;
-}
-
-// Path segment k (0-based) after the mount point: /versions/{ref}/records → 1 is the ref.
-std::string segment(const llmops_request* req, size_t k) {
-  std::string_view p = req->path;
-  static constexpr std::string_view kMount = "/modules/data/";
-  size_t at = p.find(kMount);
-  if (at == std::string_view::npos) return "";
-  p.remove_prefix(at + kMount.size());
-  for (size_t i = 0; i < k; ++i) {
-    size_t slash = p.find('/');
-    if (slash == std::string_view::npos) return "";
-    p.remove_prefix(slash + 1);
-  }
-  return url_decode(p.substr(0, p.find('/')));
-}
+void respond(State* s, llmops_response* resp, int status, const Json& body) { admin::respond(s->sdk(), resp, status, body); }
+llmops_code respond_error(State* s, llmops_response* resp, const Status& st) { return admin::respond_error(s->sdk(), resp, st); }
+std::string segment(const llmops_request* req, size_t k) { return admin::segment(req, "data", k); }
+using admin::query;
+using admin::query_number;
 
 // A stored line as JSON (always, unless a shard is damaged: then the raw text).
 Json line_json(std::string_view line) {

@@ -18,34 +18,16 @@
 #include <vector>
 
 #include "chat/chat_template.h"
+#include "common/open_model.h"
 #include "llmops/module.hpp"
 #include "serving/registry.h"
 #include "serving/scheduler.h"
 
 namespace llmops::serving {
 
-// What to open. Files are paths on this machine (blobs or the configured ones).
-struct ModelSource {
-  std::string name;           // what clients call it
-  std::string format;         // "gguf" | "llama2c" | "hf" | "" (detect)
-  std::string weights;        // a file, or a Hugging Face directory
-  std::string tokenizer;      // llama2.c tokenizer.bin or a Hugging Face tokenizer directory; "" when the model carries one
-  std::string chat_template;  // "" (the model's own), a built-in name, or template text
-  std::string chat_source;    // how to name an explicit template in logs ("config:/etc/...", "registry")
-  bool pack_for_batches = false;  // repack quantised weights for batched decode (Model::pack_for_batches)
-};
-
-// A model opened and checked, not yet served.
-struct OpenedModel {
-  std::shared_ptr<const engine::Model> model;
-  std::shared_ptr<const engine::Tokenizer> tok;
-  std::shared_ptr<const engine::ChatTemplate> chat;
-  std::string chat_source;  // "model", "builtin:<name>", "config:<file>", "registry"
-};
-
-// Opens weights, tokenizer and chat template; every failure says which part and what to do.
-// warn receives non-fatal notes (an unusable own template replaced by a built-in one).
-Result<OpenedModel> open_model(const ModelSource& src, const std::function<void(const std::string&)>& warn);
+using models::ModelSource;
+using models::OpenedModel;
+using models::open_model;
 
 struct Served {
   std::string name;      // the model's name (a registry version, or the configured model's name)

@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define LLMOPS_ABI_MAJOR 1
-#define LLMOPS_ABI_MINOR 4
+#define LLMOPS_ABI_MINOR 5
 
 #define LLMOPS_EXPORT __attribute__((visibility("default")))
 
@@ -261,6 +261,18 @@ typedef struct llmops_host_api {
   llmops_code (*blob_write)(llmops_blob_writer *w, const void *data, size_t size, llmops_error *err);
   llmops_code (*blob_commit)(llmops_blob_writer *w, char *hex_out, uint64_t *size_out, llmops_error *err);
   void (*blob_abort)(llmops_blob_writer *w);
+
+  /* ABI 1.5. Calls another stage's route in-process, as llmopsctl (admin plane) or an app (data
+   * plane, no API key needed) would, so stages use each other's published API and never each
+   * other's storage. path is the full path with any query ("/v1/modules/data/versions/x@2").
+   * The response body goes to on_body in order: once, or once per chunk of a streamed body; a
+   * non-zero return from on_body stops a stream. *http_status_out receives the status (the
+   * error body of a 4xx/5xx still goes to on_body). LLMOPS_NOT_FOUND when no route matches.
+   * The caller is "module:<name>". Blocking: call from a job or a route handler, never with a
+   * lock the other stage may need. */
+  llmops_code (*peer_call)(llmops_module_ctx *ctx, llmops_plane plane, const char *method, const char *path,
+                           const void *body, size_t body_size, int *http_status_out,
+                           int (*on_body)(void *user, const char *data, size_t size), void *user, llmops_error *err);
 } llmops_host_api;
 
 /* ---- What a module gives the host -------------------------------------------------------- */

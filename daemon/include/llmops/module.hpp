@@ -5,7 +5,9 @@
 
 #include <cstdio>
 #include <cstring>
+#include <cstddef>
 #include <exception>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -75,6 +77,26 @@ class Host {
   llmops_code kv_get_string(std::string_view key, std::string* out, llmops_error* err) const {
     auto copy = [](void* user, const void* v, size_t n) { static_cast<std::string*>(user)->assign(static_cast<const char*>(v), n); };
     return api_->kv_get(ctx_, key.data(), key.size(), copy, out, err);
+  }
+  // ABI 1.5: whether the host can call other stages' routes (peer_call).
+  bool has_peer_call() const { return api_->struct_size >= offsetof(llmops_host_api, peer_call) + sizeof api_->peer_call; }
+  // Another stage's route with its whole body collected.
+  llmops_code peer(llmops_plane plane, const char* method, const std::string& path, std::string_view body, int* status,
+                   std::string* out, llmops_error* err) const {
+    auto append = [](void* user, const char* d, size_t n) -> int {
+      static_cast<std::string*>(user)->append(d, n);
+      return 0;
+    };
+    return api_->peer_call(ctx_, plane, method, path.c_str(), body.data(), body.size(), status, append, out, err);
+  }
+  // The same, the body handed over chunk by chunk; chunk returns false to stop.
+  llmops_code peer_stream(llmops_plane plane, const char* method, const std::string& path, std::string_view body, int* status,
+                          const std::function<bool(std::string_view)>& chunk, llmops_error* err) const {
+    auto forward = [](void* user, const char* d, size_t n) -> int {
+      return (*static_cast<const std::function<bool(std::string_view)>*>(user))(std::string_view(d, n)) ? 0 : 1;
+    };
+    return api_->peer_call(ctx_, plane, method, path.c_str(), body.data(), body.size(), status, forward,
+                           const_cast<std::function<bool(std::string_view)>*>(&chunk), err);
   }
   void respond(llmops_response* resp, int status, std::string_view json_body) const {
     api_->response_set_status(resp, status);

@@ -1,0 +1,52 @@
+// Eval runs in the eval stage's own LMDB database (through the host's kv calls):
+//
+//   n                 → the last run id given out
+//   r/<id:be64>       → the run (JSON): what was scored with what, its status and its results
+//   e/<id:be64><i:be64> → one example (JSON): prediction, references, per-metric scores and the
+//                       sufficient statistics that comparisons resample
+//
+// A run is stored before its job is queued, so a crash never loses one; examples are written in
+// batches as they finish, so a cancelled or interrupted run keeps what it did and a resumed one
+// skips it. Threads: any; ids are given out under a mutex.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "json.h"
+#include "llmops/module.hpp"
+#include "status.h"
+
+namespace llmops::eval {
+
+class RunStore {
+ public:
+  explicit RunStore(sdk::Host host) : host_(host) {}
+
+  // Stores a new run (its "id" is set here) and returns the id.
+  Result<uint64_t> create(Json run);
+  Result<Json> get(uint64_t id) const;  // kNotFound naming the id
+  Status put(const Json& run);           // by run["id"]
+  // Newest first, at most limit.
+  Result<std::vector<Json>> list(size_t limit) const;
+  // Removes a run and its examples.
+  Status remove(uint64_t id);
+
+  // Examples are keyed by their index in the dataset.
+  Status put_examples(uint64_t id, const std::vector<Json>& examples);
+  // In index order; visit returns false to stop.
+  Status for_each_example(uint64_t id, const std::function<bool(Json&)>& visit) const;
+  Result<std::vector<Json>> examples(uint64_t id, uint64_t offset, uint64_t limit) const;
+
+ private:
+  sdk::Host host_;
+  std::mutex id_mu_;
+};
+
+// A run id from text ("12"); kInvalidArgument otherwise.
+Result<uint64_t> parse_run_id(const std::string& text);
+
+}  // namespace llmops::eval
