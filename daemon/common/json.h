@@ -19,6 +19,16 @@ Result<Json> parse_json_bounded(std::string_view text, size_t max_depth);
 // Serialises without throwing on invalid UTF-8 in strings (replaced by U+FFFD).
 std::string dump_json(const Json& j, int indent = -1);
 
+// The object member `key`, or an empty object when it is absent or not an object. A reference
+// that outlives the expression: loop over its items() safely, which a temporary from
+// value(key, Json::object()) does not allow.
+inline const Json& object_member(const Json& obj, const char* key) {
+  static const Json kEmpty = Json::object();
+  if (!obj.is_object()) return kEmpty;
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_object() ? *it : kEmpty;
+}
+
 // Typed accessors that turn a wrong type into a clear error naming the field.
 Result<std::string> json_string(const Json& obj, std::string_view field);
 Result<int64_t> json_int(const Json& obj, std::string_view field, int64_t min, int64_t max);

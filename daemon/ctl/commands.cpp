@@ -623,6 +623,7 @@ const VerbTable& verbs() {
   static const std::vector<std::pair<std::vector<std::string>, Verb>> kAll = [] {
     auto all = kVerbs;
     for (const auto& v : data_verbs()) all.push_back(v);
+    for (const auto& v : eval_verbs()) all.push_back(v);
     return all;
   }();
   return kAll;

@@ -17,25 +17,6 @@ namespace {
 
 const std::string kBase = "/v1/modules/data";
 
-std::string enc(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '@' || c == '/') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      char b[4];
-      std::snprintf(b, sizeof b, "%%%02X", c);
-      out += b;
-    }
-  }
-  return out;
-}
-
-std::string opt(const Invocation& inv, const char* name, const std::string& def = "") {
-  auto it = inv.options.find(name);
-  return it == inv.options.end() ? def : it->second;
-}
-
 // Command-line options into an operation's params: numbers as numbers, flags as booleans,
 // comma lists as arrays, the rest as strings; --kebab-case becomes snake_case.
 Result<Json> params_from(const Invocation& inv, const std::set<std::string>& allowed, const std::set<std::string>& numbers,
@@ -417,8 +398,27 @@ Status cmd_stats(AdminClient& c, const Invocation& inv) {
 
 }  // namespace
 
+std::string enc(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '@' || c == '/') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      char b[4];
+      std::snprintf(b, sizeof b, "%%%02X", c);
+      out += b;
+    }
+  }
+  return out;
+}
+
+std::string opt(const Invocation& inv, const char* name, const std::string& def) {
+  auto it = inv.options.find(name);
+  return it == inv.options.end() ? def : it->second;
+}
+
 bool is_flag_option(const std::string& name) {
-  static const std::set<std::string> kFlags = {"strict", "all", "upload", "detach", "tag-language", "no-whitespace", "keep-empty"};
+  static const std::set<std::string> kFlags = {"strict", "all", "upload", "detach", "tag-language", "no-whitespace", "keep-empty", "rouge-stemmer"};
   return kFlags.count(name) != 0;
 }
 

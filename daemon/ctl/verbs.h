@@ -35,6 +35,10 @@ using VerbTable = std::vector<std::pair<std::vector<std::string>, Verb>>;
 bool is_flag_option(const std::string& name);
 
 void print_json(const Json& j);
+// A path segment percent-encoded (dataset refs keep '@' and '/').
+std::string enc(const std::string& s);
+// An option's value, def when absent.
+std::string opt(const Invocation& inv, const char* name, const std::string& def = "");
 // A field as text: strings as they are, others as JSON, "-" when absent or null.
 std::string str(const Json& j, const char* key);
 Status need_words(const Invocation& inv, size_t n, const std::string& usage);
@@ -43,5 +47,7 @@ Status watch_job(AdminClient& c, const std::string& id, bool json);
 
 // The "data ..." verbs (data_commands.cpp).
 const VerbTable& data_verbs();
+// The "eval ..." verbs (eval_commands.cpp).
+const VerbTable& eval_verbs();
 
 }  // namespace llmops::ctl

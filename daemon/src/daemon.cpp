@@ -139,8 +139,9 @@ Status Daemon::start() {
   limits.idle_timeout_s = config_.http.idle_timeout_s;
   limits.request_timeout_s = config_.http.request_timeout_s;
   limits.max_connections = config_.http.max_connections;
-  data_plane_ = std::make_unique<HttpPlane>("data", std::move(data_router_), limits, data_policy(*this), &metrics_, handler_pool_.get());
-  admin_plane_ = std::make_unique<HttpPlane>("admin", std::move(admin_router_), limits, admin_policy(*this), &metrics_, handler_pool_.get());
+  // The planes take copies: the originals stay for peer calls between stages (ABI 1.5).
+  data_plane_ = std::make_unique<HttpPlane>("data", data_router_, limits, data_policy(*this), &metrics_, handler_pool_.get());
+  admin_plane_ = std::make_unique<HttpPlane>("admin", admin_router_, limits, admin_policy(*this), &metrics_, handler_pool_.get());
 
   server_ = std::make_unique<HttpServer>(config_.http.threads);
   LLMOPS_ASSIGN_OR_RETURN(http_port_, server_->listen_tcp(config_.http.listen_host, config_.http.listen_port, data_plane_.get()));

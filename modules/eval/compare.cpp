@@ -21,7 +21,10 @@ Result<Side> load(State* s, uint64_t id) {
   Side side;
   LLMOPS_ASSIGN_OR_RETURN(side.run, s->runs->get(id));
   LLMOPS_RETURN_IF_ERROR(s->runs->for_each_example(id, [&](Json& e) {
-    side.examples[e["i"].get<uint64_t>()] = std::move(e);
+    // The index first: nlohmann's operator= takes its argument by value, and the right side of
+    // an assignment is evaluated first, so e would already be moved from.
+    const uint64_t i = e["i"].get<uint64_t>();
+    side.examples[i] = std::move(e);
     return true;
   }));
   if (side.examples.empty()) return failed_precondition("run " + std::to_string(id) + " has no scored examples yet (status " + side.run.value("status", "?") + ")");
@@ -46,7 +49,7 @@ Result<Json> compare_runs(State* s, uint64_t a_id, uint64_t b_id, const std::str
                                b.run["data"].value("ref", "") + ") were scored on different data; compare runs on the same dataset version");
   }
   std::vector<std::string> names;
-  for (const auto& [name, r] : a.run.value("results", Json::object()).items()) {
+  for (const auto& [name, r] : object_member(a.run, "results").items()) {
     if (b.run.value("results", Json::object()).contains(name)) names.push_back(name);
   }
   if (names.empty()) return failed_precondition("runs " + std::to_string(a_id) + " and " + std::to_string(b_id) + " share no metric");

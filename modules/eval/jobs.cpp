@@ -145,12 +145,12 @@ Result<Json> aggregate(RunStore& store, uint64_t id, const Metrics& m, uint64_t*
   *examples = 0;
   LLMOPS_RETURN_IF_ERROR(store.for_each_example(id, [&](Json& e) {
     ++*examples;
-    for (const auto& [name, st] : e.value("stats", Json::object()).items()) {
+    for (const auto& [name, st] : object_member(e, "stats").items()) {
       add_stats(sums[name], st.get<std::vector<double>>());
       ++counts[name];
       if (name != "ppl") nrefs[name].insert(e.value("references", Json::array()).size());
     }
-    for (const auto& [name, why] : e.value("skipped", Json::object()).items()) ++skipped[name];
+    for (const auto& [name, why] : object_member(e, "skipped").items()) ++skipped[name];
     return true;
   }));
   Json results = Json::object();
@@ -182,10 +182,13 @@ Result<Json> prepare_run(State* s, const std::string& kind, const Json& req, con
   const std::string data_spec = req.value("data", "");
   if (data_spec.empty()) return invalid_argument("name the dataset: --data DATASET[@V][:SPLIT]");
   const bool stem = req.value("rouge_stemmer", false);
-  LLMOPS_ASSIGN_OR_RETURN(Metrics metrics, make_metrics(req.value("metrics", Json::array()), stem, kind == "run"));
+  // Without --metrics: every reference metric for scoring, the common generation ones for a run.
+  const Json default_metrics = kind == "score" ? Json{"bleu", "chrf", "rouge1", "rouge2", "rougeL", "rougeLsum", "em", "f1"} : Json{"bleu", "rougeL", "em"};
+  const Json metric_names = req.contains("metrics") ? req["metrics"] : default_metrics;
+  LLMOPS_ASSIGN_OR_RETURN(Metrics metrics, make_metrics(metric_names, stem, kind == "run"));
   LLMOPS_ASSIGN_OR_RETURN(DatasetRef d, resolve_dataset(s->sdk(), data_spec));
   if (d.records == 0) return invalid_argument(d.ref + " holds no records: there is nothing to evaluate");
-  Json params = {{"metrics", req["metrics"]}, {"rouge_stemmer", stem}, {"limit", req.value("limit", uint64_t{0})}};
+  Json params = {{"metrics", metric_names}, {"rouge_stemmer", stem}, {"limit", req.value("limit", uint64_t{0})}};
   std::vector<std::string> needed;
   const std::string ref_field = req.value("reference_field", "reference");
   if (!metrics.reference.empty()) needed.push_back(ref_field), params["reference_field"] = ref_field;

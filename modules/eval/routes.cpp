@@ -57,7 +57,7 @@ Json summary(const Json& run) {
   if (run.contains("model")) j["model"] = run["model"].value("name", "");
   if (run.contains("job")) j["job"] = run["job"];
   Json scores = Json::object();
-  for (const auto& [name, r] : run.value("results", Json::object()).items()) scores[name] = r["score"];
+  for (const auto& [name, r] : object_member(run, "results").items()) scores[name] = r["score"];
   j["scores"] = scores;
   if (run.contains("examples")) j["examples"] = run["examples"];
   return j;

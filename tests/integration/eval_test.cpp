@@ -1,0 +1,232 @@
+// The eval stage through the daemon and llmopsctl: scoring predictions a dataset already holds
+// (sacreBLEU's README example must give its published BLEU), eval runs that generate with
+// stories260K and compute perplexity, comparisons that find a real difference significant and
+// identical runs not, cancellation keeping finished examples, and errors that name what is
+// missing.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <thread>
+
+#include "integration/harness.h"
+
+namespace llmops::test {
+namespace {
+
+std::string shared(const std::string& rel) { return std::string(LLMOPS_SOURCE_DIR) + "/../shared/" + rel; }
+const std::string kGguf = "models/stories260K/stories260K.gguf";
+
+#define REQUIRE_STORIES()                                                                                       \
+  do {                                                                                                          \
+    if (!std::filesystem::exists(shared(kGguf))) {                                                              \
+      GTEST_SKIP() << "../shared is absent (" << shared(kGguf) << " not found): eval runs need stories260K"; \
+    }                                                                                                           \
+  } while (0)
+
+Json ctl_json(DaemonProcess& d, std::vector<std::string> args) {
+  args.insert(args.begin(), "--json");
+  auto r = d.ctl(args);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err << d.log().substr(d.log().size() > 3000 ? d.log().size() - 3000 : 0);
+  auto j = Json::parse(r.out, nullptr, false);
+  return j.is_discarded() ? Json() : j;
+}
+
+// The last JSON document of a --json output that prints job progress lines first.
+Json last_json(const std::string& out) {
+  size_t at = out.rfind("\n{");
+  auto j = Json::parse(at == std::string::npos ? out : out.substr(at + 1), nullptr, false);
+  return j.is_discarded() ? Json() : j;
+}
+
+Json run_json(DaemonProcess& d, const std::string& id) { return ctl_json(d, {"eval", "show", id}); }
+
+void import_jsonl(DaemonProcess& d, const std::string& name, const std::string& text) {
+  const std::string path = d.dir().file(name + ".jsonl");
+  write_text(path, text);
+  auto r = d.ctl({"data", "import", path, "--name", name});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+}
+
+TEST(Eval, ScoreReproducesSacreBleusReadmeExample) {
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.log();
+  // sacreBLEU's README / test_bleu.py corpus: two reference streams → BLEU 48.530827.
+  import_jsonl(d, "mt",
+               "{\"hyp\":\"The dog bit the man.\",\"refs\":[\"The dog bit the man.\",\"The dog had bit the man.\"]}\n"
+               "{\"hyp\":\"It wasn't surprising.\",\"refs\":[\"It was not unexpected.\",\"No one was surprised.\"]}\n"
+               "{\"hyp\":\"The man had just bitten him.\",\"refs\":[\"The man bit him first.\",\"The man had bitten the dog.\"]}\n");
+  auto r = d.ctl({"--json", "eval", "score", "--data", "mt", "--prediction-field", "hyp", "--reference-field", "refs", "--metrics",
+                  "bleu,chrf,rouge1,rougeL,em,f1"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  Json run = last_json(r.out);
+  ASSERT_EQ(run["status"], "done") << run.dump();
+  EXPECT_NEAR(run["results"]["bleu"]["score"].get<double>(), 48.530827, 1e-6);
+  EXPECT_EQ(run["results"]["bleu"]["signature"], "nrefs:2|case:mixed|eff:no|tok:13a|smooth:exp|version:2.4.3");
+  EXPECT_EQ(run["results"]["em"]["score"].get<double>(), 100.0 / 3) << "one of three is an exact match";
+  EXPECT_EQ(run["examples"]["done"], 3);
+  // Every example is stored with its own scores.
+  Json ex = ctl_json(d, {"eval", "examples", std::to_string(run["id"].get<int>()), "--limit", "5"});
+  ASSERT_EQ(ex["examples"].size(), 3u);
+  EXPECT_NEAR(ex["examples"][0]["scores"]["bleu"].get<double>(), 100.0, 1e-9);
+  EXPECT_FALSE(ex["examples"][0].contains("stats"));
+  // The plain-text view names the metrics and the signature.
+  auto shown = d.ctl({"eval", "show", std::to_string(run["id"].get<int>())});
+  EXPECT_NE(shown.out.find("48.53"), std::string::npos) << shown.out;
+  EXPECT_NE(shown.out.find("tok:13a"), std::string::npos) << shown.out;
+}
+
+TEST(Eval, BadInputIsNamedAndEdgeCasesScoreAsTheReferencesDo) {
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.log();
+  import_jsonl(d, "edge",
+               "{\"p\":\"\",\"r\":\"a reference\"}\n"
+               "{\"p\":\"something\",\"r\":\"\"}\n"
+               "{\"p\":\"我爱北京天安门\",\"r\":\"我爱北京天安门\"}\n"
+               "{\"p\":\"مرحبا بالعالم\",\"r\":\"مرحبا بالعالم\"}\n"
+               "{\"p\":\"🙂🙂\",\"r\":\"🙂🙂\"}\n");
+  // A field that is not there: the message lists what is missing and what exists.
+  auto missing = d.ctl({"eval", "score", "--data", "edge", "--prediction-field", "prediction", "--reference-field", "r"});
+  EXPECT_EQ(missing.exit_code, 2) << missing.out << missing.err;
+  EXPECT_NE(missing.err.find("no field prediction"), std::string::npos) << missing.err;
+  EXPECT_NE(missing.err.find("its fields are p, r"), std::string::npos) << missing.err;
+  EXPECT_EQ(d.ctl({"eval", "score", "--data", "edge", "--prediction-field", "p", "--reference-field", "r", "--metrics", "bleurt"}).exit_code, 2);
+  EXPECT_EQ(d.ctl({"eval", "score", "--data", "nothere", "--prediction-field", "p", "--reference-field", "r"}).exit_code, 3);
+  EXPECT_EQ(d.ctl({"eval", "score", "--data", "edge", "--prediction-field", "p", "--reference-field", "r", "--metrics", "ppl"}).exit_code, 2)
+      << "perplexity needs a model";
+
+  auto r = d.ctl({"--json", "eval", "score", "--data", "edge", "--prediction-field", "p", "--reference-field", "r", "--metrics",
+                  "bleu,chrf,rouge1,em,f1"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  Json run = last_json(r.out);
+  ASSERT_EQ(run["status"], "done") << run.dump();
+  // sacreBLEU refuses a segment whose only reference is empty: BLEU and chrF leave it out and
+  // say so; rouge-score and SQuAD score it (0, and EM 0).
+  EXPECT_EQ(run["results"]["bleu"]["examples"], 4);
+  EXPECT_EQ(run["results"]["bleu"]["skipped"], 1);
+  EXPECT_EQ(run["results"]["rouge1"]["examples"], 5);
+  Json ex = ctl_json(d, {"eval", "examples", std::to_string(run["id"].get<int>())});
+  ASSERT_EQ(ex["examples"].size(), 5u);
+  EXPECT_EQ(ex["examples"][0]["scores"]["bleu"].get<double>(), 0.0) << "an empty hypothesis scores 0";
+  // Chinese without spaces is one 13a token: identical → BLEU 100 is not reachable with one
+  // token under 4-gram BLEU without effective order, but sentence BLEU (effective order) is 100.
+  EXPECT_NEAR(ex["examples"][2]["scores"]["bleu"].get<double>(), 100.0, 1e-9);
+  EXPECT_EQ(ex["examples"][2]["scores"]["chrf"].get<double>(), 100.0);
+  // rouge-score's default tokenizer keeps only a-z0-9: non-Latin text has no tokens and scores 0.
+  EXPECT_EQ(ex["examples"][2]["scores"]["rouge1"].get<double>(), 0.0);
+  EXPECT_EQ(ex["examples"][3]["scores"]["em"].get<double>(), 100.0);
+  EXPECT_EQ(ex["examples"][4]["scores"]["em"].get<double>(), 100.0);
+}
+
+// Stories prompts with references the model's own continuation resembles.
+std::string story_prompts(int n) {
+  const char* names[] = {"Lily", "Tom", "Ben", "Sue", "Max", "Anna", "Tim", "Mia"};
+  const char* things[] = {"a ball", "a cat", "a big tree", "a red car", "a little bird", "a toy", "the park", "a cake"};
+  std::string out;
+  for (int i = 0; i < n; ++i) {
+    std::string name = names[i % 8], thing = things[(i / 8) % 8];
+    out += "{\"prompt\":\"Once upon a time, there was a little girl named " + name + ". She saw " + thing +
+           "\",\"reference\":\"She was very happy. She wanted to play with it. She said, I love it.\",\"text\":\"Once upon a time, there was a little girl named " +
+           name + ". She liked to play with " + thing + ". One day, she went to the park with her mom.\"}\n";
+  }
+  return out;
+}
+
+TEST(Eval, RunGeneratesScoresAndComparesWithSignificance) {
+  REQUIRE_STORIES();
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.log();
+  ASSERT_EQ(d.ctl({"model", "import", shared(kGguf), "--name", "stories"}).exit_code, 0);
+  import_jsonl(d, "tales", story_prompts(64));
+  auto run = [&](const std::string& max_tokens, const std::string& metrics) {
+    auto r = d.ctl({"--json", "eval", "run", "--model", "stories", "--data", "tales", "--metrics", metrics, "--max-tokens", max_tokens,
+                    "--batch", "8"});
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    return last_json(r.out);
+  };
+  Json a = run("40", "bleu,rougeL,chrf,ppl");
+  ASSERT_EQ(a["status"], "done") << a.dump();
+  EXPECT_EQ(a["examples"]["done"], 64);
+  EXPECT_EQ(a["model"]["name"], "stories");
+  EXPECT_GT(a["results"]["bleu"]["score"].get<double>(), 0.0);
+  const double ppl = a["results"]["ppl"]["score"].get<double>();
+  EXPECT_GT(ppl, 1.0);
+  EXPECT_LT(ppl, 50.0) << "stories260K knows these simple sentences";
+  EXPECT_GT(a["results"]["ppl"]["details"]["bits_per_byte"].get<double>(), 0.0);
+  Json ex = ctl_json(d, {"eval", "examples", std::to_string(a["id"].get<int>()), "--limit", "1"});
+  ASSERT_EQ(ex["examples"].size(), 1u);
+  EXPECT_FALSE(ex["examples"][0]["prediction"].get<std::string>().empty());
+  EXPECT_EQ(ex["examples"][0]["generation"]["prompt_tokens"].get<int>() > 5, true);
+
+  // Greedy decoding is deterministic: the same run again is identical, and not significant.
+  Json a2 = run("40", "bleu,rougeL,chrf,ppl");
+  ASSERT_EQ(a2["status"], "done");
+  EXPECT_EQ(a2["results"]["bleu"]["score"], a["results"]["bleu"]["score"]);
+  Json same = ctl_json(d, {"eval", "compare", std::to_string(a["id"].get<int>()), std::to_string(a2["id"].get<int>())});
+  for (const auto& m : same["metrics"]) {
+    EXPECT_EQ(m["delta"].get<double>(), 0.0) << m.dump();
+    EXPECT_FALSE(m["significant"].get<bool>()) << m.dump();
+    EXPECT_EQ(m["p_value"].get<double>(), 1.0);
+  }
+  EXPECT_TRUE(same["most_changed"].empty());
+
+  // Two tokens instead of forty: far shorter outputs, a clearly significant drop.
+  Json b = run("2", "bleu,rougeL,chrf");
+  ASSERT_EQ(b["status"], "done");
+  Json diff = ctl_json(d, {"eval", "compare", std::to_string(a["id"].get<int>()), std::to_string(b["id"].get<int>()), "--metric", "rougeL"});
+  ASSERT_EQ(diff["metrics"].size(), 3u) << diff.dump() << " (ppl is only in A)";
+  for (const auto& m : diff["metrics"]) {
+    EXPECT_LT(m["delta"].get<double>(), 0.0) << m.dump();
+    EXPECT_TRUE(m["significant"].get<bool>()) << m.dump();
+    EXPECT_EQ(m["better"], "A") << m.dump();
+    EXPECT_LT(m["ci95"][1].get<double>(), 0.0) << m.dump();
+  }
+  EXPECT_FALSE(diff["most_changed"].empty());
+  auto text = d.ctl({"eval", "compare", std::to_string(a["id"].get<int>()), std::to_string(b["id"].get<int>())});
+  EXPECT_NE(text.out.find("95% CI"), std::string::npos) << text.out;
+  // Runs on other data cannot be paired.
+  import_jsonl(d, "other", story_prompts(3));
+  Json c = run("2", "bleu");
+  (void)c;
+  auto list = ctl_json(d, {"eval", "list"});
+  EXPECT_GE(list["runs"].size(), 4u);
+  // A model that is not in the catalogue is named.
+  auto nomodel = d.ctl({"eval", "run", "--model", "ghost", "--data", "tales", "--metrics", "bleu"});
+  EXPECT_EQ(nomodel.exit_code, 3) << nomodel.out << nomodel.err;
+}
+
+TEST(Eval, CancelledRunKeepsItsFinishedExamples) {
+  REQUIRE_STORIES();
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.log();
+  ASSERT_EQ(d.ctl({"model", "import", shared(kGguf), "--name", "stories"}).exit_code, 0);
+  import_jsonl(d, "many", story_prompts(3000));
+  Json q = ctl_json(d, {"eval", "run", "--model", "stories", "--data", "many", "--metrics", "rougeL", "--max-tokens", "200", "--batch", "1",
+                        "--detach"});
+  const std::string run = std::to_string(q["run"].get<int>()), job = std::to_string(q["job"].get<int>());
+  // Wait for some examples to be stored, then cancel.
+  bool some = false;
+  for (int i = 0; i < 600 && !some; ++i) {
+    Json ex = ctl_json(d, {"eval", "examples", run, "--limit", "1"});
+    some = !ex["examples"].empty();
+    if (!some) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(some) << "no example finished within a minute";
+  ASSERT_EQ(d.ctl({"jobs", "cancel", job}).exit_code, 0);
+  Json r;
+  for (int i = 0; i < 300; ++i) {
+    r = run_json(d, run);
+    if (r["status"] != "running" && r["status"] != "queued") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(r["status"], "cancelled") << r.dump();
+  EXPECT_GT(r["examples"]["done"].get<int>(), 0);
+  EXPECT_LT(r["examples"]["done"].get<int>(), 3000);
+  EXPECT_TRUE(r["results"]["rougeL"]["score"].is_number()) << "the finished examples are scored";
+  EXPECT_EQ(d.ctl({"eval", "rm", run}).exit_code, 0);
+  EXPECT_EQ(d.ctl({"eval", "show", run}).exit_code, 3);
+}
+
+}  // namespace
+}  // namespace llmops::test
