@@ -591,7 +591,9 @@ Result<Value> Renderer::call_macro(const Callable& macro, const CallArgs& args, 
     given[i] = true;
   }
   for (const auto& [name, v] : args.named) {
-    auto it = std::find_if(m.params.begin(), m.params.end(), [&](const MacroParam& p) { return p.name == name; });
+    // A named copy: clang 14 cannot capture a structured binding in a lambda.
+    const std::string& wanted = name;
+    auto it = std::find_if(m.params.begin(), m.params.end(), [&](const MacroParam& p) { return p.name == wanted; });
     if (it == m.params.end()) {
       return at(line, invalid_argument("macro '" + m.text + "' takes no argument '" + name + "'"));
     }
