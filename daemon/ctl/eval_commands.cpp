@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <set>
 
+#include "fs.h"
 #include "table.h"
 #include "verbs.h"
 
@@ -99,17 +100,29 @@ Status follow_and_show(AdminClient& c, const Invocation& inv, const Json& queued
   return watched;
 }
 
+// --rubric names a file here; the request carries its text.
+Status rubric_from_file(Json& b) {
+  if (!b.contains("rubric")) return ok_status();
+  LLMOPS_ASSIGN_OR_RETURN(std::string text, read_file(b["rubric"].get<std::string>(), 1u << 20));
+  b["rubric"] = text;
+  return ok_status();
+}
+
 Status cmd_score(AdminClient& c, const Invocation& inv) {
-  LLMOPS_ASSIGN_OR_RETURN(Json b, body_from(inv, {"data", "prediction-field", "reference-field", "metrics", "rouge-stemmer", "limit", "detach"},
+  LLMOPS_ASSIGN_OR_RETURN(Json b, body_from(inv, {"data", "prediction-field", "reference-field", "metrics", "rouge-stemmer", "limit", "detach",
+                                                  "judge-model", "rubric", "rubric-version", "judge-scale"},
                                             {"limit"}));
+  LLMOPS_RETURN_IF_ERROR(rubric_from_file(b));
   LLMOPS_ASSIGN_OR_RETURN(Json q, c.call("POST", kBase + "/score", &b));
   return follow_and_show(c, inv, q);
 }
 
 Status cmd_run(AdminClient& c, const Invocation& inv) {
   LLMOPS_ASSIGN_OR_RETURN(Json b, body_from(inv, {"model", "data", "metrics", "template", "reference-field", "text-field", "max-tokens",
-                                                  "temperature", "seed", "batch", "stop", "window", "stride", "limit", "rouge-stemmer", "detach"},
+                                                  "temperature", "seed", "batch", "stop", "window", "stride", "limit", "rouge-stemmer", "detach",
+                                                  "judge-model", "rubric", "rubric-version", "judge-scale"},
                                             {"max-tokens", "temperature", "seed", "batch", "window", "stride", "limit"}));
+  LLMOPS_RETURN_IF_ERROR(rubric_from_file(b));
   LLMOPS_ASSIGN_OR_RETURN(Json q, c.call("POST", kBase + "/runs", &b));
   return follow_and_show(c, inv, q);
 }
@@ -182,6 +195,35 @@ Status cmd_compare(AdminClient& c, const Invocation& inv) {
   return ok_status();
 }
 
+Status cmd_probe(AdminClient& c, const Invocation& inv) {
+  const std::string model = opt(inv, "model"), file = opt(inv, "probes");
+  if (model.empty() || file.empty()) return invalid_argument("usage: llmopsctl eval probe --model NAME --probes FILE");
+  for (const auto& [k, v] : inv.options) {
+    if (k != "model" && k != "probes" && k != "detach") return invalid_argument("unknown option --" + k + " for eval probe");
+  }
+  LLMOPS_ASSIGN_OR_RETURN(std::string text, read_file(file, 16u << 20));
+  auto probes = parse_json_bounded(text, 32);
+  if (!probes.ok()) return probes.status().with_context(file);
+  Json b = {{"model", model}, {"probes", *probes}};
+  LLMOPS_ASSIGN_OR_RETURN(Json q, c.call("POST", kBase + "/probes", &b));
+  return follow_and_show(c, inv, q);
+}
+
+Status cmd_model(AdminClient& c, const Invocation& inv) {
+  LLMOPS_RETURN_IF_ERROR(need_words(inv, 3, "eval model NAME"));
+  LLMOPS_ASSIGN_OR_RETURN(Json r, c.call("GET", kBase + "/models/" + enc(inv.words[2])));
+  if (inv.json) return print_json(r), ok_status();
+  Table t({"RUN", "KIND", "DATA", "FINISHED", "RESULTS"});
+  for (const auto& e : r["evaluations"]) {
+    std::string res;
+    for (const auto& [name, v] : object_member(e, "results").items()) res += (res.empty() ? "" : " ") + name + "=" + score_text(name, v["score"]);
+    t.add({str(e, "run"), str(e, "kind"), str(e, "data"), human_time_ms(e.value("finished_ms", uint64_t{0})), res.empty() ? "-" : res});
+  }
+  if (t.empty()) std::printf("no finished evaluation of %s yet\n", inv.words[2].c_str());
+  else t.print(stdout);
+  return ok_status();
+}
+
 Status cmd_rm(AdminClient& c, const Invocation& inv) {
   LLMOPS_RETURN_IF_ERROR(need_words(inv, 3, "eval rm RUN"));
   LLMOPS_ASSIGN_OR_RETURN(Json r, c.call("DELETE", kBase + "/runs/" + enc(inv.words[2])));
@@ -196,7 +238,8 @@ const VerbTable& eval_verbs() {
   static const VerbTable kVerbs = {
       {{"eval", "score"},
        {"eval score --data DATASET[@V][:SPLIT] --prediction-field F --reference-field R [--metrics bleu,chrf,rouge1,rouge2,rougeL,rougeLsum,em,f1] [--rouge-stemmer]",
-        "score predictions already in a dataset (a reference field may hold one string or a list)", cmd_score}},
+        "score predictions already in a dataset (a reference field may hold one string or a list); metric judge with "
+        "--judge-model M --rubric FILE grades them with a served model", cmd_score}},
       {{"eval", "run"},
        {"eval run --model NAME --data DATASET[@V][:SPLIT] --metrics ppl,bleu,rougeL,em [--template T] [--reference-field R] [--text-field F] "
         "[--max-tokens N] [--temperature 0] [--batch N] [--window N --stride N] [--limit N]",
@@ -208,6 +251,10 @@ const VerbTable& eval_verbs() {
        {"eval compare RUN_A RUN_B [--metric M] [--samples 1000] [--show 5]",
         "metrics side by side with deltas, paired bootstrap 95% intervals and p-values, and the examples that changed most", cmd_compare}},
       {{"eval", "rm"}, {"eval rm RUN", "remove a finished run and its examples", cmd_rm}},
+      {{"eval", "probe"},
+       {"eval probe --model NAME --probes FILE",
+        "review probes: score disparity across groups of terms (templates, paired continuations) and the block-list rate of trigger outputs", cmd_probe}},
+      {{"eval", "model"}, {"eval model NAME", "the latest finished evaluation of a model per dataset and probe set (approval gate inputs)", cmd_model}},
   };
   return kVerbs;
 }

@@ -33,6 +33,7 @@ Result<Side> load(State* s, uint64_t id) {
 
 std::unique_ptr<Metric> metric_for(const std::string& name, const Json& run) {
   if (name == "ppl") return std::make_unique<PerplexityMetric>();
+  if (name == "judge") return std::make_unique<JudgeMetric>();
   MetricOptions o;
   o.rouge_stemmer = run["params"].value("rouge_stemmer", false);
   auto m = make_metric(name, o);

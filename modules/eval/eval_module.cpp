@@ -23,7 +23,7 @@ llmops_code init(llmops_module_ctx* ctx, const llmops_host_api* host, llmops_err
   s->m_runs = host->metric_register(ctx, "runs_completed_total", "Eval runs that finished", 0);
   s->m_examples = host->metric_register(ctx, "examples_scored_total", "Examples scored by eval runs", 0);
   // Resumable: a run interrupted by a restart continues, skipping the examples it stored.
-  for (const char* kind : {"score", "run"}) {
+  for (const char* kind : {"score", "run", "probe"}) {
     if (host->job_kind_register(ctx, kind, 1, run_eval_job, s, err) != LLMOPS_OK) return err->code;
   }
   llmops_code c = LLMOPS_OK;

@@ -16,10 +16,13 @@
 
 #include "data/record.h"
 #include "eval/generate.h"
+#include "eval/judge.h"
 #include "eval/metrics.h"
+#include "eval/probes.h"
 #include "eval/sources.h"
 #include "eval/state.h"
 #include "kernels/thread_pool.h"
+#include "sha256.h"
 
 namespace llmops::eval {
 namespace {
@@ -64,6 +67,7 @@ std::optional<std::vector<std::string>> references_of(const Json& rec, const std
 struct Metrics {
   std::vector<std::unique_ptr<Metric>> reference;  // scored against references
   bool ppl = false;
+  bool judge = false;
 };
 
 Result<Metrics> make_metrics(const Json& names, bool rouge_stemmer, bool allow_ppl) {
@@ -77,6 +81,10 @@ Result<Metrics> make_metrics(const Json& names, bool rouge_stemmer, bool allow_p
     if (name == "ppl" || name == "perplexity") {
       if (!allow_ppl) return invalid_argument("perplexity needs a model: use llmopsctl eval run, not eval score");
       m.ppl = true;
+      continue;
+    }
+    if (name == "judge") {
+      m.judge = true;
       continue;
     }
     MetricOptions o;
@@ -138,7 +146,7 @@ Json score_example(const Metrics& m, const Example& e, const Json& extra) {
 }
 
 // The aggregates of a run from all its stored examples.
-Result<Json> aggregate(RunStore& store, uint64_t id, const Metrics& m, uint64_t* examples) {
+Result<Json> aggregate(RunStore& store, uint64_t id, const Metrics& m, const std::string& judge_signature, uint64_t* examples) {
   std::map<std::string, std::vector<double>> sums;
   std::map<std::string, uint64_t> counts, skipped;
   std::map<std::string, std::set<size_t>> nrefs;
@@ -172,13 +180,78 @@ Result<Json> aggregate(RunStore& store, uint64_t id, const Metrics& m, uint64_t*
   };
   for (const auto& metric : m.reference) put(*metric);
   if (m.ppl) put(PerplexityMetric());
+  if (m.judge) put(JudgeMetric(judge_signature));
   return results;
+}
+
+// The judge settings of a request (with "judge" among the metrics), checked.
+Result<JudgeConfig> judge_config(const Json& p) {
+  JudgeConfig c;
+  c.model = p.value("judge_model", "");
+  c.rubric = p.value("rubric", "");
+  if (c.model.empty() || c.rubric.empty()) return invalid_argument("the judge metric needs --judge-model NAME and --rubric FILE");
+  for (const auto& f : template_fields(c.rubric)) {
+    if (f != "prompt" && f != "prediction" && f != "reference") {
+      return invalid_argument("the rubric may use {prompt}, {prediction} and {reference}, not {" + f + "}");
+    }
+  }
+  c.rubric_version = p.value("rubric_version", "");
+  if (c.rubric_version.empty()) c.rubric_version = sha256_hex(c.rubric).substr(0, 12);
+  const std::string scale = p.value("judge_scale", "1-5");
+  const size_t dash = scale.find('-');
+  try {
+    c.low = std::stoi(scale.substr(0, dash));
+    c.high = dash == std::string::npos ? -1 : std::stoi(scale.substr(dash + 1));
+  } catch (...) {
+    c.high = -1;
+  }
+  if (c.high <= c.low || c.low < 0 || c.high > 100) return invalid_argument("--judge-scale is LOW-HIGH, like 1-5 or 0-10");
+  return c;
 }
 
 }  // namespace
 
+Result<RunModel> open_run_model(State* s, const Json& run) {
+  RunModel rm;
+  models::ModelSource src;
+  src.name = run["model"]["name"];
+  src.format = run["model"]["format"];
+  src.chat_template = run["model"].value("chat_template", "");
+  src.chat_source = "registry";
+  std::vector<models::StoredFile> files;
+  for (const auto& f : run["model"]["files"]) files.push_back({f["name"], f["role"], f["sha256"]});
+  rm.hold = std::make_unique<BlobHold>(s->sdk(), files);
+  LLMOPS_RETURN_IF_ERROR(rm.hold->status());
+  LLMOPS_ASSIGN_OR_RETURN(rm.opened, models::open_stored_model(s->sdk(), src, files, [&](const std::string& m) { s->sdk().warn(m); }, nullptr));
+  int threads = s->threads > 0 ? s->threads : s->host->placement_threads(s->ctx, "training");
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // The job thread and the pool's workers run on the training pool's CPUs: serving keeps its own.
+  s->host->placement_bind(s->ctx, "training", nullptr);
+  rm.pool = std::make_unique<engine::ThreadPool>(threads, [s](int) { s->host->placement_bind(s->ctx, "training", nullptr); });
+  return rm;
+}
+
+// A probe run needs a model and a valid probe set; it reads no dataset.
+Result<Json> prepare_probe_run(State* s, const Json& req, const std::string& caller) {
+  const std::string model = req.value("model", "");
+  if (model.empty()) return invalid_argument("name the model: --model NAME (llmopsctl model list shows them)");
+  if (!req.contains("probes")) return invalid_argument("give the probe set: --probes FILE (a JSON object)");
+  LLMOPS_ASSIGN_OR_RETURN(ProbeSet set, parse_probe_set(req["probes"]));
+  LLMOPS_ASSIGN_OR_RETURN(ModelRef mr, resolve_model(s->sdk(), model));
+  Json files = Json::array();
+  for (const auto& f : mr.files) files.push_back({{"name", f.name}, {"role", f.role}, {"sha256", f.sha256}});
+  Json run = {{"kind", "probe"}, {"status", "queued"}, {"created_ms", now_ms()}, {"created_by", caller},
+              {"data", {{"ref", "probes:" + set.name + "@" + set.version}, {"content_hash", sha256_hex(dump_json(req["probes"]))}, {"records", 0}}},
+              {"model", {{"requested", model}, {"name", mr.name}, {"format", mr.format}, {"arch", mr.arch}, {"chat_template", mr.chat_template}, {"files", files}}},
+              {"params", {{"probes", req["probes"]}}}};
+  LLMOPS_ASSIGN_OR_RETURN(uint64_t id, s->runs->create(run));
+  run["id"] = id;
+  return run;
+}
+
 Result<Json> prepare_run(State* s, const std::string& kind, const Json& req, const std::string& caller) {
   if (!req.is_object()) return invalid_argument("the request body must be a JSON object");
+  if (kind == "probe") return prepare_probe_run(s, req, caller);
   const std::string data_spec = req.value("data", "");
   if (data_spec.empty()) return invalid_argument("name the dataset: --data DATASET[@V][:SPLIT]");
   const bool stem = req.value("rouge_stemmer", false);
@@ -191,7 +264,8 @@ Result<Json> prepare_run(State* s, const std::string& kind, const Json& req, con
   Json params = {{"metrics", metric_names}, {"rouge_stemmer", stem}, {"limit", req.value("limit", uint64_t{0})}};
   std::vector<std::string> needed;
   const std::string ref_field = req.value("reference_field", "reference");
-  if (!metrics.reference.empty()) needed.push_back(ref_field), params["reference_field"] = ref_field;
+  const bool rubric_wants_reference = metrics.judge && req.value("rubric", "").find("{reference}") != std::string::npos;
+  if (!metrics.reference.empty() || rubric_wants_reference) needed.push_back(ref_field), params["reference_field"] = ref_field;
   Json run = {{"kind", kind}, {"status", "queued"}, {"created_ms", now_ms()}, {"created_by", caller},
               {"data", {{"spec", data_spec}, {"ref", d.ref}, {"content_hash", d.content_hash}, {"records", d.records}, {"split", d.split}}}};
   if (kind == "score") {
@@ -205,7 +279,7 @@ Result<Json> prepare_run(State* s, const std::string& kind, const Json& req, con
     Json files = Json::array();
     for (const auto& f : mr.files) files.push_back({{"name", f.name}, {"role", f.role}, {"sha256", f.sha256}});
     run["model"] = {{"requested", model}, {"name", mr.name}, {"format", mr.format}, {"arch", mr.arch}, {"chat_template", mr.chat_template}, {"files", files}};
-    if (!metrics.reference.empty()) {
+    if (!metrics.reference.empty() || metrics.judge) {
       const std::string tmpl = req.value("template", "{prompt}");
       for (const auto& f : template_fields(tmpl)) needed.push_back(f);
       params["template"] = tmpl;
@@ -228,6 +302,17 @@ Result<Json> prepare_run(State* s, const std::string& kind, const Json& req, con
     }
   } else {
     return invalid_argument("unknown eval kind '" + kind + "'");
+  }
+  if (metrics.judge) {
+    LLMOPS_ASSIGN_OR_RETURN(JudgeConfig jc, judge_config(req));
+    LLMOPS_ASSIGN_OR_RETURN(ModelRef judge_model, resolve_model(s->sdk(), jc.model));
+    if (kind == "run" && !params.contains("template")) {
+      return invalid_argument("the judge grades generated outputs: add a reference metric or --template to generate");
+    }
+    params["judge_model"] = judge_model.name;
+    params["rubric"] = jc.rubric;
+    params["rubric_version"] = jc.rubric_version;
+    params["judge_scale"] = std::to_string(jc.low) + "-" + std::to_string(jc.high);
   }
   LLMOPS_RETURN_IF_ERROR(check_fields(d, needed));
   if (s->max_examples > 0 && d.records > static_cast<uint64_t>(s->max_examples) && params["limit"].get<uint64_t>() == 0) {
@@ -260,8 +345,47 @@ llmops_code run_eval_job(void* user, llmops_job* job, llmops_error* err) {
       (void)s->runs->put(run);
       return st.ok() ? LLMOPS_OK : fail(st);
     };
+    if (kind == "probe") {
+      run["status"] = "running";
+      run["job"] = h->job_id(job);
+      run["started_ms"] = now_ms();
+      if (Status st = s->runs->put(run); !st.ok()) return fail(st);
+      auto stop = [&] { return h->job_cancelled(job) != 0 || h->job_stopping(job) != 0; };
+      Status st = run_probes(s, id, run, stop, [&](double d, double t, const std::string& m) { h->job_progress(job, d, t, m.c_str()); });
+      if (st.code() == Code::kCancelled && h->job_stopping(job) && !h->job_cancelled(job)) {
+        run["status"] = "interrupted";
+        (void)s->runs->put(run);
+        return sdk::fail(err, LLMOPS_ABORTED, "llmopsd is stopping; the probe run starts again at the next start");
+      }
+      if (!st.ok()) return finish(st.code() == Code::kCancelled ? "cancelled" : "failed", st);
+      h->metric_add(s->ctx, s->m_runs, 1);
+      return finish("done", ok_status());
+    }
     auto metrics = make_metrics(p["metrics"], p.value("rouge_stemmer", false), kind == "run");
     if (!metrics.ok()) return finish("failed", metrics.status());
+    JudgeConfig judge;
+    if (metrics->judge) {
+      auto jc = judge_config(p);
+      if (!jc.ok()) return finish("failed", jc.status());
+      judge = *jc;
+    }
+    // Grades one scored example with the judge; a judge that cannot answer fails the run.
+    Status judge_failed = ok_status();
+    auto add_judgement = [&](Json& j, const Example& e) {
+      if (!metrics->judge || !judge_failed.ok()) return;
+      auto v = judge_example(s->sdk(), judge, e.prompt, j.value("prediction", ""), e.references);
+      if (!v.ok()) {
+        judge_failed = v.status();
+        return;
+      }
+      j["judge"] = {{"reply", v->reply.substr(0, 500)}, {"method", v->method}};
+      if (v->score) {
+        j["scores"]["judge"] = *v->score;
+        j["stats"]["judge"] = std::vector<double>{*v->score, 1.0};
+      } else {
+        j["skipped"]["judge"] = "the judge's reply held no number of the scale";
+      }
+    };
     run["status"] = "running";
     run["job"] = h->job_id(job);
     if (!run.contains("started_ms")) run["started_ms"] = now_ms();
@@ -330,29 +454,24 @@ llmops_code run_eval_job(void* user, llmops_job* job, llmops_error* err) {
           outcome = cancelled("cancelled");
           break;
         }
-        batch.push_back(score_example(*metrics, e, Json::object()));
+        Json j = score_example(*metrics, e, Json::object());
+        add_judgement(j, e);
+        if (!judge_failed.ok()) {
+          outcome = judge_failed;
+          break;
+        }
+        batch.push_back(std::move(j));
         ++finished;
         if (batch.size() >= 256) flush(), progress();
       }
     } else {
       // The model: opened from its blobs, held for the run's length.
-      models::ModelSource src;
-      src.name = run["model"]["name"];
-      src.format = run["model"]["format"];
-      src.chat_template = run["model"].value("chat_template", "");
-      src.chat_source = "registry";
-      std::vector<models::StoredFile> files;
-      for (const auto& f : run["model"]["files"]) files.push_back({f["name"], f["role"], f["sha256"]});
-      BlobHold hold(s->sdk(), files);
-      if (!hold.status().ok()) return finish("failed", hold.status());
-      auto opened = models::open_stored_model(s->sdk(), src, files, [&](const std::string& m) { s->sdk().warn(m); }, nullptr);
-      if (!opened.ok()) return finish("failed", opened.status());
-      int threads = s->threads > 0 ? s->threads : h->placement_threads(s->ctx, "training");
-      if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-      h->placement_bind(s->ctx, "training", nullptr);
-      engine::ThreadPool pool(threads, [s](int) { s->host->placement_bind(s->ctx, "training", nullptr); });
-      const engine::Model& model = *opened->model;
-      const engine::Tokenizer& tok = *opened->tok;
+      auto rm = open_run_model(s, run);
+      if (!rm.ok()) return finish("failed", rm.status());
+      engine::ThreadPool& pool = *rm->pool;
+      const auto& opened = rm->opened;
+      const engine::Model& model = *opened.model;
+      const engine::Tokenizer& tok = *opened.tok;
       auto stop_now = [&] { return h->job_cancelled(job) != 0 || h->job_stopping(job) != 0; };
       std::map<uint64_t, Json> extras;  // per example: generation facts and perplexity statistics
       auto emit = [&](const Example& e, const Generated* g) {
@@ -370,6 +489,8 @@ llmops_code run_eval_job(void* user, llmops_job* job, llmops_error* err) {
         if (x.contains("skipped")) {
           for (const auto& [k, v] : x["skipped"].items()) j["skipped"][k] = v;
         }
+        if (g != nullptr) add_judgement(j, e);
+        if (!judge_failed.ok()) return;
         batch.push_back(std::move(j));
         ++finished;
         if (batch.size() >= 32) flush(), progress();
@@ -397,14 +518,14 @@ llmops_code run_eval_job(void* user, llmops_job* job, llmops_error* err) {
           }
           x["ppl_stats"] = std::vector<double>{lk->nll, static_cast<double>(lk->tokens), static_cast<double>(lk->bytes)};
         }
-        if (metrics->reference.empty()) {
+        if (metrics->reference.empty() && !metrics->judge) {
           // Perplexity alone: each example is done as soon as it is scored.
           for (const auto& e : todo) {
             if (extras.count(e.i) != 0) emit(e, nullptr);
           }
         }
       }
-      if (outcome.ok() && !metrics->reference.empty()) {
+      if (outcome.ok() && (!metrics->reference.empty() || metrics->judge)) {
         std::vector<std::string> prompts;
         for (const auto& e : todo) prompts.push_back(e.prompt);
         GenerateOptions go;
@@ -419,13 +540,14 @@ llmops_code run_eval_job(void* user, llmops_job* job, llmops_error* err) {
           emit(e, &g);
         }, stop_now);
         if (!gen.ok()) outcome = gen;
+        if (outcome.ok() && !judge_failed.ok()) outcome = judge_failed;
       }
     }
     flush();
     if (!store_failed.ok()) return finish("failed", store_failed);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     uint64_t stored = 0;
-    auto results = aggregate(*s->runs, id, *metrics, &stored);
+    auto results = aggregate(*s->runs, id, *metrics, judge.signature(), &stored);
     if (!results.ok()) return finish("failed", results.status());
     run["results"] = *results;
     run["examples"] = {{"total", total}, {"done", stored}};

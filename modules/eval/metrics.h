@@ -60,6 +60,21 @@ class PerplexityMetric : public Metric {
   std::string name_;
 };
 
+// A judge model's grades (judge.h): statistics (grade, 1), the score their mean.
+class JudgeMetric : public Metric {
+ public:
+  explicit JudgeMetric(std::string signature = {}) : signature_(std::move(signature)) {}
+  const std::string& name() const override { return name_; }
+  std::vector<double> example_stats(std::string_view, const std::vector<std::string>&) const override { return {}; }
+  double example_score(const std::vector<double>& s) const override { return s.empty() ? 0.0 : s[0]; }
+  double aggregate(const std::vector<double>& s) const override { return s.size() < 2 || s[1] == 0 ? 0.0 : s[0] / s[1]; }
+  std::string signature(int) const override { return signature_; }
+
+ private:
+  std::string name_ = "judge";
+  std::string signature_;
+};
+
 // Adds b into a (a grows to b's size).
 void add_stats(std::vector<double>& a, const std::vector<double>& b);
 

@@ -7,6 +7,11 @@
 //   GET    /runs/{id}/examples    ?offset=&limit= its examples: prediction, references, scores
 //   DELETE /runs/{id}             remove a run and its examples (not while it runs)
 //   GET    /compare               ?a=&b=&metric=&samples=&show= two runs side by side
+//   POST   /probes                run a probe set on a model (a job) → {run, job}
+//   GET    /models/{name}         the latest finished evaluation of a model per dataset and probe
+//                                 set: the inputs of an approval gate
+#include <map>
+
 #include "common/admin_request.h"
 #include "eval/state.h"
 
@@ -49,6 +54,9 @@ llmops_code score_route(void* user, const llmops_request* req, llmops_response* 
 }
 llmops_code run_route(void* user, const llmops_request* req, llmops_response* resp) {
   return submit(static_cast<State*>(user), req, resp, "run");
+}
+llmops_code probe_route(void* user, const llmops_request* req, llmops_response* resp) {
+  return submit(static_cast<State*>(user), req, resp, "probe");
 }
 
 Json summary(const Json& run) {
@@ -137,6 +145,32 @@ llmops_code compare_route(void* user, const llmops_request* req, llmops_response
   return LLMOPS_OK;
 }
 
+llmops_code model_route(void* user, const llmops_request* req, llmops_response* resp) {
+  auto* s = static_cast<State*>(user);
+  const std::string name = admin::segment(req, "eval", 1);
+  auto runs = s->runs->list(SIZE_MAX);
+  if (!runs.ok()) return error(s, resp, runs.status());
+  // Newest first: the first finished run per (kind, data) is the one that counts.
+  std::map<std::string, Json> latest;
+  for (const auto& r : *runs) {
+    if (!r.contains("model") || r.value("status", "") != "done") continue;
+    if (r["model"].value("name", "") != name && r["model"].value("requested", "") != name) continue;
+    const std::string key = r.value("kind", "") + " " + r["data"].value("ref", "");
+    if (latest.count(key) == 0) latest[key] = r;
+  }
+  Json list = Json::array();
+  for (const auto& [key, r] : latest) {
+    Json scores = Json::object();
+    for (const auto& [metric, res] : object_member(r, "results").items()) {
+      scores[metric] = {{"score", res["score"]}, {"higher_is_better", res.value("higher_is_better", true)}};
+    }
+    list.push_back({{"run", r["id"]}, {"kind", r["kind"]}, {"data", r["data"].value("ref", "")}, {"finished_ms", r.value("finished_ms", uint64_t{0})},
+                    {"results", scores}});
+  }
+  admin::respond(s->sdk(), resp, 200, {{"model", name}, {"evaluations", list}});
+  return LLMOPS_OK;
+}
+
 }  // namespace
 
 void add_routes(const std::function<void(const char* method, const char* path, llmops_route_fn fn)>& add) {
@@ -147,6 +181,8 @@ void add_routes(const std::function<void(const char* method, const char* path, l
   add("GET", "/runs/{id}/examples", examples_route);
   add("DELETE", "/runs/{id}", remove_route);
   add("GET", "/compare", compare_route);
+  add("POST", "/probes", probe_route);
+  add("GET", "/models/{name}", model_route);
 }
 
 }  // namespace llmops::eval

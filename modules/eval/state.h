@@ -5,7 +5,10 @@
 #include <memory>
 #include <string>
 
+#include "common/open_model.h"
 #include "eval/runs.h"
+#include "eval/sources.h"
+#include "kernels/thread_pool.h"
 #include "json.h"
 #include "llmops/module.hpp"
 
@@ -28,6 +31,20 @@ llmops_code run_eval_job(void* user, llmops_job* job, llmops_error* err);
 // Checks a new run's request against its dataset (and model) and stores it as "queued".
 // Returns the stored run. Any thread (a route handler).
 Result<Json> prepare_run(State* s, const std::string& kind, const Json& request, const std::string& caller);
+
+// A run's model opened from its blobs (held for as long as this lives) with a thread pool on
+// the training pool's CPUs. Job thread.
+struct RunModel {
+  std::unique_ptr<BlobHold> hold;
+  models::OpenedModel opened;
+  std::unique_ptr<engine::ThreadPool> pool;
+};
+Result<RunModel> open_run_model(State* s, const Json& run);
+
+// A probe run (kind "probe"): its results into run["results"], its examples stored. Job thread;
+// stop() says when to stop (cancel or shutdown).
+Status run_probes(State* s, uint64_t id, Json& run, const std::function<bool()>& stop,
+                  const std::function<void(double, double, const std::string&)>& progress);
 
 // The comparison of two finished runs on the same data (see compare.cpp).
 Result<Json> compare_runs(State* s, uint64_t a, uint64_t b, const std::string& focus_metric, int samples, size_t show);

@@ -228,5 +228,76 @@ TEST(Eval, CancelledRunKeepsItsFinishedExamples) {
   EXPECT_EQ(d.ctl({"eval", "show", run}).exit_code, 3);
 }
 
+TEST(Eval, ProbesMeasureDisparityAndBlockRateAndAJudgeGrades) {
+  REQUIRE_STORIES();
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.log();
+  ASSERT_EQ(d.ctl({"model", "import", shared(kGguf), "--name", "stories"}).exit_code, 0);
+  const std::string probes = d.dir().file("probes.json");
+  write_text(probes, R"({"name": "names", "version": "2",
+    "groups": {"girl": ["Lily", "Sue"], "boy": ["Tom", "Ben"]},
+    "templates": ["{term} went to the park.", "{term} liked to play with a ball."],
+    "pairs": [{"prompt": "Once upon a time, there was a little girl named", "continuations": {"girl": " Lily", "boy": " Tom"}},
+              {"prompt": "Once upon a time, there was a little boy named", "continuations": {"girl": " Lily", "boy": " Tom"}}],
+    "triggers": ["Once upon a time", "One day, a little girl"],
+    "block_list": ["re:\\bplay(ed)?\\b", "zebra"],
+    "max_tokens": 40})");
+  auto r = d.ctl({"--json", "eval", "probe", "--model", "stories", "--probes", probes});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  Json run = last_json(r.out);
+  ASSERT_EQ(run["status"], "done") << run.dump();
+  const Json& res = run["results"];
+  EXPECT_GE(res["template_logprob"]["score"].get<double>(), 0.0);
+  EXPECT_EQ(res["template_logprob"]["texts"], 8);
+  EXPECT_TRUE(res["template_logprob"]["groups"].contains("girl"));
+  double wins = 0;
+  for (const auto& [g, w] : res["pair_preference"]["wins"].items()) wins += w.get<double>();
+  EXPECT_NEAR(wins, 1.0, 1e-12);
+  const double rate = res["block_rate"]["score"].get<double>();
+  EXPECT_GE(rate, 0.0);
+  EXPECT_LE(rate, 1.0);
+  EXPECT_EQ(run["probe_set"]["version"], "2");
+  Json ex = ctl_json(d, {"eval", "examples", std::to_string(run["id"].get<int>()), "--limit", "20"});
+  EXPECT_EQ(ex["examples"].size(), 12u) << "8 template texts, 2 pairs, 2 triggers";
+  // The model's evaluations, the inputs of an approval gate.
+  Json gates = ctl_json(d, {"eval", "model", "stories"});
+  ASSERT_EQ(gates["evaluations"].size(), 1u) << gates.dump();
+  EXPECT_EQ(gates["evaluations"][0]["data"], "probes:names@2");
+  // A bad probe set is refused before any job, naming the problem.
+  write_text(probes, R"({"name": "x", "triggers": ["hi"]})");
+  auto bad = d.ctl({"eval", "probe", "--model", "stories", "--probes", probes});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("block_list"), std::string::npos) << bad.err;
+
+  // The judge: a served model grades each prediction; its model and rubric are recorded.
+  import_jsonl(d, "answers", "{\"q\":\"What is 2+2?\",\"a\":\"4\",\"ref\":\"4\"}\n{\"q\":\"Capital of France?\",\"a\":\"Paris\",\"ref\":\"Paris\"}\n");
+  const std::string rubric = d.dir().file("rubric.txt");
+  write_text(rubric, "Grade the answer from 1 (wrong) to 5 (right).\nAnswer: {prediction}\nCorrect answer: {reference}\nGrade:");
+  auto j = d.ctl({"--json", "eval", "score", "--data", "answers", "--prediction-field", "a", "--reference-field", "ref", "--metrics", "em,judge",
+                  "--judge-model", "stories", "--rubric", rubric, "--rubric-version", "r1"});
+  ASSERT_EQ(j.exit_code, 0) << j.out << j.err;
+  Json jr = last_json(j.out);
+  ASSERT_EQ(jr["status"], "done") << jr.dump();
+  EXPECT_EQ(jr["results"]["judge"]["signature"], "judge:stories|rubric:r1|scale:1-5|first-token-logprobs");
+  EXPECT_EQ(jr["params"]["judge_model"], "stories");
+  Json jex = ctl_json(d, {"eval", "examples", std::to_string(jr["id"].get<int>())});
+  ASSERT_EQ(jex["examples"].size(), 2u);
+  for (const auto& e : jex["examples"]) {
+    ASSERT_TRUE(e.contains("judge")) << e.dump();
+    // stories260K is no grader: it either puts a number of the scale among its first tokens or
+    // is left out of the metric, never scored outside the scale.
+    if (e["scores"].contains("judge")) {
+      EXPECT_GE(e["scores"]["judge"].get<double>(), 1.0);
+      EXPECT_LE(e["scores"]["judge"].get<double>(), 5.0);
+    } else {
+      EXPECT_TRUE(e["skipped"].contains("judge")) << e.dump();
+    }
+  }
+  EXPECT_EQ(d.ctl({"eval", "score", "--data", "answers", "--prediction-field", "a", "--metrics", "judge", "--judge-model", "ghost", "--rubric", rubric})
+                .exit_code,
+            3);
+  EXPECT_EQ(d.ctl({"eval", "score", "--data", "answers", "--prediction-field", "a", "--metrics", "judge"}).exit_code, 2) << "the judge needs a model and a rubric";
+}
+
 }  // namespace
 }  // namespace llmops::test
