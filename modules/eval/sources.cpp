@@ -73,7 +73,10 @@ Result<DatasetRef> resolve_dataset(sdk::Host host, const std::string& spec) {
     }
   }
   if (best == nullptr) return not_found(hint);
-  DatasetRef d = to_ref(*best);
+  // The listing is a summary: the version itself carries the schema.
+  const std::string ref = best->value("ref", "");
+  LLMOPS_ASSIGN_OR_RETURN(Json full, peer_json(host, "/v1/modules/data/versions/" + url_escape(ref), "dataset " + ref));
+  DatasetRef d = to_ref(full);
   d.split = split;
   return d;
 }

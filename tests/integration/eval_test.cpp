@@ -228,6 +228,61 @@ TEST(Eval, CancelledRunKeepsItsFinishedExamples) {
   EXPECT_EQ(d.ctl({"eval", "show", run}).exit_code, 3);
 }
 
+TEST(Eval, KilledRunResumesAndEqualsAnUninterruptedOne) {
+  REQUIRE_STORIES();
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.log();
+  ASSERT_EQ(d.ctl({"model", "import", shared(kGguf), "--name", "stories"}).exit_code, 0);
+  import_jsonl(d, "resume", story_prompts(400));
+  Json q = ctl_json(d, {"eval", "run", "--model", "stories", "--data", "resume", "--metrics", "bleu,rougeL", "--max-tokens", "60", "--batch",
+                        "2", "--detach"});
+  const std::string run = std::to_string(q["run"].get<int>());
+  bool some = false;
+  for (int i = 0; i < 600 && !some; ++i) {
+    Json ex = ctl_json(d, {"eval", "examples", run, "--limit", "1"});
+    some = !ex["examples"].empty();
+    if (!some) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(some);
+  ASSERT_NE(run_json(d, run)["status"], "done") << "the run finished before the kill; make it longer";
+  d.kill9();
+  ASSERT_TRUE(d.start()) << d.log();
+  Json r;
+  for (int i = 0; i < 1200; ++i) {
+    r = run_json(d, run);
+    if (r["status"] == "done" || r["status"] == "failed") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(r["status"], "done") << r.dump();
+  EXPECT_EQ(r["examples"]["done"], 400);
+  // Greedy and per-example: the resumed run scores exactly as one that ran through.
+  auto again = d.ctl({"--json", "eval", "run", "--model", "stories", "--data", "resume", "--metrics", "bleu,rougeL", "--max-tokens", "60",
+                      "--batch", "2"});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  Json whole = last_json(again.out);
+  EXPECT_EQ(whole["results"]["bleu"]["score"], r["results"]["bleu"]["score"]);
+  EXPECT_EQ(whole["results"]["rougeL"]["score"], r["results"]["rougeL"]["score"]);
+}
+
+TEST(Eval, ScoresASplitOfAVersion) {
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.log();
+  std::string text;
+  for (int i = 0; i < 40; ++i) text += "{\"p\":\"answer " + std::to_string(i) + "\",\"r\":\"answer " + std::to_string(i % 3) + "\"}\n";
+  import_jsonl(d, "qa", text);
+  auto missing = d.ctl({"eval", "score", "--data", "qa@1:test", "--prediction-field", "p", "--reference-field", "r"});
+  EXPECT_EQ(missing.exit_code, 3);
+  EXPECT_NE(missing.err.find("data split qa@1"), std::string::npos) << missing.err;
+  ASSERT_EQ(d.ctl({"data", "split", "qa@1", "--train", "0.5", "--validation", "0.25", "--test", "0.25"}).exit_code, 0);
+  auto r = d.ctl({"--json", "eval", "score", "--data", "qa@1:test", "--prediction-field", "p", "--reference-field", "r", "--metrics", "em"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  Json run = last_json(r.out);
+  EXPECT_EQ(run["data"]["ref"], "qa.test@1");
+  EXPECT_EQ(run["data"]["split"], "test");
+  Json v = ctl_json(d, {"data", "show", "qa.test@1"});
+  EXPECT_EQ(run["examples"]["done"], v["records"]);
+}
+
 TEST(Eval, ProbesMeasureDisparityAndBlockRateAndAJudgeGrades) {
   REQUIRE_STORIES();
   DaemonProcess d;
