@@ -53,15 +53,7 @@ Result<Json> params_from(const Invocation& inv, const std::set<std::string>& all
       if (end == v.c_str() || *end != '\0' || !std::isfinite(d)) return invalid_argument("--" + k + " takes a number, not '" + v + "'");
       p[key] = d;
     } else if (lists.count(k)) {
-      Json arr = Json::array();
-      size_t at = 0;
-      while (at <= v.size()) {
-        size_t comma = v.find(',', at);
-        if (comma == std::string::npos) comma = v.size();
-        if (comma > at) arr.push_back(v.substr(at, comma - at));
-        at = comma + 1;
-      }
-      p[key] = arr;
+      p[key] = comma_list(v);
     } else {
       p[key] = v;
     }
@@ -415,6 +407,18 @@ std::string enc(const std::string& s) {
 std::string opt(const Invocation& inv, const char* name, const std::string& def) {
   auto it = inv.options.find(name);
   return it == inv.options.end() ? def : it->second;
+}
+
+Json comma_list(const std::string& v) {
+  Json arr = Json::array();
+  size_t at = 0;
+  while (at <= v.size()) {
+    size_t comma = v.find(',', at);
+    if (comma == std::string::npos) comma = v.size();
+    if (comma > at) arr.push_back(v.substr(at, comma - at));
+    at = comma + 1;
+  }
+  return arr;
 }
 
 bool is_flag_option(const std::string& name) {

@@ -45,15 +45,7 @@ Result<Json> body_from(const Invocation& inv, const std::set<std::string>& allow
       b[key] = d;
       if (d == std::floor(d) && std::fabs(d) < 1e15) b[key] = static_cast<int64_t>(d);
     } else if (k == "metrics" || k == "stop") {
-      Json arr = Json::array();
-      size_t at = 0;
-      while (at <= v.size()) {
-        size_t comma = v.find(',', at);
-        if (comma == std::string::npos) comma = v.size();
-        if (comma > at) arr.push_back(v.substr(at, comma - at));
-        at = comma + 1;
-      }
-      b[key] = arr;
+      b[key] = comma_list(v);
     } else {
       b[key] = v;
     }

@@ -37,6 +37,8 @@ bool is_flag_option(const std::string& name);
 void print_json(const Json& j);
 // A path segment percent-encoded (dataset refs keep '@' and '/').
 std::string enc(const std::string& s);
+// "a,b,,c" → ["a", "b", "c"].
+Json comma_list(const std::string& v);
 // An option's value, def when absent.
 std::string opt(const Invocation& inv, const char* name, const std::string& def = "");
 // A field as text: strings as they are, others as JSON, "-" when absent or null.

@@ -19,14 +19,6 @@ struct Slot {
   Generated out;
 };
 
-// log(sum(exp(x - max))) + max over a row of logits.
-double log_sum_exp(const float* x, int n) {
-  float m = x[0];
-  for (int i = 1; i < n; ++i) m = std::max(m, x[i]);
-  double s = 0;
-  for (int i = 0; i < n; ++i) s += std::exp(static_cast<double>(x[i] - m));
-  return std::log(s) + m;
-}
 
 }  // namespace
 
@@ -145,7 +137,7 @@ Result<Likelihood> likelihood(const engine::Model& model, const engine::Tokenize
     // Position p's logits predict token p + 1; score the targets not scored yet.
     for (int target = std::max(scored_to, begin + 1); target < end; ++target) {
       const float* row = logits + static_cast<size_t>(target - 1 - begin) * vocab;
-      out.nll += log_sum_exp(row, vocab) - row[ids[target]];
+      out.nll -= engine::token_logprob(row, vocab, ids[target]);
       ++out.tokens;
     }
     scored_to = std::max(scored_to, end);

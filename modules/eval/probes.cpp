@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "kernels/thread_pool.h"
+#include "model/logprobs.h"
 
 namespace llmops::eval {
 namespace {
@@ -28,14 +29,6 @@ Result<std::vector<std::string>> strings(const Json& j, const std::string& what,
   return out;
 }
 
-// log(sum(exp(x))) over a row.
-double log_sum_exp(const float* x, int n) {
-  float m = x[0];
-  for (int i = 1; i < n; ++i) m = std::max(m, x[i]);
-  double s = 0;
-  for (int i = 0; i < n; ++i) s += std::exp(static_cast<double>(x[i] - m));
-  return std::log(s) + m;
-}
 
 // Log-probabilities of tokens [from, n) of ids given the ones before, in one pass.
 Result<double> logprob_of(const engine::Model& model, engine::ThreadPool* pool, const std::vector<int32_t>& ids, int from) {
@@ -52,7 +45,7 @@ Result<double> logprob_of(const engine::Model& model, engine::ThreadPool* pool, 
   size_t row = 0;
   for (int target = std::max(from, 1); target < n; ++target, ++row) {
     const float* x = logits + row * vocab;
-    lp += x[ids[target]] - log_sum_exp(x, vocab);
+    lp += engine::token_logprob(x, vocab, ids[target]);
   }
   return lp;
 }

@@ -9,6 +9,8 @@
 // flat arrays instead of hashing strings per n-gram.
 #include "eval/rouge.h"
 
+#include "data/text.h"
+
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -92,14 +94,6 @@ void emit_token(const std::string& raw, bool stem, Emit&& emit) {
 // ---------------------------------------------------------------------------------------------
 // Interning
 
-uint64_t mix64(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return x;
-}
 
 size_t table_size_for(size_t entries) {
   size_t cap = 16;
@@ -163,7 +157,7 @@ class PairIds {
   uint32_t id(uint32_t a, uint32_t b) {
     const uint64_t key = (static_cast<uint64_t>(a) << 32) | b;
     const size_t mask = keys_.size() - 1;
-    for (size_t i = mix64(key) & mask;; i = (i + 1) & mask) {
+    for (size_t i = data::mix64(key) & mask;; i = (i + 1) & mask) {
       if (vals_[i] == 0) {
         keys_[i] = key;
         vals_[i] = ++count_;

@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
@@ -12,6 +13,18 @@
 #include "unit/test_util.h"
 
 namespace llmops::test {
+
+// A file of ../shared, the models and test vectors beside the checkout.
+inline std::string shared(const std::string& rel) { return std::string(LLMOPS_SOURCE_DIR) + "/../shared/" + rel; }
+inline const std::string kStoriesGguf = "models/stories260K/stories260K.gguf";
+
+// Skips the test, saying why, when ../shared lacks stories260K.
+#define LLMOPS_REQUIRE_STORIES(why)                                                                              \
+  do {                                                                                                           \
+    if (!std::filesystem::exists(::llmops::test::shared(::llmops::test::kStoriesGguf))) {                        \
+      GTEST_SKIP() << "../shared is absent (" << ::llmops::test::shared(::llmops::test::kStoriesGguf) << " not found): " << why; \
+    }                                                                                                            \
+  } while (0)
 
 struct HttpResult {
   int status = 0;  // 0: no HTTP answer (connection closed or refused)

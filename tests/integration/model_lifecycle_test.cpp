@@ -15,15 +15,9 @@
 namespace llmops::test {
 namespace {
 
-std::string shared(const std::string& rel) { return std::string(LLMOPS_SOURCE_DIR) + "/../shared/" + rel; }
-const std::string kGguf = "models/stories260K/stories260K.gguf";
+const std::string kGguf = kStoriesGguf;
 
-#define REQUIRE_STORIES()                                                                                         \
-  do {                                                                                                             \
-    if (!std::filesystem::exists(shared(kGguf))) {                                                                 \
-      GTEST_SKIP() << "../shared is absent (" << shared(kGguf) << " not found): model lifecycle tests need stories260K"; \
-    }                                                                                                              \
-  } while (0)
+#define REQUIRE_STORIES() LLMOPS_REQUIRE_STORIES("model lifecycle tests need stories260K")
 
 Json ctl_json(DaemonProcess& d, std::vector<std::string> args) {
   args.push_back("--json");

@@ -19,7 +19,6 @@
 namespace llmops::test {
 namespace {
 
-std::string shared(const std::string& rel) { return std::string(LLMOPS_SOURCE_DIR) + "/../shared/" + rel; }
 
 #define REQUIRE_STORIES()                                                                                                 \
   do {                                                                                                                     \
