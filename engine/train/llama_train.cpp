@@ -1,0 +1,433 @@
+#include "train/llama_train.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "formats/ggml_types.h"
+
+namespace llmops::engine::train {
+namespace {
+
+// C[m×n] (+)= op(A) · op(B), row-major.
+void gemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb, float beta, float* c, int ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+}
+void gemm(bool ta, bool tb, int m, int n, int k, const double* a, int lda, const double* b, int ldb, double beta, double* c, int ldc) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0, a, lda, b, ldb, beta, c, ldc);
+}
+
+// y[n×out] = x[n×in] · w[out×in]ᵀ
+template <typename T>
+void linear(const T* x, const T* w, T* y, int n, int in, int out) {
+  gemm(false, true, n, out, in, x, in, w, in, T(0), y, out);
+}
+// dx[n×in] += dy[n×out] · w;  dw[out×in] += dyᵀ · x
+template <typename T>
+void linear_backward(const T* x, const T* w, const T* dy, T* dx, T* dw, int n, int in, int out) {
+  gemm(false, false, n, in, out, dy, out, w, in, T(1), dx, in);
+  gemm(true, false, out, in, n, dy, out, x, in, T(1), dw, in);
+}
+
+template <typename T>
+void rmsnorm(const T* x, const T* w, T* y, T* rstd, int n, int d, double eps) {
+  for (int i = 0; i < n; ++i) {
+    const T* xi = x + static_cast<size_t>(i) * d;
+    double ss = 0;
+    for (int j = 0; j < d; ++j) ss += static_cast<double>(xi[j]) * xi[j];
+    const T r = static_cast<T>(1.0 / std::sqrt(ss / d + eps));
+    rstd[i] = r;
+    for (int j = 0; j < d; ++j) y[static_cast<size_t>(i) * d + j] = w[j] * (xi[j] * r);
+  }
+}
+// y = w ⊙ x·r with r = (mean(x²) + eps)^-1/2: dw += dy ⊙ x·r; dx += r·(w ⊙ dy) − r³/d · x · Σ(w ⊙ dy ⊙ x).
+template <typename T>
+void rmsnorm_backward(const T* x, const T* w, const T* rstd, const T* dy, T* dx, T* dw, int n, int d) {
+  for (int i = 0; i < n; ++i) {
+    const T* xi = x + static_cast<size_t>(i) * d;
+    const T* dyi = dy + static_cast<size_t>(i) * d;
+    T* dxi = dx + static_cast<size_t>(i) * d;
+    const T r = rstd[i];
+    double dot = 0;
+    for (int j = 0; j < d; ++j) dot += static_cast<double>(w[j]) * dyi[j] * xi[j];
+    const T k = static_cast<T>(dot * r * r * r / d);
+    for (int j = 0; j < d; ++j) {
+      dw[j] += dyi[j] * xi[j] * r;
+      dxi[j] += r * w[j] * dyi[j] - k * xi[j];
+    }
+  }
+}
+
+// Rotates (sign +1) or rotates back (sign −1, the backward pass: the transpose) each head's
+// pairs at the row's position.
+template <typename T>
+void rope(T* v, int n_rows, int seq, int heads, int head_dim, const std::vector<float>& inv_freq, bool neox, int sign) {
+  const int half = static_cast<int>(inv_freq.size());
+  for (int r = 0; r < n_rows; ++r) {
+    const int pos = r % seq;
+    for (int i = 0; i < half; ++i) {
+      const double angle = static_cast<double>(pos) * inv_freq[static_cast<size_t>(i)];
+      const T cs = static_cast<T>(std::cos(angle)), sn = static_cast<T>(sign * std::sin(angle));
+      for (int h = 0; h < heads; ++h) {
+        T* hv = v + (static_cast<size_t>(r) * heads + h) * head_dim;
+        T* a = neox ? hv + i : hv + 2 * i;
+        T* b = neox ? hv + i + half : hv + 2 * i + 1;
+        const T v0 = *a, v1 = *b;
+        *a = v0 * cs - v1 * sn;
+        *b = v0 * sn + v1 * cs;
+      }
+    }
+  }
+}
+
+template <typename T>
+T silu(T x) {
+  return x / (T(1) + std::exp(-x));
+}
+
+template <typename T>
+void fill_normal(T* p, size_t n, double std, std::mt19937_64& rng) {
+  std::normal_distribution<double> d(0.0, std);
+  for (size_t i = 0; i < n; ++i) p[i] = static_cast<T>(d(rng));
+}
+
+}  // namespace
+
+template <typename T>
+void LlamaTrainer<T>::layout() {
+  const size_t d = c_.dim, q = c_.q_dim(), kv = c_.kv_dim(), h = c_.hidden_dim, v = c_.vocab_size;
+  size_t at = 0;
+  auto add = [&](std::string name, size_t rows, size_t cols) {
+    tensors_.push_back({std::move(name), at, rows, cols});
+    at += rows * cols;
+    return tensors_.size() - 1;
+  };
+  tok_ = add("token_embd", v, d);
+  layers_.clear();
+  for (int l = 0; l < c_.n_layers; ++l) {
+    const std::string b = "blk." + std::to_string(l) + ".";
+    LayerRefs r;
+    r.attn_norm = add(b + "attn_norm", d, 1);
+    r.wq = add(b + "attn_q", q, d);
+    r.wk = add(b + "attn_k", kv, d);
+    r.wv = add(b + "attn_v", kv, d);
+    r.wo = add(b + "attn_output", d, q);
+    r.ffn_norm = add(b + "ffn_norm", d, 1);
+    r.gate = add(b + "ffn_gate", h, d);
+    r.up = add(b + "ffn_up", h, d);
+    r.down = add(b + "ffn_down", d, h);
+    layers_.push_back(r);
+  }
+  out_norm_ = add("output_norm", d, 1);
+  cls_ = tied_ ? tok_ : add("output", v, d);
+  params_.assign(at, T(0));
+  grads_.assign(at, T(0));
+}
+
+template <typename T>
+Result<LlamaTrainer<T>> LlamaTrainer<T>::random(const ModelConfig& config, bool tied_embeddings, uint64_t seed) {
+  LLMOPS_RETURN_IF_ERROR(config.validate());
+  if (config.arch != Arch::kLlama) return unimplemented("training supports the Llama family; GPT-2 is not done yet");
+  LlamaTrainer t;
+  t.c_ = config;
+  t.tied_ = tied_embeddings;
+  t.inv_freq_ = rope_inv_freq(config);
+  t.layout();
+  std::mt19937_64 rng(seed);
+  const double residual_std = 0.02 / std::sqrt(2.0 * config.n_layers);
+  for (size_t i = 0; i < t.tensors_.size(); ++i) {
+    const TensorRef& r = t.tensors_[i];
+    if (!r.matrix()) {
+      std::fill(t.p(r), t.p(r) + r.size(), T(1));
+      continue;
+    }
+    const bool into_residual = r.name.find("attn_output") != std::string::npos || r.name.find("ffn_down") != std::string::npos;
+    fill_normal(t.p(r), r.size(), into_residual ? residual_std : 0.02, rng);
+  }
+  return t;
+}
+
+template <typename T>
+Result<LlamaTrainer<T>> LlamaTrainer<T>::from_model(const Model& model) {
+  const ModelConfig& c = model.config();
+  if (c.arch != Arch::kLlama) return unimplemented("training supports the Llama family; GPT-2 is not done yet");
+  for (const auto& l : model.layers()) {
+    if (l.bq != nullptr || l.bk != nullptr || l.bv != nullptr || l.bo != nullptr) {
+      return unimplemented("training does not cover attention biases (Qwen2) yet");
+    }
+  }
+  LlamaTrainer t;
+  t.c_ = c;
+  t.tied_ = model.classifier().data == model.token_embedding().data;
+  t.inv_freq_ = model.rope_inv_freq();
+  t.layout();
+  std::vector<float> row;
+  auto widen = [&](const WeightView& w, const TensorRef& r) -> Status {
+    if (w.rows != r.rows || w.cols != r.cols) return invalid_argument(r.name + " has shape " + std::to_string(w.rows) + "×" + std::to_string(w.cols));
+    row.resize(w.cols);
+    for (uint64_t i = 0; i < w.rows; ++i) {
+      dequantize_row(w.type, w.row(i), row.data(), w.cols);
+      std::copy(row.begin(), row.end(), t.p(r) + i * w.cols);
+    }
+    return ok_status();
+  };
+  auto vec = [&](const float* v, const TensorRef& r) { std::copy(v, v + r.size(), t.p(r)); };
+  LLMOPS_RETURN_IF_ERROR(widen(model.token_embedding(), t.tensors_[t.tok_]));
+  for (int l = 0; l < c.n_layers; ++l) {
+    const Layer& src = model.layers()[static_cast<size_t>(l)];
+    const LayerRefs& r = t.layers_[static_cast<size_t>(l)];
+    vec(src.attn_norm, t.tensors_[r.attn_norm]);
+    vec(src.ffn_norm, t.tensors_[r.ffn_norm]);
+    LLMOPS_RETURN_IF_ERROR(widen(src.wq, t.tensors_[r.wq]));
+    LLMOPS_RETURN_IF_ERROR(widen(src.wk, t.tensors_[r.wk]));
+    LLMOPS_RETURN_IF_ERROR(widen(src.wv, t.tensors_[r.wv]));
+    LLMOPS_RETURN_IF_ERROR(widen(src.wo, t.tensors_[r.wo]));
+    LLMOPS_RETURN_IF_ERROR(widen(src.w_gate, t.tensors_[r.gate]));
+    LLMOPS_RETURN_IF_ERROR(widen(src.w_up, t.tensors_[r.up]));
+    LLMOPS_RETURN_IF_ERROR(widen(src.w_down, t.tensors_[r.down]));
+  }
+  vec(model.output_norm(), t.tensors_[t.out_norm_]);
+  if (!t.tied_) LLMOPS_RETURN_IF_ERROR(widen(model.classifier(), t.tensors_[t.cls_]));
+  return t;
+}
+
+template <typename T>
+void LlamaTrainer<T>::zero_grads() {
+  std::fill(grads_.begin(), grads_.end(), T(0));
+}
+
+template <typename T>
+Result<double> LlamaTrainer<T>::forward(const int32_t* tokens, const int32_t* targets, int batch, int seq) {
+  if (batch < 1 || seq < 1 || seq > c_.seq_len) return invalid_argument("a training batch needs 1.." + std::to_string(c_.seq_len) + " tokens per sequence");
+  const int n = batch * seq, d = c_.dim, qd = c_.q_dim(), kvd = c_.kv_dim(), hd = c_.hidden_dim, V = c_.vocab_size;
+  const int heads = c_.n_heads, kv_heads = c_.n_kv_heads, head_dim = c_.head_dim, group = heads / kv_heads;
+  for (int i = 0; i < n; ++i) {
+    if (tokens[i] < 0 || tokens[i] >= V || targets[i] >= V) return invalid_argument("token id out of the vocabulary at " + std::to_string(i));
+  }
+  b_ = batch;
+  s_ = seq;
+  tokens_.assign(tokens, tokens + n);
+  targets_.assign(targets, targets + n);
+  acts_.resize(static_cast<size_t>(c_.n_layers));
+  const bool neox = c_.rope == RopeLayout::kNeox;
+  const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+  std::vector<T> x(static_cast<size_t>(n) * d);
+  const T* emb = p(tensors_[tok_]);
+  for (int i = 0; i < n; ++i) std::copy(emb + static_cast<size_t>(tokens[i]) * d, emb + static_cast<size_t>(tokens[i] + 1) * d, x.begin() + static_cast<size_t>(i) * d);
+  for (int l = 0; l < c_.n_layers; ++l) {
+    LayerActs& a = acts_[static_cast<size_t>(l)];
+    const LayerRefs& r = layers_[static_cast<size_t>(l)];
+    a.x_in = x;
+    a.xn.resize(x.size());
+    a.rstd.resize(n);
+    rmsnorm(x.data(), p(tensors_[r.attn_norm]), a.xn.data(), a.rstd.data(), n, d, c_.norm_eps);
+    a.q.resize(static_cast<size_t>(n) * qd);
+    a.k.resize(static_cast<size_t>(n) * kvd);
+    a.v.resize(static_cast<size_t>(n) * kvd);
+    linear(a.xn.data(), p(tensors_[r.wq]), a.q.data(), n, d, qd);
+    linear(a.xn.data(), p(tensors_[r.wk]), a.k.data(), n, d, kvd);
+    linear(a.xn.data(), p(tensors_[r.wv]), a.v.data(), n, d, kvd);
+    rope(a.q.data(), n, seq, heads, head_dim, inv_freq_, neox, +1);
+    rope(a.k.data(), n, seq, kv_heads, head_dim, inv_freq_, neox, +1);
+    // Causal attention: att[b][h][t][u] for u <= t, the softmax kept for backward.
+    a.att.assign(static_cast<size_t>(batch) * heads * seq * seq, T(0));
+    a.att_out.assign(static_cast<size_t>(n) * qd, T(0));
+    for (int bi = 0; bi < batch; ++bi) {
+      for (int h = 0; h < heads; ++h) {
+        const int kh = h / group;
+        for (int t = 0; t < seq; ++t) {
+          const T* qt = a.q.data() + (static_cast<size_t>(bi * seq + t) * heads + h) * head_dim;
+          T* att = a.att.data() + ((static_cast<size_t>(bi) * heads + h) * seq + t) * seq;
+          T mx = -std::numeric_limits<T>::infinity();
+          for (int u = 0; u <= t; ++u) {
+            const T* ku = a.k.data() + (static_cast<size_t>(bi * seq + u) * kv_heads + kh) * head_dim;
+            T s = 0;
+            for (int j = 0; j < head_dim; ++j) s += qt[j] * ku[j];
+            att[u] = s * scale;
+            mx = std::max(mx, att[u]);
+          }
+          T sum = 0;
+          for (int u = 0; u <= t; ++u) sum += (att[u] = std::exp(att[u] - mx));
+          T* out = a.att_out.data() + (static_cast<size_t>(bi * seq + t) * heads + h) * head_dim;
+          for (int u = 0; u <= t; ++u) {
+            att[u] /= sum;
+            const T* vu = a.v.data() + (static_cast<size_t>(bi * seq + u) * kv_heads + kh) * head_dim;
+            for (int j = 0; j < head_dim; ++j) out[j] += att[u] * vu[j];
+          }
+        }
+      }
+    }
+    std::vector<T> o(static_cast<size_t>(n) * d);
+    linear(a.att_out.data(), p(tensors_[r.wo]), o.data(), n, qd, d);
+    for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
+    a.x_mid = x;
+    a.xn2.resize(x.size());
+    a.rstd2.resize(n);
+    rmsnorm(x.data(), p(tensors_[r.ffn_norm]), a.xn2.data(), a.rstd2.data(), n, d, c_.norm_eps);
+    a.gate.resize(static_cast<size_t>(n) * hd);
+    a.up.resize(static_cast<size_t>(n) * hd);
+    a.h.resize(static_cast<size_t>(n) * hd);
+    linear(a.xn2.data(), p(tensors_[r.gate]), a.gate.data(), n, d, hd);
+    linear(a.xn2.data(), p(tensors_[r.up]), a.up.data(), n, d, hd);
+    for (size_t i = 0; i < a.h.size(); ++i) a.h[i] = silu(a.gate[i]) * a.up[i];
+    linear(a.h.data(), p(tensors_[r.down]), o.data(), n, hd, d);
+    for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
+  }
+  x_final = x;
+  xf_norm.resize(x.size());
+  rstd_f.resize(n);
+  rmsnorm(x.data(), p(tensors_[out_norm_]), xf_norm.data(), rstd_f.data(), n, d, c_.norm_eps);
+  probs.resize(static_cast<size_t>(n) * V);
+  linear(xf_norm.data(), p(tensors_[cls_]), probs.data(), n, d, V);
+  double loss = 0;
+  counted_ = 0;
+  for (int i = 0; i < n; ++i) {
+    T* row = probs.data() + static_cast<size_t>(i) * V;
+    const T mx = *std::max_element(row, row + V);
+    double sum = 0;
+    for (int j = 0; j < V; ++j) sum += (row[j] = std::exp(row[j] - mx));
+    for (int j = 0; j < V; ++j) row[j] = static_cast<T>(row[j] / sum);
+    if (targets[i] >= 0) {
+      loss -= std::log(std::max<double>(row[targets[i]], 1e-300));
+      ++counted_;
+    }
+  }
+  return counted_ > 0 ? loss / static_cast<double>(counted_) : 0.0;
+}
+
+template <typename T>
+void LlamaTrainer<T>::backward() {
+  const int batch = b_, seq = s_, n = batch * seq, d = c_.dim, qd = c_.q_dim(), kvd = c_.kv_dim(), hd = c_.hidden_dim, V = c_.vocab_size;
+  const int heads = c_.n_heads, kv_heads = c_.n_kv_heads, head_dim = c_.head_dim, group = heads / kv_heads;
+  if (n == 0 || counted_ == 0) return;
+  const bool neox = c_.rope == RopeLayout::kNeox;
+  const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+  // d loss / d logits = (softmax − one-hot) / counted, zero on masked rows.
+  std::vector<T> dlogits(probs.size());
+  const T inv = static_cast<T>(1.0 / static_cast<double>(counted_));
+  for (int i = 0; i < n; ++i) {
+    T* dr = dlogits.data() + static_cast<size_t>(i) * V;
+    if (targets_[i] < 0) {
+      std::fill(dr, dr + V, T(0));
+      continue;
+    }
+    const T* pr = probs.data() + static_cast<size_t>(i) * V;
+    for (int j = 0; j < V; ++j) dr[j] = pr[j] * inv;
+    dr[targets_[i]] -= inv;
+  }
+  std::vector<T> dxf(static_cast<size_t>(n) * d, T(0)), dx(static_cast<size_t>(n) * d, T(0));
+  linear_backward(xf_norm.data(), p(tensors_[cls_]), dlogits.data(), dxf.data(), g(tensors_[cls_]), n, d, V);
+  rmsnorm_backward(x_final.data(), p(tensors_[out_norm_]), rstd_f.data(), dxf.data(), dx.data(), g(tensors_[out_norm_]), n, d);
+  std::vector<T> dh, dgate, dup, dxn, datt_out, dq, dk, dv, tmp;
+  for (int l = c_.n_layers - 1; l >= 0; --l) {
+    LayerActs& a = acts_[static_cast<size_t>(l)];
+    const LayerRefs& r = layers_[static_cast<size_t>(l)];
+    // x_out = x_mid + down(silu(gate(xn2)) ⊙ up(xn2)); dx is d loss / d x_out.
+    dh.assign(static_cast<size_t>(n) * hd, T(0));
+    linear_backward(a.h.data(), p(tensors_[r.down]), dx.data(), dh.data(), g(tensors_[r.down]), n, hd, d);
+    dgate.resize(dh.size());
+    dup.resize(dh.size());
+    for (size_t i = 0; i < dh.size(); ++i) {
+      const T gi = a.gate[i], sig = T(1) / (T(1) + std::exp(-gi));
+      dup[i] = dh[i] * gi * sig;
+      dgate[i] = dh[i] * a.up[i] * sig * (T(1) + gi * (T(1) - sig));
+    }
+    dxn.assign(static_cast<size_t>(n) * d, T(0));
+    linear_backward(a.xn2.data(), p(tensors_[r.gate]), dgate.data(), dxn.data(), g(tensors_[r.gate]), n, d, hd);
+    linear_backward(a.xn2.data(), p(tensors_[r.up]), dup.data(), dxn.data(), g(tensors_[r.up]), n, d, hd);
+    // dx now also flows through the residual: d x_mid = dx + norm backward.
+    rmsnorm_backward(a.x_mid.data(), p(tensors_[r.ffn_norm]), a.rstd2.data(), dxn.data(), dx.data(), g(tensors_[r.ffn_norm]), n, d);
+    // x_mid = x_in + wo(att_out).
+    datt_out.assign(static_cast<size_t>(n) * qd, T(0));
+    linear_backward(a.att_out.data(), p(tensors_[r.wo]), dx.data(), datt_out.data(), g(tensors_[r.wo]), n, qd, d);
+    dq.assign(static_cast<size_t>(n) * qd, T(0));
+    dk.assign(static_cast<size_t>(n) * kvd, T(0));
+    dv.assign(static_cast<size_t>(n) * kvd, T(0));
+    tmp.resize(static_cast<size_t>(seq));
+    for (int bi = 0; bi < batch; ++bi) {
+      for (int h = 0; h < heads; ++h) {
+        const int kh = h / group;
+        for (int t = 0; t < seq; ++t) {
+          const T* att = a.att.data() + ((static_cast<size_t>(bi) * heads + h) * seq + t) * seq;
+          const T* dout = datt_out.data() + (static_cast<size_t>(bi * seq + t) * heads + h) * head_dim;
+          const T* qt = a.q.data() + (static_cast<size_t>(bi * seq + t) * heads + h) * head_dim;
+          T* dqt = dq.data() + (static_cast<size_t>(bi * seq + t) * heads + h) * head_dim;
+          // dp_u = dout · v_u; dv_u += p_u dout; ds_u = p_u (dp_u − Σ p dp).
+          T dot = 0;
+          for (int u = 0; u <= t; ++u) {
+            const T* vu = a.v.data() + (static_cast<size_t>(bi * seq + u) * kv_heads + kh) * head_dim;
+            T* dvu = dv.data() + (static_cast<size_t>(bi * seq + u) * kv_heads + kh) * head_dim;
+            T dp = 0;
+            for (int j = 0; j < head_dim; ++j) {
+              dp += dout[j] * vu[j];
+              dvu[j] += att[u] * dout[j];
+            }
+            tmp[static_cast<size_t>(u)] = dp;
+            dot += att[u] * dp;
+          }
+          for (int u = 0; u <= t; ++u) {
+            const T ds = att[u] * (tmp[static_cast<size_t>(u)] - dot) * scale;
+            const T* ku = a.k.data() + (static_cast<size_t>(bi * seq + u) * kv_heads + kh) * head_dim;
+            T* dku = dk.data() + (static_cast<size_t>(bi * seq + u) * kv_heads + kh) * head_dim;
+            for (int j = 0; j < head_dim; ++j) {
+              dqt[j] += ds * ku[j];
+              dku[j] += ds * qt[j];
+            }
+          }
+        }
+      }
+    }
+    rope(dq.data(), n, seq, heads, head_dim, inv_freq_, neox, -1);
+    rope(dk.data(), n, seq, kv_heads, head_dim, inv_freq_, neox, -1);
+    dxn.assign(static_cast<size_t>(n) * d, T(0));
+    linear_backward(a.xn.data(), p(tensors_[r.wq]), dq.data(), dxn.data(), g(tensors_[r.wq]), n, d, qd);
+    linear_backward(a.xn.data(), p(tensors_[r.wk]), dk.data(), dxn.data(), g(tensors_[r.wk]), n, d, kvd);
+    linear_backward(a.xn.data(), p(tensors_[r.wv]), dv.data(), dxn.data(), g(tensors_[r.wv]), n, d, kvd);
+    rmsnorm_backward(a.x_in.data(), p(tensors_[r.attn_norm]), a.rstd.data(), dxn.data(), dx.data(), g(tensors_[r.attn_norm]), n, d);
+  }
+  T* demb = g(tensors_[tok_]);
+  for (int i = 0; i < n; ++i) {
+    const T* dr = dx.data() + static_cast<size_t>(i) * d;
+    T* e = demb + static_cast<size_t>(tokens_[i]) * d;
+    for (int j = 0; j < d; ++j) e[j] += dr[j];
+  }
+}
+
+double learning_rate(const AdamWConfig& c, int64_t step) {
+  if (c.warmup_steps > 0 && step < c.warmup_steps) return c.lr * static_cast<double>(step + 1) / static_cast<double>(c.warmup_steps);
+  const int64_t span = std::max<int64_t>(1, c.total_steps - c.warmup_steps);
+  const double frac = std::clamp(static_cast<double>(step - c.warmup_steps) / static_cast<double>(span), 0.0, 1.0);
+  const double shape = c.cosine ? 0.5 * (1.0 + std::cos(M_PI * frac)) : 1.0 - frac;
+  return c.min_lr + (c.lr - c.min_lr) * shape;
+}
+
+template <typename T>
+double AdamW<T>::step(std::vector<T>& params, std::vector<T>& grads, const std::vector<TensorRef>& tensors) {
+  double norm2 = 0;
+  for (T gi : grads) norm2 += static_cast<double>(gi) * gi;
+  const double norm = std::sqrt(norm2);
+  const double clip = c_.clip_norm > 0 && norm > c_.clip_norm ? c_.clip_norm / norm : 1.0;
+  const double lr = learning_rate(c_, t_);
+  ++t_;
+  const double bc1 = 1.0 - std::pow(c_.beta1, static_cast<double>(t_)), bc2 = 1.0 - std::pow(c_.beta2, static_cast<double>(t_));
+  for (const TensorRef& r : tensors) {
+    const double wd = r.matrix() ? c_.weight_decay : 0.0;
+    for (size_t i = r.offset; i < r.offset + r.size(); ++i) {
+      const double gi = static_cast<double>(grads[i]) * clip;
+      m_[i] = static_cast<T>(c_.beta1 * m_[i] + (1 - c_.beta1) * gi);
+      v_[i] = static_cast<T>(c_.beta2 * v_[i] + (1 - c_.beta2) * gi * gi);
+      const double mhat = m_[i] / bc1, vhat = v_[i] / bc2;
+      params[i] = static_cast<T>(params[i] - lr * (mhat / (std::sqrt(vhat) + c_.eps) + wd * params[i]));
+    }
+  }
+  return norm;
+}
+
+template class LlamaTrainer<float>;
+template class LlamaTrainer<double>;
+template class AdamW<float>;
+template class AdamW<double>;
+
+}  // namespace llmops::engine::train

@@ -1,0 +1,115 @@
+// Training the Llama family on the CPU: a model's parameters as one flat buffer (llm.c's
+// layout, so gradients and the optimiser's moments are flat buffers of the same shape), a
+// forward pass over a batch of sequences that keeps what the backward pass needs, and the
+// backward pass of every op: token embedding, RMSNorm, the q/k/v/o projections, RoPE (both
+// layouts, partial rotary), causal attention with grouped-query heads, SwiGLU, the classifier
+// (tied to the embedding or not) and cross-entropy with masked targets (prompt tokens of a
+// completion example do not count). Matrix products go through BLAS.
+//
+// T is float for training and double for the finite-difference checks of the tests. Not yet:
+// GPT-2 (LayerNorm, GELU, learned positions), attention biases (Qwen2), the GPU driver.
+// One thread at a time per object (BLAS may use its own threads inside a product).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/model.h"
+#include "status.h"
+
+namespace llmops::engine::train {
+
+struct TensorRef {
+  std::string name;  // GGUF-style: "token_embd", "blk.0.attn_q", ...
+  size_t offset = 0, rows = 0, cols = 0;  // a vector is rows × 1
+  size_t size() const { return rows * cols; }
+  bool matrix() const { return cols > 1; }
+};
+
+template <typename T>
+class LlamaTrainer {
+ public:
+  // Random weights of a shape (normal, std 0.02; projections into the residual stream scaled by
+  // 1/sqrt(2·layers), as GPT-2 does), norms at one.
+  static Result<LlamaTrainer> random(const ModelConfig& config, bool tied_embeddings, uint64_t seed);
+  // A loaded model's weights widened to T (any type the engine reads). kUnimplemented for what
+  // training does not cover yet (GPT-2, attention biases).
+  static Result<LlamaTrainer> from_model(const Model& model);
+
+  const ModelConfig& config() const { return c_; }
+  bool tied() const { return tied_; }
+  const std::vector<TensorRef>& tensors() const { return tensors_; }
+  std::vector<T>& params() { return params_; }
+  std::vector<T>& grads() { return grads_; }
+  size_t parameter_count() const { return params_.size(); }
+
+  // Runs batch sequences of seq tokens (tokens and targets are batch × seq, row-major; a target
+  // < 0 is masked) and returns the mean cross-entropy over the unmasked targets (nats). Keeps
+  // the activations for backward(). kInvalidArgument for ids out of range or seq past the
+  // context.
+  Result<double> forward(const int32_t* tokens, const int32_t* targets, int batch, int seq);
+  // Adds the gradient of the last forward's loss to grads() (zero them first for a fresh step).
+  void backward();
+  void zero_grads();
+  // Counted targets of the last forward.
+  int64_t counted_targets() const { return counted_; }
+
+ private:
+  LlamaTrainer() = default;
+  void layout();
+  T* p(const TensorRef& t) { return params_.data() + t.offset; }
+  T* g(const TensorRef& t) { return grads_.data() + t.offset; }
+
+  ModelConfig c_;
+  bool tied_ = false;
+  std::vector<float> inv_freq_;
+  std::vector<TensorRef> tensors_;
+  // Indexes into tensors_.
+  size_t tok_ = 0, out_norm_ = 0, cls_ = 0;
+  struct LayerRefs {
+    size_t attn_norm, wq, wk, wv, wo, ffn_norm, gate, up, down;
+  };
+  std::vector<LayerRefs> layers_;
+  std::vector<T> params_, grads_;
+
+  // What forward keeps (sizes for the last batch × seq).
+  int b_ = 0, s_ = 0;
+  int64_t counted_ = 0;
+  std::vector<int32_t> tokens_, targets_;
+  struct LayerActs {
+    std::vector<T> x_in, xn, rstd, q, k, v, att, att_out, x_mid, xn2, rstd2, gate, up, h;
+  };
+  std::vector<LayerActs> acts_;
+  std::vector<T> x_final, xf_norm, rstd_f, probs;
+};
+
+// AdamW with decoupled weight decay (applied to matrices, not to norm weights), a learning
+// rate that warms up linearly and then decays (cosine or linear) to min_lr, and clipping of the
+// gradients' global norm.
+struct AdamWConfig {
+  double lr = 3e-4, min_lr = 3e-5, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1, clip_norm = 1.0;
+  int64_t warmup_steps = 0, total_steps = 1;
+  bool cosine = true;  // false: linear decay
+};
+
+double learning_rate(const AdamWConfig& c, int64_t step);  // step counts from 0
+
+template <typename T>
+class AdamW {
+ public:
+  AdamW(AdamWConfig config, size_t n) : c_(config), m_(n, 0), v_(n, 0) {}
+  // One update of params from grads (clipped first); returns the gradients' norm before clipping.
+  double step(std::vector<T>& params, std::vector<T>& grads, const std::vector<TensorRef>& tensors);
+  int64_t steps() const { return t_; }
+  std::vector<T>& m() { return m_; }
+  std::vector<T>& v() { return v_; }
+  void set_steps(int64_t t) { t_ = t; }
+
+ private:
+  AdamWConfig c_;
+  std::vector<T> m_, v_;
+  int64_t t_ = 0;
+};
+
+}  // namespace llmops::engine::train

@@ -1,0 +1,170 @@
+// The training engine: every parameter's gradient against central finite differences (in
+// double precision, on tiny models of both RoPE layouts, tied and untied, with masked targets),
+// the forward loss against the inference engine on stories260K, AdamW driving a tiny model's
+// loss down, and the learning-rate schedule.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <random>
+
+#include "model/logprobs.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+#include "train/llama_train.h"
+
+namespace llmops::engine::train {
+namespace {
+
+ModelConfig tiny(RopeLayout rope, int rope_dims) {
+  ModelConfig c;
+  c.dim = 16;
+  c.hidden_dim = 24;
+  c.n_layers = 2;
+  c.n_heads = 4;
+  c.n_kv_heads = 2;
+  c.head_dim = 4;
+  c.vocab_size = 19;
+  c.seq_len = 16;
+  c.rope = rope;
+  c.rope_dims = rope_dims;
+  return c;
+}
+
+struct Case {
+  RopeLayout rope;
+  int rope_dims;
+  bool tied;
+};
+
+class TrainGradients : public ::testing::TestWithParam<Case> {};
+
+TEST_P(TrainGradients, MatchFiniteDifferencesForEveryTensor) {
+  const Case k = GetParam();
+  auto t = LlamaTrainer<double>::random(tiny(k.rope, k.rope_dims), k.tied, 7);
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  // Larger weights than the init so every path carries a gradient well above rounding.
+  std::mt19937_64 rng(3);
+  std::normal_distribution<double> nd(0.0, 0.3);
+  for (auto& p : t->params()) p += nd(rng);
+  const int batch = 2, seq = 6;
+  std::vector<int32_t> tokens(batch * seq), targets(batch * seq);
+  for (int i = 0; i < batch * seq; ++i) {
+    tokens[i] = static_cast<int32_t>((i * 7 + 3) % 19);
+    targets[i] = i % 5 == 1 ? -1 : static_cast<int32_t>((i * 5 + 1) % 19);  // some masked
+  }
+  auto loss = t->forward(tokens.data(), targets.data(), batch, seq);
+  ASSERT_TRUE(loss.ok());
+  t->zero_grads();
+  t->backward();
+  const std::vector<double> analytic = t->grads();
+  std::uniform_int_distribution<size_t> pick;
+  for (const TensorRef& r : t->tensors()) {
+    for (int s = 0; s < 6; ++s) {
+      const size_t i = r.offset + pick(rng) % r.size();
+      const double keep = t->params()[i], eps = 1e-5;
+      t->params()[i] = keep + eps;
+      const double up = *t->forward(tokens.data(), targets.data(), batch, seq);
+      t->params()[i] = keep - eps;
+      const double down = *t->forward(tokens.data(), targets.data(), batch, seq);
+      t->params()[i] = keep;
+      const double numeric = (up - down) / (2 * eps);
+      EXPECT_NEAR(analytic[i], numeric, 1e-7 + 1e-5 * std::fabs(numeric)) << r.name << " entry " << i - r.offset;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, TrainGradients,
+                         ::testing::Values(Case{RopeLayout::kNormal, 0, false}, Case{RopeLayout::kNeox, 2, true},
+                                           Case{RopeLayout::kNormal, 0, true}));
+
+TEST(Train, MaskedTargetsDoNotCount) {
+  auto t = LlamaTrainer<double>::random(tiny(RopeLayout::kNormal, 0), false, 1);
+  ASSERT_TRUE(t.ok());
+  std::vector<int32_t> tokens = {1, 2, 3, 4}, all = {2, 3, 4, 5}, last = {-1, -1, -1, 5};
+  const double full = *t->forward(tokens.data(), all.data(), 1, 4);
+  const double only = *t->forward(tokens.data(), last.data(), 1, 4);
+  EXPECT_EQ(t->counted_targets(), 1);
+  EXPECT_NE(full, only);
+  // The last position's loss does not depend on which earlier targets are masked.
+  std::vector<int32_t> other = {-1, 7, -1, 5};
+  (void)t->forward(tokens.data(), other.data(), 1, 4);
+  std::vector<int32_t> solo = {-1, -1, -1, 5};
+  EXPECT_DOUBLE_EQ(*t->forward(tokens.data(), solo.data(), 1, 4), only);
+  std::vector<int32_t> bad = {1, 2, 99, 4};
+  EXPECT_FALSE(t->forward(bad.data(), all.data(), 1, 4).ok());
+}
+
+TEST(Train, AdamWDrivesATinyBatchsLossDown) {
+  auto t = LlamaTrainer<float>::random(tiny(RopeLayout::kNormal, 0), true, 5);
+  ASSERT_TRUE(t.ok());
+  AdamWConfig cfg;
+  cfg.lr = 1e-2;
+  cfg.min_lr = 1e-3;
+  cfg.warmup_steps = 10;
+  cfg.total_steps = 150;
+  cfg.weight_decay = 0.0;
+  AdamW<float> opt(cfg, t->parameter_count());
+  std::vector<int32_t> tokens = {1, 5, 9, 13, 17, 2, 6, 10, 14, 18, 3, 7}, targets(tokens.size());
+  for (size_t i = 0; i < tokens.size(); ++i) targets[i] = tokens[(i + 1) % tokens.size()];
+  double first = 0, last = 0;
+  for (int step = 0; step < 150; ++step) {
+    auto loss = t->forward(tokens.data(), targets.data(), 2, 6);
+    ASSERT_TRUE(loss.ok());
+    if (step == 0) first = *loss;
+    last = *loss;
+    t->zero_grads();
+    t->backward();
+    const double norm = opt.step(t->params(), t->grads(), t->tensors());
+    ASSERT_TRUE(std::isfinite(norm));
+  }
+  EXPECT_NEAR(first, std::log(19.0), 0.1) << "a fresh model is near uniform";
+  EXPECT_LT(last, 0.1 * first) << "first " << first << " last " << last;
+}
+
+TEST(Train, LearningRateWarmsUpThenDecays) {
+  AdamWConfig c;
+  c.lr = 1.0;
+  c.min_lr = 0.1;
+  c.warmup_steps = 10;
+  c.total_steps = 110;
+  EXPECT_DOUBLE_EQ(learning_rate(c, 0), 0.1);
+  EXPECT_DOUBLE_EQ(learning_rate(c, 9), 1.0);
+  EXPECT_DOUBLE_EQ(learning_rate(c, 10), 1.0);
+  EXPECT_NEAR(learning_rate(c, 60), 0.55, 1e-12);  // halfway down the cosine
+  EXPECT_DOUBLE_EQ(learning_rate(c, 110), 0.1);
+  EXPECT_DOUBLE_EQ(learning_rate(c, 500), 0.1);
+  c.cosine = false;
+  EXPECT_NEAR(learning_rate(c, 35), 1.0 - 0.9 * 0.25, 1e-12);
+}
+
+TEST(Train, ForwardLossEqualsTheInferenceEngineOnStories260K) {
+  const std::string path = std::string(LLMOPS_SHARED_DIR) + "/models/stories260K/stories260K.gguf";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "../shared is absent: needs stories260K";
+  auto model = Model::load(path);
+  ASSERT_TRUE(model.ok());
+  auto tok = Tokenizer::from_gguf(*(*model)->gguf());
+  ASSERT_TRUE(tok.ok());
+  std::vector<int32_t> ids = {tok->bos_id()};
+  for (int32_t id : tok->encode("Once upon a time, there was a little girl named Lily. She loved to play outside.", false)) ids.push_back(id);
+  const int n = static_cast<int>(ids.size()) - 1;
+  // The inference engine's cross-entropy, token by token.
+  Session session(**model, n + 1);
+  double want = 0;
+  for (int i = 0; i < n; ++i) {
+    auto logits = session.forward(ids[static_cast<size_t>(i)], i);
+    ASSERT_TRUE(logits.ok());
+    want -= token_logprob(*logits, (*model)->config().vocab_size, ids[static_cast<size_t>(i) + 1]);
+  }
+  want /= n;
+  auto t = LlamaTrainer<float>::from_model(**model);
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  std::vector<int32_t> inputs(ids.begin(), ids.end() - 1), targets(ids.begin() + 1, ids.end());
+  auto got = t->forward(inputs.data(), targets.data(), 1, n);
+  ASSERT_TRUE(got.ok());
+  EXPECT_NEAR(*got, want, 1e-4 * want);
+  EXPECT_LT(*got, 3.0) << "stories260K predicts its own kind of text";
+}
+
+}  // namespace
+}  // namespace llmops::engine::train
