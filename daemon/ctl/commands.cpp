@@ -624,6 +624,7 @@ const VerbTable& verbs() {
     auto all = kVerbs;
     for (const auto& v : data_verbs()) all.push_back(v);
     for (const auto& v : eval_verbs()) all.push_back(v);
+    for (const auto& v : tune_verbs()) all.push_back(v);
     return all;
   }();
   return kAll;

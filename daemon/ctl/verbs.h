@@ -51,5 +51,7 @@ Status watch_job(AdminClient& c, const std::string& id, bool json);
 const VerbTable& data_verbs();
 // The "eval ..." verbs (eval_commands.cpp).
 const VerbTable& eval_verbs();
+// The "tune ..." verbs (tune_commands.cpp).
+const VerbTable& tune_verbs();
 
 }  // namespace llmops::ctl

@@ -16,7 +16,7 @@ llmops_code init(llmops_module_ctx* ctx, const llmops_host_api* host, llmops_err
   s->host = host;
   s->ctx = ctx;
   host->set_state(ctx, s);
-  s->runs = std::make_unique<RunStore>(s->sdk());
+  s->runs = std::make_unique<RunStore>(s->sdk(), "eval");
   const llmops::sdk::Host sdk = s->sdk();
   s->threads = std::stoi(sdk.config("threads", "0"));
   s->max_examples = std::stoi(sdk.config("max-examples", "1000000"));

@@ -19,7 +19,7 @@
 #include "eval/judge.h"
 #include "eval/metrics.h"
 #include "eval/probes.h"
-#include "eval/sources.h"
+#include "common/peers.h"
 #include "eval/state.h"
 #include "kernels/thread_pool.h"
 #include "sha256.h"
@@ -325,7 +325,27 @@ Result<Json> prepare_run(State* s, const std::string& kind, const Json& req, con
   return run;
 }
 
+llmops_code run_eval_job_body(void* user, llmops_job* job, llmops_error* err);
+
 llmops_code run_eval_job(void* user, llmops_job* job, llmops_error* err) {
+  const llmops_code rc = run_eval_job_body(user, job, err);
+  if (rc == LLMOPS_INTERNAL) {
+    // An unexpected failure escaped the job: the run says so rather than stay "running".
+    auto* s = static_cast<State*>(user);
+    auto params = parse_json_bounded(s->host->job_params(job), 16);
+    if (params.ok() && params->contains("run") && (*params)["run"].is_number_unsigned()) {
+      auto run = s->runs->get((*params)["run"].get<uint64_t>());
+      if (run.ok() && run->value("status", "") == "running") {
+        (*run)["status"] = "failed";
+        (*run)["error"] = std::string(err->message);
+        (void)s->runs->put(*run);
+      }
+    }
+  }
+  return rc;
+}
+
+llmops_code run_eval_job_body(void* user, llmops_job* job, llmops_error* err) {
   auto* s = static_cast<State*>(user);
   const llmops_host_api* h = s->host;
   return sdk::guarded(err, [&]() -> llmops_code {

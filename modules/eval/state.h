@@ -6,13 +6,23 @@
 #include <string>
 
 #include "common/open_model.h"
-#include "eval/runs.h"
-#include "eval/sources.h"
+#include "common/runs.h"
+#include "common/peers.h"
 #include "kernels/thread_pool.h"
 #include "json.h"
 #include "llmops/module.hpp"
 
 namespace llmops::eval {
+
+using peers::BlobHold;
+using runs::parse_run_id;
+using runs::RunStore;
+using peers::DatasetRef;
+using peers::field_list;
+using peers::ModelRef;
+using peers::read_records;
+using peers::resolve_dataset;
+using peers::resolve_model;
 
 struct State {
   const llmops_host_api* host = nullptr;

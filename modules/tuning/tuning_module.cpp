@@ -1,4 +1,54 @@
-// Stage module 'tuning': fine-tuning (full, LoRA) and training jobs with checkpoints.
-#include "common/placeholder.h"
+// Stage module 'tuning': training runs as durable jobs — full fine-tuning of a base model and
+// training its shape from scratch, with validation, early stopping and checkpoints that a
+// restarted daemon resumes from; the result becomes a model version in the serving stage's
+// catalogue. This file is the lifecycle; the job is in job.cpp, the admin routes in routes.cpp.
+#include <filesystem>
 
-LLMOPS_PLACEHOLDER_MODULE("tuning", "fine-tuning (full, LoRA) and training jobs with checkpoints")
+#include "tuning/state.h"
+
+namespace {
+
+using namespace llmops::tuning;
+
+llmops_code init(llmops_module_ctx* ctx, const llmops_host_api* host, llmops_error* err) {
+  if (host->struct_size < offsetof(llmops_host_api, peer_call) + sizeof host->peer_call) {
+    return llmops::sdk::fail(err, LLMOPS_FAILED_PRECONDITION, "the tuning stage needs a host with ABI 1.5 (peer calls to the data and serving stages)");
+  }
+  auto* s = new State();
+  s->host = host;
+  s->ctx = ctx;
+  host->set_state(ctx, s);
+  s->runs = std::make_unique<llmops::runs::RunStore>(s->sdk(), "tune");
+  const llmops::sdk::Host sdk = s->sdk();
+  s->work_dir = sdk.config("work-dir", "");
+  if (s->work_dir.empty()) s->work_dir = (std::filesystem::temp_directory_path() / "llmops-tuning").string();
+  s->m_runs = host->metric_register(ctx, "runs_completed_total", "Training runs that finished", 0);
+  s->m_steps = host->metric_register(ctx, "steps_total", "Optimiser steps taken", 0);
+  s->m_tokens = host->metric_register(ctx, "tokens_total", "Target tokens trained on", 0);
+  if (host->job_kind_register(ctx, "train", 1, run_training_job, s, err) != LLMOPS_OK) return err->code;
+  llmops_code c = LLMOPS_OK;
+  add_routes([&](const char* method, const char* path, llmops_route_fn fn) {
+    if (c == LLMOPS_OK) c = host->route_register(ctx, LLMOPS_PLANE_ADMIN, method, path, fn, s, err);
+  });
+  return c;
+}
+
+void fini(llmops_module_ctx*, void* state) { delete static_cast<State*>(state); }
+
+llmops_code health(llmops_module_ctx*, void*, llmops_health* out) {
+  llmops::sdk::set_health(out, LLMOPS_HEALTH_OK, "ready");
+  return LLMOPS_OK;
+}
+
+const llmops_config_item kSchema[] = {
+    {"work-dir", LLMOPS_CONFIG_STRING, "", 0, 0, "where a trained model's GGUF is written before the serving stage imports it (default: the temp directory)"},
+};
+
+const llmops_module_api kApi = {
+    sizeof(llmops_module_api), LLMOPS_ABI_MAJOR, LLMOPS_ABI_MINOR, "tuning", LLMOPS_VERSION, "tuning",
+    "training runs: full fine-tuning and training from scratch with checkpoints, validation and early stopping", 1, kSchema,
+    sizeof kSchema / sizeof kSchema[0], init, nullptr, nullptr, nullptr, fini, health};
+
+}  // namespace
+
+extern "C" LLMOPS_EXPORT const llmops_module_api* llmops_module_get_api(void) { return &kApi; }

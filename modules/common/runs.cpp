@@ -1,8 +1,8 @@
-#include "eval/runs.h"
+#include "common/runs.h"
 
 #include "keys.h"
 
-namespace llmops::eval {
+namespace llmops::runs {
 namespace {
 
 std::string run_key(uint64_t id) { return KeyBuilder().raw("r/").u64(id).take(); }
@@ -15,10 +15,10 @@ Status from_c(const llmops_error& err, const std::string& what) {
 
 }  // namespace
 
-Result<uint64_t> parse_run_id(const std::string& text) {
+Result<uint64_t> parse_run_id(const std::string& text, const std::string& verb) {
   std::string t = text.rfind("run-", 0) == 0 ? text.substr(4) : text;
   if (t.empty() || t.size() > 18 || t.find_first_not_of("0123456789") != std::string::npos) {
-    return invalid_argument("'" + text + "' is not a run id (a number: llmopsctl eval list shows them)");
+    return invalid_argument("'" + text + "' is not a run id (a number: llmopsctl " + verb + " list shows them)");
   }
   return std::stoull(t);
 }
@@ -50,7 +50,7 @@ Result<Json> RunStore::get(uint64_t id) const {
   std::string v;
   llmops_error err{};
   if (host_.kv_get_string(run_key(id), &v, &err) != LLMOPS_OK) {
-    if (err.code == LLMOPS_NOT_FOUND) return not_found("no eval run " + std::to_string(id) + " (llmopsctl eval list shows them)");
+    if (err.code == LLMOPS_NOT_FOUND) return not_found("no " + verb_ + " run " + std::to_string(id) + " (llmopsctl " + verb_ + " list shows them)");
     return from_c(err, "reading run " + std::to_string(id));
   }
   return parse_json_bounded(v, 64);
@@ -147,4 +147,4 @@ Result<std::vector<Json>> RunStore::examples(uint64_t id, uint64_t offset, uint6
   return out;
 }
 
-}  // namespace llmops::eval
+}  // namespace llmops::runs

@@ -1,9 +1,10 @@
-// Eval runs in the eval stage's own LMDB database (through the host's kv calls):
+// Runs of a stage's jobs in the stage's own LMDB database (through the host's kv calls): eval
+// runs with their examples, training runs with their loss curves.
 //
 //   n                 → the last run id given out
-//   r/<id:be64>       → the run (JSON): what was scored with what, its status and its results
-//   e/<id:be64><i:be64> → one example (JSON): prediction, references, per-metric scores and the
-//                       sufficient statistics that comparisons resample
+//   r/<id:be64>       → the run (JSON): what ran on what, its status and its results
+//   e/<id:be64><i:be64> → one item of the run (JSON): an eval example (prediction, references,
+//                       scores, the statistics comparisons resample) or a point of a loss curve
 //
 // A run is stored before its job is queued, so a crash never loses one; examples are written in
 // batches as they finish, so a cancelled or interrupted run keeps what it did and a resumed one
@@ -20,11 +21,12 @@
 #include "llmops/module.hpp"
 #include "status.h"
 
-namespace llmops::eval {
+namespace llmops::runs {
 
 class RunStore {
  public:
-  explicit RunStore(sdk::Host host) : host_(host) {}
+  // verb: llmopsctl's verb group that lists these runs ("eval", "tune"), for messages.
+  RunStore(sdk::Host host, std::string verb) : host_(host), verb_(std::move(verb)) {}
 
   // Stores a new run (its "id" is set here) and returns the id.
   Result<uint64_t> create(Json run);
@@ -35,7 +37,7 @@ class RunStore {
   // Removes a run and its examples.
   Status remove(uint64_t id);
 
-  // Examples are keyed by their index in the dataset.
+  // Items ("examples") are keyed by their index: a dataset record's, or a training step's.
   Status put_examples(uint64_t id, const std::vector<Json>& examples);
   // In index order; visit returns false to stop.
   Status for_each_example(uint64_t id, const std::function<bool(Json&)>& visit) const;
@@ -43,10 +45,11 @@ class RunStore {
 
  private:
   sdk::Host host_;
+  std::string verb_;
   std::mutex id_mu_;
 };
 
-// A run id from text ("12"); kInvalidArgument otherwise.
-Result<uint64_t> parse_run_id(const std::string& text);
+// A run id from text ("12"); kInvalidArgument otherwise (hint names the listing verb).
+Result<uint64_t> parse_run_id(const std::string& text, const std::string& verb = "eval");
 
-}  // namespace llmops::eval
+}  // namespace llmops::runs

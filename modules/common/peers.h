@@ -1,4 +1,4 @@
-// What an eval reads from the other stages, through their published admin routes (peer_call),
+// What a stage reads from the others, through their published admin routes (peer_call),
 // never their storage: a dataset version's description and records (the data stage), and a
 // model version's files (the serving stage's catalogue). Threads: a job or a route handler.
 #pragma once
@@ -12,7 +12,7 @@
 #include "llmops/module.hpp"
 #include "status.h"
 
-namespace llmops::eval {
+namespace llmops::peers {
 
 struct DatasetRef {
   std::string ref;           // "name@3" as the data stage resolved it
@@ -55,4 +55,4 @@ class BlobHold {
   Status status_ = ok_status();
 };
 
-}  // namespace llmops::eval
+}  // namespace llmops::peers

@@ -1,8 +1,7 @@
-#include "eval/sources.h"
+#include "common/peers.h"
 
-#include "data/json_scan.h"
 
-namespace llmops::eval {
+namespace llmops::peers {
 namespace {
 
 // An admin route of another stage, its JSON answer parsed; a 4xx/5xx becomes its message.
@@ -156,4 +155,4 @@ BlobHold::~BlobHold() {
   }
 }
 
-}  // namespace llmops::eval
+}  // namespace llmops::peers

@@ -1,0 +1,126 @@
+// llmopsctl tune ...: training runs (full fine-tuning, training from scratch) as durable jobs,
+// their loss curves and results.
+#include <cmath>
+#include <cstdio>
+#include <set>
+
+#include "fs.h"
+#include "table.h"
+#include "verbs.h"
+
+namespace llmops::ctl {
+namespace {
+
+const std::string kBase = "/v1/modules/tuning";
+
+std::string num(const Json& v, int digits = 4) {
+  if (!v.is_number()) return "-";
+  char b[64];
+  std::snprintf(b, sizeof b, "%.*f", digits, v.get<double>());
+  return b;
+}
+
+Status cmd_start(AdminClient& c, const Invocation& inv) {
+  static const std::set<std::string> kNumbers = {"lr", "min-lr", "weight-decay", "clip", "epochs", "steps", "warmup", "batch", "seq-len",
+                                                 "eval-every", "eval-batches", "patience", "checkpoint-every", "seed", "rank"};
+  static const std::set<std::string> kText = {"base", "data", "method", "validation", "output", "long", "text-field", "config", "detach", "no-packing"};
+  Json b = Json::object();
+  // --config FILE: the same keys as JSON (snake_case); options on the command line win.
+  if (auto it = inv.options.find("config"); it != inv.options.end()) {
+    LLMOPS_ASSIGN_OR_RETURN(std::string text, read_file(it->second, 1u << 20));
+    auto j = parse_json_bounded(text, 8);
+    if (!j.ok() || !j->is_object()) return invalid_argument(it->second + " is not a JSON object of training settings");
+    b = *j;
+  }
+  for (const auto& [k, v] : inv.options) {
+    if (!kNumbers.count(k) && !kText.count(k)) return invalid_argument("unknown option --" + k + " for tune start");
+    if (k == "config" || k == "detach") continue;
+    std::string key = k;
+    for (auto& ch : key) ch = ch == '-' ? '_' : ch;
+    if (k == "long") key = "long_records";
+    if (k == "no-packing") {
+      b["packing"] = false;
+    } else if (kNumbers.count(k)) {
+      char* end = nullptr;
+      const double d = std::strtod(v.c_str(), &end);
+      if (end == v.c_str() || *end != '\0' || !std::isfinite(d)) return invalid_argument("--" + k + " takes a number, not '" + v + "'");
+      if (d == std::floor(d) && std::fabs(d) < 1e15) b[key] = static_cast<int64_t>(d);
+      else b[key] = d;
+    } else {
+      b[key] = v;
+    }
+  }
+  if (b.contains("rank")) return unimplemented("LoRA (--rank) is not built yet; use --method full or scratch");
+  LLMOPS_ASSIGN_OR_RETURN(Json q, c.call("POST", kBase + "/runs", &b));
+  const std::string run = str(q, "run"), job = str(q, "job");
+  if (opt(inv, "detach") == "true") {
+    if (inv.json) return print_json(q), ok_status();
+    std::printf("queued training run %s (job %s) → model %s; follow it with: llmopsctl jobs watch %s\n", run.c_str(), job.c_str(),
+                str(q, "output").c_str(), job.c_str());
+    return ok_status();
+  }
+  Status watched = watch_job(c, job, inv.json);
+  auto r = c.call("GET", kBase + "/runs/" + run);
+  if (r.ok()) {
+    if (inv.json) {
+      print_json(*r);
+    } else {
+      const Json& res = (*r).value("results", Json::object());
+      std::printf("run %s %s: model %s, train loss %s, validation loss %s, %s tokens/s\n", run.c_str(), str(*r, "status").c_str(),
+                  str(*r, "output").c_str(), num(res.value("final_train_loss", Json())).c_str(),
+                  num(res.value("final_validation_loss", Json())).c_str(), num(res.value("tokens_per_s", Json()), 0).c_str());
+    }
+  }
+  return watched;
+}
+
+Status cmd_list(AdminClient& c, const Invocation& inv) {
+  LLMOPS_ASSIGN_OR_RETURN(Json r, c.call("GET", kBase + "/runs?limit=" + opt(inv, "limit", "50")));
+  if (inv.json) return print_json(r), ok_status();
+  Table t({"RUN", "STATUS", "METHOD", "BASE", "DATA", "OUTPUT", "TRAIN LOSS", "VAL LOSS"});
+  for (const auto& run : r["runs"]) {
+    const Json& res = run["results"];
+    t.add({str(run, "id"), str(run, "status"), str(run, "method"), str(run, "base"), str(run, "data"), str(run, "output"),
+           num(res.value("final_train_loss", Json())), num(res.value("final_validation_loss", Json()))});
+  }
+  if (t.empty()) std::printf("no training runs yet (llmopsctl tune start makes one)\n");
+  else t.print(stdout);
+  return ok_status();
+}
+
+Status cmd_show(AdminClient& c, const Invocation& inv) {
+  LLMOPS_RETURN_IF_ERROR(need_words(inv, 3, "tune show RUN"));
+  LLMOPS_ASSIGN_OR_RETURN(Json r, c.call("GET", kBase + "/runs/" + enc(inv.words[2])));
+  print_json(r);
+  return ok_status();
+}
+
+Status cmd_curve(AdminClient& c, const Invocation& inv) {
+  LLMOPS_RETURN_IF_ERROR(need_words(inv, 3, "tune curve RUN"));
+  LLMOPS_ASSIGN_OR_RETURN(Json r, c.call("GET", kBase + "/runs/" + enc(inv.words[2]) + "/curve"));
+  if (inv.json) return print_json(r), ok_status();
+  Table t({"STEP", "LOSS", "VAL LOSS", "LR", "GRAD NORM", "TOKENS"});
+  for (const auto& p : r["points"]) {
+    t.add({str(p, "step"), num(p.value("loss", Json())), num(p.value("val_loss", Json())), num(p.value("lr", Json()), 6),
+           num(p.value("grad_norm", Json()), 3), str(p, "tokens")});
+  }
+  t.print(stdout);
+  return ok_status();
+}
+
+}  // namespace
+
+const VerbTable& tune_verbs() {
+  static const VerbTable kVerbs = {
+      {{"tune", "start"},
+       {"tune start --base MODEL --data DATASET[@V][:SPLIT] --method full|scratch [--lr X] [--epochs N | --steps N] [--batch N] "
+        "[--seq-len N] [--validation DATASET] [--eval-every N] [--patience N] [--checkpoint-every N] [--seed S] [--output NAME] [--config FILE]",
+        "train a model as a durable job (resumes after a restart); the result is a new model version", cmd_start}},
+      {{"tune", "list"}, {"tune list", "training runs with their losses", cmd_list}},
+      {{"tune", "show"}, {"tune show RUN", "one run: lineage, hyperparameters, plan, data report, results", cmd_show}},
+      {{"tune", "curve"}, {"tune curve RUN", "the loss curve, one point per step (validation loss where it was measured)", cmd_curve}},
+  };
+  return kVerbs;
+}
+
+}  // namespace llmops::ctl

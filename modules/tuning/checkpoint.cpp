@@ -1,0 +1,81 @@
+#include "tuning/checkpoint.h"
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+#include "formats/gguf_writer.h"
+
+namespace llmops::tuning {
+namespace {
+
+constexpr char kMagic[] = "LLMOPS-CHECKPOINT-1\n";
+
+Status from_c(const llmops_error& err, const std::string& what) { return Status(static_cast<Code>(err.code), what + ": " + err.message); }
+
+}  // namespace
+
+Result<std::string> save_checkpoint(sdk::Host host, Trainer& t, Optimizer& opt, const Json& header) {
+  const auto* api = host.api();
+  llmops_blob_writer* w = nullptr;
+  llmops_error err{};
+  if (api->blob_begin(host.ctx(), &w, &err) != LLMOPS_OK) return from_c(err, "starting a checkpoint");
+  auto write = [&](const void* data, size_t n) { return api->blob_write(w, data, n, &err) == LLMOPS_OK; };
+  Json h = header;
+  h["parameters"] = t.parameter_count();
+  h["optimizer_steps"] = opt.steps();
+  const std::string line = dump_json(h) + "\n";
+  bool ok = write(kMagic, std::strlen(kMagic)) && write(line.data(), line.size()) &&
+            write(t.params().data(), t.params().size() * sizeof(float)) && write(opt.m().data(), opt.m().size() * sizeof(float)) &&
+            write(opt.v().data(), opt.v().size() * sizeof(float));
+  if (!ok) {
+    api->blob_abort(w);
+    return from_c(err, "writing a checkpoint (is the disk full?); the previous checkpoint is kept");
+  }
+  char hex[65];
+  uint64_t size = 0;
+  if (api->blob_commit(w, hex, &size, &err) != LLMOPS_OK) return from_c(err, "storing a checkpoint; the previous checkpoint is kept");
+  return std::string(hex);
+}
+
+Result<Json> load_checkpoint(sdk::Host host, const std::string& blob, Trainer& t, Optimizer& opt) {
+  char path[4096];
+  llmops_error err{};
+  if (host.api()->blob_path(host.ctx(), blob.c_str(), path, sizeof path, &err) != LLMOPS_OK) return from_c(err, "finding checkpoint " + blob);
+  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path, "rb"), std::fclose);
+  if (!f) return data_loss("cannot open checkpoint " + blob);
+  char magic[sizeof kMagic - 1];
+  if (std::fread(magic, 1, sizeof magic, f.get()) != sizeof magic || std::memcmp(magic, kMagic, sizeof magic) != 0) {
+    return data_loss("checkpoint " + blob + " is not one of ours");
+  }
+  std::string line;
+  for (int c; (c = std::fgetc(f.get())) != EOF && c != '\n' && line.size() < (1u << 20);) line.push_back(static_cast<char>(c));
+  LLMOPS_ASSIGN_OR_RETURN(Json h, parse_json_bounded(line, 16));
+  if (h.value("parameters", uint64_t{0}) != t.parameter_count()) return data_loss("checkpoint " + blob + " holds another model shape");
+  auto read = [&](std::vector<float>& v) { return std::fread(v.data(), sizeof(float), v.size(), f.get()) == v.size(); };
+  if (!read(t.params()) || !read(opt.m()) || !read(opt.v())) return data_loss("checkpoint " + blob + " is cut short");
+  opt.set_steps(h.value("optimizer_steps", int64_t{0}));
+  return h;
+}
+
+Status write_gguf(const Trainer& t, const engine::GgufFile& base, const std::string& path) {
+  engine::GgufWriter w;
+  for (const auto& [key, value] : base.metadata()) {
+    if (key == "general.file_type" || key == "general.alignment") continue;
+    if (value.type == engine::GgufType::kArray && value.elem_type == engine::GgufType::kArray) continue;
+    w.add_value(key, value);
+  }
+  w.add_u32("general.file_type", 0);  // all F32
+  const std::vector<float>& p = const_cast<Trainer&>(t).params();
+  for (const auto& r : t.tensors()) {
+    std::vector<uint64_t> ne = r.matrix() ? std::vector<uint64_t>{r.cols, r.rows} : std::vector<uint64_t>{r.rows};
+    const float* base_ptr = p.data() + r.offset;
+    const uint64_t cols = r.matrix() ? r.cols : r.rows;
+    LLMOPS_RETURN_IF_ERROR(w.add_tensor(r.name + ".weight", engine::GgmlType::kF32, ne, [base_ptr, cols](uint64_t row, float* out) {
+      std::memcpy(out, base_ptr + row * cols, cols * sizeof(float));
+    }));
+  }
+  return w.write(path);
+}
+
+}  // namespace llmops::tuning

@@ -1,0 +1,388 @@
+// A training run as a durable job: full fine-tuning of a base model, or training its shape from
+// random weights (scratch), on a dataset version; validation loss on the dataset's validation
+// split every eval_every steps with early stopping; a checkpoint every checkpoint_every steps
+// (weights, AdamW moments, the step, from which the data position and the shuffling follow);
+// after a restart the job resumes from its checkpoint and, with the same seed and threads,
+// computes the same losses as a run that never stopped. The result is a new model version in
+// the serving stage's catalogue, with its lineage kept in the run.
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <thread>
+
+#include "common/open_model.h"
+#include "sha256.h"
+#include "tuning/checkpoint.h"
+#include "tuning/examples.h"
+#include "tuning/state.h"
+
+namespace llmops::tuning {
+namespace {
+
+uint64_t now_ms() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+}
+
+struct Hyper {
+  std::string method = "full";
+  double lr = 3e-4, min_lr = -1, weight_decay = 0.0, clip = 1.0;
+  int64_t epochs = 1, steps = 0, warmup = -1;
+  int batch = 8, seq_len = 0, eval_every = 50, eval_batches = 8, patience = 0, checkpoint_every = 100;
+  uint64_t seed = 0;
+  bool packing = true;
+  std::string long_records = "split", text_field = "text";
+
+  static Result<Hyper> from(const Json& j) {
+    Hyper h;
+    h.method = j.value("method", h.method);
+    if (h.method != "full" && h.method != "scratch") {
+      if (h.method == "lora") return unimplemented("LoRA is not built yet; use --method full or scratch");
+      return invalid_argument("--method is full or scratch");
+    }
+    h.lr = j.value("lr", h.method == "scratch" ? 1e-3 : h.lr);
+    h.min_lr = j.value("min_lr", h.lr / 10);
+    h.weight_decay = j.value("weight_decay", h.method == "scratch" ? 0.1 : 0.0);
+    h.clip = j.value("clip", h.clip);
+    h.epochs = j.value("epochs", h.epochs);
+    h.steps = j.value("steps", h.steps);
+    h.warmup = j.value("warmup", h.warmup);
+    h.batch = j.value("batch", h.batch);
+    h.seq_len = j.value("seq_len", h.seq_len);
+    h.eval_every = j.value("eval_every", h.eval_every);
+    h.eval_batches = j.value("eval_batches", h.eval_batches);
+    h.patience = j.value("patience", h.patience);
+    h.checkpoint_every = j.value("checkpoint_every", h.checkpoint_every);
+    h.seed = j.value("seed", h.seed);
+    h.packing = j.value("packing", h.packing);
+    h.long_records = j.value("long_records", h.long_records);
+    h.text_field = j.value("text_field", h.text_field);
+    if (!(h.lr > 0 && h.lr < 1)) return invalid_argument("--lr must be in (0, 1)");
+    if (h.epochs < 1 || h.epochs > 10000) return invalid_argument("--epochs must be 1..10000");
+    if (h.steps < 0 || h.batch < 1 || h.batch > 4096) return invalid_argument("--batch must be 1..4096 and --steps at least 0");
+    if (h.seq_len < 0) return invalid_argument("--seq-len must be positive");
+    if (h.long_records != "split" && h.long_records != "truncate") return invalid_argument("--long is split or truncate");
+    if (h.eval_every < 1 || h.checkpoint_every < 1 || h.eval_batches < 1) return invalid_argument("--eval-every, --eval-batches and --checkpoint-every must be positive");
+    return h;
+  }
+  Json to_json() const {
+    return {{"method", method}, {"lr", lr}, {"min_lr", min_lr}, {"weight_decay", weight_decay}, {"clip", clip}, {"epochs", epochs},
+            {"steps", steps}, {"warmup", warmup}, {"batch", batch}, {"seq_len", seq_len}, {"eval_every", eval_every},
+            {"eval_batches", eval_batches}, {"patience", patience}, {"checkpoint_every", checkpoint_every}, {"seed", seed},
+            {"packing", packing}, {"long_records", long_records}, {"text_field", text_field}};
+  }
+};
+
+Result<ExampleSet> load_examples(sdk::Host host, const peers::DatasetRef& d, const engine::Tokenizer& tok, const ExampleOptions& opt) {
+  ExampleSet set;
+  LLMOPS_RETURN_IF_ERROR(peers::read_records(host, d, [&](uint64_t, Json& rec) {
+    set.add(rec, tok, opt);
+    return true;
+  }));
+  set.finish(opt, tok.eos_id() >= 0 ? tok.eos_id() : 0);
+  return set;
+}
+
+// Mean loss over up to `batches` batches of the validation chunks, in order.
+Result<double> validation_loss(Trainer& t, const ExampleSet& val, int batch, int batches, int seq) {
+  double sum = 0;
+  int64_t counted = 0;
+  std::vector<int32_t> in, tg;
+  for (size_t k = 0; k < val.chunks() && k < static_cast<size_t>(batch * batches); k += static_cast<size_t>(batch)) {
+    in.clear();
+    tg.clear();
+    int rows = 0;
+    for (size_t j = k; j < val.chunks() && j < k + static_cast<size_t>(batch); ++j, ++rows) {
+      in.insert(in.end(), val.inputs(j).begin(), val.inputs(j).end());
+      tg.insert(tg.end(), val.targets(j).begin(), val.targets(j).end());
+    }
+    LLMOPS_ASSIGN_OR_RETURN(double loss, t.forward(in.data(), tg.data(), rows, seq));
+    sum += loss * static_cast<double>(t.counted_targets());
+    counted += t.counted_targets();
+  }
+  return counted > 0 ? sum / static_cast<double>(counted) : 0.0;
+}
+
+}  // namespace
+
+Result<Json> prepare_training(State* s, const Json& req, const std::string& caller) {
+  if (!req.is_object()) return invalid_argument("the request body must be a JSON object");
+  LLMOPS_ASSIGN_OR_RETURN(Hyper h, Hyper::from(req));
+  const std::string base = req.value("base", ""), data = req.value("data", "");
+  if (base.empty()) return invalid_argument("name the base model: --base NAME (llmopsctl model list shows them)");
+  if (data.empty()) return invalid_argument("name the training data: --data DATASET[@V][:SPLIT]");
+  LLMOPS_ASSIGN_OR_RETURN(peers::ModelRef model, peers::resolve_model(s->sdk(), base));
+  if (model.format != "gguf") return unimplemented("training writes its result as GGUF from a GGUF base; '" + model.name + "' is " + model.format);
+  LLMOPS_ASSIGN_OR_RETURN(peers::DatasetRef d, peers::resolve_dataset(s->sdk(), data));
+  if (d.records == 0) return invalid_argument(d.ref + " holds no records: there is nothing to train on");
+  const bool has_pc = d.schema.contains("prompt") && d.schema.contains("completion");
+  if (!has_pc && !d.schema.contains(h.text_field)) {
+    return invalid_argument(d.ref + " has neither prompt + completion nor a '" + h.text_field + "' field; its fields are " + peers::field_list(d.schema) +
+                            " (map them with llmopsctl data map, or name the text with --text-field)");
+  }
+  // Validation: named, else the dataset's validation split beside a train split.
+  std::string val_spec = req.value("validation", "");
+  if (val_spec.empty() && d.split == "train") val_spec = data.substr(0, data.rfind(':')) + ":validation";
+  Json val = nullptr;
+  if (!val_spec.empty()) {
+    auto v = peers::resolve_dataset(s->sdk(), val_spec);
+    if (v.ok()) val = {{"ref", v->ref}, {"content_hash", v->content_hash}, {"records", v->records}, {"split", v->split}};
+    else if (!req.value("validation", "").empty()) return v.status();
+  }
+  Json files = Json::array();
+  for (const auto& f : model.files) files.push_back({{"name", f.name}, {"role", f.role}, {"sha256", f.sha256}});
+  const std::string output = req.value("output", "");
+  Json run = {{"kind", "train"}, {"status", "queued"}, {"created_ms", now_ms()}, {"created_by", caller},
+              {"base", {{"requested", base}, {"name", model.name}, {"format", model.format}, {"files", files}}},
+              {"data", {{"spec", data}, {"ref", d.ref}, {"content_hash", d.content_hash}, {"records", d.records}, {"split", d.split}}},
+              {"validation", val}, {"hyperparameters", h.to_json()}, {"output", output}, {"code_version", LLMOPS_VERSION}};
+  LLMOPS_ASSIGN_OR_RETURN(uint64_t id, s->runs->create(run));
+  run["id"] = id;
+  if (output.empty()) {
+    run["output"] = model.name + "-" + h.method + "-" + std::to_string(id);
+    LLMOPS_RETURN_IF_ERROR(s->runs->put(run));
+  }
+  return run;
+}
+
+template <typename Finish, typename Fail>
+llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id, Json& run, Finish& finish, Fail& fail);
+
+llmops_code run_training_job(void* user, llmops_job* job, llmops_error* err) {
+  auto* s = static_cast<State*>(user);
+  const llmops_host_api* hapi = s->host;
+  return sdk::guarded(err, [&]() -> llmops_code {
+    auto fail = [&](const Status& st) { return sdk::fail(err, static_cast<llmops_code>(st.code()), st.message()); };
+    auto params = parse_json_bounded(hapi->job_params(job), 16);
+    if (!params.ok() || !params->contains("run")) return sdk::fail(err, LLMOPS_INVALID_ARGUMENT, "a training job's params name its 'run'");
+    const uint64_t id = (*params)["run"].get<uint64_t>();
+    auto loaded = s->runs->get(id);
+    if (!loaded.ok()) return fail(loaded.status());
+    Json run = std::move(*loaded);
+    auto finish = [&](const std::string& status, const Status& st) -> llmops_code {
+      run["status"] = status;
+      run["finished_ms"] = now_ms();
+      if (!st.ok()) run["error"] = st.message();
+      (void)s->runs->put(run);
+      return st.ok() ? LLMOPS_OK : fail(st);
+    };
+    try {
+      return train_body(s, job, err, id, run, finish, fail);
+    } catch (const std::exception& e) {
+      // The run says what happened rather than stay "running".
+      return finish("failed", internal_error(std::string("unexpected: ") + e.what()));
+    }
+  });
+}
+
+template <typename Finish, typename Fail>
+llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id, Json& run, Finish& finish, Fail& fail) {
+  const llmops_host_api* hapi = s->host;
+  {
+    auto hp = Hyper::from(run["hyperparameters"]);
+    if (!hp.ok()) return finish("failed", hp.status());
+    Hyper h = *hp;
+    run["status"] = "running";
+    run["job"] = hapi->job_id(job);
+    if (!run.contains("started_ms")) run["started_ms"] = now_ms();
+    (void)s->runs->put(run);
+    hapi->placement_bind(s->ctx, "training", nullptr);
+
+    // The base model, held while the run lasts.
+    std::vector<models::StoredFile> files;
+    for (const auto& f : run["base"]["files"]) files.push_back({f["name"], f["role"], f["sha256"]});
+    peers::BlobHold hold(s->sdk(), files);
+    if (!hold.status().ok()) return finish("failed", hold.status());
+    models::ModelSource src;
+    src.name = run["base"]["name"];
+    src.format = run["base"]["format"];
+    auto opened = models::open_stored_model(s->sdk(), src, files, [&](const std::string& m) { s->sdk().warn(m); }, nullptr);
+    if (!opened.ok()) return finish("failed", opened.status());
+    const engine::Model& model = *opened->model;
+    const engine::Tokenizer& tok = *opened->tok;
+    const int seq = h.seq_len > 0 ? std::min(h.seq_len, model.config().seq_len) : std::min(256, model.config().seq_len);
+    auto trainer = h.method == "scratch" ? Trainer::random(model.config(), model.classifier().data == model.token_embedding().data, h.seed)
+                                         : Trainer::from_model(model);
+    if (!trainer.ok()) return finish("failed", trainer.status());
+    Trainer& t = *trainer;
+
+    // The data, as chunks.
+    ExampleOptions eo;
+    eo.seq_len = seq;
+    eo.packing = h.packing;
+    eo.long_records = h.long_records;
+    eo.text_field = h.text_field;
+    peers::DatasetRef d;
+    d.ref = run["data"]["ref"];
+    d.records = run["data"]["records"];
+    auto train_set = load_examples(s->sdk(), d, tok, eo);
+    if (!train_set.ok()) return finish("failed", train_set.status());
+    if (train_set->chunks() == 0) return finish("failed", invalid_argument(d.ref + " gave no usable training example (see the report)"));
+    run["data"]["report"] = train_set->report().to_json();
+    std::optional<ExampleSet> val_set;
+    if (run["validation"].is_object()) {
+      peers::DatasetRef v;
+      v.ref = run["validation"]["ref"];
+      v.records = run["validation"]["records"];
+      auto vs = load_examples(s->sdk(), v, tok, eo);
+      if (!vs.ok()) return finish("failed", vs.status());
+      if (vs->chunks() > 0) val_set = std::move(*vs);
+    }
+    const int64_t per_epoch = static_cast<int64_t>((train_set->chunks() + static_cast<size_t>(h.batch) - 1) / static_cast<size_t>(h.batch));
+    const int64_t total = h.steps > 0 ? h.steps : h.epochs * per_epoch;
+    engine::train::AdamWConfig oc;
+    oc.lr = h.lr;
+    oc.min_lr = h.min_lr;
+    oc.weight_decay = h.weight_decay;
+    oc.clip_norm = h.clip;
+    oc.total_steps = total;
+    oc.warmup_steps = h.warmup >= 0 ? h.warmup : std::min<int64_t>(100, total / 10);
+    Optimizer opt(oc, t.parameter_count());
+    run["plan"] = {{"steps", total}, {"chunks", train_set->chunks()}, {"seq_len", seq}, {"parameters", t.parameter_count()},
+                   {"warmup_steps", oc.warmup_steps}, {"validation_chunks", val_set ? val_set->chunks() : 0}};
+
+    // Resume from the job's checkpoint.
+    int64_t start = 0;
+    double best_val = INFINITY;
+    int bad_evals = 0;
+    std::string ckpt_blob;
+    if (const char* cp = hapi->job_checkpoint(job); cp != nullptr) {
+      auto c = parse_json_bounded(cp, 8);
+      if (c.ok() && c->contains("blob")) {
+        ckpt_blob = (*c)["blob"];
+        auto hdr = load_checkpoint(s->sdk(), ckpt_blob, t, opt);
+        if (!hdr.ok()) return finish("failed", hdr.status());
+        start = hdr->value("step", int64_t{0});
+        best_val = (*hdr)["best_val"].is_number() ? (*hdr)["best_val"].get<double>() : INFINITY;
+        bad_evals = hdr->value("bad_evals", 0);
+        run["resumed_from_step"] = start;
+      }
+    }
+    (void)s->runs->put(run);
+    std::vector<Json> curve;
+    auto flush_curve = [&]() -> Status {
+      Status st = s->runs->put_examples(id, curve);
+      curve.clear();
+      return st;
+    };
+    auto checkpoint = [&](int64_t step) -> Status {
+      LLMOPS_RETURN_IF_ERROR(flush_curve());
+      Json hdr = {{"step", step}, {"best_val", std::isfinite(best_val) ? Json(best_val) : Json(nullptr)}, {"bad_evals", bad_evals}};
+      LLMOPS_ASSIGN_OR_RETURN(std::string blob, save_checkpoint(s->sdk(), t, opt, hdr));
+      llmops_error e{};
+      Json rec = {{"blob", blob}, {"step", step}};
+      if (hapi->job_save_checkpoint(job, dump_json(rec).c_str(), &e) != LLMOPS_OK) {
+        hapi->blob_ref(s->ctx, blob.c_str(), -1, &e);
+        return Status(static_cast<Code>(e.code), std::string("recording the checkpoint: ") + e.message);
+      }
+      if (!ckpt_blob.empty() && ckpt_blob != blob) hapi->blob_ref(s->ctx, ckpt_blob.c_str(), -1, &e);
+      ckpt_blob = blob;
+      run["checkpoint"] = {{"step", step}, {"blob", blob}};
+      return ok_status();
+    };
+
+    const auto t0 = std::chrono::steady_clock::now();
+    uint64_t tokens_seen = 0;
+    double last_loss = NAN, last_val = NAN;
+    bool stopped_early = false;
+    std::vector<int32_t> in, tg;
+    for (int64_t step = start; step < total; ++step) {
+      if (hapi->job_cancelled(job)) {
+        (void)flush_curve();
+        return finish("cancelled", cancelled("cancelled at step " + std::to_string(step) + "; the checkpoint of step " +
+                                             std::to_string(run.contains("checkpoint") ? run["checkpoint"]["step"].get<int64_t>() : 0) + " is kept"));
+      }
+      if (hapi->job_stopping(job)) {
+        Status st = checkpoint(step);
+        run["status"] = "interrupted";
+        (void)s->runs->put(run);
+        if (!st.ok()) return fail(st);
+        return sdk::fail(err, LLMOPS_ABORTED, "llmopsd is stopping; training resumes from step " + std::to_string(step));
+      }
+      in.clear();
+      tg.clear();
+      for (int j = 0; j < h.batch; ++j) {
+        const size_t c = train_set->chunk_at(static_cast<uint64_t>(step) * h.batch + j, h.seed);
+        in.insert(in.end(), train_set->inputs(c).begin(), train_set->inputs(c).end());
+        tg.insert(tg.end(), train_set->targets(c).begin(), train_set->targets(c).end());
+      }
+      auto loss = t.forward(in.data(), tg.data(), h.batch, seq);
+      if (!loss.ok()) return finish("failed", loss.status());
+      if (!std::isfinite(*loss)) {
+        (void)flush_curve();
+        return finish("failed", failed_precondition("the training loss became " + std::string(std::isnan(*loss) ? "NaN" : "infinite") + " at step " +
+                                        std::to_string(step) + " (learning rate " + std::to_string(engine::train::learning_rate(oc, step)) +
+                                        "); lower --lr or raise --warmup. The last good checkpoint (step " +
+                                        std::to_string(run.contains("checkpoint") ? run["checkpoint"]["step"].get<int64_t>() : 0) + ") is kept"));
+      }
+      t.zero_grads();
+      t.backward();
+      const double lr = engine::train::learning_rate(oc, step);
+      const double gnorm = opt.step(t.params(), t.grads(), t.tensors());
+      if (!std::isfinite(gnorm)) return finish("failed", failed_precondition("the gradients became non-finite at step " + std::to_string(step) + "; lower --lr"));
+      tokens_seen += static_cast<uint64_t>(t.counted_targets());
+      last_loss = *loss;
+      Json point = {{"i", step}, {"step", step + 1}, {"loss", *loss}, {"lr", lr}, {"grad_norm", gnorm}, {"tokens", t.counted_targets()}};
+      const bool eval_now = val_set && ((step + 1) % h.eval_every == 0 || step + 1 == total);
+      if (eval_now) {
+        auto vl = validation_loss(t, *val_set, h.batch, h.eval_batches, seq);
+        if (!vl.ok()) return finish("failed", vl.status());
+        last_val = *vl;
+        point["val_loss"] = *vl;
+        if (*vl < best_val - 1e-4) best_val = *vl, bad_evals = 0;
+        else ++bad_evals;
+      }
+      curve.push_back(point);
+      hapi->metric_add(s->ctx, s->m_steps, 1);
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      char msg[200];
+      std::snprintf(msg, sizeof msg, "step %lld/%lld loss %.4f%s%s %.0f tok/s", static_cast<long long>(step + 1), static_cast<long long>(total), *loss,
+                    std::isfinite(last_val) ? " val " : "", std::isfinite(last_val) ? std::to_string(last_val).substr(0, 6).c_str() : "",
+                    secs > 0 ? static_cast<double>(tokens_seen) / secs : 0.0);
+      hapi->job_progress(job, static_cast<double>(step + 1), static_cast<double>(total), msg);
+      if (curve.size() >= 20) {
+        if (Status st = flush_curve(); !st.ok()) return finish("failed", st);
+      }
+      if ((step + 1) % h.checkpoint_every == 0 && step + 1 < total) {
+        if (Status st = checkpoint(step + 1); !st.ok()) return finish("failed", st);
+        (void)s->runs->put(run);
+      }
+      if (h.patience > 0 && bad_evals >= h.patience) {
+        stopped_early = true;
+        run["stopped_early_at_step"] = step + 1;
+        break;
+      }
+    }
+    if (Status st = flush_curve(); !st.ok()) return finish("failed", st);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    hapi->metric_add(s->ctx, s->m_tokens, static_cast<double>(tokens_seen));
+
+    // The result: GGUF with the base's metadata, imported by the serving stage as a new version.
+    std::error_code ec;
+    std::filesystem::create_directories(s->work_dir, ec);
+    const std::string out_path = s->work_dir + "/run-" + std::to_string(id) + ".gguf";
+    const engine::GgufFile* base_gguf = model.gguf();
+    if (base_gguf == nullptr) return finish("failed", unimplemented("the base is not GGUF; its result cannot be written yet"));
+    if (Status st = write_gguf(t, *base_gguf, out_path); !st.ok()) return finish("failed", st.with_context("writing the trained model"));
+    Json import = {{"path", out_path}, {"name", run["output"]}};
+    int status = 0;
+    std::string body;
+    llmops_error e{};
+    const llmops_code rc = s->sdk().peer(LLMOPS_PLANE_ADMIN, "POST", "/v1/modules/serving/models", dump_json(import), &status, &body, &e);
+    std::filesystem::remove(out_path, ec);
+    if (rc != LLMOPS_OK || status >= 300) {
+      return finish("failed", unavailable("the serving stage did not import the trained model (" + (rc != LLMOPS_OK ? std::string(e.message) : body.substr(0, 300)) + ")"));
+    }
+    if (!ckpt_blob.empty()) hapi->blob_ref(s->ctx, ckpt_blob.c_str(), -1, &e);  // the model is stored; the checkpoint is done with
+    run.erase("checkpoint");
+    run["results"] = {{"final_train_loss", last_loss}, {"final_validation_loss", std::isfinite(last_val) ? Json(last_val) : Json(nullptr)},
+                      {"best_validation_loss", std::isfinite(best_val) ? Json(best_val) : Json(nullptr)},
+                      {"stopped_early", stopped_early}, {"seconds", secs}, {"tokens", tokens_seen},
+                      {"tokens_per_s", secs > 0 ? static_cast<double>(tokens_seen) / secs : 0.0}, {"model", run["output"]}};
+    hapi->metric_add(s->ctx, s->m_runs, 1);
+    hapi->job_progress(job, static_cast<double>(total), static_cast<double>(total), ("made model " + run["output"].get<std::string>()).c_str());
+    return finish("done", ok_status());
+  }
+}
+
+}  // namespace llmops::tuning

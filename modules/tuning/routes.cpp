@@ -1,0 +1,92 @@
+// The tuning stage's admin plane for llmopsctl (mounted under /v1/modules/tuning):
+//
+//   POST   /runs               start a training run (a job) → {run, job}
+//   GET    /runs               ?limit= runs, newest first
+//   GET    /runs/{id}          one run: base, data, hyperparameters, plan, status, results
+//   GET    /runs/{id}/curve    ?offset=&limit= the loss curve, one point per step
+#include "common/admin_request.h"
+#include "tuning/state.h"
+
+namespace llmops::tuning {
+namespace {
+
+using admin::query_number;
+
+llmops_code error(State* s, llmops_response* resp, const Status& st) { return admin::respond_error(s->sdk(), resp, st); }
+
+llmops_code start_route(void* user, const llmops_request* req, llmops_response* resp) {
+  auto* s = static_cast<State*>(user);
+  auto body = parse_json_bounded(std::string_view(req->body, req->body_size), 32);
+  if (!body.ok()) return error(s, resp, body.status().with_context("the request body"));
+  auto run = prepare_training(s, *body, req->caller);
+  if (!run.ok()) return error(s, resp, run.status());
+  const uint64_t id = (*run)["id"].get<uint64_t>();
+  uint64_t job = 0;
+  llmops_error err{};
+  const std::string params = dump_json(Json{{"run", id}});
+  if (s->host->job_submit(s->ctx, "train", params.c_str(), &job, &err) != LLMOPS_OK) {
+    (*run)["status"] = "failed";
+    (*run)["error"] = std::string("could not queue the job: ") + err.message;
+    (void)s->runs->put(*run);
+    return error(s, resp, Status(static_cast<Code>(err.code), err.message));
+  }
+  auto now = s->runs->get(id);
+  if (now.ok() && !now->contains("job")) {
+    (*now)["job"] = job;
+    (void)s->runs->put(*now);
+  }
+  admin::respond(s->sdk(), resp, 202, {{"run", id}, {"job", job}, {"kind", "tuning.train"}, {"output", (*run)["output"]}});
+  return LLMOPS_OK;
+}
+
+llmops_code list_route(void* user, const llmops_request* req, llmops_response* resp) {
+  auto* s = static_cast<State*>(user);
+  auto limit = query_number(req, "limit", 50, 10000);
+  if (!limit.ok()) return error(s, resp, limit.status());
+  auto runs = s->runs->list(*limit);
+  if (!runs.ok()) return error(s, resp, runs.status());
+  Json list = Json::array();
+  for (const auto& r : *runs) {
+    list.push_back({{"id", r["id"]}, {"status", r.value("status", "")}, {"base", r["base"].value("name", "")}, {"data", r["data"].value("ref", "")},
+                    {"method", r["hyperparameters"].value("method", "")}, {"output", r.value("output", "")},
+                    {"created_ms", r.value("created_ms", uint64_t{0})}, {"results", r.value("results", Json::object())}});
+  }
+  admin::respond(s->sdk(), resp, 200, {{"runs", list}});
+  return LLMOPS_OK;
+}
+
+llmops_code show_route(void* user, const llmops_request* req, llmops_response* resp) {
+  auto* s = static_cast<State*>(user);
+  auto id = runs::parse_run_id(admin::segment(req, "tuning", 1), "tune");
+  if (!id.ok()) return error(s, resp, id.status());
+  auto run = s->runs->get(*id);
+  if (!run.ok()) return error(s, resp, run.status());
+  admin::respond(s->sdk(), resp, 200, *run);
+  return LLMOPS_OK;
+}
+
+llmops_code curve_route(void* user, const llmops_request* req, llmops_response* resp) {
+  auto* s = static_cast<State*>(user);
+  auto id = runs::parse_run_id(admin::segment(req, "tuning", 1), "tune");
+  if (!id.ok()) return error(s, resp, id.status());
+  auto offset = query_number(req, "offset", 0, UINT64_MAX >> 12);
+  auto limit = query_number(req, "limit", 100000, 1000000);
+  if (!offset.ok() || !limit.ok()) return error(s, resp, offset.ok() ? limit.status() : offset.status());
+  if (auto run = s->runs->get(*id); !run.ok()) return error(s, resp, run.status());
+  auto points = s->runs->examples(*id, *offset, *limit);
+  if (!points.ok()) return error(s, resp, points.status());
+  for (auto& p : *points) p.erase("i");
+  admin::respond(s->sdk(), resp, 200, {{"run", *id}, {"points", *points}});
+  return LLMOPS_OK;
+}
+
+}  // namespace
+
+void add_routes(const std::function<void(const char* method, const char* path, llmops_route_fn fn)>& add) {
+  add("POST", "/runs", start_route);
+  add("GET", "/runs", list_route);
+  add("GET", "/runs/{id}", show_route);
+  add("GET", "/runs/{id}/curve", curve_route);
+}
+
+}  // namespace llmops::tuning

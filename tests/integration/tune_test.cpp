@@ -1,0 +1,152 @@
+// The tuning stage through the daemon and llmopsctl, on stories260K: full fine-tuning on a
+// generated domain (a girl called Zara who lives by the sea) lowers held-out perplexity by at
+// least 30% and greedy generation shows the domain; a run killed with the daemon resumes from
+// its checkpoint and its later losses equal an uninterrupted run's; bad requests are refused
+// before any job.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <thread>
+
+#include "integration/harness.h"
+
+namespace llmops::test {
+namespace {
+
+#define REQUIRE_STORIES() LLMOPS_REQUIRE_STORIES("training tests need stories260K")
+
+Json ctl_json(DaemonProcess& d, std::vector<std::string> args) {
+  args.insert(args.begin(), "--json");
+  auto r = d.ctl(args);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err << d.log().substr(d.log().size() > 3000 ? d.log().size() - 3000 : 0);
+  auto j = Json::parse(r.out, nullptr, false);
+  return j.is_discarded() ? Json() : j;
+}
+
+Json last_json(const std::string& out) {
+  size_t at = out.rfind("\n{");
+  auto j = Json::parse(at == std::string::npos ? out : out.substr(at + 1), nullptr, false);
+  return j.is_discarded() ? Json() : j;
+}
+
+// Stories in which the girl is always Zara and lives by the sea.
+void import_zara(DaemonProcess& d, int n) {
+  const char* things[] = {"shells", "a crab", "the waves", "a boat", "the sand", "a fish", "the lighthouse", "a seagull"};
+  const char* feelings[] = {"happy", "excited", "calm", "curious"};
+  std::string text;
+  for (int i = 0; i < n; ++i) {
+    std::string thing = things[i % 8], feel = feelings[(i / 8) % 4];
+    text += Json{{"text", "Once upon a time, there was a little girl named Zara. Zara lived by the sea. Every day Zara played with " + thing +
+                              " on the beach. She felt " + feel + ". Zara loved the sea."}}.dump() + "\n";
+  }
+  const std::string path = d.dir().file("zara.jsonl");
+  write_text(path, text);
+  ASSERT_EQ(d.ctl({"data", "import", path, "--name", "zara"}).exit_code, 0);
+  ASSERT_EQ(d.ctl({"data", "split", "zara@1", "--train", "0.8", "--validation", "0.1", "--test", "0.1"}).exit_code, 0);
+}
+
+double test_perplexity(DaemonProcess& d, const std::string& model) {
+  auto r = d.ctl({"--json", "eval", "run", "--model", model, "--data", "zara@1:test", "--metrics", "ppl", "--text-field", "text"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  return last_json(r.out)["results"]["ppl"]["score"].get<double>();
+}
+
+TEST(Tune, FullFineTuningLearnsTheDomain) {
+  REQUIRE_STORIES();
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.log();
+  ASSERT_EQ(d.ctl({"model", "import", shared(kStoriesGguf), "--name", "stories"}).exit_code, 0);
+  import_zara(d, 400);
+  const double before = test_perplexity(d, "stories");
+  auto r = d.ctl({"--json", "tune", "start", "--base", "stories", "--data", "zara@1:train", "--method", "full", "--steps", "120", "--lr",
+                  "0.002", "--batch", "8", "--seq-len", "128", "--eval-every", "40", "--output", "stories-zara"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  Json run = last_json(r.out);
+  ASSERT_EQ(run["status"], "done") << run.dump();
+  EXPECT_EQ(run["validation"]["ref"], "zara.validation@1") << "the validation split beside the train split is found";
+  EXPECT_TRUE(run["results"]["final_validation_loss"].is_number());
+  EXPECT_EQ(run["base"]["name"], "stories");
+  EXPECT_EQ(run["data"]["ref"], "zara.train@1");
+  EXPECT_EQ(run["hyperparameters"]["method"], "full");
+  Json curve = ctl_json(d, {"tune", "curve", std::to_string(run["id"].get<int>())});
+  ASSERT_EQ(curve["points"].size(), 120u);
+  EXPECT_LT(curve["points"][119]["loss"].get<double>(), curve["points"][0]["loss"].get<double>());
+  const double after = test_perplexity(d, "stories-zara");
+  EXPECT_LT(after, 0.7 * before) << "held-out perplexity " << before << " → " << after;
+  // Greedy generation from the new version tells of Zara.
+  auto gen = d.request("POST", "/v1/completions",
+                       R"({"model":"stories-zara","prompt":"Once upon a time, there was a little girl named","max_tokens":24,"temperature":0})");
+  ASSERT_EQ(gen.status, 200) << gen.body;
+  EXPECT_NE(gen.json()["choices"][0]["text"].get<std::string>().find("Zara"), std::string::npos) << gen.body;
+}
+
+TEST(Tune, KilledRunResumesWithTheSameLosses) {
+  REQUIRE_STORIES();
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.log();
+  ASSERT_EQ(d.ctl({"model", "import", shared(kStoriesGguf), "--name", "stories"}).exit_code, 0);
+  import_zara(d, 200);
+  const std::vector<std::string> args = {"tune", "start", "--base", "stories", "--data", "zara@1:train", "--method", "full", "--steps", "300",
+                                         "--lr", "0.001", "--batch", "4", "--seq-len", "64", "--checkpoint-every", "10", "--eval-every", "50",
+                                         "--seed", "9"};
+  std::vector<std::string> detached = args;
+  detached.push_back("--detach");
+  Json q = ctl_json(d, detached);
+  const std::string run = std::to_string(q["run"].get<int>());
+  // Past a checkpoint, then kill -9.
+  bool past = false;
+  for (int i = 0; i < 600 && !past; ++i) {
+    Json r = ctl_json(d, {"tune", "show", run});
+    past = r.contains("checkpoint") && r["checkpoint"]["step"].get<int>() >= 20;
+    if (!past) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(past) << "no checkpoint within 30 s";
+  ASSERT_NE(ctl_json(d, {"tune", "show", run})["status"], "done") << "finished before the kill; make the run longer";
+  d.kill9();
+  ASSERT_TRUE(d.start()) << d.log();
+  Json r;
+  for (int i = 0; i < 1200; ++i) {
+    r = ctl_json(d, {"tune", "show", run});
+    if (r["status"] == "done" || r["status"] == "failed") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(r["status"], "done") << r.dump() << d.log().substr(d.log().size() > 4000 ? d.log().size() - 4000 : 0);
+  EXPECT_GE(r["resumed_from_step"].get<int>(), 20);
+  Json resumed = ctl_json(d, {"tune", "curve", run});
+  // The same run without interruption.
+  std::vector<std::string> again = args;
+  again.push_back("--output");
+  again.push_back("stories-again");
+  auto whole = d.ctl(again);
+  ASSERT_EQ(whole.exit_code, 0) << whole.err;
+  Json runs = ctl_json(d, {"tune", "list"});
+  const std::string second = std::to_string(runs["runs"][0]["id"].get<int>());
+  Json uninterrupted = ctl_json(d, {"tune", "curve", second});
+  ASSERT_EQ(resumed["points"].size(), 300u);
+  ASSERT_EQ(uninterrupted["points"].size(), 300u);
+  for (size_t i = 0; i < 300; ++i) {
+    ASSERT_EQ(resumed["points"][i]["loss"], uninterrupted["points"][i]["loss"]) << "step " << i + 1;
+  }
+}
+
+TEST(Tune, BadRequestsAreRefusedBeforeAnyJob) {
+  REQUIRE_STORIES();
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.log();
+  ASSERT_EQ(d.ctl({"model", "import", shared(kStoriesGguf), "--name", "stories"}).exit_code, 0);
+  write_text(d.dir().file("qa.jsonl"), "{\"question\":\"q\",\"answer\":\"a\"}\n");
+  ASSERT_EQ(d.ctl({"data", "import", d.dir().file("qa.jsonl"), "--name", "qa"}).exit_code, 0);
+  auto fields = d.ctl({"tune", "start", "--base", "stories", "--data", "qa", "--method", "full"});
+  EXPECT_EQ(fields.exit_code, 2);
+  EXPECT_NE(fields.err.find("its fields are answer, question"), std::string::npos) << fields.err;
+  EXPECT_EQ(d.ctl({"tune", "start", "--base", "ghost", "--data", "qa"}).exit_code, 3);
+  auto lora = d.ctl({"tune", "start", "--base", "stories", "--data", "qa", "--method", "lora"});
+  EXPECT_NE(lora.err.find("LoRA is not built yet"), std::string::npos) << lora.err;
+  EXPECT_EQ(d.ctl({"tune", "start", "--base", "stories", "--data", "qa", "--lr", "5"}).exit_code, 2);
+  Json none = ctl_json(d, {"tune", "list"});
+  EXPECT_TRUE(none["runs"].empty()) << "refused requests leave no run";
+}
+
+}  // namespace
+}  // namespace llmops::test
