@@ -304,8 +304,9 @@ void LlamaTrainer<T>::backward() {
   if (n == 0 || counted_ == 0) return;
   const bool neox = c_.rope == RopeLayout::kNeox;
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(head_dim)));
-  // d loss / d logits = (softmax − one-hot) / counted, zero on masked rows.
-  std::vector<T> dlogits(probs.size());
+  // d loss / d logits = (softmax − one-hot) / counted, zero on masked rows; written over the
+  // probabilities (the largest buffer of a step: batch × seq × vocab), which backward consumes.
+  std::vector<T>& dlogits = probs;
   const T inv = static_cast<T>(1.0 / static_cast<double>(counted_));
   for (int i = 0; i < n; ++i) {
     T* dr = dlogits.data() + static_cast<size_t>(i) * V;
@@ -313,8 +314,7 @@ void LlamaTrainer<T>::backward() {
       std::fill(dr, dr + V, T(0));
       continue;
     }
-    const T* pr = probs.data() + static_cast<size_t>(i) * V;
-    for (int j = 0; j < V; ++j) dr[j] = pr[j] * inv;
+    for (int j = 0; j < V; ++j) dr[j] *= inv;
     dr[targets_[i]] -= inv;
   }
   std::vector<T> dxf(static_cast<size_t>(n) * d, T(0)), dx(static_cast<size_t>(n) * d, T(0));

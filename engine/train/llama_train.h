@@ -50,6 +50,7 @@ class LlamaTrainer {
   // context.
   Result<double> forward(const int32_t* tokens, const int32_t* targets, int batch, int seq);
   // Adds the gradient of the last forward's loss to grads() (zero them first for a fresh step).
+  // Consumes what forward kept: call forward again before another backward.
   void backward();
   void zero_grads();
   // Counted targets of the last forward.

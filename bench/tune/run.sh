@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Training throughput (issue 6): bench_train --rounds times (default 3) at sequence length 256 and
+# 2 threads, medians per shape of tokens/s, MFU (against sgemm measured in the same run) and
+# peak RSS against the bound 4.5 × fp32 weights + activations.
+#
+#   bench/tune/run.sh [--rounds 3] [--threads 2] [--shapes stories260K,llama-15M,llama-110M]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROUNDS=3
+ARGS=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rounds) ROUNDS="$2"; shift 2 ;;
+    *) ARGS+=("$1" "$2"); shift 2 ;;
+  esac
+done
+BIN=${LLMOPS_BUILD_DIR:-build}/bin
+[ -x "$BIN/bench_train" ] || { echo "build first: ./scripts/build.sh (bench_train missing)" >&2; exit 1; }
+OUT=$(mktemp)
+trap 'rm -f "$OUT"' EXIT
+for _ in $(seq "$ROUNDS"); do "$BIN/bench_train" "${ARGS[@]}" | tee -a "$OUT"; done
+python3 - "$OUT" <<'PY'
+import json, statistics, sys
+rows = []
+text = open(sys.argv[1]).read().replace("]\n[", ",")
+for r in json.loads(text):
+    rows.append(r)
+shapes = []
+for r in rows:
+    if r["shape"] not in shapes:
+        shapes.append(r["shape"])
+for s in shapes:
+    rs = [r for r in rows if r["shape"] == s]
+    med = {k: statistics.median(r[k] for r in rs) for k in ("tokens_per_s", "sgemm_gflops", "mfu", "peak_rss_mb")}
+    print(json.dumps({"shape": s, "rounds": len(rs), "parameters": rs[0]["parameters"], "median": med, "rss_bound_mb": rs[0]["rss_bound_mb"]}))
+PY
