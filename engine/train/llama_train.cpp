@@ -12,11 +12,13 @@ namespace llmops::engine::train {
 namespace {
 
 // C[m×n] (+)= op(A) · op(B), row-major.
-void gemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb, float beta, float* c, int ldc) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+void gemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb, float beta, float* c, int ldc,
+          float alpha = 1.0f) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
-void gemm(bool ta, bool tb, int m, int n, int k, const double* a, int lda, const double* b, int ldb, double beta, double* c, int ldc) {
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0, a, lda, b, ldb, beta, c, ldc);
+void gemm(bool ta, bool tb, int m, int n, int k, const double* a, int lda, const double* b, int ldb, double beta, double* c, int ldc,
+          double alpha = 1.0) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 // y[n×out] = x[n×in] · w[out×in]ᵀ
@@ -226,9 +228,9 @@ Result<double> LlamaTrainer<T>::forward(const int32_t* tokens, const int32_t* ta
     a.q.resize(static_cast<size_t>(n) * qd);
     a.k.resize(static_cast<size_t>(n) * kvd);
     a.v.resize(static_cast<size_t>(n) * kvd);
-    linear(a.xn.data(), p(tensors_[r.wq]), a.q.data(), n, d, qd);
-    linear(a.xn.data(), p(tensors_[r.wk]), a.k.data(), n, d, kvd);
-    linear(a.xn.data(), p(tensors_[r.wv]), a.v.data(), n, d, kvd);
+    project(l, kQ, a.xn.data(), a.q.data(), n, d, qd);
+    project(l, kK, a.xn.data(), a.k.data(), n, d, kvd);
+    project(l, kV, a.xn.data(), a.v.data(), n, d, kvd);
     rope(a.q.data(), n, seq, heads, head_dim, inv_freq_, neox, +1);
     rope(a.k.data(), n, seq, kv_heads, head_dim, inv_freq_, neox, +1);
     // Causal attention: att[b][h][t][u] for u <= t, the softmax kept for backward.
@@ -260,7 +262,7 @@ Result<double> LlamaTrainer<T>::forward(const int32_t* tokens, const int32_t* ta
       }
     }
     std::vector<T> o(static_cast<size_t>(n) * d);
-    linear(a.att_out.data(), p(tensors_[r.wo]), o.data(), n, qd, d);
+    project(l, kO, a.att_out.data(), o.data(), n, qd, d);
     for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
     a.x_mid = x;
     a.xn2.resize(x.size());
@@ -269,10 +271,10 @@ Result<double> LlamaTrainer<T>::forward(const int32_t* tokens, const int32_t* ta
     a.gate.resize(static_cast<size_t>(n) * hd);
     a.up.resize(static_cast<size_t>(n) * hd);
     a.h.resize(static_cast<size_t>(n) * hd);
-    linear(a.xn2.data(), p(tensors_[r.gate]), a.gate.data(), n, d, hd);
-    linear(a.xn2.data(), p(tensors_[r.up]), a.up.data(), n, d, hd);
+    project(l, kGate, a.xn2.data(), a.gate.data(), n, d, hd);
+    project(l, kUp, a.xn2.data(), a.up.data(), n, d, hd);
     for (size_t i = 0; i < a.h.size(); ++i) a.h[i] = silu(a.gate[i]) * a.up[i];
-    linear(a.h.data(), p(tensors_[r.down]), o.data(), n, hd, d);
+    project(l, kDown, a.h.data(), o.data(), n, hd, d);
     for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
   }
   x_final = x;
@@ -318,7 +320,11 @@ void LlamaTrainer<T>::backward() {
     dr[targets_[i]] -= inv;
   }
   std::vector<T> dxf(static_cast<size_t>(n) * d, T(0)), dx(static_cast<size_t>(n) * d, T(0));
-  linear_backward(xf_norm.data(), p(tensors_[cls_]), dlogits.data(), dxf.data(), g(tensors_[cls_]), n, d, V);
+  if (lora_on_) {
+    gemm(false, false, n, d, V, dlogits.data(), V, p(tensors_[cls_]), d, T(1), dxf.data(), d);  // the classifier is frozen
+  } else {
+    linear_backward(xf_norm.data(), p(tensors_[cls_]), dlogits.data(), dxf.data(), g(tensors_[cls_]), n, d, V);
+  }
   rmsnorm_backward(x_final.data(), p(tensors_[out_norm_]), rstd_f.data(), dxf.data(), dx.data(), g(tensors_[out_norm_]), n, d);
   std::vector<T> dh, dgate, dup, dxn, datt_out, dq, dk, dv, tmp;
   for (int l = c_.n_layers - 1; l >= 0; --l) {
@@ -326,7 +332,7 @@ void LlamaTrainer<T>::backward() {
     const LayerRefs& r = layers_[static_cast<size_t>(l)];
     // x_out = x_mid + down(silu(gate(xn2)) ⊙ up(xn2)); dx is d loss / d x_out.
     dh.assign(static_cast<size_t>(n) * hd, T(0));
-    linear_backward(a.h.data(), p(tensors_[r.down]), dx.data(), dh.data(), g(tensors_[r.down]), n, hd, d);
+    project_backward(l, kDown, a.h.data(), dx.data(), dh.data(), n, hd, d);
     dgate.resize(dh.size());
     dup.resize(dh.size());
     for (size_t i = 0; i < dh.size(); ++i) {
@@ -335,13 +341,13 @@ void LlamaTrainer<T>::backward() {
       dgate[i] = dh[i] * a.up[i] * sig * (T(1) + gi * (T(1) - sig));
     }
     dxn.assign(static_cast<size_t>(n) * d, T(0));
-    linear_backward(a.xn2.data(), p(tensors_[r.gate]), dgate.data(), dxn.data(), g(tensors_[r.gate]), n, d, hd);
-    linear_backward(a.xn2.data(), p(tensors_[r.up]), dup.data(), dxn.data(), g(tensors_[r.up]), n, d, hd);
+    project_backward(l, kGate, a.xn2.data(), dgate.data(), dxn.data(), n, d, hd);
+    project_backward(l, kUp, a.xn2.data(), dup.data(), dxn.data(), n, d, hd);
     // dx now also flows through the residual: d x_mid = dx + norm backward.
     rmsnorm_backward(a.x_mid.data(), p(tensors_[r.ffn_norm]), a.rstd2.data(), dxn.data(), dx.data(), g(tensors_[r.ffn_norm]), n, d);
     // x_mid = x_in + wo(att_out).
     datt_out.assign(static_cast<size_t>(n) * qd, T(0));
-    linear_backward(a.att_out.data(), p(tensors_[r.wo]), dx.data(), datt_out.data(), g(tensors_[r.wo]), n, qd, d);
+    project_backward(l, kO, a.att_out.data(), dx.data(), datt_out.data(), n, qd, d);
     dq.assign(static_cast<size_t>(n) * qd, T(0));
     dk.assign(static_cast<size_t>(n) * kvd, T(0));
     dv.assign(static_cast<size_t>(n) * kvd, T(0));
@@ -382,17 +388,164 @@ void LlamaTrainer<T>::backward() {
     rope(dq.data(), n, seq, heads, head_dim, inv_freq_, neox, -1);
     rope(dk.data(), n, seq, kv_heads, head_dim, inv_freq_, neox, -1);
     dxn.assign(static_cast<size_t>(n) * d, T(0));
-    linear_backward(a.xn.data(), p(tensors_[r.wq]), dq.data(), dxn.data(), g(tensors_[r.wq]), n, d, qd);
-    linear_backward(a.xn.data(), p(tensors_[r.wk]), dk.data(), dxn.data(), g(tensors_[r.wk]), n, d, kvd);
-    linear_backward(a.xn.data(), p(tensors_[r.wv]), dv.data(), dxn.data(), g(tensors_[r.wv]), n, d, kvd);
+    project_backward(l, kQ, a.xn.data(), dq.data(), dxn.data(), n, d, qd);
+    project_backward(l, kK, a.xn.data(), dk.data(), dxn.data(), n, d, kvd);
+    project_backward(l, kV, a.xn.data(), dv.data(), dxn.data(), n, d, kvd);
     rmsnorm_backward(a.x_in.data(), p(tensors_[r.attn_norm]), a.rstd.data(), dxn.data(), dx.data(), g(tensors_[r.attn_norm]), n, d);
   }
+  if (lora_on_) return;  // the embedding is frozen under LoRA
   T* demb = g(tensors_[tok_]);
   for (int i = 0; i < n; ++i) {
     const T* dr = dx.data() + static_cast<size_t>(i) * d;
     T* e = demb + static_cast<size_t>(tokens_[i]) * d;
     for (int j = 0; j < d; ++j) e[j] += dr[j];
   }
+}
+
+template <typename T>
+size_t LlamaTrainer<T>::proj_tensor(int layer, int which) const {
+  const LayerRefs& r = layers_[static_cast<size_t>(layer)];
+  const size_t ids[kProjs] = {r.wq, r.wk, r.wv, r.wo, r.gate, r.up, r.down};
+  return ids[which];
+}
+
+template <typename T>
+Status LlamaTrainer<T>::enable_lora(const LoraConfig& config) {
+  static const char* kNames[kProjs] = {"q", "k", "v", "o", "gate", "up", "down"};
+  static const char* kGguf[kProjs] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+  if (config.rank < 1 || config.rank > 4096) return invalid_argument("the LoRA rank must be 1..4096");
+  if (config.dropout < 0 || config.dropout >= 1) return invalid_argument("LoRA dropout must be in [0, 1)");
+  std::array<bool, kProjs> on{};
+  for (const auto& t : config.targets) {
+    const auto* it = std::find_if(std::begin(kNames), std::end(kNames), [&](const char* n) { return t == n; });
+    if (it == std::end(kNames)) return invalid_argument("unknown LoRA target '" + t + "'; the targets are q, k, v, o, gate, up, down");
+    on[static_cast<size_t>(it - std::begin(kNames))] = true;
+  }
+  if (config.targets.empty()) return invalid_argument("name at least one LoRA target");
+  lora_cfg_ = config;
+  lora_tensors_.clear();
+  lora_idx_.assign(static_cast<size_t>(c_.n_layers), {});
+  size_t at = 0;
+  for (int l = 0; l < c_.n_layers; ++l) {
+    for (int w = 0; w < kProjs; ++w) {
+      lora_idx_[static_cast<size_t>(l)][static_cast<size_t>(w)] = -1;
+      if (!on[static_cast<size_t>(w)]) continue;
+      const TensorRef& base = tensors_[proj_tensor(l, w)];
+      const std::string name = "blk." + std::to_string(l) + "." + kGguf[w];
+      lora_idx_[static_cast<size_t>(l)][static_cast<size_t>(w)] = static_cast<int>(lora_tensors_.size());
+      lora_tensors_.push_back({name + ".lora_a", at, static_cast<size_t>(config.rank), base.cols});
+      at += static_cast<size_t>(config.rank) * base.cols;
+      lora_tensors_.push_back({name + ".lora_b", at, base.rows, static_cast<size_t>(config.rank)});
+      at += base.rows * static_cast<size_t>(config.rank);
+    }
+  }
+  lora_params_.assign(at, T(0));
+  lora_grads_.assign(at, T(0));
+  // A as PEFT initialises it (Kaiming-uniform, a = sqrt(5): bound 1/sqrt(in)); B zero, so the
+  // adapted model starts as the base.
+  std::mt19937_64 rng(config.seed);
+  for (size_t i = 0; i < lora_tensors_.size(); i += 2) {
+    const TensorRef& a = lora_tensors_[i];
+    std::uniform_real_distribution<double> u(-1.0 / std::sqrt(static_cast<double>(a.cols)), 1.0 / std::sqrt(static_cast<double>(a.cols)));
+    for (size_t k = 0; k < a.size(); ++k) lora_params_[a.offset + k] = static_cast<T>(u(rng));
+  }
+  lora_acts_.assign(static_cast<size_t>(c_.n_layers), {});
+  lora_on_ = true;
+  return ok_status();
+}
+
+template <typename T>
+void LlamaTrainer<T>::zero_lora_grads() {
+  std::fill(lora_grads_.begin(), lora_grads_.end(), T(0));
+}
+
+template <typename T>
+void LlamaTrainer<T>::project(int layer, int which, const T* x, T* y, int n, int in, int out) {
+  linear(x, p(tensors_[proj_tensor(layer, which)]), y, n, in, out);
+  if (!lora_on_) return;
+  const int idx = lora_idx_[static_cast<size_t>(layer)][static_cast<size_t>(which)];
+  if (idx < 0) return;
+  const int r = lora_cfg_.rank;
+  const T s = static_cast<T>(lora_cfg_.alpha / r);
+  const T* A = lora_params_.data() + lora_tensors_[static_cast<size_t>(idx)].offset;
+  const T* B = lora_params_.data() + lora_tensors_[static_cast<size_t>(idx) + 1].offset;
+  LoraActs& la = lora_acts_[static_cast<size_t>(layer)][static_cast<size_t>(which)];
+  const T* xin = x;
+  if (training_ && lora_cfg_.dropout > 0) {
+    const size_t m = static_cast<size_t>(n) * in;
+    la.xd.resize(m);
+    la.keep.resize(m);
+    std::mt19937_64 rng(lora_cfg_.seed * 0x9E3779B97F4A7C15ULL + dropout_stream_ * 1315423911ULL + static_cast<uint64_t>(layer * kProjs + which));
+    std::bernoulli_distribution keep(1.0 - lora_cfg_.dropout);
+    const T scale = static_cast<T>(1.0 / (1.0 - lora_cfg_.dropout));
+    for (size_t i = 0; i < m; ++i) {
+      la.keep[i] = keep(rng) ? 1 : 0;
+      la.xd[i] = la.keep[i] ? x[i] * scale : T(0);
+    }
+    xin = la.xd.data();
+  } else {
+    la.xd.clear();
+  }
+  la.u.resize(static_cast<size_t>(n) * r);
+  gemm(false, true, n, r, in, xin, in, A, in, T(0), la.u.data(), r);        // u = x·Aᵀ
+  gemm(false, true, n, out, r, la.u.data(), r, B, r, T(1), y, out, s);      // y += s·u·Bᵀ
+}
+
+template <typename T>
+void LlamaTrainer<T>::project_backward(int layer, int which, const T* x, const T* dy, T* dx, int n, int in, int out) {
+  const TensorRef& w = tensors_[proj_tensor(layer, which)];
+  gemm(false, false, n, in, out, dy, out, p(w), in, T(1), dx, in);  // dx += dy·W
+  if (!lora_on_) {
+    gemm(true, false, out, in, n, dy, out, x, in, T(1), g(w), in);  // dW += dyᵀ·x
+    return;
+  }
+  const int idx = lora_idx_[static_cast<size_t>(layer)][static_cast<size_t>(which)];
+  if (idx < 0) return;
+  const int r = lora_cfg_.rank;
+  const T s = static_cast<T>(lora_cfg_.alpha / r);
+  const TensorRef& ta = lora_tensors_[static_cast<size_t>(idx)];
+  const TensorRef& tb = lora_tensors_[static_cast<size_t>(idx) + 1];
+  const T* A = lora_params_.data() + ta.offset;
+  const T* B = lora_params_.data() + tb.offset;
+  T* dA = lora_grads_.data() + ta.offset;
+  T* dB = lora_grads_.data() + tb.offset;
+  LoraActs& la = lora_acts_[static_cast<size_t>(layer)][static_cast<size_t>(which)];
+  const T* xin = la.xd.empty() ? x : la.xd.data();
+  std::vector<T> du(static_cast<size_t>(n) * r);
+  gemm(true, false, out, r, n, dy, out, la.u.data(), r, T(1), dB, r, s);  // dB += s·dyᵀ·u
+  gemm(false, false, n, r, out, dy, out, B, r, T(0), du.data(), r, s);     // du = s·dy·B
+  gemm(true, false, r, in, n, du.data(), r, xin, in, T(1), dA, in);       // dA += duᵀ·x
+  if (la.xd.empty()) {
+    gemm(false, false, n, in, r, du.data(), r, A, in, T(1), dx, in);      // dx += du·A
+    return;
+  }
+  std::vector<T> dxd(static_cast<size_t>(n) * in);
+  gemm(false, false, n, in, r, du.data(), r, A, in, T(0), dxd.data(), in);
+  const T scale = static_cast<T>(1.0 / (1.0 - lora_cfg_.dropout));
+  for (size_t i = 0; i < dxd.size(); ++i) dx[i] += la.keep[i] ? dxd[i] * scale : T(0);
+}
+
+template <typename T>
+void LlamaTrainer<T>::merge_lora() {
+  if (!lora_on_) return;
+  const int r = lora_cfg_.rank;
+  const T s = static_cast<T>(lora_cfg_.alpha / r);
+  for (int l = 0; l < c_.n_layers; ++l) {
+    for (int w = 0; w < kProjs; ++w) {
+      const int idx = lora_idx_[static_cast<size_t>(l)][static_cast<size_t>(w)];
+      if (idx < 0) continue;
+      const TensorRef& base = tensors_[proj_tensor(l, w)];
+      const T* A = lora_params_.data() + lora_tensors_[static_cast<size_t>(idx)].offset;
+      const T* B = lora_params_.data() + lora_tensors_[static_cast<size_t>(idx) + 1].offset;
+      gemm(false, false, static_cast<int>(base.rows), static_cast<int>(base.cols), r, B, r, A, static_cast<int>(base.cols), T(1), p(base),
+           static_cast<int>(base.cols), s);  // W += s·B·A
+    }
+  }
+  lora_on_ = false;
+  lora_tensors_.clear();
+  lora_params_.clear();
+  lora_grads_.clear();
+  lora_acts_.clear();
 }
 
 double learning_rate(const AdamWConfig& c, int64_t step) {

@@ -6,11 +6,16 @@
 // (tied to the embedding or not) and cross-entropy with masked targets (prompt tokens of a
 // completion example do not count). Matrix products go through BLAS.
 //
+// LoRA (Hu et al. 2021, as PEFT does it): the base weights freeze and each targeted projection
+// W gains W + (alpha/rank)·B·A with A (rank × in, random) and B (out × rank, zero at start), and
+// dropout on the adapter's input; only A and B learn, and merge_lora() folds them into W.
+//
 // T is float for training and double for the finite-difference checks of the tests. Not yet:
 // GPT-2 (LayerNorm, GELU, learned positions), attention biases (Qwen2), the GPU driver.
 // One thread at a time per object (BLAS may use its own threads inside a product).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -25,6 +30,15 @@ struct TensorRef {
   size_t offset = 0, rows = 0, cols = 0;  // a vector is rows × 1
   size_t size() const { return rows * cols; }
   bool matrix() const { return cols > 1; }
+};
+
+// The projections LoRA may target, by PEFT's short names: q k v o gate up down.
+struct LoraConfig {
+  int rank = 8;
+  double alpha = 16;
+  double dropout = 0.0;
+  std::vector<std::string> targets = {"q", "k", "v", "o"};
+  uint64_t seed = 0;
 };
 
 template <typename T>
@@ -56,6 +70,21 @@ class LlamaTrainer {
   // Counted targets of the last forward.
   int64_t counted_targets() const { return counted_; }
 
+  // LoRA: freezes the base and adds adapters (kInvalidArgument for an unknown target or rank).
+  Status enable_lora(const LoraConfig& config);
+  bool lora() const { return lora_on_; }
+  const LoraConfig& lora_config() const { return lora_cfg_; }
+  std::vector<T>& lora_params() { return lora_params_; }
+  std::vector<T>& lora_grads() { return lora_grads_; }
+  const std::vector<TensorRef>& lora_tensors() const { return lora_tensors_; }
+  // Dropout draws from (seed, stream): a job sets the stream to its step, so a resumed run
+  // draws what an uninterrupted one did. Evaluation turns dropout off.
+  void set_dropout_stream(uint64_t stream) { dropout_stream_ = stream; }
+  void set_training(bool on) { training_ = on; }
+  // W += (alpha/rank)·B·A for every adapter; the trainer is a plain model again (LoRA off).
+  void merge_lora();
+  void zero_lora_grads();
+
  private:
   LlamaTrainer() = default;
   void layout();
@@ -73,6 +102,24 @@ class LlamaTrainer {
   };
   std::vector<LayerRefs> layers_;
   std::vector<T> params_, grads_;
+
+  // LoRA: per layer and projection (q k v o gate up down) the index of its A in lora_tensors_
+  // (B follows it), or -1.
+  enum Proj { kQ, kK, kV, kO, kGate, kUp, kDown, kProjs };
+  size_t proj_tensor(int layer, int which) const;
+  void project(int layer, int which, const T* x, T* y, int n, int in, int out);
+  void project_backward(int layer, int which, const T* x, const T* dy, T* dx, int n, int in, int out);
+  bool lora_on_ = false, training_ = true;
+  uint64_t dropout_stream_ = 0;
+  LoraConfig lora_cfg_;
+  std::vector<std::array<int, kProjs>> lora_idx_;
+  std::vector<TensorRef> lora_tensors_;
+  std::vector<T> lora_params_, lora_grads_;
+  struct LoraActs {
+    std::vector<T> u, xd;           // x·Aᵀ, and the dropped-out input (when dropout is on)
+    std::vector<uint8_t> keep;      // the dropout mask
+  };
+  std::vector<std::array<LoraActs, kProjs>> lora_acts_;
 
   // What forward keeps (sizes for the last batch × seq).
   int b_ = 0, s_ = 0;

@@ -78,6 +78,50 @@ INSTANTIATE_TEST_SUITE_P(Layouts, TrainGradients,
                          ::testing::Values(Case{RopeLayout::kNormal, 0, false}, Case{RopeLayout::kNeox, 2, true},
                                            Case{RopeLayout::kNormal, 0, true}));
 
+TEST(Train, LoraGradientsMatchFiniteDifferencesAndMergeKeepsTheFunction) {
+  auto t = LlamaTrainer<double>::random(tiny(RopeLayout::kNormal, 0), false, 11);
+  ASSERT_TRUE(t.ok());
+  LoraConfig lc;
+  lc.rank = 2;
+  lc.alpha = 4;
+  lc.targets = {"q", "k", "v", "o", "gate", "up", "down"};
+  lc.seed = 5;
+  ASSERT_TRUE(t->enable_lora(lc).ok());
+  EXPECT_FALSE(t->enable_lora(LoraConfig{4, 8, 0, {"qkv"}, 0}).ok()) << "unknown target";
+  std::vector<int32_t> tokens = {1, 4, 9, 16, 6, 2, 11, 3}, targets = {4, 9, 16, -1, 2, 11, 3, 7};
+  // B starts at zero: the adapted model is the base.
+  const double base_loss = *t->forward(tokens.data(), targets.data(), 2, 4);
+  std::mt19937_64 rng(8);
+  std::normal_distribution<double> nd(0.0, 0.3);
+  for (auto& v : t->lora_params()) v += nd(rng);
+  const double adapted = *t->forward(tokens.data(), targets.data(), 2, 4);
+  EXPECT_NE(adapted, base_loss);
+  t->zero_grads();
+  t->zero_lora_grads();
+  t->backward();
+  const std::vector<double> analytic = t->lora_grads();
+  for (const TensorRef& r : t->lora_tensors()) {
+    for (int s = 0; s < 4; ++s) {
+      const size_t i = r.offset + (static_cast<size_t>(s) * 7919) % r.size();
+      const double keep = t->lora_params()[i], eps = 1e-5;
+      t->lora_params()[i] = keep + eps;
+      const double up = *t->forward(tokens.data(), targets.data(), 2, 4);
+      t->lora_params()[i] = keep - eps;
+      const double down = *t->forward(tokens.data(), targets.data(), 2, 4);
+      t->lora_params()[i] = keep;
+      EXPECT_NEAR(analytic[i], (up - down) / (2 * eps), 1e-7 + 1e-5 * std::fabs(analytic[i])) << r.name;
+    }
+  }
+  // The base is frozen: no gradient reaches its matrices.
+  for (const TensorRef& r : t->tensors()) {
+    if (!r.matrix()) continue;
+    for (size_t i = r.offset; i < r.offset + r.size(); ++i) ASSERT_EQ(t->grads()[i], 0.0) << r.name;
+  }
+  t->merge_lora();
+  EXPECT_FALSE(t->lora());
+  EXPECT_NEAR(*t->forward(tokens.data(), targets.data(), 2, 4), adapted, 1e-12) << "W + (alpha/r)·B·A is the same function";
+}
+
 TEST(Train, MaskedTargetsDoNotCount) {
   auto t = LlamaTrainer<double>::random(tiny(RopeLayout::kNormal, 0), false, 1);
   ASSERT_TRUE(t.ok());
