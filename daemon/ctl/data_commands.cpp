@@ -422,7 +422,7 @@ Json comma_list(const std::string& v) {
 }
 
 bool is_flag_option(const std::string& name) {
-  static const std::set<std::string> kFlags = {"strict", "all", "upload", "detach", "tag-language", "no-whitespace", "keep-empty", "rouge-stemmer", "no-packing"};
+  static const std::set<std::string> kFlags = {"strict", "all", "upload", "detach", "tag-language", "no-whitespace", "keep-empty", "rouge-stemmer", "no-packing", "merge"};
   return kFlags.count(name) != 0;
 }
 

@@ -23,7 +23,9 @@ std::string num(const Json& v, int digits = 4) {
 Status cmd_start(AdminClient& c, const Invocation& inv) {
   static const std::set<std::string> kNumbers = {"lr", "min-lr", "weight-decay", "clip", "epochs", "steps", "warmup", "batch", "seq-len",
                                                  "eval-every", "eval-batches", "patience", "checkpoint-every", "seed", "rank"};
-  static const std::set<std::string> kText = {"base", "data", "method", "validation", "output", "long", "text-field", "config", "detach", "no-packing"};
+  static const std::set<std::string> kNumbersLora = {"alpha", "dropout"};
+  static const std::set<std::string> kText = {"base", "data", "method", "validation", "output", "long", "text-field", "config", "detach", "no-packing",
+                                              "targets", "merge"};
   Json b = Json::object();
   // --config FILE: the same keys as JSON (snake_case); options on the command line win.
   if (auto it = inv.options.find("config"); it != inv.options.end()) {
@@ -33,14 +35,16 @@ Status cmd_start(AdminClient& c, const Invocation& inv) {
     b = *j;
   }
   for (const auto& [k, v] : inv.options) {
-    if (!kNumbers.count(k) && !kText.count(k)) return invalid_argument("unknown option --" + k + " for tune start");
+    if (!kNumbers.count(k) && !kText.count(k) && !kNumbersLora.count(k)) return invalid_argument("unknown option --" + k + " for tune start");
     if (k == "config" || k == "detach") continue;
     std::string key = k;
     for (auto& ch : key) ch = ch == '-' ? '_' : ch;
     if (k == "long") key = "long_records";
     if (k == "no-packing") {
       b["packing"] = false;
-    } else if (kNumbers.count(k)) {
+    } else if (k == "merge") {
+      b["merge"] = true;
+    } else if (kNumbers.count(k) || kNumbersLora.count(k)) {
       char* end = nullptr;
       const double d = std::strtod(v.c_str(), &end);
       if (end == v.c_str() || *end != '\0' || !std::isfinite(d)) return invalid_argument("--" + k + " takes a number, not '" + v + "'");
@@ -50,7 +54,6 @@ Status cmd_start(AdminClient& c, const Invocation& inv) {
       b[key] = v;
     }
   }
-  if (b.contains("rank")) return unimplemented("LoRA (--rank) is not built yet; use --method full or scratch");
   LLMOPS_ASSIGN_OR_RETURN(Json q, c.call("POST", kBase + "/runs", &b));
   const std::string run = str(q, "run"), job = str(q, "job");
   if (opt(inv, "detach") == "true") {
@@ -113,7 +116,7 @@ Status cmd_curve(AdminClient& c, const Invocation& inv) {
 const VerbTable& tune_verbs() {
   static const VerbTable kVerbs = {
       {{"tune", "start"},
-       {"tune start --base MODEL --data DATASET[@V][:SPLIT] --method full|scratch [--lr X] [--epochs N | --steps N] [--batch N] "
+       {"tune start --base MODEL --data DATASET[@V][:SPLIT] --method lora|full|scratch [--rank R --alpha A --dropout P --targets q,k,v,o --merge] [--lr X] [--epochs N | --steps N] [--batch N] "
         "[--seq-len N] [--validation DATASET] [--eval-every N] [--patience N] [--checkpoint-every N] [--seed S] [--output NAME] [--config FILE]",
         "train a model as a durable job (resumes after a restart); the result is a new model version", cmd_start}},
       {{"tune", "list"}, {"tune list", "training runs with their losses", cmd_list}},

@@ -15,18 +15,18 @@ Status from_c(const llmops_error& err, const std::string& what) { return Status(
 
 }  // namespace
 
-Result<std::string> save_checkpoint(sdk::Host host, Trainer& t, Optimizer& opt, const Json& header) {
+Result<std::string> save_checkpoint(sdk::Host host, std::vector<float>& params, Optimizer& opt, const Json& header) {
   const auto* api = host.api();
   llmops_blob_writer* w = nullptr;
   llmops_error err{};
   if (api->blob_begin(host.ctx(), &w, &err) != LLMOPS_OK) return from_c(err, "starting a checkpoint");
   auto write = [&](const void* data, size_t n) { return api->blob_write(w, data, n, &err) == LLMOPS_OK; };
   Json h = header;
-  h["parameters"] = t.parameter_count();
+  h["parameters"] = params.size();
   h["optimizer_steps"] = opt.steps();
   const std::string line = dump_json(h) + "\n";
   bool ok = write(kMagic, std::strlen(kMagic)) && write(line.data(), line.size()) &&
-            write(t.params().data(), t.params().size() * sizeof(float)) && write(opt.m().data(), opt.m().size() * sizeof(float)) &&
+            write(params.data(), params.size() * sizeof(float)) && write(opt.m().data(), opt.m().size() * sizeof(float)) &&
             write(opt.v().data(), opt.v().size() * sizeof(float));
   if (!ok) {
     api->blob_abort(w);
@@ -38,7 +38,7 @@ Result<std::string> save_checkpoint(sdk::Host host, Trainer& t, Optimizer& opt, 
   return std::string(hex);
 }
 
-Result<Json> load_checkpoint(sdk::Host host, const std::string& blob, Trainer& t, Optimizer& opt) {
+Result<Json> load_checkpoint(sdk::Host host, const std::string& blob, std::vector<float>& params, Optimizer& opt) {
   char path[4096];
   llmops_error err{};
   if (host.api()->blob_path(host.ctx(), blob.c_str(), path, sizeof path, &err) != LLMOPS_OK) return from_c(err, "finding checkpoint " + blob);
@@ -51,9 +51,9 @@ Result<Json> load_checkpoint(sdk::Host host, const std::string& blob, Trainer& t
   std::string line;
   for (int c; (c = std::fgetc(f.get())) != EOF && c != '\n' && line.size() < (1u << 20);) line.push_back(static_cast<char>(c));
   LLMOPS_ASSIGN_OR_RETURN(Json h, parse_json_bounded(line, 16));
-  if (h.value("parameters", uint64_t{0}) != t.parameter_count()) return data_loss("checkpoint " + blob + " holds another model shape");
+  if (h.value("parameters", uint64_t{0}) != params.size()) return data_loss("checkpoint " + blob + " holds another model shape");
   auto read = [&](std::vector<float>& v) { return std::fread(v.data(), sizeof(float), v.size(), f.get()) == v.size(); };
-  if (!read(t.params()) || !read(opt.m()) || !read(opt.v())) return data_loss("checkpoint " + blob + " is cut short");
+  if (!read(params) || !read(opt.m()) || !read(opt.v())) return data_loss("checkpoint " + blob + " is cut short");
   opt.set_steps(h.value("optimizer_steps", int64_t{0}));
   return h;
 }

@@ -22,10 +22,11 @@ namespace llmops::tuning {
 using Trainer = engine::train::LlamaTrainer<float>;
 using Optimizer = engine::train::AdamW<float>;
 
-// Writes a checkpoint blob; returns its sha256 (one reference taken).
-Result<std::string> save_checkpoint(sdk::Host host, Trainer& t, Optimizer& opt, const Json& header);
-// Reads one back into t and opt (their shapes must match); returns the header.
-Result<Json> load_checkpoint(sdk::Host host, const std::string& blob, Trainer& t, Optimizer& opt);
+// Writes a checkpoint blob of the trained parameters (all of them, or a LoRA run's adapters)
+// and their optimiser moments; returns its sha256 (one reference taken).
+Result<std::string> save_checkpoint(sdk::Host host, std::vector<float>& params, Optimizer& opt, const Json& header);
+// Reads one back into params and opt (their sizes must match); returns the header.
+Result<Json> load_checkpoint(sdk::Host host, const std::string& blob, std::vector<float>& params, Optimizer& opt);
 
 // Writes the trainer's weights as GGUF at path with the base GGUF's metadata.
 Status write_gguf(const Trainer& t, const engine::GgufFile& base, const std::string& path);

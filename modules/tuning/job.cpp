@@ -12,6 +12,7 @@
 
 #include "common/open_model.h"
 #include "sha256.h"
+#include "tuning/adapters.h"
 #include "tuning/checkpoint.h"
 #include "tuning/examples.h"
 #include "tuning/state.h"
@@ -30,17 +31,36 @@ struct Hyper {
   int64_t epochs = 1, steps = 0, warmup = -1;
   int batch = 8, seq_len = 0, eval_every = 50, eval_batches = 8, patience = 0, checkpoint_every = 100;
   uint64_t seed = 0;
-  bool packing = true;
+  bool packing = true, merge = false;
   std::string long_records = "split", text_field = "text";
+  engine::train::LoraConfig lora;
 
   static Result<Hyper> from(const Json& j) {
     Hyper h;
     h.method = j.value("method", h.method);
-    if (h.method != "full" && h.method != "scratch") {
-      if (h.method == "lora") return unimplemented("LoRA is not built yet; use --method full or scratch");
-      return invalid_argument("--method is full or scratch");
+    if (h.method != "full" && h.method != "scratch" && h.method != "lora") return invalid_argument("--method is lora, full or scratch");
+    h.lora.rank = j.value("rank", h.lora.rank);
+    h.lora.alpha = j.value("alpha", 2.0 * h.lora.rank);
+    h.lora.dropout = j.value("dropout", 0.05);
+    if (j.contains("targets")) {
+      h.lora.targets.clear();
+      const Json& t = j["targets"];
+      if (t.is_string()) {
+        std::string list = t.get<std::string>();
+        for (size_t at = 0; at <= list.size();) {
+          size_t comma = list.find(',', at);
+          if (comma == std::string::npos) comma = list.size();
+          if (comma > at) h.lora.targets.push_back(list.substr(at, comma - at));
+          at = comma + 1;
+        }
+      } else if (t.is_array()) {
+        for (const auto& x : t) h.lora.targets.push_back(x.get<std::string>());
+      }
     }
-    h.lr = j.value("lr", h.method == "scratch" ? 1e-3 : h.lr);
+    h.merge = j.value("merge", h.method != "lora");
+    if (h.method == "lora" && (h.lora.rank < 1 || h.lora.rank > 4096)) return invalid_argument("--rank must be 1..4096");
+    if (h.lora.dropout < 0 || h.lora.dropout >= 1) return invalid_argument("--dropout must be in [0, 1)");
+    h.lr = j.value("lr", h.method == "scratch" ? 1e-3 : h.method == "lora" ? 2e-4 * 10 : h.lr);
     h.min_lr = j.value("min_lr", h.lr / 10);
     h.weight_decay = j.value("weight_decay", h.method == "scratch" ? 0.1 : 0.0);
     h.clip = j.value("clip", h.clip);
@@ -69,7 +89,8 @@ struct Hyper {
     return {{"method", method}, {"lr", lr}, {"min_lr", min_lr}, {"weight_decay", weight_decay}, {"clip", clip}, {"epochs", epochs},
             {"steps", steps}, {"warmup", warmup}, {"batch", batch}, {"seq_len", seq_len}, {"eval_every", eval_every},
             {"eval_batches", eval_batches}, {"patience", patience}, {"checkpoint_every", checkpoint_every}, {"seed", seed},
-            {"packing", packing}, {"long_records", long_records}, {"text_field", text_field}};
+            {"packing", packing}, {"long_records", long_records}, {"text_field", text_field}, {"merge", merge},
+            {"rank", lora.rank}, {"alpha", lora.alpha}, {"dropout", lora.dropout}, {"targets", lora.targets}};
   }
 };
 
@@ -111,6 +132,13 @@ Result<Json> prepare_training(State* s, const Json& req, const std::string& call
   const std::string base = req.value("base", ""), data = req.value("data", "");
   if (base.empty()) return invalid_argument("name the base model: --base NAME (llmopsctl model list shows them)");
   if (data.empty()) return invalid_argument("name the training data: --data DATASET[@V][:SPLIT]");
+  if (h.method == "lora") {
+    for (const auto& t : h.lora.targets) {
+      if (t != "q" && t != "k" && t != "v" && t != "o" && t != "gate" && t != "up" && t != "down") {
+        return invalid_argument("unknown LoRA target '" + t + "'; the targets are q, k, v, o, gate, up, down");
+      }
+    }
+  }
   LLMOPS_ASSIGN_OR_RETURN(peers::ModelRef model, peers::resolve_model(s->sdk(), base));
   if (model.format != "gguf") return unimplemented("training writes its result as GGUF from a GGUF base; '" + model.name + "' is " + model.format);
   LLMOPS_ASSIGN_OR_RETURN(peers::DatasetRef d, peers::resolve_dataset(s->sdk(), data));
@@ -205,6 +233,12 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
                                          : Trainer::from_model(model);
     if (!trainer.ok()) return finish("failed", trainer.status());
     Trainer& t = *trainer;
+    const bool lora = h.method == "lora";
+    if (lora) {
+      h.lora.seed = h.seed;
+      if (Status st = t.enable_lora(h.lora); !st.ok()) return finish("failed", st);
+    }
+    std::vector<float>& trained = lora ? t.lora_params() : t.params();
 
     // The data, as chunks.
     ExampleOptions eo;
@@ -237,8 +271,9 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
     oc.clip_norm = h.clip;
     oc.total_steps = total;
     oc.warmup_steps = h.warmup >= 0 ? h.warmup : std::min<int64_t>(100, total / 10);
-    Optimizer opt(oc, t.parameter_count());
+    Optimizer opt(oc, trained.size());
     run["plan"] = {{"steps", total}, {"chunks", train_set->chunks()}, {"seq_len", seq}, {"parameters", t.parameter_count()},
+                   {"trained_parameters", trained.size()},
                    {"warmup_steps", oc.warmup_steps}, {"validation_chunks", val_set ? val_set->chunks() : 0}};
 
     // Resume from the job's checkpoint.
@@ -250,7 +285,7 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
       auto c = parse_json_bounded(cp, 8);
       if (c.ok() && c->contains("blob")) {
         ckpt_blob = (*c)["blob"];
-        auto hdr = load_checkpoint(s->sdk(), ckpt_blob, t, opt);
+        auto hdr = load_checkpoint(s->sdk(), ckpt_blob, trained, opt);
         if (!hdr.ok()) return finish("failed", hdr.status());
         start = hdr->value("step", int64_t{0});
         best_val = (*hdr)["best_val"].is_number() ? (*hdr)["best_val"].get<double>() : INFINITY;
@@ -268,7 +303,7 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
     auto checkpoint = [&](int64_t step) -> Status {
       LLMOPS_RETURN_IF_ERROR(flush_curve());
       Json hdr = {{"step", step}, {"best_val", std::isfinite(best_val) ? Json(best_val) : Json(nullptr)}, {"bad_evals", bad_evals}};
-      LLMOPS_ASSIGN_OR_RETURN(std::string blob, save_checkpoint(s->sdk(), t, opt, hdr));
+      LLMOPS_ASSIGN_OR_RETURN(std::string blob, save_checkpoint(s->sdk(), trained, opt, hdr));
       llmops_error e{};
       Json rec = {{"blob", blob}, {"step", step}};
       if (hapi->job_save_checkpoint(job, dump_json(rec).c_str(), &e) != LLMOPS_OK) {
@@ -306,6 +341,7 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
         in.insert(in.end(), train_set->inputs(c).begin(), train_set->inputs(c).end());
         tg.insert(tg.end(), train_set->targets(c).begin(), train_set->targets(c).end());
       }
+      t.set_dropout_stream(static_cast<uint64_t>(step));
       auto loss = t.forward(in.data(), tg.data(), h.batch, seq);
       if (!loss.ok()) return finish("failed", loss.status());
       if (!std::isfinite(*loss)) {
@@ -316,16 +352,19 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
                                         std::to_string(run.contains("checkpoint") ? run["checkpoint"]["step"].get<int64_t>() : 0) + ") is kept"));
       }
       t.zero_grads();
+      if (lora) t.zero_lora_grads();
       t.backward();
       const double lr = engine::train::learning_rate(oc, step);
-      const double gnorm = opt.step(t.params(), t.grads(), t.tensors());
+      const double gnorm = lora ? opt.step(t.lora_params(), t.lora_grads(), t.lora_tensors()) : opt.step(t.params(), t.grads(), t.tensors());
       if (!std::isfinite(gnorm)) return finish("failed", failed_precondition("the gradients became non-finite at step " + std::to_string(step) + "; lower --lr"));
       tokens_seen += static_cast<uint64_t>(t.counted_targets());
       last_loss = *loss;
       Json point = {{"i", step}, {"step", step + 1}, {"loss", *loss}, {"lr", lr}, {"grad_norm", gnorm}, {"tokens", t.counted_targets()}};
       const bool eval_now = val_set && ((step + 1) % h.eval_every == 0 || step + 1 == total);
       if (eval_now) {
+        t.set_training(false);
         auto vl = validation_loss(t, *val_set, h.batch, h.eval_batches, seq);
+        t.set_training(true);
         if (!vl.ok()) return finish("failed", vl.status());
         last_val = *vl;
         point["val_loss"] = *vl;
@@ -357,12 +396,46 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     hapi->metric_add(s->ctx, s->m_tokens, static_cast<double>(tokens_seen));
 
-    // The result: GGUF with the base's metadata, imported by the serving stage as a new version.
     std::error_code ec;
     std::filesystem::create_directories(s->work_dir, ec);
-    const std::string out_path = s->work_dir + "/run-" + std::to_string(id) + ".gguf";
     const engine::GgufFile* base_gguf = model.gguf();
     if (base_gguf == nullptr) return finish("failed", unimplemented("the base is not GGUF; its result cannot be written yet"));
+    Json results_adapter = nullptr;
+    if (lora) {
+      // The adapters, in PEFT's and llama.cpp's formats, kept as blobs of the run.
+      const std::string dir = s->work_dir + "/run-" + std::to_string(id) + "-adapter";
+      std::filesystem::create_directories(dir, ec);
+      auto arch_name = base_gguf->get_string("general.architecture");
+      const std::string arch = arch_name.ok() ? *arch_name : "llama";
+      if (Status st = write_adapters(t, run["base"]["name"], arch, dir); !st.ok()) return finish("failed", st.with_context("writing the adapters"));
+      results_adapter = Json::object();
+      for (const char* f : {"adapter_model.safetensors", "adapter_config.json", "adapter.gguf"}) {
+        char hex[65];
+        llmops_error e{};
+        if (hapi->blob_put_file(s->ctx, (dir + "/" + f).c_str(), hex, &e) != LLMOPS_OK) {
+          std::filesystem::remove_all(dir, ec);
+          return finish("failed", Status(static_cast<Code>(e.code), std::string("storing ") + f + ": " + e.message));
+        }
+        char path[4096];
+        results_adapter[f] = {{"sha256", hex}};
+        if (hapi->blob_path(s->ctx, hex, path, sizeof path, &e) == LLMOPS_OK) results_adapter[f]["path"] = path;
+      }
+      std::filesystem::remove_all(dir, ec);
+      if (!h.merge) {
+        llmops_error e{};
+        if (!ckpt_blob.empty()) hapi->blob_ref(s->ctx, ckpt_blob.c_str(), -1, &e);
+        run.erase("checkpoint");
+        run["results"] = {{"final_train_loss", last_loss}, {"final_validation_loss", std::isfinite(last_val) ? Json(last_val) : Json(nullptr)},
+                          {"best_validation_loss", std::isfinite(best_val) ? Json(best_val) : Json(nullptr)}, {"stopped_early", stopped_early},
+                          {"seconds", secs}, {"tokens", tokens_seen}, {"tokens_per_s", secs > 0 ? static_cast<double>(tokens_seen) / secs : 0.0},
+                          {"model", nullptr}, {"adapter", results_adapter}};
+        hapi->metric_add(s->ctx, s->m_runs, 1);
+        return finish("done", ok_status());
+      }
+      t.merge_lora();
+    }
+    // The result: GGUF with the base's metadata, imported by the serving stage as a new version.
+    const std::string out_path = s->work_dir + "/run-" + std::to_string(id) + ".gguf";
     if (Status st = write_gguf(t, *base_gguf, out_path); !st.ok()) return finish("failed", st.with_context("writing the trained model"));
     Json import = {{"path", out_path}, {"name", run["output"]}};
     int status = 0;
@@ -379,6 +452,7 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
                       {"best_validation_loss", std::isfinite(best_val) ? Json(best_val) : Json(nullptr)},
                       {"stopped_early", stopped_early}, {"seconds", secs}, {"tokens", tokens_seen},
                       {"tokens_per_s", secs > 0 ? static_cast<double>(tokens_seen) / secs : 0.0}, {"model", run["output"]}};
+    if (!results_adapter.is_null()) run["results"]["adapter"] = results_adapter;
     hapi->metric_add(s->ctx, s->m_runs, 1);
     hapi->job_progress(job, static_cast<double>(total), static_cast<double>(total), ("made model " + run["output"].get<std::string>()).c_str());
     return finish("done", ok_status());

@@ -74,11 +74,51 @@ TEST(Tune, FullFineTuningLearnsTheDomain) {
   EXPECT_LT(curve["points"][119]["loss"].get<double>(), curve["points"][0]["loss"].get<double>());
   const double after = test_perplexity(d, "stories-zara");
   EXPECT_LT(after, 0.7 * before) << "held-out perplexity " << before << " → " << after;
+  std::printf("held-out perplexity %.3f -> %.3f (%s)\n", before, after, run["hyperparameters"]["method"].get<std::string>().c_str());
   // Greedy generation from the new version tells of Zara.
   auto gen = d.request("POST", "/v1/completions",
                        R"({"model":"stories-zara","prompt":"Once upon a time, there was a little girl named","max_tokens":24,"temperature":0})");
   ASSERT_EQ(gen.status, 200) << gen.body;
   EXPECT_NE(gen.json()["choices"][0]["text"].get<std::string>().find("Zara"), std::string::npos) << gen.body;
+}
+
+TEST(Tune, LoraLearnsTheDomainSavesAdaptersAndMerges) {
+  REQUIRE_STORIES();
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.log();
+  ASSERT_EQ(d.ctl({"model", "import", shared(kStoriesGguf), "--name", "stories"}).exit_code, 0);
+  import_zara(d, 400);
+  const double before = test_perplexity(d, "stories");
+  auto r = d.ctl({"--json", "tune", "start", "--base", "stories", "--data", "zara@1:train", "--method", "lora", "--rank", "16", "--alpha", "32",
+                  "--targets", "q,k,v,o,gate,up,down", "--dropout", "0.05", "--steps", "120", "--lr", "0.005", "--batch", "8", "--seq-len", "128",
+                  "--merge", "--output", "stories-zara-lora"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  Json run = last_json(r.out);
+  ASSERT_EQ(run["status"], "done") << run.dump();
+  EXPECT_LT(run["plan"]["trained_parameters"].get<double>(), 0.5 * run["plan"]["parameters"].get<double>()) << "only the adapters learn";
+  const double after = test_perplexity(d, "stories-zara-lora");
+  EXPECT_LT(after, 0.7 * before) << "held-out perplexity " << before << " → " << after;
+  std::printf("held-out perplexity %.3f -> %.3f (%s)\n", before, after, run["hyperparameters"]["method"].get<std::string>().c_str());
+  auto gen = d.request("POST", "/v1/completions",
+                       R"({"model":"stories-zara-lora","prompt":"Once upon a time, there was a little girl named","max_tokens":24,"temperature":0})");
+  ASSERT_EQ(gen.status, 200) << gen.body;
+  EXPECT_NE(gen.json()["choices"][0]["text"].get<std::string>().find("Zara"), std::string::npos) << gen.body;
+  // The adapters in PEFT's layout and as a llama.cpp GGUF adapter.
+  const Json& ad = run["results"]["adapter"];
+  const Json config = Json::parse(read_text(ad["adapter_config.json"]["path"].get<std::string>()));
+  EXPECT_EQ(config["peft_type"], "LORA");
+  EXPECT_EQ(config["r"], 16);
+  EXPECT_EQ(config["lora_alpha"], 32.0);
+  EXPECT_EQ(config["target_modules"].size(), 7u);
+  const std::string st = read_text(ad["adapter_model.safetensors"]["path"].get<std::string>());
+  ASSERT_GT(st.size(), 8u);
+  uint64_t header = 0;
+  for (int i = 7; i >= 0; --i) header = header << 8 | static_cast<unsigned char>(st[static_cast<size_t>(i)]);
+  const Json tensors = Json::parse(st.substr(8, header));
+  ASSERT_TRUE(tensors.contains("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight")) << tensors.dump().substr(0, 400);
+  EXPECT_EQ(tensors["base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"]["shape"], Json::array({16, 64}));
+  EXPECT_EQ(tensors["base_model.model.model.layers.4.mlp.down_proj.lora_B.weight"]["shape"], Json::array({64, 16}));
+  EXPECT_EQ(read_text(ad["adapter.gguf"]["path"].get<std::string>()).substr(0, 4), "GGUF");
 }
 
 TEST(Tune, KilledRunResumesWithTheSameLosses) {
@@ -141,8 +181,9 @@ TEST(Tune, BadRequestsAreRefusedBeforeAnyJob) {
   EXPECT_EQ(fields.exit_code, 2);
   EXPECT_NE(fields.err.find("its fields are answer, question"), std::string::npos) << fields.err;
   EXPECT_EQ(d.ctl({"tune", "start", "--base", "ghost", "--data", "qa"}).exit_code, 3);
-  auto lora = d.ctl({"tune", "start", "--base", "stories", "--data", "qa", "--method", "lora"});
-  EXPECT_NE(lora.err.find("LoRA is not built yet"), std::string::npos) << lora.err;
+  auto lora = d.ctl({"tune", "start", "--base", "stories", "--data", "qa", "--method", "lora", "--targets", "q,qkv"});
+  EXPECT_EQ(lora.exit_code, 2);
+  EXPECT_NE(lora.err.find("unknown LoRA target 'qkv'"), std::string::npos) << lora.err;
   EXPECT_EQ(d.ctl({"tune", "start", "--base", "stories", "--data", "qa", "--lr", "5"}).exit_code, 2);
   Json none = ctl_json(d, {"tune", "list"});
   EXPECT_TRUE(none["runs"].empty()) << "refused requests leave no run";
