@@ -6,6 +6,9 @@
 // batch × seq × (layers × (7·dim + 2·q_dim + 2·kv_dim + 3·hidden) + 2·dim + vocab) × 4 bytes +
 // layers × batch × heads × seq² × 4 bytes (what forward keeps for backward).
 //
+// LoRA (rank 16 on q/k/v/o) runs after full fine-tuning on the same weights: its tokens/s and the
+// ratio to full fine-tuning's (peak RSS is taken before it).
+//
 //   bench_train [--threads 2] [--seq 256] [--batch 4] [--steps 3] [--shapes stories260K,llama-15M,llama-110M]
 #include <sys/resource.h>
 
@@ -117,14 +120,32 @@ int main(int argc, char** argv) {
       if (s > 0) rates.push_back(static_cast<double>(tokens.size()) / secs);  // the first step warms up
     }
     const double tps = median(rates);
+    const double rss = peak_rss_mb();
+    // LoRA (rank 16 on q, k, v, o) on the same shape, relative to full fine-tuning.
+    llmops::engine::train::LoraConfig lc;
+    lc.rank = 16;
+    lc.alpha = 32;
+    (void)t->enable_lora(lc);
+    AdamW<float> lopt(oc, t->lora_params().size());
+    std::vector<double> lrates;
+    for (int s = 0; s <= steps; ++s) {
+      auto t0 = Clock::now();
+      (void)t->forward(tokens.data(), targets.data(), batch, seq);
+      t->zero_lora_grads();
+      t->backward();
+      lopt.step(t->lora_params(), t->lora_grads(), t->lora_tensors());
+      const double secs = seconds_since(t0);
+      if (s > 0) lrates.push_back(static_cast<double>(tokens.size()) / secs);
+    }
+    const double lora_tps = median(lrates);
     const double gemm = sgemm_flops(batch * seq, c.dim, c.dim);
     const double params = static_cast<double>(t->parameter_count());
     const double act = 4.0 * batch * seq * (c.n_layers * (7.0 * c.dim + 2.0 * c.q_dim() + 2.0 * c.kv_dim() + 3.0 * c.hidden_dim) + 2.0 * c.dim + c.vocab_size) +
                        4.0 * c.n_layers * batch * c.n_heads * static_cast<double>(seq) * seq;
     const double bound_mb = (4.5 * 4.0 * params + act) / (1 << 20);
     std::printf("%s{\"shape\": \"%s\", \"parameters\": %.0f, \"threads\": %d, \"seq\": %d, \"batch\": %d, \"tokens_per_s\": %.1f, "
-                "\"sgemm_gflops\": %.2f, \"mfu\": %.4f, \"peak_rss_mb\": %.1f, \"rss_bound_mb\": %.1f}",
-                first ? "" : ",\n ", name.c_str(), params, threads, seq, batch, tps, gemm / 1e9, 6.0 * params * tps / gemm, peak_rss_mb(), bound_mb);
+                "\"sgemm_gflops\": %.2f, \"mfu\": %.4f, \"peak_rss_mb\": %.1f, \"rss_bound_mb\": %.1f, \"lora_tokens_per_s\": %.1f, \"lora_vs_full\": %.3f}",
+                first ? "" : ",\n ", name.c_str(), params, threads, seq, batch, tps, gemm / 1e9, 6.0 * params * tps / gemm, rss, bound_mb, lora_tps, lora_tps / tps);
     std::fflush(stdout);
     first = false;
   }

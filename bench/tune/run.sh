@@ -31,6 +31,6 @@ for r in rows:
         shapes.append(r["shape"])
 for s in shapes:
     rs = [r for r in rows if r["shape"] == s]
-    med = {k: statistics.median(r[k] for r in rs) for k in ("tokens_per_s", "sgemm_gflops", "mfu", "peak_rss_mb")}
+    med = {k: statistics.median(r[k] for r in rs) for k in ("tokens_per_s", "sgemm_gflops", "mfu", "peak_rss_mb", "lora_tokens_per_s", "lora_vs_full")}
     print(json.dumps({"shape": s, "rounds": len(rs), "parameters": rs[0]["parameters"], "median": med, "rss_bound_mb": rs[0]["rss_bound_mb"]}))
 PY

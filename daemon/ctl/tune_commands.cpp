@@ -77,13 +77,88 @@ Status cmd_start(AdminClient& c, const Invocation& inv) {
   return watched;
 }
 
+// --space "lr=0.001,0.003;rank=4,8" (numbers) or a JSON object.
+Result<Json> parse_space(const std::string& text) {
+  if (!text.empty() && text[0] == '{') {
+    auto j = parse_json_bounded(text, 8);
+    if (!j.ok() || !j->is_object()) return invalid_argument("--space is not a JSON object");
+    return *j;
+  }
+  Json space = Json::object();
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t semi = text.find(';', at);
+    if (semi == std::string::npos) semi = text.size();
+    const std::string part = text.substr(at, semi - at);
+    const size_t eq = part.find('=');
+    if (eq == std::string::npos || eq == 0) return invalid_argument("--space takes name=v1,v2;name=v1,... not '" + part + "'");
+    Json values = Json::array();
+    for (const auto& v : comma_list(part.substr(eq + 1))) {
+      char* end = nullptr;
+      const std::string sv = v.get<std::string>();
+      const double d = std::strtod(sv.c_str(), &end);
+      if (end == sv.c_str() || *end != '\0') return invalid_argument("--space values are numbers, not '" + sv + "'");
+      if (d == std::floor(d) && std::fabs(d) < 1e15) values.push_back(static_cast<int64_t>(d));
+      else values.push_back(d);
+    }
+    space[part.substr(0, eq)] = values;
+    at = semi + 1;
+  }
+  return space;
+}
+
+Status cmd_search(AdminClient& c, const Invocation& inv) {
+  static const std::set<std::string> kNumbers = {"lr", "min-lr", "weight-decay", "clip", "epochs", "steps", "warmup", "batch", "seq-len", "eval-every",
+                                                 "eval-batches", "seed", "rank", "alpha", "dropout", "trials", "eta", "min-steps"};
+  static const std::set<std::string> kText = {"base", "data", "method", "validation", "strategy", "space", "targets", "text-field", "detach"};
+  Json b = Json::object();
+  for (const auto& [k, v] : inv.options) {
+    if (!kNumbers.count(k) && !kText.count(k)) return invalid_argument("unknown option --" + k + " for tune search");
+    if (k == "detach") continue;
+    std::string key = k;
+    for (auto& ch : key) ch = ch == '-' ? '_' : ch;
+    if (k == "space") {
+      LLMOPS_ASSIGN_OR_RETURN(b["space"], parse_space(v));
+    } else if (kNumbers.count(k)) {
+      char* end = nullptr;
+      const double d = std::strtod(v.c_str(), &end);
+      if (end == v.c_str() || *end != '\0' || !std::isfinite(d)) return invalid_argument("--" + k + " takes a number, not '" + v + "'");
+      if (d == std::floor(d) && std::fabs(d) < 1e15) b[key] = static_cast<int64_t>(d);
+      else b[key] = d;
+    } else {
+      b[key] = v;
+    }
+  }
+  LLMOPS_ASSIGN_OR_RETURN(Json q, c.call("POST", kBase + "/searches", &b));
+  const std::string run = str(q, "run"), job = str(q, "job");
+  if (opt(inv, "detach") == "true") {
+    if (inv.json) return print_json(q), ok_status();
+    std::printf("queued search %s (job %s, %s trials); follow it with: llmopsctl jobs watch %s\n", run.c_str(), job.c_str(), str(q, "trials").c_str(),
+                job.c_str());
+    return ok_status();
+  }
+  Status watched = watch_job(c, job, inv.json);
+  auto r = c.call("GET", kBase + "/runs/" + run);
+  if (!r.ok()) return watched;
+  if (inv.json) return print_json(*r), watched;
+  Table t({"RUNG", "CONFIG", "RUN", "STATUS", "LOSS", "STEPS", "WALL", "CPU-S", "ENERGY J", "TOKENS"});
+  for (const auto& tr : (*r).value("trials", Json::array())) {
+    t.add({str(tr, "rung"), dump_json(tr["config"]), str(tr, "run"), str(tr, "status"), num(tr.value("loss", Json())), str(tr, "steps"),
+           human_duration(tr.value("seconds", 0.0)), num(tr.value("cpu_seconds", Json()), 1), num(tr.value("energy_joules", Json()), 0),
+           str(tr, "tokens")});
+  }
+  t.print(stdout);
+  if (r->contains("best")) std::printf("best: %s (loss %s)\n", dump_json((*r)["best"]["config"]).c_str(), num((*r)["best"]["loss"]).c_str());
+  return watched;
+}
+
 Status cmd_list(AdminClient& c, const Invocation& inv) {
   LLMOPS_ASSIGN_OR_RETURN(Json r, c.call("GET", kBase + "/runs?limit=" + opt(inv, "limit", "50")));
   if (inv.json) return print_json(r), ok_status();
-  Table t({"RUN", "STATUS", "METHOD", "BASE", "DATA", "OUTPUT", "TRAIN LOSS", "VAL LOSS"});
+  Table t({"RUN", "KIND", "STATUS", "METHOD", "BASE", "DATA", "OUTPUT", "TRAIN LOSS", "VAL LOSS"});
   for (const auto& run : r["runs"]) {
     const Json& res = run["results"];
-    t.add({str(run, "id"), str(run, "status"), str(run, "method"), str(run, "base"), str(run, "data"), str(run, "output"),
+    t.add({str(run, "id"), str(run, "kind"), str(run, "status"), str(run, "method"), str(run, "base"), str(run, "data"), str(run, "output"),
            num(res.value("final_train_loss", Json())), num(res.value("final_validation_loss", Json()))});
   }
   if (t.empty()) std::printf("no training runs yet (llmopsctl tune start makes one)\n");
@@ -119,6 +194,10 @@ const VerbTable& tune_verbs() {
        {"tune start --base MODEL --data DATASET[@V][:SPLIT] --method lora|full|scratch [--rank R --alpha A --dropout P --targets q,k,v,o --merge] [--lr X] [--epochs N | --steps N] [--batch N] "
         "[--seq-len N] [--validation DATASET] [--eval-every N] [--patience N] [--checkpoint-every N] [--seed S] [--output NAME] [--config FILE]",
         "train a model as a durable job (resumes after a restart); the result is a new model version", cmd_start}},
+      {{"tune", "search"},
+       {"tune search --base MODEL --data DATASET[@V][:SPLIT] --method lora|full --space 'lr=0.001,0.003;rank=4,8' [--strategy grid|random|asha] "
+        "[--trials N] [--eta 3 --min-steps 20] [--steps N]",
+        "hyperparameter search: trials as child training jobs, ranked by validation loss with wall time, CPU-seconds and energy", cmd_search}},
       {{"tune", "list"}, {"tune list", "training runs with their losses", cmd_list}},
       {{"tune", "show"}, {"tune show RUN", "one run: lineage, hyperparameters, plan, data report, results", cmd_show}},
       {{"tune", "curve"}, {"tune curve RUN", "the loss curve, one point per step (validation loss where it was measured)", cmd_curve}},

@@ -13,6 +13,7 @@
 #include "common/open_model.h"
 #include "sha256.h"
 #include "tuning/adapters.h"
+#include "tuning/cost.h"
 #include "tuning/checkpoint.h"
 #include "tuning/examples.h"
 #include "tuning/state.h"
@@ -31,7 +32,7 @@ struct Hyper {
   int64_t epochs = 1, steps = 0, warmup = -1;
   int batch = 8, seq_len = 0, eval_every = 50, eval_batches = 8, patience = 0, checkpoint_every = 100;
   uint64_t seed = 0;
-  bool packing = true, merge = false;
+  bool packing = true, merge = false, register_model = true;
   std::string long_records = "split", text_field = "text";
   engine::train::LoraConfig lora;
 
@@ -58,6 +59,7 @@ struct Hyper {
       }
     }
     h.merge = j.value("merge", h.method != "lora");
+    h.register_model = j.value("register", true);
     if (h.method == "lora" && (h.lora.rank < 1 || h.lora.rank > 4096)) return invalid_argument("--rank must be 1..4096");
     if (h.lora.dropout < 0 || h.lora.dropout >= 1) return invalid_argument("--dropout must be in [0, 1)");
     h.lr = j.value("lr", h.method == "scratch" ? 1e-3 : h.method == "lora" ? 2e-4 * 10 : h.lr);
@@ -89,7 +91,7 @@ struct Hyper {
     return {{"method", method}, {"lr", lr}, {"min_lr", min_lr}, {"weight_decay", weight_decay}, {"clip", clip}, {"epochs", epochs},
             {"steps", steps}, {"warmup", warmup}, {"batch", batch}, {"seq_len", seq_len}, {"eval_every", eval_every},
             {"eval_batches", eval_batches}, {"patience", patience}, {"checkpoint_every", checkpoint_every}, {"seed", seed},
-            {"packing", packing}, {"long_records", long_records}, {"text_field", text_field}, {"merge", merge},
+            {"packing", packing}, {"long_records", long_records}, {"text_field", text_field}, {"merge", merge}, {"register", register_model},
             {"rank", lora.rank}, {"alpha", lora.alpha}, {"dropout", lora.dropout}, {"targets", lora.targets}};
   }
 };
@@ -125,6 +127,8 @@ Result<double> validation_loss(Trainer& t, const ExampleSet& val, int batch, int
 }
 
 }  // namespace
+
+Status check_hyperparameters(const Json& request) { return Hyper::from(request).status(); }
 
 Result<Json> prepare_training(State* s, const Json& req, const std::string& caller) {
   if (!req.is_object()) return invalid_argument("the request body must be a JSON object");
@@ -164,6 +168,7 @@ Result<Json> prepare_training(State* s, const Json& req, const std::string& call
               {"base", {{"requested", base}, {"name", model.name}, {"format", model.format}, {"files", files}}},
               {"data", {{"spec", data}, {"ref", d.ref}, {"content_hash", d.content_hash}, {"records", d.records}, {"split", d.split}}},
               {"validation", val}, {"hyperparameters", h.to_json()}, {"output", output}, {"code_version", LLMOPS_VERSION}};
+  if (req.contains("parent")) run["parent"] = req["parent"];
   LLMOPS_ASSIGN_OR_RETURN(uint64_t id, s->runs->create(run));
   run["id"] = id;
   if (output.empty()) {
@@ -317,6 +322,7 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
     };
 
     const auto t0 = std::chrono::steady_clock::now();
+    CostMeter meter;
     uint64_t tokens_seen = 0;
     double last_loss = NAN, last_val = NAN;
     bool stopped_early = false;
@@ -395,12 +401,25 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
     if (Status st = flush_curve(); !st.ok()) return finish("failed", st);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     hapi->metric_add(s->ctx, s->m_tokens, static_cast<double>(tokens_seen));
+    const Cost cost = meter.read(s->watts_per_core);
+    run["results"] = {{"final_train_loss", last_loss}, {"final_validation_loss", std::isfinite(last_val) ? Json(last_val) : Json(nullptr)},
+                      {"best_validation_loss", std::isfinite(best_val) ? Json(best_val) : Json(nullptr)},
+                      {"stopped_early", stopped_early}, {"seconds", secs}, {"tokens", tokens_seen},
+                      {"tokens_per_s", secs > 0 ? static_cast<double>(tokens_seen) / secs : 0.0}, {"cpu_seconds", cost.cpu_seconds},
+                      {"energy_joules", cost.joules}, {"energy_source", cost.source}, {"model", nullptr}};
+    auto done = [&]() {
+      llmops_error e{};
+      if (!ckpt_blob.empty()) hapi->blob_ref(s->ctx, ckpt_blob.c_str(), -1, &e);  // the result is stored; the checkpoint is done with
+      run.erase("checkpoint");
+      hapi->metric_add(s->ctx, s->m_runs, 1);
+      return finish("done", ok_status());
+    };
+    if (!h.register_model) return done();  // a search trial: its losses and cost are the result
 
     std::error_code ec;
     std::filesystem::create_directories(s->work_dir, ec);
     const engine::GgufFile* base_gguf = model.gguf();
     if (base_gguf == nullptr) return finish("failed", unimplemented("the base is not GGUF; its result cannot be written yet"));
-    Json results_adapter = nullptr;
     if (lora) {
       // The adapters, in PEFT's and llama.cpp's formats, kept as blobs of the run.
       const std::string dir = s->work_dir + "/run-" + std::to_string(id) + "-adapter";
@@ -408,7 +427,7 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
       auto arch_name = base_gguf->get_string("general.architecture");
       const std::string arch = arch_name.ok() ? *arch_name : "llama";
       if (Status st = write_adapters(t, run["base"]["name"], arch, dir); !st.ok()) return finish("failed", st.with_context("writing the adapters"));
-      results_adapter = Json::object();
+      Json adapter = Json::object();
       for (const char* f : {"adapter_model.safetensors", "adapter_config.json", "adapter.gguf"}) {
         char hex[65];
         llmops_error e{};
@@ -417,21 +436,12 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
           return finish("failed", Status(static_cast<Code>(e.code), std::string("storing ") + f + ": " + e.message));
         }
         char path[4096];
-        results_adapter[f] = {{"sha256", hex}};
-        if (hapi->blob_path(s->ctx, hex, path, sizeof path, &e) == LLMOPS_OK) results_adapter[f]["path"] = path;
+        adapter[f] = {{"sha256", hex}};
+        if (hapi->blob_path(s->ctx, hex, path, sizeof path, &e) == LLMOPS_OK) adapter[f]["path"] = path;
       }
       std::filesystem::remove_all(dir, ec);
-      if (!h.merge) {
-        llmops_error e{};
-        if (!ckpt_blob.empty()) hapi->blob_ref(s->ctx, ckpt_blob.c_str(), -1, &e);
-        run.erase("checkpoint");
-        run["results"] = {{"final_train_loss", last_loss}, {"final_validation_loss", std::isfinite(last_val) ? Json(last_val) : Json(nullptr)},
-                          {"best_validation_loss", std::isfinite(best_val) ? Json(best_val) : Json(nullptr)}, {"stopped_early", stopped_early},
-                          {"seconds", secs}, {"tokens", tokens_seen}, {"tokens_per_s", secs > 0 ? static_cast<double>(tokens_seen) / secs : 0.0},
-                          {"model", nullptr}, {"adapter", results_adapter}};
-        hapi->metric_add(s->ctx, s->m_runs, 1);
-        return finish("done", ok_status());
-      }
+      run["results"]["adapter"] = adapter;
+      if (!h.merge) return done();
       t.merge_lora();
     }
     // The result: GGUF with the base's metadata, imported by the serving stage as a new version.
@@ -446,16 +456,9 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
     if (rc != LLMOPS_OK || status >= 300) {
       return finish("failed", unavailable("the serving stage did not import the trained model (" + (rc != LLMOPS_OK ? std::string(e.message) : body.substr(0, 300)) + ")"));
     }
-    if (!ckpt_blob.empty()) hapi->blob_ref(s->ctx, ckpt_blob.c_str(), -1, &e);  // the model is stored; the checkpoint is done with
-    run.erase("checkpoint");
-    run["results"] = {{"final_train_loss", last_loss}, {"final_validation_loss", std::isfinite(last_val) ? Json(last_val) : Json(nullptr)},
-                      {"best_validation_loss", std::isfinite(best_val) ? Json(best_val) : Json(nullptr)},
-                      {"stopped_early", stopped_early}, {"seconds", secs}, {"tokens", tokens_seen},
-                      {"tokens_per_s", secs > 0 ? static_cast<double>(tokens_seen) / secs : 0.0}, {"model", run["output"]}};
-    if (!results_adapter.is_null()) run["results"]["adapter"] = results_adapter;
-    hapi->metric_add(s->ctx, s->m_runs, 1);
+    run["results"]["model"] = run["output"];
     hapi->job_progress(job, static_cast<double>(total), static_cast<double>(total), ("made model " + run["output"].get<std::string>()).c_str());
-    return finish("done", ok_status());
+    return done();
   }
 }
 

@@ -4,6 +4,7 @@
 //   GET    /runs               ?limit= runs, newest first
 //   GET    /runs/{id}          one run: base, data, hyperparameters, plan, status, results
 //   GET    /runs/{id}/curve    ?offset=&limit= the loss curve, one point per step
+//   POST   /searches           start a hyperparameter search (a job) → {run, job}
 #include "common/admin_request.h"
 #include "tuning/state.h"
 
@@ -39,6 +40,24 @@ llmops_code start_route(void* user, const llmops_request* req, llmops_response* 
   return LLMOPS_OK;
 }
 
+llmops_code search_route(void* user, const llmops_request* req, llmops_response* resp) {
+  auto* s = static_cast<State*>(user);
+  auto body = parse_json_bounded(std::string_view(req->body, req->body_size), 32);
+  if (!body.ok()) return error(s, resp, body.status().with_context("the request body"));
+  auto run = prepare_search(s, *body, req->caller);
+  if (!run.ok()) return error(s, resp, run.status());
+  const uint64_t id = (*run)["id"].get<uint64_t>();
+  uint64_t job = 0;
+  llmops_error err{};
+  if (s->host->job_submit(s->ctx, "search", dump_json(Json{{"run", id}}).c_str(), &job, &err) != LLMOPS_OK) {
+    (*run)["status"] = "failed";
+    (void)s->runs->put(*run);
+    return error(s, resp, Status(static_cast<Code>(err.code), err.message));
+  }
+  admin::respond(s->sdk(), resp, 202, {{"run", id}, {"job", job}, {"kind", "tuning.search"}, {"trials", (*run)["configs"].size()}});
+  return LLMOPS_OK;
+}
+
 llmops_code list_route(void* user, const llmops_request* req, llmops_response* resp) {
   auto* s = static_cast<State*>(user);
   auto limit = query_number(req, "limit", 50, 10000);
@@ -47,8 +66,9 @@ llmops_code list_route(void* user, const llmops_request* req, llmops_response* r
   if (!runs.ok()) return error(s, resp, runs.status());
   Json list = Json::array();
   for (const auto& r : *runs) {
-    list.push_back({{"id", r["id"]}, {"status", r.value("status", "")}, {"base", r["base"].value("name", "")}, {"data", r["data"].value("ref", "")},
-                    {"method", r["hyperparameters"].value("method", "")}, {"output", r.value("output", "")},
+    list.push_back({{"id", r["id"]}, {"kind", r.value("kind", "train")}, {"status", r.value("status", "")}, {"base", r["base"].value("name", "")},
+                    {"data", r["data"].value("ref", "")}, {"method", object_member(r, "hyperparameters").value("method", r.value("strategy", ""))},
+                    {"output", r.value("output", "")},
                     {"created_ms", r.value("created_ms", uint64_t{0})}, {"results", r.value("results", Json::object())}});
   }
   admin::respond(s->sdk(), resp, 200, {{"runs", list}});
@@ -87,6 +107,7 @@ void add_routes(const std::function<void(const char* method, const char* path, l
   add("GET", "/runs", list_route);
   add("GET", "/runs/{id}", show_route);
   add("GET", "/runs/{id}/curve", curve_route);
+  add("POST", "/searches", search_route);
 }
 
 }  // namespace llmops::tuning

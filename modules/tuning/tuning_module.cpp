@@ -25,7 +25,9 @@ llmops_code init(llmops_module_ctx* ctx, const llmops_host_api* host, llmops_err
   s->m_runs = host->metric_register(ctx, "runs_completed_total", "Training runs that finished", 0);
   s->m_steps = host->metric_register(ctx, "steps_total", "Optimiser steps taken", 0);
   s->m_tokens = host->metric_register(ctx, "tokens_total", "Target tokens trained on", 0);
+  s->watts_per_core = std::stod(sdk.config("watts-per-core", "10"));
   if (host->job_kind_register(ctx, "train", 1, run_training_job, s, err) != LLMOPS_OK) return err->code;
+  if (host->job_kind_register(ctx, "search", 1, run_search_job, s, err) != LLMOPS_OK) return err->code;
   llmops_code c = LLMOPS_OK;
   add_routes([&](const char* method, const char* path, llmops_route_fn fn) {
     if (c == LLMOPS_OK) c = host->route_register(ctx, LLMOPS_PLANE_ADMIN, method, path, fn, s, err);
@@ -42,6 +44,7 @@ llmops_code health(llmops_module_ctx*, void*, llmops_health* out) {
 
 const llmops_config_item kSchema[] = {
     {"work-dir", LLMOPS_CONFIG_STRING, "", 0, 0, "where a trained model's GGUF is written before the serving stage imports it (default: the temp directory)"},
+    {"watts-per-core", LLMOPS_CONFIG_STRING, "10", 0, 0, "energy estimate per busy core (W) where Intel RAPL is not readable"},
 };
 
 const llmops_module_api kApi = {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <map>
 #include <cmath>
 #include <thread>
 
@@ -168,6 +169,46 @@ TEST(Tune, KilledRunResumesWithTheSameLosses) {
   for (size_t i = 0; i < 300; ++i) {
     ASSERT_EQ(resumed["points"][i]["loss"], uninterrupted["points"][i]["loss"]) << "step " << i + 1;
   }
+}
+
+TEST(Tune, SearchRanksTrialsWithTheirCost) {
+  REQUIRE_STORIES();
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.log();
+  ASSERT_EQ(d.ctl({"model", "import", shared(kStoriesGguf), "--name", "stories"}).exit_code, 0);
+  import_zara(d, 200);
+  // Grid: every combination, each a child training run, ranked by validation loss.
+  auto g = d.ctl({"--json", "tune", "search", "--base", "stories", "--data", "zara@1:train", "--method", "lora", "--space",
+                  "lr=0.0001,0.01;rank=2,4", "--steps", "15", "--batch", "4", "--seq-len", "64", "--eval-every", "15"});
+  ASSERT_EQ(g.exit_code, 0) << g.out << g.err;
+  Json grid = last_json(g.out);
+  ASSERT_EQ(grid["status"], "done") << grid.dump();
+  ASSERT_EQ(grid["trials"].size(), 4u);
+  for (const auto& t : grid["trials"]) {
+    EXPECT_EQ(t["status"], "done") << t.dump();
+    EXPECT_TRUE(t["loss"].is_number());
+    EXPECT_GT(t["seconds"].get<double>(), 0.0);
+    EXPECT_GT(t["cpu_seconds"].get<double>(), 0.0);
+    EXPECT_GT(t["energy_joules"].get<double>(), 0.0);
+    EXPECT_GT(t["tokens"].get<int>(), 0);
+  }
+  // The larger learning rate wins at this budget.
+  EXPECT_EQ(grid["best"]["config"]["lr"], 0.01) << grid["best"].dump();
+  // Trials are not model versions.
+  Json models = ctl_json(d, {"model", "list"});
+  EXPECT_EQ(models["models"].size(), 1u);
+  // Successive halving: 4 configurations, eta 2 → rungs of 4, 2 and 1 trials at 5, 10 and 20 steps.
+  auto a = d.ctl({"--json", "tune", "search", "--base", "stories", "--data", "zara@1:train", "--method", "lora", "--strategy", "asha", "--space",
+                  "lr=0.0001,0.0003,0.003,0.01", "--min-steps", "5", "--eta", "2", "--batch", "4", "--seq-len", "64", "--eval-every", "5"});
+  ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
+  Json asha = last_json(a.out);
+  ASSERT_EQ(asha["status"], "done") << asha.dump();
+  std::map<int, int> per_rung, steps;
+  for (const auto& t : asha["trials"]) ++per_rung[t["rung"].get<int>()], steps[t["rung"].get<int>()] = t["steps"].get<int>();
+  EXPECT_EQ(per_rung, (std::map<int, int>{{0, 4}, {1, 2}, {2, 1}}));
+  EXPECT_EQ(steps, (std::map<int, int>{{0, 5}, {1, 10}, {2, 20}}));
+  EXPECT_EQ(asha["best"]["rung"], 2);
+  EXPECT_EQ(d.ctl({"tune", "search", "--base", "stories", "--data", "zara@1:train", "--space", "layers=1,2"}).exit_code, 2);
 }
 
 TEST(Tune, BadRequestsAreRefusedBeforeAnyJob) {
