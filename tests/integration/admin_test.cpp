@@ -20,7 +20,7 @@ TEST(Admin, VerbsPrintTablesAndJson) {
   auto js = d.ctl({"status", "--json"});
   EXPECT_EQ(Json::parse(js.out)["state"], "running");
   auto mods = d.ctl({"modules"});
-  EXPECT_NE(mods.out.find("placeholder: stage 'tuning' is not built yet"), std::string::npos) << mods.out;
+  EXPECT_NE(mods.out.find("placeholder: stage 'monitor' is not built yet"), std::string::npos) << mods.out;
   EXPECT_NE(mods.out.find("testkit"), std::string::npos);
   auto mods_json = Json::parse(d.ctl({"--json", "modules"}).out);
   EXPECT_EQ(mods_json["modules"].size(), 9u);
