@@ -409,6 +409,14 @@ std::string opt(const Invocation& inv, const char* name, const std::string& def)
   return it == inv.options.end() ? def : it->second;
 }
 
+Result<Json> number_option(const std::string& name, const std::string& text) {
+  char* end = nullptr;
+  const double d = std::strtod(text.c_str(), &end);
+  if (end == text.c_str() || *end != '\0' || !std::isfinite(d)) return invalid_argument("--" + name + " takes a number, not '" + text + "'");
+  if (d == std::floor(d) && std::fabs(d) < 1e15) return Json(static_cast<int64_t>(d));
+  return Json(d);
+}
+
 Json comma_list(const std::string& v) {
   Json arr = Json::array();
   size_t at = 0;

@@ -39,11 +39,7 @@ Result<Json> body_from(const Invocation& inv, const std::set<std::string>& allow
     if (is_flag_option(k)) {
       b[key] = v == "true";
     } else if (numbers.count(k)) {
-      char* end = nullptr;
-      double d = std::strtod(v.c_str(), &end);
-      if (end == v.c_str() || *end != '\0' || !std::isfinite(d)) return invalid_argument("--" + k + " takes a number, not '" + v + "'");
-      b[key] = d;
-      if (d == std::floor(d) && std::fabs(d) < 1e15) b[key] = static_cast<int64_t>(d);
+      LLMOPS_ASSIGN_OR_RETURN(b[key], number_option(k, v));
     } else if (k == "metrics" || k == "stop") {
       b[key] = comma_list(v);
     } else {

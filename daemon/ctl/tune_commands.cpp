@@ -45,11 +45,7 @@ Status cmd_start(AdminClient& c, const Invocation& inv) {
     } else if (k == "merge") {
       b["merge"] = true;
     } else if (kNumbers.count(k) || kNumbersLora.count(k)) {
-      char* end = nullptr;
-      const double d = std::strtod(v.c_str(), &end);
-      if (end == v.c_str() || *end != '\0' || !std::isfinite(d)) return invalid_argument("--" + k + " takes a number, not '" + v + "'");
-      if (d == std::floor(d) && std::fabs(d) < 1e15) b[key] = static_cast<int64_t>(d);
-      else b[key] = d;
+      LLMOPS_ASSIGN_OR_RETURN(b[key], number_option(k, v));
     } else {
       b[key] = v;
     }
@@ -94,12 +90,8 @@ Result<Json> parse_space(const std::string& text) {
     if (eq == std::string::npos || eq == 0) return invalid_argument("--space takes name=v1,v2;name=v1,... not '" + part + "'");
     Json values = Json::array();
     for (const auto& v : comma_list(part.substr(eq + 1))) {
-      char* end = nullptr;
-      const std::string sv = v.get<std::string>();
-      const double d = std::strtod(sv.c_str(), &end);
-      if (end == sv.c_str() || *end != '\0') return invalid_argument("--space values are numbers, not '" + sv + "'");
-      if (d == std::floor(d) && std::fabs(d) < 1e15) values.push_back(static_cast<int64_t>(d));
-      else values.push_back(d);
+      LLMOPS_ASSIGN_OR_RETURN(Json n, number_option("space", v.get<std::string>()));
+      values.push_back(n);
     }
     space[part.substr(0, eq)] = values;
     at = semi + 1;
@@ -120,11 +112,7 @@ Status cmd_search(AdminClient& c, const Invocation& inv) {
     if (k == "space") {
       LLMOPS_ASSIGN_OR_RETURN(b["space"], parse_space(v));
     } else if (kNumbers.count(k)) {
-      char* end = nullptr;
-      const double d = std::strtod(v.c_str(), &end);
-      if (end == v.c_str() || *end != '\0' || !std::isfinite(d)) return invalid_argument("--" + k + " takes a number, not '" + v + "'");
-      if (d == std::floor(d) && std::fabs(d) < 1e15) b[key] = static_cast<int64_t>(d);
-      else b[key] = d;
+      LLMOPS_ASSIGN_OR_RETURN(b[key], number_option(k, v));
     } else {
       b[key] = v;
     }

@@ -37,6 +37,8 @@ bool is_flag_option(const std::string& name);
 void print_json(const Json& j);
 // A path segment percent-encoded (dataset refs keep '@' and '/').
 std::string enc(const std::string& s);
+// An option's number: whole numbers as integers, others as doubles; kInvalidArgument naming it.
+Result<Json> number_option(const std::string& name, const std::string& text);
 // "a,b,,c" → ["a", "b", "c"].
 Json comma_list(const std::string& v);
 // An option's value, def when absent.

@@ -1,5 +1,7 @@
 #include "common/runs.h"
 
+#include <chrono>
+
 #include "keys.h"
 
 namespace llmops::runs {
@@ -14,6 +16,25 @@ Status from_c(const llmops_error& err, const std::string& what) {
 }
 
 }  // namespace
+
+Result<std::pair<uint64_t, Json>> run_of_job(const RunStore& store, const char* params_json) {
+  auto params = parse_json_bounded(params_json != nullptr ? params_json : "", 16);
+  if (!params.ok() || !params->contains("run") || !(*params)["run"].is_number_unsigned()) {
+    return invalid_argument("the job's params do not name its run ({\"run\": id})");
+  }
+  const uint64_t id = (*params)["run"].get<uint64_t>();
+  LLMOPS_ASSIGN_OR_RETURN(Json run, store.get(id));
+  return std::make_pair(id, std::move(run));
+}
+
+llmops_code finish_run(RunStore& store, Json& run, const std::string& status, const Status& st, llmops_error* err) {
+  run["status"] = status;
+  run["finished_ms"] = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+  if (!st.ok()) run["error"] = st.message();
+  (void)store.put(run);
+  return st.ok() ? LLMOPS_OK : sdk::fail(err, static_cast<llmops_code>(st.code()), st.message());
+}
 
 Result<uint64_t> parse_run_id(const std::string& text, const std::string& verb) {
   std::string t = text.rfind("run-", 0) == 0 ? text.substr(4) : text;

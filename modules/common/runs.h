@@ -15,6 +15,7 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "json.h"
@@ -48,6 +49,12 @@ class RunStore {
   std::string verb_;
   std::mutex id_mu_;
 };
+
+// The run a job's params name ({"run": id}): its id and its record.
+Result<std::pair<uint64_t, Json>> run_of_job(const RunStore& store, const char* params_json);
+// How a job ends: the run records its status, when it finished and any error; the job returns
+// the matching code (the message in err).
+llmops_code finish_run(RunStore& store, Json& run, const std::string& status, const Status& st, llmops_error* err);
 
 // A run id from text ("12"); kInvalidArgument otherwise (hint names the listing verb).
 Result<uint64_t> parse_run_id(const std::string& text, const std::string& verb = "eval");

@@ -350,21 +350,13 @@ llmops_code run_eval_job_body(void* user, llmops_job* job, llmops_error* err) {
   const llmops_host_api* h = s->host;
   return sdk::guarded(err, [&]() -> llmops_code {
     auto fail = [&](const Status& st) { return sdk::fail(err, static_cast<llmops_code>(st.code()), st.message()); };
-    auto params = parse_json_bounded(h->job_params(job), 16);
-    if (!params.ok() || !params->contains("run")) return sdk::fail(err, LLMOPS_INVALID_ARGUMENT, "an eval job's params name its 'run'");
-    const uint64_t id = (*params)["run"].get<uint64_t>();
-    auto loaded = s->runs->get(id);
+    auto loaded = runs::run_of_job(*s->runs, h->job_params(job));
     if (!loaded.ok()) return fail(loaded.status());
-    Json run = std::move(*loaded);
+    const uint64_t id = loaded->first;
+    Json run = std::move(loaded->second);
     const Json p = run["params"];
     const std::string kind = run.value("kind", "score");
-    auto finish = [&](const std::string& status, const Status& st) -> llmops_code {
-      run["status"] = status;
-      run["finished_ms"] = now_ms();
-      if (!st.ok()) run["error"] = st.message();
-      (void)s->runs->put(run);
-      return st.ok() ? LLMOPS_OK : fail(st);
-    };
+    auto finish = [&](const std::string& status, const Status& st) { return runs::finish_run(*s->runs, run, status, st, err); };
     if (kind == "probe") {
       run["status"] = "running";
       run["job"] = h->job_id(job);

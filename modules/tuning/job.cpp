@@ -186,19 +186,11 @@ llmops_code run_training_job(void* user, llmops_job* job, llmops_error* err) {
   const llmops_host_api* hapi = s->host;
   return sdk::guarded(err, [&]() -> llmops_code {
     auto fail = [&](const Status& st) { return sdk::fail(err, static_cast<llmops_code>(st.code()), st.message()); };
-    auto params = parse_json_bounded(hapi->job_params(job), 16);
-    if (!params.ok() || !params->contains("run")) return sdk::fail(err, LLMOPS_INVALID_ARGUMENT, "a training job's params name its 'run'");
-    const uint64_t id = (*params)["run"].get<uint64_t>();
-    auto loaded = s->runs->get(id);
+    auto loaded = runs::run_of_job(*s->runs, hapi->job_params(job));
     if (!loaded.ok()) return fail(loaded.status());
-    Json run = std::move(*loaded);
-    auto finish = [&](const std::string& status, const Status& st) -> llmops_code {
-      run["status"] = status;
-      run["finished_ms"] = now_ms();
-      if (!st.ok()) run["error"] = st.message();
-      (void)s->runs->put(run);
-      return st.ok() ? LLMOPS_OK : fail(st);
-    };
+    const uint64_t id = loaded->first;
+    Json run = std::move(loaded->second);
+    auto finish = [&](const std::string& status, const Status& st) { return runs::finish_run(*s->runs, run, status, st, err); };
     try {
       return train_body(s, job, err, id, run, finish, fail);
     } catch (const std::exception& e) {

@@ -18,14 +18,6 @@
 namespace llmops::test {
 namespace {
 
-Json ctl_json(DaemonProcess& d, std::vector<std::string> args) {
-  args.insert(args.begin(), "--json");
-  auto r = d.ctl(args);
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  auto j = Json::parse(r.out, nullptr, false);
-  return j.is_discarded() ? Json() : j;
-}
-
 // A corpus with good records, bad ones of each kind and PII, as a directory of files.
 std::string make_corpus(const TempDir& t) {
   const std::string dir = t.file("corpus");

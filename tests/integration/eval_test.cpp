@@ -19,21 +19,6 @@ const std::string kGguf = kStoriesGguf;
 
 #define REQUIRE_STORIES() LLMOPS_REQUIRE_STORIES("eval runs need stories260K")
 
-Json ctl_json(DaemonProcess& d, std::vector<std::string> args) {
-  args.insert(args.begin(), "--json");
-  auto r = d.ctl(args);
-  EXPECT_EQ(r.exit_code, 0) << r.out << r.err << d.log().substr(d.log().size() > 3000 ? d.log().size() - 3000 : 0);
-  auto j = Json::parse(r.out, nullptr, false);
-  return j.is_discarded() ? Json() : j;
-}
-
-// The last JSON document of a --json output that prints job progress lines first.
-Json last_json(const std::string& out) {
-  size_t at = out.rfind("\n{");
-  auto j = Json::parse(at == std::string::npos ? out : out.substr(at + 1), nullptr, false);
-  return j.is_discarded() ? Json() : j;
-}
-
 Json run_json(DaemonProcess& d, const std::string& id) { return ctl_json(d, {"eval", "show", id}); }
 
 void import_jsonl(DaemonProcess& d, const std::string& name, const std::string& text) {

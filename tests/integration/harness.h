@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "json.h"
 #include "unit/test_util.h"
 
@@ -92,5 +94,23 @@ CtlResult run_ctl(const std::string& socket, const std::vector<std::string>& arg
 std::string synthetic_model(const std::string& shape, const std::string& type);
 // Waits for pred() up to timeout_ms, polling.
 bool eventually(const std::function<bool()>& pred, int timeout_ms);
+
+// llmopsctl --json ARGS, expecting success (the daemon's log tail on failure); null when the
+// output is not JSON.
+inline Json ctl_json(DaemonProcess& d, std::vector<std::string> args) {
+  args.insert(args.begin(), "--json");
+  auto r = d.ctl(args);
+  const std::string log = d.log();
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err << log.substr(log.size() > 3000 ? log.size() - 3000 : 0);
+  auto j = Json::parse(r.out, nullptr, false);
+  return j.is_discarded() ? Json() : j;
+}
+
+// The last JSON document of a --json output that prints job progress lines first.
+inline Json last_json(const std::string& out) {
+  size_t at = out.rfind("\n{");
+  auto j = Json::parse(at == std::string::npos ? out : out.substr(at + 1), nullptr, false);
+  return j.is_discarded() ? Json() : j;
+}
 
 }  // namespace llmops::test

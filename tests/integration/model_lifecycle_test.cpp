@@ -19,13 +19,6 @@ const std::string kGguf = kStoriesGguf;
 
 #define REQUIRE_STORIES() LLMOPS_REQUIRE_STORIES("model lifecycle tests need stories260K")
 
-Json ctl_json(DaemonProcess& d, std::vector<std::string> args) {
-  args.push_back("--json");
-  auto r = d.ctl(args);
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  return r.exit_code == 0 ? Json::parse(r.out) : Json();
-}
-
 std::set<std::string> loaded_names(DaemonProcess& d) {
   std::set<std::string> names;
   const Json list = ctl_json(d, {"serve", "list"});

@@ -17,20 +17,6 @@ namespace {
 
 #define REQUIRE_STORIES() LLMOPS_REQUIRE_STORIES("training tests need stories260K")
 
-Json ctl_json(DaemonProcess& d, std::vector<std::string> args) {
-  args.insert(args.begin(), "--json");
-  auto r = d.ctl(args);
-  EXPECT_EQ(r.exit_code, 0) << r.out << r.err << d.log().substr(d.log().size() > 3000 ? d.log().size() - 3000 : 0);
-  auto j = Json::parse(r.out, nullptr, false);
-  return j.is_discarded() ? Json() : j;
-}
-
-Json last_json(const std::string& out) {
-  size_t at = out.rfind("\n{");
-  auto j = Json::parse(at == std::string::npos ? out : out.substr(at + 1), nullptr, false);
-  return j.is_discarded() ? Json() : j;
-}
-
 // Stories in which the girl is always Zara and lives by the sea.
 void import_zara(DaemonProcess& d, int n) {
   const char* things[] = {"shells", "a crab", "the waves", "a boat", "the sand", "a fish", "the lighthouse", "a seagull"};
