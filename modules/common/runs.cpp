@@ -36,6 +36,27 @@ llmops_code finish_run(RunStore& store, Json& run, const std::string& status, co
   return st.ok() ? LLMOPS_OK : sdk::fail(err, static_cast<llmops_code>(st.code()), st.message());
 }
 
+Result<uint64_t> queue_run_job(sdk::Host host, RunStore& store, Json& run, const char* kind) {
+  const uint64_t id = run.at("id").get<uint64_t>();
+  uint64_t job = 0;
+  llmops_error err{};
+  const std::string params = dump_json(Json{{"run", id}});
+  if (host.api()->job_submit(host.ctx(), kind, params.c_str(), &job, &err) != LLMOPS_OK) {
+    run["status"] = "failed";
+    run["error"] = std::string("could not queue the job: ") + err.message;
+    (void)store.put(run);
+    return Status(static_cast<Code>(err.code), err.message);
+  }
+  run["job"] = job;
+  // The job may already be running and writing its own status: only the job id is added.
+  auto now = store.get(id);
+  if (now.ok() && !now->contains("job")) {
+    (*now)["job"] = job;
+    (void)store.put(*now);
+  }
+  return job;
+}
+
 Result<uint64_t> parse_run_id(const std::string& text, const std::string& verb) {
   std::string t = text.rfind("run-", 0) == 0 ? text.substr(4) : text;
   if (t.empty() || t.size() > 18 || t.find_first_not_of("0123456789") != std::string::npos) {

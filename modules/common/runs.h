@@ -56,6 +56,10 @@ Result<std::pair<uint64_t, Json>> run_of_job(const RunStore& store, const char* 
 // the matching code (the message in err).
 llmops_code finish_run(RunStore& store, Json& run, const std::string& status, const Status& st, llmops_error* err);
 
+// Queues the job of a stored run (params {"run": id}) and records the job id in the run; when
+// the host refuses the job the run is marked failed. Returns the job id.
+Result<uint64_t> queue_run_job(sdk::Host host, RunStore& store, Json& run, const char* kind);
+
 // A run id from text ("12"); kInvalidArgument otherwise (hint names the listing verb).
 Result<uint64_t> parse_run_id(const std::string& text, const std::string& verb = "eval");
 

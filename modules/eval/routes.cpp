@@ -29,23 +29,9 @@ llmops_code submit(State* s, const llmops_request* req, llmops_response* resp, c
   auto run = prepare_run(s, kind, *body, req->caller);
   if (!run.ok()) return error(s, resp, run.status());
   const uint64_t id = (*run)["id"].get<uint64_t>();
-  uint64_t job = 0;
-  llmops_error err{};
-  const std::string params = dump_json(Json{{"run", id}});
-  if (s->host->job_submit(s->ctx, kind.c_str(), params.c_str(), &job, &err) != LLMOPS_OK) {
-    (*run)["status"] = "failed";
-    (*run)["error"] = std::string("could not queue the job: ") + err.message;
-    (void)s->runs->put(*run);
-    return error(s, resp, Status(static_cast<Code>(err.code), err.message));
-  }
-  (*run)["job"] = job;
-  // The job may already have written its own status; only the job id is added here.
-  auto now = s->runs->get(id);
-  if (now.ok() && !now->contains("job")) {
-    (*now)["job"] = job;
-    (void)s->runs->put(*now);
-  }
-  admin::respond(s->sdk(), resp, 202, {{"run", id}, {"job", job}, {"kind", "eval." + kind}, {"data", (*run)["data"]["ref"]}});
+  auto job = runs::queue_run_job(s->sdk(), *s->runs, *run, kind.c_str());
+  if (!job.ok()) return error(s, resp, job.status());
+  admin::respond(s->sdk(), resp, 202, {{"run", id}, {"job", *job}, {"kind", "eval." + kind}, {"data", (*run)["data"]["ref"]}});
   return LLMOPS_OK;
 }
 

@@ -22,21 +22,9 @@ llmops_code start_route(void* user, const llmops_request* req, llmops_response* 
   auto run = prepare_training(s, *body, req->caller);
   if (!run.ok()) return error(s, resp, run.status());
   const uint64_t id = (*run)["id"].get<uint64_t>();
-  uint64_t job = 0;
-  llmops_error err{};
-  const std::string params = dump_json(Json{{"run", id}});
-  if (s->host->job_submit(s->ctx, "train", params.c_str(), &job, &err) != LLMOPS_OK) {
-    (*run)["status"] = "failed";
-    (*run)["error"] = std::string("could not queue the job: ") + err.message;
-    (void)s->runs->put(*run);
-    return error(s, resp, Status(static_cast<Code>(err.code), err.message));
-  }
-  auto now = s->runs->get(id);
-  if (now.ok() && !now->contains("job")) {
-    (*now)["job"] = job;
-    (void)s->runs->put(*now);
-  }
-  admin::respond(s->sdk(), resp, 202, {{"run", id}, {"job", job}, {"kind", "tuning.train"}, {"output", (*run)["output"]}});
+  auto job = runs::queue_run_job(s->sdk(), *s->runs, *run, "train");
+  if (!job.ok()) return error(s, resp, job.status());
+  admin::respond(s->sdk(), resp, 202, {{"run", id}, {"job", *job}, {"kind", "tuning.train"}, {"output", (*run)["output"]}});
   return LLMOPS_OK;
 }
 
@@ -47,14 +35,9 @@ llmops_code search_route(void* user, const llmops_request* req, llmops_response*
   auto run = prepare_search(s, *body, req->caller);
   if (!run.ok()) return error(s, resp, run.status());
   const uint64_t id = (*run)["id"].get<uint64_t>();
-  uint64_t job = 0;
-  llmops_error err{};
-  if (s->host->job_submit(s->ctx, "search", dump_json(Json{{"run", id}}).c_str(), &job, &err) != LLMOPS_OK) {
-    (*run)["status"] = "failed";
-    (void)s->runs->put(*run);
-    return error(s, resp, Status(static_cast<Code>(err.code), err.message));
-  }
-  admin::respond(s->sdk(), resp, 202, {{"run", id}, {"job", job}, {"kind", "tuning.search"}, {"trials", (*run)["configs"].size()}});
+  auto job = runs::queue_run_job(s->sdk(), *s->runs, *run, "search");
+  if (!job.ok()) return error(s, resp, job.status());
+  admin::respond(s->sdk(), resp, 202, {{"run", id}, {"job", *job}, {"kind", "tuning.search"}, {"trials", (*run)["configs"].size()}});
   return LLMOPS_OK;
 }
 
