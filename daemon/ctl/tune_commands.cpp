@@ -22,7 +22,7 @@ std::string num(const Json& v, int digits = 4) {
 
 Status cmd_start(AdminClient& c, const Invocation& inv) {
   static const std::set<std::string> kNumbers = {"lr", "min-lr", "weight-decay", "clip", "epochs", "steps", "warmup", "batch", "seq-len",
-                                                 "eval-every", "eval-batches", "patience", "checkpoint-every", "seed", "rank"};
+                                                 "eval-every", "eval-batches", "patience", "checkpoint-every", "seed", "rank", "accumulate"};
   static const std::set<std::string> kNumbersLora = {"alpha", "dropout"};
   static const std::set<std::string> kText = {"base", "data", "method", "validation", "output", "long", "text-field", "config", "detach", "no-packing",
                                               "targets", "merge"};
@@ -179,7 +179,7 @@ Status cmd_curve(AdminClient& c, const Invocation& inv) {
 const VerbTable& tune_verbs() {
   static const VerbTable kVerbs = {
       {{"tune", "start"},
-       {"tune start --base MODEL --data DATASET[@V][:SPLIT] --method lora|full|scratch [--rank R --alpha A --dropout P --targets q,k,v,o --merge] [--lr X] [--epochs N | --steps N] [--batch N] "
+       {"tune start --base MODEL --data DATASET[@V][:SPLIT] --method lora|full|scratch [--rank R --alpha A --dropout P --targets q,k,v,o --merge] [--lr X] [--epochs N | --steps N] [--batch N] [--accumulate N] "
         "[--seq-len N] [--validation DATASET] [--eval-every N] [--patience N] [--checkpoint-every N] [--seed S] [--output NAME] [--config FILE]",
         "train a model as a durable job (resumes after a restart); the result is a new model version", cmd_start}},
       {{"tune", "search"},

@@ -30,7 +30,7 @@ struct Hyper {
   std::string method = "full";
   double lr = 3e-4, min_lr = -1, weight_decay = 0.0, clip = 1.0;
   int64_t epochs = 1, steps = 0, warmup = -1;
-  int batch = 8, seq_len = 0, eval_every = 50, eval_batches = 8, patience = 0, checkpoint_every = 100;
+  int batch = 8, accumulate = 1, seq_len = 0, eval_every = 50, eval_batches = 8, patience = 0, checkpoint_every = 100;
   uint64_t seed = 0;
   bool packing = true, merge = false, register_model = true;
   std::string long_records = "split", text_field = "text";
@@ -70,6 +70,8 @@ struct Hyper {
     h.steps = j.value("steps", h.steps);
     h.warmup = j.value("warmup", h.warmup);
     h.batch = j.value("batch", h.batch);
+    h.accumulate = j.value("accumulate", h.accumulate);
+    if (h.accumulate < 1 || h.accumulate > 4096) return invalid_argument("--accumulate must be 1..4096");
     h.seq_len = j.value("seq_len", h.seq_len);
     h.eval_every = j.value("eval_every", h.eval_every);
     h.eval_batches = j.value("eval_batches", h.eval_batches);
@@ -89,7 +91,7 @@ struct Hyper {
   }
   Json to_json() const {
     return {{"method", method}, {"lr", lr}, {"min_lr", min_lr}, {"weight_decay", weight_decay}, {"clip", clip}, {"epochs", epochs},
-            {"steps", steps}, {"warmup", warmup}, {"batch", batch}, {"seq_len", seq_len}, {"eval_every", eval_every},
+            {"steps", steps}, {"warmup", warmup}, {"batch", batch}, {"accumulate", accumulate}, {"seq_len", seq_len}, {"eval_every", eval_every},
             {"eval_batches", eval_batches}, {"patience", patience}, {"checkpoint_every", checkpoint_every}, {"seed", seed},
             {"packing", packing}, {"long_records", long_records}, {"text_field", text_field}, {"merge", merge}, {"register", register_model},
             {"rank", lora.rank}, {"alpha", lora.alpha}, {"dropout", lora.dropout}, {"targets", lora.targets}};
@@ -259,7 +261,8 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
       if (!vs.ok()) return finish("failed", vs.status());
       if (vs->chunks() > 0) val_set = std::move(*vs);
     }
-    const int64_t per_epoch = static_cast<int64_t>((train_set->chunks() + static_cast<size_t>(h.batch) - 1) / static_cast<size_t>(h.batch));
+    const size_t per_step = static_cast<size_t>(h.batch) * static_cast<size_t>(h.accumulate);
+    const int64_t per_epoch = static_cast<int64_t>((train_set->chunks() + per_step - 1) / per_step);
     const int64_t total = h.steps > 0 ? h.steps : h.epochs * per_epoch;
     engine::train::AdamWConfig oc;
     oc.lr = h.lr;
@@ -332,32 +335,48 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
         if (!st.ok()) return fail(st);
         return sdk::fail(err, LLMOPS_ABORTED, "llmopsd is stopping; training resumes from step " + std::to_string(step));
       }
-      in.clear();
-      tg.clear();
-      for (int j = 0; j < h.batch; ++j) {
-        const size_t c = train_set->chunk_at(static_cast<uint64_t>(step) * h.batch + j, h.seed);
-        in.insert(in.end(), train_set->inputs(c).begin(), train_set->inputs(c).end());
-        tg.insert(tg.end(), train_set->targets(c).begin(), train_set->targets(c).end());
-      }
-      t.set_dropout_stream(static_cast<uint64_t>(step));
-      auto loss = t.forward(in.data(), tg.data(), h.batch, seq);
-      if (!loss.ok()) return finish("failed", loss.status());
-      if (!std::isfinite(*loss)) {
-        (void)flush_curve();
-        return finish("failed", failed_precondition("the training loss became " + std::string(std::isnan(*loss) ? "NaN" : "infinite") + " at step " +
-                                        std::to_string(step) + " (learning rate " + std::to_string(engine::train::learning_rate(oc, step)) +
-                                        "); lower --lr or raise --warmup. The last good checkpoint (step " +
-                                        std::to_string(run.contains("checkpoint") ? run["checkpoint"]["step"].get<int64_t>() : 0) + ") is kept"));
-      }
+      // One optimiser step over `accumulate` micro-batches: each adds the gradient of its own mean
+      // loss, and their average is the step's gradient.
       t.zero_grads();
       if (lora) t.zero_lora_grads();
-      t.backward();
+      double loss_sum = 0;
+      int64_t counted = 0;
+      for (int micro = 0; micro < h.accumulate; ++micro) {
+        const uint64_t first = (static_cast<uint64_t>(step) * h.accumulate + static_cast<uint64_t>(micro)) * static_cast<uint64_t>(h.batch);
+        in.clear();
+        tg.clear();
+        for (int j = 0; j < h.batch; ++j) {
+          const size_t c = train_set->chunk_at(first + static_cast<uint64_t>(j), h.seed);
+          in.insert(in.end(), train_set->inputs(c).begin(), train_set->inputs(c).end());
+          tg.insert(tg.end(), train_set->targets(c).begin(), train_set->targets(c).end());
+        }
+        t.set_dropout_stream(static_cast<uint64_t>(step) * h.accumulate + static_cast<uint64_t>(micro));
+        auto micro_loss = t.forward(in.data(), tg.data(), h.batch, seq);
+        if (!micro_loss.ok()) return finish("failed", micro_loss.status());
+        if (!std::isfinite(*micro_loss)) {
+          (void)flush_curve();
+          return finish("failed", failed_precondition("the training loss became " + std::string(std::isnan(*micro_loss) ? "NaN" : "infinite") +
+                                                      " at step " + std::to_string(step) + " (learning rate " +
+                                                      std::to_string(engine::train::learning_rate(oc, step)) +
+                                                      "); lower --lr or raise --warmup. The last good checkpoint (step " +
+                                                      std::to_string(run.contains("checkpoint") ? run["checkpoint"]["step"].get<int64_t>() : 0) + ") is kept"));
+        }
+        t.backward();
+        loss_sum += *micro_loss;
+        counted += t.counted_targets();
+      }
+      if (h.accumulate > 1) {
+        std::vector<float>& gr = lora ? t.lora_grads() : t.grads();
+        const float inv = 1.0f / static_cast<float>(h.accumulate);
+        for (float& x : gr) x *= inv;
+      }
+      const Result<double> loss = loss_sum / h.accumulate;
       const double lr = engine::train::learning_rate(oc, step);
       const double gnorm = lora ? opt.step(t.lora_params(), t.lora_grads(), t.lora_tensors()) : opt.step(t.params(), t.grads(), t.tensors());
       if (!std::isfinite(gnorm)) return finish("failed", failed_precondition("the gradients became non-finite at step " + std::to_string(step) + "; lower --lr"));
-      tokens_seen += static_cast<uint64_t>(t.counted_targets());
+      tokens_seen += static_cast<uint64_t>(counted);
       last_loss = *loss;
-      Json point = {{"i", step}, {"step", step + 1}, {"loss", *loss}, {"lr", lr}, {"grad_norm", gnorm}, {"tokens", t.counted_targets()}};
+      Json point = {{"i", step}, {"step", step + 1}, {"loss", *loss}, {"lr", lr}, {"grad_norm", gnorm}, {"tokens", counted}};
       const bool eval_now = val_set && ((step + 1) % h.eval_every == 0 || step + 1 == total);
       if (eval_now) {
         t.set_training(false);

@@ -157,6 +157,31 @@ TEST(Tune, KilledRunResumesWithTheSameLosses) {
   }
 }
 
+TEST(Tune, GradientAccumulationMatchesALargerBatch) {
+  REQUIRE_STORIES();
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.log();
+  ASSERT_EQ(d.ctl({"model", "import", shared(kStoriesGguf), "--name", "stories"}).exit_code, 0);
+  import_zara(d, 200);
+  auto curve = [&](const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {"--json", "tune", "start", "--base", "stories", "--data", "zara@1:train", "--method", "full", "--steps", "12",
+                                     "--lr", "0.002", "--seq-len", "64", "--warmup", "0", "--seed", "3", "--output", "acc-" + extra[1] + "-" + extra[3]};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto r = d.ctl(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return ctl_json(d, {"tune", "curve", std::to_string(last_json(r.out)["id"].get<int>())});
+  };
+  // Packed chunks all hold the same number of targets, so 2 × 2 chunks averaged is the mean over 4.
+  Json big = curve({"--batch", "4", "--accumulate", "1"});
+  Json acc = curve({"--batch", "2", "--accumulate", "2"});
+  ASSERT_EQ(big["points"].size(), 12u);
+  ASSERT_EQ(acc["points"].size(), 12u);
+  for (size_t i = 0; i < 12; ++i) {
+    EXPECT_NEAR(acc["points"][i]["loss"].get<double>(), big["points"][i]["loss"].get<double>(), 2e-4) << "step " << i + 1;
+    EXPECT_EQ(acc["points"][i]["tokens"], big["points"][i]["tokens"]);
+  }
+}
+
 TEST(Tune, SearchRanksTrialsWithTheirCost) {
   REQUIRE_STORIES();
   DaemonProcess d;
