@@ -22,8 +22,8 @@ std::string num(const Json& v, int digits = 4) {
 
 Status cmd_start(AdminClient& c, const Invocation& inv) {
   static const std::set<std::string> kNumbers = {"lr", "min-lr", "weight-decay", "clip", "epochs", "steps", "warmup", "batch", "seq-len",
-                                                 "eval-every", "eval-batches", "patience", "checkpoint-every", "seed", "rank", "accumulate"};
-  static const std::set<std::string> kNumbersLora = {"alpha", "dropout"};
+                                                 "eval-every", "eval-batches", "patience", "checkpoint-every", "seed", "rank", "accumulate",
+                                                 "alpha", "dropout"};
   static const std::set<std::string> kText = {"base", "data", "method", "validation", "output", "long", "text-field", "config", "detach", "no-packing",
                                               "targets", "merge"};
   Json b = Json::object();
@@ -35,7 +35,7 @@ Status cmd_start(AdminClient& c, const Invocation& inv) {
     b = *j;
   }
   for (const auto& [k, v] : inv.options) {
-    if (!kNumbers.count(k) && !kText.count(k) && !kNumbersLora.count(k)) return invalid_argument("unknown option --" + k + " for tune start");
+    if (!kNumbers.count(k) && !kText.count(k)) return invalid_argument("unknown option --" + k + " for tune start");
     if (k == "config" || k == "detach") continue;
     std::string key = k;
     for (auto& ch : key) ch = ch == '-' ? '_' : ch;
@@ -44,7 +44,7 @@ Status cmd_start(AdminClient& c, const Invocation& inv) {
       b["packing"] = false;
     } else if (k == "merge") {
       b["merge"] = true;
-    } else if (kNumbers.count(k) || kNumbersLora.count(k)) {
+    } else if (kNumbers.count(k)) {
       LLMOPS_ASSIGN_OR_RETURN(b[key], number_option(k, v));
     } else {
       b[key] = v;

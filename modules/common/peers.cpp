@@ -130,8 +130,6 @@ Result<ModelRef> resolve_model(sdk::Host host, const std::string& name) {
   r.name = m.value("name", name);
   r.format = m.value("format", "");
   r.arch = m.value("arch", "");
-  r.chat_template = m.value("chat_template", "");
-  if (r.chat_template.rfind("(", 0) == 0) r.chat_template.clear();  // custom text is not shown: the model's own applies
   for (const auto& f : m.value("files", Json::array())) r.files.push_back({f.value("name", ""), f.value("role", ""), f.value("sha256", "")});
   if (r.files.empty()) return failed_precondition("the serving stage lists no files for model '" + r.name + "'");
   return r;

@@ -33,7 +33,7 @@ std::string field_list(const Json& schema);
 
 struct ModelRef {
   std::string name;  // the model version the name or alias resolved to
-  std::string format, arch, chat_template;
+  std::string format, arch;  // no chat template: the stages reading it render no chat
   std::vector<models::StoredFile> files;
 };
 // A model or alias from the serving stage's catalogue (llmopsctl model list).

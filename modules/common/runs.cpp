@@ -36,6 +36,20 @@ llmops_code finish_run(RunStore& store, Json& run, const std::string& status, co
   return st.ok() ? LLMOPS_OK : sdk::fail(err, static_cast<llmops_code>(st.code()), st.message());
 }
 
+llmops_code run_job(RunStore& store, const char* params_json, llmops_error* err,
+                    const std::function<llmops_code(uint64_t id, Json& run)>& body) {
+  auto loaded = run_of_job(store, params_json);
+  if (!loaded.ok()) return sdk::fail(err, static_cast<llmops_code>(loaded.status().code()), loaded.status().message());
+  Json run = std::move(loaded->second);
+  try {
+    return body(loaded->first, run);
+  } catch (const std::exception& e) {
+    return finish_run(store, run, "failed", internal_error(std::string("unexpected: ") + e.what()), err);
+  } catch (...) {
+    return finish_run(store, run, "failed", internal_error("unexpected non-standard exception"), err);
+  }
+}
+
 Result<uint64_t> queue_run_job(sdk::Host host, RunStore& store, Json& run, const char* kind) {
   const uint64_t id = run.at("id").get<uint64_t>();
   uint64_t job = 0;

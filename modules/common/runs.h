@@ -56,6 +56,11 @@ Result<std::pair<uint64_t, Json>> run_of_job(const RunStore& store, const char* 
 // the matching code (the message in err).
 llmops_code finish_run(RunStore& store, Json& run, const std::string& status, const Status& st, llmops_error* err);
 
+// Runs a job over the run its params name: body gets the run's id and record. An exception
+// escaping body fails the run (it says so rather than stay "running") and the job.
+llmops_code run_job(RunStore& store, const char* params_json, llmops_error* err,
+                    const std::function<llmops_code(uint64_t id, Json& run)>& body);
+
 // Queues the job of a stored run (params {"run": id}) and records the job id in the run; when
 // the host refuses the job the run is marked failed. Returns the job id.
 Result<uint64_t> queue_run_job(sdk::Host host, RunStore& store, Json& run, const char* kind);

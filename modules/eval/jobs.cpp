@@ -216,7 +216,6 @@ Result<RunModel> open_run_model(State* s, const Json& run) {
   models::ModelSource src;
   src.name = run["model"]["name"];
   src.format = run["model"]["format"];
-  src.chat_template = run["model"].value("chat_template", "");
   src.chat_source = "registry";
   std::vector<models::StoredFile> files;
   for (const auto& f : run["model"]["files"]) files.push_back({f["name"], f["role"], f["sha256"]});
@@ -242,7 +241,7 @@ Result<Json> prepare_probe_run(State* s, const Json& req, const std::string& cal
   for (const auto& f : mr.files) files.push_back({{"name", f.name}, {"role", f.role}, {"sha256", f.sha256}});
   Json run = {{"kind", "probe"}, {"status", "queued"}, {"created_ms", now_ms()}, {"created_by", caller},
               {"data", {{"ref", "probes:" + set.name + "@" + set.version}, {"content_hash", sha256_hex(dump_json(req["probes"]))}, {"records", 0}}},
-              {"model", {{"requested", model}, {"name", mr.name}, {"format", mr.format}, {"arch", mr.arch}, {"chat_template", mr.chat_template}, {"files", files}}},
+              {"model", {{"requested", model}, {"name", mr.name}, {"format", mr.format}, {"arch", mr.arch}, {"files", files}}},
               {"params", {{"probes", req["probes"]}}}};
   LLMOPS_ASSIGN_OR_RETURN(uint64_t id, s->runs->create(run));
   run["id"] = id;
@@ -278,7 +277,7 @@ Result<Json> prepare_run(State* s, const std::string& kind, const Json& req, con
     LLMOPS_ASSIGN_OR_RETURN(ModelRef mr, resolve_model(s->sdk(), model));
     Json files = Json::array();
     for (const auto& f : mr.files) files.push_back({{"name", f.name}, {"role", f.role}, {"sha256", f.sha256}});
-    run["model"] = {{"requested", model}, {"name", mr.name}, {"format", mr.format}, {"arch", mr.arch}, {"chat_template", mr.chat_template}, {"files", files}};
+    run["model"] = {{"requested", model}, {"name", mr.name}, {"format", mr.format}, {"arch", mr.arch}, {"files", files}};
     if (!metrics.reference.empty() || metrics.judge) {
       const std::string tmpl = req.value("template", "{prompt}");
       for (const auto& f : template_fields(tmpl)) needed.push_back(f);
@@ -325,35 +324,11 @@ Result<Json> prepare_run(State* s, const std::string& kind, const Json& req, con
   return run;
 }
 
-llmops_code run_eval_job_body(void* user, llmops_job* job, llmops_error* err);
-
 llmops_code run_eval_job(void* user, llmops_job* job, llmops_error* err) {
-  const llmops_code rc = run_eval_job_body(user, job, err);
-  if (rc == LLMOPS_INTERNAL) {
-    // An unexpected failure escaped the job: the run says so rather than stay "running".
-    auto* s = static_cast<State*>(user);
-    auto params = parse_json_bounded(s->host->job_params(job), 16);
-    if (params.ok() && params->contains("run") && (*params)["run"].is_number_unsigned()) {
-      auto run = s->runs->get((*params)["run"].get<uint64_t>());
-      if (run.ok() && run->value("status", "") == "running") {
-        (*run)["status"] = "failed";
-        (*run)["error"] = std::string(err->message);
-        (void)s->runs->put(*run);
-      }
-    }
-  }
-  return rc;
-}
-
-llmops_code run_eval_job_body(void* user, llmops_job* job, llmops_error* err) {
   auto* s = static_cast<State*>(user);
   const llmops_host_api* h = s->host;
-  return sdk::guarded(err, [&]() -> llmops_code {
+  return runs::run_job(*s->runs, h->job_params(job), err, [&](uint64_t id, Json& run) -> llmops_code {
     auto fail = [&](const Status& st) { return sdk::fail(err, static_cast<llmops_code>(st.code()), st.message()); };
-    auto loaded = runs::run_of_job(*s->runs, h->job_params(job));
-    if (!loaded.ok()) return fail(loaded.status());
-    const uint64_t id = loaded->first;
-    Json run = std::move(loaded->second);
     const Json p = run["params"];
     const std::string kind = run.value("kind", "score");
     auto finish = [&](const std::string& status, const Status& st) { return runs::finish_run(*s->runs, run, status, st, err); };

@@ -186,19 +186,10 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
 llmops_code run_training_job(void* user, llmops_job* job, llmops_error* err) {
   auto* s = static_cast<State*>(user);
   const llmops_host_api* hapi = s->host;
-  return sdk::guarded(err, [&]() -> llmops_code {
+  return runs::run_job(*s->runs, hapi->job_params(job), err, [&](uint64_t id, Json& run) -> llmops_code {
     auto fail = [&](const Status& st) { return sdk::fail(err, static_cast<llmops_code>(st.code()), st.message()); };
-    auto loaded = runs::run_of_job(*s->runs, hapi->job_params(job));
-    if (!loaded.ok()) return fail(loaded.status());
-    const uint64_t id = loaded->first;
-    Json run = std::move(loaded->second);
     auto finish = [&](const std::string& status, const Status& st) { return runs::finish_run(*s->runs, run, status, st, err); };
-    try {
-      return train_body(s, job, err, id, run, finish, fail);
-    } catch (const std::exception& e) {
-      // The run says what happened rather than stay "running".
-      return finish("failed", internal_error(std::string("unexpected: ") + e.what()));
-    }
+    return train_body(s, job, err, id, run, finish, fail);
   });
 }
 

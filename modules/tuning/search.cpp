@@ -100,12 +100,7 @@ Result<Json> prepare_search(State* s, const Json& req, const std::string& caller
 llmops_code run_search_job(void* user, llmops_job* job, llmops_error* err) {
   auto* s = static_cast<State*>(user);
   const llmops_host_api* h = s->host;
-  return sdk::guarded(err, [&]() -> llmops_code {
-    auto fail = [&](const Status& st) { return sdk::fail(err, static_cast<llmops_code>(st.code()), st.message()); };
-    auto loaded = runs::run_of_job(*s->runs, h->job_params(job));
-    if (!loaded.ok()) return fail(loaded.status());
-    const uint64_t id = loaded->first;
-    Json run = std::move(loaded->second);
+  return runs::run_job(*s->runs, h->job_params(job), err, [&](uint64_t id, Json& run) -> llmops_code {
     auto finish = [&](const std::string& status, const Status& st) { return runs::finish_run(*s->runs, run, status, st, err); };
     run["status"] = "running";
     run["job"] = h->job_id(job);
