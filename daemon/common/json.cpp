@@ -41,7 +41,8 @@ Result<Json> parse_json_bounded(std::string_view text, size_t max_depth) {
   if (j.is_discarded()) {
     // Re-run with exceptions only to extract the position and reason for the message.
     try {
-      (void)Json::parse(text.begin(), text.end());
+      const Json thrown_before_this = Json::parse(text.begin(), text.end());
+      (void)thrown_before_this;
     } catch (const Json::exception& e) {
       std::string what = e.what();
       auto pos = what.find("] ");

@@ -38,7 +38,7 @@ uint64_t pair_key(int32_t left, int32_t right) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
 }
 
-std::string quoted(std::string_view text) {
+std::string quote_token(std::string_view text) {
   constexpr size_t kMax = 64;
   return "'" + std::string(text.substr(0, kMax)) + (text.size() > kMax ? "...'" : "'");
 }
@@ -95,8 +95,8 @@ Result<BpeTokenizer> BpeTokenizer::create(BpeVocab vocab) {
     const auto& [left, right] = vocab.merges[rank];
     const int32_t left_id = tok.find_token(left), right_id = tok.find_token(right);
     if (left_id < 0 || right_id < 0) {
-      return invalid_argument("BPE merge " + std::to_string(rank) + " (" + quoted(left) + " " + quoted(right) +
-                              "): " + quoted(left_id < 0 ? left : right) + " is not a token of the vocabulary");
+      return invalid_argument("BPE merge " + std::to_string(rank) + " (" + quote_token(left) + " " + quote_token(right) +
+                              "): " + quote_token(left_id < 0 ? left : right) + " is not a token of the vocabulary");
     }
     joined.assign(left).append(right);
     tok.merges_.try_emplace(pair_key(left_id, right_id), Merge{static_cast<int32_t>(rank), tok.find_token(joined)});
