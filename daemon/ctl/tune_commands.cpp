@@ -23,9 +23,9 @@ std::string num(const Json& v, int digits = 4) {
 Status cmd_start(AdminClient& c, const Invocation& inv) {
   static const std::set<std::string> kNumbers = {"lr", "min-lr", "weight-decay", "clip", "epochs", "steps", "warmup", "batch", "seq-len",
                                                  "eval-every", "eval-batches", "patience", "checkpoint-every", "seed", "rank", "accumulate",
-                                                 "alpha", "dropout"};
+                                                 "alpha", "dropout", "vocab"};
   static const std::set<std::string> kText = {"base", "data", "method", "validation", "output", "long", "text-field", "config", "detach", "no-packing",
-                                              "targets", "merge"};
+                                              "targets", "merge", "shape"};
   Json b = Json::object();
   // --config FILE: the same keys as JSON (snake_case); options on the command line win.
   if (auto it = inv.options.find("config"); it != inv.options.end()) {
@@ -180,7 +180,8 @@ const VerbTable& tune_verbs() {
   static const VerbTable kVerbs = {
       {{"tune", "start"},
        {"tune start --base MODEL --data DATASET[@V][:SPLIT] --method lora|full|scratch [--rank R --alpha A --dropout P --targets q,k,v,o --merge] [--lr X] [--epochs N | --steps N] [--batch N] [--accumulate N] "
-        "[--seq-len N] [--validation DATASET] [--eval-every N] [--patience N] [--checkpoint-every N] [--seed S] [--output NAME] [--config FILE]",
+        "[--seq-len N] [--validation DATASET] [--eval-every N] [--patience N] [--checkpoint-every N] [--seed S] [--output NAME] [--config FILE]; "
+        "from scratch without a base: --method scratch --shape dim=192,layers=6,heads=6[,kv_heads=K,hidden=H,context=N] --vocab N (a tokenizer learned from the data)",
         "train a model as a durable job (resumes after a restart); the result is a new model version", cmd_start}},
       {{"tune", "search"},
        {"tune search --base MODEL --data DATASET[@V][:SPLIT] --method lora|full --space 'lr=0.001,0.003;rank=4,8' [--strategy grid|random|asha] "

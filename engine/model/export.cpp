@@ -72,6 +72,56 @@ std::vector<float> rope_factors(const Model& m) {
 
 }  // namespace
 
+void add_spm_metadata(GgufWriter& w, const SpmVocab& v, bool add_bos) {
+  // Pieces with "▁" for spaces (llama2.c vocabularies store ' '), scores, types.
+  std::vector<std::string> pieces;
+  pieces.reserve(v.pieces.size());
+  for (const std::string& p : v.pieces) {
+    if (v.escape_spaces) {
+      pieces.push_back(p);
+      continue;
+    }
+    std::string q;
+    for (char ch : p) q += ch == ' ' ? std::string("\xE2\x96\x81") : std::string(1, ch);
+    pieces.push_back(std::move(q));
+  }
+  std::vector<int32_t> types;
+  for (TokenType t : v.types) types.push_back(static_cast<int32_t>(t));
+  w.add_string("tokenizer.ggml.model", "llama");
+  w.add_strings("tokenizer.ggml.tokens", pieces);
+  w.add_f32s("tokenizer.ggml.scores", v.scores);
+  w.add_i32s("tokenizer.ggml.token_type", types);
+  if (v.bos_id >= 0) w.add_u32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(v.bos_id));
+  if (v.eos_id >= 0) w.add_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(v.eos_id));
+  if (v.unk_id >= 0) w.add_u32("tokenizer.ggml.unknown_token_id", static_cast<uint32_t>(v.unk_id));
+  w.add_bool("tokenizer.ggml.add_space_prefix", v.add_space_prefix);
+  w.add_bool("tokenizer.ggml.add_bos_token", add_bos);
+}
+
+void add_shape_metadata(GgufWriter& w, const std::string& arch, const ModelConfig& c) {
+  const std::string k = arch + ".";
+  const bool gpt2 = c.arch == Arch::kGpt2;
+  w.add_u32(k + "context_length", static_cast<uint32_t>(c.seq_len));
+  w.add_u32(k + "embedding_length", static_cast<uint32_t>(c.dim));
+  w.add_u32(k + "block_count", static_cast<uint32_t>(c.n_layers));
+  w.add_u32(k + "feed_forward_length", static_cast<uint32_t>(c.hidden_dim));
+  w.add_u32(k + "attention.head_count", static_cast<uint32_t>(c.n_heads));
+  if (gpt2) {
+    w.add_f32(k + "attention.layer_norm_epsilon", c.norm_eps);
+  } else {
+    w.add_u32(k + "attention.head_count_kv", static_cast<uint32_t>(c.n_kv_heads));
+    w.add_u32(k + "attention.key_length", static_cast<uint32_t>(c.head_dim));
+    w.add_u32(k + "attention.value_length", static_cast<uint32_t>(c.head_dim));
+    w.add_u32(k + "rope.dimension_count", static_cast<uint32_t>(c.rope_dims == 0 ? c.head_dim : c.rope_dims));
+    w.add_f32(k + "attention.layer_norm_rms_epsilon", c.norm_eps);
+    w.add_f32(k + "rope.freq_base", c.rope_theta);
+    if (c.rope_linear != 1.0f) {
+      w.add_string(k + "rope.scaling.type", "linear");
+      w.add_f32(k + "rope.scaling.factor", c.rope_linear);
+    }
+  }
+}
+
 Result<ExportReport> export_gguf(const Model& m, GgmlType type, const std::string& path, const Tokenizer* tok) {
   if (!can_quantize(type)) return unimplemented("cannot write " + ggml_type_name(static_cast<uint32_t>(type)) + " weights");
   const ModelConfig& c = m.config();
@@ -82,7 +132,6 @@ Result<ExportReport> export_gguf(const Model& m, GgmlType type, const std::strin
   LLMOPS_ASSIGN_OR_RETURN(RowMap qk_map, rope_map(c, target, static_cast<uint64_t>(c.head_dim)));
   ExportReport report;
   GgufWriter w;
-  const std::string k = arch + ".";
   w.add_string("general.architecture", arch);
   w.add_u32("general.file_type", gguf_file_type(type));
   if (const GgufFile* src = m.gguf(); src != nullptr) {
@@ -91,30 +140,7 @@ Result<ExportReport> export_gguf(const Model& m, GgmlType type, const std::strin
       if (key.rfind("tokenizer.", 0) == 0 && !(value.type == GgufType::kArray && value.elem_type == GgufType::kArray)) w.add_value(key, value);
     }
   } else if (tok != nullptr && tok->spm() != nullptr) {
-    // SentencePiece: pieces with "▁" for spaces (llama2.c vocabularies store ' '), scores, types.
-    const SpmVocab& v = tok->spm()->vocab();
-    std::vector<std::string> pieces;
-    pieces.reserve(v.pieces.size());
-    for (const std::string& p : v.pieces) {
-      if (v.escape_spaces) {
-        pieces.push_back(p);
-        continue;
-      }
-      std::string q;
-      for (char ch : p) q += ch == ' ' ? std::string("\xE2\x96\x81") : std::string(1, ch);
-      pieces.push_back(std::move(q));
-    }
-    std::vector<int32_t> types;
-    for (TokenType t : v.types) types.push_back(static_cast<int32_t>(t));
-    w.add_string("tokenizer.ggml.model", "llama");
-    w.add_strings("tokenizer.ggml.tokens", pieces);
-    w.add_f32s("tokenizer.ggml.scores", v.scores);
-    w.add_i32s("tokenizer.ggml.token_type", types);
-    if (v.bos_id >= 0) w.add_u32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(v.bos_id));
-    if (v.eos_id >= 0) w.add_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(v.eos_id));
-    if (v.unk_id >= 0) w.add_u32("tokenizer.ggml.unknown_token_id", static_cast<uint32_t>(v.unk_id));
-    w.add_bool("tokenizer.ggml.add_space_prefix", v.add_space_prefix);
-    w.add_bool("tokenizer.ggml.add_bos_token", tok->add_bos());
+    add_spm_metadata(w, tok->spm()->vocab(), tok->add_bos());
   } else if (tok != nullptr && tok->bpe() != nullptr) {
     // Byte-level BPE as llama.cpp reads it: tokens in GPT-2's byte map, types, "left right"
     // merges in rank order, and the pre-tokenizer by llama.cpp's name for it.
@@ -140,25 +166,7 @@ Result<ExportReport> export_gguf(const Model& m, GgmlType type, const std::strin
   } else {
     report.notes.push_back("no tokenizer metadata: the source is not a GGUF; keep its tokenizer files beside the model");
   }
-  w.add_u32(k + "context_length", static_cast<uint32_t>(c.seq_len));
-  w.add_u32(k + "embedding_length", static_cast<uint32_t>(c.dim));
-  w.add_u32(k + "block_count", static_cast<uint32_t>(c.n_layers));
-  w.add_u32(k + "feed_forward_length", static_cast<uint32_t>(c.hidden_dim));
-  w.add_u32(k + "attention.head_count", static_cast<uint32_t>(c.n_heads));
-  if (gpt2) {
-    w.add_f32(k + "attention.layer_norm_epsilon", c.norm_eps);
-  } else {
-    w.add_u32(k + "attention.head_count_kv", static_cast<uint32_t>(c.n_kv_heads));
-    w.add_u32(k + "attention.key_length", static_cast<uint32_t>(c.head_dim));
-    w.add_u32(k + "attention.value_length", static_cast<uint32_t>(c.head_dim));
-    w.add_u32(k + "rope.dimension_count", static_cast<uint32_t>(c.rope_dims == 0 ? c.head_dim : c.rope_dims));
-    w.add_f32(k + "attention.layer_norm_rms_epsilon", c.norm_eps);
-    w.add_f32(k + "rope.freq_base", c.rope_theta);
-    if (c.rope_linear != 1.0f) {
-      w.add_string(k + "rope.scaling.type", "linear");
-      w.add_f32(k + "rope.scaling.factor", c.rope_linear);
-    }
-  }
+  add_shape_metadata(w, arch, c);
 
   auto matrix = [&](const std::string& name, Source src, GgmlType t) -> Status {
     const uint64_t cols = src.cols(), rows = src.rows();

@@ -17,6 +17,8 @@
 
 namespace llmops::engine {
 
+class GgufWriter;
+
 struct ExportReport {
   std::vector<std::string> notes;  // tensors stored in another type than asked, and why
   uint64_t bytes = 0;              // bytes of tensor data written
@@ -29,6 +31,11 @@ struct ExportReport {
 // Hugging Face byte_fallback tokenizer.json); a byte-level BPE vocabulary from tokenizer.json is
 // not written yet, and the report says the tokenizer files must travel beside the model.
 Result<ExportReport> export_gguf(const Model& m, GgmlType type, const std::string& path, const Tokenizer* tok = nullptr);
+
+// The GGUF metadata export_gguf writes, for writers of other models (training from scratch):
+// a SentencePiece vocabulary as llama.cpp's "llama" tokenizer, and a shape under `arch.`.
+void add_spm_metadata(GgufWriter& w, const SpmVocab& v, bool add_bos);
+void add_shape_metadata(GgufWriter& w, const std::string& arch, const ModelConfig& c);
 
 // Writes dir/config.json and dir/model.safetensors (dtype F32, F16 or BF16); a Hugging Face
 // source's tokenizer files are copied beside them.

@@ -66,6 +66,11 @@ Status write_gguf(const Trainer& t, const engine::GgufFile& base, const std::str
     w.add_value(key, value);
   }
   w.add_u32("general.file_type", 0);  // all F32
+  LLMOPS_RETURN_IF_ERROR(add_trained_tensors(w, t));
+  return w.write(path);
+}
+
+Status add_trained_tensors(engine::GgufWriter& w, const Trainer& t) {
   const std::vector<float>& p = const_cast<Trainer&>(t).params();
   for (const auto& r : t.tensors()) {
     std::vector<uint64_t> ne = r.matrix() ? std::vector<uint64_t>{r.cols, r.rows} : std::vector<uint64_t>{r.rows};
@@ -75,7 +80,7 @@ Status write_gguf(const Trainer& t, const engine::GgufFile& base, const std::str
       std::memcpy(out, base_ptr + row * cols, cols * sizeof(float));
     }));
   }
-  return w.write(path);
+  return ok_status();
 }
 
 }  // namespace llmops::tuning

@@ -17,6 +17,10 @@
 #include "status.h"
 #include "train/llama_train.h"
 
+namespace llmops::engine {
+class GgufWriter;
+}
+
 namespace llmops::tuning {
 
 using Trainer = engine::train::LlamaTrainer<float>;
@@ -30,5 +34,7 @@ Result<Json> load_checkpoint(sdk::Host host, const std::string& blob, std::vecto
 
 // Writes the trainer's weights as GGUF at path with the base GGUF's metadata.
 Status write_gguf(const Trainer& t, const engine::GgufFile& base, const std::string& path);
+// The trainer's weights as F32 tensors under their GGUF names.
+Status add_trained_tensors(engine::GgufWriter& w, const Trainer& t);
 
 }  // namespace llmops::tuning

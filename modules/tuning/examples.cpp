@@ -12,6 +12,16 @@ Json ExampleReport::to_json() const {
           {"learned_tokens", learned_tokens}};
 }
 
+std::optional<std::string> example_text(const Json& record, const ExampleOptions& opt) {
+  auto str = [&](const std::string& k) -> const std::string* {
+    auto it = record.find(k);
+    return it != record.end() && it->is_string() ? &it->get_ref<const std::string&>() : nullptr;
+  };
+  if (const std::string *p = str("prompt"), *c = str("completion"); p != nullptr && c != nullptr) return *p + *c;
+  if (const std::string* t = str(opt.text_field); t != nullptr && !t->empty()) return *t;
+  return std::nullopt;
+}
+
 void ExampleSet::add(const Json& record, const engine::Tokenizer& tok, const ExampleOptions& opt) {
   ++report_.records;
   std::vector<int32_t> seq, learn;  // tokens, and whether each is a learned target

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,9 @@ struct ExampleReport {
   uint64_t tokens = 0, learned_tokens = 0;
   Json to_json() const;
 };
+
+// The text a record teaches: prompt + completion, or its text field; nothing for an unusable one.
+std::optional<std::string> example_text(const Json& record, const ExampleOptions& opt);
 
 class ExampleSet {
  public:

@@ -11,11 +11,13 @@
 #include <thread>
 
 #include "common/open_model.h"
+#include "failpoint.h"
 #include "sha256.h"
 #include "tuning/adapters.h"
 #include "tuning/cost.h"
 #include "tuning/checkpoint.h"
 #include "tuning/examples.h"
+#include "tuning/scratch.h"
 #include "tuning/state.h"
 
 namespace llmops::tuning {
@@ -30,6 +32,7 @@ struct Hyper {
   std::string method = "full";
   double lr = 3e-4, min_lr = -1, weight_decay = 0.0, clip = 1.0;
   int64_t epochs = 1, steps = 0, warmup = -1;
+  int vocab = 0;  // scratch: learn a vocabulary of this size from the training data
   int batch = 8, accumulate = 1, seq_len = 0, eval_every = 50, eval_batches = 8, patience = 0, checkpoint_every = 100;
   uint64_t seed = 0;
   bool packing = true, merge = false, register_model = true;
@@ -73,6 +76,9 @@ struct Hyper {
     h.accumulate = j.value("accumulate", h.accumulate);
     if (h.accumulate < 1 || h.accumulate > 4096) return invalid_argument("--accumulate must be 1..4096");
     h.seq_len = j.value("seq_len", h.seq_len);
+    h.vocab = j.value("vocab", h.vocab);
+    if (h.vocab != 0 && (h.vocab < 260 || h.vocab > (1 << 20))) return invalid_argument("--vocab must be 260..1048576 (3 specials and 256 byte tokens come first)");
+    if (h.vocab != 0 && h.method != "scratch") return invalid_argument("--vocab learns a new tokenizer, which only --method scratch can use");
     h.eval_every = j.value("eval_every", h.eval_every);
     h.eval_batches = j.value("eval_batches", h.eval_batches);
     h.patience = j.value("patience", h.patience);
@@ -93,7 +99,7 @@ struct Hyper {
     return {{"method", method}, {"lr", lr}, {"min_lr", min_lr}, {"weight_decay", weight_decay}, {"clip", clip}, {"epochs", epochs},
             {"steps", steps}, {"warmup", warmup}, {"batch", batch}, {"accumulate", accumulate}, {"seq_len", seq_len}, {"eval_every", eval_every},
             {"eval_batches", eval_batches}, {"patience", patience}, {"checkpoint_every", checkpoint_every}, {"seed", seed},
-            {"packing", packing}, {"long_records", long_records}, {"text_field", text_field}, {"merge", merge}, {"register", register_model},
+            {"packing", packing}, {"vocab", vocab}, {"long_records", long_records}, {"text_field", text_field}, {"merge", merge}, {"register", register_model},
             {"rank", lora.rank}, {"alpha", lora.alpha}, {"dropout", lora.dropout}, {"targets", lora.targets}};
   }
 };
@@ -136,7 +142,11 @@ Result<Json> prepare_training(State* s, const Json& req, const std::string& call
   if (!req.is_object()) return invalid_argument("the request body must be a JSON object");
   LLMOPS_ASSIGN_OR_RETURN(Hyper h, Hyper::from(req));
   const std::string base = req.value("base", ""), data = req.value("data", "");
-  if (base.empty()) return invalid_argument("name the base model: --base NAME (llmopsctl model list shows them)");
+  const bool own_shape = req.contains("shape") && !req["shape"].is_null();
+  if (own_shape && h.method != "scratch") return invalid_argument("--shape is for --method scratch");
+  if (base.empty() && !(own_shape && h.vocab > 0)) {
+    return invalid_argument("name the base model: --base NAME (llmopsctl model list shows them); --method scratch without a base needs --shape and --vocab");
+  }
   if (data.empty()) return invalid_argument("name the training data: --data DATASET[@V][:SPLIT]");
   if (h.method == "lora") {
     for (const auto& t : h.lora.targets) {
@@ -145,8 +155,21 @@ Result<Json> prepare_training(State* s, const Json& req, const std::string& call
       }
     }
   }
-  LLMOPS_ASSIGN_OR_RETURN(peers::ModelRef model, peers::resolve_model(s->sdk(), base));
-  if (model.format != "gguf") return unimplemented("training writes its result as GGUF from a GGUF base; '" + model.name + "' is " + model.format);
+  Json shape = nullptr;
+  if (own_shape) {
+    LLMOPS_ASSIGN_OR_RETURN(ScratchShape sh, parse_shape(req["shape"]));
+    shape = sh.to_json();
+  }
+  Json base_json = {{"requested", ""}, {"name", ""}};
+  std::string stem = "scratch";
+  if (!base.empty()) {
+    LLMOPS_ASSIGN_OR_RETURN(peers::ModelRef model, peers::resolve_model(s->sdk(), base));
+    if (model.format != "gguf") return unimplemented("training writes its result as GGUF from a GGUF base; '" + model.name + "' is " + model.format);
+    Json files = Json::array();
+    for (const auto& f : model.files) files.push_back({{"name", f.name}, {"role", f.role}, {"sha256", f.sha256}});
+    base_json = {{"requested", base}, {"name", model.name}, {"format", model.format}, {"files", files}};
+    stem = model.name;
+  }
   LLMOPS_ASSIGN_OR_RETURN(peers::DatasetRef d, peers::resolve_dataset(s->sdk(), data));
   if (d.records == 0) return invalid_argument(d.ref + " holds no records: there is nothing to train on");
   const bool has_pc = d.schema.contains("prompt") && d.schema.contains("completion");
@@ -163,18 +186,16 @@ Result<Json> prepare_training(State* s, const Json& req, const std::string& call
     if (v.ok()) val = {{"ref", v->ref}, {"content_hash", v->content_hash}, {"records", v->records}, {"split", v->split}};
     else if (!req.value("validation", "").empty()) return v.status();
   }
-  Json files = Json::array();
-  for (const auto& f : model.files) files.push_back({{"name", f.name}, {"role", f.role}, {"sha256", f.sha256}});
   const std::string output = req.value("output", "");
   Json run = {{"kind", "train"}, {"status", "queued"}, {"created_ms", now_ms()}, {"created_by", caller},
-              {"base", {{"requested", base}, {"name", model.name}, {"format", model.format}, {"files", files}}},
+              {"base", base_json}, {"shape", shape},
               {"data", {{"spec", data}, {"ref", d.ref}, {"content_hash", d.content_hash}, {"records", d.records}, {"split", d.split}}},
               {"validation", val}, {"hyperparameters", h.to_json()}, {"output", output}, {"code_version", LLMOPS_VERSION}};
   if (req.contains("parent")) run["parent"] = req["parent"];
   LLMOPS_ASSIGN_OR_RETURN(uint64_t id, s->runs->create(run));
   run["id"] = id;
   if (output.empty()) {
-    run["output"] = model.name + "-" + h.method + "-" + std::to_string(id);
+    run["output"] = stem + "-" + h.method + "-" + std::to_string(id);
     LLMOPS_RETURN_IF_ERROR(s->runs->put(run));
   }
   return run;
@@ -206,21 +227,57 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
     (void)s->runs->put(run);
     hapi->placement_bind(s->ctx, "training", nullptr);
 
-    // The base model, held while the run lasts.
+    // The base model, held while the run lasts (a scratch run with its own shape and
+    // vocabulary has none).
     std::vector<models::StoredFile> files;
-    for (const auto& f : run["base"]["files"]) files.push_back({f["name"], f["role"], f["sha256"]});
+    const bool has_base = !run["base"].value("name", std::string()).empty();
+    if (has_base) {
+      for (const auto& f : run["base"]["files"]) files.push_back({f["name"], f["role"], f["sha256"]});
+    }
     peers::BlobHold hold(s->sdk(), files);
     if (!hold.status().ok()) return finish("failed", hold.status());
-    models::ModelSource src;
-    src.name = run["base"]["name"];
-    src.format = run["base"]["format"];
-    auto opened = models::open_stored_model(s->sdk(), src, files, [&](const std::string& m) { s->sdk().warn(m); }, nullptr);
-    if (!opened.ok()) return finish("failed", opened.status());
-    const engine::Model& model = *opened->model;
-    const engine::Tokenizer& tok = *opened->tok;
-    const int seq = h.seq_len > 0 ? std::min(h.seq_len, model.config().seq_len) : std::min(256, model.config().seq_len);
-    auto trainer = h.method == "scratch" ? Trainer::random(model.config(), model.classifier().data == model.token_embedding().data, h.seed)
-                                         : Trainer::from_model(model);
+    std::optional<models::OpenedModel> opened;
+    if (has_base) {
+      models::ModelSource src;
+      src.name = run["base"]["name"];
+      src.format = run["base"]["format"];
+      auto o = models::open_stored_model(s->sdk(), src, files, [&](const std::string& m) { s->sdk().warn(m); }, nullptr);
+      if (!o.ok()) return finish("failed", o.status());
+      opened = std::move(*o);
+    }
+    peers::DatasetRef d;
+    d.ref = run["data"]["ref"];
+    d.records = run["data"]["records"];
+    ExampleOptions eo;
+    eo.packing = h.packing;
+    eo.long_records = h.long_records;
+    eo.text_field = h.text_field;
+    // The tokenizer: learned from the training text (--vocab), else the base's.
+    std::optional<engine::SpmVocab> vocab;
+    std::optional<engine::Tokenizer> own_tok;
+    if (h.vocab > 0) {
+      auto v = learn_vocabulary(s->sdk(), d, eo, h.vocab);
+      if (!v.ok()) return finish("failed", v.status());
+      auto spm = engine::SpmTokenizer::create(*v);
+      if (!spm.ok()) return finish("failed", spm.status().with_context("the learned vocabulary"));
+      own_tok.emplace(std::move(*spm), true);
+      vocab = std::move(*v);
+      run["tokenizer"] = {{"learned_from", d.ref}, {"size", own_tok->size()}};
+    }
+    const engine::Tokenizer& tok = own_tok ? *own_tok : *opened->tok;
+    // The shape: given (--shape), else the base's.
+    std::optional<ScratchShape> shape;
+    if (run["shape"].is_object()) {
+      auto sh = parse_shape(run["shape"]);
+      if (!sh.ok()) return finish("failed", sh.status());
+      shape = *sh;
+      shape->config.vocab_size = tok.size();
+    }
+    const engine::ModelConfig& cfg = shape ? shape->config : opened->model->config();
+    const int seq = h.seq_len > 0 ? std::min(h.seq_len, cfg.seq_len) : std::min(256, cfg.seq_len);
+    eo.seq_len = seq;
+    const bool tied = shape ? shape->tied : opened->model->classifier().data == opened->model->token_embedding().data;
+    auto trainer = h.method == "scratch" ? Trainer::random(cfg, tied, h.seed) : Trainer::from_model(*opened->model);
     if (!trainer.ok()) return finish("failed", trainer.status());
     Trainer& t = *trainer;
     const bool lora = h.method == "lora";
@@ -231,14 +288,6 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
     std::vector<float>& trained = lora ? t.lora_params() : t.params();
 
     // The data, as chunks.
-    ExampleOptions eo;
-    eo.seq_len = seq;
-    eo.packing = h.packing;
-    eo.long_records = h.long_records;
-    eo.text_field = h.text_field;
-    peers::DatasetRef d;
-    d.ref = run["data"]["ref"];
-    d.records = run["data"]["records"];
     auto train_set = load_examples(s->sdk(), d, tok, eo);
     if (!train_set.ok()) return finish("failed", train_set.status());
     if (train_set->chunks() == 0) return finish("failed", invalid_argument(d.ref + " gave no usable training example (see the report)"));
@@ -344,6 +393,7 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
         t.set_dropout_stream(static_cast<uint64_t>(step) * h.accumulate + static_cast<uint64_t>(micro));
         auto micro_loss = t.forward(in.data(), tg.data(), h.batch, seq);
         if (!micro_loss.ok()) return finish("failed", micro_loss.status());
+        if (failpoint("tune.nan_loss") == step) *micro_loss = NAN;  // tests of the NaN path
         if (!std::isfinite(*micro_loss)) {
           (void)flush_curve();
           return finish("failed", failed_precondition("the training loss became " + std::string(std::isnan(*micro_loss) ? "NaN" : "infinite") +
@@ -420,8 +470,9 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
 
     std::error_code ec;
     std::filesystem::create_directories(s->work_dir, ec);
-    const engine::GgufFile* base_gguf = model.gguf();
-    if (base_gguf == nullptr) return finish("failed", unimplemented("the base is not GGUF; its result cannot be written yet"));
+    const engine::GgufFile* base_gguf = opened ? opened->model->gguf() : nullptr;
+    const bool own_metadata = vocab || shape;
+    if (base_gguf == nullptr && !own_metadata) return finish("failed", unimplemented("the base is not GGUF; its result cannot be written yet"));
     if (lora) {
       // The adapters, in PEFT's and llama.cpp's formats, kept as blobs of the run.
       const std::string dir = s->work_dir + "/run-" + std::to_string(id) + "-adapter";
@@ -448,7 +499,9 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
     }
     // The result: GGUF with the base's metadata, imported by the serving stage as a new version.
     const std::string out_path = s->work_dir + "/run-" + std::to_string(id) + ".gguf";
-    if (Status st = write_gguf(t, *base_gguf, out_path); !st.ok()) return finish("failed", st.with_context("writing the trained model"));
+    Status written = own_metadata ? write_scratch_gguf(t, vocab ? &*vocab : nullptr, base_gguf, run["output"], out_path)
+                                  : write_gguf(t, *base_gguf, out_path);
+    if (!written.ok()) return finish("failed", written.with_context("writing the trained model"));
     Json import = {{"path", out_path}, {"name", run["output"]}};
     int status = 0;
     std::string body;

@@ -1,0 +1,238 @@
+// The tuning stage's other paths: training from scratch with a shape and a learned vocabulary
+// (no base model, no ../shared), early stopping, and the ways a run ends badly — a NaN loss, a
+// cancel, a disk that fills during a checkpoint — each keeping the last good checkpoint; an
+// empty dataset refused before any job.
+#include <gtest/gtest.h>
+#include <sys/mount.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "integration/harness.h"
+#include "sha256.h"
+
+namespace llmops::test {
+namespace {
+
+// A corpus a small model can learn: a little grammar of who did what where.
+void import_grammar(DaemonProcess& d, const std::string& name, int n) {
+  const char* who[] = {"The cat", "A little dog", "Old Tom", "The girl"};
+  const char* did[] = {"sat on", "ran to", "looked at", "sang near"};
+  const char* what[] = {"the mat", "the red door", "the big tree", "the river"};
+  std::mt19937 rng(11);
+  std::string text;
+  for (int i = 0; i < n; ++i) {
+    text += Json{{"text", std::string(who[rng() % 4]) + " " + did[rng() % 4] + " " + what[rng() % 4] + ". Then it was time for bed."}}.dump() + "\n";
+  }
+  write_text(d.dir().file(name + ".jsonl"), text);
+  ASSERT_EQ(d.ctl({"data", "import", d.dir().file(name + ".jsonl"), "--name", name}).exit_code, 0);
+}
+
+Json wait_run(DaemonProcess& d, const std::string& run, int seconds) {
+  Json r;
+  for (int i = 0; i < seconds * 10; ++i) {
+    r = ctl_json(d, {"tune", "show", run});
+    const std::string st = r.value("status", "");
+    if (st == "done" || st == "failed" || st == "cancelled") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return r;
+}
+
+bool wait_checkpoint(DaemonProcess& d, const std::string& run, int step) {
+  for (int i = 0; i < 600; ++i) {
+    Json r = ctl_json(d, {"tune", "show", run});
+    if (r.contains("checkpoint") && r["checkpoint"]["step"].get<int>() >= step) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+// The stored file of a blob, found by its name under the state directory ("" when absent).
+std::string blob_file(const DaemonProcess& d, const std::string& hex) {
+  for (const auto& e : std::filesystem::recursive_directory_iterator(d.dir().file("state"))) {
+    if (e.is_regular_file() && e.path().filename() == hex.substr(2) && e.path().parent_path().filename() == hex.substr(0, 2)) return e.path();
+  }
+  return "";
+}
+
+void expect_checkpoint_intact(const DaemonProcess& d, const Json& run) {
+  ASSERT_TRUE(run.contains("checkpoint")) << run.dump();
+  const std::string hex = run["checkpoint"]["blob"];
+  const std::string path = blob_file(d, hex);
+  ASSERT_FALSE(path.empty()) << "checkpoint blob " << hex << " is gone";
+  EXPECT_EQ(sha256_hex(read_text(path)), hex) << "checkpoint blob " << hex << " is damaged";
+}
+
+std::vector<std::string> scratch_args(const std::string& data) {
+  return {"tune", "start", "--method", "scratch", "--shape", "dim=64,layers=2,heads=4,context=128", "--vocab", "320", "--data", data,
+          "--seq-len", "64", "--batch", "8", "--seed", "5"};
+}
+
+TEST(Tune, ScratchLearnsAGeneratedCorpusWithItsOwnVocabulary) {
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.log();
+  import_grammar(d, "grammar", 600);
+  auto args = scratch_args("grammar");
+  for (const char* a : {"--steps", "150", "--lr", "0.003", "--warmup", "10", "--output", "tiny-grammar", "--json"}) args.push_back(a);
+  args.insert(args.begin(), args.back());
+  args.pop_back();
+  auto r = d.ctl(args);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  Json run = last_json(r.out);
+  ASSERT_EQ(run["status"], "done") << run.dump();
+  EXPECT_EQ(run["tokenizer"]["size"], 320);
+  EXPECT_EQ(run["shape"]["dim"], 64);
+  Json curve = ctl_json(d, {"tune", "curve", std::to_string(run["id"].get<int>())});
+  ASSERT_EQ(curve["points"].size(), 150u);
+  const double first = curve["points"][0]["loss"], last = curve["points"][149]["loss"];
+  EXPECT_NEAR(first, std::log(320.0), 0.5) << "random weights start near ln(vocabulary)";
+  // The grammar holds about 4 bits of choice per sentence; a learned model gets well under 1 nat.
+  EXPECT_LT(last, 1.0) << "loss " << first << " → " << last;
+  std::printf("scratch loss %.3f -> %.3f\n", first, last);
+  // The model is served with its own tokenizer and writes the corpus's words.
+  auto gen = d.request("POST", "/v1/completions", R"({"model":"tiny-grammar","prompt":"The cat","max_tokens":12,"temperature":0})");
+  ASSERT_EQ(gen.status, 200) << gen.body;
+  const std::string text = gen.json()["choices"][0]["text"];
+  EXPECT_TRUE(text.find("the") != std::string::npos || text.find("Then") != std::string::npos) << text;
+  // A shape that cannot work is refused before any job.
+  auto bad = d.ctl({"tune", "start", "--method", "scratch", "--shape", "dim=65,layers=2,heads=4", "--vocab", "320", "--data", "grammar"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("does not split into 4 heads"), std::string::npos) << bad.err;
+  EXPECT_EQ(d.ctl({"tune", "start", "--method", "scratch", "--shape", "dim=64,layers=2,heads=4", "--data", "grammar"}).exit_code, 2)
+      << "without a base, a vocabulary size is needed";
+}
+
+TEST(Tune, EarlyStoppingEndsARunThatStopsImproving) {
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.log();
+  import_grammar(d, "grammar", 300);
+  ASSERT_EQ(d.ctl({"data", "split", "grammar@1", "--train", "0.8", "--validation", "0.1", "--test", "0.1"}).exit_code, 0);
+  // A learning rate far too high: validation loss stops improving and the run ends early.
+  auto args = scratch_args("grammar@1:train");
+  for (const char* a : {"--steps", "400", "--lr", "0.3", "--warmup", "0", "--clip", "0", "--eval-every", "5", "--patience", "3", "--json"}) args.push_back(a);
+  args.insert(args.begin(), args.back());
+  args.pop_back();
+  auto r = d.ctl(args);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  Json run = last_json(r.out);
+  ASSERT_EQ(run["status"], "done") << run.dump();
+  EXPECT_TRUE(run["results"]["stopped_early"].get<bool>()) << run.dump();
+  EXPECT_LT(run["stopped_early_at_step"].get<int>(), 400);
+  EXPECT_EQ(run["stopped_early_at_step"].get<int>() % 5, 0) << "stops at an evaluation";
+}
+
+TEST(Tune, NanLossFailsTheRunAndKeepsTheLastCheckpoint) {
+  DaemonProcess d;
+  d.env()["LLMOPS_FAILPOINTS"] = "tune.nan_loss=25";
+  ASSERT_TRUE(d.start()) << d.log();
+  import_grammar(d, "grammar", 200);
+  auto args = scratch_args("grammar");
+  for (const char* a : {"--steps", "100", "--lr", "0.003", "--checkpoint-every", "10", "--json"}) args.push_back(a);
+  args.insert(args.begin(), args.back());
+  args.pop_back();
+  auto r = d.ctl(args);
+  EXPECT_NE(r.exit_code, 0);
+  Json run = ctl_json(d, {"tune", "show", "1"});
+  ASSERT_EQ(run["status"], "failed") << run.dump();
+  const std::string why = run["error"].is_string() ? run["error"].get<std::string>() : run.dump();
+  EXPECT_NE(why.find("NaN at step 25"), std::string::npos) << why;
+  EXPECT_NE(why.find("checkpoint (step 20) is kept"), std::string::npos) << why;
+  EXPECT_EQ(run["checkpoint"]["step"], 20);
+  expect_checkpoint_intact(d, run);
+}
+
+TEST(Tune, CancelKeepsTheLastCheckpoint) {
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.log();
+  import_grammar(d, "grammar", 200);
+  auto args = scratch_args("grammar");
+  for (const char* a : {"--steps", "100000", "--checkpoint-every", "10", "--detach", "--json"}) args.push_back(a);
+  args.insert(args.begin(), args.back());
+  args.pop_back();
+  auto q = d.ctl(args);
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  Json queued = last_json(q.out);
+  const std::string run = std::to_string(queued["run"].get<int>()), job = std::to_string(queued["job"].get<int>());
+  ASSERT_TRUE(wait_checkpoint(d, run, 10));
+  ASSERT_EQ(d.ctl({"jobs", "cancel", job}).exit_code, 0);
+  Json r = wait_run(d, run, 60);
+  ASSERT_EQ(r["status"], "cancelled") << r.dump();
+  EXPECT_NE(r.value("error", "").find("is kept"), std::string::npos) << r.dump();
+  expect_checkpoint_intact(d, r);
+}
+
+// The state directory on a small tmpfs that the test fills after the first checkpoint.
+class SmallDisk {
+ public:
+  explicit SmallDisk(const std::string& dir) : dir_(dir) {
+    std::filesystem::create_directories(dir);
+    mounted_ = ::mount("tmpfs", dir.c_str(), "tmpfs", 0, "size=48m") == 0;
+  }
+  ~SmallDisk() {
+    if (mounted_) ::umount2(dir_.c_str(), MNT_DETACH);
+  }
+  bool mounted() const { return mounted_; }
+  // Writes a file until the disk is full, then gives back `leave` bytes.
+  void fill(uint64_t leave) {
+    const std::string path = dir_ + "/filler";
+    {
+      std::ofstream f(path, std::ios::binary);
+      std::string block(1 << 16, 'x');
+      while (f.write(block.data(), static_cast<std::streamsize>(block.size()))) {
+      }
+    }
+    const uint64_t size = std::filesystem::file_size(path);
+    std::filesystem::resize_file(path, size > leave ? size - leave : 0);
+  }
+
+ private:
+  std::string dir_;
+  bool mounted_ = false;
+};
+
+TEST(Tune, FullDiskDuringACheckpointFailsTheRunAndKeepsThePreviousOne) {
+  DaemonProcess d;
+  SmallDisk disk(d.dir().file("state"));
+  if (!disk.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN); the full-disk path is not exercised";
+  ASSERT_TRUE(d.start()) << d.log();
+  import_grammar(d, "grammar", 200);
+  // A wider model, so a checkpoint (weights + two moments) is a few MB.
+  std::vector<std::string> args = {"--json", "tune", "start", "--method", "scratch", "--shape", "dim=256,layers=2,heads=4", "--vocab", "320",
+                                   "--data", "grammar", "--seq-len", "32", "--batch", "2", "--steps", "100000", "--checkpoint-every", "5",
+                                   "--detach"};
+  auto q = d.ctl(args);
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  const std::string run = std::to_string(last_json(q.out)["run"].get<int>());
+  ASSERT_TRUE(wait_checkpoint(d, run, 5));
+  Json before = ctl_json(d, {"tune", "show", run});
+  disk.fill(1 << 20);
+  Json r = wait_run(d, run, 120);
+  ASSERT_EQ(r["status"], "failed") << r.dump();
+  EXPECT_NE(r.value("error", "").find("the previous checkpoint is kept"), std::string::npos) << r.dump();
+  ASSERT_TRUE(r.contains("checkpoint"));
+  expect_checkpoint_intact(d, r);
+  EXPECT_GE(r["checkpoint"]["step"].get<int>(), before["checkpoint"]["step"].get<int>());
+  d.signal(SIGTERM);
+  d.wait_exit(10000);
+}
+
+TEST(Tune, EmptyDatasetIsRefusedBeforeAnyJob) {
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.log();
+  import_grammar(d, "grammar", 10);
+  // A filter that keeps nothing gives a version with no records.
+  auto f = d.ctl({"data", "filter", "grammar@1", "--max-chars", "5"});
+  ASSERT_EQ(f.exit_code, 0) << f.out << f.err;
+  auto r = d.ctl({"tune", "start", "--method", "scratch", "--shape", "dim=64,layers=2,heads=4", "--vocab", "320", "--data", "grammar@2"});
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.err.find("holds no records"), std::string::npos) << r.err;
+  EXPECT_TRUE(ctl_json(d, {"tune", "list"})["runs"].empty());
+}
+
+}  // namespace
+}  // namespace llmops::test
