@@ -12,6 +12,8 @@ packages=(
   libutf8proc-dev libcld2-dev zlib1g-dev libzstd-dev
   # tests, fuzzing, sanitizers, packaging checks, benchmarks
   libgtest-dev libgmock-dev clang libclang-rt-14-dev lmdb-utils hwloc curl systemd dpkg-dev rpm wrk
+  # the corpus of the default model (scripts/train-default-model.sh)
+  fortunes
 )
 
 missing=()

@@ -122,7 +122,7 @@ void add_shape_metadata(GgufWriter& w, const std::string& arch, const ModelConfi
   }
 }
 
-Result<ExportReport> export_gguf(const Model& m, GgmlType type, const std::string& path, const Tokenizer* tok) {
+Result<ExportReport> export_gguf(const Model& m, GgmlType type, const std::string& path, const Tokenizer* tok, std::string_view chat_template) {
   if (!can_quantize(type)) return unimplemented("cannot write " + ggml_type_name(static_cast<uint32_t>(type)) + " weights");
   const ModelConfig& c = m.config();
   const bool gpt2 = c.arch == Arch::kGpt2;
@@ -137,6 +137,7 @@ Result<ExportReport> export_gguf(const Model& m, GgmlType type, const std::strin
   if (const GgufFile* src = m.gguf(); src != nullptr) {
     if (const GgufValue* name = src->find("general.name"); name != nullptr) w.add_value("general.name", *name);
     for (const auto& [key, value] : src->metadata()) {
+      if (key == "tokenizer.chat_template" && !chat_template.empty()) continue;
       if (key.rfind("tokenizer.", 0) == 0 && !(value.type == GgufType::kArray && value.elem_type == GgufType::kArray)) w.add_value(key, value);
     }
   } else if (tok != nullptr && tok->spm() != nullptr) {
@@ -166,6 +167,7 @@ Result<ExportReport> export_gguf(const Model& m, GgmlType type, const std::strin
   } else {
     report.notes.push_back("no tokenizer metadata: the source is not a GGUF; keep its tokenizer files beside the model");
   }
+  if (!chat_template.empty()) w.add_string("tokenizer.chat_template", std::string(chat_template));
   add_shape_metadata(w, arch, c);
 
   auto matrix = [&](const std::string& name, Source src, GgmlType t) -> Status {

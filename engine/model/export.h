@@ -30,7 +30,9 @@ struct ExportReport {
 // be null) supplies it when it is a SentencePiece vocabulary (a llama2.c tokenizer.bin, a
 // Hugging Face byte_fallback tokenizer.json); a byte-level BPE vocabulary from tokenizer.json is
 // not written yet, and the report says the tokenizer files must travel beside the model.
-Result<ExportReport> export_gguf(const Model& m, GgmlType type, const std::string& path, const Tokenizer* tok = nullptr);
+// chat_template, when not empty, is written as tokenizer.chat_template in place of the source's.
+Result<ExportReport> export_gguf(const Model& m, GgmlType type, const std::string& path, const Tokenizer* tok = nullptr,
+                                 std::string_view chat_template = {});
 
 // The GGUF metadata export_gguf writes, for writers of other models (training from scratch):
 // a SentencePiece vocabulary as llama.cpp's "llama" tokenizer, and a shape under `arch.`.

@@ -2,10 +2,12 @@
 // writes it as GGUF at a chosen type, or as a Hugging Face directory (config.json +
 // model.safetensors). A development tool; `llmopsctl model quantize` will call the same code.
 #include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <memory>
 #include <string>
 
-#include <memory>
-
+#include "chat/chat_template.h"
 #include "formats/quantize.h"
 #include "model/export.h"
 
@@ -21,6 +23,7 @@ const char* kUsage =
     "  --tokenizer PATH a llama2.c tokenizer.bin, written into the GGUF (GGUF sources keep their own)\n"
     "  --type T         GGUF matrix type (vectors stay F32; Q4_0/Q4_K keep the classifier at Q6_K)\n"
     "  --out FILE       the GGUF to write (appears only when complete)\n"
+    "  --chat-template FILE  a Jinja chat template written into the GGUF (replacing the source's)\n"
     "  --hf-dtype D     write a Hugging Face directory with weights in D instead\n"
     "  --out-dir DIR    where config.json and model.safetensors go\n";
 
@@ -32,7 +35,7 @@ int fail(const std::string& msg) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string model_path, tokenizer_path, type_name, out, hf_dtype, out_dir;
+  std::string model_path, tokenizer_path, type_name, out, hf_dtype, out_dir, template_path;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
@@ -40,6 +43,7 @@ int main(int argc, char** argv) {
     else if (a == "--tokenizer") tokenizer_path = next();
     else if (a == "--type") type_name = next();
     else if (a == "--out") out = next();
+    else if (a == "--chat-template") template_path = next();
     else if (a == "--hf-dtype") hf_dtype = next();
     else if (a == "--out-dir") out_dir = next();
     else if (a == "--help" || a == "-h") return std::fputs(kUsage, stdout), 0;
@@ -63,7 +67,14 @@ int main(int argc, char** argv) {
       auto t = Tokenizer::from_hf_dir((*model)->hf_dir());
       if (t.ok()) tok = std::make_unique<Tokenizer>(std::move(t).value());
     }
-    report = export_gguf(**model, *type, out, tok.get());
+    std::string chat_template;
+    if (!template_path.empty()) {
+      std::ifstream f(template_path, std::ios::binary);
+      if (!f) return fail("cannot read the chat template " + template_path);
+      chat_template.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+      if (auto parsed = ChatTemplate::parse(chat_template); !parsed.ok()) return fail(template_path + ": " + parsed.status().message());
+    }
+    report = export_gguf(**model, *type, out, tok.get(), chat_template);
   } else {
     if (out_dir.empty()) return fail("--out-dir DIR is required with --hf-dtype");
     auto dtype = safetensors_dtype_from_name(hf_dtype);

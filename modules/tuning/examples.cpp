@@ -7,7 +7,7 @@
 namespace llmops::tuning {
 
 Json ExampleReport::to_json() const {
-  return {{"records", records}, {"prompt_completion", prompt_completion}, {"text", text}, {"unusable", unusable},
+  return {{"records", records}, {"prompt_completion", prompt_completion}, {"text", text}, {"chat", chat}, {"unusable", unusable},
           {"longer_than_context", longer_than_context}, {"truncated_tokens", truncated_tokens}, {"tokens", tokens},
           {"learned_tokens", learned_tokens}};
 }
@@ -18,8 +18,52 @@ std::optional<std::string> example_text(const Json& record, const ExampleOptions
     return it != record.end() && it->is_string() ? &it->get_ref<const std::string&>() : nullptr;
   };
   if (const std::string *p = str("prompt"), *c = str("completion"); p != nullptr && c != nullptr) return *p + *c;
+  if (auto m = record.find("messages"); m != record.end() && m->is_array()) {
+    std::string all;
+    for (const auto& msg : *m) {
+      if (msg.is_object() && msg.contains("content") && msg["content"].is_string()) all += msg["content"].get<std::string>() + "\n";
+    }
+    if (!all.empty()) return all;
+  }
   if (const std::string* t = str(opt.text_field); t != nullptr && !t->empty()) return *t;
   return std::nullopt;
+}
+
+// Renders the chat turn by turn: the text up to each assistant turn's start (the template's
+// generation prompt) is context, the turn itself is learned. A template whose renders do not
+// extend each other cannot be split this way (false).
+bool ExampleSet::add_chat(const Json& messages, const engine::Tokenizer& tok, const engine::ChatTemplate& chat, std::vector<int32_t>& seq,
+                          std::vector<int32_t>& learn) {
+  engine::ChatContext ctx;
+  ctx.bos_token = tok.bos_id() >= 0 ? tok.token_text(tok.bos_id()) : "";
+  ctx.eos_token = tok.eos_id() >= 0 ? tok.token_text(tok.eos_id()) : "";
+  auto push = [&](std::string_view text, bool learned) {
+    for (int32_t id : tok.encode(text, true)) {
+      if (seq.size() == 1 && id == tok.bos_id() && seq[0] == id) continue;  // the template's own BOS
+      seq.push_back(id), learn.push_back(learned ? 1 : 0);
+    }
+  };
+  std::string done;  // rendered and pushed so far
+  bool any = false;
+  Json upto = Json::array();
+  for (const auto& m : messages) {
+    if (!m.is_object() || !m.contains("role") || !m["role"].is_string()) return false;
+    if (m["role"] == "assistant") {
+      ctx.add_generation_prompt = true;
+      auto head = chat.render(upto, ctx);
+      upto.push_back(m);
+      ctx.add_generation_prompt = false;
+      auto whole = chat.render(upto, ctx);
+      if (!head.ok() || !whole.ok() || head->compare(0, done.size(), done) != 0 || whole->compare(0, head->size(), *head) != 0) return false;
+      push(std::string_view(*head).substr(done.size()), false);
+      push(std::string_view(*whole).substr(head->size()), true);
+      done = std::move(*whole);
+      any = true;
+    } else {
+      upto.push_back(m);
+    }
+  }
+  return any;
 }
 
 void ExampleSet::add(const Json& record, const engine::Tokenizer& tok, const ExampleOptions& opt) {
@@ -33,10 +77,17 @@ void ExampleSet::add(const Json& record, const engine::Tokenizer& tok, const Exa
     auto it = record.find(k);
     return it != record.end() && it->is_string() ? &it->get_ref<const std::string&>() : nullptr;
   };
+  auto messages = record.find("messages");
   if (const std::string *p = str("prompt"), *c = str("completion"); p != nullptr && c != nullptr) {
     push(tok.encode(*p, false), false);
     push(tok.encode(*c, false), true);
     ++report_.prompt_completion;
+  } else if (messages != record.end() && messages->is_array()) {
+    if (opt.chat == nullptr || !add_chat(*messages, tok, *opt.chat, seq, learn)) {
+      ++report_.unusable;
+      return;
+    }
+    ++report_.chat;
   } else if (const std::string* t = str(opt.text_field.c_str()); t != nullptr && !t->empty()) {
     push(tok.encode(*t, false), true);
     ++report_.text;
@@ -44,7 +95,7 @@ void ExampleSet::add(const Json& record, const engine::Tokenizer& tok, const Exa
     ++report_.unusable;
     return;
   }
-  if (tok.eos_id() >= 0) push({tok.eos_id()}, true);
+  if (tok.eos_id() >= 0 && (seq.empty() || seq.back() != tok.eos_id())) push({tok.eos_id()}, true);
   if (seq.size() < 2) {
     ++report_.unusable;
     return;

@@ -3,6 +3,9 @@
 //   {"prompt": ..., "completion": ...}  the prompt's tokens are context only (their targets are
 //                                       masked); the completion and the end token are learned
 //   {"text": ...} (or --text-field)     every token is learned
+//   {"messages": [{"role", "content"}]} a chat, rendered with the model's chat template turn by
+//                                       turn: only the assistant turns' tokens are learned (the
+//                                       template's headers and the other roles are context)
 //
 // Each example is [BOS] + tokens + [EOS]. With packing (the default) examples are laid end to
 // end and cut into chunks of seq_len inputs, so a long record is split across chunks; without
@@ -19,6 +22,7 @@
 
 #include "json.h"
 #include "status.h"
+#include "chat/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace llmops::tuning {
@@ -28,17 +32,19 @@ struct ExampleOptions {
   bool packing = true;
   std::string long_records = "split";  // without packing: "split" | "truncate"
   std::string text_field = "text";
+  const engine::ChatTemplate* chat = nullptr;  // renders "messages" records; null: they are unusable
 };
 
 struct ExampleReport {
-  uint64_t records = 0, prompt_completion = 0, text = 0, unusable = 0;
+  uint64_t records = 0, prompt_completion = 0, text = 0, chat = 0, unusable = 0;
   uint64_t longer_than_context = 0;  // split across chunks (packing, split) or cut (truncate)
   uint64_t truncated_tokens = 0;
   uint64_t tokens = 0, learned_tokens = 0;
   Json to_json() const;
 };
 
-// The text a record teaches: prompt + completion, or its text field; nothing for an unusable one.
+// The text a record teaches: prompt + completion, its messages' contents, or its text field;
+// nothing for an unusable one.
 std::optional<std::string> example_text(const Json& record, const ExampleOptions& opt);
 
 class ExampleSet {
@@ -56,6 +62,9 @@ class ExampleSet {
   const std::vector<int32_t>& targets(size_t chunk) const { return targets_[chunk]; }
 
  private:
+  bool add_chat(const Json& messages, const engine::Tokenizer& tok, const engine::ChatTemplate& chat, std::vector<int32_t>& seq,
+                std::vector<int32_t>& learn);
+
   ExampleReport report_;
   std::vector<int32_t> stream_in_, stream_tg_;               // packing: all examples end to end
   std::vector<std::vector<int32_t>> inputs_, targets_;       // the chunks

@@ -173,8 +173,8 @@ Result<Json> prepare_training(State* s, const Json& req, const std::string& call
   LLMOPS_ASSIGN_OR_RETURN(peers::DatasetRef d, peers::resolve_dataset(s->sdk(), data));
   if (d.records == 0) return invalid_argument(d.ref + " holds no records: there is nothing to train on");
   const bool has_pc = d.schema.contains("prompt") && d.schema.contains("completion");
-  if (!has_pc && !d.schema.contains(h.text_field)) {
-    return invalid_argument(d.ref + " has neither prompt + completion nor a '" + h.text_field + "' field; its fields are " + peers::field_list(d.schema) +
+  if (!has_pc && !d.schema.contains("messages") && !d.schema.contains(h.text_field)) {
+    return invalid_argument(d.ref + " has neither prompt + completion, messages, nor a '" + h.text_field + "' field; its fields are " + peers::field_list(d.schema) +
                             " (map them with llmopsctl data map, or name the text with --text-field)");
   }
   // Validation: named, else the dataset's validation split beside a train split.
@@ -252,6 +252,14 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
     eo.packing = h.packing;
     eo.long_records = h.long_records;
     eo.text_field = h.text_field;
+    // Chat records render with the base's template, else ChatML's.
+    std::optional<engine::ChatTemplate> chatml;
+    if (opened && opened->chat) {
+      eo.chat = opened->chat.get();
+    } else if (auto b = engine::ChatTemplate::builtin("chatml"); b.ok()) {
+      chatml = std::move(*b);
+      eo.chat = &*chatml;
+    }
     // The tokenizer: learned from the training text (--vocab), else the base's.
     std::optional<engine::SpmVocab> vocab;
     std::optional<engine::Tokenizer> own_tok;

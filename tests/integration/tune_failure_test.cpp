@@ -107,6 +107,50 @@ TEST(Tune, ScratchLearnsAGeneratedCorpusWithItsOwnVocabulary) {
       << "without a base, a vocabulary size is needed";
 }
 
+TEST(Tune, ChatRecordsLearnOnlyTheAssistantTurns) {
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.log();
+  std::string text;
+  for (int i = 0; i < 100; ++i) {
+    Json msgs = Json::array({{{"role", "system"}, {"content", "You answer in a few words."}},
+                             {{"role", "user"}, {"content", "Where does Zara live?"}},
+                             {{"role", "assistant"}, {"content", "By the sea."}},
+                             {{"role", "user"}, {"content", "And Tom, number " + std::to_string(i) + "?"}},
+                             {{"role", "assistant"}, {"content", "In the old mill."}}});
+    text += Json{{"messages", msgs}}.dump() + "\n";
+  }
+  write_text(d.dir().file("chats.jsonl"), text);
+  ASSERT_EQ(d.ctl({"data", "import", d.dir().file("chats.jsonl"), "--name", "chats"}).exit_code, 0);
+  auto r = d.ctl({"--json", "tune", "start", "--method", "scratch", "--shape", "dim=64,layers=2,heads=4", "--vocab", "300", "--data", "chats",
+                  "--steps", "3", "--batch", "2", "--seq-len", "64"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  Json run = last_json(r.out);
+  ASSERT_EQ(run["status"], "done") << run.dump();
+  const Json& rep = run["data"]["report"];
+  EXPECT_EQ(rep["chat"], 100) << rep.dump();
+  EXPECT_EQ(rep["unusable"], 0) << rep.dump();
+  // The system and user turns and ChatML's headers are context; only the two answers are learned.
+  EXPECT_GT(rep["learned_tokens"].get<double>(), 0.0);
+  EXPECT_LT(rep["learned_tokens"].get<double>(), 0.5 * rep["tokens"].get<double>()) << rep.dump();
+}
+
+// The model ./scripts/run.sh serves by default (trained by scripts/train-default-model.sh) loads,
+// completes and chats from the repository alone.
+TEST(Tune, TheShippedDefaultModelServesFortuneText) {
+  DaemonProcess d({}, "[serving]\nmodel = " + std::string(LLMOPS_SOURCE_DIR) + "/etc/default-model.gguf\n");
+  ASSERT_TRUE(d.start()) << d.log();
+  auto gen = d.request("POST", "/v1/completions", R"({"model":"default-model","prompt":"","max_tokens":40,"temperature":0.8,"seed":1})");
+  ASSERT_EQ(gen.status, 200) << gen.body;
+  EXPECT_GT(gen.json()["usage"]["completion_tokens"].get<int>(), 5) << gen.body;
+  auto chat = d.request("POST", "/v1/chat/completions",
+                        R"({"model":"default-model","messages":[{"role":"user","content":"Tell me a fortune."}],"max_tokens":40,"seed":2})");
+  ASSERT_EQ(chat.status, 200) << chat.body;
+  EXPECT_FALSE(chat.json()["choices"][0]["message"]["content"].get<std::string>().empty()) << chat.body;
+  // Its recipe's shape and learned vocabulary.
+  Json m = d.get("/v1/models").json();
+  EXPECT_EQ(m["data"][0]["max_model_len"], 256) << m.dump();
+}
+
 TEST(Tune, EarlyStoppingEndsARunThatStopsImproving) {
   DaemonProcess d;
   ASSERT_TRUE(d.start()) << d.log();
