@@ -62,6 +62,71 @@ void rmsnorm_backward(const T* x, const T* w, const T* rstd, const T* dy, T* dx,
   }
 }
 
+// y = w ⊙ (x − μ)·r + b with r = (var(x) + eps)^-1/2 (GPT-2's LayerNorm).
+template <typename T>
+void layernorm(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, int n, int d, double eps) {
+  for (int i = 0; i < n; ++i) {
+    const T* xi = x + static_cast<size_t>(i) * d;
+    double mu = 0, var = 0;
+    for (int j = 0; j < d; ++j) mu += xi[j];
+    mu /= d;
+    for (int j = 0; j < d; ++j) var += (xi[j] - mu) * (xi[j] - mu);
+    const double r = 1.0 / std::sqrt(var / d + eps);
+    mean[i] = static_cast<T>(mu);
+    rstd[i] = static_cast<T>(r);
+    for (int j = 0; j < d; ++j) y[static_cast<size_t>(i) * d + j] = static_cast<T>((xi[j] - mu) * r) * w[j] + b[j];
+  }
+}
+// With x̂ = (x − μ)·r and g = dy ⊙ w: dw += dy ⊙ x̂, db += dy, dx += r·(g − mean(g) − x̂·mean(g ⊙ x̂)).
+template <typename T>
+void layernorm_backward(const T* x, const T* w, const T* mean, const T* rstd, const T* dy, T* dx, T* dw, T* db, int n, int d) {
+  for (int i = 0; i < n; ++i) {
+    const T* xi = x + static_cast<size_t>(i) * d;
+    const T* dyi = dy + static_cast<size_t>(i) * d;
+    T* dxi = dx + static_cast<size_t>(i) * d;
+    double gm = 0, gxm = 0;
+    for (int j = 0; j < d; ++j) {
+      const double xh = (xi[j] - mean[i]) * rstd[i], gj = static_cast<double>(dyi[j]) * w[j];
+      gm += gj;
+      gxm += gj * xh;
+    }
+    gm /= d;
+    gxm /= d;
+    for (int j = 0; j < d; ++j) {
+      const double xh = (xi[j] - mean[i]) * rstd[i];
+      if (dw != nullptr) dw[j] += static_cast<T>(dyi[j] * xh);
+      if (db != nullptr) db[j] += dyi[j];
+      dxi[j] += static_cast<T>(rstd[i] * (static_cast<double>(dyi[j]) * w[j] - gm - xh * gxm));
+    }
+  }
+}
+
+// GPT-2's GELU, the tanh form, and its derivative.
+constexpr double kGeluC = 0.7978845608028654;  // sqrt(2/π)
+template <typename T>
+T gelu(T x) {
+  return static_cast<T>(0.5 * x * (1.0 + std::tanh(kGeluC * (x + 0.044715 * x * x * x))));
+}
+template <typename T>
+T gelu_grad(T x) {
+  const double th = std::tanh(kGeluC * (x + 0.044715 * x * x * x));
+  return static_cast<T>(0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * kGeluC * (1.0 + 3.0 * 0.044715 * x * x));
+}
+
+// y[n×m] += b on every row; db[m] += the column sums of dy.
+template <typename T>
+void add_bias(T* y, const T* b, int n, int m) {
+  for (int i = 0; i < n; ++i) {
+    for (int j = 0; j < m; ++j) y[static_cast<size_t>(i) * m + j] += b[j];
+  }
+}
+template <typename T>
+void bias_backward(const T* dy, T* db, int n, int m) {
+  for (int i = 0; i < n; ++i) {
+    for (int j = 0; j < m; ++j) db[j] += dy[static_cast<size_t>(i) * m + j];
+  }
+}
+
 // Rotates (sign +1) or rotates back (sign −1, the backward pass: the transpose) each head's
 // pairs at the row's position.
 template <typename T>
@@ -101,38 +166,66 @@ template <typename T>
 void LlamaTrainer<T>::layout() {
   const size_t d = c_.dim, q = c_.q_dim(), kv = c_.kv_dim(), h = c_.hidden_dim, v = c_.vocab_size;
   size_t at = 0;
-  auto add = [&](std::string name, size_t rows, size_t cols) {
-    tensors_.push_back({std::move(name), at, rows, cols});
+  auto add = [&](std::string name, size_t rows, size_t cols, bool bias = false) {
+    tensors_.push_back({std::move(name), at, rows, cols, bias});
     at += rows * cols;
     return tensors_.size() - 1;
   };
+  auto whole = [&](std::string name, size_t rows, size_t cols, bool bias = false) { return tensors_[add(std::move(name), rows, cols, bias)]; };
+  auto rows_of = [](TensorRef r, size_t first, size_t n) {
+    r.offset += first * r.cols;
+    r.rows = n;
+    return r;
+  };
   tok_ = add("token_embd", v, d);
+  if (gpt2()) pos_ = add("position_embd", static_cast<size_t>(c_.seq_len), d);
   layers_.clear();
   for (int l = 0; l < c_.n_layers; ++l) {
     const std::string b = "blk." + std::to_string(l) + ".";
     LayerRefs r;
-    r.attn_norm = add(b + "attn_norm", d, 1);
-    r.wq = add(b + "attn_q", q, d);
-    r.wk = add(b + "attn_k", kv, d);
-    r.wv = add(b + "attn_v", kv, d);
-    r.wo = add(b + "attn_output", d, q);
-    r.ffn_norm = add(b + "ffn_norm", d, 1);
-    r.gate = add(b + "ffn_gate", h, d);
-    r.up = add(b + "ffn_up", h, d);
-    r.down = add(b + "ffn_down", d, h);
+    r.attn_norm = whole(b + "attn_norm", d, 1);
+    if (gpt2()) {
+      r.attn_norm_b = whole(b + "attn_norm", d, 1, true);
+      const TensorRef qkv = whole(b + "attn_qkv", q + 2 * kv, d), qkv_b = whole(b + "attn_qkv", q + 2 * kv, 1, true);
+      r.wq = rows_of(qkv, 0, q), r.wk = rows_of(qkv, q, kv), r.wv = rows_of(qkv, q + kv, kv);
+      r.bq = rows_of(qkv_b, 0, q), r.bk = rows_of(qkv_b, q, kv), r.bv = rows_of(qkv_b, q + kv, kv);
+      r.wo = whole(b + "attn_output", d, q);
+      r.bo = whole(b + "attn_output", d, 1, true);
+      r.ffn_norm = whole(b + "ffn_norm", d, 1);
+      r.ffn_norm_b = whole(b + "ffn_norm", d, 1, true);
+      r.up = whole(b + "ffn_up", h, d);
+      r.b_up = whole(b + "ffn_up", h, 1, true);
+      r.down = whole(b + "ffn_down", d, h);
+      r.b_down = whole(b + "ffn_down", d, 1, true);
+    } else {
+      r.wq = whole(b + "attn_q", q, d);
+      r.wk = whole(b + "attn_k", kv, d);
+      r.wv = whole(b + "attn_v", kv, d);
+      if (qkv_bias_) {
+        r.bq = whole(b + "attn_q", q, 1, true);
+        r.bk = whole(b + "attn_k", kv, 1, true);
+        r.bv = whole(b + "attn_v", kv, 1, true);
+      }
+      r.wo = whole(b + "attn_output", d, q);
+      r.ffn_norm = whole(b + "ffn_norm", d, 1);
+      r.gate = whole(b + "ffn_gate", h, d);
+      r.up = whole(b + "ffn_up", h, d);
+      r.down = whole(b + "ffn_down", d, h);
+    }
     layers_.push_back(r);
   }
   out_norm_ = add("output_norm", d, 1);
+  if (gpt2()) out_norm_b_ = add("output_norm", d, 1, true);
   cls_ = tied_ ? tok_ : add("output", v, d);
   params_.assign(at, T(0));
   grads_.assign(at, T(0));
 }
 
 template <typename T>
-Result<LlamaTrainer<T>> LlamaTrainer<T>::random(const ModelConfig& config, bool tied_embeddings, uint64_t seed) {
+Result<LlamaTrainer<T>> LlamaTrainer<T>::random(const ModelConfig& config, bool tied_embeddings, uint64_t seed, bool qkv_bias) {
   LLMOPS_RETURN_IF_ERROR(config.validate());
-  if (config.arch != Arch::kLlama) return unimplemented("training supports the Llama family; GPT-2 is not done yet");
   LlamaTrainer t;
+  t.qkv_bias_ = qkv_bias && config.arch != Arch::kGpt2;
   t.c_ = config;
   t.tied_ = tied_embeddings;
   t.inv_freq_ = rope_inv_freq(config);
@@ -142,11 +235,11 @@ Result<LlamaTrainer<T>> LlamaTrainer<T>::random(const ModelConfig& config, bool 
   for (size_t i = 0; i < t.tensors_.size(); ++i) {
     const TensorRef& r = t.tensors_[i];
     if (!r.matrix()) {
-      std::fill(t.p(r), t.p(r) + r.size(), T(1));
+      std::fill(t.p(r), t.p(r) + r.size(), r.bias ? T(0) : T(1));  // norms at one, biases at zero
       continue;
     }
     const bool into_residual = r.name.find("attn_output") != std::string::npos || r.name.find("ffn_down") != std::string::npos;
-    fill_normal(t.p(r), r.size(), into_residual ? residual_std : 0.02, rng);
+    fill_normal(t.p(r), r.size(), into_residual ? residual_std : r.name == "position_embd" ? 0.01 : 0.02, rng);
   }
   return t;
 }
@@ -154,13 +247,17 @@ Result<LlamaTrainer<T>> LlamaTrainer<T>::random(const ModelConfig& config, bool 
 template <typename T>
 Result<LlamaTrainer<T>> LlamaTrainer<T>::from_model(const Model& model) {
   const ModelConfig& c = model.config();
-  if (c.arch != Arch::kLlama) return unimplemented("training supports the Llama family; GPT-2 is not done yet");
-  for (const auto& l : model.layers()) {
-    if (l.bq != nullptr || l.bk != nullptr || l.bv != nullptr || l.bo != nullptr) {
-      return unimplemented("training does not cover attention biases (Qwen2) yet");
+  bool qkv_bias = false;
+  if (c.arch != Arch::kGpt2) {
+    for (const auto& l : model.layers()) {
+      if (l.bo != nullptr) return unimplemented("training does not cover an attention output bias outside GPT-2 yet");
+      const int biases = (l.bq != nullptr) + (l.bk != nullptr) + (l.bv != nullptr);
+      if (biases != 0 && biases != 3) return unimplemented("training covers q/k/v biases all three or none");
+      qkv_bias = qkv_bias || biases == 3;
     }
   }
   LlamaTrainer t;
+  t.qkv_bias_ = qkv_bias;
   t.c_ = c;
   t.tied_ = model.classifier().data == model.token_embedding().data;
   t.inv_freq_ = model.rope_inv_freq();
@@ -176,21 +273,33 @@ Result<LlamaTrainer<T>> LlamaTrainer<T>::from_model(const Model& model) {
     return ok_status();
   };
   auto vec = [&](const float* v, const TensorRef& r) { std::copy(v, v + r.size(), t.p(r)); };
+  auto vec_opt = [&](const float* v, const TensorRef& r) -> Status {
+    if (!r.present()) return ok_status();
+    if (v == nullptr) return invalid_argument(r.name + ".bias is missing from the model");
+    vec(v, r);
+    return ok_status();
+  };
   LLMOPS_RETURN_IF_ERROR(widen(model.token_embedding(), t.tensors_[t.tok_]));
+  if (t.gpt2()) LLMOPS_RETURN_IF_ERROR(widen(model.position_embedding(), t.tensors_[t.pos_]));
   for (int l = 0; l < c.n_layers; ++l) {
     const Layer& src = model.layers()[static_cast<size_t>(l)];
     const LayerRefs& r = t.layers_[static_cast<size_t>(l)];
-    vec(src.attn_norm, t.tensors_[r.attn_norm]);
-    vec(src.ffn_norm, t.tensors_[r.ffn_norm]);
-    LLMOPS_RETURN_IF_ERROR(widen(src.wq, t.tensors_[r.wq]));
-    LLMOPS_RETURN_IF_ERROR(widen(src.wk, t.tensors_[r.wk]));
-    LLMOPS_RETURN_IF_ERROR(widen(src.wv, t.tensors_[r.wv]));
-    LLMOPS_RETURN_IF_ERROR(widen(src.wo, t.tensors_[r.wo]));
-    LLMOPS_RETURN_IF_ERROR(widen(src.w_gate, t.tensors_[r.gate]));
-    LLMOPS_RETURN_IF_ERROR(widen(src.w_up, t.tensors_[r.up]));
-    LLMOPS_RETURN_IF_ERROR(widen(src.w_down, t.tensors_[r.down]));
+    vec(src.attn_norm, r.attn_norm);
+    vec(src.ffn_norm, r.ffn_norm);
+    LLMOPS_RETURN_IF_ERROR(widen(src.wq, r.wq));
+    LLMOPS_RETURN_IF_ERROR(widen(src.wk, r.wk));
+    LLMOPS_RETURN_IF_ERROR(widen(src.wv, r.wv));
+    LLMOPS_RETURN_IF_ERROR(widen(src.wo, r.wo));
+    if (r.gate.present()) LLMOPS_RETURN_IF_ERROR(widen(src.w_gate, r.gate));
+    LLMOPS_RETURN_IF_ERROR(widen(src.w_up, r.up));
+    LLMOPS_RETURN_IF_ERROR(widen(src.w_down, r.down));
+    for (auto [v, ref] : {std::pair<const float*, const TensorRef*>{src.attn_norm_b, &r.attn_norm_b}, {src.ffn_norm_b, &r.ffn_norm_b}, {src.bq, &r.bq},
+                          {src.bk, &r.bk}, {src.bv, &r.bv}, {src.bo, &r.bo}, {src.b_up, &r.b_up}, {src.b_down, &r.b_down}}) {
+      LLMOPS_RETURN_IF_ERROR(vec_opt(v, *ref));
+    }
   }
   vec(model.output_norm(), t.tensors_[t.out_norm_]);
+  if (t.gpt2()) LLMOPS_RETURN_IF_ERROR(vec_opt(model.output_norm_bias(), t.tensors_[t.out_norm_b_]));
   if (!t.tied_) LLMOPS_RETURN_IF_ERROR(widen(model.classifier(), t.tensors_[t.cls_]));
   return t;
 }
@@ -198,6 +307,27 @@ Result<LlamaTrainer<T>> LlamaTrainer<T>::from_model(const Model& model) {
 template <typename T>
 void LlamaTrainer<T>::zero_grads() {
   std::fill(grads_.begin(), grads_.end(), T(0));
+}
+
+template <typename T>
+void LlamaTrainer<T>::norm(const TensorRef& w, const TensorRef& b, const T* x, T* y, std::vector<T>& mean, std::vector<T>& rstd, int n) {
+  rstd.resize(static_cast<size_t>(n));
+  if (b.present()) {
+    mean.resize(static_cast<size_t>(n));
+    layernorm(x, p(w), p(b), y, mean.data(), rstd.data(), n, c_.dim, c_.norm_eps);
+  } else {
+    rmsnorm(x, p(w), y, rstd.data(), n, c_.dim, c_.norm_eps);
+  }
+}
+
+template <typename T>
+void LlamaTrainer<T>::norm_backward(const TensorRef& w, const TensorRef& b, const T* x, const std::vector<T>& mean, const std::vector<T>& rstd,
+                                    const T* dy, T* dx, int n) {
+  if (b.present()) {
+    layernorm_backward(x, p(w), mean.data(), rstd.data(), dy, dx, g(w), g(b), n, c_.dim);
+  } else {
+    rmsnorm_backward(x, p(w), rstd.data(), dy, dx, g(w), n, c_.dim);
+  }
 }
 
 template <typename T>
@@ -218,19 +348,27 @@ Result<double> LlamaTrainer<T>::forward(const int32_t* tokens, const int32_t* ta
   std::vector<T> x(static_cast<size_t>(n) * d);
   const T* emb = p(tensors_[tok_]);
   for (int i = 0; i < n; ++i) std::copy(emb + static_cast<size_t>(tokens[i]) * d, emb + static_cast<size_t>(tokens[i] + 1) * d, x.begin() + static_cast<size_t>(i) * d);
+  if (gpt2()) {
+    const T* pos = p(tensors_[pos_]);
+    for (int i = 0; i < n; ++i) {
+      for (int j = 0; j < d; ++j) x[static_cast<size_t>(i) * d + j] += pos[static_cast<size_t>(i % seq) * d + j];
+    }
+  }
   for (int l = 0; l < c_.n_layers; ++l) {
     LayerActs& a = acts_[static_cast<size_t>(l)];
     const LayerRefs& r = layers_[static_cast<size_t>(l)];
     a.x_in = x;
     a.xn.resize(x.size());
-    a.rstd.resize(n);
-    rmsnorm(x.data(), p(tensors_[r.attn_norm]), a.xn.data(), a.rstd.data(), n, d, c_.norm_eps);
+    norm(r.attn_norm, r.attn_norm_b, x.data(), a.xn.data(), a.mean, a.rstd, n);
     a.q.resize(static_cast<size_t>(n) * qd);
     a.k.resize(static_cast<size_t>(n) * kvd);
     a.v.resize(static_cast<size_t>(n) * kvd);
     project(l, kQ, a.xn.data(), a.q.data(), n, d, qd);
     project(l, kK, a.xn.data(), a.k.data(), n, d, kvd);
     project(l, kV, a.xn.data(), a.v.data(), n, d, kvd);
+    if (r.bq.present()) add_bias(a.q.data(), p(r.bq), n, qd);
+    if (r.bk.present()) add_bias(a.k.data(), p(r.bk), n, kvd);
+    if (r.bv.present()) add_bias(a.v.data(), p(r.bv), n, kvd);
     rope(a.q.data(), n, seq, heads, head_dim, inv_freq_, neox, +1);
     rope(a.k.data(), n, seq, kv_heads, head_dim, inv_freq_, neox, +1);
     // Causal attention: att[b][h][t][u] for u <= t, the softmax kept for backward.
@@ -263,24 +401,30 @@ Result<double> LlamaTrainer<T>::forward(const int32_t* tokens, const int32_t* ta
     }
     std::vector<T> o(static_cast<size_t>(n) * d);
     project(l, kO, a.att_out.data(), o.data(), n, qd, d);
+    if (r.bo.present()) add_bias(o.data(), p(r.bo), n, d);
     for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
     a.x_mid = x;
     a.xn2.resize(x.size());
-    a.rstd2.resize(n);
-    rmsnorm(x.data(), p(tensors_[r.ffn_norm]), a.xn2.data(), a.rstd2.data(), n, d, c_.norm_eps);
-    a.gate.resize(static_cast<size_t>(n) * hd);
+    norm(r.ffn_norm, r.ffn_norm_b, x.data(), a.xn2.data(), a.mean2, a.rstd2, n);
     a.up.resize(static_cast<size_t>(n) * hd);
     a.h.resize(static_cast<size_t>(n) * hd);
-    project(l, kGate, a.xn2.data(), a.gate.data(), n, d, hd);
     project(l, kUp, a.xn2.data(), a.up.data(), n, d, hd);
-    for (size_t i = 0; i < a.h.size(); ++i) a.h[i] = silu(a.gate[i]) * a.up[i];
+    if (gpt2()) {
+      // h = gelu(up(xn2) + b), the pre-activation kept in up.
+      if (r.b_up.present()) add_bias(a.up.data(), p(r.b_up), n, hd);
+      for (size_t i = 0; i < a.h.size(); ++i) a.h[i] = gelu(a.up[i]);
+    } else {
+      a.gate.resize(static_cast<size_t>(n) * hd);
+      project(l, kGate, a.xn2.data(), a.gate.data(), n, d, hd);
+      for (size_t i = 0; i < a.h.size(); ++i) a.h[i] = silu(a.gate[i]) * a.up[i];
+    }
     project(l, kDown, a.h.data(), o.data(), n, hd, d);
+    if (r.b_down.present()) add_bias(o.data(), p(r.b_down), n, d);
     for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
   }
   x_final = x;
   xf_norm.resize(x.size());
-  rstd_f.resize(n);
-  rmsnorm(x.data(), p(tensors_[out_norm_]), xf_norm.data(), rstd_f.data(), n, d, c_.norm_eps);
+  norm(tensors_[out_norm_], gpt2() ? tensors_[out_norm_b_] : TensorRef{}, x.data(), xf_norm.data(), mean_f, rstd_f, n);
   probs.resize(static_cast<size_t>(n) * V);
   linear(xf_norm.data(), p(tensors_[cls_]), probs.data(), n, d, V);
   double loss = 0;
@@ -325,27 +469,35 @@ void LlamaTrainer<T>::backward() {
   } else {
     linear_backward(xf_norm.data(), p(tensors_[cls_]), dlogits.data(), dxf.data(), g(tensors_[cls_]), n, d, V);
   }
-  rmsnorm_backward(x_final.data(), p(tensors_[out_norm_]), rstd_f.data(), dxf.data(), dx.data(), g(tensors_[out_norm_]), n, d);
+  norm_backward(tensors_[out_norm_], gpt2() ? tensors_[out_norm_b_] : TensorRef{}, x_final.data(), mean_f, rstd_f, dxf.data(), dx.data(), n);
   std::vector<T> dh, dgate, dup, dxn, datt_out, dq, dk, dv, tmp;
   for (int l = c_.n_layers - 1; l >= 0; --l) {
     LayerActs& a = acts_[static_cast<size_t>(l)];
     const LayerRefs& r = layers_[static_cast<size_t>(l)];
-    // x_out = x_mid + down(silu(gate(xn2)) ⊙ up(xn2)); dx is d loss / d x_out.
+    // x_out = x_mid + down(silu(gate(xn2)) ⊙ up(xn2)) (GPT-2: down(gelu(up(xn2) + b_up)) + b_down);
+    // dx is d loss / d x_out.
+    if (r.b_down.present()) bias_backward(dx.data(), g(r.b_down), n, d);
     dh.assign(static_cast<size_t>(n) * hd, T(0));
     project_backward(l, kDown, a.h.data(), dx.data(), dh.data(), n, hd, d);
-    dgate.resize(dh.size());
     dup.resize(dh.size());
-    for (size_t i = 0; i < dh.size(); ++i) {
-      const T gi = a.gate[i], sig = T(1) / (T(1) + std::exp(-gi));
-      dup[i] = dh[i] * gi * sig;
-      dgate[i] = dh[i] * a.up[i] * sig * (T(1) + gi * (T(1) - sig));
-    }
     dxn.assign(static_cast<size_t>(n) * d, T(0));
-    project_backward(l, kGate, a.xn2.data(), dgate.data(), dxn.data(), n, d, hd);
+    if (gpt2()) {
+      for (size_t i = 0; i < dh.size(); ++i) dup[i] = dh[i] * gelu_grad(a.up[i]);
+      if (r.b_up.present()) bias_backward(dup.data(), g(r.b_up), n, hd);
+    } else {
+      dgate.resize(dh.size());
+      for (size_t i = 0; i < dh.size(); ++i) {
+        const T gi = a.gate[i], sig = T(1) / (T(1) + std::exp(-gi));
+        dup[i] = dh[i] * gi * sig;
+        dgate[i] = dh[i] * a.up[i] * sig * (T(1) + gi * (T(1) - sig));
+      }
+      project_backward(l, kGate, a.xn2.data(), dgate.data(), dxn.data(), n, d, hd);
+    }
     project_backward(l, kUp, a.xn2.data(), dup.data(), dxn.data(), n, d, hd);
     // dx now also flows through the residual: d x_mid = dx + norm backward.
-    rmsnorm_backward(a.x_mid.data(), p(tensors_[r.ffn_norm]), a.rstd2.data(), dxn.data(), dx.data(), g(tensors_[r.ffn_norm]), n, d);
-    // x_mid = x_in + wo(att_out).
+    norm_backward(r.ffn_norm, r.ffn_norm_b, a.x_mid.data(), a.mean2, a.rstd2, dxn.data(), dx.data(), n);
+    // x_mid = x_in + wo(att_out) + bo.
+    if (r.bo.present()) bias_backward(dx.data(), g(r.bo), n, d);
     datt_out.assign(static_cast<size_t>(n) * qd, T(0));
     project_backward(l, kO, a.att_out.data(), dx.data(), datt_out.data(), n, qd, d);
     dq.assign(static_cast<size_t>(n) * qd, T(0));
@@ -387,11 +539,14 @@ void LlamaTrainer<T>::backward() {
     }
     rope(dq.data(), n, seq, heads, head_dim, inv_freq_, neox, -1);
     rope(dk.data(), n, seq, kv_heads, head_dim, inv_freq_, neox, -1);
+    if (r.bq.present()) bias_backward(dq.data(), g(r.bq), n, qd);
+    if (r.bk.present()) bias_backward(dk.data(), g(r.bk), n, kvd);
+    if (r.bv.present()) bias_backward(dv.data(), g(r.bv), n, kvd);
     dxn.assign(static_cast<size_t>(n) * d, T(0));
     project_backward(l, kQ, a.xn.data(), dq.data(), dxn.data(), n, d, qd);
     project_backward(l, kK, a.xn.data(), dk.data(), dxn.data(), n, d, kvd);
     project_backward(l, kV, a.xn.data(), dv.data(), dxn.data(), n, d, kvd);
-    rmsnorm_backward(a.x_in.data(), p(tensors_[r.attn_norm]), a.rstd.data(), dxn.data(), dx.data(), g(tensors_[r.attn_norm]), n, d);
+    norm_backward(r.attn_norm, r.attn_norm_b, a.x_in.data(), a.mean, a.rstd, dxn.data(), dx.data(), n);
   }
   if (lora_on_) return;  // the embedding is frozen under LoRA
   T* demb = g(tensors_[tok_]);
@@ -400,13 +555,19 @@ void LlamaTrainer<T>::backward() {
     T* e = demb + static_cast<size_t>(tokens_[i]) * d;
     for (int j = 0; j < d; ++j) e[j] += dr[j];
   }
+  if (gpt2()) {
+    T* dpos = g(tensors_[pos_]);
+    for (int i = 0; i < n; ++i) {
+      for (int j = 0; j < d; ++j) dpos[static_cast<size_t>(i % seq) * d + j] += dx[static_cast<size_t>(i) * d + j];
+    }
+  }
 }
 
 template <typename T>
-size_t LlamaTrainer<T>::proj_tensor(int layer, int which) const {
+const TensorRef& LlamaTrainer<T>::proj_tensor(int layer, int which) const {
   const LayerRefs& r = layers_[static_cast<size_t>(layer)];
-  const size_t ids[kProjs] = {r.wq, r.wk, r.wv, r.wo, r.gate, r.up, r.down};
-  return ids[which];
+  const TensorRef* refs[kProjs] = {&r.wq, &r.wk, &r.wv, &r.wo, &r.gate, &r.up, &r.down};
+  return *refs[which];
 }
 
 template <typename T>
@@ -422,6 +583,7 @@ Status LlamaTrainer<T>::enable_lora(const LoraConfig& config) {
     on[static_cast<size_t>(it - std::begin(kNames))] = true;
   }
   if (config.targets.empty()) return invalid_argument("name at least one LoRA target");
+  if (gpt2()) return unimplemented("LoRA on GPT-2 (its fused q/k/v) is not done yet; use full fine-tuning");
   lora_cfg_ = config;
   lora_tensors_.clear();
   lora_idx_.assign(static_cast<size_t>(c_.n_layers), {});
@@ -430,7 +592,7 @@ Status LlamaTrainer<T>::enable_lora(const LoraConfig& config) {
     for (int w = 0; w < kProjs; ++w) {
       lora_idx_[static_cast<size_t>(l)][static_cast<size_t>(w)] = -1;
       if (!on[static_cast<size_t>(w)]) continue;
-      const TensorRef& base = tensors_[proj_tensor(l, w)];
+      const TensorRef& base = proj_tensor(l, w);
       const std::string name = "blk." + std::to_string(l) + "." + kGguf[w];
       lora_idx_[static_cast<size_t>(l)][static_cast<size_t>(w)] = static_cast<int>(lora_tensors_.size());
       lora_tensors_.push_back({name + ".lora_a", at, static_cast<size_t>(config.rank), base.cols});
@@ -461,7 +623,7 @@ void LlamaTrainer<T>::zero_lora_grads() {
 
 template <typename T>
 void LlamaTrainer<T>::project(int layer, int which, const T* x, T* y, int n, int in, int out) {
-  linear(x, p(tensors_[proj_tensor(layer, which)]), y, n, in, out);
+  linear(x, p(proj_tensor(layer, which)), y, n, in, out);
   if (!lora_on_) return;
   const int idx = lora_idx_[static_cast<size_t>(layer)][static_cast<size_t>(which)];
   if (idx < 0) return;
@@ -493,7 +655,7 @@ void LlamaTrainer<T>::project(int layer, int which, const T* x, T* y, int n, int
 
 template <typename T>
 void LlamaTrainer<T>::project_backward(int layer, int which, const T* x, const T* dy, T* dx, int n, int in, int out) {
-  const TensorRef& w = tensors_[proj_tensor(layer, which)];
+  const TensorRef& w = proj_tensor(layer, which);
   gemm(false, false, n, in, out, dy, out, p(w), in, T(1), dx, in);  // dx += dy·W
   if (!lora_on_) {
     gemm(true, false, out, in, n, dy, out, x, in, T(1), g(w), in);  // dW += dyᵀ·x
@@ -534,7 +696,7 @@ void LlamaTrainer<T>::merge_lora() {
     for (int w = 0; w < kProjs; ++w) {
       const int idx = lora_idx_[static_cast<size_t>(l)][static_cast<size_t>(w)];
       if (idx < 0) continue;
-      const TensorRef& base = tensors_[proj_tensor(l, w)];
+      const TensorRef& base = proj_tensor(l, w);
       const T* A = lora_params_.data() + lora_tensors_[static_cast<size_t>(idx)].offset;
       const T* B = lora_params_.data() + lora_tensors_[static_cast<size_t>(idx) + 1].offset;
       gemm(false, false, static_cast<int>(base.rows), static_cast<int>(base.cols), r, B, r, A, static_cast<int>(base.cols), T(1), p(base),

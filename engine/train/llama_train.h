@@ -1,17 +1,19 @@
-// Training the Llama family on the CPU: a model's parameters as one flat buffer (llm.c's
+// Training the Llama family and GPT-2 on the CPU: a model's parameters as one flat buffer (llm.c's
 // layout, so gradients and the optimiser's moments are flat buffers of the same shape), a
 // forward pass over a batch of sequences that keeps what the backward pass needs, and the
 // backward pass of every op: token embedding, RMSNorm, the q/k/v/o projections, RoPE (both
 // layouts, partial rotary), causal attention with grouped-query heads, SwiGLU, the classifier
 // (tied to the embedding or not) and cross-entropy with masked targets (prompt tokens of a
-// completion example do not count). Matrix products go through BLAS.
+// completion example do not count); for GPT-2 also learned positions, LayerNorm with its bias,
+// the fused q/k/v projection and every projection's bias, and GELU (the tanh form). Matrix
+// products go through BLAS.
 //
 // LoRA (Hu et al. 2021, as PEFT does it): the base weights freeze and each targeted projection
 // W gains W + (alpha/rank)·B·A with A (rank × in, random) and B (out × rank, zero at start), and
 // dropout on the adapter's input; only A and B learn, and merge_lora() folds them into W.
 //
-// T is float for training and double for the finite-difference checks of the tests. Not yet:
-// GPT-2 (LayerNorm, GELU, learned positions), attention biases (Qwen2), the GPU driver.
+// Llama-family models with q/k/v biases (Qwen2) train too. T is float for training and double
+// for the finite-difference checks of the tests. Not yet: LoRA on GPT-2, the GPU driver.
 // One thread at a time per object (BLAS may use its own threads inside a product).
 #pragma once
 
@@ -28,8 +30,10 @@ namespace llmops::engine::train {
 struct TensorRef {
   std::string name;  // GGUF-style: "token_embd", "blk.0.attn_q", ...
   size_t offset = 0, rows = 0, cols = 0;  // a vector is rows × 1
+  bool bias = false;  // GGUF "<name>.bias" (else "<name>.weight")
   size_t size() const { return rows * cols; }
   bool matrix() const { return cols > 1; }
+  bool present() const { return rows > 0; }
 };
 
 // The projections LoRA may target, by PEFT's short names: q k v o gate up down.
@@ -46,9 +50,10 @@ class LlamaTrainer {
  public:
   // Random weights of a shape (normal, std 0.02; projections into the residual stream scaled by
   // 1/sqrt(2·layers), as GPT-2 does), norms at one.
-  static Result<LlamaTrainer> random(const ModelConfig& config, bool tied_embeddings, uint64_t seed);
+  // qkv_bias: q/k/v projections with biases (Qwen2's layout; GPT-2 always has them).
+  static Result<LlamaTrainer> random(const ModelConfig& config, bool tied_embeddings, uint64_t seed, bool qkv_bias = false);
   // A loaded model's weights widened to T (any type the engine reads). kUnimplemented for what
-  // training does not cover yet (GPT-2, attention biases).
+  // training does not cover yet (an attention output bias outside GPT-2).
   static Result<LlamaTrainer> from_model(const Model& model);
 
   const ModelConfig& config() const { return c_; }
@@ -95,10 +100,14 @@ class LlamaTrainer {
   bool tied_ = false;
   std::vector<float> inv_freq_;
   std::vector<TensorRef> tensors_;
-  // Indexes into tensors_.
-  size_t tok_ = 0, out_norm_ = 0, cls_ = 0;
+  bool gpt2() const { return c_.arch == Arch::kGpt2; }
+  bool qkv_bias_ = false;
+  // Indexes into tensors_ (pos_ and out_norm_b_: GPT-2 only).
+  size_t tok_ = 0, pos_ = 0, out_norm_ = 0, out_norm_b_ = 0, cls_ = 0;
+  // A layer's tensors as views into params_ (absent ones have no rows): GPT-2's q, k and v are
+  // row blocks of its fused attn_qkv, which tensors_ holds whole.
   struct LayerRefs {
-    size_t attn_norm, wq, wk, wv, wo, ffn_norm, gate, up, down;
+    TensorRef attn_norm, attn_norm_b, wq, wk, wv, wo, bq, bk, bv, bo, ffn_norm, ffn_norm_b, gate, up, down, b_up, b_down;
   };
   std::vector<LayerRefs> layers_;
   std::vector<T> params_, grads_;
@@ -106,7 +115,7 @@ class LlamaTrainer {
   // LoRA: per layer and projection (q k v o gate up down) the index of its A in lora_tensors_
   // (B follows it), or -1.
   enum Proj { kQ, kK, kV, kO, kGate, kUp, kDown, kProjs };
-  size_t proj_tensor(int layer, int which) const;
+  const TensorRef& proj_tensor(int layer, int which) const;
   void project(int layer, int which, const T* x, T* y, int n, int in, int out);
   void project_backward(int layer, int which, const T* x, const T* dy, T* dx, int n, int in, int out);
   bool lora_on_ = false, training_ = true;
@@ -126,10 +135,13 @@ class LlamaTrainer {
   int64_t counted_ = 0;
   std::vector<int32_t> tokens_, targets_;
   struct LayerActs {
-    std::vector<T> x_in, xn, rstd, q, k, v, att, att_out, x_mid, xn2, rstd2, gate, up, h;
+    std::vector<T> x_in, xn, mean, rstd, q, k, v, att, att_out, x_mid, xn2, mean2, rstd2, gate, up, h;
   };
   std::vector<LayerActs> acts_;
-  std::vector<T> x_final, xf_norm, rstd_f, probs;
+  std::vector<T> x_final, xf_norm, mean_f, rstd_f, probs;
+  void norm(const TensorRef& w, const TensorRef& b, const T* x, T* y, std::vector<T>& mean, std::vector<T>& rstd, int n);
+  void norm_backward(const TensorRef& w, const TensorRef& b, const T* x, const std::vector<T>& mean, const std::vector<T>& rstd, const T* dy,
+                     T* dx, int n);
 };
 
 // AdamW with decoupled weight decay (applied to matrices, not to norm weights), a learning

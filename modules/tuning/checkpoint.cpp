@@ -76,7 +76,7 @@ Status add_trained_tensors(engine::GgufWriter& w, const Trainer& t) {
     std::vector<uint64_t> ne = r.matrix() ? std::vector<uint64_t>{r.cols, r.rows} : std::vector<uint64_t>{r.rows};
     const float* base_ptr = p.data() + r.offset;
     const uint64_t cols = r.matrix() ? r.cols : r.rows;
-    LLMOPS_RETURN_IF_ERROR(w.add_tensor(r.name + ".weight", engine::GgmlType::kF32, ne, [base_ptr, cols](uint64_t row, float* out) {
+    LLMOPS_RETURN_IF_ERROR(w.add_tensor(r.name + (r.bias ? ".bias" : ".weight"), engine::GgmlType::kF32, ne, [base_ptr, cols](uint64_t row, float* out) {
       std::memcpy(out, base_ptr + row * cols, cols * sizeof(float));
     }));
   }

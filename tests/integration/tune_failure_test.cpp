@@ -151,6 +151,27 @@ TEST(Tune, TheShippedDefaultModelServesFortuneText) {
   EXPECT_EQ(m["data"][0]["max_model_len"], 256) << m.dump();
 }
 
+TEST(Tune, Gpt2FullFineTuningMakesAServedVersion) {
+  const std::string gguf = synthetic_model("gpt2-tiny", "F32");
+  ASSERT_FALSE(gguf.empty());
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.log();
+  ASSERT_EQ(d.ctl({"model", "import", gguf, "--name", "g2"}).exit_code, 0);
+  import_grammar(d, "grammar", 200);
+  auto r = d.ctl({"--json", "tune", "start", "--base", "g2", "--data", "grammar", "--method", "full", "--steps", "30", "--lr", "0.003",
+                  "--batch", "4", "--seq-len", "64", "--output", "g2-grammar"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  Json run = last_json(r.out);
+  ASSERT_EQ(run["status"], "done") << run.dump();
+  Json curve = ctl_json(d, {"tune", "curve", std::to_string(run["id"].get<int>())});
+  ASSERT_EQ(curve["points"].size(), 30u);
+  EXPECT_LT(curve["points"][29]["loss"].get<double>(), 0.7 * curve["points"][0]["loss"].get<double>());
+  // The result keeps GPT-2's layout (fused q/k/v, biases, positions) and serves.
+  auto gen = d.request("POST", "/v1/completions", R"({"model":"g2-grammar","prompt":"The cat","max_tokens":8,"temperature":0})");
+  ASSERT_EQ(gen.status, 200) << gen.body;
+  EXPECT_GT(gen.json()["usage"]["completion_tokens"].get<int>(), 0) << gen.body;
+}
+
 TEST(Tune, EarlyStoppingEndsARunThatStopsImproving) {
   DaemonProcess d;
   ASSERT_TRUE(d.start()) << d.log();
