@@ -5,6 +5,7 @@
 
 #include "formats/gguf_writer.h"
 #include "formats/quantize.h"
+#include "model/export.h"
 
 namespace llmops::engine {
 
@@ -138,25 +139,16 @@ Result<SynthReport> write_synth_model(const SynthShape& shape, GgmlType type, ui
   if (!can_quantize(type)) return unimplemented("cannot write " + ggml_type_name(static_cast<uint32_t>(type)) + " weights");
   const ModelConfig& c = shape.config;
   const bool gpt2 = c.arch == Arch::kGpt2;
-  const std::string arch = gpt2 ? "gpt2" : "llama", k = arch + ".";
+  const std::string arch = gpt2 ? "gpt2" : "llama";
   SynthReport report;
   GgufWriter w;
   w.add_string("general.architecture", arch);
   w.add_string("general.name", "llmops-synth " + shape.name);
   w.add_u32("general.file_type", gguf_file_type(type));
-  w.add_u32(k + "context_length", static_cast<uint32_t>(c.seq_len));
-  w.add_u32(k + "embedding_length", static_cast<uint32_t>(c.dim));
-  w.add_u32(k + "block_count", static_cast<uint32_t>(c.n_layers));
-  w.add_u32(k + "feed_forward_length", static_cast<uint32_t>(c.hidden_dim));
-  w.add_u32(k + "attention.head_count", static_cast<uint32_t>(c.n_heads));
+  add_shape_metadata(w, arch, c);
   if (gpt2) {
-    w.add_f32(k + "attention.layer_norm_epsilon", c.norm_eps);
     add_bpe_vocab(w, c.vocab_size);
   } else {
-    w.add_u32(k + "attention.head_count_kv", static_cast<uint32_t>(c.n_kv_heads));
-    w.add_u32(k + "rope.dimension_count", static_cast<uint32_t>(c.head_dim));
-    w.add_f32(k + "attention.layer_norm_rms_epsilon", c.norm_eps);
-    w.add_f32(k + "rope.freq_base", c.rope_theta);
     add_spm_vocab(w, c.vocab_size);
   }
 

@@ -42,6 +42,27 @@ ModelConfig tiny_gpt2() {
   return c;
 }
 
+// The inference engine's mean cross-entropy over ids (token by token through a Session) and the
+// trainer's forward loss over the same ids, from the same model.
+std::pair<double, double> engine_and_trainer_loss(const Model& model, const std::vector<int32_t>& ids) {
+  const int n = static_cast<int>(ids.size()) - 1;
+  Session session(model, n + 1);
+  double want = 0;
+  for (int i = 0; i < n; ++i) {
+    auto logits = session.forward(ids[static_cast<size_t>(i)], i);
+    EXPECT_TRUE(logits.ok());
+    if (!logits.ok()) return {NAN, NAN};
+    want -= token_logprob(*logits, model.config().vocab_size, ids[static_cast<size_t>(i) + 1]);
+  }
+  auto t = LlamaTrainer<float>::from_model(model);
+  EXPECT_TRUE(t.ok()) << t.status().message();
+  if (!t.ok()) return {NAN, NAN};
+  std::vector<int32_t> inputs(ids.begin(), ids.end() - 1), targets(ids.begin() + 1, ids.end());
+  auto got = t->forward(inputs.data(), targets.data(), 1, n);
+  EXPECT_TRUE(got.ok());
+  return {want / n, got.ok() ? *got : NAN};
+}
+
 struct Case {
   RopeLayout rope;
   int rope_dims;
@@ -105,21 +126,12 @@ TEST(Train, Gpt2ForwardLossEqualsTheInferenceEngine) {
   const int n = 40, V = (*model)->config().vocab_size;
   std::vector<int32_t> ids(static_cast<size_t>(n) + 1);
   for (int i = 0; i <= n; ++i) ids[static_cast<size_t>(i)] = (i * 37 + 11) % V;
-  Session session(**model, n + 1);
-  double want = 0;
-  for (int i = 0; i < n; ++i) {
-    auto logits = session.forward(ids[static_cast<size_t>(i)], i);
-    ASSERT_TRUE(logits.ok());
-    want -= token_logprob(*logits, V, ids[static_cast<size_t>(i) + 1]);
-  }
-  want /= n;
+  const auto [want, got] = engine_and_trainer_loss(**model, ids);
+  EXPECT_NEAR(got, want, 1e-4 * want);
+  // And it learns: a few AdamW steps on this one sequence lower its loss.
   auto t = LlamaTrainer<float>::from_model(**model);
   ASSERT_TRUE(t.ok()) << t.status().message();
   std::vector<int32_t> inputs(ids.begin(), ids.end() - 1), targets(ids.begin() + 1, ids.end());
-  auto got = t->forward(inputs.data(), targets.data(), 1, n);
-  ASSERT_TRUE(got.ok());
-  EXPECT_NEAR(*got, want, 1e-4 * want);
-  // And it learns: a few AdamW steps on this one sequence lower its loss.
   AdamWConfig oc;
   oc.lr = 1e-2;
   oc.total_steps = 20;
@@ -249,23 +261,9 @@ TEST(Train, ForwardLossEqualsTheInferenceEngineOnStories260K) {
   ASSERT_TRUE(tok.ok());
   std::vector<int32_t> ids = {tok->bos_id()};
   for (int32_t id : tok->encode("Once upon a time, there was a little girl named Lily. She loved to play outside.", false)) ids.push_back(id);
-  const int n = static_cast<int>(ids.size()) - 1;
-  // The inference engine's cross-entropy, token by token.
-  Session session(**model, n + 1);
-  double want = 0;
-  for (int i = 0; i < n; ++i) {
-    auto logits = session.forward(ids[static_cast<size_t>(i)], i);
-    ASSERT_TRUE(logits.ok());
-    want -= token_logprob(*logits, (*model)->config().vocab_size, ids[static_cast<size_t>(i) + 1]);
-  }
-  want /= n;
-  auto t = LlamaTrainer<float>::from_model(**model);
-  ASSERT_TRUE(t.ok()) << t.status().message();
-  std::vector<int32_t> inputs(ids.begin(), ids.end() - 1), targets(ids.begin() + 1, ids.end());
-  auto got = t->forward(inputs.data(), targets.data(), 1, n);
-  ASSERT_TRUE(got.ok());
-  EXPECT_NEAR(*got, want, 1e-4 * want);
-  EXPECT_LT(*got, 3.0) << "stories260K predicts its own kind of text";
+  const auto [want, got] = engine_and_trainer_loss(**model, ids);
+  EXPECT_NEAR(got, want, 1e-4 * want);
+  EXPECT_LT(got, 3.0) << "stories260K predicts its own kind of text";
 }
 
 }  // namespace

@@ -68,19 +68,19 @@ void expect_checkpoint_intact(const DaemonProcess& d, const Json& run) {
   EXPECT_EQ(sha256_hex(read_text(path)), hex) << "checkpoint blob " << hex << " is damaged";
 }
 
-std::vector<std::string> scratch_args(const std::string& data) {
-  return {"tune", "start", "--method", "scratch", "--shape", "dim=64,layers=2,heads=4,context=128", "--vocab", "320", "--data", data,
-          "--seq-len", "64", "--batch", "8", "--seed", "5"};
+// llmopsctl --json tune start of a tiny scratch model with a learned vocabulary, and more flags.
+std::vector<std::string> scratch_args(const std::string& data, std::initializer_list<const char*> more) {
+  std::vector<std::string> args = {"--json", "tune", "start", "--method", "scratch", "--shape", "dim=64,layers=2,heads=4,context=128",
+                                   "--vocab", "320", "--data", data, "--seq-len", "64", "--batch", "8", "--seed", "5"};
+  args.insert(args.end(), more.begin(), more.end());
+  return args;
 }
 
 TEST(Tune, ScratchLearnsAGeneratedCorpusWithItsOwnVocabulary) {
   DaemonProcess d;
   ASSERT_TRUE(d.start()) << d.log();
   import_grammar(d, "grammar", 600);
-  auto args = scratch_args("grammar");
-  for (const char* a : {"--steps", "150", "--lr", "0.003", "--warmup", "10", "--output", "tiny-grammar", "--json"}) args.push_back(a);
-  args.insert(args.begin(), args.back());
-  args.pop_back();
+  auto args = scratch_args("grammar", {"--steps", "150", "--lr", "0.003", "--warmup", "10", "--output", "tiny-grammar"});
   auto r = d.ctl(args);
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   Json run = last_json(r.out);
@@ -178,10 +178,7 @@ TEST(Tune, EarlyStoppingEndsARunThatStopsImproving) {
   import_grammar(d, "grammar", 300);
   ASSERT_EQ(d.ctl({"data", "split", "grammar@1", "--train", "0.8", "--validation", "0.1", "--test", "0.1"}).exit_code, 0);
   // A learning rate far too high: validation loss stops improving and the run ends early.
-  auto args = scratch_args("grammar@1:train");
-  for (const char* a : {"--steps", "400", "--lr", "0.3", "--warmup", "0", "--clip", "0", "--eval-every", "5", "--patience", "3", "--json"}) args.push_back(a);
-  args.insert(args.begin(), args.back());
-  args.pop_back();
+  auto args = scratch_args("grammar@1:train", {"--steps", "400", "--lr", "0.3", "--warmup", "0", "--clip", "0", "--eval-every", "5", "--patience", "3"});
   auto r = d.ctl(args);
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   Json run = last_json(r.out);
@@ -196,10 +193,7 @@ TEST(Tune, NanLossFailsTheRunAndKeepsTheLastCheckpoint) {
   d.env()["LLMOPS_FAILPOINTS"] = "tune.nan_loss=25";
   ASSERT_TRUE(d.start()) << d.log();
   import_grammar(d, "grammar", 200);
-  auto args = scratch_args("grammar");
-  for (const char* a : {"--steps", "100", "--lr", "0.003", "--checkpoint-every", "10", "--json"}) args.push_back(a);
-  args.insert(args.begin(), args.back());
-  args.pop_back();
+  auto args = scratch_args("grammar", {"--steps", "100", "--lr", "0.003", "--checkpoint-every", "10"});
   auto r = d.ctl(args);
   EXPECT_NE(r.exit_code, 0);
   Json run = ctl_json(d, {"tune", "show", "1"});
@@ -215,10 +209,7 @@ TEST(Tune, CancelKeepsTheLastCheckpoint) {
   DaemonProcess d;
   ASSERT_TRUE(d.start()) << d.log();
   import_grammar(d, "grammar", 200);
-  auto args = scratch_args("grammar");
-  for (const char* a : {"--steps", "100000", "--checkpoint-every", "10", "--detach", "--json"}) args.push_back(a);
-  args.insert(args.begin(), args.back());
-  args.pop_back();
+  auto args = scratch_args("grammar", {"--steps", "100000", "--checkpoint-every", "10", "--detach"});
   auto q = d.ctl(args);
   ASSERT_EQ(q.exit_code, 0) << q.err;
   Json queued = last_json(q.out);
