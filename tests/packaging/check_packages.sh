@@ -33,7 +33,8 @@ grep -qx "/etc/llmops/llmopsd.conf" "$work/ctrl/conffiles"
 root="$work/root"
 dpkg-deb -x "$deb" "$root"
 for f in usr/bin/llmopsd usr/bin/llmopsctl usr/lib/systemd/system/llmopsd.service usr/lib/sysusers.d/llmops.conf \
-         usr/lib/tmpfiles.d/llmops.conf etc/llmops/llmopsd.conf usr/include/llmops/module.h usr/share/doc/llmops/README.md; do
+         usr/lib/tmpfiles.d/llmops.conf etc/llmops/llmopsd.conf usr/include/llmops/module.h usr/share/doc/llmops/README.md \
+         usr/share/llmops/default-model.gguf; do
   test -e "$root/$f" || { echo "the .deb lacks /$f"; exit 1; }
 done
 for stage in data prompts tuning eval registry serving monitor pipelines; do
@@ -58,17 +59,22 @@ if [ -f "$build/lib/llmops/drivers/libllmops_cuda.so" ]; then
 fi
 "$root/usr/bin/llmopsd" --version | grep -q "llmopsd $version"
 "$root/usr/bin/llmopsctl" --version | grep -q "llmopsctl $version"
+# The packaged configuration serves the packaged model (here under $root instead of /).
+model="$root/usr/share/llmops/default-model.gguf"
 "$root/usr/bin/llmopsd" --check-config --config "$root/etc/llmops/llmopsd.conf" --module-dir "$root/usr/lib/llmops/modules" \
-  | tee "$work/check" | grep -q "configuration OK"
+  --serving.model="$model" | tee "$work/check" | grep -q "configuration OK"
 grep -q "8 module(s) load" "$work/check" || { cat "$work/check"; exit 1; }
 # The installed binary finds its modules relative to itself (no --module-dir), and serves.
 "$root/usr/bin/llmopsd" --config "$root/etc/llmops/llmopsd.conf" --module-dir "$root/usr/lib/llmops/modules" \
-  --state-dir "$work/state" --runtime-dir "$work/run" --http.listen 127.0.0.1:0 > "$work/daemon.log" 2>&1 &
+  --state-dir "$work/state" --runtime-dir "$work/run" --http.listen 127.0.0.1:0 --serving.model="$model" > "$work/daemon.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do [ -f "$work/run/llmopsd.json" ] && break; sleep 0.1; done
 port=$(sed -n 's/.*"http_port": \([0-9]*\).*/\1/p' "$work/run/llmopsd.json")
 curl -sf "http://127.0.0.1:$port/healthz" | grep -q '"ok"'
 "$root/usr/bin/llmopsctl" --socket "$work/run/admin.sock" modules | grep -q "serving"
+curl -sf "http://127.0.0.1:$port/v1/completions" -H 'content-type: application/json' \
+  -d '{"model":"default-model","prompt":"","max_tokens":8,"temperature":0}' | grep -q '"text"' \
+  || { echo "the packaged model does not answer"; cat "$work/daemon.log"; exit 1; }
 kill -TERM $pid
 wait $pid
 pid=
@@ -76,7 +82,7 @@ pid=
 # The .rpm's file list.
 rpm -qlp "$rpm" 2>/dev/null > "$work/rpmfiles"
 for f in /usr/bin/llmopsd /usr/bin/llmopsctl /usr/lib/llmops/modules/llmops_serving.so /usr/lib/systemd/system/llmopsd.service \
-         /usr/lib/sysusers.d/llmops.conf /etc/llmops/llmopsd.conf; do
+         /usr/lib/sysusers.d/llmops.conf /etc/llmops/llmopsd.conf /usr/share/llmops/default-model.gguf; do
   grep -qx "$f" "$work/rpmfiles" || { echo "the .rpm lacks $f"; cat "$work/rpmfiles"; exit 1; }
 done
 rpm -qp --configfiles "$rpm" 2>/dev/null | grep -qx /etc/llmops/llmopsd.conf
