@@ -351,6 +351,12 @@ Status cmd_model_show(AdminClient& c, const Invocation& inv) {
               aliases.empty() ? "none" : aliases.c_str());
   std::printf("  chat template: %s\n  loaded:        %s\n", j.value("chat_template", "").empty() ? "the model's own" : str(j, "chat_template").c_str(),
               j.value("loaded", false) ? "yes" : "no");
+  if (const Json& l = object_member(j, "lineage"); !l.empty()) {
+    const Json& data = object_member(l, "data");
+    std::printf("  made by:       %s run %s: %s of %s on %s, final loss %s (validation %s), llmops %s\n", str(l, "stage").c_str(),
+                str(l, "run").c_str(), str(l, "method").c_str(), l.value("base", "").empty() ? "a new model" : str(l, "base").c_str(),
+                str(data, "ref").c_str(), str(l, "final_train_loss").c_str(), str(l, "final_validation_loss").c_str(), str(l, "code_version").c_str());
+  }
   Table t({"FILE", "ROLE", "SIZE", "SHA256"});
   for (const Json& f : j["files"]) t.add({str(f, "name"), str(f, "role"), human_bytes(f.value("size", 0.0)), str(f, "sha256")});
   std::printf("\n");

@@ -122,7 +122,7 @@ llmops_code admin_model_route(void* user, const llmops_request* req, llmops_resp
   return LLMOPS_OK;
 }
 
-// POST /models {"path", "name", "tokenizer"?, "chat_template"?}: import a version.
+// POST /models {"path", "name", "tokenizer"?, "chat_template"?, "lineage"?}: import a version.
 llmops_code admin_import_route(void* user, const llmops_request* req, llmops_response* resp) {
   auto* s = static_cast<State*>(user);
   auto body = parse_body(s, req, resp);
@@ -135,6 +135,10 @@ llmops_code admin_import_route(void* user, const llmops_request* req, llmops_res
     *field = it->get<std::string>();
   }
   if (ir.path.empty() || ir.name.empty()) return respond_error(s, resp, 400, "'path' and 'name' are required");
+  if (auto it = body->find("lineage"); it != body->end() && !it->is_null()) {
+    if (!it->is_object()) return respond_error(s, resp, 400, "'lineage' must be a JSON object", "lineage");
+    ir.lineage = *it;
+  }
   ir.caller = req->caller;
   if (taken_by_configured_model(s, ir.name)) {
     return respond_error(s, resp, 409, "'" + ir.name + "' is the configured model's name (serving.model-name); choose another name");

@@ -296,6 +296,7 @@ Result<ModelRecord> import_model(sdk::Host host, Registry& registry, const Impor
   rec.source = req.path;
   rec.imported_by = req.caller;
   rec.chat_template = req.chat_template;
+  rec.lineage = req.lineage;
   std::vector<std::pair<ModelFile, std::string>> files;  // with the path to copy from
   ModelSource src;
   src.name = req.name;

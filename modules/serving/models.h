@@ -120,6 +120,7 @@ struct ImportRequest {
   std::string tokenizer;      // llama2.c only: its tokenizer.bin
   std::string chat_template;  // "" (the model's own), a built-in name, or template text
   std::string caller;
+  Json lineage;               // an object kept with the version (see ModelRecord), or null
 };
 
 // Checks the model loads (weights, tokenizer, chat template), copies its files into the blob

@@ -27,7 +27,7 @@ Json ModelRecord::to_json() const {
           {"arch", arch},       {"context", context}, {"vocab", vocab},      {"layers", layers},
           {"dim", dim},         {"weight_bytes", weight_bytes},             {"bytes", bytes()},
           {"imported_ms", imported_ms},              {"imported_by", imported_by},
-          {"source", source},   {"log_bodies", log_bodies}};
+          {"source", source},   {"log_bodies", log_bodies}, {"lineage", lineage}};
 }
 
 Result<ModelRecord> ModelRecord::from_json(const Json& j) {
@@ -50,6 +50,7 @@ Result<ModelRecord> ModelRecord::from_json(const Json& j) {
     r.imported_by = j.value("imported_by", "");
     r.source = j.value("source", "");
     r.log_bodies = j.value("log_bodies", false);
+    if (auto it = j.find("lineage"); it != j.end() && it->is_object()) r.lineage = *it;
     return r;
   } catch (const std::exception& e) {
     return data_loss(std::string("a stored model record is malformed: ") + e.what());

@@ -41,6 +41,9 @@ struct ModelRecord {
   std::string imported_by;  // the admin caller ("uid:1000")
   std::string source;       // the path it was imported from
   bool log_bodies = false;  // the request log keeps prompts and completions
+  // Where the version came from when a stage made it (the tuning run: base, data, method,
+  // hyperparameters, code version, losses); null for an imported file.
+  Json lineage;
 
   uint64_t bytes() const;  // the files' total size
   Json to_json() const;

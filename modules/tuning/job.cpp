@@ -510,7 +510,14 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
     Status written = own_metadata ? write_scratch_gguf(t, vocab ? &*vocab : nullptr, base_gguf, run["output"], out_path)
                                   : write_gguf(t, *base_gguf, out_path);
     if (!written.ok()) return finish("failed", written.with_context("writing the trained model"));
-    Json import = {{"path", out_path}, {"name", run["output"]}};
+    // The version keeps where it came from.
+    Json lineage = {{"stage", "tuning"}, {"run", id}, {"base", run["base"].value("name", "")}, {"data", run["data"]},
+                    {"method", h.method}, {"hyperparameters", run["hyperparameters"]}, {"code_version", run["code_version"]},
+                    {"final_train_loss", run["results"]["final_train_loss"]}, {"final_validation_loss", run["results"]["final_validation_loss"]}};
+    if (run.contains("shape") && !run["shape"].is_null()) lineage["shape"] = run["shape"];
+    if (run.contains("tokenizer")) lineage["tokenizer"] = run["tokenizer"];
+    if (run["data"].contains("report")) lineage["data"].erase("report");
+    Json import = {{"path", out_path}, {"name", run["output"]}, {"lineage", lineage}};
     int status = 0;
     std::string body;
     llmops_error e{};

@@ -166,6 +166,15 @@ TEST(Tune, Gpt2FullFineTuningMakesAServedVersion) {
   Json curve = ctl_json(d, {"tune", "curve", std::to_string(run["id"].get<int>())});
   ASSERT_EQ(curve["points"].size(), 30u);
   EXPECT_LT(curve["points"][29]["loss"].get<double>(), 0.7 * curve["points"][0]["loss"].get<double>());
+  // The version keeps its lineage.
+  Json version = ctl_json(d, {"model", "show", "g2-grammar"});
+  EXPECT_EQ(version["lineage"]["run"], run["id"]) << version.dump();
+  EXPECT_EQ(version["lineage"]["base"], "g2");
+  EXPECT_EQ(version["lineage"]["data"]["ref"], "grammar@1");
+  EXPECT_EQ(version["lineage"]["method"], "full");
+  EXPECT_EQ(version["lineage"]["hyperparameters"]["steps"], 30);
+  EXPECT_TRUE(version["lineage"]["final_train_loss"].is_number());
+  EXPECT_FALSE(version["lineage"]["code_version"].get<std::string>().empty());
   // The result keeps GPT-2's layout (fused q/k/v, biases, positions) and serves.
   auto gen = d.request("POST", "/v1/completions", R"({"model":"g2-grammar","prompt":"The cat","max_tokens":8,"temperature":0})");
   ASSERT_EQ(gen.status, 200) << gen.body;
