@@ -583,7 +583,7 @@ Status LlamaTrainer<T>::enable_lora(const LoraConfig& config) {
     on[static_cast<size_t>(it - std::begin(kNames))] = true;
   }
   if (config.targets.empty()) return invalid_argument("name at least one LoRA target");
-  if (gpt2()) return unimplemented("LoRA on GPT-2 (its fused q/k/v) is not done yet; use full fine-tuning");
+  if (gpt2() && on[kGate]) return invalid_argument("GPT-2 has no gate projection; its LoRA targets are q, k, v, o, up, down");
   lora_cfg_ = config;
   lora_tensors_.clear();
   lora_idx_.assign(static_cast<size_t>(c_.n_layers), {});

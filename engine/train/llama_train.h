@@ -13,7 +13,8 @@
 // dropout on the adapter's input; only A and B learn, and merge_lora() folds them into W.
 //
 // Llama-family models with q/k/v biases (Qwen2) train too. T is float for training and double
-// for the finite-difference checks of the tests. Not yet: LoRA on GPT-2, the GPU driver.
+// for the finite-difference checks of the tests. LoRA on GPT-2 adapts q, k and v as the row
+// blocks of its fused projection. Not yet: the GPU driver.
 // One thread at a time per object (BLAS may use its own threads inside a product).
 #pragma once
 

@@ -5,6 +5,7 @@
 // after a restart the job resumes from its checkpoint and, with the same seed and threads,
 // computes the same losses as a run that never stopped. The result is a new model version in
 // the serving stage's catalogue, with its lineage kept in the run.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -165,6 +166,9 @@ Result<Json> prepare_training(State* s, const Json& req, const std::string& call
   if (!base.empty()) {
     LLMOPS_ASSIGN_OR_RETURN(peers::ModelRef model, peers::resolve_model(s->sdk(), base));
     if (model.format != "gguf") return unimplemented("training writes its result as GGUF from a GGUF base; '" + model.name + "' is " + model.format);
+    if (h.method == "lora" && model.arch == "gpt2" && std::find(h.lora.targets.begin(), h.lora.targets.end(), "gate") != h.lora.targets.end()) {
+      return invalid_argument("'" + model.name + "' is GPT-2, which has no gate projection; its LoRA targets are q, k, v, o, up, down");
+    }
     Json files = Json::array();
     for (const auto& f : model.files) files.push_back({{"name", f.name}, {"role", f.role}, {"sha256", f.sha256}});
     base_json = {{"requested", base}, {"name", model.name}, {"format", model.format}, {"files", files}};

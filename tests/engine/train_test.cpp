@@ -148,13 +148,12 @@ TEST(Train, Gpt2ForwardLossEqualsTheInferenceEngine) {
   std::filesystem::remove(path);
 }
 
-TEST(Train, LoraGradientsMatchFiniteDifferencesAndMergeKeepsTheFunction) {
-  auto t = LlamaTrainer<double>::random(tiny(RopeLayout::kNormal, 0), false, 11);
+void check_lora(Result<LlamaTrainer<double>> t, const std::vector<std::string>& projections) {
   ASSERT_TRUE(t.ok());
   LoraConfig lc;
   lc.rank = 2;
   lc.alpha = 4;
-  lc.targets = {"q", "k", "v", "o", "gate", "up", "down"};
+  lc.targets = projections;
   lc.seed = 5;
   ASSERT_TRUE(t->enable_lora(lc).ok());
   EXPECT_FALSE(t->enable_lora(LoraConfig{4, 8, 0, {"qkv"}, 0}).ok()) << "unknown target";
@@ -190,6 +189,18 @@ TEST(Train, LoraGradientsMatchFiniteDifferencesAndMergeKeepsTheFunction) {
   t->merge_lora();
   EXPECT_FALSE(t->lora());
   EXPECT_NEAR(*t->forward(tokens.data(), targets.data(), 2, 4), adapted, 1e-12) << "W + (alpha/r)·B·A is the same function";
+}
+
+TEST(Train, LoraGradientsMatchFiniteDifferencesAndMergeKeepsTheFunction) {
+  check_lora(LlamaTrainer<double>::random(tiny(RopeLayout::kNormal, 0), false, 11), {"q", "k", "v", "o", "gate", "up", "down"});
+}
+
+// GPT-2: q, k and v adapt the row blocks of the fused projection; there is no gate.
+TEST(Train, Gpt2LoraGradientsMatchFiniteDifferencesAndMergeKeepsTheFunction) {
+  check_lora(LlamaTrainer<double>::random(tiny_gpt2(), true, 11), {"q", "k", "v", "o", "up", "down"});
+  auto t = LlamaTrainer<double>::random(tiny_gpt2(), true, 11);
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->enable_lora(LoraConfig{2, 4, 0, {"gate"}, 0}).code(), Code::kInvalidArgument);
 }
 
 TEST(Train, MaskedTargetsDoNotCount) {

@@ -179,6 +179,27 @@ TEST(Tune, Gpt2FullFineTuningMakesAServedVersion) {
   auto gen = d.request("POST", "/v1/completions", R"({"model":"g2-grammar","prompt":"The cat","max_tokens":8,"temperature":0})");
   ASSERT_EQ(gen.status, 200) << gen.body;
   EXPECT_GT(gen.json()["usage"]["completion_tokens"].get<int>(), 0) << gen.body;
+  // LoRA: q, k and v adapt the fused projection, so their adapters are saved as one of rank 3r
+  // (bench/tune/verify_adapter.sh gpt2 checks the GGUF one in llama.cpp).
+  auto l = d.ctl({"--json", "tune", "start", "--base", "g2", "--data", "grammar", "--method", "lora", "--rank", "4", "--targets", "q,k,v,o,down",
+                  "--steps", "5", "--batch", "2", "--seq-len", "32", "--merge", "--output", "g2-lora"});
+  ASSERT_EQ(l.exit_code, 0) << l.out << l.err;
+  Json lora = last_json(l.out);
+  ASSERT_EQ(lora["status"], "done") << lora.dump();
+  const Json& ad = lora["results"]["adapter"];
+  const Json config = Json::parse(read_text(ad["adapter_config.json"]["path"].get<std::string>()));
+  EXPECT_EQ(config["target_modules"], Json::array({"attn.c_attn", "attn.c_proj", "mlp.c_proj"})) << config.dump();
+  EXPECT_EQ(config["rank_pattern"]["attn.c_attn"], 12);
+  EXPECT_TRUE(config["fan_in_fan_out"].get<bool>());
+  const std::string st = read_text(ad["adapter_model.safetensors"]["path"].get<std::string>());
+  uint64_t header = 0;
+  for (int i = 7; i >= 0; --i) header = header << 8 | static_cast<unsigned char>(st[static_cast<size_t>(i)]);
+  const Json tensors = Json::parse(st.substr(8, header));
+  EXPECT_EQ(tensors["base_model.model.transformer.h.0.attn.c_attn.lora_A.weight"]["shape"], Json::array({12, 128})) << tensors.dump().substr(0, 300);
+  EXPECT_EQ(tensors["base_model.model.transformer.h.0.attn.c_attn.lora_B.weight"]["shape"], Json::array({384, 12}));
+  EXPECT_EQ(tensors["base_model.model.transformer.h.1.mlp.c_proj.lora_A.weight"]["shape"], Json::array({4, 512}));
+  EXPECT_EQ(d.ctl({"tune", "start", "--base", "g2", "--data", "grammar", "--method", "lora", "--targets", "gate"}).exit_code, 2)
+      << "GPT-2 has no gate projection";
 }
 
 TEST(Tune, EarlyStoppingEndsARunThatStopsImproving) {
