@@ -1,5 +1,6 @@
 #include "tuning/cost.h"
 
+#include <dlfcn.h>
 #include <sys/resource.h>
 
 #include <cstdio>
@@ -20,9 +21,48 @@ bool read_u64(const std::string& path, uint64_t* out) {
   return static_cast<bool>(f >> *out);
 }
 
+// NVIDIA's management library, opened once if it is installed; its C API by hand so the build
+// needs no CUDA headers. Every call returns 0 (NVML_SUCCESS) on success.
+struct Nvml {
+  using Device = void*;
+  int (*init)() = nullptr;
+  int (*count)(unsigned*) = nullptr;
+  int (*handle)(unsigned, Device*) = nullptr;
+  int (*energy)(Device, unsigned long long*) = nullptr;
+  bool ok = false;
+
+  static const Nvml& get() {
+    static const Nvml n = [] {
+      Nvml v;
+      void* lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+      if (lib == nullptr) return v;
+      v.init = reinterpret_cast<int (*)()>(dlsym(lib, "nvmlInit_v2"));
+      v.count = reinterpret_cast<int (*)(unsigned*)>(dlsym(lib, "nvmlDeviceGetCount_v2"));
+      v.handle = reinterpret_cast<int (*)(unsigned, Device*)>(dlsym(lib, "nvmlDeviceGetHandleByIndex_v2"));
+      v.energy = reinterpret_cast<int (*)(Device, unsigned long long*)>(dlsym(lib, "nvmlDeviceGetTotalEnergyConsumption"));
+      v.ok = v.init != nullptr && v.count != nullptr && v.handle != nullptr && v.energy != nullptr && v.init() == 0;
+      return v;
+    }();
+    return n;
+  }
+  // Millijoules per GPU; empty when NVML is absent or any device does not answer.
+  std::vector<uint64_t> read() const {
+    std::vector<uint64_t> out;
+    unsigned n = 0;
+    if (!ok || count(&n) != 0) return out;
+    for (unsigned i = 0; i < n; ++i) {
+      Device d = nullptr;
+      unsigned long long mj = 0;
+      if (handle(i, &d) != 0 || energy(d, &mj) != 0) return {};
+      out.push_back(mj);
+    }
+    return out;
+  }
+};
+
 }  // namespace
 
-CostMeter::CostMeter() : cpu0_(process_cpu_seconds()) {
+CostMeter::CostMeter() : cpu0_(process_cpu_seconds()), gpu_mj0_(Nvml::get().read()) {
   // The package zones (intel-rapl:0, intel-rapl:1, ...), not their sub-zones.
   std::error_code ec;
   const std::filesystem::path root = "/sys/class/powercap";
@@ -41,6 +81,13 @@ CostMeter::CostMeter() : cpu0_(process_cpu_seconds()) {
 Cost CostMeter::read(double watts_per_core) const {
   Cost c;
   c.cpu_seconds = process_cpu_seconds() - cpu0_;
+  if (!gpu_mj0_.empty()) {
+    const std::vector<uint64_t> now = Nvml::get().read();
+    if (now.size() == gpu_mj0_.size()) {
+      c.has_gpu = true;
+      for (size_t i = 0; i < now.size(); ++i) c.gpu_joules += static_cast<double>(now[i] >= gpu_mj0_[i] ? now[i] - gpu_mj0_[i] : 0) / 1e3;
+    }
+  }
   if (!zones_.empty()) {
     double uj = 0;
     bool ok = true;

@@ -470,7 +470,8 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
                       {"best_validation_loss", std::isfinite(best_val) ? Json(best_val) : Json(nullptr)},
                       {"stopped_early", stopped_early}, {"seconds", secs}, {"tokens", tokens_seen},
                       {"tokens_per_s", secs > 0 ? static_cast<double>(tokens_seen) / secs : 0.0}, {"cpu_seconds", cost.cpu_seconds},
-                      {"energy_joules", cost.joules}, {"energy_source", cost.source}, {"model", nullptr}};
+                      {"energy_joules", cost.joules}, {"energy_source", cost.source},
+                      {"gpu_energy_joules", cost.has_gpu ? Json(cost.gpu_joules) : Json(nullptr)}, {"model", nullptr}};
     auto done = [&]() {
       llmops_error e{};
       if (!ckpt_blob.empty()) hapi->blob_ref(s->ctx, ckpt_blob.c_str(), -1, &e);  // the result is stored; the checkpoint is done with

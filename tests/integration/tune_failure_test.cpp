@@ -86,6 +86,10 @@ TEST(Tune, ScratchLearnsAGeneratedCorpusWithItsOwnVocabulary) {
   Json run = last_json(r.out);
   ASSERT_EQ(run["status"], "done") << run.dump();
   EXPECT_EQ(run["tokenizer"]["size"], 320);
+  EXPECT_GT(run["results"]["energy_joules"].get<double>(), 0.0);
+  if (!std::filesystem::exists("/dev/nvidiactl")) {
+    EXPECT_TRUE(run["results"]["gpu_energy_joules"].is_null()) << "no GPU, no GPU energy";
+  }
   EXPECT_EQ(run["shape"]["dim"], 64);
   Json curve = ctl_json(d, {"tune", "curve", std::to_string(run["id"].get<int>())});
   ASSERT_EQ(curve["points"].size(), 150u);
