@@ -311,6 +311,35 @@ TEST(Tune, FullDiskDuringACheckpointFailsTheRunAndKeepsThePreviousOne) {
   d.wait_exit(10000);
 }
 
+// Records longer than the context: split across chunks or cut, as asked, and counted.
+TEST(Tune, LongRecordsAreSplitOrTruncatedAndCounted) {
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.log();
+  std::string text, story;
+  for (int w = 0; w < 120; ++w) story += std::string(w % 3 == 0 ? "the cat " : w % 3 == 1 ? "sat on " : "a mat ");
+  for (int i = 0; i < 20; ++i) text += Json{{"text", i % 2 == 0 ? std::string("The cat sat.") : story}}.dump() + "\n";
+  write_text(d.dir().file("long.jsonl"), text);
+  ASSERT_EQ(d.ctl({"data", "import", d.dir().file("long.jsonl"), "--name", "long"}).exit_code, 0);
+  auto run = [&](std::initializer_list<const char*> more) {
+    auto r = d.ctl(scratch_args("long", more));
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    return last_json(r.out);
+  };
+  Json cut = run({"--steps", "1", "--seq-len", "32", "--no-packing", "--long", "truncate", "--output", "long-cut"});
+  Json split = run({"--steps", "1", "--seq-len", "32", "--no-packing", "--long", "split", "--output", "long-split"});
+  Json packed = run({"--steps", "1", "--seq-len", "32", "--output", "long-packed"});
+  for (const Json* r : {&cut, &split, &packed}) {
+    ASSERT_EQ((*r)["status"], "done") << r->dump();
+    EXPECT_EQ((*r)["data"]["report"]["longer_than_context"], 10) << (*r)["data"]["report"].dump();
+  }
+  EXPECT_EQ(cut["plan"]["chunks"], 20) << "one chunk per record, the long ones cut";
+  EXPECT_GT(cut["data"]["report"]["truncated_tokens"].get<int>(), 10 * 32) << cut["data"]["report"].dump();
+  EXPECT_GT(split["plan"]["chunks"].get<int>(), 20) << "the long ones split over several chunks";
+  EXPECT_EQ(split["data"]["report"]["truncated_tokens"], 0);
+  const int tokens = packed["data"]["report"]["tokens"].get<int>();
+  EXPECT_EQ(packed["plan"]["chunks"], (tokens + 31) / 32) << "packed end to end";
+}
+
 TEST(Tune, EmptyDatasetIsRefusedBeforeAnyJob) {
   DaemonProcess d;
   ASSERT_TRUE(d.start()) << d.log();
