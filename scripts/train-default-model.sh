@@ -14,13 +14,8 @@ recipe="${LLMOPS_RECIPE:-etc/default-model.json}"
 src=/usr/share/games/fortunes
 [ -d "$src" ] || { echo "train-default-model: $src is missing (apt-get install fortunes)" >&2; exit 1; }
 
-work=$(mktemp -d)
-daemon=""
-cleanup() {
-  [ -n "$daemon" ] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
+BIN=./build/bin
+. scripts/lib/private-daemon.sh
 
 # The corpus: one record per fortune (the text between "%" lines), control characters
 # (overstriking) dropped; the ASCII-art files are left out.
@@ -41,11 +36,7 @@ done | LC_ALL=C awk '
   END { flush() }' > "$work/fortunes.jsonl"
 echo "corpus: $(wc -l < "$work/fortunes.jsonl") fortunes, $(wc -c < "$work/fortunes.jsonl") bytes of JSONL"
 
-ctl() { ./build/bin/llmopsctl --socket "$work/admin.sock" "$@"; }
-./build/bin/llmopsd --state-dir "$work/state" --admin.socket "$work/admin.sock" --http.listen 127.0.0.1:0 > "$work/llmopsd.log" 2>&1 &
-daemon=$!
-for _ in $(seq 100); do [ -S "$work/admin.sock" ] && break; sleep 0.1; done
-[ -S "$work/admin.sock" ] || { cat "$work/llmopsd.log" >&2; exit 1; }
+start_private_daemon
 
 ctl data import "$work/fortunes.jsonl" --name fortunes
 ctl data split fortunes@1 --train 0.98 --validation 0.02 --test 0 --seed 1
@@ -53,8 +44,7 @@ ctl tune start --data fortunes@1:train --config "$recipe" --output llmops-fortun
 
 # The trained weights (F32) from the store, stored as Q8_0 for the repository with the chat
 # template that shows it a conversation as plain text (etc/default-model.jinja).
-sha=$(ctl --json model show llmops-fortunes | sed -n 's/.*"sha256": *"\([0-9a-f]\{64\}\)".*/\1/p' | head -1)
-blob=$(find "$work/state" -path "*/${sha:0:2}/${sha:2}" -type f | head -1)
+blob=$(model_file llmops-fortunes)
 [ -n "$blob" ] || { echo "train-default-model: the trained model's file was not found" >&2; exit 1; }
 ./build/bin/llmops-convert --model "$blob" --type Q8_0 --chat-template etc/default-model.jinja --out "$out"
 ctl --json tune show 1 > "${out%.gguf}.run.json"

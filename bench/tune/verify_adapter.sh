@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${LLMOPS_BUILD_DIR:-build}/bin
-work=$(mktemp -d)
+. scripts/lib/private-daemon.sh
 targets=q,k,v,o,gate,up,down
 if [ "${1:-}" = gpt2 ]; then
   base="$work/gpt2-tiny.gguf"
@@ -17,12 +17,7 @@ else
   base=../shared/models/stories260K/stories260K.gguf
 fi
 [ -f "$base" ] || { echo "verify_adapter: $base is missing" >&2; exit 1; }
-daemon=""
-trap '[ -n "$daemon" ] && kill "$daemon" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
-ctl() { "$BIN/llmopsctl" --socket "$work/admin.sock" "$@"; }
-"$BIN/llmopsd" --state-dir "$work/state" --admin.socket "$work/admin.sock" --http.listen 127.0.0.1:0 > "$work/log" 2>&1 &
-daemon=$!
-for _ in $(seq 100); do [ -S "$work/admin.sock" ] && break; sleep 0.1; done
+start_private_daemon
 things=("shells" "a crab" "the waves" "a boat" "the sand" "a fish" "the lighthouse" "a seagull")
 for i in $(seq 0 399); do
   echo "{\"text\":\"Once upon a time, there was a little girl named Zara. Zara lived by the sea. Every day Zara played with ${things[$((i % 8))]} on the beach. Zara loved the sea.\"}"
@@ -32,6 +27,5 @@ ctl data import "$work/zara.jsonl" --name zara > /dev/null
 ctl --json tune start --base stories --data zara --method lora --rank 8 --targets "$targets" --steps 100 --lr 0.005 \
   --batch 8 --seq-len 128 --merge --output stories-zara > "$work/run.json"
 adapter=$(python3 -c 'import json,sys; t=open(sys.argv[1]).read(); print(json.loads(t[t.rindex("\n{"):] if "\n{" in t else t)["results"]["adapter"]["adapter.gguf"]["path"])' "$work/run.json")
-sha=$(ctl --json model show stories-zara | sed -n 's/.*"sha256": *"\([0-9a-f]\{64\}\)".*/\1/p' | head -1)
-merged=$(find "$work/state" -path "*/${sha:0:2}/${sha:2}" -type f | head -1)
+merged=$(model_file stories-zara)
 node bench/tune/verify_adapter.mjs "$base" "$adapter" "$merged" "Once upon a time, there was a little girl named"

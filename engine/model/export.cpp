@@ -98,6 +98,13 @@ void add_spm_metadata(GgufWriter& w, const SpmVocab& v, bool add_bos) {
   w.add_bool("tokenizer.ggml.add_bos_token", add_bos);
 }
 
+void copy_tokenizer_metadata(GgufWriter& w, const GgufFile& src, bool with_chat_template) {
+  for (const auto& [key, value] : src.metadata()) {
+    if (key.rfind("tokenizer.", 0) != 0 || (key == "tokenizer.chat_template" && !with_chat_template)) continue;
+    if (!(value.type == GgufType::kArray && value.elem_type == GgufType::kArray)) w.add_value(key, value);
+  }
+}
+
 void add_shape_metadata(GgufWriter& w, const std::string& arch, const ModelConfig& c) {
   const std::string k = arch + ".";
   const bool gpt2 = c.arch == Arch::kGpt2;
@@ -136,10 +143,7 @@ Result<ExportReport> export_gguf(const Model& m, GgmlType type, const std::strin
   w.add_u32("general.file_type", gguf_file_type(type));
   if (const GgufFile* src = m.gguf(); src != nullptr) {
     if (const GgufValue* name = src->find("general.name"); name != nullptr) w.add_value("general.name", *name);
-    for (const auto& [key, value] : src->metadata()) {
-      if (key == "tokenizer.chat_template" && !chat_template.empty()) continue;
-      if (key.rfind("tokenizer.", 0) == 0 && !(value.type == GgufType::kArray && value.elem_type == GgufType::kArray)) w.add_value(key, value);
-    }
+    copy_tokenizer_metadata(w, *src, /*with_chat_template=*/chat_template.empty());
   } else if (tok != nullptr && tok->spm() != nullptr) {
     add_spm_metadata(w, tok->spm()->vocab(), tok->add_bos());
   } else if (tok != nullptr && tok->bpe() != nullptr) {

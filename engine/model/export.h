@@ -38,6 +38,8 @@ Result<ExportReport> export_gguf(const Model& m, GgmlType type, const std::strin
 // a SentencePiece vocabulary as llama.cpp's "llama" tokenizer, and a shape under `arch.`.
 void add_spm_metadata(GgufWriter& w, const SpmVocab& v, bool add_bos);
 void add_shape_metadata(GgufWriter& w, const std::string& arch, const ModelConfig& c);
+// A GGUF source's tokenizer.* keys as they are (arrays of arrays left out).
+void copy_tokenizer_metadata(GgufWriter& w, const GgufFile& src, bool with_chat_template = true);
 
 // Writes dir/config.json and dir/model.safetensors (dtype F32, F16 or BF16); a Hugging Face
 // source's tokenizer files are copied beside them.

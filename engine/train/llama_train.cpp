@@ -424,7 +424,7 @@ Result<double> LlamaTrainer<T>::forward(const int32_t* tokens, const int32_t* ta
   }
   x_final = x;
   xf_norm.resize(x.size());
-  norm(tensors_[out_norm_], gpt2() ? tensors_[out_norm_b_] : TensorRef{}, x.data(), xf_norm.data(), mean_f, rstd_f, n);
+  norm(tensors_[out_norm_], out_norm_bias(), x.data(), xf_norm.data(), mean_f, rstd_f, n);
   probs.resize(static_cast<size_t>(n) * V);
   linear(xf_norm.data(), p(tensors_[cls_]), probs.data(), n, d, V);
   double loss = 0;
@@ -469,7 +469,7 @@ void LlamaTrainer<T>::backward() {
   } else {
     linear_backward(xf_norm.data(), p(tensors_[cls_]), dlogits.data(), dxf.data(), g(tensors_[cls_]), n, d, V);
   }
-  norm_backward(tensors_[out_norm_], gpt2() ? tensors_[out_norm_b_] : TensorRef{}, x_final.data(), mean_f, rstd_f, dxf.data(), dx.data(), n);
+  norm_backward(tensors_[out_norm_], out_norm_bias(), x_final.data(), mean_f, rstd_f, dxf.data(), dx.data(), n);
   std::vector<T> dh, dgate, dup, dxn, datt_out, dq, dk, dv, tmp;
   for (int l = c_.n_layers - 1; l >= 0; --l) {
     LayerActs& a = acts_[static_cast<size_t>(l)];

@@ -105,6 +105,7 @@ class LlamaTrainer {
   bool qkv_bias_ = false;
   // Indexes into tensors_ (pos_ and out_norm_b_: GPT-2 only).
   size_t tok_ = 0, pos_ = 0, out_norm_ = 0, out_norm_b_ = 0, cls_ = 0;
+  TensorRef out_norm_bias() const { return gpt2() ? tensors_[out_norm_b_] : TensorRef{}; }  // none outside GPT-2
   // A layer's tensors as views into params_ (absent ones have no rows): GPT-2's q, k and v are
   // row blocks of its fused attn_qkv, which tensors_ holds whole.
   struct LayerRefs {

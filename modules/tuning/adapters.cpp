@@ -24,6 +24,28 @@ uint64_t adjacent_row_of(uint64_t r, uint64_t hd) {
   return h * hd + 2 * i + j;
 }
 
+// The GGUF adapter's header as llama.cpp reads it.
+void start_gguf_adapter(engine::GgufWriter& g, const std::string& architecture, double alpha) {
+  g.add_string("general.architecture", architecture);
+  g.add_string("general.type", "adapter");
+  g.add_string("adapter.type", "lora");
+  g.add_f32("adapter.lora.alpha", static_cast<float>(alpha));
+}
+
+// Writes the PEFT pair (adapter_model.safetensors, adapter_config.json) and the GGUF adapter.
+Status finish_adapters(const std::string& dir, const std::vector<engine::SafetensorsTensorSource>& st, engine::GgufWriter& g,
+                       const engine::train::LoraConfig& cfg, const std::vector<std::string>& targets, const std::string& base_name,
+                       bool fan_in_fan_out, const Json& rank_pattern) {
+  LLMOPS_RETURN_IF_ERROR(engine::write_safetensors(dir + "/adapter_model.safetensors", st, {{"format", "pt"}}));
+  Json config = {{"peft_type", "LORA"},          {"task_type", "CAUSAL_LM"}, {"r", cfg.rank},
+                 {"lora_alpha", cfg.alpha},      {"lora_dropout", cfg.dropout}, {"target_modules", targets},
+                 {"bias", "none"},               {"fan_in_fan_out", fan_in_fan_out}, {"inference_mode", true},
+                 {"base_model_name_or_path", base_name}};
+  if (!rank_pattern.empty()) config["rank_pattern"] = rank_pattern;
+  LLMOPS_RETURN_IF_ERROR(write_file_atomic(dir + "/adapter_config.json", dump_json(config, 2) + "\n"));
+  return g.write(dir + "/adapter.gguf");
+}
+
 // GPT-2 keeps q, k and v in one fused projection (attn_qkv; Hugging Face's attn.c_attn), and so
 // must its adapter: the targeted ones among q, k, v become one adapter of rank k·r whose A
 // stacks theirs and whose B places each one's rows in its block (zero elsewhere). Both llama.cpp
@@ -45,10 +67,7 @@ Status write_gpt2_adapters(const Trainer& t, const std::string& base_name, const
   std::vector<std::vector<float>> owned;
   std::vector<engine::SafetensorsTensorSource> st;
   engine::GgufWriter g;
-  g.add_string("general.architecture", "gpt2");
-  g.add_string("general.type", "adapter");
-  g.add_string("adapter.type", "lora");
-  g.add_f32("adapter.lora.alpha", static_cast<float>(cfg.alpha));
+  start_gguf_adapter(g, "gpt2", cfg.alpha);
   std::vector<std::string> targets;
   Json rank_pattern = Json::object();
   // One adapter: A (a_rows × in_cols) and B (b_rows × a_rows), under GGUF and Hugging Face names.
@@ -94,14 +113,7 @@ Status write_gpt2_adapters(const Trainer& t, const std::string& base_name, const
       LLMOPS_RETURN_IF_ERROR(add(blk + proj, hf, data(it->second.first), r, it->second.first->cols, data(it->second.second), it->second.second->rows));
     }
   }
-  LLMOPS_RETURN_IF_ERROR(engine::write_safetensors(dir + "/adapter_model.safetensors", st, {{"format", "pt"}}));
-  Json config = {{"peft_type", "LORA"},          {"task_type", "CAUSAL_LM"}, {"r", cfg.rank},
-                 {"lora_alpha", cfg.alpha},      {"lora_dropout", cfg.dropout}, {"target_modules", targets},
-                 {"rank_pattern", rank_pattern},
-                 {"bias", "none"},               {"fan_in_fan_out", true}, {"inference_mode", true},
-                 {"base_model_name_or_path", base_name}};
-  LLMOPS_RETURN_IF_ERROR(write_file_atomic(dir + "/adapter_config.json", dump_json(config, 2) + "\n"));
-  return g.write(dir + "/adapter.gguf");
+  return finish_adapters(dir, st, g, cfg, targets, base_name, /*fan_in_fan_out=*/true, rank_pattern);
 }
 
 }  // namespace
@@ -117,10 +129,7 @@ Status write_adapters(const Trainer& t, const std::string& base_name, const std:
   reordered.reserve(t.lora_tensors().size());
   std::vector<std::string> targets;
   engine::GgufWriter g;
-  g.add_string("general.architecture", architecture);
-  g.add_string("general.type", "adapter");
-  g.add_string("adapter.type", "lora");
-  g.add_f32("adapter.lora.alpha", static_cast<float>(cfg.alpha));
+  start_gguf_adapter(g, architecture, cfg.alpha);
   for (const auto& r : t.lora_tensors()) {
     // "blk.3.attn_q.lora_a" → layer 3, projection attn_q, part a.
     const size_t dot1 = r.name.find('.', 4), dot2 = r.name.rfind('.');
@@ -146,13 +155,7 @@ Status write_adapters(const Trainer& t, const std::string& base_name, const std:
                                           std::memcpy(out, gdata + row * cols, cols * sizeof(float));
                                         }));
   }
-  LLMOPS_RETURN_IF_ERROR(engine::write_safetensors(dir + "/adapter_model.safetensors", st, {{"format", "pt"}}));
-  Json config = {{"peft_type", "LORA"},          {"task_type", "CAUSAL_LM"}, {"r", cfg.rank},
-                 {"lora_alpha", cfg.alpha},      {"lora_dropout", cfg.dropout}, {"target_modules", targets},
-                 {"bias", "none"},               {"fan_in_fan_out", false}, {"inference_mode", true},
-                 {"base_model_name_or_path", base_name}};
-  LLMOPS_RETURN_IF_ERROR(write_file_atomic(dir + "/adapter_config.json", dump_json(config, 2) + "\n"));
-  return g.write(dir + "/adapter.gguf");
+  return finish_adapters(dir, st, g, cfg, targets, base_name, /*fan_in_fan_out=*/false, Json::object());
 }
 
 }  // namespace llmops::tuning

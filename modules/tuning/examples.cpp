@@ -12,11 +12,18 @@ Json ExampleReport::to_json() const {
           {"learned_tokens", learned_tokens}};
 }
 
+namespace {
+
+// The record's field k when it is a string, else null.
+const std::string* string_field(const Json& record, const std::string& k) {
+  auto it = record.find(k);
+  return it != record.end() && it->is_string() ? &it->get_ref<const std::string&>() : nullptr;
+}
+
+}  // namespace
+
 std::optional<std::string> example_text(const Json& record, const ExampleOptions& opt) {
-  auto str = [&](const std::string& k) -> const std::string* {
-    auto it = record.find(k);
-    return it != record.end() && it->is_string() ? &it->get_ref<const std::string&>() : nullptr;
-  };
+  auto str = [&](const std::string& k) { return string_field(record, k); };
   if (const std::string *p = str("prompt"), *c = str("completion"); p != nullptr && c != nullptr) return *p + *c;
   if (auto m = record.find("messages"); m != record.end() && m->is_array()) {
     std::string all;
@@ -73,10 +80,7 @@ void ExampleSet::add(const Json& record, const engine::Tokenizer& tok, const Exa
     for (int32_t id : ids) seq.push_back(id), learn.push_back(learned ? 1 : 0);
   };
   if (tok.bos_id() >= 0) push({tok.bos_id()}, false);
-  auto str = [&](const char* k) -> const std::string* {
-    auto it = record.find(k);
-    return it != record.end() && it->is_string() ? &it->get_ref<const std::string&>() : nullptr;
-  };
+  auto str = [&](const std::string& k) { return string_field(record, k); };
   auto messages = record.find("messages");
   if (const std::string *p = str("prompt"), *c = str("completion"); p != nullptr && c != nullptr) {
     push(tok.encode(*p, false), false);
@@ -88,7 +92,7 @@ void ExampleSet::add(const Json& record, const engine::Tokenizer& tok, const Exa
       return;
     }
     ++report_.chat;
-  } else if (const std::string* t = str(opt.text_field.c_str()); t != nullptr && !t->empty()) {
+  } else if (const std::string* t = str(opt.text_field); t != nullptr && !t->empty()) {
     push(tok.encode(*t, false), true);
     ++report_.text;
   } else {

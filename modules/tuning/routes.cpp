@@ -15,30 +15,29 @@ using admin::query_number;
 
 llmops_code error(State* s, llmops_response* resp, const Status& st) { return admin::respond_error(s->sdk(), resp, st); }
 
-llmops_code start_route(void* user, const llmops_request* req, llmops_response* resp) {
-  auto* s = static_cast<State*>(user);
+// A run prepared from the request body and queued as a job of `verb`; 202 with the run, the job
+// and what `extra` adds from the run.
+template <typename Prepare, typename Extra>
+llmops_code queue_route(State* s, const llmops_request* req, llmops_response* resp, Prepare prepare, const std::string& verb, Extra extra) {
   auto body = parse_json_bounded(std::string_view(req->body, req->body_size), 32);
   if (!body.ok()) return error(s, resp, body.status().with_context("the request body"));
-  auto run = prepare_training(s, *body, req->caller);
+  auto run = prepare(s, *body, req->caller);
   if (!run.ok()) return error(s, resp, run.status());
-  const uint64_t id = (*run)["id"].get<uint64_t>();
-  auto job = runs::queue_run_job(s->sdk(), *s->runs, *run, "train");
+  auto job = runs::queue_run_job(s->sdk(), *s->runs, *run, verb.c_str());
   if (!job.ok()) return error(s, resp, job.status());
-  admin::respond(s->sdk(), resp, 202, {{"run", id}, {"job", *job}, {"kind", "tuning.train"}, {"output", (*run)["output"]}});
+  Json out = {{"run", (*run)["id"]}, {"job", *job}, {"kind", "tuning." + verb}};
+  extra(*run, out);
+  admin::respond(s->sdk(), resp, 202, out);
   return LLMOPS_OK;
 }
 
+llmops_code start_route(void* user, const llmops_request* req, llmops_response* resp) {
+  return queue_route(static_cast<State*>(user), req, resp, prepare_training, "train", [](const Json& run, Json& out) { out["output"] = run["output"]; });
+}
+
 llmops_code search_route(void* user, const llmops_request* req, llmops_response* resp) {
-  auto* s = static_cast<State*>(user);
-  auto body = parse_json_bounded(std::string_view(req->body, req->body_size), 32);
-  if (!body.ok()) return error(s, resp, body.status().with_context("the request body"));
-  auto run = prepare_search(s, *body, req->caller);
-  if (!run.ok()) return error(s, resp, run.status());
-  const uint64_t id = (*run)["id"].get<uint64_t>();
-  auto job = runs::queue_run_job(s->sdk(), *s->runs, *run, "search");
-  if (!job.ok()) return error(s, resp, job.status());
-  admin::respond(s->sdk(), resp, 202, {{"run", id}, {"job", *job}, {"kind", "tuning.search"}, {"trials", (*run)["configs"].size()}});
-  return LLMOPS_OK;
+  return queue_route(static_cast<State*>(user), req, resp, prepare_search, "search",
+                     [](const Json& run, Json& out) { out["trials"] = run["configs"].size(); });
 }
 
 llmops_code list_route(void* user, const llmops_request* req, llmops_response* resp) {

@@ -107,9 +107,7 @@ Status write_scratch_gguf(const Trainer& t, const engine::SpmVocab* vocab, const
   if (vocab != nullptr) {
     engine::add_spm_metadata(w, *vocab, true);
   } else if (base != nullptr) {
-    for (const auto& [key, value] : base->metadata()) {
-      if (key.rfind("tokenizer.", 0) == 0 && !(value.type == engine::GgufType::kArray && value.elem_type == engine::GgufType::kArray)) w.add_value(key, value);
-    }
+    engine::copy_tokenizer_metadata(w, *base);
   }
   engine::add_shape_metadata(w, "llama", t.config());
   LLMOPS_RETURN_IF_ERROR(add_trained_tensors(w, t));
