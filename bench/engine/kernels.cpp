@@ -4,7 +4,8 @@
 //           weights read);
 //   prefill: matmul_rows at T tokens per type, the integer path (AVX-512 VNNI) against the old
 //           dequantise + sgemm path and against sgemm on F32 weights of the same shape (GFLOP/s
-//           counting 2·T·rows·cols).
+//           counting 2·T·rows·cols); the F32 product also as before the pool ran it (one call,
+//           OpenBLAS's own threads), and the ratio of the two.
 // Usage: bench_kernels [--threads N] [--reps N] [--tokens T] [--decode-only | --prefill-only]
 //                      [--int8-only] (prefill: the integer path alone, for profiling)
 #include <algorithm>
@@ -18,7 +19,10 @@
 #include <string>
 #include <vector>
 
+#include <cblas.h>
+
 #include "formats/quantize.h"
+#include "kernels/gemm.h"
 #include "kernels/matmul.h"
 #include "kernels/matvec.h"
 #include "kernels/thread_pool.h"
@@ -99,7 +103,7 @@ int main(int argc, char** argv) {
   }
   threads = std::max(1, threads);
   reps = std::max(1, reps);
-  set_blas_threads(threads);
+  blas_on_calling_threads();
   std::unique_ptr<ThreadPool> pool = threads > 1 ? std::make_unique<ThreadPool>(threads) : nullptr;
   std::vector<KernelIsa> isas;
   for (KernelIsa isa : {KernelIsa::kPortable, KernelIsa::kAvx2, KernelIsa::kAvx512}) {
@@ -123,7 +127,8 @@ int main(int argc, char** argv) {
       std::printf("---|\n");
     } else {
       std::printf("\nprefill: matmul_rows at T=%llu, GFLOP/s (ms per call)\n", static_cast<unsigned long long>(tokens));
-      std::printf("| shape | type | int8 path | dequant+sgemm | F32 sgemm | int8/old | int8/F32 |\n|---|---|---|---|---|---|---|\n");
+      std::printf("| shape | type | int8 path | dequant+sgemm | F32 sgemm | F32 sgemm, OpenBLAS threads | int8/old | int8/F32 | F32 pool/OpenBLAS |\n"
+                  "|---|---|---|---|---|---|---|---|---|\n");
     }
     for (const Shape& s : kShapes) {
       std::vector<float> source(s.rows * s.cols);
@@ -161,9 +166,16 @@ int main(int argc, char** argv) {
             matmul_rows(GgmlType::kF32, f32.bytes.data(), f32.rows, f32.row_bytes, s.cols, x.data(), tokens, y.data(), &scratch_f32,
                         pool.get(), old_path);
           };
+          // The F32 product as before the pool ran it: one call, OpenBLAS's own threads inside.
+          auto run_f32_openblas = [&] {
+            openblas_set_num_threads(threads);
+            matmul_rows(GgmlType::kF32, f32.bytes.data(), f32.rows, f32.row_bytes, s.cols, x.data(), tokens, y.data(), &scratch_f32,
+                        nullptr, old_path);
+            blas_on_calling_threads();
+          };
           const bool int8 = matmul_uses_int8(type, best_isa());
           if (int8_only && !int8) continue;
-          std::vector<std::function<void()>> variants = {run_old, run_f32};
+          std::vector<std::function<void()>> variants = {run_old, run_f32, run_f32_openblas};
           if (int8_only) variants = {run_int, run_int, run_int};
           else if (int8) variants.insert(variants.begin(), run_int);
           // The big output matrix: fewer, single-call slices.
@@ -175,10 +187,11 @@ int main(int argc, char** argv) {
             return std::string(b);
           };
           const double t_int = int8 ? secs[0] : 0, t_old = secs[int8 ? 1 : 0], t_f32 = secs[int8 ? 2 : 1];
-          std::printf("| %s | %s | %s | %s | %s | %s | %s |\n", shape.c_str(), ggml_type_name(static_cast<uint32_t>(type)).c_str(),
+          const double t_f32_ob = int8_only ? t_f32 : secs[int8 ? 3 : 2];
+          std::printf("| %s | %s | %s | %s | %s | %s | %s | %s | %.2f× |\n", shape.c_str(), ggml_type_name(static_cast<uint32_t>(type)).c_str(),
                       int8 ? cell(t_int).c_str() : "—", type == GgmlType::kF32 ? "—" : cell(t_old).c_str(), cell(t_f32).c_str(),
-                      int8 ? (std::to_string(t_old / t_int).substr(0, 5) + "×").c_str() : "—",
-                      int8 ? (std::to_string(t_f32 / t_int).substr(0, 5) + "×").c_str() : "—");
+                      cell(t_f32_ob).c_str(), int8 ? (std::to_string(t_old / t_int).substr(0, 5) + "×").c_str() : "—",
+                      int8 ? (std::to_string(t_f32 / t_int).substr(0, 5) + "×").c_str() : "—", t_f32_ob / t_f32);
         }
         std::fflush(stdout);
       }

@@ -9,7 +9,11 @@
 // LoRA (rank 16 on q/k/v/o) runs after full fine-tuning on the same weights: its tokens/s and the
 // ratio to full fine-tuning's (peak RSS is taken before it).
 //
-//   bench_train [--threads 2] [--seq 256] [--batch 4] [--steps 3] [--shapes stories260K,llama-15M,llama-110M]
+// The trainer runs on a ThreadPool of --threads (as the tuning stage runs it: OpenBLAS on the
+// pool's threads, kernels/gemm.h); --pool 0 runs it as before, on one thread with OpenBLAS's own
+// threads inside each product. The sgemm baseline always uses OpenBLAS's own threads.
+//
+//   bench_train [--threads 2] [--seq 256] [--batch 4] [--steps 3] [--pool 1] [--shapes stories260K,llama-15M,llama-110M]
 #include <sys/resource.h>
 
 #include <cblas.h>
@@ -18,10 +22,13 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "kernels/gemm.h"
+#include "kernels/thread_pool.h"
 #include "model/synth.h"
 #include "train/llama_train.h"
 
@@ -77,7 +84,7 @@ ModelConfig stories_shape() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int threads = 2, seq = 256, batch = 4, steps = 3;
+  int threads = 2, seq = 256, batch = 4, steps = 3, use_pool = 1;
   std::string shapes = "stories260K,llama-15M,llama-110M";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
@@ -86,8 +93,9 @@ int main(int argc, char** argv) {
     else if (a == "--batch") batch = std::stoi(argv[i + 1]);
     else if (a == "--steps") steps = std::stoi(argv[i + 1]);
     else if (a == "--shapes") shapes = argv[i + 1];
+    else if (a == "--pool") use_pool = std::stoi(argv[i + 1]);
   }
-  openblas_set_num_threads(threads);
+  std::unique_ptr<llmops::engine::ThreadPool> pool = use_pool ? std::make_unique<llmops::engine::ThreadPool>(threads) : nullptr;
   std::stringstream ss(shapes);
   std::string name;
   std::printf("[");
@@ -102,8 +110,12 @@ int main(int argc, char** argv) {
       c = s->config;
     }
     c.seq_len = std::max(c.seq_len, seq);
+    openblas_set_num_threads(threads);
+    const double gemm = sgemm_flops(batch * seq, c.dim, c.dim);
+    if (use_pool) llmops::engine::blas_on_calling_threads();
     auto t = LlamaTrainer<float>::random(c, false, 1);
     if (!t.ok()) return std::fprintf(stderr, "%s\n", t.status().message().c_str()), 2;
+    t->set_pool(pool.get());
     AdamWConfig oc;
     oc.total_steps = steps + 1;
     AdamW<float> opt(oc, t->parameter_count());
@@ -138,14 +150,13 @@ int main(int argc, char** argv) {
       if (s > 0) lrates.push_back(static_cast<double>(tokens.size()) / secs);
     }
     const double lora_tps = median(lrates);
-    const double gemm = sgemm_flops(batch * seq, c.dim, c.dim);
     const double params = static_cast<double>(t->parameter_count());
     const double act = 4.0 * batch * seq * (c.n_layers * (7.0 * c.dim + 2.0 * c.q_dim() + 2.0 * c.kv_dim() + 3.0 * c.hidden_dim) + 2.0 * c.dim + c.vocab_size) +
                        4.0 * c.n_layers * batch * c.n_heads * static_cast<double>(seq) * seq;
     const double bound_mb = (4.5 * 4.0 * params + act) / (1 << 20);
-    std::printf("%s{\"shape\": \"%s\", \"parameters\": %.0f, \"threads\": %d, \"seq\": %d, \"batch\": %d, \"tokens_per_s\": %.1f, "
+    std::printf("%s{\"shape\": \"%s\", \"parameters\": %.0f, \"threads\": %d, \"pool\": %s, \"seq\": %d, \"batch\": %d, \"tokens_per_s\": %.1f, "
                 "\"sgemm_gflops\": %.2f, \"mfu\": %.4f, \"peak_rss_mb\": %.1f, \"rss_bound_mb\": %.1f, \"lora_tokens_per_s\": %.1f, \"lora_vs_full\": %.3f}",
-                first ? "" : ",\n ", name.c_str(), params, threads, seq, batch, tps, gemm / 1e9, 6.0 * params * tps / gemm, rss, bound_mb, lora_tps, lora_tps / tps);
+                first ? "" : ",\n ", name.c_str(), params, threads, use_pool ? "true" : "false", seq, batch, tps, gemm / 1e9, 6.0 * params * tps / gemm, rss, bound_mb, lora_tps, lora_tps / tps);
     std::fflush(stdout);
     first = false;
   }

@@ -65,9 +65,10 @@ Status cmd_start(AdminClient& c, const Invocation& inv) {
       print_json(*r);
     } else {
       const Json& res = (*r).value("results", Json::object());
-      std::printf("run %s %s: model %s, train loss %s, validation loss %s, %s tokens/s\n", run.c_str(), str(*r, "status").c_str(),
+      std::printf("run %s %s: model %s, train loss %s, validation loss %s, %s tokens/s on %s threads\n", run.c_str(), str(*r, "status").c_str(),
                   str(*r, "output").c_str(), num(res.value("final_train_loss", Json())).c_str(),
-                  num(res.value("final_validation_loss", Json())).c_str(), num(res.value("tokens_per_s", Json()), 0).c_str());
+                  num(res.value("final_validation_loss", Json())).c_str(), num(res.value("tokens_per_s", Json()), 0).c_str(),
+                  num((*r).value("threads", Json()), 0).c_str());
     }
   }
   return watched;

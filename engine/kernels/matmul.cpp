@@ -1,11 +1,10 @@
 #include "kernels/matmul.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <cstring>
 #include <memory>
 
+#include "kernels/gemm.h"
 #include "kernels/isa_kernels.h"
 #include "kernels/thread_pool.h"
 
@@ -86,8 +85,6 @@ void pack_int8_weights(GgmlType type, const uint8_t* w, uint64_t rows, uint64_t 
 #endif
 }
 
-void set_blas_threads(int threads) { openblas_set_num_threads(std::max(1, threads)); }
-
 bool matmul_uses_int8(GgmlType type, KernelIsa isa) {
 #if defined(__x86_64__)
   return isa == KernelIsa::kAvx512 && (type == GgmlType::kQ8_0 || type == GgmlType::kQ4_0 || type == GgmlType::kQ4_K || type == GgmlType::kQ6_K);
@@ -104,18 +101,29 @@ void matmul_rows(GgmlType type, const uint8_t* w, uint64_t rows, uint64_t row_by
     return;
   }
 #endif
-  const auto T = static_cast<blasint>(t), C = static_cast<blasint>(cols), R = static_cast<blasint>(rows);
+  const int T = static_cast<int>(t), C = static_cast<int>(cols), R = static_cast<int>(rows);
   if (type == GgmlType::kF32) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, R, C, 1.0f, x, C, reinterpret_cast<const float*>(w), C, 0.0f, y, R);
+    gemm(pool, false, true, T, R, C, 1.0f, x, C, reinterpret_cast<const float*>(w), C, 0.0f, y, R);
     return;
   }
-  const uint64_t tile_rows = 256;
-  scratch->resize(tile_rows * cols);
-  for (uint64_t r0 = 0; r0 < rows; r0 += tile_rows) {
-    uint64_t n = std::min(tile_rows, rows - r0);
-    for (uint64_t r = 0; r < n; ++r) dequantize_row(type, w + (r0 + r) * row_bytes, scratch->data() + r * cols, cols);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, static_cast<blasint>(n), C, 1.0f, x, C, scratch->data(), C, 0.0f,
-                y + r0, R);
+  // Tiles of rows dequantised and multiplied by whichever thread claims them, each into a tile
+  // buffer of its own (the caller's scratch when it runs alone).
+  const uint64_t tile_rows = 256, tiles = (rows + tile_rows - 1) / tile_rows;
+  auto run = [&](size_t begin, size_t end, std::vector<float>* tile) {
+    tile->resize(tile_rows * cols);
+    for (uint64_t r0 = begin * tile_rows; r0 < std::min<uint64_t>(end * tile_rows, rows); r0 += tile_rows) {
+      const uint64_t n = std::min(tile_rows, rows - r0);
+      for (uint64_t r = 0; r < n; ++r) dequantize_row(type, w + (r0 + r) * row_bytes, tile->data() + r * cols, cols);
+      gemm(nullptr, false, true, T, static_cast<int>(n), C, 1.0f, x, C, tile->data(), C, 0.0f, y + r0, R);
+    }
+  };
+  if (pool == nullptr || pool->size() == 1 || tiles < 2) {
+    run(0, tiles, scratch);
+  } else {
+    pool->parallel_for(tiles, [&](size_t begin, size_t end) {
+      std::vector<float> tile;
+      run(begin, end, &tile);
+    });
   }
 }
 

@@ -9,10 +9,9 @@
 // tests/engine/matmul_test.cpp).
 //
 // Everything else (F32, F16, the other types, and any CPU without AVX-512) goes to OpenBLAS's
-// sgemm: F32 directly, other types dequantised in tiles of rows (into `scratch`) so no full fp32
-// copy of the weights is ever made. That path runs on the calling thread and OpenBLAS's own
-// threads (set_blas_threads); it does not use the pool (our workers spinning beside OpenBLAS's
-// measured slower on two cores).
+// sgemm on the pool's threads (kernels/gemm.h): F32 directly, other types dequantised in tiles
+// of rows (into `scratch`, or a tile buffer per worker) so no full fp32 copy of the weights is
+// ever made.
 //
 // scratch: a buffer the caller owns and reuses across calls (tiles, quantised activations).
 // pool: may be null (one thread). isa: kAvx512 enables the integer path; lower levels force the
@@ -28,8 +27,6 @@
 namespace llmops::engine {
 
 class ThreadPool;
-
-void set_blas_threads(int threads);
 
 // Whether matmul_rows takes the integer path for this type at this level.
 bool matmul_uses_int8(GgmlType type, KernelIsa isa);

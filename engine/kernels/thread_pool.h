@@ -49,4 +49,13 @@ class ThreadPool {
   std::atomic<bool> stop_{false};
 };
 
+// pool->parallel_for, or fn(0, n) on the calling thread when there is no pool.
+inline void parallel_for(ThreadPool* pool, size_t n, const std::function<void(size_t begin, size_t end)>& fn) {
+  if (pool != nullptr) {
+    pool->parallel_for(n, fn);
+  } else if (n > 0) {
+    fn(0, n);
+  }
+}
+
 }  // namespace llmops::engine

@@ -16,6 +16,7 @@
 #include "formats/detect.h"
 #include "gpu/gpu_model.h"
 #include "json.h"
+#include "kernels/gemm.h"
 #include "kernels/matmul.h"
 #include "kernels/thread_pool.h"
 #include "model/model.h"
@@ -178,7 +179,7 @@ int main(int argc, char** argv) {
   int positions = std::min<int>(c.seq_len, static_cast<int>(ids.size()) + max_tokens);
   if (static_cast<int>(ids.size()) > c.seq_len) return fail("the prompt is longer than the model's context of " + std::to_string(c.seq_len));
   ThreadPool pool(threads);
-  set_blas_threads(threads);
+  blas_on_calling_threads();
   // Runs n tokens from position `at` and returns the last one's logits, on the chosen device.
   std::function<Result<const float*>(const int32_t*, int, int)> run_tokens;
   std::unique_ptr<Session> session;

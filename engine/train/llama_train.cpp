@@ -1,36 +1,34 @@
 #include "train/llama_train.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <random>
 
 #include "formats/ggml_types.h"
+#include "kernels/gemm.h"
+#include "kernels/thread_pool.h"
+#include "train/attention.h"
 
 namespace llmops::engine::train {
 namespace {
 
-// C[m×n] (+)= op(A) · op(B), row-major.
-void gemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb, float beta, float* c, int ldc,
-          float alpha = 1.0f) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-void gemm(bool ta, bool tb, int m, int n, int k, const double* a, int lda, const double* b, int ldb, double beta, double* c, int ldc,
-          double alpha = 1.0) {
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+// C[m×n] = alpha·op(A)·op(B) + beta·C, row-major, across the pool (kernels/gemm.h).
+template <typename T>
+void gemm(ThreadPool* pool, bool ta, bool tb, int m, int n, int k, const T* a, int lda, const T* b, int ldb, T beta, T* c, int ldc,
+          T alpha = T(1)) {
+  engine::gemm(pool, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 // y[n×out] = x[n×in] · w[out×in]ᵀ
 template <typename T>
-void linear(const T* x, const T* w, T* y, int n, int in, int out) {
-  gemm(false, true, n, out, in, x, in, w, in, T(0), y, out);
+void linear(ThreadPool* pool, const T* x, const T* w, T* y, int n, int in, int out) {
+  gemm(pool, false, true, n, out, in, x, in, w, in, T(0), y, out);
 }
 // dx[n×in] += dy[n×out] · w;  dw[out×in] += dyᵀ · x
 template <typename T>
-void linear_backward(const T* x, const T* w, const T* dy, T* dx, T* dw, int n, int in, int out) {
-  gemm(false, false, n, in, out, dy, out, w, in, T(1), dx, in);
-  gemm(true, false, out, in, n, dy, out, x, in, T(1), dw, in);
+void linear_backward(ThreadPool* pool, const T* x, const T* w, const T* dy, T* dx, T* dw, int n, int in, int out) {
+  gemm(pool, false, false, n, in, out, dy, out, w, in, T(1), dx, in);
+  gemm(pool, true, false, out, in, n, dy, out, x, in, T(1), dw, in);
 }
 
 template <typename T>
@@ -312,12 +310,16 @@ void LlamaTrainer<T>::zero_grads() {
 template <typename T>
 void LlamaTrainer<T>::norm(const TensorRef& w, const TensorRef& b, const T* x, T* y, std::vector<T>& mean, std::vector<T>& rstd, int n) {
   rstd.resize(static_cast<size_t>(n));
-  if (b.present()) {
-    mean.resize(static_cast<size_t>(n));
-    layernorm(x, p(w), p(b), y, mean.data(), rstd.data(), n, c_.dim, c_.norm_eps);
-  } else {
-    rmsnorm(x, p(w), y, rstd.data(), n, c_.dim, c_.norm_eps);
-  }
+  if (b.present()) mean.resize(static_cast<size_t>(n));
+  const size_t d = static_cast<size_t>(c_.dim);
+  parallel_for(pool_, static_cast<size_t>(n), [&](size_t begin, size_t end) {  // rows are independent
+    const int rows = static_cast<int>(end - begin);
+    if (b.present()) {
+      layernorm(x + begin * d, p(w), p(b), y + begin * d, mean.data() + begin, rstd.data() + begin, rows, c_.dim, c_.norm_eps);
+    } else {
+      rmsnorm(x + begin * d, p(w), y + begin * d, rstd.data() + begin, rows, c_.dim, c_.norm_eps);
+    }
+  });
 }
 
 template <typename T>
@@ -334,7 +336,8 @@ template <typename T>
 Result<double> LlamaTrainer<T>::forward(const int32_t* tokens, const int32_t* targets, int batch, int seq) {
   if (batch < 1 || seq < 1 || seq > c_.seq_len) return invalid_argument("a training batch needs 1.." + std::to_string(c_.seq_len) + " tokens per sequence");
   const int n = batch * seq, d = c_.dim, qd = c_.q_dim(), kvd = c_.kv_dim(), hd = c_.hidden_dim, V = c_.vocab_size;
-  const int heads = c_.n_heads, kv_heads = c_.n_kv_heads, head_dim = c_.head_dim, group = heads / kv_heads;
+  const int heads = c_.n_heads, kv_heads = c_.n_kv_heads, head_dim = c_.head_dim;
+  const AttentionShape attn{batch, seq, heads, kv_heads, head_dim};
   for (int i = 0; i < n; ++i) {
     if (tokens[i] < 0 || tokens[i] >= V || targets[i] >= V) return invalid_argument("token id out of the vocabulary at " + std::to_string(i));
   }
@@ -344,7 +347,6 @@ Result<double> LlamaTrainer<T>::forward(const int32_t* tokens, const int32_t* ta
   targets_.assign(targets, targets + n);
   acts_.resize(static_cast<size_t>(c_.n_layers));
   const bool neox = c_.rope == RopeLayout::kNeox;
-  const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(head_dim)));
   std::vector<T> x(static_cast<size_t>(n) * d);
   const T* emb = p(tensors_[tok_]);
   for (int i = 0; i < n; ++i) std::copy(emb + static_cast<size_t>(tokens[i]) * d, emb + static_cast<size_t>(tokens[i] + 1) * d, x.begin() + static_cast<size_t>(i) * d);
@@ -374,31 +376,7 @@ Result<double> LlamaTrainer<T>::forward(const int32_t* tokens, const int32_t* ta
     // Causal attention: att[b][h][t][u] for u <= t, the softmax kept for backward.
     a.att.assign(static_cast<size_t>(batch) * heads * seq * seq, T(0));
     a.att_out.assign(static_cast<size_t>(n) * qd, T(0));
-    for (int bi = 0; bi < batch; ++bi) {
-      for (int h = 0; h < heads; ++h) {
-        const int kh = h / group;
-        for (int t = 0; t < seq; ++t) {
-          const T* qt = a.q.data() + (static_cast<size_t>(bi * seq + t) * heads + h) * head_dim;
-          T* att = a.att.data() + ((static_cast<size_t>(bi) * heads + h) * seq + t) * seq;
-          T mx = -std::numeric_limits<T>::infinity();
-          for (int u = 0; u <= t; ++u) {
-            const T* ku = a.k.data() + (static_cast<size_t>(bi * seq + u) * kv_heads + kh) * head_dim;
-            T s = 0;
-            for (int j = 0; j < head_dim; ++j) s += qt[j] * ku[j];
-            att[u] = s * scale;
-            mx = std::max(mx, att[u]);
-          }
-          T sum = 0;
-          for (int u = 0; u <= t; ++u) sum += (att[u] = std::exp(att[u] - mx));
-          T* out = a.att_out.data() + (static_cast<size_t>(bi * seq + t) * heads + h) * head_dim;
-          for (int u = 0; u <= t; ++u) {
-            att[u] /= sum;
-            const T* vu = a.v.data() + (static_cast<size_t>(bi * seq + u) * kv_heads + kh) * head_dim;
-            for (int j = 0; j < head_dim; ++j) out[j] += att[u] * vu[j];
-          }
-        }
-      }
-    }
+    causal_attention(pool_, attn, a.q.data(), a.k.data(), a.v.data(), a.att.data(), a.att_out.data());
     std::vector<T> o(static_cast<size_t>(n) * d);
     project(l, kO, a.att_out.data(), o.data(), n, qd, d);
     if (r.bo.present()) add_bias(o.data(), p(r.bo), n, d);
@@ -416,7 +394,9 @@ Result<double> LlamaTrainer<T>::forward(const int32_t* tokens, const int32_t* ta
     } else {
       a.gate.resize(static_cast<size_t>(n) * hd);
       project(l, kGate, a.xn2.data(), a.gate.data(), n, d, hd);
-      for (size_t i = 0; i < a.h.size(); ++i) a.h[i] = silu(a.gate[i]) * a.up[i];
+      parallel_for(pool_, a.h.size(), [&](size_t begin, size_t end) {
+        for (size_t i = begin; i < end; ++i) a.h[i] = silu(a.gate[i]) * a.up[i];
+      });
     }
     project(l, kDown, a.h.data(), o.data(), n, hd, d);
     if (r.b_down.present()) add_bias(o.data(), p(r.b_down), n, d);
@@ -426,19 +406,25 @@ Result<double> LlamaTrainer<T>::forward(const int32_t* tokens, const int32_t* ta
   xf_norm.resize(x.size());
   norm(tensors_[out_norm_], out_norm_bias(), x.data(), xf_norm.data(), mean_f, rstd_f, n);
   probs.resize(static_cast<size_t>(n) * V);
-  linear(xf_norm.data(), p(tensors_[cls_]), probs.data(), n, d, V);
+  linear(pool_, xf_norm.data(), p(tensors_[cls_]), probs.data(), n, d, V);
+  // Softmax rows across the pool; the loss is summed in row order.
+  std::vector<double> row_loss(static_cast<size_t>(n), 0.0);
+  parallel_for(pool_, static_cast<size_t>(n), [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      T* row = probs.data() + i * V;
+      const T mx = *std::max_element(row, row + V);
+      double sum = 0;
+      for (int j = 0; j < V; ++j) sum += (row[j] = std::exp(row[j] - mx));
+      for (int j = 0; j < V; ++j) row[j] = static_cast<T>(row[j] / sum);
+      if (targets[i] >= 0) row_loss[i] = -std::log(std::max<double>(row[targets[i]], 1e-300));
+    }
+  });
   double loss = 0;
   counted_ = 0;
   for (int i = 0; i < n; ++i) {
-    T* row = probs.data() + static_cast<size_t>(i) * V;
-    const T mx = *std::max_element(row, row + V);
-    double sum = 0;
-    for (int j = 0; j < V; ++j) sum += (row[j] = std::exp(row[j] - mx));
-    for (int j = 0; j < V; ++j) row[j] = static_cast<T>(row[j] / sum);
-    if (targets[i] >= 0) {
-      loss -= std::log(std::max<double>(row[targets[i]], 1e-300));
-      ++counted_;
-    }
+    if (targets[i] < 0) continue;
+    loss += row_loss[static_cast<size_t>(i)];
+    ++counted_;
   }
   return counted_ > 0 ? loss / static_cast<double>(counted_) : 0.0;
 }
@@ -446,10 +432,10 @@ Result<double> LlamaTrainer<T>::forward(const int32_t* tokens, const int32_t* ta
 template <typename T>
 void LlamaTrainer<T>::backward() {
   const int batch = b_, seq = s_, n = batch * seq, d = c_.dim, qd = c_.q_dim(), kvd = c_.kv_dim(), hd = c_.hidden_dim, V = c_.vocab_size;
-  const int heads = c_.n_heads, kv_heads = c_.n_kv_heads, head_dim = c_.head_dim, group = heads / kv_heads;
+  const int heads = c_.n_heads, kv_heads = c_.n_kv_heads, head_dim = c_.head_dim;
   if (n == 0 || counted_ == 0) return;
+  const AttentionShape attn{batch, seq, heads, kv_heads, head_dim};
   const bool neox = c_.rope == RopeLayout::kNeox;
-  const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(head_dim)));
   // d loss / d logits = (softmax − one-hot) / counted, zero on masked rows; written over the
   // probabilities (the largest buffer of a step: batch × seq × vocab), which backward consumes.
   std::vector<T>& dlogits = probs;
@@ -465,12 +451,12 @@ void LlamaTrainer<T>::backward() {
   }
   std::vector<T> dxf(static_cast<size_t>(n) * d, T(0)), dx(static_cast<size_t>(n) * d, T(0));
   if (lora_on_) {
-    gemm(false, false, n, d, V, dlogits.data(), V, p(tensors_[cls_]), d, T(1), dxf.data(), d);  // the classifier is frozen
+    gemm(pool_, false, false, n, d, V, dlogits.data(), V, p(tensors_[cls_]), d, T(1), dxf.data(), d);  // the classifier is frozen
   } else {
-    linear_backward(xf_norm.data(), p(tensors_[cls_]), dlogits.data(), dxf.data(), g(tensors_[cls_]), n, d, V);
+    linear_backward(pool_, xf_norm.data(), p(tensors_[cls_]), dlogits.data(), dxf.data(), g(tensors_[cls_]), n, d, V);
   }
   norm_backward(tensors_[out_norm_], out_norm_bias(), x_final.data(), mean_f, rstd_f, dxf.data(), dx.data(), n);
-  std::vector<T> dh, dgate, dup, dxn, datt_out, dq, dk, dv, tmp;
+  std::vector<T> dh, dgate, dup, dxn, datt_out, dq, dk, dv;
   for (int l = c_.n_layers - 1; l >= 0; --l) {
     LayerActs& a = acts_[static_cast<size_t>(l)];
     const LayerRefs& r = layers_[static_cast<size_t>(l)];
@@ -486,11 +472,13 @@ void LlamaTrainer<T>::backward() {
       if (r.b_up.present()) bias_backward(dup.data(), g(r.b_up), n, hd);
     } else {
       dgate.resize(dh.size());
-      for (size_t i = 0; i < dh.size(); ++i) {
-        const T gi = a.gate[i], sig = T(1) / (T(1) + std::exp(-gi));
-        dup[i] = dh[i] * gi * sig;
-        dgate[i] = dh[i] * a.up[i] * sig * (T(1) + gi * (T(1) - sig));
-      }
+      parallel_for(pool_, dh.size(), [&](size_t begin, size_t end) {
+        for (size_t i = begin; i < end; ++i) {
+          const T gi = a.gate[i], sig = T(1) / (T(1) + std::exp(-gi));
+          dup[i] = dh[i] * gi * sig;
+          dgate[i] = dh[i] * a.up[i] * sig * (T(1) + gi * (T(1) - sig));
+        }
+      });
       project_backward(l, kGate, a.xn2.data(), dgate.data(), dxn.data(), n, d, hd);
     }
     project_backward(l, kUp, a.xn2.data(), dup.data(), dxn.data(), n, d, hd);
@@ -503,40 +491,7 @@ void LlamaTrainer<T>::backward() {
     dq.assign(static_cast<size_t>(n) * qd, T(0));
     dk.assign(static_cast<size_t>(n) * kvd, T(0));
     dv.assign(static_cast<size_t>(n) * kvd, T(0));
-    tmp.resize(static_cast<size_t>(seq));
-    for (int bi = 0; bi < batch; ++bi) {
-      for (int h = 0; h < heads; ++h) {
-        const int kh = h / group;
-        for (int t = 0; t < seq; ++t) {
-          const T* att = a.att.data() + ((static_cast<size_t>(bi) * heads + h) * seq + t) * seq;
-          const T* dout = datt_out.data() + (static_cast<size_t>(bi * seq + t) * heads + h) * head_dim;
-          const T* qt = a.q.data() + (static_cast<size_t>(bi * seq + t) * heads + h) * head_dim;
-          T* dqt = dq.data() + (static_cast<size_t>(bi * seq + t) * heads + h) * head_dim;
-          // dp_u = dout · v_u; dv_u += p_u dout; ds_u = p_u (dp_u − Σ p dp).
-          T dot = 0;
-          for (int u = 0; u <= t; ++u) {
-            const T* vu = a.v.data() + (static_cast<size_t>(bi * seq + u) * kv_heads + kh) * head_dim;
-            T* dvu = dv.data() + (static_cast<size_t>(bi * seq + u) * kv_heads + kh) * head_dim;
-            T dp = 0;
-            for (int j = 0; j < head_dim; ++j) {
-              dp += dout[j] * vu[j];
-              dvu[j] += att[u] * dout[j];
-            }
-            tmp[static_cast<size_t>(u)] = dp;
-            dot += att[u] * dp;
-          }
-          for (int u = 0; u <= t; ++u) {
-            const T ds = att[u] * (tmp[static_cast<size_t>(u)] - dot) * scale;
-            const T* ku = a.k.data() + (static_cast<size_t>(bi * seq + u) * kv_heads + kh) * head_dim;
-            T* dku = dk.data() + (static_cast<size_t>(bi * seq + u) * kv_heads + kh) * head_dim;
-            for (int j = 0; j < head_dim; ++j) {
-              dqt[j] += ds * ku[j];
-              dku[j] += ds * qt[j];
-            }
-          }
-        }
-      }
-    }
+    causal_attention_backward(pool_, attn, a.q.data(), a.k.data(), a.v.data(), a.att.data(), datt_out.data(), dq.data(), dk.data(), dv.data());
     rope(dq.data(), n, seq, heads, head_dim, inv_freq_, neox, -1);
     rope(dk.data(), n, seq, kv_heads, head_dim, inv_freq_, neox, -1);
     if (r.bq.present()) bias_backward(dq.data(), g(r.bq), n, qd);
@@ -623,7 +578,7 @@ void LlamaTrainer<T>::zero_lora_grads() {
 
 template <typename T>
 void LlamaTrainer<T>::project(int layer, int which, const T* x, T* y, int n, int in, int out) {
-  linear(x, p(proj_tensor(layer, which)), y, n, in, out);
+  linear(pool_, x, p(proj_tensor(layer, which)), y, n, in, out);
   if (!lora_on_) return;
   const int idx = lora_idx_[static_cast<size_t>(layer)][static_cast<size_t>(which)];
   if (idx < 0) return;
@@ -649,16 +604,16 @@ void LlamaTrainer<T>::project(int layer, int which, const T* x, T* y, int n, int
     la.xd.clear();
   }
   la.u.resize(static_cast<size_t>(n) * r);
-  gemm(false, true, n, r, in, xin, in, A, in, T(0), la.u.data(), r);        // u = x·Aᵀ
-  gemm(false, true, n, out, r, la.u.data(), r, B, r, T(1), y, out, s);      // y += s·u·Bᵀ
+  gemm(pool_, false, true, n, r, in, xin, in, A, in, T(0), la.u.data(), r);        // u = x·Aᵀ
+  gemm(pool_, false, true, n, out, r, la.u.data(), r, B, r, T(1), y, out, s);      // y += s·u·Bᵀ
 }
 
 template <typename T>
 void LlamaTrainer<T>::project_backward(int layer, int which, const T* x, const T* dy, T* dx, int n, int in, int out) {
   const TensorRef& w = proj_tensor(layer, which);
-  gemm(false, false, n, in, out, dy, out, p(w), in, T(1), dx, in);  // dx += dy·W
+  gemm(pool_, false, false, n, in, out, dy, out, p(w), in, T(1), dx, in);  // dx += dy·W
   if (!lora_on_) {
-    gemm(true, false, out, in, n, dy, out, x, in, T(1), g(w), in);  // dW += dyᵀ·x
+    gemm(pool_, true, false, out, in, n, dy, out, x, in, T(1), g(w), in);  // dW += dyᵀ·x
     return;
   }
   const int idx = lora_idx_[static_cast<size_t>(layer)][static_cast<size_t>(which)];
@@ -674,15 +629,15 @@ void LlamaTrainer<T>::project_backward(int layer, int which, const T* x, const T
   LoraActs& la = lora_acts_[static_cast<size_t>(layer)][static_cast<size_t>(which)];
   const T* xin = la.xd.empty() ? x : la.xd.data();
   std::vector<T> du(static_cast<size_t>(n) * r);
-  gemm(true, false, out, r, n, dy, out, la.u.data(), r, T(1), dB, r, s);  // dB += s·dyᵀ·u
-  gemm(false, false, n, r, out, dy, out, B, r, T(0), du.data(), r, s);     // du = s·dy·B
-  gemm(true, false, r, in, n, du.data(), r, xin, in, T(1), dA, in);       // dA += duᵀ·x
+  gemm(pool_, true, false, out, r, n, dy, out, la.u.data(), r, T(1), dB, r, s);  // dB += s·dyᵀ·u
+  gemm(pool_, false, false, n, r, out, dy, out, B, r, T(0), du.data(), r, s);     // du = s·dy·B
+  gemm(pool_, true, false, r, in, n, du.data(), r, xin, in, T(1), dA, in);       // dA += duᵀ·x
   if (la.xd.empty()) {
-    gemm(false, false, n, in, r, du.data(), r, A, in, T(1), dx, in);      // dx += du·A
+    gemm(pool_, false, false, n, in, r, du.data(), r, A, in, T(1), dx, in);      // dx += du·A
     return;
   }
   std::vector<T> dxd(static_cast<size_t>(n) * in);
-  gemm(false, false, n, in, r, du.data(), r, A, in, T(0), dxd.data(), in);
+  gemm(pool_, false, false, n, in, r, du.data(), r, A, in, T(0), dxd.data(), in);
   const T scale = static_cast<T>(1.0 / (1.0 - lora_cfg_.dropout));
   for (size_t i = 0; i < dxd.size(); ++i) dx[i] += la.keep[i] ? dxd[i] * scale : T(0);
 }
@@ -699,7 +654,7 @@ void LlamaTrainer<T>::merge_lora() {
       const TensorRef& base = proj_tensor(l, w);
       const T* A = lora_params_.data() + lora_tensors_[static_cast<size_t>(idx)].offset;
       const T* B = lora_params_.data() + lora_tensors_[static_cast<size_t>(idx) + 1].offset;
-      gemm(false, false, static_cast<int>(base.rows), static_cast<int>(base.cols), r, B, r, A, static_cast<int>(base.cols), T(1), p(base),
+      gemm(pool_, false, false, static_cast<int>(base.rows), static_cast<int>(base.cols), r, B, r, A, static_cast<int>(base.cols), T(1), p(base),
            static_cast<int>(base.cols), s);  // W += s·B·A
     }
   }

@@ -6,7 +6,10 @@
 // (tied to the embedding or not) and cross-entropy with masked targets (prompt tokens of a
 // completion example do not count); for GPT-2 also learned positions, LayerNorm with its bias,
 // the fused q/k/v projection and every projection's bias, and GELU (the tanh form). Matrix
-// products go through BLAS.
+// products go through BLAS on the threads of the pool given to set_pool (kernels/gemm.h), and
+// attention, the norms, SwiGLU and the softmax are cut across the same threads; with no pool
+// everything runs on the calling thread. A result depends on the pool's size, not on which
+// thread ran what.
 //
 // LoRA (Hu et al. 2021, as PEFT does it): the base weights freeze and each targeted projection
 // W gains W + (alpha/rank)·B·A with A (rank × in, random) and B (out × rank, zero at start), and
@@ -15,7 +18,7 @@
 // Llama-family models with q/k/v biases (Qwen2) train too. T is float for training and double
 // for the finite-difference checks of the tests. LoRA on GPT-2 adapts q, k and v as the row
 // blocks of its fused projection. Not yet: the GPU driver.
-// One thread at a time per object (BLAS may use its own threads inside a product).
+// One caller at a time per object.
 #pragma once
 
 #include <array>
@@ -80,6 +83,8 @@ class LlamaTrainer {
   Status enable_lora(const LoraConfig& config);
   bool lora() const { return lora_on_; }
   const LoraConfig& lora_config() const { return lora_cfg_; }
+  // The threads products and loops run on (null: the calling thread); not owned.
+  void set_pool(ThreadPool* pool) { pool_ = pool; }
   std::vector<T>& lora_params() { return lora_params_; }
   std::vector<T>& lora_grads() { return lora_grads_; }
   const std::vector<TensorRef>& lora_tensors() const { return lora_tensors_; }
@@ -98,6 +103,7 @@ class LlamaTrainer {
   T* g(const TensorRef& t) { return grads_.data() + t.offset; }
 
   ModelConfig c_;
+  ThreadPool* pool_ = nullptr;
   bool tied_ = false;
   std::vector<float> inv_freq_;
   std::vector<TensorRef> tensors_;

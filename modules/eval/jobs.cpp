@@ -20,6 +20,7 @@
 #include "eval/metrics.h"
 #include "eval/probes.h"
 #include "common/peers.h"
+#include "common/training_pool.h"
 #include "eval/state.h"
 #include "kernels/thread_pool.h"
 #include "sha256.h"
@@ -222,11 +223,8 @@ Result<RunModel> open_run_model(State* s, const Json& run) {
   rm.hold = std::make_unique<BlobHold>(s->sdk(), files);
   LLMOPS_RETURN_IF_ERROR(rm.hold->status());
   LLMOPS_ASSIGN_OR_RETURN(rm.opened, models::open_stored_model(s->sdk(), src, files, [&](const std::string& m) { s->sdk().warn(m); }, nullptr));
-  int threads = s->threads > 0 ? s->threads : s->host->placement_threads(s->ctx, "training");
-  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   // The job thread and the pool's workers run on the training pool's CPUs: serving keeps its own.
-  s->host->placement_bind(s->ctx, "training", nullptr);
-  rm.pool = std::make_unique<engine::ThreadPool>(threads, [s](int) { s->host->placement_bind(s->ctx, "training", nullptr); });
+  rm.pool = runs::training_pool(s->sdk(), s->threads);
   return rm;
 }
 

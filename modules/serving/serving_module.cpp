@@ -10,6 +10,7 @@
 
 #include "chat/chat_template.h"
 #include "gpu/device.h"
+#include "kernels/gemm.h"
 #include "fs.h"
 #include "serving/state.h"
 
@@ -102,6 +103,8 @@ llmops_code start(llmops_module_ctx* ctx, void* state, llmops_error* err) {
   opt.threads = std::stoi(sdk.config("threads", "0"));
   opt.prefix_cache = sdk.config_bool("prefix-cache", true);
   const int pinned = s->host->placement_threads(s->ctx, "inference");
+  // Prefill's float products run on these threads (kernels/gemm.h), not OpenBLAS's unpinned ones.
+  llmops::engine::blas_on_calling_threads();
   if (opt.threads == 0) opt.threads = pinned > 0 ? pinned : 1;
   if (pinned > 0) {
     // Engine threads run on the placement's inference CPUs.

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "common/open_model.h"
+#include "common/training_pool.h"
 #include "failpoint.h"
 #include "sha256.h"
 #include "tuning/adapters.h"
@@ -229,7 +230,7 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
     run["job"] = hapi->job_id(job);
     if (!run.contains("started_ms")) run["started_ms"] = now_ms();
     (void)s->runs->put(run);
-    hapi->placement_bind(s->ctx, "training", nullptr);
+    runs::bind_training(s->sdk());
 
     // The base model, held while the run lasts (a scratch run with its own shape and
     // vocabulary has none).
@@ -292,6 +293,14 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
     auto trainer = h.method == "scratch" ? Trainer::random(cfg, tied, h.seed) : Trainer::from_model(*opened->model);
     if (!trainer.ok()) return finish("failed", trainer.status());
     Trainer& t = *trainer;
+    // Products and loops on the training CPUs, with the thread count the run started with: a
+    // resumed run then computes what an uninterrupted one did.
+    if (!run["threads"].is_number_integer()) {
+      run["threads"] = runs::training_threads(s->sdk(), s->threads);
+      (void)s->runs->put(run);
+    }
+    const std::unique_ptr<engine::ThreadPool> pool = runs::training_pool(s->sdk(), run["threads"].get<int>());
+    t.set_pool(pool.get());
     const bool lora = h.method == "lora";
     if (lora) {
       h.lora.seed = h.seed;

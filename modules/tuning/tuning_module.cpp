@@ -26,6 +26,7 @@ llmops_code init(llmops_module_ctx* ctx, const llmops_host_api* host, llmops_err
   s->m_steps = host->metric_register(ctx, "steps_total", "Optimiser steps taken", 0);
   s->m_tokens = host->metric_register(ctx, "tokens_total", "Target tokens trained on", 0);
   s->watts_per_core = std::stod(sdk.config("watts-per-core", "10"));
+  s->threads = std::stoi(sdk.config("threads", "0"));
   if (host->job_kind_register(ctx, "train", 1, run_training_job, s, err) != LLMOPS_OK) return err->code;
   if (host->job_kind_register(ctx, "search", 1, run_search_job, s, err) != LLMOPS_OK) return err->code;
   llmops_code c = LLMOPS_OK;
@@ -45,6 +46,7 @@ llmops_code health(llmops_module_ctx*, void*, llmops_health* out) {
 const llmops_config_item kSchema[] = {
     {"work-dir", LLMOPS_CONFIG_STRING, "", 0, 0, "where a trained model's GGUF is written before the serving stage imports it (default: the temp directory)"},
     {"watts-per-core", LLMOPS_CONFIG_STRING, "10", 0, 0, "energy estimate per busy core (W) where Intel RAPL is not readable"},
+    {"threads", LLMOPS_CONFIG_INT, "0", 0, 1024, "engine threads of a training run (0: the training pool's size, else all CPUs)"},
 };
 
 const llmops_module_api kApi = {

@@ -7,10 +7,12 @@
 
 #include <cmath>
 #include <filesystem>
+#include <memory>
 #include <random>
 
 #include "model/logprobs.h"
 #include "model/model.h"
+#include "kernels/thread_pool.h"
 #include "model/synth.h"
 #include "tokenizer/tokenizer.h"
 #include "train/llama_train.h"
@@ -69,6 +71,7 @@ struct Case {
   bool tied;
   bool gpt2 = false;
   bool qkv_bias = false;
+  int threads = 1;  // > 1: the trainer runs on a pool (attention, norms, softmax cut across it)
 };
 
 class TrainGradients : public ::testing::TestWithParam<Case> {};
@@ -77,6 +80,8 @@ TEST_P(TrainGradients, MatchFiniteDifferencesForEveryTensor) {
   const Case k = GetParam();
   auto t = LlamaTrainer<double>::random(k.gpt2 ? tiny_gpt2() : tiny(k.rope, k.rope_dims), k.tied, 7, k.qkv_bias);
   ASSERT_TRUE(t.ok()) << t.status().message();
+  std::unique_ptr<ThreadPool> pool = k.threads > 1 ? std::make_unique<ThreadPool>(k.threads) : nullptr;
+  t->set_pool(pool.get());
   // Larger weights than the init so every path carries a gradient well above rounding.
   std::mt19937_64 rng(3);
   std::normal_distribution<double> nd(0.0, 0.3);
@@ -112,7 +117,53 @@ INSTANTIATE_TEST_SUITE_P(Layouts, TrainGradients,
                          ::testing::Values(Case{RopeLayout::kNormal, 0, false}, Case{RopeLayout::kNeox, 2, true},
                                            Case{RopeLayout::kNormal, 0, true}, Case{RopeLayout::kNeox, 0, true, false, true},
                                            Case{RopeLayout::kNone, 0, true, true},
-                                           Case{RopeLayout::kNone, 0, false, true}));
+                                           Case{RopeLayout::kNone, 0, false, true},
+                                           Case{RopeLayout::kNeox, 0, true, false, true, 3}, Case{RopeLayout::kNone, 0, false, true, false, 3}));
+
+// A pool cuts the products, attention, norms and softmax across threads: the loss and every
+// gradient are those of one thread (to float rounding), and the same pool size gives the same
+// bits every time (what a resumed training run relies on).
+TEST(Train, APoolOfThreadsComputesWhatOneThreadDoes) {
+  ModelConfig c = tiny(RopeLayout::kNormal, 0);
+  c.dim = 64;
+  c.hidden_dim = 172;
+  c.n_heads = 8;
+  c.n_kv_heads = 4;
+  c.head_dim = 8;
+  c.vocab_size = 300;
+  c.seq_len = 64;
+  const int batch = 3, seq = 64;
+  std::vector<int32_t> tokens(batch * seq), targets(batch * seq);
+  for (int i = 0; i < batch * seq; ++i) {
+    tokens[i] = static_cast<int32_t>((i * 7919) % c.vocab_size);
+    targets[i] = i % 11 == 0 ? -1 : static_cast<int32_t>((i * 104729 + 1) % c.vocab_size);
+  }
+  auto run = [&](ThreadPool* pool, bool lora) {
+    auto t = LlamaTrainer<float>::random(c, false, 21);
+    EXPECT_TRUE(t.ok());
+    t->set_pool(pool);
+    if (lora) {
+      EXPECT_TRUE(t->enable_lora({}).ok());
+    }
+    const double loss = *t->forward(tokens.data(), targets.data(), batch, seq);
+    t->zero_grads();
+    t->backward();
+    return std::make_pair(loss, lora ? t->lora_grads() : t->grads());
+  };
+  ThreadPool three(3), again(3);
+  for (bool lora : {false, true}) {
+    const auto [loss1, g1] = run(nullptr, lora);
+    const auto [loss3, g3] = run(&three, lora);
+    const auto [loss3b, g3b] = run(&again, lora);
+    EXPECT_NEAR(loss3, loss1, 1e-5 * loss1);
+    float scale = 0;
+    for (float g : g1) scale = std::max(scale, std::fabs(g));
+    ASSERT_GT(scale, 0.0f);
+    for (size_t i = 0; i < g1.size(); ++i) ASSERT_NEAR(g3[i], g1[i], 1e-4f * scale) << "gradient " << i << (lora ? " (LoRA)" : "");
+    EXPECT_EQ(loss3b, loss3);
+    EXPECT_EQ(g3b, g3);
+  }
+}
 
 TEST(Train, Gpt2ForwardLossEqualsTheInferenceEngine) {
   // A synthetic GPT-2 (fused q/k/v with biases, learned positions, LayerNorm, GELU) written as

@@ -110,7 +110,9 @@ TEST(Tune, LoraLearnsTheDomainSavesAdaptersAndMerges) {
 
 TEST(Tune, KilledRunResumesWithTheSameLosses) {
   REQUIRE_STORIES();
-  DaemonProcess d;
+  // Three engine threads whatever the machine: the products and attention are cut across them,
+  // and the resumed run must compute exactly what the uninterrupted one does.
+  DaemonProcess d({}, "tuning.threads = 3\n");
   ASSERT_TRUE(d.start()) << d.log();
   ASSERT_EQ(d.ctl({"model", "import", shared(kStoriesGguf), "--name", "stories"}).exit_code, 0);
   import_zara(d, 200);
@@ -140,6 +142,7 @@ TEST(Tune, KilledRunResumesWithTheSameLosses) {
   }
   ASSERT_EQ(r["status"], "done") << r.dump() << d.log().substr(d.log().size() > 4000 ? d.log().size() - 4000 : 0);
   EXPECT_GE(r["resumed_from_step"].get<int>(), 20);
+  EXPECT_EQ(r["threads"], 3) << "the run records its thread count";
   Json resumed = ctl_json(d, {"tune", "curve", run});
   // The same run without interruption.
   std::vector<std::string> again = args;
