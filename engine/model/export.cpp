@@ -105,6 +105,48 @@ void copy_tokenizer_metadata(GgufWriter& w, const GgufFile& src, bool with_chat_
   }
 }
 
+Result<GgufLayout> gguf_layout(const ModelConfig& c) {
+  // GGUF names: qwen2 keeps its rotate-half RoPE; every other Llama-family model is "llama".
+  const bool gpt2 = c.arch == Arch::kGpt2;
+  GgufLayout out;
+  out.arch = gpt2 ? "gpt2" : (c.arch_name == "qwen2" ? "qwen2" : "llama");
+  const RopeLayout target = gpt2 ? RopeLayout::kNone : (out.arch == "qwen2" ? RopeLayout::kNeox : RopeLayout::kNormal);
+  LLMOPS_ASSIGN_OR_RETURN(out.qk_row, rope_map(c, target, static_cast<uint64_t>(c.head_dim)));
+  return out;
+}
+
+void add_tokenizer_metadata(GgufWriter& w, const Model& m, const Tokenizer* tok, bool with_chat_template, std::vector<std::string>* notes) {
+  if (const GgufFile* src = m.gguf(); src != nullptr) {
+    copy_tokenizer_metadata(w, *src, with_chat_template);
+  } else if (tok != nullptr && tok->spm() != nullptr) {
+    add_spm_metadata(w, tok->spm()->vocab(), tok->add_bos());
+  } else if (tok != nullptr && tok->bpe() != nullptr) {
+    // Byte-level BPE as llama.cpp reads it: tokens in GPT-2's byte map, types, "left right"
+    // merges in rank order, and the pre-tokenizer by llama.cpp's name for it.
+    const BpeTokenizer& bpe = *tok->bpe();
+    const BpeVocab& v = bpe.vocab();
+    std::vector<int32_t> types;
+    for (size_t i = 0; i < v.tokens.size(); ++i) types.push_back(static_cast<int32_t>(v.types.empty() ? TokenType::kNormal : v.types[i]));
+    std::vector<std::string> merges;
+    for (const auto& [left, right] : bpe.merge_rules()) merges.push_back(left + " " + right);
+    const char* pre = "gpt-2";
+    if (v.pre_tokenizer == BpePreTokenizer::kLlama3) pre = v.ignore_merges ? "llama-bpe" : "smaug-bpe";
+    if (v.pre_tokenizer == BpePreTokenizer::kQwen2) pre = "qwen2";
+    w.add_string("tokenizer.ggml.model", "gpt2");
+    w.add_string("tokenizer.ggml.pre", pre);
+    w.add_strings("tokenizer.ggml.tokens", v.tokens);
+    w.add_i32s("tokenizer.ggml.token_type", types);
+    w.add_strings("tokenizer.ggml.merges", merges);
+    if (v.bos_id >= 0) w.add_u32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(v.bos_id));
+    if (v.eos_id >= 0) w.add_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(v.eos_id));
+    if (v.unk_id >= 0) w.add_u32("tokenizer.ggml.unknown_token_id", static_cast<uint32_t>(v.unk_id));
+    if (v.pad_id >= 0) w.add_u32("tokenizer.ggml.padding_token_id", static_cast<uint32_t>(v.pad_id));
+    w.add_bool("tokenizer.ggml.add_bos_token", tok->add_bos());
+  } else if (notes != nullptr) {
+    notes->push_back("no tokenizer metadata: the source is not a GGUF; keep its tokenizer files beside the model");
+  }
+}
+
 void add_shape_metadata(GgufWriter& w, const std::string& arch, const ModelConfig& c) {
   const std::string k = arch + ".";
   const bool gpt2 = c.arch == Arch::kGpt2;
@@ -133,44 +175,17 @@ Result<ExportReport> export_gguf(const Model& m, GgmlType type, const std::strin
   if (!can_quantize(type)) return unimplemented("cannot write " + ggml_type_name(static_cast<uint32_t>(type)) + " weights");
   const ModelConfig& c = m.config();
   const bool gpt2 = c.arch == Arch::kGpt2;
-  // GGUF names: qwen2 keeps its rotate-half RoPE; every other Llama-family model is "llama".
-  const std::string arch = gpt2 ? "gpt2" : (c.arch_name == "qwen2" ? "qwen2" : "llama");
-  const RopeLayout target = gpt2 ? RopeLayout::kNone : (arch == "qwen2" ? RopeLayout::kNeox : RopeLayout::kNormal);
-  LLMOPS_ASSIGN_OR_RETURN(RowMap qk_map, rope_map(c, target, static_cast<uint64_t>(c.head_dim)));
+  LLMOPS_ASSIGN_OR_RETURN(GgufLayout layout, gguf_layout(c));
+  const std::string& arch = layout.arch;
+  const RowMap& qk_map = layout.qk_row;
   ExportReport report;
   GgufWriter w;
   w.add_string("general.architecture", arch);
   w.add_u32("general.file_type", gguf_file_type(type));
   if (const GgufFile* src = m.gguf(); src != nullptr) {
     if (const GgufValue* name = src->find("general.name"); name != nullptr) w.add_value("general.name", *name);
-    copy_tokenizer_metadata(w, *src, /*with_chat_template=*/chat_template.empty());
-  } else if (tok != nullptr && tok->spm() != nullptr) {
-    add_spm_metadata(w, tok->spm()->vocab(), tok->add_bos());
-  } else if (tok != nullptr && tok->bpe() != nullptr) {
-    // Byte-level BPE as llama.cpp reads it: tokens in GPT-2's byte map, types, "left right"
-    // merges in rank order, and the pre-tokenizer by llama.cpp's name for it.
-    const BpeTokenizer& bpe = *tok->bpe();
-    const BpeVocab& v = bpe.vocab();
-    std::vector<int32_t> types;
-    for (size_t i = 0; i < v.tokens.size(); ++i) types.push_back(static_cast<int32_t>(v.types.empty() ? TokenType::kNormal : v.types[i]));
-    std::vector<std::string> merges;
-    for (const auto& [left, right] : bpe.merge_rules()) merges.push_back(left + " " + right);
-    const char* pre = "gpt-2";
-    if (v.pre_tokenizer == BpePreTokenizer::kLlama3) pre = v.ignore_merges ? "llama-bpe" : "smaug-bpe";
-    if (v.pre_tokenizer == BpePreTokenizer::kQwen2) pre = "qwen2";
-    w.add_string("tokenizer.ggml.model", "gpt2");
-    w.add_string("tokenizer.ggml.pre", pre);
-    w.add_strings("tokenizer.ggml.tokens", v.tokens);
-    w.add_i32s("tokenizer.ggml.token_type", types);
-    w.add_strings("tokenizer.ggml.merges", merges);
-    if (v.bos_id >= 0) w.add_u32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(v.bos_id));
-    if (v.eos_id >= 0) w.add_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(v.eos_id));
-    if (v.unk_id >= 0) w.add_u32("tokenizer.ggml.unknown_token_id", static_cast<uint32_t>(v.unk_id));
-    if (v.pad_id >= 0) w.add_u32("tokenizer.ggml.padding_token_id", static_cast<uint32_t>(v.pad_id));
-    w.add_bool("tokenizer.ggml.add_bos_token", tok->add_bos());
-  } else {
-    report.notes.push_back("no tokenizer metadata: the source is not a GGUF; keep its tokenizer files beside the model");
   }
+  add_tokenizer_metadata(w, m, tok, chat_template.empty(), &report.notes);
   if (!chat_template.empty()) w.add_string("tokenizer.chat_template", std::string(chat_template));
   add_shape_metadata(w, arch, c);
 

@@ -7,6 +7,8 @@
 // rotate-half. Files appear only when complete. `llmopsctl model quantize` calls the same code.
 #pragma once
 
+#include <functional>
+
 #include <string>
 
 #include "formats/ggml_types.h"
@@ -40,6 +42,17 @@ void add_spm_metadata(GgufWriter& w, const SpmVocab& v, bool add_bos);
 void add_shape_metadata(GgufWriter& w, const std::string& arch, const ModelConfig& c);
 // A GGUF source's tokenizer.* keys as they are (arrays of arrays left out).
 void copy_tokenizer_metadata(GgufWriter& w, const GgufFile& src, bool with_chat_template = true);
+// The tokenizer metadata export_gguf writes for m: a GGUF source's copied, else tok's (may be
+// null) when it is SentencePiece or byte-level BPE; else a note in notes.
+void add_tokenizer_metadata(GgufWriter& w, const Model& m, const Tokenizer* tok, bool with_chat_template, std::vector<std::string>* notes);
+// The GGUF architecture a model of this shape is written as ("llama", "qwen2", "gpt2") and the
+// order of its q/k rows there: qk_row(r) is the model's row that GGUF row r holds (empty: the
+// same order). kUnimplemented when the layouts differ and RoPE covers part of each head.
+struct GgufLayout {
+  std::string arch;
+  std::function<uint64_t(uint64_t)> qk_row;
+};
+Result<GgufLayout> gguf_layout(const ModelConfig& c);
 
 // Writes dir/config.json and dir/model.safetensors (dtype F32, F16 or BF16); a Hugging Face
 // source's tokenizer files are copied beside them.

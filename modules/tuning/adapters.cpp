@@ -118,7 +118,8 @@ Status write_gpt2_adapters(const Trainer& t, const std::string& base_name, const
 
 }  // namespace
 
-Status write_adapters(const Trainer& t, const std::string& base_name, const std::string& architecture, const std::string& dir) {
+Status write_adapters(const Trainer& t, const std::string& base_name, const std::string& architecture, const std::string& dir,
+                      const std::function<uint64_t(uint64_t)>& gguf_qk_row) {
   if (architecture == "gpt2") return write_gpt2_adapters(t, base_name, dir);
   auto& tt = const_cast<Trainer&>(t);
   const auto& cfg = t.lora_config();
@@ -148,11 +149,13 @@ Status write_adapters(const Trainer& t, const std::string& base_name, const std:
     }
     st.push_back({"base_model.model.model.layers." + layer + "." + peft.first + "." + peft.second + (is_a ? ".lora_A.weight" : ".lora_B.weight"),
                   engine::SafetensorsDtype::kF32, {r.rows, r.cols}, data});
-    const float* gdata = tt.lora_params().data() + r.offset;  // GGUF keeps the base's own order
+    // GGUF keeps the base GGUF's order (that of the base's conversion when it is not GGUF).
+    const float* gdata = tt.lora_params().data() + r.offset;
     const uint64_t cols = r.cols;
+    std::function<uint64_t(uint64_t)> map = !is_a && (proj == "attn_q" || proj == "attn_k") ? gguf_qk_row : nullptr;
     LLMOPS_RETURN_IF_ERROR(g.add_tensor("blk." + layer + "." + proj + ".weight." + (is_a ? "lora_a" : "lora_b"), engine::GgmlType::kF32,
-                                        {r.cols, r.rows}, [gdata, cols](uint64_t row, float* out) {
-                                          std::memcpy(out, gdata + row * cols, cols * sizeof(float));
+                                        {r.cols, r.rows}, [gdata, cols, map](uint64_t row, float* out) {
+                                          std::memcpy(out, gdata + (map ? map(row) : row) * cols, cols * sizeof(float));
                                         }));
   }
   return finish_adapters(dir, st, g, cfg, targets, base_name, /*fan_in_fan_out=*/false, Json::object());

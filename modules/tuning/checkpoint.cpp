@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "formats/gguf_writer.h"
+#include "model/export.h"
 
 namespace llmops::tuning {
 namespace {
@@ -70,17 +71,51 @@ Status write_gguf(const Trainer& t, const engine::GgufFile& base, const std::str
   return w.write(path);
 }
 
-Status add_trained_tensors(engine::GgufWriter& w, const Trainer& t) {
+Status add_trained_tensors(engine::GgufWriter& w, const Trainer& t, const std::function<uint64_t(uint64_t)>& qk_row) {
   const std::vector<float>& p = const_cast<Trainer&>(t).params();
   for (const auto& r : t.tensors()) {
     std::vector<uint64_t> ne = r.matrix() ? std::vector<uint64_t>{r.cols, r.rows} : std::vector<uint64_t>{r.rows};
     const float* base_ptr = p.data() + r.offset;
-    const uint64_t cols = r.matrix() ? r.cols : r.rows;
-    LLMOPS_RETURN_IF_ERROR(w.add_tensor(r.name + (r.bias ? ".bias" : ".weight"), engine::GgmlType::kF32, ne, [base_ptr, cols](uint64_t row, float* out) {
-      std::memcpy(out, base_ptr + row * cols, cols * sizeof(float));
+    const bool reorder = qk_row && (r.name.ends_with(".attn_q") || r.name.ends_with(".attn_k"));
+    if (!r.matrix()) {  // one row of r.rows values (a bias re-ordered like its matrix's rows)
+      const uint64_t n = r.rows;
+      std::function<uint64_t(uint64_t)> map = reorder ? qk_row : nullptr;
+      LLMOPS_RETURN_IF_ERROR(w.add_tensor(r.name + (r.bias ? ".bias" : ".weight"), engine::GgmlType::kF32, ne, [base_ptr, n, map](uint64_t, float* out) {
+        for (uint64_t i = 0; i < n; ++i) out[i] = base_ptr[map ? map(i) : i];
+      }));
+      continue;
+    }
+    const uint64_t cols = r.cols;
+    std::function<uint64_t(uint64_t)> map = reorder ? qk_row : nullptr;
+    LLMOPS_RETURN_IF_ERROR(w.add_tensor(r.name + (r.bias ? ".bias" : ".weight"), engine::GgmlType::kF32, ne, [base_ptr, cols, map](uint64_t row, float* out) {
+      std::memcpy(out, base_ptr + (map ? map(row) : row) * cols, cols * sizeof(float));
     }));
   }
   return ok_status();
+}
+
+Status can_write_converted(const engine::ModelConfig& c) {
+  if (c.rope_llama3_factor != 0.0f) {
+    return unimplemented("this base's Llama 3 RoPE scaling cannot be written to GGUF from a non-GGUF base yet; import the base as GGUF (llmops-convert) and train from that");
+  }
+  return engine::gguf_layout(c).status();
+}
+
+Status write_converted_gguf(const Trainer& t, const engine::Model& base, const engine::Tokenizer& tok, std::string_view chat_template,
+                            const std::string& name, const std::string& path) {
+  LLMOPS_RETURN_IF_ERROR(can_write_converted(t.config()));
+  LLMOPS_ASSIGN_OR_RETURN(engine::GgufLayout layout, engine::gguf_layout(t.config()));
+  engine::GgufWriter w;
+  w.add_string("general.architecture", layout.arch);
+  w.add_string("general.name", name);
+  w.add_u32("general.file_type", 0);  // all F32
+  std::vector<std::string> notes;
+  engine::add_tokenizer_metadata(w, base, &tok, true, &notes);
+  if (!notes.empty()) return unimplemented("the base's tokenizer cannot be written into GGUF: " + notes.front());
+  if (!chat_template.empty()) w.add_string("tokenizer.chat_template", std::string(chat_template));
+  engine::add_shape_metadata(w, layout.arch, t.config());
+  LLMOPS_RETURN_IF_ERROR(add_trained_tensors(w, t, layout.qk_row));
+  return w.write(path);
 }
 
 }  // namespace llmops::tuning

@@ -13,6 +13,7 @@
 
 #include "common/open_model.h"
 #include "common/training_pool.h"
+#include "model/export.h"
 #include "failpoint.h"
 #include "sha256.h"
 #include "tuning/adapters.h"
@@ -166,7 +167,6 @@ Result<Json> prepare_training(State* s, const Json& req, const std::string& call
   std::string stem = "scratch";
   if (!base.empty()) {
     LLMOPS_ASSIGN_OR_RETURN(peers::ModelRef model, peers::resolve_model(s->sdk(), base));
-    if (model.format != "gguf") return unimplemented("training writes its result as GGUF from a GGUF base; '" + model.name + "' is " + model.format);
     if (h.method == "lora" && model.arch == "gpt2" && std::find(h.lora.targets.begin(), h.lora.targets.end(), "gate") != h.lora.targets.end()) {
       return invalid_argument("'" + model.name + "' is GPT-2, which has no gate projection; its LoRA targets are q, k, v, o, up, down");
     }
@@ -287,6 +287,12 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
       shape->config.vocab_size = tok.size();
     }
     const engine::ModelConfig& cfg = shape ? shape->config : opened->model->config();
+    // A base that is not GGUF gets its result written through GGUF export: refuse now, not
+    // after the training, what that cannot carry.
+    const bool converted = !vocab && !shape && opened->model->gguf() == nullptr;
+    if (converted) {
+      if (Status st = can_write_converted(cfg); !st.ok()) return finish("failed", st);
+    }
     const int seq = h.seq_len > 0 ? std::min(h.seq_len, cfg.seq_len) : std::min(256, cfg.seq_len);
     eo.seq_len = seq;
     const bool tied = shape ? shape->tied : opened->model->classifier().data == opened->model->token_embedding().data;
@@ -494,14 +500,21 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
     std::filesystem::create_directories(s->work_dir, ec);
     const engine::GgufFile* base_gguf = opened ? opened->model->gguf() : nullptr;
     const bool own_metadata = vocab || shape;
-    if (base_gguf == nullptr && !own_metadata) return finish("failed", unimplemented("the base is not GGUF; its result cannot be written yet"));
     if (lora) {
       // The adapters, in PEFT's and llama.cpp's formats, kept as blobs of the run.
       const std::string dir = s->work_dir + "/run-" + std::to_string(id) + "-adapter";
       std::filesystem::create_directories(dir, ec);
-      auto arch_name = base_gguf->get_string("general.architecture");
-      const std::string arch = arch_name.ok() ? *arch_name : "llama";
-      if (Status st = write_adapters(t, run["base"]["name"], arch, dir); !st.ok()) return finish("failed", st.with_context("writing the adapters"));
+      // llama.cpp's adapter names the base's GGUF architecture; from a base that is not GGUF,
+      // the one its conversion gets (and the q/k rows in that conversion's order).
+      std::string arch = "llama";
+      std::function<uint64_t(uint64_t)> gguf_qk_row;
+      if (base_gguf != nullptr) {
+        if (auto a = base_gguf->get_string("general.architecture"); a.ok()) arch = *a;
+      } else if (auto layout = engine::gguf_layout(cfg); layout.ok()) {
+        arch = layout->arch;
+        gguf_qk_row = layout->qk_row;
+      }
+      if (Status st = write_adapters(t, run["base"]["name"], arch, dir, gguf_qk_row); !st.ok()) return finish("failed", st.with_context("writing the adapters"));
       Json adapter = Json::object();
       for (const char* f : {"adapter_model.safetensors", "adapter_config.json", "adapter.gguf"}) {
         char hex[65];
@@ -519,10 +532,14 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
       if (!h.merge) return done();
       t.merge_lora();
     }
-    // The result: GGUF with the base's metadata, imported by the serving stage as a new version.
+    // The result: GGUF with the base's metadata (or, from a base that is not GGUF, what GGUF
+    // export writes for it), imported by the serving stage as a new version.
     const std::string out_path = s->work_dir + "/run-" + std::to_string(id) + ".gguf";
     Status written = own_metadata ? write_scratch_gguf(t, vocab ? &*vocab : nullptr, base_gguf, run["output"], out_path)
-                                  : write_gguf(t, *base_gguf, out_path);
+                     : base_gguf != nullptr
+                         ? write_gguf(t, *base_gguf, out_path)
+                         : write_converted_gguf(t, *opened->model, tok, opened->chat ? std::string_view(opened->chat->source()) : std::string_view(),
+                                                run["output"], out_path);
     if (!written.ok()) return finish("failed", written.with_context("writing the trained model"));
     // The version keeps where it came from.
     Json lineage = {{"stage", "tuning"}, {"run", id}, {"base", run["base"].value("name", "")}, {"data", run["data"]},

@@ -87,6 +87,8 @@ std::string read_until_close(int fd, int timeout_ms);
 HttpResult parse_http(const std::string& raw);
 // Runs argv[0] with argv, optionally as another uid, and captures stdout, stderr and the exit code.
 CtlResult run_program(const std::vector<std::string>& argv, uid_t as_uid = 0);
+// A byte-level BPE tokenizer.json for a vocabulary of size (llmops-synth's byte-level one).
+std::string byte_level_tokenizer_json(int size);
 CtlResult run_ctl(const std::string& socket, const std::vector<std::string>& args, uid_t as_uid = 0);
 // A synthetic model (llmops-synth --shape --type), made once per build tree and kept under
 // build/test-models (parallel test processes race safely: each writes its own temp file and

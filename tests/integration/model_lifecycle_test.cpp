@@ -101,38 +101,6 @@ TEST(ModelLifecycle, ImportListShowRemoveAndFailedImportsLeaveNothing) {
   EXPECT_EQ(complete(d, "stories:v2").status, 200) << "the other version is untouched";
 }
 
-// A byte-level BPE tokenizer.json for a vocabulary of `size`: the 256 byte symbols of GPT-2's
-// byte-to-unicode map, <|endoftext|>, then three-letter pieces (no merges: they decode, and
-// prompts encode to bytes).
-std::string byte_level_tokenizer_json(int size) {
-  Json vocab = Json::object();
-  int extra = 0;
-  for (int b = 0; b < 256; ++b) {
-    const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-    const int cp = printable ? b : 256 + extra++;
-    std::string s;
-    if (cp < 0x80) {
-      s += static_cast<char>(cp);
-    } else {
-      s += static_cast<char>(0xC0 | (cp >> 6));
-      s += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-    vocab[s] = b;
-  }
-  vocab["<|endoftext|>"] = 256;
-  for (int id = 257, k = 0; id < size; ++id, ++k) {
-    vocab[std::string{static_cast<char>('a' + k / 676), static_cast<char>('a' + k / 26 % 26), static_cast<char>('a' + k % 26)}] = id;
-  }
-  Json root = {{"version", "1.0"},
-               {"added_tokens", Json::array({{{"id", 256}, {"content", "<|endoftext|>"}, {"special", true}}})},
-               {"normalizer", nullptr},
-               {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}}},
-               {"decoder", {{"type", "ByteLevel"}}}};
-  root["model"] = {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"byte_fallback", false},
-                   {"vocab", vocab}, {"merges", Json::array()}};
-  return root.dump();
-}
-
 TEST(ModelLifecycle, AHuggingFaceDirectoryImportsAndServesWhatTheEngineGives) {
   TempDir files;
   const std::string gguf = files.file("g.gguf"), hf = files.file("hf");
