@@ -39,7 +39,7 @@ for s in shapes:
         rs = [r for r in rows if r["shape"] == s and r.get("pool", False) == pool]
         if not rs:
             continue
-        med = {k: statistics.median(r[k] for r in rs) for k in ("tokens_per_s", "sgemm_gflops", "mfu", "peak_rss_mb", "lora_tokens_per_s", "lora_vs_full")}
+        med = {k: statistics.median(r[k] for r in rs) for k in ("tokens_per_s", "sgemm_gflops", "mfu", "peak_rss_mb", "process_base_rss_mb", "lora_tokens_per_s", "lora_vs_full")}
         medians[(s, pool)] = med
         print(json.dumps({"shape": s, "pool": pool, "rounds": len(rs), "parameters": rs[0]["parameters"], "median": med, "rss_bound_mb": rs[0]["rss_bound_mb"]}))
 for s in shapes:
