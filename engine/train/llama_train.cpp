@@ -456,6 +456,9 @@ void LlamaTrainer<T>::backward() {
     linear_backward(pool_, xf_norm.data(), p(tensors_[cls_]), dlogits.data(), dxf.data(), g(tensors_[cls_]), n, d, V);
   }
   norm_backward(tensors_[out_norm_], out_norm_bias(), x_final.data(), mean_f, rstd_f, dxf.data(), dx.data(), n);
+  // The logits' gradient (batch × seq × vocab, the largest buffer of a step) and the final
+  // norm's buffers are spent: give them back before the layers' gradients are made.
+  for (std::vector<T>* spent : {&probs, &dxf, &x_final, &xf_norm}) std::vector<T>().swap(*spent);
   std::vector<T> dh, dgate, dup, dxn, datt_out, dq, dk, dv;
   for (int l = c_.n_layers - 1; l >= 0; --l) {
     LayerActs& a = acts_[static_cast<size_t>(l)];
