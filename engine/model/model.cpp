@@ -1,9 +1,12 @@
 #include "model/model.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 
 #include "kernels/matmul.h"
 #include "kernels/thread_pool.h"
@@ -112,11 +115,18 @@ Session::Session(const Model& model, int max_positions, ThreadPool* pool)
       kv_dim_(static_cast<size_t>(model.config().kv_dim())),
       head_dim_(static_cast<size_t>(model.config().head_dim)),
       n_kv_heads_(static_cast<size_t>(model.config().n_kv_heads)),
-      pool_(pool) {
-  const size_t n = static_cast<size_t>(model.config().n_layers) * static_cast<size_t>(max_positions) * kv_dim_;
-  key_cache_.reset(new float[n]);
-  value_cache_.reset(new float[n]);
+      pool_(pool),
+      key_cache_(static_cast<size_t>(model.config().n_layers) * static_cast<size_t>(max_positions) * kv_dim_),
+      value_cache_(static_cast<size_t>(model.config().n_layers) * static_cast<size_t>(max_positions) * kv_dim_) {}
+
+Session::KvCache::KvCache(size_t floats) : bytes_(std::max<size_t>(1, floats) * sizeof(float)) {
+  const int populate = bytes_ <= kPopulateBytes ? MAP_POPULATE : 0;
+  void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | populate, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  data_ = static_cast<float*>(p);
 }
+
+Session::KvCache::~KvCache() { munmap(data_, bytes_); }
 
 Session::~Session() = default;
 
