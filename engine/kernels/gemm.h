@@ -6,8 +6,9 @@
 // then, and the count is global. A training job's products would run on the serving pool's
 // cores (and a prefill's on the training pool's). Products cut across our pools run where
 // placement pinned the pool. blas_on_calling_threads() makes OpenBLAS run each call on the
-// thread that makes it; every user of these functions calls it once first (the stages at init,
-// tools and benchmarks at start), else OpenBLAS's threads run inside each of our blocks as well.
+// thread that makes it; every user of these functions calls it before its first product (serving
+// at start, a batch job when it makes its pool, tools and benchmarks at start), else OpenBLAS's
+// threads run inside each of our blocks as well.
 //
 // The blocks depend only on the shape and the pool's size, so a result is the same from run to
 // run with the same thread count.

@@ -52,11 +52,7 @@ void matmul_int8(GgmlType type, const uint8_t* w, uint64_t rows, uint64_t row_by
     std::unique_ptr<uint8_t[]> panel(new uint8_t[int8_panel_bytes(type, cols)]);  // every byte written before read
     matmul_int8_avx512(type, w, begin * 16, std::min<uint64_t>(end * 16, rows), rows, row_bytes, acts, y, panel.get());
   };
-  if (pool == nullptr || pool->size() == 1 || panels < 2) {
-    run(0, panels);
-  } else {
-    pool->parallel_for(panels, run);
-  }
+  parallel_for(pool, panels, run);
 }
 
 #endif  // __x86_64__
@@ -78,8 +74,7 @@ void pack_int8_weights(GgmlType type, const uint8_t* w, uint64_t rows, uint64_t 
   auto run = [&](size_t begin, size_t end) {
     pack_int8_avx512(type, w, begin * 16, std::min<uint64_t>(end * 16, rows), row_bytes, cols, packed);
   };
-  if (pool == nullptr || pool->size() == 1 || panels < 2) run(0, panels);
-  else pool->parallel_for(panels, run);
+  parallel_for(pool, panels, run);
 #else
   (void)type, (void)w, (void)rows, (void)row_bytes, (void)cols, (void)packed, (void)pool;
 #endif

@@ -45,8 +45,10 @@ struct Source {
   }
 };
 
-// Whether q/k rows must be re-ordered between the model's layout and the target's.
-Result<RowMap> rope_map(const ModelConfig& c, RopeLayout target, uint64_t hd) {
+}  // namespace
+
+Result<std::function<uint64_t(uint64_t)>> rope_row_map(const ModelConfig& c, RopeLayout target) {
+  const uint64_t hd = static_cast<uint64_t>(c.head_dim);
   if (c.rope == RopeLayout::kNone || c.rope == target) return RowMap{};
   if (c.rope_dims != 0 && c.rope_dims != c.head_dim) {
     return unimplemented("a model whose RoPE covers part of each head cannot be converted between RoPE layouts");
@@ -54,6 +56,8 @@ Result<RowMap> rope_map(const ModelConfig& c, RopeLayout target, uint64_t hd) {
   if (target == RopeLayout::kNormal) return RowMap([hd](uint64_t r) { return to_adjacent(r, hd); });
   return RowMap([hd](uint64_t r) { return to_rotate_half(r, hd); });
 }
+
+namespace {
 
 // Each RoPE frequency's divisor relative to plain (linearly scaled) RoPE; empty when all are 1.
 std::vector<float> rope_factors(const Model& m) {
@@ -111,7 +115,7 @@ Result<GgufLayout> gguf_layout(const ModelConfig& c) {
   GgufLayout out;
   out.arch = gpt2 ? "gpt2" : (c.arch_name == "qwen2" ? "qwen2" : "llama");
   const RopeLayout target = gpt2 ? RopeLayout::kNone : (out.arch == "qwen2" ? RopeLayout::kNeox : RopeLayout::kNormal);
-  LLMOPS_ASSIGN_OR_RETURN(out.qk_row, rope_map(c, target, static_cast<uint64_t>(c.head_dim)));
+  LLMOPS_ASSIGN_OR_RETURN(out.qk_row, rope_row_map(c, target));
   return out;
 }
 
@@ -265,7 +269,7 @@ Result<ExportReport> export_hf(const Model& m, SafetensorsDtype dtype, const std
   if (c.rope_llama3_factor == 0.0f && !rope_factors(m).empty()) {
     return unimplemented("this model's RoPE frequency factors (a GGUF rope_freqs tensor) have no config.json form; export it to GGUF instead");
   }
-  LLMOPS_ASSIGN_OR_RETURN(RowMap qk_map, rope_map(c, gpt2 ? RopeLayout::kNone : RopeLayout::kNeox, static_cast<uint64_t>(c.head_dim)));
+  LLMOPS_ASSIGN_OR_RETURN(RowMap qk_map, rope_row_map(c, gpt2 ? RopeLayout::kNone : RopeLayout::kNeox));
   ExportReport report;
   const GgmlType gt = dtype == SafetensorsDtype::kF32 ? GgmlType::kF32 : dtype == SafetensorsDtype::kF16 ? GgmlType::kF16 : GgmlType::kBF16;
   const size_t es = safetensors_dtype_bytes(dtype);

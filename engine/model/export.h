@@ -45,6 +45,10 @@ void copy_tokenizer_metadata(GgufWriter& w, const GgufFile& src, bool with_chat_
 // The tokenizer metadata export_gguf writes for m: a GGUF source's copied, else tok's (may be
 // null) when it is SentencePiece or byte-level BPE; else a note in notes.
 void add_tokenizer_metadata(GgufWriter& w, const Model& m, const Tokenizer* tok, bool with_chat_template, std::vector<std::string>* notes);
+// The order of a model's q/k rows in RoPE layout target: row r there is the model's row map(r)
+// (empty: the same order). kUnimplemented when the layouts differ and RoPE covers part of each
+// head.
+Result<std::function<uint64_t(uint64_t)>> rope_row_map(const ModelConfig& c, RopeLayout target);
 // The GGUF architecture a model of this shape is written as ("llama", "qwen2", "gpt2") and the
 // order of its q/k rows there: qk_row(r) is the model's row that GGUF row r holds (empty: the
 // same order). kUnimplemented when the layouts differ and RoPE covers part of each head.

@@ -12,7 +12,6 @@
 #include <cmath>
 #include <map>
 #include <set>
-#include <thread>
 
 #include "data/record.h"
 #include "eval/generate.h"

@@ -8,6 +8,7 @@
 #include "formats/safetensors.h"
 #include "fs.h"
 #include "json.h"
+#include "model/export.h"
 
 namespace llmops::tuning {
 namespace {
@@ -17,12 +18,6 @@ const std::map<std::string, std::pair<std::string, std::string>> kPeft = {
     {"attn_q", {"self_attn", "q_proj"}},   {"attn_k", {"self_attn", "k_proj"}}, {"attn_v", {"self_attn", "v_proj"}},
     {"attn_output", {"self_attn", "o_proj"}}, {"ffn_gate", {"mlp", "gate_proj"}}, {"ffn_up", {"mlp", "up_proj"}},
     {"ffn_down", {"mlp", "down_proj"}}};
-
-// Row r of rotate-half order is row to_adjacent(r) of the adjacent-pair order, per head.
-uint64_t adjacent_row_of(uint64_t r, uint64_t hd) {
-  const uint64_t h = r / hd, k = r % hd, half = hd / 2, j = k / half, i = k % half;
-  return h * hd + 2 * i + j;
-}
 
 // The GGUF adapter's header as llama.cpp reads it.
 void start_gguf_adapter(engine::GgufWriter& g, const std::string& architecture, double alpha) {
@@ -123,8 +118,8 @@ Status write_adapters(const Trainer& t, const std::string& base_name, const std:
   if (architecture == "gpt2") return write_gpt2_adapters(t, base_name, dir);
   auto& tt = const_cast<Trainer&>(t);
   const auto& cfg = t.lora_config();
-  const auto& c = t.config();
-  const bool adjacent = c.rope == engine::RopeLayout::kNormal;
+  // PEFT holds q/k rows in Hugging Face's rotate-half order.
+  LLMOPS_ASSIGN_OR_RETURN(const std::function<uint64_t(uint64_t)> peft_qk_row, engine::rope_row_map(t.config(), engine::RopeLayout::kNeox));
   std::vector<engine::SafetensorsTensorSource> st;
   std::vector<std::vector<float>> reordered;  // q/k B matrices in rotate-half row order
   reordered.reserve(t.lora_tensors().size());
@@ -139,11 +134,10 @@ Status write_adapters(const Trainer& t, const std::string& base_name, const std:
     const auto& peft = kPeft.at(proj);
     if (is_a && std::find(targets.begin(), targets.end(), peft.second) == targets.end()) targets.push_back(peft.second);
     const float* data = tt.lora_params().data() + r.offset;
-    if (!is_a && adjacent && (proj == "attn_q" || proj == "attn_k")) {
+    const bool qk_b = !is_a && (proj == "attn_q" || proj == "attn_k");
+    if (qk_b && peft_qk_row) {
       std::vector<float> out(r.size());
-      for (uint64_t row = 0; row < r.rows; ++row) {
-        std::memcpy(out.data() + row * r.cols, data + adjacent_row_of(row, static_cast<uint64_t>(c.head_dim)) * r.cols, r.cols * sizeof(float));
-      }
+      for (uint64_t row = 0; row < r.rows; ++row) std::memcpy(out.data() + row * r.cols, data + peft_qk_row(row) * r.cols, r.cols * sizeof(float));
       reordered.push_back(std::move(out));
       data = reordered.back().data();
     }
@@ -152,7 +146,7 @@ Status write_adapters(const Trainer& t, const std::string& base_name, const std:
     // GGUF keeps the base GGUF's order (that of the base's conversion when it is not GGUF).
     const float* gdata = tt.lora_params().data() + r.offset;
     const uint64_t cols = r.cols;
-    std::function<uint64_t(uint64_t)> map = !is_a && (proj == "attn_q" || proj == "attn_k") ? gguf_qk_row : nullptr;
+    std::function<uint64_t(uint64_t)> map = qk_b ? gguf_qk_row : nullptr;
     LLMOPS_RETURN_IF_ERROR(g.add_tensor("blk." + layer + "." + proj + ".weight." + (is_a ? "lora_a" : "lora_b"), engine::GgmlType::kF32,
                                         {r.cols, r.rows}, [gdata, cols, map](uint64_t row, float* out) {
                                           std::memcpy(out, gdata + (map ? map(row) : row) * cols, cols * sizeof(float));

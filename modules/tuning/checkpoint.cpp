@@ -74,22 +74,21 @@ Status write_gguf(const Trainer& t, const engine::GgufFile& base, const std::str
 Status add_trained_tensors(engine::GgufWriter& w, const Trainer& t, const std::function<uint64_t(uint64_t)>& qk_row) {
   const std::vector<float>& p = const_cast<Trainer&>(t).params();
   for (const auto& r : t.tensors()) {
-    std::vector<uint64_t> ne = r.matrix() ? std::vector<uint64_t>{r.cols, r.rows} : std::vector<uint64_t>{r.rows};
-    const float* base_ptr = p.data() + r.offset;
+    const float* data = p.data() + r.offset;
     const bool reorder = qk_row && (r.name.ends_with(".attn_q") || r.name.ends_with(".attn_k"));
-    if (!r.matrix()) {  // one row of r.rows values (a bias re-ordered like its matrix's rows)
-      const uint64_t n = r.rows;
-      std::function<uint64_t(uint64_t)> map = reorder ? qk_row : nullptr;
-      LLMOPS_RETURN_IF_ERROR(w.add_tensor(r.name + (r.bias ? ".bias" : ".weight"), engine::GgmlType::kF32, ne, [base_ptr, n, map](uint64_t, float* out) {
-        for (uint64_t i = 0; i < n; ++i) out[i] = base_ptr[map ? map(i) : i];
+    const std::function<uint64_t(uint64_t)> map = reorder ? qk_row : nullptr;
+    const std::string name = r.name + (r.bias ? ".bias" : ".weight");
+    if (r.matrix()) {
+      const uint64_t cols = r.cols;
+      LLMOPS_RETURN_IF_ERROR(w.add_tensor(name, engine::GgmlType::kF32, {r.cols, r.rows}, [data, cols, map](uint64_t row, float* out) {
+        std::memcpy(out, data + (map ? map(row) : row) * cols, cols * sizeof(float));
       }));
-      continue;
+    } else {  // one row of r.rows values; a q/k bias is re-ordered like its matrix's rows
+      const uint64_t n = r.rows;
+      LLMOPS_RETURN_IF_ERROR(w.add_tensor(name, engine::GgmlType::kF32, {r.rows}, [data, n, map](uint64_t, float* out) {
+        for (uint64_t i = 0; i < n; ++i) out[i] = data[map ? map(i) : i];
+      }));
     }
-    const uint64_t cols = r.cols;
-    std::function<uint64_t(uint64_t)> map = reorder ? qk_row : nullptr;
-    LLMOPS_RETURN_IF_ERROR(w.add_tensor(r.name + (r.bias ? ".bias" : ".weight"), engine::GgmlType::kF32, ne, [base_ptr, cols, map](uint64_t row, float* out) {
-      std::memcpy(out, base_ptr + (map ? map(row) : row) * cols, cols * sizeof(float));
-    }));
   }
   return ok_status();
 }
