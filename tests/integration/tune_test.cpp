@@ -2,7 +2,8 @@
 // generated domain (a girl called Zara who lives by the sea) lowers held-out perplexity by at
 // least 30% and greedy generation shows the domain; a run killed with the daemon resumes from
 // its checkpoint and its later losses equal an uninterrupted run's; bases imported as llama2.c
-// or Hugging Face train like their GGUF and become GGUF versions; bad requests are refused
+// or Hugging Face train like their GGUF and become GGUF versions; settings come from --config
+// with the command line winning; bad requests are refused
 // before any job.
 #include <gtest/gtest.h>
 
@@ -340,6 +341,32 @@ TEST(Tune, SearchRanksTrialsWithTheirCost) {
   EXPECT_EQ(steps, (std::map<int, int>{{0, 5}, {1, 10}, {2, 20}}));
   EXPECT_EQ(asha["best"]["rung"], 2);
   EXPECT_EQ(d.ctl({"tune", "search", "--base", "stories", "--data", "zara@1:train", "--space", "layers=1,2"}).exit_code, 2);
+}
+
+// tune start --config FILE: the settings as JSON (snake_case keys); the command line wins; a
+// file that is not a JSON object is refused before any run.
+TEST(Tune, ConfigFileSettingsWithTheCommandLineWinning) {
+  REQUIRE_STORIES();
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.log();
+  ASSERT_EQ(d.ctl({"model", "import", shared(kStoriesGguf), "--name", "stories"}).exit_code, 0);
+  import_zara(d, 40);
+  const std::string cfg = d.dir().file("train.json");
+  write_text(cfg, R"({"base": "stories", "data": "zara@1:train", "method": "full", "steps": 50, "lr": 0.0007, "seed": 11, "batch": 2, "seq_len": 32})");
+  auto r = d.ctl({"--json", "tune", "start", "--config", cfg, "--steps", "3"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  Json run = last_json(r.out);
+  ASSERT_EQ(run["status"], "done") << run.dump();
+  EXPECT_EQ(run["hyperparameters"]["steps"], 3) << "the command line wins";
+  EXPECT_EQ(run["hyperparameters"]["lr"], 0.0007);
+  EXPECT_EQ(run["hyperparameters"]["seed"], 11);
+  EXPECT_EQ(run["hyperparameters"]["batch"], 2);
+  EXPECT_EQ(run["hyperparameters"]["seq_len"], 32);
+  write_text(cfg, "steps: 3\n");
+  auto bad = d.ctl({"tune", "start", "--config", cfg});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("is not a JSON object of training settings"), std::string::npos) << bad.err;
+  EXPECT_EQ(ctl_json(d, {"tune", "list"})["runs"].size(), 1u) << "the refused file left no run";
 }
 
 TEST(Tune, BadRequestsAreRefusedBeforeAnyJob) {
