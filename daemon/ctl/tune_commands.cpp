@@ -65,9 +65,10 @@ Status cmd_start(AdminClient& c, const Invocation& inv) {
       print_json(*r);
     } else {
       const Json& res = (*r).value("results", Json::object());
-      std::printf("run %s %s: model %s, train loss %s, validation loss %s, %s tokens/s on %s threads\n", run.c_str(), str(*r, "status").c_str(),
-                  str(*r, "output").c_str(), num(res.value("final_train_loss", Json())).c_str(),
-                  num(res.value("final_validation_loss", Json())).c_str(), num(res.value("tokens_per_s", Json()), 0).c_str(),
+      std::printf("run %s %s: model %s, train loss %s, validation loss %s (perplexity %s), %s tokens/s on %s threads\n", run.c_str(),
+                  str(*r, "status").c_str(), str(*r, "output").c_str(), num(res.value("final_train_loss", Json())).c_str(),
+                  num(res.value("final_validation_loss", Json())).c_str(), num(res.value("final_validation_perplexity", Json()), 2).c_str(),
+                  num(res.value("tokens_per_s", Json()), 0).c_str(),
                   num((*r).value("threads", Json()), 0).c_str());
     }
   }
@@ -166,9 +167,9 @@ Status cmd_curve(AdminClient& c, const Invocation& inv) {
   LLMOPS_RETURN_IF_ERROR(need_words(inv, 3, "tune curve RUN"));
   LLMOPS_ASSIGN_OR_RETURN(Json r, c.call("GET", kBase + "/runs/" + enc(inv.words[2]) + "/curve"));
   if (inv.json) return print_json(r), ok_status();
-  Table t({"STEP", "LOSS", "VAL LOSS", "LR", "GRAD NORM", "TOKENS"});
+  Table t({"STEP", "LOSS", "VAL LOSS", "VAL PPL", "LR", "GRAD NORM", "TOKENS"});
   for (const auto& p : r["points"]) {
-    t.add({str(p, "step"), num(p.value("loss", Json())), num(p.value("val_loss", Json())), num(p.value("lr", Json()), 6),
+    t.add({str(p, "step"), num(p.value("loss", Json())), num(p.value("val_loss", Json())), num(p.value("val_ppl", Json()), 2), num(p.value("lr", Json()), 6),
            num(p.value("grad_norm", Json()), 3), str(p, "tokens")});
   }
   t.print(stdout);
@@ -190,7 +191,7 @@ const VerbTable& tune_verbs() {
         "hyperparameter search: trials as child training jobs, ranked by validation loss with wall time, CPU-seconds and energy", cmd_search}},
       {{"tune", "list"}, {"tune list", "training runs with their losses", cmd_list}},
       {{"tune", "show"}, {"tune show RUN", "one run: lineage, hyperparameters, plan, data report, results", cmd_show}},
-      {{"tune", "curve"}, {"tune curve RUN", "the loss curve, one point per step (validation loss where it was measured)", cmd_curve}},
+      {{"tune", "curve"}, {"tune curve RUN", "the loss curve, one point per step (validation loss and perplexity where they were measured)", cmd_curve}},
   };
   return kVerbs;
 }

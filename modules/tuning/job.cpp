@@ -453,6 +453,7 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
         if (!vl.ok()) return finish("failed", vl.status());
         last_val = *vl;
         point["val_loss"] = *vl;
+        point["val_ppl"] = std::exp(*vl);
         if (*vl < best_val - 1e-4) best_val = *vl, bad_evals = 0;
         else ++bad_evals;
       }
@@ -460,8 +461,9 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
       hapi->metric_add(s->ctx, s->m_steps, 1);
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       char msg[200];
-      std::snprintf(msg, sizeof msg, "step %lld/%lld loss %.4f%s%s %.0f tok/s", static_cast<long long>(step + 1), static_cast<long long>(total), *loss,
-                    std::isfinite(last_val) ? " val " : "", std::isfinite(last_val) ? std::to_string(last_val).substr(0, 6).c_str() : "",
+      char val[64] = "";
+      if (std::isfinite(last_val)) std::snprintf(val, sizeof val, " val %.4f (ppl %.2f)", last_val, std::exp(last_val));
+      std::snprintf(msg, sizeof msg, "step %lld/%lld loss %.4f%s %.0f tok/s", static_cast<long long>(step + 1), static_cast<long long>(total), *loss, val,
                     secs > 0 ? static_cast<double>(tokens_seen) / secs : 0.0);
       hapi->job_progress(job, static_cast<double>(step + 1), static_cast<double>(total), msg);
       if (curve.size() >= 20) {
@@ -482,6 +484,7 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
     hapi->metric_add(s->ctx, s->m_tokens, static_cast<double>(tokens_seen));
     const Cost cost = meter.read(s->watts_per_core);
     run["results"] = {{"final_train_loss", last_loss}, {"final_validation_loss", std::isfinite(last_val) ? Json(last_val) : Json(nullptr)},
+                      {"final_validation_perplexity", std::isfinite(last_val) ? Json(std::exp(last_val)) : Json(nullptr)},
                       {"best_validation_loss", std::isfinite(best_val) ? Json(best_val) : Json(nullptr)},
                       {"stopped_early", stopped_early}, {"seconds", secs}, {"tokens", tokens_seen},
                       {"tokens_per_s", secs > 0 ? static_cast<double>(tokens_seen) / secs : 0.0}, {"cpu_seconds", cost.cpu_seconds},

@@ -57,12 +57,20 @@ TEST(Tune, FullFineTuningLearnsTheDomain) {
   ASSERT_EQ(run["status"], "done") << run.dump();
   EXPECT_EQ(run["validation"]["ref"], "zara.validation@1") << "the validation split beside the train split is found";
   EXPECT_TRUE(run["results"]["final_validation_loss"].is_number());
+  EXPECT_NEAR(run["results"]["final_validation_perplexity"].get<double>(), std::exp(run["results"]["final_validation_loss"].get<double>()), 1e-9);
   EXPECT_EQ(run["base"]["name"], "stories");
   EXPECT_EQ(run["data"]["ref"], "zara.train@1");
   EXPECT_EQ(run["hyperparameters"]["method"], "full");
   Json curve = ctl_json(d, {"tune", "curve", std::to_string(run["id"].get<int>())});
   ASSERT_EQ(curve["points"].size(), 120u);
   EXPECT_LT(curve["points"][119]["loss"].get<double>(), curve["points"][0]["loss"].get<double>());
+  int evaluated = 0;  // every 40 steps, with its perplexity
+  for (const auto& p : curve["points"]) {
+    if (!p.contains("val_loss")) continue;
+    ++evaluated;
+    EXPECT_NEAR(p["val_ppl"].get<double>(), std::exp(p["val_loss"].get<double>()), 1e-9);
+  }
+  EXPECT_EQ(evaluated, 3);
   const double after = test_perplexity(d, "stories-zara");
   EXPECT_LT(after, 0.7 * before) << "held-out perplexity " << before << " → " << after;
   std::printf("held-out perplexity %.3f -> %.3f (%s)\n", before, after, run["hyperparameters"]["method"].get<std::string>().c_str());
