@@ -2,8 +2,10 @@
 // and thread count, in one run.
 //   node bench/serving/run.mjs [BUILD_DIR]     env: MODELS=stories,llama-110M-Q8_0  THREADS=2
 //                                                   ROUNDS=3  GEN=64  SOAK_S=0 (RSS soak seconds)
+//                                                   KV=f16 (the KV cache type of both sides)
 // Prints, per model: single-stream decode tok/s over HTTP beside llmops-infer's decode tok/s
-// (ratio = HTTP / engine); aggregate decode tok/s at 1, 4 and 16 concurrent streams (ratio to 1
+// (ratio = HTTP / engine; each round runs llmops-infer right before the HTTP stream, and the
+// ratio is the median of the rounds' ratios, so a noisy neighbour hits both alike); aggregate decode tok/s at 1, 4 and 16 concurrent streams (ratio to 1
 // stream); p50/p99 time to first token and inter-token latency at each concurrency; daemon RSS
 // before and after (and after a soak).
 // Decode rate over HTTP: c streams of GEN tokens take T; c streams of 1 token (prompt, first
@@ -19,7 +21,7 @@ import {fileURLToPath} from "node:url";
 const here = dirname(fileURLToPath(import.meta.url));
 const build = resolve(process.argv[2] ?? join(here, "../../build"));
 const bin = (n) => join(build, "bin", n);
-const rounds = Number(process.env.ROUNDS ?? 5), threads = Number(process.env.THREADS ?? 2);
+const rounds = Number(process.env.ROUNDS ?? 5), threads = Number(process.env.THREADS ?? 2), kv = process.env.KV ?? "f16";
 // Tokens per stream: as many as stories260K's 128-token context allows, so its milliseconds-long
 // streams are not lost in timer noise; GEN overrides for every model.
 let GEN = 64;
@@ -48,7 +50,7 @@ function rssKb(pid) {
 async function startDaemon(model) {
   const dir = mkdtempSync(join(tmpdir(), "llmops-bench-"));
   writeFileSync(join(dir, "llmopsd.conf"),
-                `[serving]\nmodel = ${model.path}\nmodel-name = m\nthreads = ${threads}\nmax-sequences = 16\nmax-queue = 256\n`);
+                `[serving]\nmodel = ${model.path}\nmodel-name = m\nthreads = ${threads}\nmax-sequences = 16\nmax-queue = 256\nkv-cache-type = ${kv}\n`);
   const child = spawn(bin("llmopsd"), ["--config", join(dir, "llmopsd.conf"), "--state-dir", join(dir, "state"), "--runtime-dir",
                                        join(dir, "run"), "--http.listen", "127.0.0.1:0", "--log-level", "warning"], {stdio: "ignore"});
   for (let i = 0; i < 200 && !existsSync(join(dir, "run/llmopsd.json")); ++i) await sleep(50);
@@ -79,16 +81,12 @@ async function stream(base, prompt, maxTokens = GEN) {
 }
 
 const prompt = "Once upon a time, there was a little girl who";  // short: stories260K has a 128-token context
-console.log(`threads ${threads}, median of ${rounds} rounds, streams with ignore_eos`);
+console.log(`threads ${threads}, ${kv} KV cache, median of ${rounds} rounds, streams with ignore_eos`);
 for (const model of models) {
   GEN = Number(process.env.GEN ?? model.gen);
-  const infer = [];
-  for (let r = 0; r < rounds; ++r) {
-    const out = JSON.parse(execFileSync(bin("llmops-infer"), ["--model", model.path, "--prompt", prompt, "--max-tokens", String(GEN),
-                                                              "--threads", String(threads), "--json", "--ignore-eos"]).toString());
-    infer.push(out.decode_tokens_per_s);
-  }
-  const engine = median(infer);
+  const engineRate = () => JSON.parse(execFileSync(bin("llmops-infer"), ["--model", model.path, "--prompt", prompt, "--max-tokens", String(GEN),
+    "--threads", String(threads), "--json", "--ignore-eos", "--kv-type", kv]).toString()).decode_tokens_per_s;
+  const infer = [], paired = [];
   const {child, base} = await startDaemon(model);
   await stream(base, prompt);  // warm-up
   const rss0 = rssKb(child.pid);
@@ -106,6 +104,7 @@ for (const model of models) {
   for (const conc of [1, 4, 16]) {
     const whole = [], first = [], ttft = [], itl = [];
     for (let r = 0; r < rounds; ++r) {
+      if (conc === 1) infer.push(engineRate());
       let t0 = performance.now();
       await Promise.all(Array.from({length: conc}, () => stream(base, prompt, 1)));
       first.push(performance.now() - t0);
@@ -113,6 +112,7 @@ for (const model of models) {
       const results = await Promise.all(Array.from({length: conc}, () => stream(base, prompt)));
       whole.push(performance.now() - t0);
       for (const x of results) ttft.push(x.ttft), itl.push(...x.gaps);
+      if (conc === 1) paired.push(((GEN - 1) / ((whole.at(-1) - first.at(-1)) / 1000)) / infer.at(-1));
     }
     const agg = conc * (GEN - 1) / ((median(whole) - median(first)) / 1000);
     rows.push({conc, agg, ttft50: pct(ttft, 0.5), ttft99: pct(ttft, 0.99), itl50: pct(itl, 0.5), itl99: pct(itl, 0.99)});
@@ -126,9 +126,10 @@ for (const model of models) {
   const rss1 = rssKb(child.pid);
   child.kill("SIGTERM");
   await sleep(300);
-  const single = rows[0].agg;
+  const single = rows[0].agg, engine = median(infer);
   console.log(`\n${model.name} (${GEN} tokens per stream): engine (llmops-infer) decode ${engine.toFixed(0)} tok/s; HTTP single stream ` +
-              `${single.toFixed(0)} tok/s decode = ${(single / engine).toFixed(2)} of the engine; back to back end to end ` +
+              `${single.toFixed(0)} tok/s decode = ${(single / engine).toFixed(2)} of the engine (median of paired rounds ` +
+              `${median(paired).toFixed(2)}: ${paired.map((x) => x.toFixed(2)).join(" ")}); back to back end to end ` +
               `${endToEnd.toFixed(0)} tok/s = ${(endToEnd / engine).toFixed(2)}`);
   console.log("streams | aggregate tok/s | × 1 stream | TTFT p50 / p99 ms | inter-token p50 / p99 ms");
   for (const r of rows) {

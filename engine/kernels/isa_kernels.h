@@ -32,6 +32,9 @@ VectorView view_of(const PreparedVector& v);
 float dot_row_avx2(GgmlType type, const void* row, const PreparedVector& x);
 float dot_f32_avx2(const float* a, const float* b, uint64_t n);
 void axpy_f32_avx2(float a, const float* x, float* y, uint64_t n);
+float dot_f16_avx2(const uint16_t* a, const float* b, uint64_t n);
+void axpy_f16_avx2(float a, const uint16_t* x, float* y, uint64_t n);
+void fp32_to_fp16_avx2(const float* x, uint16_t* out, uint64_t n);
 
 // matvec_avx512.cpp: F32, F16, Q8_0, Q4_0, Q4_K and Q6_K only (the others run the AVX2 kernel).
 float dot_row_avx512(GgmlType type, const uint8_t* row, const VectorView& x);
@@ -42,6 +45,9 @@ void axpy_f32_avx512(float a, const float* x, float* y, uint64_t n);
 // d a multiple of 16, at most 256.
 void dot_f32_strided_avx512(const float* q, const float* keys, uint64_t stride, int n, uint64_t d, float scale, float* scores);
 void axpy_f32_strided_avx512(const float* p, const float* values, uint64_t stride, int n, uint64_t d, float* o);
+void dot_f16_strided_avx512(const float* q, const uint16_t* keys, uint64_t stride, int n, uint64_t d, float scale, float* scores);
+void axpy_f16_strided_avx512(const float* p, const uint16_t* values, uint64_t stride, int n, uint64_t d, float* o);
+void fp32_to_fp16_avx512(const float* x, uint16_t* out, uint64_t n);
 
 // matmul_avx512.cpp: the integer GEMM of prefill, on weights repacked 16 rows at a time.
 //

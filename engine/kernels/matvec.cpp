@@ -295,6 +295,44 @@ void axpy_f32_strided(const float* p, const float* values, uint64_t stride, int 
   for (int j = 0; j < n; ++j) axpy_f32(p[j], values + static_cast<uint64_t>(j) * stride, o, d, isa);
 }
 
+void dot_f16_strided(const float* q, const uint16_t* keys, uint64_t stride, int n, uint64_t d, float scale, float* scores, KernelIsa isa) {
+#if defined(__x86_64__)
+  if (isa == KernelIsa::kAvx512 && d % 16 == 0 && d <= 256) return dot_f16_strided_avx512(q, keys, stride, n, d, scale, scores);
+  if (isa != KernelIsa::kPortable) {
+    for (int j = 0; j < n; ++j) scores[j] = dot_f16_avx2(keys + static_cast<uint64_t>(j) * stride, q, d) * scale;
+    return;
+  }
+#endif
+  for (int j = 0; j < n; ++j) {
+    const uint16_t* k = keys + static_cast<uint64_t>(j) * stride;
+    float sum = 0.0f;
+    for (uint64_t i = 0; i < d; ++i) sum += q[i] * fp16_to_fp32(k[i]);
+    scores[j] = sum * scale;
+  }
+}
+
+void axpy_f16_strided(const float* p, const uint16_t* values, uint64_t stride, int n, uint64_t d, float* o, KernelIsa isa) {
+#if defined(__x86_64__)
+  if (isa == KernelIsa::kAvx512 && d % 16 == 0 && d <= 256) return axpy_f16_strided_avx512(p, values, stride, n, d, o);
+  if (isa != KernelIsa::kPortable) {
+    for (int j = 0; j < n; ++j) axpy_f16_avx2(p[j], values + static_cast<uint64_t>(j) * stride, o, d);
+    return;
+  }
+#endif
+  for (int j = 0; j < n; ++j) {
+    const uint16_t* v = values + static_cast<uint64_t>(j) * stride;
+    for (uint64_t i = 0; i < d; ++i) o[i] += p[j] * fp16_to_fp32(v[i]);
+  }
+}
+
+void fp32_to_fp16_row(const float* x, uint16_t* out, uint64_t n, KernelIsa isa) {
+#if defined(__x86_64__)
+  if (isa == KernelIsa::kAvx512) return fp32_to_fp16_avx512(x, out, n);
+  if (isa == KernelIsa::kAvx2) return fp32_to_fp16_avx2(x, out, n);
+#endif
+  for (uint64_t i = 0; i < n; ++i) out[i] = fp32_to_fp16(x[i]);
+}
+
 namespace {
 
 // Whether the kernels can run on the quantised forms of x (else the exact fp32 path).

@@ -60,6 +60,12 @@ void axpy_f32(float a, const float* x, float* y, uint64_t n, KernelIsa isa);
 // block of positions instead of one per position; the query and the output stay in registers.
 void dot_f32_strided(const float* q, const float* keys, uint64_t stride, int n, uint64_t d, float scale, float* scores, KernelIsa isa);
 void axpy_f32_strided(const float* p, const float* values, uint64_t stride, int n, uint64_t d, float* o, KernelIsa isa);
+// The same over an fp16 cache (the serving default, as llama.cpp's): rows of d halves, stride
+// halves apart.
+void dot_f16_strided(const float* q, const uint16_t* keys, uint64_t stride, int n, uint64_t d, float scale, float* scores, KernelIsa isa);
+void axpy_f16_strided(const float* p, const uint16_t* values, uint64_t stride, int n, uint64_t d, float* o, KernelIsa isa);
+// n floats to fp16, rounded to nearest even (fp32_to_fp16's bits at every ISA level).
+void fp32_to_fp16_row(const float* x, uint16_t* out, uint64_t n, KernelIsa isa);
 
 // dot(row, x) for one weight row of n elements.
 float dot_row(GgmlType type, const void* row, const PreparedVector& x, KernelIsa isa);

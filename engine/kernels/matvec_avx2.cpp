@@ -187,6 +187,26 @@ LLMOPS_AVX2 void axpy_f32_avx2(float a, const float* x, float* y, uint64_t n) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
+LLMOPS_AVX2 float dot_f16_avx2(const uint16_t* a, const float* b, uint64_t n) { return dot_f16(reinterpret_cast<const uint8_t*>(a), b, n); }
+
+LLMOPS_AVX2 void axpy_f16_avx2(float a, const uint16_t* x, float* y, uint64_t n) {
+  const __m256 va = _mm256_set1_ps(a);
+  uint64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 xv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i)));
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, xv, _mm256_loadu_ps(y + i)));
+  }
+  for (; i < n; ++i) y[i] += a * _cvtsh_ss(x[i]);
+}
+
+LLMOPS_AVX2 void fp32_to_fp16_avx2(const float* x, uint16_t* out, uint64_t n) {
+  uint64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+  for (; i < n; ++i) out[i] = _cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
 LLMOPS_AVX2 float dot_row_avx2(GgmlType type, const void* row, const PreparedVector& x) {
   const auto* b = static_cast<const uint8_t*>(row);
   switch (type) {

@@ -291,6 +291,48 @@ void axpy_f32_strided_avx512(const float* p, const float* values, uint64_t strid
   for (int c = 0; c < chunks; ++c) _mm512_storeu_ps(o + 16 * c, acc[c]);
 }
 
+// The fp16 KV cache: as above, each key or value row converted in registers.
+void dot_f16_strided_avx512(const float* q, const uint16_t* keys, uint64_t stride, int n, uint64_t d, float scale, float* scores) {
+  const int chunks = static_cast<int>(d / 16);
+  __m512 qv[16];
+  for (int c = 0; c < chunks; ++c) qv[c] = _mm512_loadu_ps(q + 16 * c);
+  for (int j = 0; j < n; ++j) {
+    const uint16_t* k = keys + static_cast<uint64_t>(j) * stride;
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int c = 0;
+    for (; c + 2 <= chunks; c += 2) {
+      a0 = _mm512_fmadd_ps(qv[c], _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(k + 16 * c))), a0);
+      a1 = _mm512_fmadd_ps(qv[c + 1], _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(k + 16 * c + 16))), a1);
+    }
+    if (c < chunks) a0 = _mm512_fmadd_ps(qv[c], _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(k + 16 * c))), a0);
+    scores[j] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) * scale;
+  }
+}
+
+void axpy_f16_strided_avx512(const float* p, const uint16_t* values, uint64_t stride, int n, uint64_t d, float* o) {
+  const int chunks = static_cast<int>(d / 16);
+  __m512 acc[16];
+  for (int c = 0; c < chunks; ++c) acc[c] = _mm512_loadu_ps(o + 16 * c);
+  for (int j = 0; j < n; ++j) {
+    const uint16_t* v = values + static_cast<uint64_t>(j) * stride;
+    const __m512 pj = _mm512_set1_ps(p[j]);
+    for (int c = 0; c < chunks; ++c) {
+      acc[c] = _mm512_fmadd_ps(pj, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + 16 * c))), acc[c]);
+    }
+  }
+  for (int c = 0; c < chunks; ++c) _mm512_storeu_ps(o + 16 * c, acc[c]);
+}
+
+void fp32_to_fp16_avx512(const float* x, uint16_t* out, uint64_t n) {
+  constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  uint64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm512_cvtps_ph(_mm512_loadu_ps(x + i), kRound));
+  if (i < n) {
+    const __mmask16 m = tail_mask(n - i);
+    _mm256_mask_storeu_epi16(out + i, m, _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, x + i), kRound));
+  }
+}
+
 float dot_row_avx512(GgmlType type, const uint8_t* row, const VectorView& x) {
   switch (type) {
     case GgmlType::kF32: return dot_f32(reinterpret_cast<const float*>(row), x.x, x.n);

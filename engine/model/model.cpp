@@ -109,15 +109,25 @@ uint64_t Model::bytes_per_token() const {
 // ---------------------------------------------------------------------------------------------
 // Session
 
-Session::Session(const Model& model, int max_positions, ThreadPool* pool)
+const char* kv_type_name(KvType t) { return t == KvType::kF16 ? "f16" : "f32"; }
+
+Result<KvType> parse_kv_type(std::string_view name) {
+  if (name == "f32") return KvType::kF32;
+  if (name == "f16") return KvType::kF16;
+  return invalid_argument("KV cache type '" + std::string(name) + "': use f16 or f32");
+}
+
+Session::Session(const Model& model, int max_positions, ThreadPool* pool, KvType kv)
     : m_(model),
       max_positions_(max_positions),
       kv_dim_(static_cast<size_t>(model.config().kv_dim())),
       head_dim_(static_cast<size_t>(model.config().head_dim)),
       n_kv_heads_(static_cast<size_t>(model.config().n_kv_heads)),
+      kv_type_(kv),
+      kv_bytes_(kv == KvType::kF16 ? 2 : 4),
       pool_(pool),
-      key_cache_(static_cast<size_t>(model.config().n_layers) * static_cast<size_t>(max_positions) * kv_dim_),
-      value_cache_(static_cast<size_t>(model.config().n_layers) * static_cast<size_t>(max_positions) * kv_dim_) {}
+      key_cache_(kv_cache_bytes(model.config(), max_positions, kv) / 2),
+      value_cache_(kv_cache_bytes(model.config(), max_positions, kv) / 2) {}
 
 // Under AddressSanitizer the caches stay on the heap, where it sees reads and writes past them.
 #if defined(__SANITIZE_ADDRESS__)
@@ -128,14 +138,14 @@ Session::Session(const Model& model, int max_positions, ThreadPool* pool)
 #endif
 #endif
 
-Session::KvCache::KvCache(size_t floats) : bytes_(std::max<size_t>(1, floats) * sizeof(float)) {
+Session::KvCache::KvCache(size_t bytes) : bytes_(std::max<size_t>(4, bytes)) {
 #ifdef LLMOPS_KV_ON_HEAP
-  data_ = new float[bytes_ / sizeof(float)];
+  data_ = new uint8_t[bytes_];
 #else
   const int populate = bytes_ <= kPopulateBytes ? MAP_POPULATE : 0;
   void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | populate, -1, 0);
   if (p == MAP_FAILED) throw std::bad_alloc();
-  data_ = static_cast<float*>(p);
+  data_ = static_cast<uint8_t*>(p);
 #endif
 }
 
@@ -150,32 +160,35 @@ Session::KvCache::~KvCache() {
 Session::~Session() = default;
 
 int Session::copy_prefix(const Session& other, int n) {
+  if (other.kv_type_ != kv_type_) return 0;
   if (&other.m_ != &m_ && !(other.kv_dim_ == kv_dim_ && other.m_.config().n_layers == m_.config().n_layers)) return 0;
   n = std::max(0, std::min({n, other.length_, max_positions_}));
-  const size_t run = static_cast<size_t>(n) * head_dim_;
+  const size_t run = static_cast<size_t>(n) * head_dim_ * kv_bytes_;
   for (int l = 0; l < m_.config().n_layers; ++l) {
     for (int h = 0; h < static_cast<int>(n_kv_heads_); ++h) {
-      std::copy_n(other.key_cache_.get() + other.head_offset(l, h, 0), run, key_cache_.get() + head_offset(l, h, 0));
-      std::copy_n(other.value_cache_.get() + other.head_offset(l, h, 0), run, value_cache_.get() + head_offset(l, h, 0));
+      std::memcpy(key(l, h, 0), other.key(l, h, 0), run);
+      std::memcpy(value(l, h, 0), other.value(l, h, 0), run);
     }
   }
   length_ = n;
   return n;
 }
 
-uint64_t Session::kv_cache_bytes(const ModelConfig& c, int positions) {
-  return 2ull * static_cast<uint64_t>(c.n_layers) * static_cast<uint64_t>(positions) * static_cast<uint64_t>(c.kv_dim()) * sizeof(float);
+uint64_t Session::kv_cache_bytes(const ModelConfig& c, int positions, KvType kv) {
+  return 2ull * static_cast<uint64_t>(c.n_layers) * static_cast<uint64_t>(positions) * static_cast<uint64_t>(c.kv_dim()) *
+         (kv == KvType::kF16 ? 2u : 4u);
 }
 
-Result<std::unique_ptr<Session>> Session::create(const Model& model, int max_positions, uint64_t budget_bytes, ThreadPool* pool) {
+Result<std::unique_ptr<Session>> Session::create(const Model& model, int max_positions, uint64_t budget_bytes, ThreadPool* pool,
+                                                 KvType kv) {
   if (max_positions <= 0) return invalid_argument("a session needs at least one position");
-  uint64_t need = kv_cache_bytes(model.config(), max_positions);
+  uint64_t need = kv_cache_bytes(model.config(), max_positions, kv);
   if (need > budget_bytes) {
     auto size = [](uint64_t b) { return b >= (1u << 20) ? std::to_string(b >> 20) + " MiB" : std::to_string((b + 1023) >> 10) + " KiB"; };
     return resource_exhausted("a KV cache for " + std::to_string(max_positions) + " positions needs " + size(need) + ", more than the " +
                               size(budget_bytes) + " budget; use a shorter context or raise the budget");
   }
-  return std::make_unique<Session>(model, max_positions, pool);
+  return std::make_unique<Session>(model, max_positions, pool, kv);
 }
 
 Runner& Session::runner() {
@@ -340,14 +353,18 @@ void Runner::attention(const BatchToken* batch, int t, int layer, const float* q
       const int pos = batch[i].pos;
       const float* qh = q + static_cast<size_t>(i) * q_dim + static_cast<size_t>(h) * head_dim;
       float* o = out + static_cast<size_t>(i) * q_dim + static_cast<size_t>(h) * head_dim;
-      const float* keys = s.key(layer, h / kv_mul, 0);
-      const float* values = s.value(layer, h / kv_mul, 0);
+      const bool f16 = s.kv_type() == KvType::kF16;
+      const uint8_t* keys = s.key(layer, h / kv_mul, 0);
+      const uint8_t* values = s.value(layer, h / kv_mul, 0);
+      const size_t row_bytes = stride * (f16 ? 2 : 4);
       std::memset(o, 0, static_cast<size_t>(head_dim) * sizeof(float));
       float max = -INFINITY, sum = 0.0f;
       for (int t0 = 0; t0 <= pos; t0 += kBlock) {
         const int nb = std::min(kBlock, pos + 1 - t0);
         float block_max = -INFINITY;
-        dot_f32_strided(qh, keys + static_cast<size_t>(t0) * stride, stride, nb, static_cast<uint64_t>(head_dim), scale, scores, isa);
+        const uint8_t* k0 = keys + static_cast<size_t>(t0) * row_bytes;
+        if (f16) dot_f16_strided(qh, reinterpret_cast<const uint16_t*>(k0), stride, nb, static_cast<uint64_t>(head_dim), scale, scores, isa);
+        else dot_f32_strided(qh, reinterpret_cast<const float*>(k0), stride, nb, static_cast<uint64_t>(head_dim), scale, scores, isa);
         for (int j = 0; j < nb; ++j) block_max = std::max(block_max, scores[j]);
         if (block_max > max) {
           // Rescale what is accumulated to the new maximum.
@@ -360,7 +377,9 @@ void Runner::attention(const BatchToken* batch, int t, int layer, const float* q
           scores[j] = std::exp(scores[j] - max);
           sum += scores[j];
         }
-        axpy_f32_strided(scores, values + static_cast<size_t>(t0) * stride, stride, nb, static_cast<uint64_t>(head_dim), o, isa);
+        const uint8_t* v0 = values + static_cast<size_t>(t0) * row_bytes;
+        if (f16) axpy_f16_strided(scores, reinterpret_cast<const uint16_t*>(v0), stride, nb, static_cast<uint64_t>(head_dim), o, isa);
+        else axpy_f32_strided(scores, reinterpret_cast<const float*>(v0), stride, nb, static_cast<uint64_t>(head_dim), o, isa);
       }
       const float inv = 1.0f / sum;
       for (int d = 0; d < head_dim; ++d) o[d] *= inv;
@@ -405,10 +424,17 @@ void Runner::run_chunk(const BatchToken* batch, int t, float* out, Output output
         rope(q_.data() + i * q_dim, c.n_heads, pos);
         rope(k_.data() + i * kv_dim, c.n_kv_heads, pos);
       }
+      const Session& s = *batch[i].session;
+      const size_t hd = static_cast<size_t>(c.head_dim);
       for (int h = 0; h < c.n_kv_heads; ++h) {
-        const size_t at = i * kv_dim + static_cast<size_t>(h) * static_cast<size_t>(c.head_dim);
-        std::memcpy(batch[i].session->key(l, h, pos), k_.data() + at, static_cast<size_t>(c.head_dim) * sizeof(float));
-        std::memcpy(batch[i].session->value(l, h, pos), v_.data() + at, static_cast<size_t>(c.head_dim) * sizeof(float));
+        const size_t at = i * kv_dim + static_cast<size_t>(h) * hd;
+        if (s.kv_type() == KvType::kF16) {
+          fp32_to_fp16_row(k_.data() + at, reinterpret_cast<uint16_t*>(s.key(l, h, pos)), hd, isa_);
+          fp32_to_fp16_row(v_.data() + at, reinterpret_cast<uint16_t*>(s.value(l, h, pos)), hd, isa_);
+        } else {
+          std::memcpy(s.key(l, h, pos), k_.data() + at, hd * sizeof(float));
+          std::memcpy(s.value(l, h, pos), v_.data() + at, hd * sizeof(float));
+        }
       }
     }
     // Every row's keys and values of this layer are cached now, so rows of one sequence see

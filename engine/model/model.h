@@ -16,6 +16,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "formats/ggml_types.h"
@@ -147,17 +148,26 @@ class Model {
 class ThreadPool;
 class Runner;
 
-// One sequence: an fp32 KV cache for max_positions and how much of it is filled.
+// How a session's KV cache holds keys and values. fp16 (what llama.cpp and Ollama keep by
+// default) halves the bytes decode's attention reads per position, which with many sequences
+// or long contexts outweighs the weights; fp32 keeps the activations' bits exactly.
+enum class KvType { kF32, kF16 };
+const char* kv_type_name(KvType t);  // "f32", "f16"
+// "f32" or "f16"; kInvalidArgument otherwise, naming both.
+Result<KvType> parse_kv_type(std::string_view name);
+
+// One sequence: a KV cache for max_positions and how much of it is filled.
 class Session {
  public:
   // pool (may be null) runs the products; it must outlive the session.
-  Session(const Model& model, int max_positions, ThreadPool* pool = nullptr);
+  Session(const Model& model, int max_positions, ThreadPool* pool = nullptr, KvType kv = KvType::kF32);
   ~Session();
   // The same, refusing (kResourceExhausted) a KV cache larger than budget_bytes.
   static Result<std::unique_ptr<Session>> create(const Model& model, int max_positions, uint64_t budget_bytes,
-                                                 ThreadPool* pool = nullptr);
+                                                 ThreadPool* pool = nullptr, KvType kv = KvType::kF32);
   // Bytes of the K and V caches for that many positions.
-  static uint64_t kv_cache_bytes(const ModelConfig& c, int positions);
+  static uint64_t kv_cache_bytes(const ModelConfig& c, int positions, KvType kv = KvType::kF32);
+  KvType kv_type() const { return kv_type_; }
 
   // Runs token at position pos and returns the vocab_size logits, valid until the next call.
   // pos may be at most length(): positions come in order, and an earlier one rewinds.
@@ -170,9 +180,10 @@ class Session {
   int max_positions() const { return max_positions_; }
   int length() const { return length_; }  // positions 0..length()-1 are in the cache
   void reset() { length_ = 0; }
-  // Takes the first n positions of another session's cache (of the same model) as this one's,
-  // as if those tokens had run here: a shared prompt prefix is computed once. n is clipped to
-  // both sessions' lengths and this one's positions; returns the positions taken.
+  // Takes the first n positions of another session's cache (of the same model and KV type) as
+  // this one's, as if those tokens had run here: a shared prompt prefix is computed once. n is
+  // clipped to both sessions' lengths and this one's positions; returns the positions taken
+  // (0 from a session of another shape or KV type).
   int copy_prefix(const Session& other, int n);
 
  private:
@@ -182,14 +193,17 @@ class Session {
   size_t head_offset(int layer, int head, int pos) const {
     return ((static_cast<size_t>(layer) * n_kv_heads_ + static_cast<size_t>(head)) * max_positions_ + static_cast<size_t>(pos)) * head_dim_;
   }
-  float* key(int layer, int head, int pos) { return key_cache_.get() + head_offset(layer, head, pos); }
-  float* value(int layer, int head, int pos) { return value_cache_.get() + head_offset(layer, head, pos); }
+  // Where one head's row at pos starts: floats (kF32) or halves (kF16).
+  uint8_t* key(int layer, int head, int pos) const { return key_cache_.get() + head_offset(layer, head, pos) * kv_bytes_; }
+  uint8_t* value(int layer, int head, int pos) const { return value_cache_.get() + head_offset(layer, head, pos) * kv_bytes_; }
   Runner& runner();
 
   const Model& m_;
   int max_positions_;
   int length_ = 0;
   size_t kv_dim_, head_dim_, n_kv_heads_;
+  KvType kv_type_;
+  size_t kv_bytes_;  // per element
   ThreadPool* pool_;
   // A cache mapped on its own. Up to kPopulateBytes its pages are made present in the one call
   // that maps them: faulted one at a time as decode reaches new positions, they cost a third of
@@ -198,14 +212,14 @@ class Session {
   class KvCache {
    public:
     static constexpr size_t kPopulateBytes = size_t{64} << 20;
-    explicit KvCache(size_t floats);  // std::bad_alloc when the memory is not there
+    explicit KvCache(size_t bytes);  // std::bad_alloc when the memory is not there
     ~KvCache();
     KvCache(const KvCache&) = delete;
     KvCache& operator=(const KvCache&) = delete;
-    float* get() const { return data_; }
+    uint8_t* get() const { return data_; }
 
    private:
-    float* data_ = nullptr;
+    uint8_t* data_ = nullptr;
     size_t bytes_ = 0;
   };
   KvCache key_cache_, value_cache_;

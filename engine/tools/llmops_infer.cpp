@@ -48,6 +48,8 @@ const char* kUsage =
     "  --ignore-eos         keep generating past the end-of-text token (benchmarks)\n"
     "  --stop TEXT          stop when TEXT appears (repeatable; TEXT is not printed)\n"
     "  --kv-budget-mb N     refuse a KV cache larger than N MiB (default 4096)\n"
+    "  --kv-type f16|f32    how the KV cache holds keys and values (default f16, as llmopsd's\n"
+    "                       serving.kv-cache-type and llama.cpp; f32 keeps every bit)\n"
     "  --top-logprobs N     with --json: each generated token's log-probability and the N likeliest\n"
     "  --tokenize-file F    read strings separated by lines __ggml_vocab_test__ and print one\n"
     "                       line of token ids per string, without BOS (llama.cpp's .out format)\n";
@@ -70,6 +72,7 @@ int main(int argc, char** argv) {
   std::string model_path, tokenizer_path, prompt, tokenize_file, device = "cpu";
   int max_tokens = 64, threads = 1, prompt_tokens = 0, n_top = 0;
   uint64_t kv_budget_mb = 4096;
+  KvType kv_type = KvType::kF16;
   std::vector<std::string> stops;
   bool json = false, ignore_eos = false;
   SamplingParams sp;
@@ -99,6 +102,11 @@ int main(int argc, char** argv) {
       else if (a == "--stop") stops.push_back(next());
       else if (a == "--top-logprobs") n_top = std::stoi(next());
       else if (a == "--kv-budget-mb") kv_budget_mb = std::stoull(next());
+      else if (a == "--kv-type") {
+        auto kv = parse_kv_type(next());
+        if (!kv.ok()) return fail(kv.status().message());
+        kv_type = *kv;
+      }
       else if (a == "--tokenize-file") tokenize_file = next();
       else if (a == "--help" || a == "-h") return std::fputs(kUsage, stdout), 0;
       else return fail("unknown option " + a + "\n" + kUsage);
@@ -204,7 +212,7 @@ int main(int argc, char** argv) {
       return gpu_runner->run(batch.data(), batch.size());
     };
   } else {
-    auto made = Session::create(*model, positions, kv_budget_mb << 20, &pool);
+    auto made = Session::create(*model, positions, kv_budget_mb << 20, &pool, kv_type);
     if (!made.ok()) return fail(made.status().message());
     session = std::move(*made);
     run_tokens = [&](const int32_t* tokens, int n, int at) {
@@ -267,7 +275,7 @@ int main(int argc, char** argv) {
                 {"prefill_tokens_per_s", prefill_tps}, {"decode_tokens_per_s", decode_tps},
                 {"weight_bytes_per_token", per_token}, {"threads", threads}, {"isa", isa_name(best_isa())}, {"device", device},
                 {"finish_reason", finish_reason}, {"weight_bytes", model->weight_bytes()},
-                {"kv_cache_bytes", Session::kv_cache_bytes(c, positions)}, {"peak_rss_bytes", peak_rss_bytes()}};
+                {"kv_cache_bytes", Session::kv_cache_bytes(c, positions, kv_type)}, {"kv_type", kv_type_name(kv_type)}, {"peak_rss_bytes", peak_rss_bytes()}};
     if (n_top > 0) out["logprobs"] = logprobs;
     std::printf("%s\n", dump_json(out).c_str());
   } else {

@@ -41,7 +41,7 @@ Json served_json(State* s, const Served& m) {
           {"prefix_cache_bytes", st.prefix_cache_bytes},
           {"weight_bytes", m.model->weight_bytes()}, {"packed_bytes", m.model->packed_bytes()}, {"budget_bytes", m.cost_bytes}, {"arch", m.model->config().arch_name},
           {"chat_template", m.chat_source}, {"idle_s", (unix_ms_now() - m.last_used_ms.load()) / 1000},
-          {"device", m.scheduler->device()}};
+          {"device", m.scheduler->device()}, {"kv_cache_type", m.scheduler->kv_cache_type()}};
 }
 
 // GET /served: the loaded models with their schedulers' state and the memory budget.

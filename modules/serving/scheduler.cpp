@@ -64,12 +64,12 @@ struct Scheduler::Seq {
   bool done = false;
   bool failed = false;           // the engine failed: its cache is not to be reused
 
-  Seq(std::shared_ptr<Request> r, const engine::Model& m, int positions_)
+  Seq(std::shared_ptr<Request> r, const engine::Model& m, int positions_, uint64_t kv_bytes_)
       : req(std::move(r)),
         sampler(m.config().vocab_size, req->params().sampling),
         history(req->prompt()),
         positions(positions_),
-        kv_bytes(engine::Session::kv_cache_bytes(m.config(), positions_)) {}
+        kv_bytes(kv_bytes_) {}
   bool prefilling() const { return prefilled < req->prompt().size(); }
   int length() const { return session ? session->length() : gpu_session ? gpu_session->length() : 0; }
 };
@@ -116,6 +116,10 @@ Scheduler::~Scheduler() {
   for (auto& r : waiting_) r->finish("cancelled", unavailable("the model was unloaded"));
 }
 
+uint64_t Scheduler::kv_bytes(int positions) const {
+  return engine::Session::kv_cache_bytes(model_->config(), positions, gpu_ ? engine::KvType::kF32 : opt_.kv_type);
+}
+
 Status Scheduler::submit(const std::shared_ptr<Request>& r) {
   const int prompt = r->prompt_tokens();
   if (prompt <= 0) return invalid_argument("the prompt has no tokens");
@@ -124,7 +128,7 @@ Status Scheduler::submit(const std::shared_ptr<Request>& r) {
                             " with room for at least one generated token: shorten the prompt");
   }
   const int positions = std::min(context_, prompt + std::max(1, r->params().max_tokens));
-  const uint64_t need = engine::Session::kv_cache_bytes(model_->config(), positions);
+  const uint64_t need = kv_bytes(positions);
   if (need > opt_.kv_budget_bytes) {
     return invalid_argument("this request needs " + std::to_string(need >> 20) + " MiB of KV cache, more than the server's budget of " +
                             std::to_string(opt_.kv_budget_bytes >> 20) + " MiB: lower max_tokens or shorten the prompt");
@@ -234,12 +238,12 @@ void Scheduler::admit() {
       continue;
     }
     const int positions = std::min(context_, r->prompt_tokens() + std::max(1, r->params().max_tokens));
-    const uint64_t need = engine::Session::kv_cache_bytes(model_->config(), positions);
+    const uint64_t need = kv_bytes(positions);
     while (used + cache_bytes_ + need > opt_.kv_budget_bytes && !cache_.empty()) evict_lru();  // running sequences come first
     if (used + cache_bytes_ + need > opt_.kv_budget_bytes) break;
     waiting_.pop_front();
     r->queue_s_ = std::chrono::duration<double>(Clock::now() - r->submitted_).count();
-    auto seq = std::make_unique<Seq>(std::move(r), *model_, positions);
+    auto seq = std::make_unique<Seq>(std::move(r), *model_, positions, need);
     if (gpu_) {
       auto made = engine::GpuSession::create(*gpu_->model, positions);
       if (!made.ok()) {  // the device's memory is short of what the KV budget allowed
@@ -248,7 +252,7 @@ void Scheduler::admit() {
       }
       seq->gpu_session = std::move(*made);
     } else {
-      seq->session = std::make_unique<engine::Session>(*model_, positions, &pool_);
+      seq->session = std::make_unique<engine::Session>(*model_, positions, &pool_, opt_.kv_type);
     }
     running_.push_back(std::move(seq));
     reuse_prefix(*running_.back());

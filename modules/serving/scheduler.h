@@ -122,6 +122,9 @@ struct SchedulerOptions {
   // copies those positions instead of computing them.
   bool prefix_cache = true;
   int prefix_cache_entries = 64;
+  // How CPU sequences hold keys and values (serving.kv-cache-type); fp16 halves the cache and
+  // the bytes attention reads per step. GPU sequences keep the device's own (fp32) cache.
+  engine::KvType kv_type = engine::KvType::kF16;
 };
 
 struct SchedulerStats {
@@ -163,6 +166,7 @@ class Scheduler {
   const engine::Tokenizer& tokenizer() const { return *tok_; }
   // "cpu", or the GPU: "cuda:0 NVIDIA H200 (0000:41:00.0)" (the PCI address llmopsctl topology shows).
   std::string device() const;
+  const char* kv_cache_type() const { return gpu_ ? "f32" : engine::kv_type_name(opt_.kv_type); }
 
  private:
   struct Seq;
@@ -178,6 +182,7 @@ class Scheduler {
   void admit();
   bool step();
   void emit(Seq& s, int32_t token, const float* logits);
+  uint64_t kv_bytes(int positions) const;  // one sequence's cache, on this scheduler's device
 
   std::shared_ptr<const engine::Model> model_;
   std::shared_ptr<const engine::Tokenizer> tok_;

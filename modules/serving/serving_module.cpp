@@ -102,6 +102,9 @@ llmops_code start(llmops_module_ctx* ctx, void* state, llmops_error* err) {
   opt.prefill_chunk = std::stoi(sdk.config("prefill-chunk", "128"));
   opt.threads = std::stoi(sdk.config("threads", "0"));
   opt.prefix_cache = sdk.config_bool("prefix-cache", true);
+  auto kv_type = llmops::engine::parse_kv_type(sdk.config("kv-cache-type", "f16"));
+  if (!kv_type.ok()) return llmops::sdk::fail(err, LLMOPS_INVALID_ARGUMENT, "serving.kv-cache-type: " + kv_type.status().message());
+  opt.kv_type = *kv_type;
   const int pinned = s->host->placement_threads(s->ctx, "inference");
   // Prefill's float products run on these threads (kernels/gemm.h), not OpenBLAS's unpinned ones.
   llmops::engine::blas_on_calling_threads();
@@ -240,6 +243,8 @@ const llmops_config_item kSchema[] = {
      "repack quantised weights once for batched decode (several sequences per step run several times faster; costs their size again in memory)"},
     {"prefix-cache", LLMOPS_CONFIG_BOOL, "true", 0, -1,
      "keep finished sequences' KV cache (within kv-budget-mb) so prompts sharing a prefix skip computing it"},
+    {"kv-cache-type", LLMOPS_CONFIG_STRING, "f16", 0, -1,
+     "how CPU sequences cache keys and values: f16 (half the memory and of what decode reads per step, as llama.cpp) or f32 (exact)"},
     {"prefill-chunk", LLMOPS_CONFIG_INT, "128", 1, 65536, "prompt tokens per scheduler step"},
     {"device", LLMOPS_CONFIG_STRING, "auto", 0, -1,
      "where models run: auto (the GPU when the llmops-cuda driver finds one and the model fits, else the CPU), cpu, or cuda (fail rather than fall back)"},

@@ -24,8 +24,8 @@ std::unique_ptr<Model> load(const std::string& rel) {
   return m.ok() ? std::move(m).value() : nullptr;
 }
 
-std::vector<int32_t> greedy(const Model& m, const std::vector<int32_t>& prompt, int n) {
-  Session s(m, static_cast<int>(prompt.size()) + n);
+std::vector<int32_t> greedy(const Model& m, const std::vector<int32_t>& prompt, int n, KvType kv = KvType::kF32) {
+  Session s(m, static_cast<int>(prompt.size()) + n, nullptr, kv);
   Sampler sampler(m.config().vocab_size, SamplingParams{});
   std::vector<int32_t> out, history = prompt;
   int pos = 0;
@@ -52,12 +52,15 @@ TEST_P(Stories, GreedyIdsEqualTheReferences) {
   auto case1_prompt = ints_after(ref, "PROMPT ids: ");
   auto case1 = ints_after(ref, "B generated (60): ");
   ASSERT_EQ(case1.size(), 60u);
-  EXPECT_EQ(greedy(*m, case1_prompt, 60), case1);
   auto case2_at = ref.find("== Case 2");
   // run.c prints one token per position for -n 256: the line holds 256 ids (its label says 255).
   auto case2 = ints_after(ref.substr(case2_at), "A generated (255 ids):\n");
   ASSERT_GE(case2.size(), 255u);
-  EXPECT_EQ(greedy(*m, {1}, static_cast<int>(case2.size())), case2);
+  // With either KV cache: fp32 as llama2.c, fp16 as llama.cpp (serving's default).
+  for (KvType kv : {KvType::kF32, KvType::kF16}) {
+    EXPECT_EQ(greedy(*m, case1_prompt, 60, kv), case1) << kv_type_name(kv);
+    EXPECT_EQ(greedy(*m, {1}, static_cast<int>(case2.size()), kv), case2) << kv_type_name(kv);
+  }
 }
 
 TEST_P(Stories, LogitsMatchLlama2c) {
@@ -65,9 +68,10 @@ TEST_P(Stories, LogitsMatchLlama2c) {
   auto m = load(GetParam());
   ASSERT_NE(m, nullptr);
   std::istringstream ref(slurp(shared_path("models/stories260K/reference_logits_once_upon_a_time.txt")));
-  Session s(*m, 64);
+  Session s(*m, 64), half(*m, 64, nullptr, KvType::kF16);
   std::string line;
   int checked = 0;
+  float worst_half = 0;
   while (std::getline(ref, line)) {
     std::istringstream in(line);
     std::string w;
@@ -83,9 +87,17 @@ TEST_P(Stories, LogitsMatchLlama2c) {
     for (int i = 0; i < 512; ++i) worst = std::max(worst, std::fabs(got[i] - want[static_cast<size_t>(i)]) / scale);
     EXPECT_LT(worst, 1e-4f) << "position " << pos;
     EXPECT_EQ(std::max_element(got, got + 512) - got, argmax) << "position " << pos;
+    // An fp16 cache rounds each key and value to 11 significant bits: the logits stay within
+    // 2e-3 of the largest (seen: 8.1e-4) and the argmax does not move.
+    const float* h = *half.forward(input, pos);
+    for (int i = 0; i < 512; ++i) worst_half = std::max(worst_half, std::fabs(h[i] - want[static_cast<size_t>(i)]) / scale);
+    EXPECT_EQ(std::max_element(h, h + 512) - h, argmax) << "fp16 KV, position " << pos;
     ++checked;
   }
   EXPECT_EQ(checked, 16);
+  EXPECT_LT(worst_half, 2e-3f);
+  EXPECT_GT(worst_half, 0.0f) << "the fp16 cache was not used";
+  std::printf("fp16 KV cache: largest logit error %.2e of the largest logit\n", static_cast<double>(worst_half));
 }
 
 INSTANTIATE_TEST_SUITE_P(BothFormats, Stories, ::testing::Values("models/stories260K/stories260K.bin", "models/stories260K/stories260K.gguf"),
@@ -190,6 +202,14 @@ TEST(Llama, KvCacheBudgetIsEnforced) {
   ASSERT_TRUE(m.ok());
   // 5 layers × 32 kv dims × 2 (K and V) × 4 bytes = 1280 bytes per position.
   EXPECT_EQ(Session::kv_cache_bytes((*m)->config(), 100), 128000u);
+  EXPECT_EQ(Session::kv_cache_bytes((*m)->config(), 100, KvType::kF16), 64000u);
+  EXPECT_TRUE(Session::create(**m, 200, 128000, nullptr, KvType::kF16).ok());
+  EXPECT_EQ(Session::create(**m, 201, 128000, nullptr, KvType::kF16).status().code(), Code::kResourceExhausted);
+  EXPECT_EQ(parse_kv_type("f16").value(), KvType::kF16);
+  EXPECT_EQ(parse_kv_type("f32").value(), KvType::kF32);
+  auto bad = parse_kv_type("q8_0");
+  EXPECT_EQ(bad.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("use f16 or f32"), std::string::npos);
   EXPECT_TRUE(Session::create(**m, 100, 128000).ok());
   auto refused = Session::create(**m, 101, 128000);
   EXPECT_EQ(refused.status().code(), Code::kResourceExhausted);

@@ -155,6 +155,45 @@ TEST(AttentionKernels, StridedScoresAndValuesMatchThePerPositionOnes) {
   }
 }
 
+// The fp16 KV cache's kernels: the same sums over rows rounded to fp16, at every ISA level, and
+// the rounding itself gives fp32_to_fp16's bits everywhere.
+TEST(AttentionKernels, Fp16CacheKernelsMatchAScalarReference) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  for (KernelIsa isa : {KernelIsa::kPortable, KernelIsa::kAvx2, KernelIsa::kAvx512}) {
+    if (!isa_supported(isa)) continue;
+    for (uint64_t d : {8, 64, 128}) {
+      const uint64_t stride = 3 * d + 16;
+      const int n = 37;
+      std::vector<float> q(d), cache(stride * n), p(n), o(d, 0.5f), o_ref(d, 0.5f), scores(n);
+      for (auto& v : q) v = dist(rng);
+      for (auto& v : cache) v = dist(rng);
+      for (auto& v : p) v = std::abs(dist(rng));
+      std::vector<uint16_t> half(cache.size());
+      fp32_to_fp16_row(cache.data(), half.data(), cache.size(), isa);
+      for (size_t i = 0; i < cache.size(); ++i) ASSERT_EQ(half[i], fp32_to_fp16(cache[i])) << isa_name(isa) << " element " << i;
+      dot_f16_strided(q.data(), half.data(), stride, n, d, 0.125f, scores.data(), isa);
+      axpy_f16_strided(p.data(), half.data(), stride, n, d, o.data(), isa);
+      for (int j = 0; j < n; ++j) {
+        double want = 0;
+        for (uint64_t i = 0; i < d; ++i) want += static_cast<double>(q[i]) * fp16_to_fp32(half[j * stride + i]);
+        EXPECT_NEAR(scores[j], want * 0.125, 1e-4) << isa_name(isa) << " d=" << d << " j=" << j;
+        for (uint64_t i = 0; i < d; ++i) o_ref[i] += p[j] * fp16_to_fp32(half[j * stride + i]);
+      }
+      for (uint64_t i = 0; i < d; ++i) EXPECT_NEAR(o[i], o_ref[i], 1e-3) << isa_name(isa) << " d=" << d;
+    }
+    // Rounding edges: ties to even, the largest finite half, overflow to infinity, subnormals,
+    // signed zero; lengths that leave a tail for the vector loops.
+    const std::vector<float> edges = {0.0f,       -0.0f,      1.0f,        1.0f + 1.0f / 2048,  1.0f + 3.0f / 2048, 65504.0f, 65520.0f, -70000.0f,
+                                      6.0e-8f,    3.0e-8f,    1.0e-5f,     -2.5e-6f,            0.33333334f,        1e30f,    -1e-30f};
+    for (size_t len = 1; len <= edges.size(); ++len) {
+      std::vector<uint16_t> out(len);
+      fp32_to_fp16_row(edges.data(), out.data(), len, isa);
+      for (size_t i = 0; i < len; ++i) EXPECT_EQ(out[i], fp32_to_fp16(edges[i])) << isa_name(isa) << " value " << edges[i];
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Types, PrefillMatmul,
                          ::testing::Combine(::testing::Values(GgmlType::kF32, GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0,
                                                               GgmlType::kQ4_K, GgmlType::kQ6_K),

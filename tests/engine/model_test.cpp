@@ -471,6 +471,21 @@ TEST(Model, ACopiedPrefixContinuesExactlyAsTheOriginal) {
   // Clipped to what the source holds and to the destination's positions.
   Session c(**m, 4);
   EXPECT_EQ(c.copy_prefix(a, 100), 4);
+  // fp16 caches copy as fp16 caches; a cache of the other type is not taken.
+  Session h(**m, 16, nullptr, KvType::kF16), h2(**m, 12, nullptr, KvType::kF16);
+  ASSERT_TRUE(h.prefill(toks.data(), 6, 0).ok());
+  auto half_want = h.forward(toks[6], 6);
+  ASSERT_TRUE(half_want.ok());
+  std::vector<float> half_expected(*half_want, *half_want + (*m)->config().vocab_size);
+  EXPECT_NE(half_expected, expected);
+  EXPECT_EQ(h2.copy_prefix(h, 6), 6);
+  auto half_got = h2.forward(toks[6], 6);
+  ASSERT_TRUE(half_got.ok());
+  EXPECT_EQ(std::vector<float>(*half_got, *half_got + (*m)->config().vocab_size), half_expected);
+  Session other(**m, 12);
+  EXPECT_EQ(other.copy_prefix(h, 6), 0);
+  EXPECT_EQ(other.length(), 0);
+  EXPECT_EQ(h2.copy_prefix(a, 6), 0);
 }
 
 TEST(Model, UnsupportedArchitectureAndMissingTensorsAreNamed) {

@@ -421,6 +421,26 @@ TEST(Serving, DeviceChoiceFallsBackOnlyWhenAllowedAndSaysWhy) {
   EXPECT_NE(fallback.log().find("'stories260K' runs on the CPU: "), std::string::npos) << fallback.log();
 }
 
+// serving.kv-cache-type: fp16 by default (as llama.cpp), fp32 on request; both give llama2.c's
+// greedy text, and a type the engine does not have stops the stage saying which it has.
+TEST(Serving, KvCacheTypeIsConfiguredAndBothTypesGiveTheReferences) {
+  REQUIRE_STORIES();
+  const std::string ref = read_text(shared("models/stories260K/reference_greedy.txt"));
+  auto prompt = ints_after(ref, "PROMPT ids: ");
+  auto case1 = ints_after(ref, "B generated (60): ");
+  for (const std::string type : {"", "f16", "f32"}) {
+    DaemonProcess d({}, gguf_config(type.empty() ? "" : "kv-cache-type = " + type + "\n"));
+    ASSERT_TRUE(d.start()) << d.log();
+    EXPECT_EQ(served_model(d)["kv_cache_type"], type.empty() ? "f16" : type);
+    auto r = complete(d, {{"prompt", prompt}, {"max_tokens", 60}, {"temperature", 0}});
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.json()["choices"][0]["text"].get<std::string>(), detokenize(d, case1)) << type;
+  }
+  DaemonProcess bad({}, gguf_config("kv-cache-type = q4_0\n"));
+  ASSERT_TRUE(bad.start()) << bad.log();
+  EXPECT_NE(bad.log().find("serving.kv-cache-type: KV cache type 'q4_0': use f16 or f32"), std::string::npos) << bad.log();
+}
+
 TEST(Serving, EmbeddingsAreNormalisedAndDeterministic) {
   REQUIRE_STORIES();
   DaemonProcess d({}, gguf_config());
