@@ -1,6 +1,5 @@
 #include "model/model.h"
 
-#include <sys/mman.h>
 
 #include <algorithm>
 #include <cmath>
@@ -11,6 +10,7 @@
 #include "kernels/matmul.h"
 #include "kernels/thread_pool.h"
 #include "model/batch_check.h"
+#include "model/present_memory.h"
 
 namespace llmops::engine {
 
@@ -129,33 +129,9 @@ Session::Session(const Model& model, int max_positions, ThreadPool* pool, KvType
       key_cache_(kv_cache_bytes(model.config(), max_positions, kv) / 2),
       value_cache_(kv_cache_bytes(model.config(), max_positions, kv) / 2) {}
 
-// Under AddressSanitizer the caches stay on the heap, where it sees reads and writes past them.
-#if defined(__SANITIZE_ADDRESS__)
-#define LLMOPS_KV_ON_HEAP 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define LLMOPS_KV_ON_HEAP 1
-#endif
-#endif
+Session::KvCache::KvCache(size_t bytes) : data_(static_cast<uint8_t*>(map_present(std::max<size_t>(4, bytes)))), bytes_(std::max<size_t>(4, bytes)) {}
 
-Session::KvCache::KvCache(size_t bytes) : bytes_(std::max<size_t>(4, bytes)) {
-#ifdef LLMOPS_KV_ON_HEAP
-  data_ = new uint8_t[bytes_];
-#else
-  const int populate = bytes_ <= kPopulateBytes ? MAP_POPULATE : 0;
-  void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | populate, -1, 0);
-  if (p == MAP_FAILED) throw std::bad_alloc();
-  data_ = static_cast<uint8_t*>(p);
-#endif
-}
-
-Session::KvCache::~KvCache() {
-#ifdef LLMOPS_KV_ON_HEAP
-  delete[] data_;
-#else
-  munmap(data_, bytes_);
-#endif
-}
+Session::KvCache::~KvCache() { unmap_present(data_, bytes_); }
 
 Session::~Session() = default;
 
@@ -286,10 +262,24 @@ void Runner::project(const WeightView& w, const float* bias, const float* x, int
 }
 
 // RMSNorm (Llama) or LayerNorm with bias (GPT-2) of t rows of n values.
+// fn(begin, end) over rows [0, t) of width floats each, across the pool when there is enough
+// work to pay for waking it (a prompt's chunk, a batch of many sequences), else on this thread.
+void Runner::rows(int t, size_t width, const std::function<void(size_t, size_t)>& fn) const {
+  if (t >= 2 && static_cast<size_t>(t) * width >= 16384) {
+    parallel_for(pool_, static_cast<size_t>(t), fn);
+  } else {
+    fn(0, static_cast<size_t>(t));
+  }
+}
+
 void Runner::norm(const float* w, const float* b, const float* x, float* out, int t, int n) const {
+  rows(t, static_cast<size_t>(n), [&](size_t begin, size_t end) { norm_rows(w, b, x, out, static_cast<int>(begin), static_cast<int>(end), n); });
+}
+
+void Runner::norm_rows(const float* w, const float* b, const float* x, float* out, int begin, int end, int n) const {
   const float eps = m_.config().norm_eps;
   const bool layer_norm = m_.config().arch == Arch::kGpt2;
-  for (int i = 0; i < t; ++i) {
+  for (int i = begin; i < end; ++i) {
     const float* xi = x + static_cast<size_t>(i) * n;
     float* oi = out + static_cast<size_t>(i) * n;
     float mean = 0.0f;
@@ -404,56 +394,67 @@ void Runner::run_chunk(const BatchToken* batch, int t, float* out, Output output
 
   const WeightView& e = m_.token_embedding();
   const WeightView& pe = m_.position_embedding();
-  for (size_t i = 0; i < T; ++i) {
-    dequantize_row(e.type, e.row(static_cast<uint64_t>(batch[i].token)), x_.data() + i * dim, dim);
-    if (pe.data != nullptr) {
-      // GPT-2's learned positions (positions past the table were refused at load by seq_len).
-      dequantize_row(pe.type, pe.row(static_cast<uint64_t>(batch[i].pos)), xb2_.data(), dim);
-      for (size_t j = 0; j < dim; ++j) x_[i * dim + j] += xb2_[j];
+  rows(t, dim, [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      dequantize_row(e.type, e.row(static_cast<uint64_t>(batch[i].token)), x_.data() + i * dim, dim);
+      if (pe.data != nullptr) {
+        // GPT-2's learned positions (positions past the table were refused at load by seq_len).
+        float* p = xb2_.data() + i * dim;
+        dequantize_row(pe.type, pe.row(static_cast<uint64_t>(batch[i].pos)), p, dim);
+        for (size_t j = 0; j < dim; ++j) x_[i * dim + j] += p[j];
+      }
     }
-  }
+  });
+  // x += y over every row (the residual connections).
+  auto add_rows = [&](const float* y) {
+    rows(t, dim, [&](size_t begin, size_t end) {
+      for (size_t j = begin * dim; j < end * dim; ++j) x_[j] += y[j];
+    });
+  };
   for (int l = 0; l < c.n_layers; ++l) {
     const Layer& L = m_.layers()[static_cast<size_t>(l)];
     norm(L.attn_norm, L.attn_norm_b, x_.data(), xb_.data(), t, c.dim);
     project(L.wq, L.bq, xb_.data(), t, q_.data());
     project(L.wk, L.bk, xb_.data(), t, k_.data());
     project(L.wv, L.bv, xb_.data(), t, v_.data());
-    for (size_t i = 0; i < T; ++i) {
-      const int pos = batch[i].pos;
-      if (c.rope != RopeLayout::kNone) {
-        rope(q_.data() + i * q_dim, c.n_heads, pos);
-        rope(k_.data() + i * kv_dim, c.n_kv_heads, pos);
-      }
-      const Session& s = *batch[i].session;
-      const size_t hd = static_cast<size_t>(c.head_dim);
-      for (int h = 0; h < c.n_kv_heads; ++h) {
-        const size_t at = i * kv_dim + static_cast<size_t>(h) * hd;
-        if (s.kv_type() == KvType::kF16) {
-          fp32_to_fp16_row(k_.data() + at, reinterpret_cast<uint16_t*>(s.key(l, h, pos)), hd, isa_);
-          fp32_to_fp16_row(v_.data() + at, reinterpret_cast<uint16_t*>(s.value(l, h, pos)), hd, isa_);
-        } else {
-          std::memcpy(s.key(l, h, pos), k_.data() + at, hd * sizeof(float));
-          std::memcpy(s.value(l, h, pos), v_.data() + at, hd * sizeof(float));
+    rows(t, q_dim + 2 * kv_dim, [&](size_t begin, size_t end) {
+      for (size_t i = begin; i < end; ++i) {
+        const int pos = batch[i].pos;
+        if (c.rope != RopeLayout::kNone) {
+          rope(q_.data() + i * q_dim, c.n_heads, pos);
+          rope(k_.data() + i * kv_dim, c.n_kv_heads, pos);
+        }
+        const Session& s = *batch[i].session;
+        const size_t hd = static_cast<size_t>(c.head_dim);
+        for (int h = 0; h < c.n_kv_heads; ++h) {
+          const size_t at = i * kv_dim + static_cast<size_t>(h) * hd;
+          if (s.kv_type() == KvType::kF16) {
+            fp32_to_fp16_row(k_.data() + at, reinterpret_cast<uint16_t*>(s.key(l, h, pos)), hd, isa_);
+            fp32_to_fp16_row(v_.data() + at, reinterpret_cast<uint16_t*>(s.value(l, h, pos)), hd, isa_);
+          } else {
+            std::memcpy(s.key(l, h, pos), k_.data() + at, hd * sizeof(float));
+            std::memcpy(s.value(l, h, pos), v_.data() + at, hd * sizeof(float));
+          }
         }
       }
-    }
+    });
     // Every row's keys and values of this layer are cached now, so rows of one sequence see
     // each other causally.
     attention(batch, t, l, q_.data(), att_.data());
     project(L.wo, L.bo, att_.data(), t, xb2_.data());
-    for (size_t j = 0; j < T * dim; ++j) x_[j] += xb2_[j];
+    add_rows(xb2_.data());
 
     norm(L.ffn_norm, L.ffn_norm_b, x_.data(), xb_.data(), t, c.dim);
     if (L.w_gate.data != nullptr) {
       project(L.w_gate, nullptr, xb_.data(), t, hb_.data());
       project(L.w_up, L.b_up, xb_.data(), t, hb2_.data());
-      silu_mul(hb_.data(), hb2_.data(), T * hidden);
+      rows(t, hidden, [&](size_t begin, size_t end) { silu_mul(hb_.data() + begin * hidden, hb2_.data() + begin * hidden, (end - begin) * hidden); });
     } else {
       project(L.w_up, L.b_up, xb_.data(), t, hb_.data());
-      gelu(hb_.data(), T * hidden);
+      rows(t, hidden, [&](size_t begin, size_t end) { gelu(hb_.data() + begin * hidden, (end - begin) * hidden); });
     }
     project(L.w_down, L.b_down, hb_.data(), t, xb2_.data());
-    for (size_t j = 0; j < T * dim; ++j) x_[j] += xb2_[j];
+    add_rows(xb2_.data());
   }
 
   // The classifier runs only over the rows whose logits are wanted.

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -23,6 +24,7 @@
 #include "formats/gguf.h"
 #include "formats/mapped_file.h"
 #include "kernels/matvec.h"
+#include "model/present_memory.h"
 #include "status.h"
 
 namespace llmops::engine {
@@ -205,13 +207,11 @@ class Session {
   KvType kv_type_;
   size_t kv_bytes_;  // per element
   ThreadPool* pool_;
-  // A cache mapped on its own. Up to kPopulateBytes its pages are made present in the one call
-  // that maps them: faulted one at a time as decode reaches new positions, they cost a third of
-  // a 16-sequence decode step on a 2-vCPU VM (bench_batch). Larger ones fault as they fill.
-  // Nothing reads a position before it is written.
+  // A cache mapped on its own and made present (model/present_memory.h): faulted one page at a
+  // time as decode reaches new positions, its pages cost a third of a 16-sequence decode step on
+  // a 2-vCPU VM (bench_batch). Nothing reads a position before it is written.
   class KvCache {
    public:
-    static constexpr size_t kPopulateBytes = size_t{64} << 20;
     explicit KvCache(size_t bytes);  // std::bad_alloc when the memory is not there
     ~KvCache();
     KvCache(const KvCache&) = delete;
@@ -257,7 +257,9 @@ class Runner {
   Status check(const BatchToken* batch, size_t n) const;
   void run_chunk(const BatchToken* batch, int t, float* out, Output output);
   void project(const WeightView& w, const float* bias, const float* x, int t, float* y);
+  void rows(int t, size_t width, const std::function<void(size_t, size_t)>& fn) const;
   void norm(const float* w, const float* b, const float* x, float* out, int t, int n) const;
+  void norm_rows(const float* w, const float* b, const float* x, float* out, int begin, int end, int n) const;
   void rope(float* vec, int n_heads, int pos) const;
   void attention(const BatchToken* batch, int t, int layer, const float* q, float* out);
 
@@ -267,7 +269,11 @@ class Runner {
   KernelIsa isa_;
   unsigned vector_forms_ = 0;  // the quantised forms of activations the weights read
   PreparedVector pv_;
-  std::vector<float> x_, xb_, xb2_, q_, k_, v_, att_, hb_, hb2_, tile_, logits_, rows_;
+  // Activations, made present when they grow (model/present_memory.h): a prompt's first chunk
+  // writes megabytes of them, a page fault per 4 KiB otherwise.
+  using Buffer = std::vector<float, PresentAllocator<float>>;
+  Buffer x_, xb_, xb2_, q_, k_, v_, att_, hb_, hb2_, logits_, rows_;
+  std::vector<float> tile_;  // the products' scratch (kernels/matmul.h takes a std::vector)
 };
 
 }  // namespace llmops::engine
