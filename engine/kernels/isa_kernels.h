@@ -66,11 +66,12 @@ struct QuantizedActivations {
   // Q4_K: the sums of each 32, Q6_K: of each 16, as int16 pairs (two consecutive sums).
   int32_t* sum_pairs;  // tiles × pairs per row × kTokenTile
 };
-// Quantises the T rows of x (t × cols) into the layout above, into the buffers out points at (of
-// the sizes above; offset or sum_pairs as the type needs; t and cols already set), and
-// using rows (kTokenTile × cols bytes) and row_scales (kTokenTile × cols / 32) as scratch.
-void quantize_activations_avx512(GgmlType type, const float* x, uint64_t t, uint64_t cols, int8_t* rows, float* row_scales,
-                                 const QuantizedActivations& out);
+// Quantises tiles [tile_begin, tile_end) of the T rows of x (t × cols) into the layout above,
+// into the buffers out points at (of the sizes above; offset or sum_pairs as the type needs; t
+// and cols already set), using rows (kTokenTile × cols bytes) and row_scales (kTokenTile × cols
+// / 32) as scratch. Tiles are independent: threads may quantise different ones at once.
+void quantize_activations_avx512(GgmlType type, const float* x, uint64_t t, uint64_t cols, uint64_t tile_begin, uint64_t tile_end,
+                                 int8_t* rows, float* row_scales, const QuantizedActivations& out);
 // Bytes of the scratch a thread needs for one panel of 16 rows of `cols` columns.
 uint64_t int8_panel_bytes(GgmlType type, uint64_t cols);
 // Y[t][r] for r in [row_begin, row_end) (a multiple of 16 apart from the last range), rows

@@ -14,8 +14,9 @@ namespace {
 
 #if defined(__x86_64__)
 // The T rows of x quantised into the tiled layout of QuantizedActivations, in buffers carved out
-// of the caller's scratch (64-byte aligned pieces).
-QuantizedActivations quantize_activations(GgmlType type, const float* x, uint64_t t, uint64_t cols, std::vector<float>* scratch) {
+// of the caller's scratch (64-byte aligned pieces), tiles of tokens across the pool.
+QuantizedActivations quantize_activations(GgmlType type, const float* x, uint64_t t, uint64_t cols, std::vector<float>* scratch,
+                                          ThreadPool* pool) {
   const bool k_type = type == GgmlType::kQ4_K || type == GgmlType::kQ6_K;
   const uint64_t block = k_type ? 256 : 32, blocks = cols / block;
   const uint64_t sum_width = type == GgmlType::kQ6_K ? 16 : 32, pairs = k_type ? cols / sum_width / 2 : 0;
@@ -23,9 +24,9 @@ QuantizedActivations quantize_activations(GgmlType type, const float* x, uint64_
   auto round64 = [](uint64_t b) { return (b + 63) / 64 * 64; };
   const uint64_t q_bytes = round64(slots * cols), scale_bytes = round64(slots * blocks * 4);
   const uint64_t offset_bytes = k_type ? 0 : round64(slots * (cols / 32) * 4), pair_bytes = round64(slots * pairs * 4);
-  // A tile of tokens before interleaving: values and scales.
-  const uint64_t rows_bytes = round64(kTokenTile * cols) + round64(kTokenTile * (cols / 32) * 4);
-  const uint64_t total = q_bytes + scale_bytes + offset_bytes + pair_bytes + rows_bytes;
+  // Each tile of tokens before interleaving: values and scales.
+  const uint64_t tile_bytes = round64(kTokenTile * cols) + round64(kTokenTile * (cols / 32) * 4);
+  const uint64_t total = q_bytes + scale_bytes + offset_bytes + pair_bytes + tiles * tile_bytes;
   scratch->resize((total + 64) / sizeof(float));
   auto* base = reinterpret_cast<uint8_t*>(scratch->data());
   base += (64 - reinterpret_cast<uintptr_t>(base) % 64) % 64;
@@ -33,16 +34,22 @@ QuantizedActivations quantize_activations(GgmlType type, const float* x, uint64_
   auto* scale = reinterpret_cast<float*>(base + q_bytes);
   auto* offset = reinterpret_cast<int32_t*>(base + q_bytes + scale_bytes);
   auto* sum_pairs = reinterpret_cast<int32_t*>(base + q_bytes + scale_bytes + offset_bytes);
-  auto* rows = reinterpret_cast<int8_t*>(base + q_bytes + scale_bytes + offset_bytes + pair_bytes);
-  auto* row_scales = reinterpret_cast<float*>(rows + round64(kTokenTile * cols));
+  uint8_t* tile_scratch = base + q_bytes + scale_bytes + offset_bytes + pair_bytes;
   const QuantizedActivations out{t, cols, q, scale, k_type ? nullptr : offset, k_type ? sum_pairs : nullptr};
-  quantize_activations_avx512(type, x, t, cols, rows, row_scales, out);
+  auto run = [&](size_t begin, size_t end) {
+    auto* rows = reinterpret_cast<int8_t*>(tile_scratch + begin * tile_bytes);
+    auto* row_scales = reinterpret_cast<float*>(rows + round64(kTokenTile * cols));
+    quantize_activations_avx512(type, x, t, cols, begin, end, rows, row_scales, out);
+  };
+  // Worth waking the pool for a prompt's chunk, not for a few tokens.
+  if (tiles >= 2 && t * cols >= 32768) parallel_for(pool, tiles, run);
+  else run(0, tiles);
   return out;
 }
 
 void matmul_int8(GgmlType type, const uint8_t* w, uint64_t rows, uint64_t row_bytes, uint64_t cols, const float* x, uint64_t t, float* y,
                  std::vector<float>* scratch, ThreadPool* pool, const uint8_t* packed) {
-  const QuantizedActivations acts = quantize_activations(type, x, t, cols, scratch);
+  const QuantizedActivations acts = quantize_activations(type, x, t, cols, scratch, pool);
   const uint64_t panels = (rows + 15) / 16;
   auto run = [&](size_t begin, size_t end) {
     if (packed != nullptr) {

@@ -325,8 +325,8 @@ inline void transpose_8x8(__m256i* r) {
 
 }  // namespace
 
-void quantize_activations_avx512(GgmlType type, const float* x, uint64_t t, uint64_t cols, int8_t* rows, float* row_scales,
-                                 const QuantizedActivations& out) {
+void quantize_activations_avx512(GgmlType type, const float* x, uint64_t t, uint64_t cols, uint64_t tile_begin, uint64_t tile_end,
+                                 int8_t* rows, float* row_scales, const QuantizedActivations& out) {
   const bool k_type = type == GgmlType::kQ4_K || type == GgmlType::kQ6_K;
   const uint64_t block = k_type ? 256 : 32, blocks = cols / block, chunks = cols / 32;
   const uint64_t pairs_per_super = type == GgmlType::kQ6_K ? 8 : 4;
@@ -335,7 +335,8 @@ void quantize_activations_avx512(GgmlType type, const float* x, uint64_t t, uint
   int32_t* offset = out.offset;
   int32_t* sum_pairs = out.sum_pairs;
   const __m256i ones = _mm256_set1_epi8(1);
-  for (uint64_t t0 = 0, tile = 0; t0 < t; t0 += kTokenTile, ++tile) {
+  for (uint64_t tile = tile_begin; tile < tile_end; ++tile) {
+    const uint64_t t0 = tile * kTokenTile;
     const uint64_t nt = t - t0 < kTokenTile ? t - t0 : kTokenTile;
     for (uint64_t i = 0; i < nt; ++i) quantize_q8_avx512(x + (t0 + i) * cols, cols, block, !k_type, rows + i * cols, row_scales + i * blocks);
     for (uint64_t b = 0; b < blocks; ++b) {
