@@ -79,6 +79,8 @@ class GgufFile {
   Result<std::vector<int64_t>> get_ints(std::string_view key) const;
   uint64_t get_uint_or(std::string_view key, uint64_t fallback) const;
   double get_float_or(std::string_view key, double fallback) const;
+  // The mapping open() made (null for parse()).
+  const MappedFile* mapped_file() const { return file_.get(); }
 
  private:
   GgufFile() = default;

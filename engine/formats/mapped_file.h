@@ -22,6 +22,9 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // Drops this process's copies of the whole pages within [p, p + n) (a part of this mapping no
+  // longer read: they come back from the file if it is); false when the range is not in it.
+  bool release(const uint8_t* p, size_t n) const;
 
  private:
   MappedFile() = default;

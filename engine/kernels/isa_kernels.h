@@ -78,11 +78,18 @@ uint64_t int8_panel_bytes(GgmlType type, uint64_t cols);
 // row_bytes apart; y has `rows` floats per token. panel: int8_panel_bytes() of scratch.
 void matmul_int8_avx512(GgmlType type, const uint8_t* w, uint64_t row_begin, uint64_t row_end, uint64_t rows,
                         uint64_t row_bytes, const QuantizedActivations& x, float* y, uint8_t* panel);
-// Repacks rows [row_begin, row_end) (panel-aligned) into `packed`, int8_panel_bytes(type, cols)
+// Repacks rows [row_begin, row_end) (panel-aligned) into `packed`, packed_panel_bytes(type, cols)
 // per 16 rows (the last panel zero-padded), so matmul_int8_packed_avx512 reads panels straight.
 void pack_int8_avx512(GgmlType type, const uint8_t* w, uint64_t row_begin, uint64_t row_end, uint64_t row_bytes, uint64_t cols,
                       uint8_t* packed);
 void matmul_int8_packed_avx512(GgmlType type, const uint8_t* packed, uint64_t row_begin, uint64_t row_end, uint64_t rows,
                                const QuantizedActivations& x, float* y);
+// Bytes of one packed panel of 16 rows (Q4_0: four-bit, no larger than its rows; the others as
+// int8_panel_bytes).
+uint64_t packed_panel_bytes(GgmlType type, uint64_t cols);
+// y[r] for rows [row_begin, row_end) (panel-aligned) of packed Q4_0 panels, one token in the
+// decode path's Q8_0 form (x.q8, q8_scale, q8_sum).
+void gemv_packed_avx512(GgmlType type, const uint8_t* packed, uint64_t row_begin, uint64_t row_end, uint64_t cols, const VectorView& x,
+                        float* y);
 
 }  // namespace llmops::engine

@@ -68,7 +68,7 @@ void matmul_int8(GgmlType type, const uint8_t* w, uint64_t rows, uint64_t row_by
 
 uint64_t int8_packed_bytes(GgmlType type, uint64_t rows, uint64_t cols, KernelIsa isa) {
 #if defined(__x86_64__)
-  if (matmul_uses_int8(type, isa)) return (rows + 15) / 16 * int8_panel_bytes(type, cols);
+  if (matmul_uses_int8(type, isa)) return (rows + 15) / 16 * packed_panel_bytes(type, cols);
 #endif
   (void)type, (void)rows, (void)cols, (void)isa;
   return 0;
@@ -84,6 +84,22 @@ void pack_int8_weights(GgmlType type, const uint8_t* w, uint64_t rows, uint64_t 
   parallel_for(pool, panels, run);
 #else
   (void)type, (void)w, (void)rows, (void)row_bytes, (void)cols, (void)packed, (void)pool;
+#endif
+}
+
+bool packed_serves_decode(GgmlType type, KernelIsa isa) { return type == GgmlType::kQ4_0 && matmul_uses_int8(type, isa); }
+
+void matvec_packed_rows(GgmlType type, const uint8_t* packed, uint64_t rows, uint64_t cols, const PreparedVector& x, float* y,
+                        ThreadPool* pool) {
+#if defined(__x86_64__)
+  const VectorView view = view_of(x);
+  const uint64_t panels = (rows + 15) / 16;
+  auto run = [&](size_t begin, size_t end) { gemv_packed_avx512(type, packed, begin * 16, std::min<uint64_t>(end * 16, rows), cols, view, y); };
+  // As matvec_rows: small products are not worth waking the workers for.
+  if (pool == nullptr || pool->size() == 1 || rows * cols < (1u << 15)) run(0, panels);
+  else pool->parallel_for(panels, run);
+#else
+  (void)type, (void)packed, (void)rows, (void)cols, (void)x, (void)y, (void)pool;
 #endif
 }
 

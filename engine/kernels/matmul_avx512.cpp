@@ -17,6 +17,12 @@
 //     32·Σ_group scale·Σx (vpdpwssd), then d.
 // The same integer sums as the decode kernels on the same quantised activations, so a prefill
 // logit differs from a decoded one by float summation order only.
+//
+// Panels packed once (pack_int8_avx512) take the same layout, except Q4_0's, which stays at four
+// bits so its panels are no larger than its rows: per block, 4 lines of 64 bytes, line j holding
+// bytes 4j..4j+3 of each row's 16 packed bytes (elements 4j.. in the low nibbles, 16 + 4j.. in the
+// high ones), then the 16 rows' fp16 scales. Both decode (one token: gemv_packed_avx512) and
+// prefill read those, with the weights taken as nibble q and the activation's −8·Σx per block.
 #if defined(__x86_64__)
 #include "kernels/immintrin_quiet.h"
 
@@ -52,6 +58,7 @@ struct KLayout {
 constexpr KLayout kLayoutQ4K{8, 8, 4096, 4096 + 512, 4096 + 512 + 256, 4096 + 512 + 256 + 64, 4096 + 512 + 256 + 128};
 constexpr KLayout kLayoutQ6K{16, 4, 4096, 4096 + 1024, 4096 + 1024 + 512, 4096 + 1024 + 512 + 64, 4096 + 1024 + 512 + 128};
 constexpr uint64_t kQ8Stride = 512 + 64;
+constexpr uint64_t kQ4NibbleStride = 256 + 32;
 
 // One block of 32 elements of 16 rows (rows[r]: row r's 32 unsigned bytes) into its 8 lines:
 // a 16 × 8 transpose of 4-byte groups, rows r and r + 8 sharing a register.
@@ -106,6 +113,22 @@ void repack_q8_0(const uint8_t* w, uint64_t r0, uint64_t n, uint64_t row_bytes, 
     }
     transpose_block(rows, pb);
     std::memcpy(pb + 512, scales, sizeof scales);
+  }
+}
+
+// Rows [r0, r0 + n) of Q4_0 into the four-bit panel (missing rows: zero nibbles and scales).
+void repack_q4_0_nibbles(const uint8_t* w, uint64_t r0, uint64_t n, uint64_t row_bytes, uint64_t blocks, uint8_t* panel) {
+  for (uint64_t b = 0; b < blocks; ++b) {
+    uint8_t* pb = panel + b * kQ4NibbleStride;
+    for (uint64_t r = 0; r < kPanelRows; ++r) {
+      const uint8_t* blk = w + (r0 + r) * row_bytes + b * 18;
+      for (uint64_t j = 0; j < 4; ++j) {
+        if (r < n) std::memcpy(pb + 64 * j + 4 * r, blk + 2 + 4 * j, 4);
+        else std::memset(pb + 64 * j + 4 * r, 0, 4);
+      }
+      if (r < n) std::memcpy(pb + 256 + 2 * r, blk, 2);
+      else std::memset(pb + 256 + 2 * r, 0, 2);
+    }
   }
 }
 
@@ -226,6 +249,74 @@ void tile_q8(const uint8_t* panel, const QuantizedActivations& x, uint64_t tile,
   for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(y + t * y_stride, rows_mask, acc[t]);
 }
 
+// Tokens [0, NT) of one tile against one four-bit Q4_0 panel: the same sums as tile_q8 on the
+// expanded panel (Σ(q − 8)·x, here Σq·x − 8·Σx), so the same outputs to the bit.
+template <int NT>
+void tile_q4n(const uint8_t* panel, const QuantizedActivations& x, uint64_t tile, float* y, uint64_t y_stride, __mmask16 rows_mask) {
+  const uint64_t blocks = x.cols / 32;
+  const int8_t* xq = x.q + tile * x.cols * kTokenTile;
+  const float* xs = x.scale + tile * blocks * kTokenTile;
+  const int32_t* xo = x.offset + tile * blocks * kTokenTile;
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  __m512 acc[NT];
+#pragma GCC unroll 16
+  for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+  for (uint64_t b = 0; b < blocks; ++b, xq += 8 * 4 * kTile, xs += kTile, xo += kTile) {
+    const uint8_t* pb = panel + b * kQ4NibbleStride;
+    __m512i dot[NT];
+#pragma GCC unroll 16
+    for (int t = 0; t < NT; ++t) dot[t] = _mm512_srai_epi32(_mm512_set1_epi32(xo[t]), 4);  // −128·Σx → −8·Σx, exact
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      const __m512i both = _mm512_loadu_si512(pb + 64 * j);
+      const __m512i lines[2] = {_mm512_and_si512(both, low4), _mm512_and_si512(_mm512_srli_epi16(both, 4), low4)};
+#pragma GCC unroll 2
+      for (int h = 0; h < 2; ++h) {
+        const int k = j + 4 * h;
+#pragma GCC unroll 16
+        for (int t = 0; t < NT; ++t) {
+          int32_t v;
+          std::memcpy(&v, xq + 4 * (kTile * k + t), 4);
+          dot[t] = _mm512_dpbusd_epi32(dot[t], lines[h], _mm512_set1_epi32(v));
+        }
+      }
+    }
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pb + 256)));
+#pragma GCC unroll 16
+    for (int t = 0; t < NT; ++t) acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[t]), _mm512_mul_ps(dw, _mm512_set1_ps(xs[t])), acc[t]);
+  }
+#pragma GCC unroll 16
+  for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(y + t * y_stride, rows_mask, acc[t]);
+}
+
+// One token (decode) against one four-bit Q4_0 panel, from the decode path's own quantised vector
+// (Q8_0 blocks, element c at q8[c]): the sums and the float steps of tile_q4n for one token, so a
+// sequence decoded alone gets the bits it gets in a batch. The eight dpbusd of a block go to four
+// partial sums, not one chain.
+void gemv_q4n(const uint8_t* panel, const VectorView& x, float* y, __mmask16 rows_mask) {
+  const uint64_t blocks = x.n / 32;
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  __m512 acc = _mm512_setzero_ps();
+  for (uint64_t b = 0; b < blocks; ++b) {
+    const uint8_t* pb = panel + b * kQ4NibbleStride;
+    const int8_t* xb = x.q8 + 32 * b;
+    __m512i dot[4] = {_mm512_set1_epi32(-8 * x.q8_sum[b]), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      const __m512i both = _mm512_loadu_si512(pb + 64 * j);
+      int32_t lo, hi;
+      std::memcpy(&lo, xb + 4 * j, 4);
+      std::memcpy(&hi, xb + 16 + 4 * j, 4);
+      dot[j] = _mm512_dpbusd_epi32(dot[j], _mm512_and_si512(both, low4), _mm512_set1_epi32(lo));
+      dot[j] = _mm512_dpbusd_epi32(dot[j], _mm512_and_si512(_mm512_srli_epi16(both, 4), low4), _mm512_set1_epi32(hi));
+    }
+    const __m512i sum = _mm512_add_epi32(_mm512_add_epi32(dot[0], dot[1]), _mm512_add_epi32(dot[2], dot[3]));
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pb + 256)));
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(dw, _mm512_set1_ps(x.q8_scale[b])), acc);
+  }
+  _mm512_mask_storeu_ps(y, rows_mask, acc);
+}
+
 // Tokens [0, NT) of one tile against one panel of Q4_K (kQ6 false) or Q6_K rows.
 template <int NT, bool kQ6>
 void tile_k(const uint8_t* panel, const QuantizedActivations& x, uint64_t tile, float* y, uint64_t y_stride, __mmask16 rows_mask) {
@@ -292,6 +383,11 @@ using TileFn = void (*)(const uint8_t*, const QuantizedActivations&, uint64_t, f
 template <int... N>
 constexpr TileFn q8_tile(int nt, std::integer_sequence<int, N...>) {
   TileFn fns[] = {&tile_q8<N + 1>...};
+  return fns[nt - 1];
+}
+template <int... N>
+constexpr TileFn q4n_tile(int nt, std::integer_sequence<int, N...>) {
+  TileFn fns[] = {&tile_q4n<N + 1>...};
   return fns[nt - 1];
 }
 template <bool kQ6, int... N>
@@ -403,14 +499,18 @@ void repack_panel(GgmlType type, const uint8_t* w, uint64_t r0, uint64_t n, uint
 }
 
 // Every token tile of x against one panel of n rows starting at r0.
-void panel_tiles(GgmlType type, const uint8_t* panel, uint64_t r0, uint64_t n, uint64_t rows, const QuantizedActivations& x, float* y) {
+// nibbles: a packed four-bit Q4_0 panel (else the expanded layout).
+void panel_tiles(GgmlType type, const uint8_t* panel, uint64_t r0, uint64_t n, uint64_t rows, const QuantizedActivations& x, float* y,
+                 bool nibbles = false) {
   const __mmask16 mask = static_cast<__mmask16>((1u << n) - 1u);
   for (uint64_t t0 = 0, tile = 0; t0 < x.t; t0 += kTokenTile, ++tile) {
     const int nt = x.t - t0 < kTokenTile ? static_cast<int>(x.t - t0) : kTile;
     TileFn fn = nullptr;
     switch (type) {
-      case GgmlType::kQ8_0:
-      case GgmlType::kQ4_0: fn = q8_tile(nt, std::make_integer_sequence<int, kTile>{}); break;
+      case GgmlType::kQ8_0: fn = q8_tile(nt, std::make_integer_sequence<int, kTile>{}); break;
+      case GgmlType::kQ4_0:
+        fn = nibbles ? q4n_tile(nt, std::make_integer_sequence<int, kTile>{}) : q8_tile(nt, std::make_integer_sequence<int, kTile>{});
+        break;
       case GgmlType::kQ4_K: fn = k_tile<false>(nt, std::make_integer_sequence<int, kTile>{}); break;
       default: fn = k_tile<true>(nt, std::make_integer_sequence<int, kTile>{}); break;
     }
@@ -435,24 +535,40 @@ void matmul_int8_avx512(GgmlType type, const uint8_t* w, uint64_t row_begin, uin
   }
 }
 
+uint64_t packed_panel_bytes(GgmlType type, uint64_t cols) {
+  return type == GgmlType::kQ4_0 ? cols / 32 * kQ4NibbleStride : int8_panel_bytes(type, cols);
+}
+
 void pack_int8_avx512(GgmlType type, const uint8_t* w, uint64_t row_begin, uint64_t row_end, uint64_t row_bytes, uint64_t cols,
                       uint8_t* packed) {
-  const uint64_t bytes = int8_panel_bytes(type, cols);
+  const uint64_t bytes = packed_panel_bytes(type, cols);
   for (uint64_t r0 = row_begin; r0 < row_end; r0 += kPanelRows) {
     const uint64_t n = row_end - r0 < kPanelRows ? row_end - r0 : kPanelRows;
-    repack_panel(type, w, r0, n, row_bytes, cols, packed + r0 / kPanelRows * bytes);
+    uint8_t* panel = packed + r0 / kPanelRows * bytes;
+    if (type == GgmlType::kQ4_0) repack_q4_0_nibbles(w, r0, n, row_bytes, cols / 32, panel);
+    else repack_panel(type, w, r0, n, row_bytes, cols, panel);
   }
 }
 
 void matmul_int8_packed_avx512(GgmlType type, const uint8_t* packed, uint64_t row_begin, uint64_t row_end, uint64_t rows,
                                const QuantizedActivations& x, float* y) {
-  const uint64_t bytes = int8_panel_bytes(type, x.cols);
+  const uint64_t bytes = packed_panel_bytes(type, x.cols);
   for (uint64_t r0 = row_begin; r0 < row_end; r0 += kPanelRows) {
     const uint64_t n = row_end - r0 < kPanelRows ? row_end - r0 : kPanelRows;
     const uint8_t* panel = packed + r0 / kPanelRows * bytes;
     // Panels are contiguous: the hardware prefetchers stream them (software hints two panels on
     // measured slower at 16 tokens, 517-535 against 561-567 tok/s in paired serving runs).
-    panel_tiles(type, panel, r0, n, rows, x, y);
+    panel_tiles(type, panel, r0, n, rows, x, y, type == GgmlType::kQ4_0);
+  }
+}
+
+void gemv_packed_avx512(GgmlType type, const uint8_t* packed, uint64_t row_begin, uint64_t row_end, uint64_t cols, const VectorView& x,
+                        float* y) {
+  if (type != GgmlType::kQ4_0) return;
+  const uint64_t bytes = packed_panel_bytes(type, cols);
+  for (uint64_t r0 = row_begin; r0 < row_end; r0 += kPanelRows) {
+    const uint64_t n = row_end - r0 < kPanelRows ? row_end - r0 : kPanelRows;
+    gemv_q4n(packed + r0 / kPanelRows * bytes, x, y + r0, static_cast<__mmask16>((1u << n) - 1u));
   }
 }
 

@@ -78,7 +78,18 @@ uint64_t Model::weight_bytes() const {
   return total;
 }
 
-uint64_t Model::pack_for_batches(ThreadPool* pool) {
+uint64_t Model::pack_for_batches(ThreadPool* pool) { return pack(pool, true); }
+
+uint64_t Model::pack_for_decode(ThreadPool* pool) { return pack(pool, false); }
+
+void Model::release_rows(const WeightView& w) const {
+  if (gguf_ != nullptr && gguf_->mapped_file() != nullptr && gguf_->mapped_file()->release(w.data, w.bytes())) return;
+  for (const auto& f : files_) {
+    if (f->release(w.data, w.bytes())) return;
+  }
+}
+
+uint64_t Model::pack(ThreadPool* pool, bool every_type) {
   std::vector<WeightView*> views;
   for (auto& l : layers_) {
     for (WeightView* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) views.push_back(w);
@@ -87,6 +98,8 @@ uint64_t Model::pack_for_batches(ThreadPool* pool) {
   uint64_t added = 0;
   for (WeightView* w : views) {
     if (w->data == nullptr || w->packed != nullptr) continue;
+    const bool replaces = packed_serves_decode(w->type);
+    if (!every_type && !replaces) continue;
     const uint64_t bytes = int8_packed_bytes(w->type, w->rows, w->cols);
     if (bytes == 0) continue;
     void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
@@ -94,6 +107,8 @@ uint64_t Model::pack_for_batches(ThreadPool* pool) {
     packed_.emplace_back(static_cast<uint8_t*>(p), std::free);
     pack_int8_weights(w->type, w->data, w->rows, w->row_bytes, w->cols, packed_.back().get(), pool);
     w->packed = packed_.back().get();
+    // The embedding table, when it is the classifier too, still gives one row per token.
+    if (replaces && w->data != token_embd_.data) release_rows(*w);
     added += bytes;
   }
   packed_bytes_ += added;
@@ -247,7 +262,8 @@ Result<const float*> Runner::run(const BatchToken* batch, size_t n, Output outpu
 void Runner::project(const WeightView& w, const float* bias, const float* x, int t, float* y) {
   if (t == 1) {
     prepare_vector(x, w.cols, vector_forms_, &pv_);
-    matvec_rows(w.type, w.data, w.rows, w.row_bytes, pv_, y, pool_, isa_);
+    if (w.packed != nullptr && packed_serves_decode(w.type, isa_)) matvec_packed_rows(w.type, w.packed, w.rows, w.cols, pv_, y, pool_);
+    else matvec_rows(w.type, w.data, w.rows, w.row_bytes, pv_, y, pool_, isa_);
   } else {
     // Quantised weights take the integer GEMM on our pool where the CPU has it; otherwise tiles
     // are dequantised and OpenBLAS's own threads multiply.

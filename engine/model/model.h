@@ -119,9 +119,13 @@ class Model {
   // Repacks the quantised matrices once into the integer GEMM's panels (AVX-512 VNNI; a no-op
   // elsewhere or for other types), so products over a few tokens at a time (batched decode of
   // many sequences) stream them instead of repacking every call. Costs about the quantised
-  // weights' size again in memory; decode of one token still reads the original rows. Call
-  // before sharing the model. Returns the bytes added.
+  // weights' size again in memory, except for types whose panels also serve decode (Q4_0,
+  // kernels/matmul.h packed_serves_decode): their rows are no longer read, and their mapped
+  // pages are dropped (they come back from the file if the rows are read again: export, a GPU
+  // upload). Call before sharing the model. Returns the bytes of panels made.
   uint64_t pack_for_batches(ThreadPool* pool = nullptr);
+  // The same for those types alone: what a single sequence gains without the memory cost.
+  uint64_t pack_for_decode(ThreadPool* pool = nullptr);
   uint64_t packed_bytes() const { return packed_bytes_; }
 
  private:
@@ -130,6 +134,8 @@ class Model {
   // Computes rope_inv_freq_ from the config; `factors` (GGUF rope_freqs) divide each frequency.
   void init_rope(const float* factors);
   const float* keep(std::vector<float> v);
+  uint64_t pack(ThreadPool* pool, bool every_type);
+  void release_rows(const WeightView& w) const;  // drops a matrix's mapped pages (model/model.cpp)
 
   ModelConfig config_;
   std::vector<std::unique_ptr<MappedFile>> files_;

@@ -188,6 +188,8 @@ int main(int argc, char** argv) {
   if (static_cast<int>(ids.size()) > c.seq_len) return fail("the prompt is longer than the model's context of " + std::to_string(c.seq_len));
   ThreadPool pool(threads);
   blas_on_calling_threads();
+  // Q4_0 rows repacked once into the panels its decode and prefill kernels stream (no larger).
+  if (device == "cpu") model->pack_for_decode(&pool);
   // Runs n tokens from position `at` and returns the last one's logits, on the chosen device.
   std::function<Result<const float*>(const int32_t*, int, int)> run_tokens;
   std::unique_ptr<Session> session;

@@ -18,6 +18,7 @@
 #include "formats/gguf_writer.h"
 #include "formats/safetensors.h"
 #include "json.h"
+#include "kernels/matmul.h"
 #include "kernels/thread_pool.h"
 #include "model/export.h"
 #include "model/model.h"
@@ -449,6 +450,54 @@ TEST(Model, LoadFaultsInWhatDecodeReadsButNotTheEmbeddingTable) {
   const uint64_t resident = mapped_resident_bytes(std::filesystem::canonical(path).string());
   EXPECT_GE(resident, rest * 9 / 10) << "the weights a decode step reads were not faulted in";
   EXPECT_LT(resident, rest + embd / 4) << "the embedding table was faulted in whole";
+}
+
+// pack_for_decode: Q4_0 matrices decode from their panels, which take the rows' place in memory
+// (their mapped pages are dropped), and a decoded sequence gives what the rows gave, up to float
+// order, and what a batch of sequences gives it, to the bit.
+TEST(Model, Q4_0PanelsReplaceTheRowsForDecode) {
+  if (!packed_serves_decode(GgmlType::kQ4_0)) GTEST_SKIP() << "no AVX-512 VNNI here: Q4_0 decodes from its rows";
+  llmops::test::TempDir dir;
+  const std::string path = dir.file("m.gguf");
+  ASSERT_TRUE(write_synth_model(*find_synth_shape("llama-15M"), GgmlType::kQ4_0, 4, path).ok());
+  auto rows = Model::load(path), panels = Model::load(path);
+  ASSERT_TRUE(rows.ok() && panels.ok());
+  const std::string canonical = std::filesystem::canonical(path).string();
+  const uint64_t before = mapped_resident_bytes(canonical);
+  const uint64_t packed = (*panels)->pack_for_decode();
+  EXPECT_GT(packed, 0u);
+  EXPECT_EQ((*panels)->layers()[0].wq.packed != nullptr, true);
+  EXPECT_EQ((*panels)->layers()[0].wq.type, GgmlType::kQ4_0);
+  // Both models map the file: dropping one's pages of the packed matrices shows in the total.
+  EXPECT_LT(mapped_resident_bytes(canonical), before - packed / 2) << "the packed rows stayed resident";
+  ThreadPool pool(2);
+  const int vocab = (*rows)->config().vocab_size, dim = (*rows)->config().dim;
+  const std::vector<int32_t> toks = {1, 50, 300, 7, 1000};
+  Session a(**rows, 8, &pool), b(**panels, 8, &pool), c(**panels, 8, &pool), other(**panels, 8, &pool);
+  for (Session* s : {&a, &b, &c}) ASSERT_TRUE(s->prefill(toks.data(), 4, 0).ok());
+  ASSERT_TRUE(other.prefill(toks.data(), 2, 0).ok());
+  auto la = a.forward(toks[4], 4);
+  ASSERT_TRUE(la.ok());
+  const std::vector<float> from_rows(*la, *la + vocab);
+  auto lb = b.forward(toks[4], 4);
+  ASSERT_TRUE(lb.ok());
+  float largest = 0, worst = 0;
+  for (int i = 0; i < vocab; ++i) largest = std::max(largest, std::fabs(from_rows[i]));
+  for (int i = 0; i < vocab; ++i) worst = std::max(worst, std::fabs((*lb)[i] - from_rows[i]));
+  EXPECT_LT(worst, 1e-3f * largest);
+  // The same step alone and in a batch with another sequence: the same final hidden state (the
+  // classifier, Q6_K here, has a row kernel of its own for one token).
+  Runner r(**panels, &pool);
+  b.reset();
+  ASSERT_TRUE(b.prefill(toks.data(), 4, 0).ok());
+  const BatchToken one[] = {{&b, toks[4], 4, true}};
+  auto hb = r.run(one, 1, Runner::Output::kHidden);
+  ASSERT_TRUE(hb.ok());
+  const std::vector<float> alone(*hb, *hb + dim);
+  const BatchToken two[] = {{&c, toks[4], 4, true}, {&other, 9, 2, true}};
+  auto hc = r.run(two, 2, Runner::Output::kHidden);
+  ASSERT_TRUE(hc.ok());
+  EXPECT_EQ(std::vector<float>(*hc, *hc + dim), alone);
 }
 
 TEST(Model, ACopiedPrefixContinuesExactlyAsTheOriginal) {
