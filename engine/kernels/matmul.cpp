@@ -89,18 +89,22 @@ void pack_int8_weights(GgmlType type, const uint8_t* w, uint64_t rows, uint64_t 
 
 bool packed_serves_decode(GgmlType type, KernelIsa isa) { return type == GgmlType::kQ4_0 && matmul_uses_int8(type, isa); }
 
+void matvec_packed_panels(GgmlType type, const uint8_t* packed, uint64_t rows, uint64_t cols, const PreparedVector& x, float* y,
+                          uint64_t panel_begin, uint64_t panel_end) {
+#if defined(__x86_64__)
+  gemv_packed_avx512(type, packed, panel_begin * 16, std::min<uint64_t>(panel_end * 16, rows), cols, view_of(x), y);
+#else
+  (void)type, (void)packed, (void)rows, (void)cols, (void)x, (void)y, (void)panel_begin, (void)panel_end;
+#endif
+}
+
 void matvec_packed_rows(GgmlType type, const uint8_t* packed, uint64_t rows, uint64_t cols, const PreparedVector& x, float* y,
                         ThreadPool* pool) {
-#if defined(__x86_64__)
-  const VectorView view = view_of(x);
   const uint64_t panels = (rows + 15) / 16;
-  auto run = [&](size_t begin, size_t end) { gemv_packed_avx512(type, packed, begin * 16, std::min<uint64_t>(end * 16, rows), cols, view, y); };
+  auto run = [&](size_t begin, size_t end) { matvec_packed_panels(type, packed, rows, cols, x, y, begin, end); };
   // As matvec_rows: small products are not worth waking the workers for.
   if (pool == nullptr || pool->size() == 1 || rows * cols < (1u << 15)) run(0, panels);
   else pool->parallel_for(panels, run);
-#else
-  (void)type, (void)packed, (void)rows, (void)cols, (void)x, (void)y, (void)pool;
-#endif
 }
 
 bool matmul_uses_int8(GgmlType type, KernelIsa isa) {

@@ -50,5 +50,8 @@ bool packed_serves_decode(GgmlType type, KernelIsa isa = best_isa());
 // same outputs, to the bit, as matmul_rows on the same panels gives each token of a batch.
 void matvec_packed_rows(GgmlType type, const uint8_t* packed, uint64_t rows, uint64_t cols, const PreparedVector& x, float* y,
                         ThreadPool* pool);
+// The same for panels [panel_begin, panel_end) (16 rows each) on this thread.
+void matvec_packed_panels(GgmlType type, const uint8_t* packed, uint64_t rows, uint64_t cols, const PreparedVector& x, float* y,
+                          uint64_t panel_begin, uint64_t panel_end);
 
 }  // namespace llmops::engine

@@ -364,21 +364,21 @@ float dot_row(GgmlType type, const void* row, const PreparedVector& x, KernelIsa
   return dot_portable(type, row, x);
 }
 
+void matvec_row_range(GgmlType type, const uint8_t* data, uint64_t row_bytes, const PreparedVector& x, float* y, uint64_t begin,
+                      uint64_t end, KernelIsa isa) {
+#if defined(__x86_64__)
+  if (isa == KernelIsa::kAvx512 && has_avx512_dot(type) && prepared_for(type, x)) {
+    const VectorView view = view_of(x);
+    for (uint64_t r = begin; r < end; ++r) y[r] = dot_row_avx512(type, data + r * row_bytes, view);
+    return;
+  }
+#endif
+  for (uint64_t r = begin; r < end; ++r) y[r] = dot_row(type, data + r * row_bytes, x, isa);
+}
+
 void matvec_rows(GgmlType type, const uint8_t* data, uint64_t rows, uint64_t row_bytes, const PreparedVector& x, float* y,
                  ThreadPool* pool, KernelIsa isa) {
-#if defined(__x86_64__)
-  const bool avx512 = isa == KernelIsa::kAvx512 && has_avx512_dot(type) && prepared_for(type, x);
-  const VectorView view = view_of(x);
-#endif
-  auto run = [&](size_t begin, size_t end) {
-#if defined(__x86_64__)
-    if (avx512) {
-      for (size_t r = begin; r < end; ++r) y[r] = dot_row_avx512(type, data + r * row_bytes, view);
-      return;
-    }
-#endif
-    for (size_t r = begin; r < end; ++r) y[r] = dot_row(type, data + r * row_bytes, x, isa);
-  };
+  auto run = [&](size_t begin, size_t end) { matvec_row_range(type, data, row_bytes, x, y, begin, end, isa); };
   // Small products are not worth waking the workers for.
   if (pool == nullptr || pool->size() == 1 || rows * x.n < (1u << 15)) {
     run(0, rows);

@@ -72,6 +72,9 @@ float dot_row(GgmlType type, const void* row, const PreparedVector& x, KernelIsa
 
 // y[r] = dot(row r, x) for rows [0, rows), rows row_bytes apart, split across the pool (may be
 // null).
+// y[r] for rows [begin, end) on this thread.
+void matvec_row_range(GgmlType type, const uint8_t* data, uint64_t row_bytes, const PreparedVector& x, float* y, uint64_t begin,
+                      uint64_t end, KernelIsa isa);
 void matvec_rows(GgmlType type, const uint8_t* data, uint64_t rows, uint64_t row_bytes, const PreparedVector& x, float* y,
                  ThreadPool* pool, KernelIsa isa);
 

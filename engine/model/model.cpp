@@ -277,6 +277,41 @@ void Runner::project(const WeightView& w, const float* bias, const float* x, int
   }
 }
 
+// Several projections of the same x. One token's run as one pass across the pool over all their
+// rows (Q, K and V; gate and up): the pool is woken once, not once per matrix, and its threads
+// balance over the sum. Matrices that decode from panels take the panels starting in a range.
+void Runner::project_together(std::initializer_list<Projection> ps, const float* x, int t) {
+  if (t != 1 || ps.size() == 1) {
+    for (const Projection& p : ps) project(*p.w, p.bias, x, t, p.y);
+    return;
+  }
+  const uint64_t cols = ps.begin()->w->cols;
+  prepare_vector(x, cols, vector_forms_, &pv_);
+  uint64_t total = 0;
+  for (const Projection& p : ps) total += p.w->rows;
+  auto run = [&](size_t begin, size_t end) {
+    uint64_t first = 0;
+    for (const Projection& p : ps) {
+      const WeightView& w = *p.w;
+      const uint64_t lo = std::max<uint64_t>(begin, first), hi = std::min<uint64_t>(end, first + w.rows);
+      if (lo < hi) {
+        if (w.packed != nullptr && packed_serves_decode(w.type, isa_)) {
+          matvec_packed_panels(w.type, w.packed, w.rows, w.cols, pv_, p.y, (lo - first + 15) / 16, (hi - first + 15) / 16);
+        } else {
+          matvec_row_range(w.type, w.data, w.row_bytes, pv_, p.y, lo - first, hi - first, isa_);
+        }
+      }
+      first += w.rows;
+    }
+  };
+  if (pool_ == nullptr || pool_->size() == 1 || total * cols < (1u << 15)) run(0, total);
+  else pool_->parallel_for(total, run);
+  for (const Projection& p : ps) {
+    if (p.bias == nullptr) continue;
+    for (uint64_t r = 0; r < p.w->rows; ++r) p.y[r] += p.bias[r];
+  }
+}
+
 // RMSNorm (Llama) or LayerNorm with bias (GPT-2) of t rows of n values.
 // fn(begin, end) over rows [0, t) of width floats each, across the pool when there is enough
 // work to pay for waking it (a prompt's chunk, a batch of many sequences), else on this thread.
@@ -430,9 +465,7 @@ void Runner::run_chunk(const BatchToken* batch, int t, float* out, Output output
   for (int l = 0; l < c.n_layers; ++l) {
     const Layer& L = m_.layers()[static_cast<size_t>(l)];
     norm(L.attn_norm, L.attn_norm_b, x_.data(), xb_.data(), t, c.dim);
-    project(L.wq, L.bq, xb_.data(), t, q_.data());
-    project(L.wk, L.bk, xb_.data(), t, k_.data());
-    project(L.wv, L.bv, xb_.data(), t, v_.data());
+    project_together({{&L.wq, L.bq, q_.data()}, {&L.wk, L.bk, k_.data()}, {&L.wv, L.bv, v_.data()}}, xb_.data(), t);
     rows(t, q_dim + 2 * kv_dim, [&](size_t begin, size_t end) {
       for (size_t i = begin; i < end; ++i) {
         const int pos = batch[i].pos;
@@ -462,8 +495,7 @@ void Runner::run_chunk(const BatchToken* batch, int t, float* out, Output output
 
     norm(L.ffn_norm, L.ffn_norm_b, x_.data(), xb_.data(), t, c.dim);
     if (L.w_gate.data != nullptr) {
-      project(L.w_gate, nullptr, xb_.data(), t, hb_.data());
-      project(L.w_up, L.b_up, xb_.data(), t, hb2_.data());
+      project_together({{&L.w_gate, nullptr, hb_.data()}, {&L.w_up, L.b_up, hb2_.data()}}, xb_.data(), t);
       rows(t, hidden, [&](size_t begin, size_t end) { silu_mul(hb_.data() + begin * hidden, hb2_.data() + begin * hidden, (end - begin) * hidden); });
     } else {
       project(L.w_up, L.b_up, xb_.data(), t, hb_.data());

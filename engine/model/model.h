@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -263,6 +264,12 @@ class Runner {
   Status check(const BatchToken* batch, size_t n) const;
   void run_chunk(const BatchToken* batch, int t, float* out, Output output);
   void project(const WeightView& w, const float* bias, const float* x, int t, float* y);
+  struct Projection {
+    const WeightView* w;
+    const float* bias;
+    float* y;
+  };
+  void project_together(std::initializer_list<Projection> ps, const float* x, int t);
   void rows(int t, size_t width, const std::function<void(size_t, size_t)>& fn) const;
   void norm(const float* w, const float* b, const float* x, float* out, int t, int n) const;
   void norm_rows(const float* w, const float* b, const float* x, float* out, int begin, int end, int n) const;

@@ -165,7 +165,9 @@ TEST(PackedPanels, Q4_0DecodeFromPanelsEqualsTheBatchedProduct) {
     const uint64_t cols = 320;
     const Weights w = make_weights(GgmlType::kQ4_0, rows, cols, rng);
     std::vector<uint8_t> packed(int8_packed_bytes(GgmlType::kQ4_0, rows, cols));
-    if (rows % 16 == 0) EXPECT_EQ(packed.size(), w.bytes.size());
+    if (rows % 16 == 0) {
+      EXPECT_EQ(packed.size(), w.bytes.size());
+    }
     ThreadPool pool(2);
     pack_int8_weights(GgmlType::kQ4_0, w.bytes.data(), rows, w.row_bytes, cols, packed.data(), &pool);
     const std::vector<float> x = make_activations(3, cols, rng);
