@@ -1,6 +1,9 @@
 // Engine benchmark: llmops-infer's prefill and decode speed beside llama.cpp (node-llama-cpp's
 // CPU build) on the same GGUF files in the same run, with the memory-bandwidth ceiling for
-// decode measured in the same run.
+// decode measured in the same run. Both sides are timed warm: llmops-infer --warmup runs the
+// prompt and a decode step once first (as llama-bench does), and node-llama-cpp's first round is
+// dropped. At 2 threads llama.cpp's prefill is measured live too; its decode there is taken from
+// ../shared/baselines/llama.cpp-cpu.md (node-llama-cpp's 2-thread decode collapses, see there).
 //   node bench/engine/run.mjs [BUILD_DIR]      (env: ROUNDS=3, FULL=1 adds tinyllama-1.1B, THREADS=1,2)
 // Needs node-llama-cpp@3.21.1 (bench/engine/run.sh installs it beside this file).
 import {execFileSync} from "node:child_process";
@@ -39,7 +42,7 @@ const promptText = Array.from({length: 400}, (_, i) => "word" + (i % 17)).join("
 
 function ours(path, threads, promptTokens) {
   const out = execFileSync(bin("llmops-infer"), ["--model", path, "--prompt", promptText, "--max-tokens", String(GEN), "--threads",
-    String(threads), "--json", "--prompt-tokens", String(promptTokens), "--ignore-eos"]).toString();
+    String(threads), "--json", "--prompt-tokens", String(promptTokens), "--ignore-eos", "--warmup"]).toString();
   const r = JSON.parse(out);
   if (r.generated_ids.length !== GEN) throw new Error(`llmops-infer generated ${r.generated_ids.length} tokens, not ${GEN}`);
   return r;
@@ -87,9 +90,12 @@ for (const c of cases) {
     const rss = median(runs.map((r) => r.peak_rss_bytes)) / (runs[0].weight_bytes + runs[0].kv_cache_bytes);
     let cmp = "(no llama-bench figure for this case)";
     const row = table2[`${c.name} ${c.type}`];
-    if (threads === 2 && row) {
-      const decode = row[1] * bandwidth[2] / TABLE_BW2;
-      cmp = `${row[0].toFixed(0).padStart(8)} ${decode.toFixed(0).padStart(7)} | ${(pf / row[0]).toFixed(2).padStart(6)} ${(dc / decode).toFixed(2).padStart(7)}  (llama-bench table, decode scaled to this run's bandwidth)`;
+    if (threads === 2) {
+      const live = await theirs(c.path, threads, promptTokens);
+      const decode = row ? row[1] * bandwidth[2] / TABLE_BW2 : null;
+      cmp = `${live.prefill.toFixed(0).padStart(8)} ${decode ? decode.toFixed(0).padStart(7) : "      —"} | ${(pf / live.prefill).toFixed(2).padStart(6)} ` +
+            `${decode ? (dc / decode).toFixed(2).padStart(7) : "      —"}  (prefill live; decode from the llama-bench table, scaled to this ` +
+            `run's bandwidth${row ? `; the table's prefill ${row[0]}: ratio ${(pf / row[0]).toFixed(2)}` : ""})`;
     }
     if (threads === 1) {
       const t = await theirs(c.path, threads, promptTokens);

@@ -4,8 +4,9 @@
 //                                                   ROUNDS=3  GEN=64  SOAK_S=0 (RSS soak seconds)
 //                                                   KV=f16 (the KV cache type of both sides)
 // Prints, per model: single-stream decode tok/s over HTTP beside llmops-infer's decode tok/s
-// (ratio = HTTP / engine; each round runs llmops-infer right before the HTTP stream, and the
-// ratio is the median of the rounds' ratios, so a noisy neighbour hits both alike); aggregate decode tok/s at 1, 4 and 16 concurrent streams (ratio to 1
+// (ratio = HTTP / engine; each round runs llmops-infer, with --warmup as the daemon is warm, right
+// before the HTTP stream, and the ratio is the median of the rounds' ratios, so a noisy neighbour
+// hits both alike); aggregate decode tok/s at 1, 4 and 16 concurrent streams (ratio to 1
 // stream); p50/p99 time to first token and inter-token latency at each concurrency; daemon RSS
 // before and after (and after a soak).
 // Decode rate over HTTP: c streams of GEN tokens take T; c streams of 1 token (prompt, first
@@ -85,7 +86,7 @@ console.log(`threads ${threads}, ${kv} KV cache, median of ${rounds} rounds, str
 for (const model of models) {
   GEN = Number(process.env.GEN ?? model.gen);
   const engineRate = () => JSON.parse(execFileSync(bin("llmops-infer"), ["--model", model.path, "--prompt", prompt, "--max-tokens", String(GEN),
-    "--threads", String(threads), "--json", "--ignore-eos", "--kv-type", kv]).toString()).decode_tokens_per_s;
+    "--threads", String(threads), "--json", "--ignore-eos", "--kv-type", kv, "--warmup"]).toString()).decode_tokens_per_s;
   const infer = [], paired = [];
   const {child, base} = await startDaemon(model);
   await stream(base, prompt);  // warm-up

@@ -46,6 +46,8 @@ const char* kUsage =
     "  --json               print one JSON object: prompt_ids, generated_ids, text, speeds\n"
     "  --prompt-tokens N    cut the tokenized prompt (with BOS) to N tokens (benchmarks)\n"
     "  --ignore-eos         keep generating past the end-of-text token (benchmarks)\n"
+    "  --warmup             run the prompt and one decode step once, untimed, before the timed run\n"
+    "                       (benchmarks: first-touch costs left out, as llama-bench does)\n"
     "  --stop TEXT          stop when TEXT appears (repeatable; TEXT is not printed)\n"
     "  --kv-budget-mb N     refuse a KV cache larger than N MiB (default 4096)\n"
     "  --kv-type f16|f32    how the KV cache holds keys and values (default f16, as llmopsd's\n"
@@ -74,7 +76,7 @@ int main(int argc, char** argv) {
   uint64_t kv_budget_mb = 4096;
   KvType kv_type = KvType::kF16;
   std::vector<std::string> stops;
-  bool json = false, ignore_eos = false;
+  bool json = false, ignore_eos = false, warmup = false;
   SamplingParams sp;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -99,6 +101,7 @@ int main(int argc, char** argv) {
       else if (a == "--prompt-tokens") prompt_tokens = std::stoi(next());
       else if (a == "--json") json = true;
       else if (a == "--ignore-eos") ignore_eos = true;
+      else if (a == "--warmup") warmup = true;
       else if (a == "--stop") stops.push_back(next());
       else if (a == "--top-logprobs") n_top = std::stoi(next());
       else if (a == "--kv-budget-mb") kv_budget_mb = std::stoull(next());
@@ -221,6 +224,16 @@ int main(int argc, char** argv) {
       return n == 1 ? session->forward(tokens[0], at) : session->prefill(tokens, n, at);
     };
   }
+  if (warmup) {
+    // As llama-bench before it times: the prompt and one decode step once, untimed; the timed run
+    // then starts again from position 0 (the cache rewinds), with buffers and caches touched.
+    auto w = run_tokens(ids.data(), static_cast<int>(ids.size()), 0);
+    if (!w.ok()) return fail(w.status().message());
+    if (static_cast<int>(ids.size()) < positions) {
+      const int32_t first = ids.back();
+      if (auto r = run_tokens(&first, 1, static_cast<int>(ids.size())); !r.ok()) return fail(r.status().message());
+    }
+  }
   Sampler sampler(c.vocab_size, sp);
   std::vector<int32_t> history = ids, generated;
   auto t0 = std::chrono::steady_clock::now();
@@ -275,7 +288,7 @@ int main(int argc, char** argv) {
     const uint64_t per_token = model->bytes_per_token();
     Json out = {{"prompt_ids", ids}, {"generated_ids", generated}, {"text", text},
                 {"prefill_tokens_per_s", prefill_tps}, {"decode_tokens_per_s", decode_tps},
-                {"weight_bytes_per_token", per_token}, {"threads", threads}, {"isa", isa_name(best_isa())}, {"device", device},
+                {"weight_bytes_per_token", per_token}, {"threads", threads}, {"warmup", warmup}, {"isa", isa_name(best_isa())}, {"device", device},
                 {"finish_reason", finish_reason}, {"weight_bytes", model->weight_bytes()},
                 {"kv_cache_bytes", Session::kv_cache_bytes(c, positions, kv_type)}, {"kv_type", kv_type_name(kv_type)}, {"peak_rss_bytes", peak_rss_bytes()}};
     if (n_top > 0) out["logprobs"] = logprobs;
