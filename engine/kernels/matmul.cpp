@@ -87,7 +87,9 @@ void pack_int8_weights(GgmlType type, const uint8_t* w, uint64_t rows, uint64_t 
 #endif
 }
 
-bool packed_serves_decode(GgmlType type, KernelIsa isa) { return type == GgmlType::kQ4_0 && matmul_uses_int8(type, isa); }
+bool packed_serves_decode(GgmlType type, KernelIsa isa) {
+  return (type == GgmlType::kQ4_0 || type == GgmlType::kQ4_K) && matmul_uses_int8(type, isa);
+}
 
 void matvec_packed_panels(GgmlType type, const uint8_t* packed, uint64_t rows, uint64_t cols, const PreparedVector& x, float* y,
                           uint64_t panel_begin, uint64_t panel_end) {

@@ -42,9 +42,9 @@ void pack_int8_weights(GgmlType type, const uint8_t* w, uint64_t rows, uint64_t 
                        ThreadPool* pool);
 
 // Whether packed panels of this type also serve decode (matvec_packed_rows), so the original rows
-// need not stay resident: Q4_0, whose panels keep four bits per weight (the same bytes as its
-// rows). Decoding from them reads 16 rows per pass, one vpdpbusd per 64 weight bytes, where the
-// row-at-a-time kernel is bound by its per-block work, not by memory.
+// need not stay resident: Q4_0 and Q4_K, whose panels keep four bits per weight (Q4_0's the same
+// bytes as its rows, Q4_K's 2.8% more). Decoding from them reads 16 rows per pass, one vpdpbusd
+// per 32 weight bytes, where the row-at-a-time kernels are bound by their per-block work.
 bool packed_serves_decode(GgmlType type, KernelIsa isa = best_isa());
 // y = W·x from packed panels (packed_serves_decode types), x prepared with its Q8_0 form; the
 // same outputs, to the bit, as matmul_rows on the same panels gives each token of a batch.

@@ -21,8 +21,9 @@
 // Panels packed once (pack_int8_avx512) take the same layout, except Q4_0's, which stays at four
 // bits so its panels are no larger than its rows: per block, 4 lines of 64 bytes, line j holding
 // bytes 4j..4j+3 of each row's 16 packed bytes (elements 4j.. in the low nibbles, 16 + 4j.. in the
-// high ones), then the 16 rows' fp16 scales. Both decode (one token: gemv_packed_avx512) and
-// prefill read those, with the weights taken as nibble q and the activation's −8·Σx per block.
+// high ones), then the 16 rows' fp16 scales; Q4_K's likewise (kQ4KNibble* below). Both decode
+// (one token: gemv_packed_avx512) and prefill read those; Q4_0's with the weights taken as nibble
+// q and the activation's −8·Σx per block.
 #if defined(__x86_64__)
 #include "kernels/immintrin_quiet.h"
 
@@ -59,6 +60,12 @@ constexpr KLayout kLayoutQ4K{8, 8, 4096, 4096 + 512, 4096 + 512 + 256, 4096 + 51
 constexpr KLayout kLayoutQ6K{16, 4, 4096, 4096 + 1024, 4096 + 1024 + 512, 4096 + 1024 + 512 + 64, 4096 + 1024 + 512 + 128};
 constexpr uint64_t kQ8Stride = 512 + 64;
 constexpr uint64_t kQ4NibbleStride = 256 + 32;
+// Q4_K kept at four bits, per super-block of 16 rows: 4 pairs of sub-blocks × 8 lines (line k of
+// pair j: bytes 4k..4k+3 of each row's 32 bytes of that pair, sub-block 2j in the low nibbles and
+// 2j + 1 in the high ones), then the 8 sub-blocks' scales and mins as bytes (16 rows each), then
+// the rows' fp16 d and dmin: 2368 bytes, 37 lines, against 2304 in the rows.
+constexpr uint64_t kQ4KNibbleScales = 2048, kQ4KNibbleMins = 2048 + 128, kQ4KNibbleD = 2048 + 256, kQ4KNibbleDmin = 2048 + 288,
+                   kQ4KNibbleStride = 2048 + 320;
 
 // One block of 32 elements of 16 rows (rows[r]: row r's 32 unsigned bytes) into its 8 lines:
 // a 16 × 8 transpose of 4-byte groups, rows r and r + 8 sharing a register.
@@ -128,6 +135,23 @@ void repack_q4_0_nibbles(const uint8_t* w, uint64_t r0, uint64_t n, uint64_t row
       }
       if (r < n) std::memcpy(pb + 256 + 2 * r, blk, 2);
       else std::memset(pb + 256 + 2 * r, 0, 2);
+    }
+  }
+}
+
+// Rows [r0, r0 + n) of Q4_K into the four-bit panel (missing rows: zeros).
+void repack_q4_k_nibbles(const uint8_t* w, uint64_t r0, uint64_t n, uint64_t row_bytes, uint64_t supers, uint8_t* panel) {
+  for (uint64_t s = 0; s < supers; ++s) {
+    uint8_t* ps = panel + s * kQ4KNibbleStride;
+    std::memset(ps, 0, kQ4KNibbleStride);
+    for (uint64_t r = 0; r < n; ++r) {
+      const uint8_t* b = w + (r0 + r) * row_bytes + s * 144;
+      for (uint64_t j = 0; j < 4; ++j) {
+        for (uint64_t k = 0; k < 8; ++k) std::memcpy(ps + 512 * j + 64 * k + 4 * r, b + 16 + 32 * j + 4 * k, 4);
+      }
+      for (int sub = 0; sub < 8; ++sub) q4k_scale_min(sub, b + 4, ps + kQ4KNibbleScales + 16 * sub + r, ps + kQ4KNibbleMins + 16 * sub + r);
+      std::memcpy(ps + kQ4KNibbleD + 2 * r, b, 2);
+      std::memcpy(ps + kQ4KNibbleDmin + 2 * r, b + 2, 2);
     }
   }
 }
@@ -317,6 +341,118 @@ void gemv_q4n(const uint8_t* panel, const VectorView& x, float* y, __mmask16 row
   _mm512_mask_storeu_ps(y, rows_mask, acc);
 }
 
+// A pair of a four-bit Q4_K panel's mins as tile_k's int16 pairs: (min 2j, min 2j + 1) per row.
+inline __m512i q4kn_min_pair(const uint8_t* ps, int j) {
+  const __m512i lo = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ps + kQ4KNibbleMins + 32 * j)));
+  const __m512i hi = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ps + kQ4KNibbleMins + 32 * j + 16)));
+  return _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
+}
+
+inline __m512i q4kn_scales(const uint8_t* ps, int sub) {
+  return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ps + kQ4KNibbleScales + 16 * sub)));
+}
+
+// Tokens [0, NT) of one tile against one four-bit Q4_K panel: tile_k's integer sums and float
+// steps on the same numbers, so the same outputs to the bit.
+template <int NT>
+void tile_q4kn(const uint8_t* panel, const QuantizedActivations& x, uint64_t tile, float* y, uint64_t y_stride, __mmask16 rows_mask) {
+  const uint64_t supers = x.cols / 256;
+  const int8_t* xq = x.q + tile * x.cols * kTokenTile;
+  const float* xs = x.scale + tile * supers * kTokenTile;
+  const int32_t* xp = x.sum_pairs + tile * supers * 4 * kTokenTile;
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  __m512 acc[NT];
+#pragma GCC unroll 16
+  for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+  for (uint64_t s = 0; s < supers; ++s, xs += kTile, xp += 4 * kTile, xq += 256 * kTile) {
+    const uint8_t* ps = panel + s * kQ4KNibbleStride;
+    __m512i total[NT], side[NT];
+#pragma GCC unroll 16
+    for (int t = 0; t < NT; ++t) total[t] = side[t] = _mm512_setzero_si512();
+    for (int j = 0; j < 4; ++j) {
+      __m512i dot[2][NT];
+#pragma GCC unroll 16
+      for (int t = 0; t < NT; ++t) dot[0][t] = dot[1][t] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+      for (int k = 0; k < 8; ++k) {
+        const __m512i both = _mm512_loadu_si512(ps + 512 * j + 64 * k);
+        const __m512i lines[2] = {_mm512_and_si512(both, low4), _mm512_and_si512(_mm512_srli_epi16(both, 4), low4)};
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; ++h) {
+          const int8_t* xg = xq + (2 * j + h) * 8 * 4 * kTile;  // sub-block 2j + h of the tile
+#pragma GCC unroll 16
+          for (int t = 0; t < NT; ++t) {
+            int32_t v;
+            std::memcpy(&v, xg + 4 * (kTile * k + t), 4);
+            dot[h][t] = _mm512_dpbusd_epi32(dot[h][t], lines[h], _mm512_set1_epi32(v));
+          }
+        }
+      }
+#pragma GCC unroll 2
+      for (int h = 0; h < 2; ++h) {
+        const __m512i scale = q4kn_scales(ps, 2 * j + h);
+#pragma GCC unroll 16
+        for (int t = 0; t < NT; ++t) total[t] = _mm512_add_epi32(total[t], _mm512_mullo_epi32(dot[h][t], scale));
+      }
+    }
+    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ps + kQ4KNibbleD)));
+    const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ps + kQ4KNibbleDmin)));
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      const __m512i pair = q4kn_min_pair(ps, j);
+#pragma GCC unroll 16
+      for (int t = 0; t < NT; ++t) side[t] = _mm512_dpwssd_epi32(side[t], pair, _mm512_set1_epi32(xp[j * kTile + t]));
+    }
+#pragma GCC unroll 16
+    for (int t = 0; t < NT; ++t) {
+      const __m512 dx = _mm512_set1_ps(xs[t]);
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(total[t]), _mm512_mul_ps(d, dx), acc[t]);
+      acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(side[t]), _mm512_mul_ps(dmin, dx), acc[t]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(y + t * y_stride, rows_mask, acc[t]);
+}
+
+// One token (decode) against one four-bit Q4_K panel, from the decode path's Q8_K vector (element
+// c at qk[c], one scale per 256, the sums of each 16): tile_q4kn's numbers and steps for one token.
+void gemv_q4kn(const uint8_t* panel, const VectorView& x, float* y, __mmask16 rows_mask) {
+  const uint64_t supers = x.n / 256;
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  __m512 acc = _mm512_setzero_ps();
+  for (uint64_t s = 0; s < supers; ++s) {
+    const uint8_t* ps = panel + s * kQ4KNibbleStride;
+    const int8_t* xs = x.qk + 256 * s;
+    const int32_t* sum16 = x.qk_sum16 + 16 * s;
+    __m512i total = _mm512_setzero_si512(), side = _mm512_setzero_si512();
+    for (int j = 0; j < 4; ++j) {
+      __m512i dot[2][2] = {{_mm512_setzero_si512(), _mm512_setzero_si512()}, {_mm512_setzero_si512(), _mm512_setzero_si512()}};
+#pragma GCC unroll 8
+      for (int k = 0; k < 8; ++k) {
+        const __m512i both = _mm512_loadu_si512(ps + 512 * j + 64 * k);
+        int32_t lo, hi;
+        std::memcpy(&lo, xs + 64 * j + 4 * k, 4);
+        std::memcpy(&hi, xs + 64 * j + 32 + 4 * k, 4);
+        dot[0][k % 2] = _mm512_dpbusd_epi32(dot[0][k % 2], _mm512_and_si512(both, low4), _mm512_set1_epi32(lo));
+        dot[1][k % 2] = _mm512_dpbusd_epi32(dot[1][k % 2], _mm512_and_si512(_mm512_srli_epi16(both, 4), low4), _mm512_set1_epi32(hi));
+      }
+#pragma GCC unroll 2
+      for (int h = 0; h < 2; ++h) total = _mm512_add_epi32(total, _mm512_mullo_epi32(_mm512_add_epi32(dot[h][0], dot[h][1]), q4kn_scales(ps, 2 * j + h)));
+    }
+    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ps + kQ4KNibbleD)));
+    const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ps + kQ4KNibbleDmin)));
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      const int32_t lo = sum16[4 * j] + sum16[4 * j + 1], hi = sum16[4 * j + 2] + sum16[4 * j + 3];  // sub-blocks 2j, 2j + 1
+      side = _mm512_dpwssd_epi32(side, q4kn_min_pair(ps, j), _mm512_set1_epi32((lo & 0xFFFF) | static_cast<int32_t>(static_cast<uint32_t>(hi) << 16)));
+    }
+    const __m512 dx = _mm512_set1_ps(x.qk_scale[s]);
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(total), _mm512_mul_ps(d, dx), acc);
+    acc = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(side), _mm512_mul_ps(dmin, dx), acc);
+  }
+  _mm512_mask_storeu_ps(y, rows_mask, acc);
+}
+
 // Tokens [0, NT) of one tile against one panel of Q4_K (kQ6 false) or Q6_K rows.
 template <int NT, bool kQ6>
 void tile_k(const uint8_t* panel, const QuantizedActivations& x, uint64_t tile, float* y, uint64_t y_stride, __mmask16 rows_mask) {
@@ -388,6 +524,11 @@ constexpr TileFn q8_tile(int nt, std::integer_sequence<int, N...>) {
 template <int... N>
 constexpr TileFn q4n_tile(int nt, std::integer_sequence<int, N...>) {
   TileFn fns[] = {&tile_q4n<N + 1>...};
+  return fns[nt - 1];
+}
+template <int... N>
+constexpr TileFn q4kn_tile(int nt, std::integer_sequence<int, N...>) {
+  TileFn fns[] = {&tile_q4kn<N + 1>...};
   return fns[nt - 1];
 }
 template <bool kQ6, int... N>
@@ -499,7 +640,7 @@ void repack_panel(GgmlType type, const uint8_t* w, uint64_t r0, uint64_t n, uint
 }
 
 // Every token tile of x against one panel of n rows starting at r0.
-// nibbles: a packed four-bit Q4_0 panel (else the expanded layout).
+// nibbles: a packed four-bit Q4_0 or Q4_K panel (else the expanded layout).
 void panel_tiles(GgmlType type, const uint8_t* panel, uint64_t r0, uint64_t n, uint64_t rows, const QuantizedActivations& x, float* y,
                  bool nibbles = false) {
   const __mmask16 mask = static_cast<__mmask16>((1u << n) - 1u);
@@ -511,7 +652,9 @@ void panel_tiles(GgmlType type, const uint8_t* panel, uint64_t r0, uint64_t n, u
       case GgmlType::kQ4_0:
         fn = nibbles ? q4n_tile(nt, std::make_integer_sequence<int, kTile>{}) : q8_tile(nt, std::make_integer_sequence<int, kTile>{});
         break;
-      case GgmlType::kQ4_K: fn = k_tile<false>(nt, std::make_integer_sequence<int, kTile>{}); break;
+      case GgmlType::kQ4_K:
+        fn = nibbles ? q4kn_tile(nt, std::make_integer_sequence<int, kTile>{}) : k_tile<false>(nt, std::make_integer_sequence<int, kTile>{});
+        break;
       default: fn = k_tile<true>(nt, std::make_integer_sequence<int, kTile>{}); break;
     }
     fn(panel, x, tile, y + t0 * rows + r0, rows, mask);
@@ -536,7 +679,9 @@ void matmul_int8_avx512(GgmlType type, const uint8_t* w, uint64_t row_begin, uin
 }
 
 uint64_t packed_panel_bytes(GgmlType type, uint64_t cols) {
-  return type == GgmlType::kQ4_0 ? cols / 32 * kQ4NibbleStride : int8_panel_bytes(type, cols);
+  if (type == GgmlType::kQ4_0) return cols / 32 * kQ4NibbleStride;
+  if (type == GgmlType::kQ4_K) return cols / 256 * kQ4KNibbleStride;
+  return int8_panel_bytes(type, cols);
 }
 
 void pack_int8_avx512(GgmlType type, const uint8_t* w, uint64_t row_begin, uint64_t row_end, uint64_t row_bytes, uint64_t cols,
@@ -546,6 +691,7 @@ void pack_int8_avx512(GgmlType type, const uint8_t* w, uint64_t row_begin, uint6
     const uint64_t n = row_end - r0 < kPanelRows ? row_end - r0 : kPanelRows;
     uint8_t* panel = packed + r0 / kPanelRows * bytes;
     if (type == GgmlType::kQ4_0) repack_q4_0_nibbles(w, r0, n, row_bytes, cols / 32, panel);
+    else if (type == GgmlType::kQ4_K) repack_q4_k_nibbles(w, r0, n, row_bytes, cols / 256, panel);
     else repack_panel(type, w, r0, n, row_bytes, cols, panel);
   }
 }
@@ -558,17 +704,19 @@ void matmul_int8_packed_avx512(GgmlType type, const uint8_t* packed, uint64_t ro
     const uint8_t* panel = packed + r0 / kPanelRows * bytes;
     // Panels are contiguous: the hardware prefetchers stream them (software hints two panels on
     // measured slower at 16 tokens, 517-535 against 561-567 tok/s in paired serving runs).
-    panel_tiles(type, panel, r0, n, rows, x, y, type == GgmlType::kQ4_0);
+    panel_tiles(type, panel, r0, n, rows, x, y, type == GgmlType::kQ4_0 || type == GgmlType::kQ4_K);
   }
 }
 
 void gemv_packed_avx512(GgmlType type, const uint8_t* packed, uint64_t row_begin, uint64_t row_end, uint64_t cols, const VectorView& x,
                         float* y) {
-  if (type != GgmlType::kQ4_0) return;
+  if (type != GgmlType::kQ4_0 && type != GgmlType::kQ4_K) return;
   const uint64_t bytes = packed_panel_bytes(type, cols);
   for (uint64_t r0 = row_begin; r0 < row_end; r0 += kPanelRows) {
     const uint64_t n = row_end - r0 < kPanelRows ? row_end - r0 : kPanelRows;
-    gemv_q4n(packed + r0 / kPanelRows * bytes, x, y + r0, static_cast<__mmask16>((1u << n) - 1u));
+    const __mmask16 mask = static_cast<__mmask16>((1u << n) - 1u);
+    if (type == GgmlType::kQ4_0) gemv_q4n(packed + r0 / kPanelRows * bytes, x, y + r0, mask);
+    else gemv_q4kn(packed + r0 / kPanelRows * bytes, x, y + r0, mask);
   }
 }
 

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <random>
+#include <string>
 #include <tuple>
 
 #include "formats/quantize.h"
@@ -155,34 +156,40 @@ TEST(AttentionKernels, StridedScoresAndValuesMatchThePerPositionOnes) {
   }
 }
 
-// Q4_0's packed panels serve decode too: one token from them gives, to the bit, what the batched
-// product on the same panels gives that token, and the row kernel's value up to float order. The
-// panels take no more bytes than the rows when rows fill whole panels.
-TEST(PackedPanels, Q4_0DecodeFromPanelsEqualsTheBatchedProduct) {
-  if (!packed_serves_decode(GgmlType::kQ4_0)) GTEST_SKIP() << "no AVX-512 VNNI here: Q4_0 decodes from its rows";
-  std::mt19937 rng(11);
-  for (uint64_t rows : {37, 64}) {
-    const uint64_t cols = 320;
-    const Weights w = make_weights(GgmlType::kQ4_0, rows, cols, rng);
-    std::vector<uint8_t> packed(int8_packed_bytes(GgmlType::kQ4_0, rows, cols));
-    if (rows % 16 == 0) {
-      EXPECT_EQ(packed.size(), w.bytes.size());
-    }
-    ThreadPool pool(2);
-    pack_int8_weights(GgmlType::kQ4_0, w.bytes.data(), rows, w.row_bytes, cols, packed.data(), &pool);
-    const std::vector<float> x = make_activations(3, cols, rng);
-    std::vector<float> batched(3 * rows), scratch;
-    matmul_rows(GgmlType::kQ4_0, w.bytes.data(), rows, w.row_bytes, cols, x.data(), 3, batched.data(), &scratch, &pool, best_isa(),
-                packed.data());
-    for (uint64_t t = 0; t < 3; ++t) {
-      PreparedVector pv;
-      prepare_vector(x.data() + t * cols, cols, vector_forms(GgmlType::kQ4_0), &pv);
-      std::vector<float> one(rows), by_rows(rows);
-      matvec_packed_rows(GgmlType::kQ4_0, packed.data(), rows, cols, pv, one.data(), t == 0 ? nullptr : &pool);
-      matvec_rows(GgmlType::kQ4_0, w.bytes.data(), rows, w.row_bytes, pv, by_rows.data(), nullptr, best_isa());
-      for (uint64_t r = 0; r < rows; ++r) {
-        EXPECT_EQ(one[r], batched[t * rows + r]) << "rows=" << rows << " token " << t << " row " << r;
-        EXPECT_NEAR(one[r], by_rows[r], 1e-4f * (1.0f + std::fabs(by_rows[r]))) << "rows=" << rows << " row " << r;
+// Q4_0's and Q4_K's packed panels (four bits per weight) serve decode too: one token from them
+// gives, to the bit, what the batched product on the same panels gives that token (and what the
+// per-call repack gives), and the row kernel's value up to float order. Q4_0's panels take the
+// rows' bytes when rows fill whole panels, Q4_K's under 3% more.
+TEST(PackedPanels, DecodeFromPanelsEqualsTheBatchedProduct) {
+  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ4_K}) {
+    const std::string name = ggml_type_name(static_cast<uint32_t>(type));
+    if (!packed_serves_decode(type)) GTEST_SKIP() << "no AVX-512 VNNI here: decode reads the rows";
+    std::mt19937 rng(11);
+    for (uint64_t rows : {37, 64}) {
+      const uint64_t cols = 512;
+      const Weights w = make_weights(type, rows, cols, rng);
+      std::vector<uint8_t> packed(int8_packed_bytes(type, rows, cols));
+      if (rows % 16 == 0) {
+        EXPECT_GE(packed.size(), w.bytes.size()) << name;
+        EXPECT_LE(packed.size(), w.bytes.size() * 103 / 100) << name;
+      }
+      ThreadPool pool(2);
+      pack_int8_weights(type, w.bytes.data(), rows, w.row_bytes, cols, packed.data(), &pool);
+      const std::vector<float> x = make_activations(3, cols, rng);
+      std::vector<float> batched(3 * rows), repacked(3 * rows), scratch;
+      matmul_rows(type, w.bytes.data(), rows, w.row_bytes, cols, x.data(), 3, batched.data(), &scratch, &pool, best_isa(), packed.data());
+      matmul_rows(type, w.bytes.data(), rows, w.row_bytes, cols, x.data(), 3, repacked.data(), &scratch, &pool, best_isa());
+      EXPECT_EQ(batched, repacked) << name;
+      for (uint64_t t = 0; t < 3; ++t) {
+        PreparedVector pv;
+        prepare_vector(x.data() + t * cols, cols, vector_forms(type), &pv);
+        std::vector<float> one(rows), by_rows(rows);
+        matvec_packed_rows(type, packed.data(), rows, cols, pv, one.data(), t == 0 ? nullptr : &pool);
+        matvec_rows(type, w.bytes.data(), rows, w.row_bytes, pv, by_rows.data(), nullptr, best_isa());
+        for (uint64_t r = 0; r < rows; ++r) {
+          EXPECT_EQ(one[r], batched[t * rows + r]) << name << " rows=" << rows << " token " << t << " row " << r;
+          EXPECT_NEAR(one[r], by_rows[r], 1e-4f * (1.0f + std::fabs(by_rows[r]))) << name << " rows=" << rows << " row " << r;
+        }
       }
     }
   }
