@@ -57,7 +57,18 @@ const char* kUsage =
     "                       line of token ids per string, without BOS (llama.cpp's .out format)\n";
 
 // The process's peak resident set (mapped weights count once touched).
+// VmHWM, this address space's own high-water mark: getrusage's ru_maxrss survives exec, so a child
+// of a large process (the Node benchmark that drives this tool) would report its parent's peak.
 uint64_t peak_rss_bytes() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (f != nullptr) {
+    char line[256];
+    unsigned long long kb = 0;
+    bool found = false;
+    while (!found && std::fgets(line, sizeof line, f) != nullptr) found = std::sscanf(line, "VmHWM: %llu kB", &kb) == 1;
+    std::fclose(f);
+    if (found) return static_cast<uint64_t>(kb) * 1024;
+  }
   struct rusage ru {};
   getrusage(RUSAGE_SELF, &ru);
   return static_cast<uint64_t>(ru.ru_maxrss) * 1024;
