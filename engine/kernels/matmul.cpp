@@ -62,9 +62,43 @@ void matmul_int8(GgmlType type, const uint8_t* w, uint64_t rows, uint64_t row_by
   parallel_for(pool, panels, run);
 }
 
+// The activation form the integer path quantises X into for this type: Q8_0 blocks (Q8_0, Q4_0)
+// or Q8_K with the sums Q4_K or Q6_K needs.
+int activation_form(GgmlType type) { return type == GgmlType::kQ4_0 ? static_cast<int>(GgmlType::kQ8_0) : static_cast<int>(type); }
+
 #endif  // __x86_64__
 
 }  // namespace
+
+void matmul_rows_together(const MatmulJob* jobs, size_t n, uint64_t cols, const float* x, uint64_t t, std::vector<float>* scratch,
+                          ThreadPool* pool, KernelIsa isa) {
+#if defined(__x86_64__)
+  bool shared = n > 1;
+  for (size_t i = 0; shared && i < n; ++i) {
+    shared = matmul_uses_int8(jobs[i].type, isa) && jobs[i].packed != nullptr && activation_form(jobs[i].type) == activation_form(jobs[0].type);
+  }
+  if (shared) {
+    const QuantizedActivations acts = quantize_activations(jobs[0].type, x, t, cols, scratch, pool);
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; ++i) total += (jobs[i].rows + 15) / 16;
+    auto run = [&](size_t begin, size_t end) {
+      uint64_t first = 0;
+      for (size_t i = 0; i < n; ++i) {
+        const MatmulJob& j = jobs[i];
+        const uint64_t panels = (j.rows + 15) / 16, lo = std::max<uint64_t>(begin, first), hi = std::min<uint64_t>(end, first + panels);
+        if (lo < hi) matmul_int8_packed_avx512(j.type, j.packed, (lo - first) * 16, std::min<uint64_t>((hi - first) * 16, j.rows), j.rows, acts, j.y);
+        first += panels;
+      }
+    };
+    parallel_for(pool, total, run);
+    return;
+  }
+#endif
+  for (size_t i = 0; i < n; ++i) {
+    const MatmulJob& j = jobs[i];
+    matmul_rows(j.type, j.w, j.rows, j.row_bytes, cols, x, t, j.y, scratch, pool, isa, j.packed);
+  }
+}
 
 uint64_t int8_packed_bytes(GgmlType type, uint64_t rows, uint64_t cols, KernelIsa isa) {
 #if defined(__x86_64__)

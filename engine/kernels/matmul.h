@@ -34,6 +34,20 @@ bool matmul_uses_int8(GgmlType type, KernelIsa isa);
 void matmul_rows(GgmlType type, const uint8_t* w, uint64_t rows, uint64_t row_bytes, uint64_t cols, const float* x, uint64_t t,
                  float* y, std::vector<float>* scratch, ThreadPool* pool, KernelIsa isa = best_isa(), const uint8_t* packed = nullptr);
 
+// Several products of the same X (attention's Q, K and V; the MLP's gate and up): where all take
+// the integer path from packed panels with the same activation form, X is quantised once and one
+// pass across the pool runs all their panels; otherwise one matmul_rows each. The same outputs
+// either way.
+struct MatmulJob {
+  GgmlType type;
+  const uint8_t* w;
+  uint64_t rows, row_bytes;
+  const uint8_t* packed;
+  float* y;  // t × rows
+};
+void matmul_rows_together(const MatmulJob* jobs, size_t n, uint64_t cols, const float* x, uint64_t t, std::vector<float>* scratch,
+                          ThreadPool* pool, KernelIsa isa = best_isa());
+
 // Weights repacked once into the integer GEMM's panels, so batched calls (serving several
 // sequences: a few tokens per call) stream them instead of repacking every call. 0 when the
 // type or CPU has no integer path. pack_int8_weights fills int8_packed_bytes() bytes at packed.

@@ -281,8 +281,17 @@ void Runner::project(const WeightView& w, const float* bias, const float* x, int
 // rows (Q, K and V; gate and up): the pool is woken once, not once per matrix, and its threads
 // balance over the sum. Matrices that decode from panels take the panels starting in a range.
 void Runner::project_together(std::initializer_list<Projection> ps, const float* x, int t) {
-  if (t != 1 || ps.size() == 1) {
-    for (const Projection& p : ps) project(*p.w, p.bias, x, t, p.y);
+  if (ps.size() == 1) {
+    project(*ps.begin()->w, ps.begin()->bias, x, t, ps.begin()->y);
+    return;
+  }
+  if (t != 1) {
+    // Several tokens: X quantised once for all of them where their panels allow (kernels/matmul.h).
+    MatmulJob jobs[4];
+    size_t n = 0;
+    for (const Projection& p : ps) jobs[n++] = {p.w->type, p.w->data, p.w->rows, p.w->row_bytes, p.w->packed, p.y};
+    matmul_rows_together(jobs, n, ps.begin()->w->cols, x, static_cast<uint64_t>(t), &tile_, pool_, isa_);
+    add_biases(ps, t);
     return;
   }
   const uint64_t cols = ps.begin()->w->cols;
@@ -306,9 +315,16 @@ void Runner::project_together(std::initializer_list<Projection> ps, const float*
   };
   if (pool_ == nullptr || pool_->size() == 1 || total * cols < (1u << 15)) run(0, total);
   else pool_->parallel_for(total, run);
+  add_biases(ps, 1);
+}
+
+void Runner::add_biases(std::initializer_list<Projection> ps, int t) {
   for (const Projection& p : ps) {
     if (p.bias == nullptr) continue;
-    for (uint64_t r = 0; r < p.w->rows; ++r) p.y[r] += p.bias[r];
+    for (int i = 0; i < t; ++i) {
+      float* yi = p.y + static_cast<size_t>(i) * p.w->rows;
+      for (uint64_t r = 0; r < p.w->rows; ++r) yi[r] += p.bias[r];
+    }
   }
 }
 

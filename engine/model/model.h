@@ -270,6 +270,7 @@ class Runner {
     float* y;
   };
   void project_together(std::initializer_list<Projection> ps, const float* x, int t);
+  void add_biases(std::initializer_list<Projection> ps, int t);
   void rows(int t, size_t width, const std::function<void(size_t, size_t)>& fn) const;
   void norm(const float* w, const float* b, const float* x, float* out, int t, int n) const;
   void norm_rows(const float* w, const float* b, const float* x, float* out, int begin, int end, int n) const;

@@ -195,6 +195,39 @@ TEST(PackedPanels, DecodeFromPanelsEqualsTheBatchedProduct) {
   }
 }
 
+// Products of one X together (X quantised once, one pass over all panels) give what each gives
+// alone: Q8_0 with Q4_0 (one activation form), and with Q4_K (two forms: one call each).
+TEST(PackedPanels, ProductsOfOneInputTogetherEqualEachAlone) {
+  std::mt19937 rng(13);
+  const uint64_t cols = 512, t = 5;
+  ThreadPool pool(2);
+  const std::vector<float> x = make_activations(t, cols, rng);
+  for (GgmlType second : {GgmlType::kQ4_0, GgmlType::kQ4_K}) {
+    const GgmlType types[] = {GgmlType::kQ8_0, second, GgmlType::kQ8_0};
+    const uint64_t rows[] = {48, 37, 16};
+    std::vector<Weights> w;
+    std::vector<std::vector<uint8_t>> packed;
+    std::vector<std::vector<float>> alone, together;
+    std::vector<MatmulJob> jobs;
+    std::vector<float> scratch;
+    for (int i = 0; i < 3; ++i) {
+      w.push_back(make_weights(types[i], rows[i], cols, rng));
+      packed.emplace_back(int8_packed_bytes(types[i], rows[i], cols));
+      if (!packed.back().empty()) pack_int8_weights(types[i], w[i].bytes.data(), rows[i], w[i].row_bytes, cols, packed.back().data(), &pool);
+      alone.emplace_back(t * rows[i]);
+      together.emplace_back(t * rows[i]);
+      const uint8_t* p = packed.back().empty() ? nullptr : packed.back().data();
+      matmul_rows(types[i], w[i].bytes.data(), rows[i], w[i].row_bytes, cols, x.data(), t, alone.back().data(), &scratch, &pool, best_isa(), p);
+    }
+    for (int i = 0; i < 3; ++i) {
+      const uint8_t* p = packed[i].empty() ? nullptr : packed[i].data();
+      jobs.push_back({types[i], w[i].bytes.data(), rows[i], w[i].row_bytes, p, together[i].data()});
+    }
+    matmul_rows_together(jobs.data(), jobs.size(), cols, x.data(), t, &scratch, &pool);
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(together[i], alone[i]) << ggml_type_name(static_cast<uint32_t>(second)) << " job " << i;
+  }
+}
+
 // The fp16 KV cache's kernels: the same sums over rows rounded to fp16, at every ISA level, and
 // the rounding itself gives fp32_to_fp16's bits everywhere.
 TEST(AttentionKernels, Fp16CacheKernelsMatchAScalarReference) {
