@@ -144,7 +144,8 @@ Session::Session(const Model& model, int max_positions, ThreadPool* pool, KvType
       key_cache_(kv_cache_bytes(model.config(), max_positions, kv) / 2),
       value_cache_(kv_cache_bytes(model.config(), max_positions, kv) / 2) {}
 
-Session::KvCache::KvCache(size_t bytes) : data_(static_cast<uint8_t*>(map_present(std::max<size_t>(4, bytes)))), bytes_(std::max<size_t>(4, bytes)) {}
+Session::KvCache::KvCache(size_t bytes)
+    : data_(static_cast<uint8_t*>(map_present(std::max<size_t>(4, bytes), /*zeroed=*/false))), bytes_(std::max<size_t>(4, bytes)) {}
 
 Session::KvCache::~KvCache() { unmap_present(data_, bytes_); }
 

@@ -14,8 +14,10 @@ namespace llmops::engine {
 
 inline constexpr size_t kPopulateLimit = size_t{64} << 20;
 
-// bytes (> 0) of zeroed memory, present up to kPopulateLimit; std::bad_alloc when it is not there.
-void* map_present(size_t bytes);
+// bytes (> 0) of memory, present up to kPopulateLimit; std::bad_alloc when it is not there. zeroed:
+// all zero bytes; otherwise it may be a block another buffer gave back (KV caches, where nothing
+// is read before it is written), which is present already.
+void* map_present(size_t bytes, bool zeroed = true);
 void unmap_present(void* p, size_t bytes);
 
 // For std::vector: blocks of at least kMinBytes come from map_present, smaller ones from new.

@@ -22,6 +22,7 @@
 #include "kernels/thread_pool.h"
 #include "model/export.h"
 #include "model/model.h"
+#include "model/present_memory.h"
 #include "model/synth.h"
 #include "tokenizer/tokenizer.h"
 #include "unit/test_util.h"
@@ -450,6 +451,37 @@ TEST(Model, LoadFaultsInWhatDecodeReadsButNotTheEmbeddingTable) {
   const uint64_t resident = mapped_resident_bytes(std::filesystem::canonical(path).string());
   EXPECT_GE(resident, rest * 9 / 10) << "the weights a decode step reads were not faulted in";
   EXPECT_LT(resident, rest + embd / 4) << "the embedding table was faulted in whole";
+}
+
+// A KV cache given back serves the next one that fits (no new mapping to fault in); zeroed memory
+// is never a recycled block.
+TEST(PresentMemory, AGivenBackBlockServesTheNextUnzeroedRequest) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "under AddressSanitizer blocks come from the heap";
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  GTEST_SKIP() << "under AddressSanitizer blocks come from the heap";
+#endif
+#endif
+  const size_t big = size_t{3} << 20;
+  auto* p = static_cast<uint8_t*>(map_present(big, false));
+  std::memset(p, 7, big);
+  unmap_present(p, big);
+  auto* q = static_cast<uint8_t*>(map_present(big - (big / 8), false));  // up to 25% smaller fits
+  EXPECT_EQ(q, p);
+  unmap_present(q, big - (big / 8));  // gives back the whole block
+  auto* z = static_cast<uint8_t*>(map_present(big, true));
+  EXPECT_NE(z, p);
+  EXPECT_EQ(z[0], 0);
+  EXPECT_EQ(z[big - 1], 0);
+  auto* r = static_cast<uint8_t*>(map_present(big, false));
+  EXPECT_EQ(r, p);
+  EXPECT_EQ(r[big - 1], 7) << "the whole block came back";
+  unmap_present(r, big);
+  auto* far = static_cast<uint8_t*>(map_present(big / 2, false));  // half a free block: a new one
+  EXPECT_NE(far, p);
+  unmap_present(far, big / 2);
+  unmap_present(z, big);
 }
 
 // pack_for_decode: Q4_0 matrices decode from their panels, which take the rows' place in memory
