@@ -42,7 +42,7 @@ QuantizedActivations quantize_activations(GgmlType type, const float* x, uint64_
     quantize_activations_avx512(type, x, t, cols, begin, end, rows, row_scales, out);
   };
   // Worth waking the pool for a prompt's chunk, not for a few tokens.
-  if (tiles >= 2 && t * cols >= 32768) parallel_for(pool, tiles, run);
+  if (tiles >= 2 && t * cols >= 8192) parallel_for(pool, tiles, run);
   else run(0, tiles);
   return out;
 }

@@ -333,7 +333,7 @@ void Runner::add_biases(std::initializer_list<Projection> ps, int t) {
 // fn(begin, end) over rows [0, t) of width floats each, across the pool when there is enough
 // work to pay for waking it (a prompt's chunk, a batch of many sequences), else on this thread.
 void Runner::rows(int t, size_t width, const std::function<void(size_t, size_t)>& fn) const {
-  if (t >= 2 && static_cast<size_t>(t) * width >= 16384) {
+  if (t >= 2 && static_cast<size_t>(t) * width >= 4096) {
     parallel_for(pool_, static_cast<size_t>(t), fn);
   } else {
     fn(0, static_cast<size_t>(t));
