@@ -262,65 +262,60 @@ void axpy_f32_avx512(float a, const float* x, float* y, uint64_t n) {
   }
 }
 
-void dot_f32_strided_avx512(const float* q, const float* keys, uint64_t stride, int n, uint64_t d, float scale, float* scores) {
+namespace {
+
+// Sixteen cached values as floats: fp32 rows as they are, fp16 rows converted in registers.
+inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+inline __m512 load16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+
+template <typename T>
+void dot_strided(const float* q, const T* keys, uint64_t stride, int n, uint64_t d, float scale, float* scores) {
   const int chunks = static_cast<int>(d / 16);
   __m512 qv[16];
   for (int c = 0; c < chunks; ++c) qv[c] = _mm512_loadu_ps(q + 16 * c);
   for (int j = 0; j < n; ++j) {
-    const float* k = keys + static_cast<uint64_t>(j) * stride;
+    const T* k = keys + static_cast<uint64_t>(j) * stride;
     __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
     int c = 0;
     for (; c + 2 <= chunks; c += 2) {
-      a0 = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(k + 16 * c), a0);
-      a1 = _mm512_fmadd_ps(qv[c + 1], _mm512_loadu_ps(k + 16 * c + 16), a1);
+      a0 = _mm512_fmadd_ps(qv[c], load16(k + 16 * c), a0);
+      a1 = _mm512_fmadd_ps(qv[c + 1], load16(k + 16 * c + 16), a1);
     }
-    if (c < chunks) a0 = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(k + 16 * c), a0);
+    if (c < chunks) a0 = _mm512_fmadd_ps(qv[c], load16(k + 16 * c), a0);
     scores[j] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) * scale;
   }
+}
+
+template <typename T>
+void axpy_strided(const float* p, const T* values, uint64_t stride, int n, uint64_t d, float* o) {
+  const int chunks = static_cast<int>(d / 16);
+  __m512 acc[16];
+  for (int c = 0; c < chunks; ++c) acc[c] = _mm512_loadu_ps(o + 16 * c);
+  for (int j = 0; j < n; ++j) {
+    const T* v = values + static_cast<uint64_t>(j) * stride;
+    const __m512 pj = _mm512_set1_ps(p[j]);
+    for (int c = 0; c < chunks; ++c) acc[c] = _mm512_fmadd_ps(pj, load16(v + 16 * c), acc[c]);
+  }
+  for (int c = 0; c < chunks; ++c) _mm512_storeu_ps(o + 16 * c, acc[c]);
+}
+
+}  // namespace
+
+void dot_f32_strided_avx512(const float* q, const float* keys, uint64_t stride, int n, uint64_t d, float scale, float* scores) {
+  dot_strided(q, keys, stride, n, d, scale, scores);
 }
 
 void axpy_f32_strided_avx512(const float* p, const float* values, uint64_t stride, int n, uint64_t d, float* o) {
-  const int chunks = static_cast<int>(d / 16);
-  __m512 acc[16];
-  for (int c = 0; c < chunks; ++c) acc[c] = _mm512_loadu_ps(o + 16 * c);
-  for (int j = 0; j < n; ++j) {
-    const float* v = values + static_cast<uint64_t>(j) * stride;
-    const __m512 pj = _mm512_set1_ps(p[j]);
-    for (int c = 0; c < chunks; ++c) acc[c] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(v + 16 * c), acc[c]);
-  }
-  for (int c = 0; c < chunks; ++c) _mm512_storeu_ps(o + 16 * c, acc[c]);
+  axpy_strided(p, values, stride, n, d, o);
 }
 
-// The fp16 KV cache: as above, each key or value row converted in registers.
+// The fp16 KV cache: the same, each key or value row converted in registers.
 void dot_f16_strided_avx512(const float* q, const uint16_t* keys, uint64_t stride, int n, uint64_t d, float scale, float* scores) {
-  const int chunks = static_cast<int>(d / 16);
-  __m512 qv[16];
-  for (int c = 0; c < chunks; ++c) qv[c] = _mm512_loadu_ps(q + 16 * c);
-  for (int j = 0; j < n; ++j) {
-    const uint16_t* k = keys + static_cast<uint64_t>(j) * stride;
-    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-    int c = 0;
-    for (; c + 2 <= chunks; c += 2) {
-      a0 = _mm512_fmadd_ps(qv[c], _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(k + 16 * c))), a0);
-      a1 = _mm512_fmadd_ps(qv[c + 1], _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(k + 16 * c + 16))), a1);
-    }
-    if (c < chunks) a0 = _mm512_fmadd_ps(qv[c], _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(k + 16 * c))), a0);
-    scores[j] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) * scale;
-  }
+  dot_strided(q, keys, stride, n, d, scale, scores);
 }
 
 void axpy_f16_strided_avx512(const float* p, const uint16_t* values, uint64_t stride, int n, uint64_t d, float* o) {
-  const int chunks = static_cast<int>(d / 16);
-  __m512 acc[16];
-  for (int c = 0; c < chunks; ++c) acc[c] = _mm512_loadu_ps(o + 16 * c);
-  for (int j = 0; j < n; ++j) {
-    const uint16_t* v = values + static_cast<uint64_t>(j) * stride;
-    const __m512 pj = _mm512_set1_ps(p[j]);
-    for (int c = 0; c < chunks; ++c) {
-      acc[c] = _mm512_fmadd_ps(pj, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + 16 * c))), acc[c]);
-    }
-  }
-  for (int c = 0; c < chunks; ++c) _mm512_storeu_ps(o + 16 * c, acc[c]);
+  axpy_strided(p, values, stride, n, d, o);
 }
 
 void fp32_to_fp16_avx512(const float* x, uint16_t* out, uint64_t n) {

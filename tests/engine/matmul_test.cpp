@@ -131,6 +131,8 @@ TEST_P(PrefillMatmul, WeightsPackedOnceGiveTheSameResult) {
   }
 }
 
+// Attention's strided kernels over fp32 and fp16 caches, at every ISA level, against per-position
+// sums in double.
 TEST(AttentionKernels, StridedScoresAndValuesMatchThePerPositionOnes) {
   std::mt19937 rng(3);
   std::normal_distribution<float> dist(0.0f, 1.0f);
@@ -145,13 +147,37 @@ TEST(AttentionKernels, StridedScoresAndValuesMatchThePerPositionOnes) {
       for (auto& v : p) v = std::abs(dist(rng));
       dot_f32_strided(q.data(), cache.data(), stride, n, d, 0.125f, scores.data(), isa);
       axpy_f32_strided(p.data(), cache.data(), stride, n, d, o.data(), isa);
+      // The fp16 cache's kernels over the same rows rounded to fp16 (fp32_to_fp16's bits).
+      std::vector<uint16_t> half(cache.size());
+      fp32_to_fp16_row(cache.data(), half.data(), cache.size(), isa);
+      for (size_t e = 0; e < cache.size(); ++e) ASSERT_EQ(half[e], fp32_to_fp16(cache[e])) << isa_name(isa) << " element " << e;
+      std::vector<float> half_scores(n), half_o(d, 0.5f), half_ref(d, 0.5f);
+      dot_f16_strided(q.data(), half.data(), stride, n, d, 0.125f, half_scores.data(), isa);
+      axpy_f16_strided(p.data(), half.data(), stride, n, d, half_o.data(), isa);
       for (int j = 0; j < n; ++j) {
-        double want = 0;
-        for (uint64_t i = 0; i < d; ++i) want += static_cast<double>(q[i]) * cache[j * stride + i];
+        double want = 0, want_half = 0;
+        for (uint64_t i = 0; i < d; ++i) {
+          want += static_cast<double>(q[i]) * cache[j * stride + i];
+          want_half += static_cast<double>(q[i]) * fp16_to_fp32(half[j * stride + i]);
+          o_ref[i] += p[j] * cache[j * stride + i];
+          half_ref[i] += p[j] * fp16_to_fp32(half[j * stride + i]);
+        }
         EXPECT_NEAR(scores[j], want * 0.125, 1e-4) << isa_name(isa) << " d=" << d << " j=" << j;
-        for (uint64_t i = 0; i < d; ++i) o_ref[i] += p[j] * cache[j * stride + i];
+        EXPECT_NEAR(half_scores[j], want_half * 0.125, 1e-4) << isa_name(isa) << " fp16, d=" << d << " j=" << j;
       }
-      for (uint64_t i = 0; i < d; ++i) EXPECT_NEAR(o[i], o_ref[i], 1e-3) << isa_name(isa) << " d=" << d;
+      for (uint64_t i = 0; i < d; ++i) {
+        EXPECT_NEAR(o[i], o_ref[i], 1e-3) << isa_name(isa) << " d=" << d;
+        EXPECT_NEAR(half_o[i], half_ref[i], 1e-3) << isa_name(isa) << " fp16, d=" << d;
+      }
+    }
+    // fp16 rounding edges: ties to even, the largest finite half, overflow to infinity,
+    // subnormals, signed zero; lengths that leave a tail for the vector loops.
+    const std::vector<float> edges = {0.0f,       -0.0f,      1.0f,        1.0f + 1.0f / 2048,  1.0f + 3.0f / 2048, 65504.0f, 65520.0f, -70000.0f,
+                                      6.0e-8f,    3.0e-8f,    1.0e-5f,     -2.5e-6f,            0.33333334f,        1e30f,    -1e-30f};
+    for (size_t len = 1; len <= edges.size(); ++len) {
+      std::vector<uint16_t> out(len);
+      fp32_to_fp16_row(edges.data(), out.data(), len, isa);
+      for (size_t e = 0; e < len; ++e) EXPECT_EQ(out[e], fp32_to_fp16(edges[e])) << isa_name(isa) << " value " << edges[e];
     }
   }
 }
@@ -225,45 +251,6 @@ TEST(PackedPanels, ProductsOfOneInputTogetherEqualEachAlone) {
     }
     matmul_rows_together(jobs.data(), jobs.size(), cols, x.data(), t, &scratch, &pool);
     for (int i = 0; i < 3; ++i) EXPECT_EQ(together[i], alone[i]) << ggml_type_name(static_cast<uint32_t>(second)) << " job " << i;
-  }
-}
-
-// The fp16 KV cache's kernels: the same sums over rows rounded to fp16, at every ISA level, and
-// the rounding itself gives fp32_to_fp16's bits everywhere.
-TEST(AttentionKernels, Fp16CacheKernelsMatchAScalarReference) {
-  std::mt19937 rng(5);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  for (KernelIsa isa : {KernelIsa::kPortable, KernelIsa::kAvx2, KernelIsa::kAvx512}) {
-    if (!isa_supported(isa)) continue;
-    for (uint64_t d : {8, 64, 128}) {
-      const uint64_t stride = 3 * d + 16;
-      const int n = 37;
-      std::vector<float> q(d), cache(stride * n), p(n), o(d, 0.5f), o_ref(d, 0.5f), scores(n);
-      for (auto& v : q) v = dist(rng);
-      for (auto& v : cache) v = dist(rng);
-      for (auto& v : p) v = std::abs(dist(rng));
-      std::vector<uint16_t> half(cache.size());
-      fp32_to_fp16_row(cache.data(), half.data(), cache.size(), isa);
-      for (size_t i = 0; i < cache.size(); ++i) ASSERT_EQ(half[i], fp32_to_fp16(cache[i])) << isa_name(isa) << " element " << i;
-      dot_f16_strided(q.data(), half.data(), stride, n, d, 0.125f, scores.data(), isa);
-      axpy_f16_strided(p.data(), half.data(), stride, n, d, o.data(), isa);
-      for (int j = 0; j < n; ++j) {
-        double want = 0;
-        for (uint64_t i = 0; i < d; ++i) want += static_cast<double>(q[i]) * fp16_to_fp32(half[j * stride + i]);
-        EXPECT_NEAR(scores[j], want * 0.125, 1e-4) << isa_name(isa) << " d=" << d << " j=" << j;
-        for (uint64_t i = 0; i < d; ++i) o_ref[i] += p[j] * fp16_to_fp32(half[j * stride + i]);
-      }
-      for (uint64_t i = 0; i < d; ++i) EXPECT_NEAR(o[i], o_ref[i], 1e-3) << isa_name(isa) << " d=" << d;
-    }
-    // Rounding edges: ties to even, the largest finite half, overflow to infinity, subnormals,
-    // signed zero; lengths that leave a tail for the vector loops.
-    const std::vector<float> edges = {0.0f,       -0.0f,      1.0f,        1.0f + 1.0f / 2048,  1.0f + 3.0f / 2048, 65504.0f, 65520.0f, -70000.0f,
-                                      6.0e-8f,    3.0e-8f,    1.0e-5f,     -2.5e-6f,            0.33333334f,        1e30f,    -1e-30f};
-    for (size_t len = 1; len <= edges.size(); ++len) {
-      std::vector<uint16_t> out(len);
-      fp32_to_fp16_row(edges.data(), out.data(), len, isa);
-      for (size_t i = 0; i < len; ++i) EXPECT_EQ(out[i], fp32_to_fp16(edges[i])) << isa_name(isa) << " value " << edges[i];
-    }
   }
 }
 
