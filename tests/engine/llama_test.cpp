@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <sstream>
 
 #include "engine_test_util.h"
@@ -146,6 +147,74 @@ TEST(Sampler, SeedGivesTheSameTokens) {
   SamplingParams k1 = p;
   k1.top_k = 1;
   for (int32_t t : draw(k1)) EXPECT_EQ(t, std::max_element(logits.begin(), logits.end()) - logits.begin());
+}
+
+// What the sampler draws under each cut matches a slow reference: every drawn token is in the
+// reference's kept set (softmax at temperature over the vocabulary, or over the top k, then the
+// min_p cut, then the top_p nucleus), and the frequencies of the likeliest ones match their
+// renormalised probabilities. 8,000 tokens: a few likely ones over a long tail, like a model's.
+TEST(Sampler, CutsDrawFromTheReferenceSet) {
+  const int vocab = 8000;
+  std::vector<float> logits(vocab);
+  std::mt19937 gen(7);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  for (int i = 0; i < vocab; ++i) logits[static_cast<size_t>(i)] = 2.0f * dist(gen) + (i % 500 == 0 ? 9.0f : 0.0f);
+  struct Case {
+    float temperature, top_p, min_p;
+    int top_k;
+  };
+  for (const Case c : {Case{0.8f, 0.9f, 0.0f, 0}, Case{1.0f, 0.5f, 0.0f, 0}, Case{0.7f, 1.0f, 0.05f, 0}, Case{1.0f, 0.95f, 0.02f, 0},
+                       Case{0.9f, 0.9f, 0.0f, 40}, Case{1.5f, 1.0f, 0.0f, 0}}) {
+    // The reference: sort everything.
+    std::vector<int32_t> order(vocab);
+    for (int i = 0; i < vocab; ++i) order[static_cast<size_t>(i)] = i;
+    std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+    size_t keep = c.top_k > 0 ? static_cast<size_t>(c.top_k) : order.size();
+    std::vector<double> prob(keep);
+    double z = 0;
+    for (size_t i = 0; i < keep; ++i) z += prob[i] = std::exp((logits[order[i]] - logits[order[0]]) / c.temperature);
+    for (auto& v : prob) v /= z;
+    if (c.min_p > 0) {
+      size_t n = 1;
+      while (n < keep && prob[n] >= c.min_p * prob[0]) ++n;
+      keep = n;
+    }
+    if (c.top_p < 1.0f) {
+      double cum = 0;
+      size_t n = 0;
+      while (n < keep && cum < c.top_p) cum += prob[n++];
+      keep = n;
+    }
+    double kept = 0;
+    std::map<int32_t, double> want;
+    for (size_t i = 0; i < keep; ++i) kept += prob[i];
+    for (size_t i = 0; i < keep; ++i) want[order[i]] = prob[i] / kept;
+    SamplingParams p;
+    p.temperature = c.temperature, p.top_p = c.top_p, p.min_p = c.min_p, p.top_k = c.top_k, p.seed = 3;
+    Sampler s(vocab, p);
+    std::map<int32_t, int> seen;
+    const int draws = 5000;
+    for (int d = 0; d < draws; ++d) ++seen[s.sample(logits.data(), {})];
+    const std::string name = "T=" + std::to_string(c.temperature) + " top_p=" + std::to_string(c.top_p) + " min_p=" + std::to_string(c.min_p) +
+                             " top_k=" + std::to_string(c.top_k);
+    for (auto [t, n] : seen) EXPECT_TRUE(want.count(t)) << name << ": drew " << t << ", outside the kept set of " << keep;
+    for (size_t i = 0; i < std::min<size_t>(keep, 5); ++i) {
+      EXPECT_NEAR(seen[order[i]] / static_cast<double>(draws), want[order[i]], 0.025) << name << " rank " << i;
+    }
+  }
+}
+
+// A nucleus made of tokens each under 1/256 of the likeliest (the sampler's first candidate
+// threshold): one token at 57%, 299 sharing the rest. top_p 0.9 must reach into them.
+TEST(Sampler, ANucleusReachesTokensFarBelowTheLikeliest) {
+  std::vector<float> logits(300, -6.0f);
+  logits[0] = 0.0f;
+  SamplingParams p;
+  p.temperature = 1.0f, p.top_p = 0.9f, p.seed = 5;
+  Sampler s(300, p);
+  int others = 0;
+  for (int d = 0; d < 2000; ++d) others += s.sample(logits.data(), {}) != 0;
+  EXPECT_NEAR(others / 2000.0, (0.9 - 0.574) / 0.9, 0.05) << "P(not the likeliest | nucleus)";
 }
 
 TEST(Sampler, PenaltiesSteerAwayFromRepeats) {
