@@ -260,34 +260,16 @@ Result<const float*> Runner::run(const BatchToken* batch, size_t n, Output outpu
   return logits_.data();
 }
 
-void Runner::project(const WeightView& w, const float* bias, const float* x, int t, float* y) {
-  if (t == 1) {
-    prepare_vector(x, w.cols, vector_forms_, &pv_);
-    if (w.packed != nullptr && packed_serves_decode(w.type, isa_)) matvec_packed_rows(w.type, w.packed, w.rows, w.cols, pv_, y, pool_);
-    else matvec_rows(w.type, w.data, w.rows, w.row_bytes, pv_, y, pool_, isa_);
-  } else {
-    // Quantised weights take the integer GEMM on our pool where the CPU has it; otherwise tiles
-    // are dequantised and OpenBLAS's own threads multiply.
-    matmul_rows(w.type, w.data, w.rows, w.row_bytes, w.cols, x, static_cast<uint64_t>(t), y, &tile_, pool_, isa_, w.packed);
-  }
-  if (bias != nullptr) {
-    for (int i = 0; i < t; ++i) {
-      float* yi = y + static_cast<size_t>(i) * w.rows;
-      for (uint64_t r = 0; r < w.rows; ++r) yi[r] += bias[r];
-    }
-  }
-}
+void Runner::project(const WeightView& w, const float* bias, const float* x, int t, float* y) { project_together({{&w, bias, y}}, x, t); }
 
-// Several projections of the same x. One token's run as one pass across the pool over all their
-// rows (Q, K and V; gate and up): the pool is woken once, not once per matrix, and its threads
-// balance over the sum. Matrices that decode from panels take the panels starting in a range.
+// Projections of the same x (one, or Q, K and V; gate and up). Several tokens go through the
+// products of kernels/matmul.h (the integer GEMM on the pool where the CPU has it, else
+// dequantised tiles and sgemm), X quantised once for all of them where their panels allow. One
+// token runs as one pass across the pool over all their rows: the pool is woken once, not once
+// per matrix, and its threads balance over the sum; matrices that decode from panels take the
+// panels starting in a range.
 void Runner::project_together(std::initializer_list<Projection> ps, const float* x, int t) {
-  if (ps.size() == 1) {
-    project(*ps.begin()->w, ps.begin()->bias, x, t, ps.begin()->y);
-    return;
-  }
   if (t != 1) {
-    // Several tokens: X quantised once for all of them where their panels allow (kernels/matmul.h).
     MatmulJob jobs[4];
     size_t n = 0;
     for (const Projection& p : ps) jobs[n++] = {p.w->type, p.w->data, p.w->rows, p.w->row_bytes, p.w->packed, p.y};

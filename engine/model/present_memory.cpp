@@ -39,23 +39,16 @@ class Recycler {
     return p;
   }
 
-  // The block's real size (as mapped) after a take of fewer bytes.
-  size_t real_size(void* p, size_t bytes) {
+  // A block given back (bytes as its owner asked for it): kept when there is room, else returned
+  // with its real size (as mapped: a take may have handed out more) for the caller to unmap.
+  size_t give_back(void* p, size_t bytes) {
     std::lock_guard lock(mu_);
-    auto it = larger_.find(p);
-    if (it == larger_.end()) return bytes;
-    const size_t size = it->second;
-    larger_.erase(it);
-    return size;
-  }
-
-  bool keep(void* p, size_t size) {
-    if (size < kMinBytes) return false;
-    std::lock_guard lock(mu_);
-    if (held_ + size > kMaxHeld) return false;
+    size_t size = bytes;
+    if (auto it = larger_.find(p); it != larger_.end()) size = it->second, larger_.erase(it);
+    if (size < kMinBytes || held_ + size > kMaxHeld) return size;
     free_.emplace(size, p);
     held_ += size;
-    return true;
+    return 0;
   }
 
  private:
@@ -94,8 +87,7 @@ void unmap_present(void* p, size_t bytes) {
   (void)bytes;
   std::free(p);
 #else
-  const size_t size = recycler().real_size(p, bytes);
-  if (!recycler().keep(p, size)) munmap(p, size);
+  if (const size_t size = recycler().give_back(p, bytes); size > 0) munmap(p, size);
 #endif
 }
 
