@@ -134,14 +134,6 @@ void matvec_packed_panels(GgmlType type, const uint8_t* packed, uint64_t rows, u
 #endif
 }
 
-void matvec_packed_rows(GgmlType type, const uint8_t* packed, uint64_t rows, uint64_t cols, const PreparedVector& x, float* y,
-                        ThreadPool* pool) {
-  const uint64_t panels = (rows + 15) / 16;
-  auto run = [&](size_t begin, size_t end) { matvec_packed_panels(type, packed, rows, cols, x, y, begin, end); };
-  // As matvec_rows: small products are not worth waking the workers for.
-  if (pool == nullptr || pool->size() == 1 || rows * cols < (1u << 15)) run(0, panels);
-  else pool->parallel_for(panels, run);
-}
 
 bool matmul_uses_int8(GgmlType type, KernelIsa isa) {
 #if defined(__x86_64__)

@@ -55,16 +55,14 @@ uint64_t int8_packed_bytes(GgmlType type, uint64_t rows, uint64_t cols, KernelIs
 void pack_int8_weights(GgmlType type, const uint8_t* w, uint64_t rows, uint64_t row_bytes, uint64_t cols, uint8_t* packed,
                        ThreadPool* pool);
 
-// Whether packed panels of this type also serve decode (matvec_packed_rows), so the original rows
+// Whether packed panels of this type also serve decode (matvec_packed_panels), so the original rows
 // need not stay resident: Q4_0 and Q4_K, whose panels keep four bits per weight (Q4_0's the same
 // bytes as its rows, Q4_K's 2.8% more). Decoding from them reads 16 rows per pass, one vpdpbusd
 // per 32 weight bytes, where the row-at-a-time kernels are bound by their per-block work.
 bool packed_serves_decode(GgmlType type, KernelIsa isa = best_isa());
-// y = W·x from packed panels (packed_serves_decode types), x prepared with its Q8_0 form; the
-// same outputs, to the bit, as matmul_rows on the same panels gives each token of a batch.
-void matvec_packed_rows(GgmlType type, const uint8_t* packed, uint64_t rows, uint64_t cols, const PreparedVector& x, float* y,
-                        ThreadPool* pool);
-// The same for panels [panel_begin, panel_end) (16 rows each) on this thread.
+// y = W·x for panels [panel_begin, panel_end) (16 rows each) of packed panels
+// (packed_serves_decode types) on this thread, x prepared with the form its type reads; the same
+// outputs, to the bit, as matmul_rows on the same panels gives each token of a batch.
 void matvec_packed_panels(GgmlType type, const uint8_t* packed, uint64_t rows, uint64_t cols, const PreparedVector& x, float* y,
                           uint64_t panel_begin, uint64_t panel_end);
 

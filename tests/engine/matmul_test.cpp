@@ -210,7 +210,7 @@ TEST(PackedPanels, DecodeFromPanelsEqualsTheBatchedProduct) {
         PreparedVector pv;
         prepare_vector(x.data() + t * cols, cols, vector_forms(type), &pv);
         std::vector<float> one(rows), by_rows(rows);
-        matvec_packed_rows(type, packed.data(), rows, cols, pv, one.data(), t == 0 ? nullptr : &pool);
+        matvec_packed_panels(type, packed.data(), rows, cols, pv, one.data(), 0, (rows + 15) / 16);
         matvec_rows(type, w.bytes.data(), rows, w.row_bytes, pv, by_rows.data(), nullptr, best_isa());
         for (uint64_t r = 0; r < rows; ++r) {
           EXPECT_EQ(one[r], batched[t * rows + r]) << name << " rows=" << rows << " token " << t << " row " << r;
