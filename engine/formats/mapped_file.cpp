@@ -45,8 +45,12 @@ Result<std::unique_ptr<MappedFile>> MappedFile::open(const std::string& path) {
   return f;
 }
 
+bool MappedFile::contains(const uint8_t* p, size_t n) const {
+  return data_ != nullptr && p >= data_ && n <= size_ && p - data_ <= static_cast<ptrdiff_t>(size_ - n);
+}
+
 bool MappedFile::release(const uint8_t* p, size_t n) const {
-  if (data_ == nullptr || p < data_ || n > size_ || p - data_ > static_cast<ptrdiff_t>(size_ - n)) return false;
+  if (!contains(p, n)) return false;
   const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
   const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page, end = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
   if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);

@@ -25,6 +25,8 @@ class MappedFile {
   // Drops this process's copies of the whole pages within [p, p + n) (a part of this mapping no
   // longer read: they come back from the file if it is); false when the range is not in it.
   bool release(const uint8_t* p, size_t n) const;
+  // Whether [p, p + n) lies within the mapping.
+  bool contains(const uint8_t* p, size_t n) const;
 
  private:
   MappedFile() = default;

@@ -82,11 +82,12 @@ uint64_t Model::pack_for_batches(ThreadPool* pool) { return pack(pool, true); }
 
 uint64_t Model::pack_for_decode(ThreadPool* pool) { return pack(pool, false); }
 
-void Model::release_rows(const WeightView& w) const {
-  if (gguf_ != nullptr && gguf_->mapped_file() != nullptr && gguf_->mapped_file()->release(w.data, w.bytes())) return;
+const MappedFile* Model::file_holding(const WeightView& w) const {
+  if (gguf_ != nullptr && gguf_->mapped_file() != nullptr && gguf_->mapped_file()->contains(w.data, w.bytes())) return gguf_->mapped_file();
   for (const auto& f : files_) {
-    if (f->release(w.data, w.bytes())) return;
+    if (f->contains(w.data, w.bytes())) return f.get();
   }
+  return nullptr;
 }
 
 uint64_t Model::pack(ThreadPool* pool, bool every_type) {
@@ -95,24 +96,64 @@ uint64_t Model::pack(ThreadPool* pool, bool every_type) {
     for (WeightView* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) views.push_back(w);
   }
   views.push_back(&output_);
-  uint64_t added = 0;
+  // What each matrix gets: panels (for batches, or for decode where they serve it), and a copy
+  // of its rows where decode still reads rows from a mapped file. All of it in one block, large
+  // enough for huge pages (map_whole): a decode step streams it whole, and with 4 KiB pages the
+  // reads stall at every page. The copied rows' file pages are dropped as each is copied.
+  struct Todo {
+    WeightView* w;
+    uint64_t panel_bytes, row_bytes;
+  };
+  std::vector<Todo> todo;
+  uint64_t total = 0;
   for (WeightView* w : views) {
-    if (w->data == nullptr || w->packed != nullptr) continue;
-    const bool replaces = packed_serves_decode(w->type);
-    if (!every_type && !replaces) continue;
-    const uint64_t bytes = int8_packed_bytes(w->type, w->rows, w->cols);
-    if (bytes == 0) continue;
-    void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
-    if (p == nullptr) break;  // no memory for it: batches repack as before
-    packed_.emplace_back(static_cast<uint8_t*>(p), std::free);
-    pack_int8_weights(w->type, w->data, w->rows, w->row_bytes, w->cols, packed_.back().get(), pool);
-    w->packed = packed_.back().get();
-    // The embedding table, when it is the classifier too, still gives one row per token.
-    if (replaces && w->data != token_embd_.data) release_rows(*w);
-    added += bytes;
+    if (w->data == nullptr) continue;
+    const bool panels_decode = packed_serves_decode(w->type);
+    uint64_t panel = 0, rows = 0;
+    if (w->packed == nullptr && (every_type || panels_decode)) panel = (int8_packed_bytes(w->type, w->rows, w->cols) + 63) / 64 * 64;
+    if (!(panels_decode && (panel > 0 || w->packed != nullptr)) && file_holding(*w) != nullptr) rows = (w->bytes() + 63) / 64 * 64;
+    if (panel + rows == 0) continue;
+    todo.push_back({w, panel, rows});
+    total += panel + rows;
   }
-  packed_bytes_ += added;
-  return added;
+  if (total == 0) return 0;
+  uint8_t* block = nullptr;
+  try {
+    block = static_cast<uint8_t*>(map_whole(total));
+  } catch (const std::bad_alloc&) {
+    return 0;  // no memory for it: batches repack as before, decode reads the mapped rows
+  }
+  packed_.emplace_back(block, PresentDeleter{total});
+  uint64_t panels = 0;
+  for (const Todo& t : todo) {
+    WeightView& w = *t.w;
+    if (t.panel_bytes > 0) {
+      pack_int8_weights(w.type, w.data, w.rows, w.row_bytes, w.cols, block, pool);
+      w.packed = block;
+      block += t.panel_bytes;
+      panels += t.panel_bytes;
+    }
+    const MappedFile* file = file_holding(w);
+    // The embedding table, when it is the classifier too, still gives one row per token.
+    const bool tied = w.data == token_embd_.data;
+    if (t.row_bytes > 0) {
+      // A few MiB at a time, each dropped from the file's pages once copied: memory holds the
+      // matrix about once, not twice, while it moves.
+      constexpr uint64_t kStep = uint64_t{4} << 20;
+      for (uint64_t at = 0; at < w.bytes(); at += kStep) {
+        const uint64_t n = std::min(kStep, w.bytes() - at);
+        std::memcpy(block + at, w.data + at, n);
+        if (!tied) file->release(w.data + at, n);
+      }
+      if (!tied) file->release(w.data, w.bytes());  // the pages that straddled two steps
+      w.data = block;
+      block += t.row_bytes;
+    } else if (packed_serves_decode(w.type) && !tied && file != nullptr) {
+      file->release(w.data, w.bytes());  // the panels serve decode: the rows are no longer read
+    }
+  }
+  packed_bytes_ += panels;
+  return panels;
 }
 
 uint64_t Model::bytes_per_token() const {

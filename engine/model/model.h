@@ -2,8 +2,9 @@
 // optional linear or Llama-3 frequency scaling, grouped-query attention, SwiGLU, optional q/k/v
 // biases: Llama 2/3, TinyLlama, Mistral, Qwen2, SmolLM) and GPT-2 (LayerNorm, learned
 // positions, GELU, biases everywhere). Weights are typed views into mapped files, never
-// copied or dequantised up front; only one-dimensional tensors (norms, biases) stored in a
-// narrow type are widened to fp32 at load.
+// dequantised up front; only one-dimensional tensors (norms, biases) stored in a narrow type
+// are widened to fp32 at load. pack_for_decode / pack_for_batches move what decode streams into
+// huge pages of the process's own.
 //
 // A Model is immutable after load and shared by any number of sessions and runners on any
 // threads. A Session is one sequence: its KV cache. A Runner owns the scratch of one forward
@@ -123,9 +124,12 @@ class Model {
   // weights' size again in memory, except for types whose panels also serve decode (Q4_0, Q4_K:
   // kernels/matmul.h packed_serves_decode): their rows are no longer read, and their mapped
   // pages are dropped (they come back from the file if the rows are read again: export, a GPU
-  // upload). Call before sharing the model. Returns the bytes of panels made.
+  // upload). Rows that decode still reads from a mapped file are moved into the same huge-page
+  // block (their file pages dropped in turn, so memory does not grow). Call before sharing the
+  // model. Returns the bytes of panels made.
   uint64_t pack_for_batches(ThreadPool* pool = nullptr);
-  // The same for those types alone: what a single sequence gains without the memory cost.
+  // The same for the types whose panels serve decode, and the move of the other rows: what a
+  // single sequence gains without the memory cost.
   uint64_t pack_for_decode(ThreadPool* pool = nullptr);
   uint64_t packed_bytes() const { return packed_bytes_; }
 
@@ -136,7 +140,7 @@ class Model {
   void init_rope(const float* factors);
   const float* keep(std::vector<float> v);
   uint64_t pack(ThreadPool* pool, bool every_type);
-  void release_rows(const WeightView& w) const;  // drops a matrix's mapped pages (model/model.cpp)
+  const MappedFile* file_holding(const WeightView& w) const;  // the mapped file w's rows lie in, or null
 
   ModelConfig config_;
   std::vector<std::unique_ptr<MappedFile>> files_;
@@ -145,7 +149,7 @@ class Model {
   std::string hf_dir_;
   std::deque<std::vector<float>> owned_;   // vectors widened to fp32 at load
   std::vector<std::vector<uint8_t>> owned_bytes_;  // matrices re-laid out at load (GPT-2 HF)
-  std::vector<std::unique_ptr<uint8_t, void (*)(void*)>> packed_;  // pack_for_batches
+  std::vector<std::unique_ptr<uint8_t, PresentDeleter>> packed_;  // one block of panels per pack()
   uint64_t packed_bytes_ = 0;
   WeightView token_embd_, pos_embd_, output_;
   const float* output_norm_ = nullptr;

@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -62,6 +63,41 @@ Recycler& recycler() {
   static Recycler* r = new Recycler();  // never destroyed: blocks may come back during exit
   return *r;
 }
+
+constexpr size_t kHugePage = size_t{2} << 20;
+
+// A block asked for as bytes is mapped as whole huge pages, aligned to one, from 2 MiB (whether
+// or not it is advised to take them), so it is unmapped with the length its size alone gives.
+bool wants_huge(size_t bytes) { return bytes >= kHugePage; }
+size_t mapped_length(size_t bytes) { return wants_huge(bytes) ? (bytes + kHugePage - 1) / kHugePage * kHugePage : bytes; }
+
+// An anonymous mapping of mapped_length(bytes) bytes (the unaligned head and tail of a larger
+// reservation cut off). huge: advised to take huge pages. populate: made present now, in as few
+// faults as the pages allow.
+void* map_anonymous(size_t bytes, bool huge, bool populate) {
+  const size_t length = mapped_length(bytes);
+  const bool aligned_block = wants_huge(bytes);
+  huge = huge && aligned_block;
+  const size_t reserve = aligned_block ? length + kHugePage : length;
+  const int flags = MAP_PRIVATE | MAP_ANONYMOUS | (populate && !huge ? MAP_POPULATE : 0);
+  void* raw = mmap(nullptr, reserve, PROT_READ | PROT_WRITE, flags, -1, 0);
+  if (raw == MAP_FAILED) throw std::bad_alloc();
+  if (!aligned_block) return raw;
+  const auto start = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t aligned = (start + kHugePage - 1) / kHugePage * kHugePage;
+  if (aligned > start) munmap(raw, aligned - start);
+  if (const uintptr_t end = aligned + length, raw_end = start + reserve; raw_end > end) munmap(reinterpret_cast<void*>(end), raw_end - end);
+  void* p = reinterpret_cast<void*>(aligned);
+  if (!huge) return p;
+  madvise(p, length, MADV_HUGEPAGE);  // advice only: without it the pages are 4 KiB ones
+  if (populate) {
+#ifdef MADV_POPULATE_WRITE
+    if (madvise(p, length, MADV_POPULATE_WRITE) == 0) return p;
+#endif
+    for (size_t at = 0; at < length; at += 4096) static_cast<volatile uint8_t*>(p)[at] = 0;
+  }
+  return p;
+}
 #endif
 
 }  // namespace
@@ -75,10 +111,18 @@ void* map_present(size_t bytes, bool zeroed) {
   if (!zeroed && bytes >= Recycler::kMinBytes) {
     if (void* p = recycler().take(bytes)) return p;
   }
-  const int populate = bytes <= kPopulateLimit ? MAP_POPULATE : 0;
-  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | populate, -1, 0);
-  if (p == MAP_FAILED) throw std::bad_alloc();
-  return p;
+  // Past the populate limit pages stay 4 KiB: a huge page faulted in by one write would commit
+  // 2 MiB of a cache that may never fill.
+  const bool populate = bytes <= kPopulateLimit;
+  return map_anonymous(bytes, populate, populate);
+#endif
+}
+
+void* map_whole(size_t bytes) {
+#ifdef LLMOPS_PRESENT_ON_HEAP
+  return map_present(bytes, false);
+#else
+  return map_anonymous(bytes, true, false);
 #endif
 }
 
@@ -87,7 +131,7 @@ void unmap_present(void* p, size_t bytes) {
   (void)bytes;
   std::free(p);
 #else
-  if (const size_t size = recycler().give_back(p, bytes); size > 0) munmap(p, size);
+  if (const size_t size = recycler().give_back(p, bytes); size > 0) munmap(p, mapped_length(size));
 #endif
 }
 

@@ -80,6 +80,61 @@ TEST(PresentMemory, AGivenBackBlockServesTheNextUnzeroedRequest) {
   unmap_present(z, big);
 }
 
+// The smaps fields of the mapping that starts at p: its size and its huge-page bytes (kB).
+struct MappingInfo {
+  bool found = false;
+  uint64_t size_kb = 0, huge_kb = 0;
+};
+MappingInfo mapping_at(const void* p) {
+  std::ifstream smaps("/proc/self/smaps");
+  MappingInfo info;
+  bool in = false;
+  for (std::string line; std::getline(smaps, line);) {
+    if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) && line.find('-') < line.find(' ')) {
+      in = std::stoull(line.substr(0, line.find('-')), nullptr, 16) == reinterpret_cast<uintptr_t>(p);
+      info.found = info.found || in;
+    } else if (in && line.rfind("Size:", 0) == 0) {
+      info.size_kb = std::stoull(line.substr(5));
+    } else if (in && line.rfind("AnonHugePages:", 0) == 0) {
+      info.huge_kb = std::stoull(line.substr(14));
+    }
+  }
+  return info;
+}
+
+// Blocks of 2 MiB or more are whole huge pages: aligned, rounded up, given the pages where the
+// kernel's THP setting allows asking for them, and unmapped whole.
+TEST(PresentMemory, LargeBlocksAreWholeHugePages) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "under AddressSanitizer blocks come from the heap";
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  GTEST_SKIP() << "under AddressSanitizer blocks come from the heap";
+#endif
+#endif
+  const size_t huge = size_t{2} << 20, bytes = 3 * huge + 12345;
+  auto* p = static_cast<uint8_t*>(map_whole(bytes));
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % huge, 0u);
+  std::memset(p, 1, bytes);
+  MappingInfo info = mapping_at(p);
+  ASSERT_TRUE(info.found);
+  EXPECT_GE(info.size_kb * 1024, 4 * huge);  // a neighbouring mapping may have merged with it
+  std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string setting;
+  std::getline(thp, setting);
+  if (!setting.empty() && setting.find("[never]") == std::string::npos) {
+    EXPECT_GE(info.huge_kb * 1024, 3 * huge) << "no huge pages though THP is '" << setting << "'";
+  }
+  unmap_present(p, bytes);
+  EXPECT_FALSE(mapping_at(p).found && mapping_at(p + 3 * huge).found) << "part of the block stayed mapped";
+  // A KV cache past the populate limit stays lazily faulted in 4 KiB pages, in an aligned block.
+  auto* lazy = static_cast<uint8_t*>(map_present(kPopulateLimit + huge, false));
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(lazy) % huge, 0u);
+  lazy[0] = 1;
+  EXPECT_EQ(mapping_at(lazy).huge_kb, 0u);
+  unmap_present(lazy, kPopulateLimit + huge);
+}
+
 // pack_for_decode: Q4_0 matrices decode from their panels, which take the rows' place in memory
 // (their mapped pages are dropped), and a decoded sequence gives what the rows gave, up to float
 // order, and what a batch of sequences gives it, to the bit.
