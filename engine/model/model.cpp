@@ -7,6 +7,7 @@
 #include <cstring>
 #include <new>
 
+#include "kernels/activations.h"
 #include "kernels/matmul.h"
 #include "kernels/thread_pool.h"
 #include "model/batch_check.h"
@@ -248,10 +249,6 @@ Result<const float*> Session::prefill(const int32_t* tokens, int n, int start_po
 
 namespace {
 
-void silu_mul(float* g, const float* u, size_t n) {
-  for (size_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
-}
-
 // GPT-2's GELU, the tanh approximation.
 void gelu(float* x, size_t n) {
   constexpr float kSqrt2OverPi = 0.7978845608028654f;
@@ -364,54 +361,57 @@ void Runner::rows(int t, size_t width, const std::function<void(size_t, size_t)>
 }
 
 void Runner::norm(const float* w, const float* b, const float* x, float* out, int t, int n) const {
-  rows(t, static_cast<size_t>(n), [&](size_t begin, size_t end) { norm_rows(w, b, x, out, static_cast<int>(begin), static_cast<int>(end), n); });
-}
-
-void Runner::norm_rows(const float* w, const float* b, const float* x, float* out, int begin, int end, int n) const {
   const float eps = m_.config().norm_eps;
   const bool layer_norm = m_.config().arch == Arch::kGpt2;
-  for (int i = begin; i < end; ++i) {
-    const float* xi = x + static_cast<size_t>(i) * n;
-    float* oi = out + static_cast<size_t>(i) * n;
-    float mean = 0.0f;
-    if (layer_norm) {
-      for (int j = 0; j < n; ++j) mean += xi[j];
-      mean /= static_cast<float>(n);
+  rows(t, static_cast<size_t>(n), [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      norm_row(x + i * static_cast<size_t>(n), w, b, out + i * static_cast<size_t>(n), static_cast<uint64_t>(n), eps, layer_norm, isa_);
     }
-    float ss = 0.0f;
-    for (int j = 0; j < n; ++j) ss += (xi[j] - mean) * (xi[j] - mean);
-    const float scale = 1.0f / std::sqrt(ss / static_cast<float>(n) + eps);
-    for (int j = 0; j < n; ++j) oi[j] = w[j] * ((xi[j] - mean) * scale);
-    if (b != nullptr) {
-      for (int j = 0; j < n; ++j) oi[j] += b[j];
+  });
+}
+
+void Runner::add_norm(const float* y, const float* w, const float* b, float* out, int t) {
+  const size_t dim = static_cast<size_t>(m_.config().dim);
+  const float eps = m_.config().norm_eps;
+  const bool layer_norm = m_.config().arch == Arch::kGpt2;
+  rows(t, dim, [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      float* xi = x_.data() + i * dim;
+      const float* yi = y + i * dim;
+      for (size_t j = 0; j < dim; ++j) xi[j] += yi[j];
+      norm_row(xi, w, b, out + i * dim, dim, eps, layer_norm, isa_);
     }
+  });
+}
+
+void Runner::rope_angles(int pos, float* cs) const {
+  const std::vector<float>& freq = m_.rope_inv_freq();
+  const size_t half = freq.size();
+  for (size_t i = 0; i < half; ++i) {
+    const float angle = static_cast<float>(pos) * freq[i];
+    cs[i] = std::cos(angle);
+    cs[half + i] = std::sin(angle);
   }
 }
 
-// RoPE over n_heads heads of one token at pos, in the model's layout.
-void Runner::rope(float* vec, int n_heads, int pos) const {
+void Runner::rope(float* vec, int n_heads, const float* cs) const {
   const ModelConfig& c = m_.config();
-  const std::vector<float>& freq = m_.rope_inv_freq();
-  const int half = static_cast<int>(freq.size());
-  // The angles depend on the position only: one cos/sin per pair, shared by every head.
-  constexpr int kMaxPairs = 512;
-  float cos_table[kMaxPairs], sin_table[kMaxPairs];
-  const bool tabled = half <= kMaxPairs;
-  for (int i = 0; tabled && i < half; ++i) {
-    const float angle = static_cast<float>(pos) * freq[static_cast<size_t>(i)];
-    cos_table[i] = std::cos(angle);
-    sin_table[i] = std::sin(angle);
-  }
+  const int half = static_cast<int>(m_.rope_inv_freq().size());
+  const float* sn = cs + half;
   for (int h = 0; h < n_heads; ++h) {
     float* v = vec + static_cast<size_t>(h) * c.head_dim;
-    for (int i = 0; i < half; ++i) {
-      const float angle = static_cast<float>(pos) * freq[static_cast<size_t>(i)];
-      const float cs = tabled ? cos_table[i] : std::cos(angle), sn = tabled ? sin_table[i] : std::sin(angle);
-      float* a = c.rope == RopeLayout::kNeox ? v + i : v + 2 * i;
-      float* b = c.rope == RopeLayout::kNeox ? v + i + half : v + 2 * i + 1;
-      const float v0 = *a, v1 = *b;
-      *a = v0 * cs - v1 * sn;
-      *b = v0 * sn + v1 * cs;
+    if (c.rope == RopeLayout::kNeox) {
+      for (int i = 0; i < half; ++i) {
+        const float v0 = v[i], v1 = v[i + half];
+        v[i] = v0 * cs[i] - v1 * sn[i];
+        v[i + half] = v0 * sn[i] + v1 * cs[i];
+      }
+    } else {
+      for (int i = 0; i < half; ++i) {
+        const float v0 = v[2 * i], v1 = v[2 * i + 1];
+        v[2 * i] = v0 * cs[i] - v1 * sn[i];
+        v[2 * i + 1] = v0 * sn[i] + v1 * cs[i];
+      }
     }
   }
 }
@@ -496,22 +496,22 @@ void Runner::run_chunk(const BatchToken* batch, int t, float* out, Output output
       }
     }
   });
-  // x += y over every row (the residual connections).
-  auto add_rows = [&](const float* y) {
-    rows(t, dim, [&](size_t begin, size_t end) {
-      for (size_t j = begin * dim; j < end * dim; ++j) x_[j] += y[j];
-    });
-  };
+  // The rotation angles depend on the position only: once per token, not per layer and head.
+  const size_t pairs = m_.rope_inv_freq().size();
+  if (c.rope != RopeLayout::kNone) {
+    angles_.resize(T * 2 * pairs);
+    for (size_t i = 0; i < T; ++i) rope_angles(batch[i].pos, angles_.data() + i * 2 * pairs);
+  }
+  norm(m_.layers()[0].attn_norm, m_.layers()[0].attn_norm_b, x_.data(), xb_.data(), t, c.dim);
   for (int l = 0; l < c.n_layers; ++l) {
     const Layer& L = m_.layers()[static_cast<size_t>(l)];
-    norm(L.attn_norm, L.attn_norm_b, x_.data(), xb_.data(), t, c.dim);
     project_together({{&L.wq, L.bq, q_.data()}, {&L.wk, L.bk, k_.data()}, {&L.wv, L.bv, v_.data()}}, xb_.data(), t);
     rows(t, q_dim + 2 * kv_dim, [&](size_t begin, size_t end) {
       for (size_t i = begin; i < end; ++i) {
         const int pos = batch[i].pos;
         if (c.rope != RopeLayout::kNone) {
-          rope(q_.data() + i * q_dim, c.n_heads, pos);
-          rope(k_.data() + i * kv_dim, c.n_kv_heads, pos);
+          rope(q_.data() + i * q_dim, c.n_heads, angles_.data() + i * 2 * pairs);
+          rope(k_.data() + i * kv_dim, c.n_kv_heads, angles_.data() + i * 2 * pairs);
         }
         const Session& s = *batch[i].session;
         const size_t hd = static_cast<size_t>(c.head_dim);
@@ -531,18 +531,25 @@ void Runner::run_chunk(const BatchToken* batch, int t, float* out, Output output
     // each other causally.
     attention(batch, t, l, q_.data(), att_.data());
     project(L.wo, L.bo, att_.data(), t, xb2_.data());
-    add_rows(xb2_.data());
-
-    norm(L.ffn_norm, L.ffn_norm_b, x_.data(), xb_.data(), t, c.dim);
+    add_norm(xb2_.data(), L.ffn_norm, L.ffn_norm_b, xb_.data(), t);
     if (L.w_gate.data != nullptr) {
       project_together({{&L.w_gate, nullptr, hb_.data()}, {&L.w_up, L.b_up, hb2_.data()}}, xb_.data(), t);
-      rows(t, hidden, [&](size_t begin, size_t end) { silu_mul(hb_.data() + begin * hidden, hb2_.data() + begin * hidden, (end - begin) * hidden); });
+      rows(t, hidden, [&](size_t begin, size_t end) {
+        silu_mul(hb_.data() + begin * hidden, hb2_.data() + begin * hidden, (end - begin) * hidden, isa_);
+      });
     } else {
       project(L.w_up, L.b_up, xb_.data(), t, hb_.data());
       rows(t, hidden, [&](size_t begin, size_t end) { gelu(hb_.data() + begin * hidden, (end - begin) * hidden); });
     }
     project(L.w_down, L.b_down, hb_.data(), t, xb2_.data());
-    add_rows(xb2_.data());
+    if (l + 1 < c.n_layers) {
+      const Layer& next = m_.layers()[static_cast<size_t>(l) + 1];
+      add_norm(xb2_.data(), next.attn_norm, next.attn_norm_b, xb_.data(), t);
+    } else {
+      rows(t, dim, [&](size_t begin, size_t end) {
+        for (size_t j = begin * dim; j < end * dim; ++j) x_[j] += xb2_[j];
+      });
+    }
   }
 
   // The classifier runs only over the rows whose logits are wanted.

@@ -277,8 +277,13 @@ class Runner {
   void add_biases(std::initializer_list<Projection> ps, int t);
   void rows(int t, size_t width, const std::function<void(size_t, size_t)>& fn) const;
   void norm(const float* w, const float* b, const float* x, float* out, int t, int n) const;
-  void norm_rows(const float* w, const float* b, const float* x, float* out, int begin, int end, int n) const;
-  void rope(float* vec, int n_heads, int pos) const;
+  // x_ += y, then out = norm(x_), row by row in one pass (a residual connection and the norm
+  // after it).
+  void add_norm(const float* y, const float* w, const float* b, float* out, int t);
+  // The cos and sin of each rotating pair at pos, into cs (2 × pairs floats).
+  void rope_angles(int pos, float* cs) const;
+  // RoPE over n_heads heads of one token, with the angles rope_angles gave for its position.
+  void rope(float* vec, int n_heads, const float* cs) const;
   void attention(const BatchToken* batch, int t, int layer, const float* q, float* out);
 
   const Model& m_;
@@ -291,6 +296,7 @@ class Runner {
   // writes megabytes of them, a page fault per 4 KiB otherwise.
   using Buffer = std::vector<float, PresentAllocator<float>>;
   Buffer x_, xb_, xb2_, q_, k_, v_, att_, hb_, hb2_, logits_, rows_;
+  std::vector<float> angles_;  // rope_angles of each token of the chunk
   std::vector<float> tile_;  // the products' scratch (kernels/matmul.h takes a std::vector)
 };
 
