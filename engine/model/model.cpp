@@ -438,6 +438,16 @@ void Runner::attention(const BatchToken* batch, int t, int layer, const float* q
       const uint8_t* keys = s.key(layer, h / kv_mul, 0);
       const uint8_t* values = s.value(layer, h / kv_mul, 0);
       const size_t row_bytes = stride * (f16 ? 2 : 4);
+      if (item + 1 < end) {
+        // The next item's first rows, asked for now: its keys and values are another short run
+        // of memory, which the kernels' own look-ahead reaches only a few rows in.
+        const size_t ni = (item + 1) / static_cast<size_t>(c.n_heads), nh = (item + 1) % static_cast<size_t>(c.n_heads);
+        const Session& ns = *batch[ni].session;
+        const uint8_t* nk = ns.key(layer, static_cast<int>(nh) / kv_mul, 0);
+        const uint8_t* nv = ns.value(layer, static_cast<int>(nh) / kv_mul, 0);
+        const size_t ahead = std::min<size_t>(8, static_cast<size_t>(batch[ni].pos) + 1) * row_bytes;
+        for (size_t b = 0; b < ahead; b += 64) __builtin_prefetch(nk + b), __builtin_prefetch(nv + b);
+      }
       std::memset(o, 0, static_cast<size_t>(head_dim) * sizeof(float));
       float max = -INFINITY, sum = 0.0f;
       for (int t0 = 0; t0 <= pos; t0 += kBlock) {
@@ -454,10 +464,9 @@ void Runner::attention(const BatchToken* batch, int t, int layer, const float* q
           for (int d = 0; d < head_dim; ++d) o[d] *= r;
           max = block_max;
         }
-        for (int j = 0; j < nb; ++j) {
-          scores[j] = std::exp(scores[j] - max);
-          sum += scores[j];
-        }
+        for (int j = 0; j < nb; ++j) scores[j] -= max;
+        exp_row(scores, scores, static_cast<uint64_t>(nb), isa);
+        for (int j = 0; j < nb; ++j) sum += scores[j];
         const uint8_t* v0 = values + static_cast<size_t>(t0) * row_bytes;
         if (f16) axpy_f16_strided(scores, reinterpret_cast<const uint16_t*>(v0), stride, nb, static_cast<uint64_t>(head_dim), o, isa);
         else axpy_f32_strided(scores, reinterpret_cast<const float*>(v0), stride, nb, static_cast<uint64_t>(head_dim), o, isa);
