@@ -1,11 +1,14 @@
-// Engine benchmark: llmops-infer's prefill and decode speed beside llama.cpp (node-llama-cpp's
-// CPU build) on the same GGUF files in the same run, with the memory-bandwidth ceiling for
-// decode measured in the same run. Both sides are timed warm: llmops-infer --warmup runs the
-// prompt and a decode step once first (as llama-bench does), and node-llama-cpp's first round is
-// dropped. At 2 threads llama.cpp's prefill is measured live too; its decode there is taken from
-// ../shared/baselines/llama.cpp-cpu.md (node-llama-cpp's 2-thread decode collapses, see there).
-//   node bench/engine/run.mjs [BUILD_DIR]      (env: ROUNDS=3, FULL=1 adds tinyllama-1.1B, THREADS=1,2)
-// Needs node-llama-cpp@3.21.1 (bench/engine/run.sh installs it beside this file).
+// Engine benchmark: llmops-infer's prefill and decode speed beside llama.cpp on the same GGUF
+// files in the same run, with the memory-bandwidth ceiling for decode measured in the same run.
+// llama.cpp is its own llama-bench, built by bench/engine/llama_bench.sh from the source that
+// node-llama-cpp@3.21.1 carries (run.sh builds it once), at the same thread count; each round
+// runs ours and then llama-bench (prefill of the same prompt length; decode of 64 tokens at that
+// depth, as ours decodes after the prompt), and the figures are medians over the rounds. Both are
+// timed warm: llmops-infer --warmup runs the prompt and a decode step first, llama-bench its own
+// warm-up run. Without llama-bench (LLAMA_BENCH unset and not built) it falls back to
+// node-llama-cpp at 1 thread and ../shared/baselines/llama.cpp-cpu.md's table at 2.
+//   node bench/engine/run.mjs [BUILD_DIR]      (env: ROUNDS=3, FULL=1 adds tinyllama-1.1B, THREADS=1,2,
+//                                               LLAMA_BENCH=path of llama-bench)
 import {execFileSync} from "node:child_process";
 import {existsSync, mkdirSync} from "node:fs";
 import {dirname, join, resolve} from "node:path";
@@ -19,6 +22,8 @@ mkdirSync(models, {recursive: true});
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const bin = (name) => join(build, "bin", name);
 
+const llamaBench = process.env.LLAMA_BENCH ?? "/tmp/llmops-llama.cpp/build/bin/llama-bench";
+const live = existsSync(llamaBench);
 const bandwidth = {1: Number(execFileSync(bin("bench_membw"), ["1"]).toString()), 2: Number(execFileSync(bin("bench_membw"), ["2"]).toString())};
 
 const cases = [];
@@ -48,10 +53,19 @@ function ours(path, threads, promptTokens) {
   return r;
 }
 
-const {getLlama} = await import(join(here, "node_modules/node-llama-cpp/dist/index.js"));
-const llama = await getLlama({gpu: false, build: "never", logLevel: "error"});
+// llama-bench's mean tok/s of one test (-r 1: one timed run after its warm-up).
+function llamaBenchRate(path, threads, args) {
+  const out = execFileSync(llamaBench, ["-m", path, "-t", String(threads), "-r", "1", "-o", "json", ...args], {stdio: ["ignore", "pipe", "ignore"]});
+  return JSON.parse(out.toString())[0].avg_ts;
+}
+
+let nodeLlama = null;
 async function theirs(path, threads, promptTokens) {
-  const model = await llama.loadModel({modelPath: path});
+  if (nodeLlama === null) {
+    const {getLlama} = await import(join(here, "node_modules/node-llama-cpp/dist/index.js"));
+    nodeLlama = await getLlama({gpu: false, build: "never", logLevel: "error"});
+  }
+  const model = await nodeLlama.loadModel({modelPath: path});
   const context = await model.createContext({contextSize: 512, threads, batchSize: 512});
   const tokens = [model.tokens.bos, ...model.tokenize(promptText)].slice(0, promptTokens);
   const results = [];
@@ -73,7 +87,8 @@ async function theirs(path, threads, promptTokens) {
 }
 
 console.log(`memory read bandwidth: ${bandwidth[1].toFixed(1)} GB/s at 1 thread, ${bandwidth[2].toFixed(1)} GB/s at 2`);
-console.log(`prompt ${PROMPT_TOKENS} tokens, ${GEN} decoded, median of ${rounds} rounds after a warm-up; llama.cpp = node-llama-cpp 3.21.1 CPU build`);
+console.log(`prompt ${PROMPT_TOKENS} tokens, ${GEN} decoded, median of ${rounds} rounds after a warm-up; llama.cpp = ` +
+            (live ? `llama-bench (${llamaBench}), same threads, interleaved with ours` : "node-llama-cpp 3.21.1 CPU build (1 thread) and the table (2)"));
 // llama-bench at 2 threads from ../shared/baselines/llama.cpp-cpu.md (bandwidth 30.9 GB/s that
 // hour): [prefill, decode]. Decode is scaled by the bandwidth measured in this run.
 const TABLE_BW2 = 30.9;
@@ -84,20 +99,30 @@ for (const c of cases) {
   for (const threads of (process.env.THREADS ?? "1,2").split(",").map(Number)) {
     const promptTokens = c.prompt ?? PROMPT_TOKENS;
     ours(c.path, threads, promptTokens);  // warm-up
-    const runs = Array.from({length: rounds}, () => ours(c.path, threads, promptTokens));
+    const runs = [], lp = [], ld = [];
+    for (let r = 0; r < rounds; ++r) {
+      runs.push(ours(c.path, threads, promptTokens));
+      if (live) {
+        lp.push(llamaBenchRate(c.path, threads, ["-p", String(promptTokens), "-n", "0"]));
+        ld.push(llamaBenchRate(c.path, threads, ["-p", "0", "-n", String(GEN), "-d", String(promptTokens)]));
+      }
+    }
     const pf = median(runs.map((r) => r.prefill_tokens_per_s)), dc = median(runs.map((r) => r.decode_tokens_per_s));
     const ceiling = bandwidth[threads] * 1e9 / runs[0].weight_bytes_per_token;
     const rss = median(runs.map((r) => r.peak_rss_bytes)) / (runs[0].weight_bytes + runs[0].kv_cache_bytes);
-    let cmp = "(no llama-bench figure for this case)";
     const row = table2[`${c.name} ${c.type}`];
-    if (threads === 2) {
-      const live = await theirs(c.path, threads, promptTokens);
+    const tableNote = threads === 2 && row ? `  (table, decode scaled to this run's bandwidth: ${(pf / row[0]).toFixed(2)} ` +
+                                             `${(dc / (row[1] * bandwidth[2] / TABLE_BW2)).toFixed(2)})` : "";
+    let cmp;
+    if (live) {
+      const tp = median(lp), td = median(ld);
+      cmp = `${tp.toFixed(0).padStart(8)} ${td.toFixed(0).padStart(7)} | ${(pf / tp).toFixed(2).padStart(6)} ${(dc / td).toFixed(2).padStart(7)}${tableNote}`;
+    } else if (threads === 2) {
+      const t = await theirs(c.path, threads, promptTokens);
       const decode = row ? row[1] * bandwidth[2] / TABLE_BW2 : null;
-      cmp = `${live.prefill.toFixed(0).padStart(8)} ${decode ? decode.toFixed(0).padStart(7) : "      —"} | ${(pf / live.prefill).toFixed(2).padStart(6)} ` +
-            `${decode ? (dc / decode).toFixed(2).padStart(7) : "      —"}  (prefill live; decode from the llama-bench table, scaled to this ` +
-            `run's bandwidth${row ? `; the table's prefill ${row[0]}: ratio ${(pf / row[0]).toFixed(2)}` : ""})`;
-    }
-    if (threads === 1) {
+      cmp = `${t.prefill.toFixed(0).padStart(8)} ${decode ? decode.toFixed(0).padStart(7) : "      —"} | ${(pf / t.prefill).toFixed(2).padStart(6)} ` +
+            `${decode ? (dc / decode).toFixed(2).padStart(7) : "      —"}  (prefill node-llama-cpp; decode from the table, scaled to this run's bandwidth)`;
+    } else {
       const t = await theirs(c.path, threads, promptTokens);
       cmp = `${t.prefill.toFixed(0).padStart(8)} ${t.decode.toFixed(0).padStart(7)} | ${(pf / t.prefill).toFixed(2).padStart(6)} ${(dc / t.decode).toFixed(2).padStart(7)}`;
     }

@@ -66,16 +66,16 @@ Recycler& recycler() {
 
 constexpr size_t kHugePage = size_t{2} << 20;
 
-// A block asked for as bytes is mapped as whole huge pages, aligned to one, from 2 MiB (whether
-// or not it is advised to take them), so it is unmapped with the length its size alone gives.
+// Blocks of 2 MiB or more start on a huge-page boundary, so every whole 2 MiB of them can be a
+// huge page; the tail past the last whole one stays in 4 KiB pages (rounding the block up would
+// commit up to 2 MiB that nothing asked for).
 bool wants_huge(size_t bytes) { return bytes >= kHugePage; }
-size_t mapped_length(size_t bytes) { return wants_huge(bytes) ? (bytes + kHugePage - 1) / kHugePage * kHugePage : bytes; }
 
-// An anonymous mapping of mapped_length(bytes) bytes (the unaligned head and tail of a larger
+// An anonymous mapping of bytes (aligned as above: the unaligned head and tail of a larger
 // reservation cut off). huge: advised to take huge pages. populate: made present now, in as few
 // faults as the pages allow.
 void* map_anonymous(size_t bytes, bool huge, bool populate) {
-  const size_t length = mapped_length(bytes);
+  const size_t length = (bytes + 4095) / 4096 * 4096;
   const bool aligned_block = wants_huge(bytes);
   huge = huge && aligned_block;
   const size_t reserve = aligned_block ? length + kHugePage : length;
@@ -131,7 +131,7 @@ void unmap_present(void* p, size_t bytes) {
   (void)bytes;
   std::free(p);
 #else
-  if (const size_t size = recycler().give_back(p, bytes); size > 0) munmap(p, mapped_length(size));
+  if (const size_t size = recycler().give_back(p, bytes); size > 0) munmap(p, size);
 #endif
 }
 

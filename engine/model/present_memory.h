@@ -8,7 +8,8 @@
 // here is to give them only where asked): a decode step streams every weight and a batch's KV
 // caches, and with 4 KiB pages the reads stall at each page (a 116 MiB sweep on two threads read
 // at 24.5-31.3 GB/s with 4 KiB pages, 33.1-33.9 with 2 MiB ones), and populating takes one fault
-// per 2 MiB instead of per 4 KiB. Such mappings are rounded up to whole 2 MiB pages.
+// per 2 MiB instead of per 4 KiB. Such mappings start on a 2 MiB boundary; a tail short of 2 MiB
+// stays in 4 KiB pages.
 // Under AddressSanitizer everything stays on the heap, where it sees reads and writes past it.
 #pragma once
 
