@@ -6,7 +6,9 @@
 // depth, as ours decodes after the prompt), and the figures are medians over the rounds. Both are
 // timed warm: llmops-infer --warmup runs the prompt and a decode step first, llama-bench its own
 // warm-up run. Without llama-bench (LLAMA_BENCH unset and not built) it falls back to
-// node-llama-cpp at 1 thread and ../shared/baselines/llama.cpp-cpu.md's table at 2.
+// node-llama-cpp at 1 thread and ../shared/baselines/llama.cpp-cpu.md's table at 2. F32 rows
+// also give prefill as FLOP/s against sgemm's, both in the same round: bench_sgemm runs one
+// layer's products at the same token count and threads through the engine's gemm.
 //   node bench/engine/run.mjs [BUILD_DIR]      (env: ROUNDS=3, FULL=1 adds tinyllama-1.1B, THREADS=1,2,
 //                                               LLAMA_BENCH=path of llama-bench)
 import {execFileSync} from "node:child_process";
@@ -99,9 +101,16 @@ for (const c of cases) {
   for (const threads of (process.env.THREADS ?? "1,2").split(",").map(Number)) {
     const promptTokens = c.prompt ?? PROMPT_TOKENS;
     ours(c.path, threads, promptTokens);  // warm-up
-    const runs = [], lp = [], ld = [];
+    const runs = [], lp = [], ld = [], sgemm = [];
+    // F32 prefill against sgemm: one layer's products at the same token count and threads, each
+    // round (bench_sgemm), as FLOP/s of the layers' products per prompt token.
+    const sgemmShape = c.type === "F32" && c.name !== "stories260K" ? c.name : null;
     for (let r = 0; r < rounds; ++r) {
       runs.push(ours(c.path, threads, promptTokens));
+      if (sgemmShape) {
+        sgemm.push(JSON.parse(execFileSync(bin("bench_sgemm"), ["--shape", sgemmShape, "--threads", String(threads), "--tokens",
+                                                               String(promptTokens)]).toString()));
+      }
       if (live) {
         lp.push(llamaBenchRate(c.path, threads, ["-p", String(promptTokens), "-n", "0"]));
         ld.push(llamaBenchRate(c.path, threads, ["-p", "0", "-n", String(GEN), "-d", String(promptTokens)]));
@@ -110,6 +119,9 @@ for (const c of cases) {
     const pf = median(runs.map((r) => r.prefill_tokens_per_s)), dc = median(runs.map((r) => r.decode_tokens_per_s));
     const ceiling = bandwidth[threads] * 1e9 / runs[0].weight_bytes_per_token;
     const rss = median(runs.map((r) => r.peak_rss_bytes)) / (runs[0].weight_bytes + runs[0].kv_cache_bytes);
+    const sgemmNote = sgemm.length ? `  (F32 prefill ${(pf * sgemm[0].flops_per_token / 1e9).toFixed(1)} GFLOP/s = ` +
+      `${(100 * pf * sgemm[0].flops_per_token / 1e9 / median(sgemm.map((x) => x.gflops))).toFixed(0)}% of sgemm's ` +
+      `${median(sgemm.map((x) => x.gflops)).toFixed(1)})` : "";
     const row = table2[`${c.name} ${c.type}`];
     const tableNote = threads === 2 && row ? `  (table, decode scaled to this run's bandwidth: ${(pf / row[0]).toFixed(2)} ` +
                                              `${(dc / (row[1] * bandwidth[2] / TABLE_BW2)).toFixed(2)})` : "";
@@ -127,6 +139,6 @@ for (const c of cases) {
       cmp = `${t.prefill.toFixed(0).padStart(8)} ${t.decode.toFixed(0).padStart(7)} | ${(pf / t.prefill).toFixed(2).padStart(6)} ${(dc / t.decode).toFixed(2).padStart(7)}`;
     }
     console.log(`${c.name.padEnd(15)} ${c.type.padEnd(5)} ${String(threads).padStart(3)} | ${pf.toFixed(0).padStart(12)} ${dc.toFixed(0).padStart(7)} | ` +
-                `${ceiling.toFixed(0).padStart(7)} ${(100 * dc / ceiling).toFixed(0).padStart(5)}% | ${rss.toFixed(2).padStart(16)} | ${cmp}`);
+                `${ceiling.toFixed(0).padStart(7)} ${(100 * dc / ceiling).toFixed(0).padStart(5)}% | ${rss.toFixed(2).padStart(16)} | ${cmp}${sgemmNote}`);
   }
 }
