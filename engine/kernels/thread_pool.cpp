@@ -4,7 +4,13 @@
 
 namespace llmops::engine {
 
+namespace {
+// Rounds of one chunk per thread: each round takes half of what is left, the last all of it.
+constexpr int kRounds = 6;
+}  // namespace
+
 ThreadPool::ThreadPool(int threads, std::function<void(int index)> on_start) {
+  bounds_.resize(static_cast<size_t>(std::max(1, threads)) * kRounds + 1);
   for (int i = 1; i < threads; ++i) {
     workers_.emplace_back([this, i, on_start] {
       if (on_start) on_start(i);
@@ -30,12 +36,6 @@ inline void cpu_relax() {
 #endif
 }
 
-void range_of(size_t n, int parts, int index, size_t* begin, size_t* end) {
-  size_t chunk = n / static_cast<size_t>(parts), extra = n % static_cast<size_t>(parts);
-  size_t i = static_cast<size_t>(index);
-  *begin = i * chunk + std::min(i, extra);
-  *end = *begin + chunk + (i < extra ? 1 : 0);
-}
 }  // namespace
 
 // Runs chunks of the open job until none are left. Returns at once when the job it saw is no
@@ -48,13 +48,12 @@ void ThreadPool::claim_chunks(uint64_t gen) {
   inside_.fetch_add(1);
   if (open_.load() && generation_.load() == gen) {
     const auto& fn = *job_;
-    const size_t n = n_, chunks = chunks_;
+    const size_t chunks = chunks_;
+    const size_t* bounds = bounds_.data();
     for (;;) {
       const size_t c = next_chunk_.fetch_add(1, std::memory_order_acq_rel);
       if (c >= chunks) break;
-      size_t b, e;
-      range_of(n, static_cast<int>(chunks), static_cast<int>(c), &b, &e);
-      if (b < e) fn(b, e);
+      if (bounds[c] < bounds[c + 1]) fn(bounds[c], bounds[c + 1]);
       done_chunks_.fetch_add(1, std::memory_order_acq_rel);
     }
   }
@@ -107,8 +106,19 @@ void ThreadPool::parallel_for(size_t n, const std::function<void(size_t, size_t)
     return;
   }
   job_ = &fn;
-  n_ = n;
-  chunks_ = std::min(n, static_cast<size_t>(size()) * 4);
+  const size_t threads = static_cast<size_t>(size());
+  bounds_[0] = 0;
+  if (n < threads * kRounds) {  // one item a chunk
+    chunks_ = n;
+    for (size_t c = 1; c <= n; ++c) bounds_[c] = c;
+  } else {
+    chunks_ = threads * kRounds;
+    size_t c = 0;
+    for (int round = 0; round < kRounds; ++round) {
+      const size_t left = n - bounds_[c], take = round + 1 == kRounds ? left : left / 2;
+      for (size_t i = 0; i < threads; ++i, ++c) bounds_[c + 1] = bounds_[c] + take / threads + (i < take % threads ? 1 : 0);
+    }
+  }
   next_chunk_.store(0, std::memory_order_relaxed);
   done_chunks_.store(0, std::memory_order_relaxed);
   uint64_t gen;

@@ -1,8 +1,10 @@
 // A fixed set of worker threads for the engine's fork-join loops (the rows of a matrix-vector
-// product). parallel_for cuts [0, n) into a few contiguous chunks per thread, which the caller
-// and the workers claim until none are left, and returns when all are done: a worker whose
-// core is busy elsewhere delays only the chunk it holds. fn must not depend on which thread
-// runs a chunk. One caller at a time.
+// product). parallel_for cuts [0, n) into contiguous chunks, a few per thread, which the caller
+// and the workers claim in order until none are left, and returns when all are done: a worker
+// whose core is busy elsewhere delays only the chunk it holds. The chunks shrink as they go
+// (each round of one per thread half the size of the round before), so the threads finish
+// close together: whoever is ahead takes the small pieces at the end. fn must not depend on
+// which thread runs a chunk or on the chunks' sizes. One caller at a time.
 // Workers spin briefly between jobs before sleeping: a decode step runs ~100 short loops, and a
 // condition-variable wake-up per loop would cost more than the loop itself.
 #pragma once
@@ -38,8 +40,8 @@ class ThreadPool {
   std::mutex mu_;
   std::condition_variable start_cv_;
   const std::function<void(size_t, size_t)>* job_ = nullptr;
-  size_t n_ = 0;
   size_t chunks_ = 0;
+  std::vector<size_t> bounds_;  // chunk c is [bounds_[c], bounds_[c + 1])
   std::atomic<size_t> next_chunk_{0};
   std::atomic<size_t> done_chunks_{0};
   std::atomic<int> inside_{0};
