@@ -19,6 +19,19 @@
 namespace llmops::engine {
 namespace {
 
+// Under AddressSanitizer present memory comes from the heap (model/present_memory.h).
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kOnHeap = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kOnHeap = true;
+#else
+constexpr bool kOnHeap = false;
+#endif
+#else
+constexpr bool kOnHeap = false;
+#endif
+
 // Bytes of the process's mapping of path that are resident (its Rss in /proc/self/smaps).
 uint64_t mapped_resident_bytes(const std::string& path) {
   std::ifstream smaps("/proc/self/smaps");
@@ -52,13 +65,7 @@ TEST(Model, LoadFaultsInWhatDecodeReadsButNotTheEmbeddingTable) {
 // A KV cache given back serves the next one that fits (no new mapping to fault in); zeroed memory
 // is never a recycled block.
 TEST(PresentMemory, AGivenBackBlockServesTheNextUnzeroedRequest) {
-#if defined(__SANITIZE_ADDRESS__)
-  GTEST_SKIP() << "under AddressSanitizer blocks come from the heap";
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-  GTEST_SKIP() << "under AddressSanitizer blocks come from the heap";
-#endif
-#endif
+  if (kOnHeap) GTEST_SKIP() << "under AddressSanitizer blocks come from the heap";
   const size_t big = size_t{3} << 20;
   auto* p = static_cast<uint8_t*>(map_present(big, false));
   std::memset(p, 7, big);
@@ -106,13 +113,7 @@ MappingInfo mapping_at(const void* p) {
 // spans where the kernel's THP setting allows asking for them (the tail stays 4 KiB pages, so no
 // memory is committed past what was asked for), and come back whole when given back.
 TEST(PresentMemory, LargeBlocksAreWholeHugePages) {
-#if defined(__SANITIZE_ADDRESS__)
-  GTEST_SKIP() << "under AddressSanitizer blocks come from the heap";
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-  GTEST_SKIP() << "under AddressSanitizer blocks come from the heap";
-#endif
-#endif
+  if (kOnHeap) GTEST_SKIP() << "under AddressSanitizer blocks come from the heap";
   const size_t huge = size_t{2} << 20, bytes = 3 * huge + 12345;
   auto* p = static_cast<uint8_t*>(map_whole(bytes));
   EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % huge, 0u);
