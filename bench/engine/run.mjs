@@ -88,7 +88,8 @@ async function theirs(path, threads, promptTokens) {
   return {prefill: median(results.map((x) => x.prefill)), decode: median(results.map((x) => x.decode))};
 }
 
-console.log(`memory read bandwidth: ${bandwidth[1].toFixed(1)} GB/s at 1 thread, ${bandwidth[2].toFixed(1)} GB/s at 2`);
+console.log(`memory read bandwidth at the start: ${bandwidth[1].toFixed(1)} GB/s at 1 thread, ${bandwidth[2].toFixed(1)} GB/s at 2 ` +
+            `(each case's ceiling: the median of the bandwidth measured before each of its rounds; %ceil: the median of the rounds' ratios)`);
 console.log(`prompt ${PROMPT_TOKENS} tokens, ${GEN} decoded, median of ${rounds} rounds after a warm-up; llama.cpp = ` +
             (live ? `llama-bench (${llamaBench}), same threads, interleaved with ours` : "node-llama-cpp 3.21.1 CPU build (1 thread) and the table (2)"));
 // llama-bench at 2 threads from ../shared/baselines/llama.cpp-cpu.md (bandwidth 30.9 GB/s that
@@ -101,11 +102,14 @@ for (const c of cases) {
   for (const threads of (process.env.THREADS ?? "1,2").split(",").map(Number)) {
     const promptTokens = c.prompt ?? PROMPT_TOKENS;
     ours(c.path, threads, promptTokens);  // warm-up
-    const runs = [], lp = [], ld = [], sgemm = [];
+    const runs = [], lp = [], ld = [], sgemm = [], bw = [];
     // F32 prefill against sgemm: one layer's products at the same token count and threads, each
     // round (bench_sgemm), as FLOP/s of the layers' products per prompt token.
     const sgemmShape = c.type === "F32" && c.name !== "stories260K" ? c.name : null;
     for (let r = 0; r < rounds; ++r) {
+      // The bandwidth moves by up to 1.7x within minutes on these VMs: each round's decode is held
+      // against the bandwidth measured right before it.
+      bw.push(Number(execFileSync(bin("bench_membw"), [String(threads)]).toString()));
       runs.push(ours(c.path, threads, promptTokens));
       if (sgemmShape) {
         sgemm.push(JSON.parse(execFileSync(bin("bench_sgemm"), ["--shape", sgemmShape, "--threads", String(threads), "--tokens",
@@ -117,21 +121,22 @@ for (const c of cases) {
       }
     }
     const pf = median(runs.map((r) => r.prefill_tokens_per_s)), dc = median(runs.map((r) => r.decode_tokens_per_s));
-    const ceiling = bandwidth[threads] * 1e9 / runs[0].weight_bytes_per_token;
+    const ceiling = median(bw) * 1e9 / runs[0].weight_bytes_per_token;
+    const ofCeiling = median(runs.map((r, i) => r.decode_tokens_per_s / (bw[i] * 1e9 / r.weight_bytes_per_token)));
     const rss = median(runs.map((r) => r.peak_rss_bytes)) / (runs[0].weight_bytes + runs[0].kv_cache_bytes);
     const sgemmNote = sgemm.length ? `  (F32 prefill ${(pf * sgemm[0].flops_per_token / 1e9).toFixed(1)} GFLOP/s = ` +
       `${(100 * pf * sgemm[0].flops_per_token / 1e9 / median(sgemm.map((x) => x.gflops))).toFixed(0)}% of sgemm's ` +
       `${median(sgemm.map((x) => x.gflops)).toFixed(1)})` : "";
     const row = table2[`${c.name} ${c.type}`];
-    const tableNote = threads === 2 && row ? `  (table, decode scaled to this run's bandwidth: ${(pf / row[0]).toFixed(2)} ` +
-                                             `${(dc / (row[1] * bandwidth[2] / TABLE_BW2)).toFixed(2)})` : "";
+    const tableNote = threads === 2 && row ? `  (table, decode scaled to this case's bandwidth: ${(pf / row[0]).toFixed(2)} ` +
+                                             `${(dc / (row[1] * median(bw) / TABLE_BW2)).toFixed(2)})` : "";
     let cmp;
     if (live) {
       const tp = median(lp), td = median(ld);
       cmp = `${tp.toFixed(0).padStart(8)} ${td.toFixed(0).padStart(7)} | ${(pf / tp).toFixed(2).padStart(6)} ${(dc / td).toFixed(2).padStart(7)}${tableNote}`;
     } else if (threads === 2) {
       const t = await theirs(c.path, threads, promptTokens);
-      const decode = row ? row[1] * bandwidth[2] / TABLE_BW2 : null;
+      const decode = row ? row[1] * median(bw) / TABLE_BW2 : null;
       cmp = `${t.prefill.toFixed(0).padStart(8)} ${decode ? decode.toFixed(0).padStart(7) : "      —"} | ${(pf / t.prefill).toFixed(2).padStart(6)} ` +
             `${decode ? (dc / decode).toFixed(2).padStart(7) : "      —"}  (prefill node-llama-cpp; decode from the table, scaled to this run's bandwidth)`;
     } else {
@@ -139,6 +144,6 @@ for (const c of cases) {
       cmp = `${t.prefill.toFixed(0).padStart(8)} ${t.decode.toFixed(0).padStart(7)} | ${(pf / t.prefill).toFixed(2).padStart(6)} ${(dc / t.decode).toFixed(2).padStart(7)}`;
     }
     console.log(`${c.name.padEnd(15)} ${c.type.padEnd(5)} ${String(threads).padStart(3)} | ${pf.toFixed(0).padStart(12)} ${dc.toFixed(0).padStart(7)} | ` +
-                `${ceiling.toFixed(0).padStart(7)} ${(100 * dc / ceiling).toFixed(0).padStart(5)}% | ${rss.toFixed(2).padStart(16)} | ${cmp}${sgemmNote}`);
+                `${ceiling.toFixed(0).padStart(7)} ${(100 * ofCeiling).toFixed(0).padStart(5)}% | ${rss.toFixed(2).padStart(16)} | ${cmp}${sgemmNote}`);
   }
 }
