@@ -26,7 +26,6 @@ const bin = (name) => join(build, "bin", name);
 
 const llamaBench = process.env.LLAMA_BENCH ?? "/tmp/llmops-llama.cpp/build/bin/llama-bench";
 const live = existsSync(llamaBench);
-const bandwidth = {1: Number(execFileSync(bin("bench_membw"), ["1"]).toString()), 2: Number(execFileSync(bin("bench_membw"), ["2"]).toString())};
 
 const cases = [];
 const stories = resolve(here, "../../../shared/models/stories260K/stories260K.gguf");
@@ -88,12 +87,12 @@ async function theirs(path, threads, promptTokens) {
   return {prefill: median(results.map((x) => x.prefill)), decode: median(results.map((x) => x.decode))};
 }
 
-console.log(`memory read bandwidth at the start: ${bandwidth[1].toFixed(1)} GB/s at 1 thread, ${bandwidth[2].toFixed(1)} GB/s at 2 ` +
-            `(each case's ceiling: the median of the bandwidth measured before each of its rounds; %ceil: the median of the rounds' ratios)`);
+console.log("decode ceiling: memory read bandwidth (bench_membw, measured before each round) / weight bytes per token; " +
+            "each case's ceiling from the median bandwidth, %ceil the median of the rounds' ratios");
 console.log(`prompt ${PROMPT_TOKENS} tokens, ${GEN} decoded, median of ${rounds} rounds after a warm-up; llama.cpp = ` +
             (live ? `llama-bench (${llamaBench}), same threads, interleaved with ours` : "node-llama-cpp 3.21.1 CPU build (1 thread) and the table (2)"));
 // llama-bench at 2 threads from ../shared/baselines/llama.cpp-cpu.md (bandwidth 30.9 GB/s that
-// hour): [prefill, decode]. Decode is scaled by the bandwidth measured in this run.
+// hour): [prefill, decode]. Decode is scaled by the bandwidth measured for the case.
 const TABLE_BW2 = 30.9;
 const table2 = {"stories260K F32": [10624, 7166], "llama-110M F32": [630, 60.2], "llama-110M Q8_0": [2896, 330],
                 "llama-110M Q4_0": [2941, 508], "tinyllama-1.1B Q8_0": [280, 24.6], "tinyllama-1.1B Q4_0": [269, 43.2]};
@@ -138,7 +137,7 @@ for (const c of cases) {
       const t = await theirs(c.path, threads, promptTokens);
       const decode = row ? row[1] * median(bw) / TABLE_BW2 : null;
       cmp = `${t.prefill.toFixed(0).padStart(8)} ${decode ? decode.toFixed(0).padStart(7) : "      —"} | ${(pf / t.prefill).toFixed(2).padStart(6)} ` +
-            `${decode ? (dc / decode).toFixed(2).padStart(7) : "      —"}  (prefill node-llama-cpp; decode from the table, scaled to this run's bandwidth)`;
+            `${decode ? (dc / decode).toFixed(2).padStart(7) : "      —"}  (prefill node-llama-cpp; decode from the table, scaled to this case's bandwidth)`;
     } else {
       const t = await theirs(c.path, threads, promptTokens);
       cmp = `${t.prefill.toFixed(0).padStart(8)} ${t.decode.toFixed(0).padStart(7)} | ${(pf / t.prefill).toFixed(2).padStart(6)} ${(dc / t.decode).toFixed(2).padStart(7)}`;

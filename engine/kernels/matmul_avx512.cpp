@@ -273,6 +273,26 @@ void tile_q8(const uint8_t* panel, const QuantizedActivations& x, uint64_t tile,
   for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(y + t * y_stride, rows_mask, acc[t]);
 }
 
+// A four-bit panel line (16 rows × 4 packed bytes) as two lines of bytes: its low nibbles and
+// its high ones.
+inline void split_nibbles(__m512i both, __m512i lines[2]) {
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  lines[0] = _mm512_and_si512(both, low4);
+  lines[1] = _mm512_and_si512(_mm512_srli_epi16(both, 4), low4);
+}
+
+// One token against a four-bit panel line: its low nibbles times the four values at lo added to
+// *dlo, its high nibbles times the four at hi to *dhi (dlo and dhi may be the same sum).
+inline void nibble_line_dots(__m512i both, const int8_t* lo, const int8_t* hi, __m512i* dlo, __m512i* dhi) {
+  __m512i lines[2];
+  split_nibbles(both, lines);
+  int32_t a, b;
+  std::memcpy(&a, lo, 4);
+  std::memcpy(&b, hi, 4);
+  *dlo = _mm512_dpbusd_epi32(*dlo, lines[0], _mm512_set1_epi32(a));
+  *dhi = _mm512_dpbusd_epi32(*dhi, lines[1], _mm512_set1_epi32(b));
+}
+
 // Tokens [0, NT) of one tile against one four-bit Q4_0 panel: the same sums as tile_q8 on the
 // expanded panel (Σ(q − 8)·x, here Σq·x − 8·Σx), so the same outputs to the bit.
 template <int NT>
@@ -281,7 +301,6 @@ void tile_q4n(const uint8_t* panel, const QuantizedActivations& x, uint64_t tile
   const int8_t* xq = x.q + tile * x.cols * kTokenTile;
   const float* xs = x.scale + tile * blocks * kTokenTile;
   const int32_t* xo = x.offset + tile * blocks * kTokenTile;
-  const __m512i low4 = _mm512_set1_epi8(0x0F);
   __m512 acc[NT];
 #pragma GCC unroll 16
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
@@ -292,8 +311,8 @@ void tile_q4n(const uint8_t* panel, const QuantizedActivations& x, uint64_t tile
     for (int t = 0; t < NT; ++t) dot[t] = _mm512_srai_epi32(_mm512_set1_epi32(xo[t]), 4);  // −128·Σx → −8·Σx, exact
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) {
-      const __m512i both = _mm512_loadu_si512(pb + 64 * j);
-      const __m512i lines[2] = {_mm512_and_si512(both, low4), _mm512_and_si512(_mm512_srli_epi16(both, 4), low4)};
+      __m512i lines[2];
+      split_nibbles(_mm512_loadu_si512(pb + 64 * j), lines);
 #pragma GCC unroll 2
       for (int h = 0; h < 2; ++h) {
         const int k = j + 4 * h;
@@ -319,7 +338,6 @@ void tile_q4n(const uint8_t* panel, const QuantizedActivations& x, uint64_t tile
 // partial sums, not one chain.
 void gemv_q4n(const uint8_t* panel, const VectorView& x, float* y, __mmask16 rows_mask) {
   const uint64_t blocks = x.n / 32;
-  const __m512i low4 = _mm512_set1_epi8(0x0F);
   __m512 acc = _mm512_setzero_ps();
   for (uint64_t b = 0; b < blocks; ++b) {
     const uint8_t* pb = panel + b * kQ4NibbleStride;
@@ -327,12 +345,7 @@ void gemv_q4n(const uint8_t* panel, const VectorView& x, float* y, __mmask16 row
     __m512i dot[4] = {_mm512_set1_epi32(-8 * x.q8_sum[b]), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) {
-      const __m512i both = _mm512_loadu_si512(pb + 64 * j);
-      int32_t lo, hi;
-      std::memcpy(&lo, xb + 4 * j, 4);
-      std::memcpy(&hi, xb + 16 + 4 * j, 4);
-      dot[j] = _mm512_dpbusd_epi32(dot[j], _mm512_and_si512(both, low4), _mm512_set1_epi32(lo));
-      dot[j] = _mm512_dpbusd_epi32(dot[j], _mm512_and_si512(_mm512_srli_epi16(both, 4), low4), _mm512_set1_epi32(hi));
+      nibble_line_dots(_mm512_loadu_si512(pb + 64 * j), xb + 4 * j, xb + 16 + 4 * j, &dot[j], &dot[j]);
     }
     const __m512i sum = _mm512_add_epi32(_mm512_add_epi32(dot[0], dot[1]), _mm512_add_epi32(dot[2], dot[3]));
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pb + 256)));
@@ -360,7 +373,6 @@ void tile_q4kn(const uint8_t* panel, const QuantizedActivations& x, uint64_t til
   const int8_t* xq = x.q + tile * x.cols * kTokenTile;
   const float* xs = x.scale + tile * supers * kTokenTile;
   const int32_t* xp = x.sum_pairs + tile * supers * 4 * kTokenTile;
-  const __m512i low4 = _mm512_set1_epi8(0x0F);
   __m512 acc[NT];
 #pragma GCC unroll 16
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
@@ -375,8 +387,8 @@ void tile_q4kn(const uint8_t* panel, const QuantizedActivations& x, uint64_t til
       for (int t = 0; t < NT; ++t) dot[0][t] = dot[1][t] = _mm512_setzero_si512();
 #pragma GCC unroll 8
       for (int k = 0; k < 8; ++k) {
-        const __m512i both = _mm512_loadu_si512(ps + 512 * j + 64 * k);
-        const __m512i lines[2] = {_mm512_and_si512(both, low4), _mm512_and_si512(_mm512_srli_epi16(both, 4), low4)};
+        __m512i lines[2];
+        split_nibbles(_mm512_loadu_si512(ps + 512 * j + 64 * k), lines);
 #pragma GCC unroll 2
         for (int h = 0; h < 2; ++h) {
           const int8_t* xg = xq + (2 * j + h) * 8 * 4 * kTile;  // sub-block 2j + h of the tile
@@ -418,7 +430,6 @@ void tile_q4kn(const uint8_t* panel, const QuantizedActivations& x, uint64_t til
 // c at qk[c], one scale per 256, the sums of each 16): tile_q4kn's numbers and steps for one token.
 void gemv_q4kn(const uint8_t* panel, const VectorView& x, float* y, __mmask16 rows_mask) {
   const uint64_t supers = x.n / 256;
-  const __m512i low4 = _mm512_set1_epi8(0x0F);
   __m512 acc = _mm512_setzero_ps();
   for (uint64_t s = 0; s < supers; ++s) {
     const uint8_t* ps = panel + s * kQ4KNibbleStride;
@@ -429,12 +440,8 @@ void gemv_q4kn(const uint8_t* panel, const VectorView& x, float* y, __mmask16 ro
       __m512i dot[2][2] = {{_mm512_setzero_si512(), _mm512_setzero_si512()}, {_mm512_setzero_si512(), _mm512_setzero_si512()}};
 #pragma GCC unroll 8
       for (int k = 0; k < 8; ++k) {
-        const __m512i both = _mm512_loadu_si512(ps + 512 * j + 64 * k);
-        int32_t lo, hi;
-        std::memcpy(&lo, xs + 64 * j + 4 * k, 4);
-        std::memcpy(&hi, xs + 64 * j + 32 + 4 * k, 4);
-        dot[0][k % 2] = _mm512_dpbusd_epi32(dot[0][k % 2], _mm512_and_si512(both, low4), _mm512_set1_epi32(lo));
-        dot[1][k % 2] = _mm512_dpbusd_epi32(dot[1][k % 2], _mm512_and_si512(_mm512_srli_epi16(both, 4), low4), _mm512_set1_epi32(hi));
+        nibble_line_dots(_mm512_loadu_si512(ps + 512 * j + 64 * k), xs + 64 * j + 4 * k, xs + 64 * j + 32 + 4 * k, &dot[0][k % 2],
+                         &dot[1][k % 2]);
       }
 #pragma GCC unroll 2
       for (int h = 0; h < 2; ++h) total = _mm512_add_epi32(total, _mm512_mullo_epi32(_mm512_add_epi32(dot[h][0], dot[h][1]), q4kn_scales(ps, 2 * j + h)));

@@ -103,6 +103,8 @@ uint64_t Model::pack(ThreadPool* pool, bool every_type) {
   // reads stall at every page. The copied rows' file pages are dropped as each is copied.
   struct Todo {
     WeightView* w;
+    const MappedFile* file;  // where its rows lie, or null
+    bool rows_unread;        // its panels serve decode: its rows are no longer read
     uint64_t panel_bytes, row_bytes;
   };
   std::vector<Todo> todo;
@@ -110,11 +112,13 @@ uint64_t Model::pack(ThreadPool* pool, bool every_type) {
   for (WeightView* w : views) {
     if (w->data == nullptr) continue;
     const bool panels_decode = packed_serves_decode(w->type);
+    const MappedFile* file = file_holding(*w);
     uint64_t panel = 0, rows = 0;
     if (w->packed == nullptr && (every_type || panels_decode)) panel = (int8_packed_bytes(w->type, w->rows, w->cols) + 63) / 64 * 64;
-    if (!(panels_decode && (panel > 0 || w->packed != nullptr)) && file_holding(*w) != nullptr) rows = (w->bytes() + 63) / 64 * 64;
+    const bool rows_read = !(panels_decode && (panel > 0 || w->packed != nullptr));
+    if (rows_read && file != nullptr) rows = (w->bytes() + 63) / 64 * 64;
     if (panel + rows == 0) continue;
-    todo.push_back({w, panel, rows});
+    todo.push_back({w, file, !rows_read, panel, rows});
     total += panel + rows;
   }
   if (total == 0) return 0;
@@ -134,7 +138,6 @@ uint64_t Model::pack(ThreadPool* pool, bool every_type) {
       block += t.panel_bytes;
       panels += t.panel_bytes;
     }
-    const MappedFile* file = file_holding(w);
     // The embedding table, when it is the classifier too, still gives one row per token.
     const bool tied = w.data == token_embd_.data;
     if (t.row_bytes > 0) {
@@ -144,13 +147,13 @@ uint64_t Model::pack(ThreadPool* pool, bool every_type) {
       for (uint64_t at = 0; at < w.bytes(); at += kStep) {
         const uint64_t n = std::min(kStep, w.bytes() - at);
         std::memcpy(block + at, w.data + at, n);
-        if (!tied) file->release(w.data + at, n);
+        if (!tied) t.file->release(w.data + at, n);
       }
-      if (!tied) file->release(w.data, w.bytes());  // the pages that straddled two steps
+      if (!tied) t.file->release(w.data, w.bytes());  // the pages that straddled two steps
       w.data = block;
       block += t.row_bytes;
-    } else if (packed_serves_decode(w.type) && !tied && file != nullptr) {
-      file->release(w.data, w.bytes());  // the panels serve decode: the rows are no longer read
+    } else if (t.rows_unread && !tied && t.file != nullptr) {
+      t.file->release(w.data, w.bytes());
     }
   }
   packed_bytes_ += panels;
