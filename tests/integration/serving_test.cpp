@@ -199,6 +199,38 @@ TEST(Serving, QueueLimitAnswers429AndADisconnectFreesTheSlot) {
   EXPECT_EQ(complete(d, {{"prompt", "Once"}, {"max_tokens", 5}}).status, 200);
 }
 
+// serving.request-timeout: a generation still running (or still waiting) when its time is up
+// ends with an error event naming the timeout, counted as such on /metrics; the others are
+// served, and so is the next request.
+TEST(Serving, ARequestPastItsTimeoutEndsSayingSoAndTheDaemonKeepsServing) {
+  // Three 240-token streams through one slot on one thread: llama-110M takes milliseconds a
+  // token, so the last one admitted cannot be done within the 1-second timeout.
+  const std::string path = synthetic_model("llama-110M", "Q8_0");
+  ASSERT_FALSE(path.empty());
+  DaemonProcess d({}, "[serving]\nmodel = " + path + "\nmax-sequences = 1\nthreads = 1\nrequest-timeout = 1\n");
+  ASSERT_TRUE(d.start()) << d.log();
+  const std::string body = Json{{"prompt", "Once"}, {"max_tokens", 240}, {"stream", true}, {"ignore_eos", true}}.dump();
+  std::vector<int> fds;
+  for (int i = 0; i < 3; ++i) {
+    fds.push_back(open_stream(d.port(), body, "Connection: close\r\n"));  // each read below ends with its stream
+    ASSERT_GE(fds.back(), 0);
+  }
+  int timed_out = 0;
+  for (int fd : fds) {
+    const std::string rest = read_until_close(fd, 120000);
+    ::close(fd);
+    EXPECT_NE(rest.find("data: [DONE]"), std::string::npos) << "a stream was cut without its end";
+    const bool late = rest.find("the request ran past its timeout") != std::string::npos;
+    EXPECT_TRUE(late || rest.find("\"finish_reason\":\"length\"") != std::string::npos) << rest.substr(rest.size() > 400 ? rest.size() - 400 : 0);
+    timed_out += late ? 1 : 0;
+  }
+  EXPECT_GE(timed_out, 1);
+  const std::string metrics = d.get("/metrics").body;
+  EXPECT_NE(metrics.find("status=\"timeout\"} " + std::to_string(timed_out)), std::string::npos) << metrics;
+  auto next = complete(d, {{"prompt", "Once"}, {"max_tokens", 5}});
+  EXPECT_EQ(next.status, 200) << next.body;
+}
+
 TEST(Serving, SigtermLetsStreamsInFlightFinishAndRefusesNewOnes) {
   const std::string path = synthetic_model("llama-110M", "Q8_0");  // milliseconds per token: in flight at the signal
   ASSERT_FALSE(path.empty());
