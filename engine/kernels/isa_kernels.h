@@ -87,7 +87,7 @@ void matmul_int8_packed_avx512(GgmlType type, const uint8_t* packed, uint64_t ro
 // Bytes of one packed panel of 16 rows (Q4_0: four-bit, no larger than its rows; the others as
 // int8_panel_bytes).
 uint64_t packed_panel_bytes(GgmlType type, uint64_t cols);
-// y[r] for rows [row_begin, row_end) (panel-aligned) of packed Q4_0 panels, one token in the
+// y[r] for rows [row_begin, row_end) (panel-aligned) of packed Q8_0, Q4_0 or Q4_K panels, one token in the
 // decode path's Q8_0 form (x.q8, q8_scale, q8_sum).
 void gemv_packed_avx512(GgmlType type, const uint8_t* packed, uint64_t row_begin, uint64_t row_end, uint64_t cols, const VectorView& x,
                         float* y);

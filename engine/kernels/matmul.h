@@ -56,9 +56,10 @@ void pack_int8_weights(GgmlType type, const uint8_t* w, uint64_t rows, uint64_t 
                        ThreadPool* pool);
 
 // Whether packed panels of this type also serve decode (matvec_packed_panels), so the original rows
-// need not stay resident: Q4_0 and Q4_K, whose panels keep four bits per weight (Q4_0's the same
-// bytes as its rows, Q4_K's 2.8% more). Decoding from them reads 16 rows per pass, one vpdpbusd
-// per 32 weight bytes, where the row-at-a-time kernels are bound by their per-block work.
+// need not stay resident: Q8_0, and Q4_0 and Q4_K, whose panels keep four bits per weight (Q8_0's
+// and Q4_0's take the same bytes as their rows, Q4_K's 2.8% more). Decoding from them reads 16 rows
+// per pass, one vpdpbusd per 64 (Q8_0) or 32 weight bytes, where the row-at-a-time kernels are
+// bound by their per-block work.
 bool packed_serves_decode(GgmlType type, KernelIsa isa = best_isa());
 // y = W·x for panels [panel_begin, panel_end) (16 rows each) of packed panels
 // (packed_serves_decode types) on this thread, x prepared with the form its type reads; the same

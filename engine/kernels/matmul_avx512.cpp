@@ -48,7 +48,8 @@ inline float half(const uint8_t* p) {
 
 // Panel layouts, per block of 32 (Q8_0, Q4_0) or super-block of 256 (K-quants):
 //   weights: one 64-byte line per 4 elements (element 4k+j of row r at 64k + 4r + j)
-//   Q8_0/Q4_0: then 16 fp32 row scales.
+//   Q8_0/Q4_0: then the 16 rows' fp16 scales, as the rows hold them (Q8_0's panels take the
+//   rows' bytes).
 //   K-quants: then one line of 16 int32 scales per group, one line of int16 pairs per two
 //   groups (Q4_K: the mins, Q6_K: the scales), 16 fp32 d, 16 fp32 dmin (Q4_K).
 struct KLayout {
@@ -58,7 +59,7 @@ struct KLayout {
 };
 constexpr KLayout kLayoutQ4K{8, 8, 4096, 4096 + 512, 4096 + 512 + 256, 4096 + 512 + 256 + 64, 4096 + 512 + 256 + 128};
 constexpr KLayout kLayoutQ6K{16, 4, 4096, 4096 + 1024, 4096 + 1024 + 512, 4096 + 1024 + 512 + 64, 4096 + 1024 + 512 + 128};
-constexpr uint64_t kQ8Stride = 512 + 64;
+constexpr uint64_t kQ8Stride = 512 + 32;
 constexpr uint64_t kQ4NibbleStride = 256 + 32;
 // Q4_K kept at four bits, per super-block of 16 rows: 4 pairs of sub-blocks × 8 lines (line k of
 // pair j: bytes 4k..4k+3 of each row's 32 bytes of that pair, sub-block 2j in the low nibbles and
@@ -101,15 +102,15 @@ void repack_q8_0(const uint8_t* w, uint64_t r0, uint64_t n, uint64_t row_bytes, 
   for (uint64_t b = 0; b < blocks; ++b) {
     uint8_t* pb = panel + b * kQ8Stride;
     __m256i rows[kPanelRows];
-    float scales[kPanelRows];
+    uint16_t scales[kPanelRows];
     for (uint64_t r = 0; r < kPanelRows; ++r) {
       if (r >= n) {
         rows[r] = _mm256_setzero_si256();
-        scales[r] = 0.0f;
+        scales[r] = 0;
         continue;
       }
       const uint8_t* blk = w + (r0 + r) * row_bytes + b * block_bytes;
-      scales[r] = half(blk);
+      std::memcpy(&scales[r], blk, 2);
       if (q4) {
         const __m128i p = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
         const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(p), _mm_srli_epi16(p, 4), 1);
@@ -265,7 +266,7 @@ void tile_q8(const uint8_t* panel, const QuantizedActivations& x, uint64_t tile,
         dot[t] = _mm512_dpbusd_epi32(dot[t], line, _mm512_set1_epi32(v));
       }
     }
-    const __m512 dw = _mm512_loadu_ps(pb + 512);
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pb + 512)));
 #pragma GCC unroll 16
     for (int t = 0; t < NT; ++t) acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[t]), _mm512_mul_ps(dw, _mm512_set1_ps(xs[t])), acc[t]);
   }
@@ -349,6 +350,29 @@ void gemv_q4n(const uint8_t* panel, const VectorView& x, float* y, __mmask16 row
     }
     const __m512i sum = _mm512_add_epi32(_mm512_add_epi32(dot[0], dot[1]), _mm512_add_epi32(dot[2], dot[3]));
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pb + 256)));
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(dw, _mm512_set1_ps(x.q8_scale[b])), acc);
+  }
+  _mm512_mask_storeu_ps(y, rows_mask, acc);
+}
+
+// One token (decode) against one Q8_0 panel, from the decode path's quantised vector: tile_q8's
+// sums and float steps for one token (the same bits as in a batch). Per block, eight lines into
+// four partial sums, so no dpbusd waits on the one before.
+void gemv_q8p(const uint8_t* panel, const VectorView& x, float* y, __mmask16 rows_mask) {
+  const uint64_t blocks = x.n / 32;
+  __m512 acc = _mm512_setzero_ps();
+  for (uint64_t b = 0; b < blocks; ++b) {
+    const uint8_t* pb = panel + b * kQ8Stride;
+    const int8_t* xb = x.q8 + 32 * b;
+    __m512i dot[4] = {_mm512_set1_epi32(-128 * x.q8_sum[b]), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; ++k) {
+      int32_t v;
+      std::memcpy(&v, xb + 4 * k, 4);
+      dot[k % 4] = _mm512_dpbusd_epi32(dot[k % 4], _mm512_loadu_si512(pb + 64 * k), _mm512_set1_epi32(v));
+    }
+    const __m512i sum = _mm512_add_epi32(_mm512_add_epi32(dot[0], dot[1]), _mm512_add_epi32(dot[2], dot[3]));
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pb + 512)));
     acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(dw, _mm512_set1_ps(x.q8_scale[b])), acc);
   }
   _mm512_mask_storeu_ps(y, rows_mask, acc);
@@ -717,12 +741,13 @@ void matmul_int8_packed_avx512(GgmlType type, const uint8_t* packed, uint64_t ro
 
 void gemv_packed_avx512(GgmlType type, const uint8_t* packed, uint64_t row_begin, uint64_t row_end, uint64_t cols, const VectorView& x,
                         float* y) {
-  if (type != GgmlType::kQ4_0 && type != GgmlType::kQ4_K) return;
+  if (type != GgmlType::kQ8_0 && type != GgmlType::kQ4_0 && type != GgmlType::kQ4_K) return;
   const uint64_t bytes = packed_panel_bytes(type, cols);
   for (uint64_t r0 = row_begin; r0 < row_end; r0 += kPanelRows) {
     const uint64_t n = row_end - r0 < kPanelRows ? row_end - r0 : kPanelRows;
     const __mmask16 mask = static_cast<__mmask16>((1u << n) - 1u);
-    if (type == GgmlType::kQ4_0) gemv_q4n(packed + r0 / kPanelRows * bytes, x, y + r0, mask);
+    if (type == GgmlType::kQ8_0) gemv_q8p(packed + r0 / kPanelRows * bytes, x, y + r0, mask);
+    else if (type == GgmlType::kQ4_0) gemv_q4n(packed + r0 / kPanelRows * bytes, x, y + r0, mask);
     else gemv_q4kn(packed + r0 / kPanelRows * bytes, x, y + r0, mask);
   }
 }

@@ -132,14 +132,22 @@ uint64_t Model::pack(ThreadPool* pool, bool every_type) {
   uint64_t panels = 0;
   for (const Todo& t : todo) {
     WeightView& w = *t.w;
+    // The embedding table, when it is the classifier too, still gives one row per token.
+    const bool tied = w.data == token_embd_.data;
     if (t.panel_bytes > 0) {
-      pack_int8_weights(w.type, w.data, w.rows, w.row_bytes, w.cols, block, pool);
+      // 256 rows at a time, the file pages of rows no longer read dropped as each step is packed,
+      // so a large matrix (the classifier) is not held twice.
+      const bool drop = t.rows_unread && !tied && t.file != nullptr;
+      const uint64_t step = drop ? 256 : w.rows, panel_step = int8_packed_bytes(w.type, step, w.cols);
+      for (uint64_t r0 = 0; r0 < w.rows; r0 += step) {
+        const uint64_t n = std::min(step, w.rows - r0);
+        pack_int8_weights(w.type, w.data + r0 * w.row_bytes, n, w.row_bytes, w.cols, block + r0 / step * panel_step, pool);
+        if (drop) t.file->release(w.data + r0 * w.row_bytes, n * w.row_bytes);
+      }
       w.packed = block;
       block += t.panel_bytes;
       panels += t.panel_bytes;
     }
-    // The embedding table, when it is the classifier too, still gives one row per token.
-    const bool tied = w.data == token_embd_.data;
     if (t.row_bytes > 0) {
       // A few MiB at a time, each dropped from the file's pages once copied: memory holds the
       // matrix about once, not twice, while it moves.

@@ -121,7 +121,7 @@ class Model {
   // Repacks the quantised matrices once into the integer GEMM's panels (AVX-512 VNNI; a no-op
   // elsewhere or for other types), so products over a few tokens at a time (batched decode of
   // many sequences) stream them instead of repacking every call. Costs about the quantised
-  // weights' size again in memory, except for types whose panels also serve decode (Q4_0, Q4_K:
+  // weights' size again in memory, except for types whose panels also serve decode (Q8_0, Q4_0, Q4_K:
   // kernels/matmul.h packed_serves_decode): their rows are no longer read, and their mapped
   // pages are dropped (they come back from the file if the rows are read again: export, a GPU
   // upload). Rows that decode still reads from a mapped file are moved into the same huge-page
