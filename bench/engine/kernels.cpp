@@ -119,12 +119,12 @@ int main(int argc, char** argv) {
   for (int part = 0; part < 2; ++part) {
     if ((part == 0 && !decode) || (part == 1 && !prefill)) continue;
     if (part == 0) {
-      std::printf("decode: matvec_rows, µs per call (GB/s of weights)\n");
+      std::printf("decode: matvec_rows per ISA, and matvec_packed_panels (the panels decode reads where the type has them), µs per call (GB/s of weights)\n");
       std::printf("| shape | type | MB |");
       for (KernelIsa isa : isas) std::printf(" %s |", isa_name(isa));
-      std::printf(" best/avx2 |\n|---|---|---|");
+      std::printf(" panels | best/avx2 |\n|---|---|---|");
       for (size_t i = 0; i < isas.size(); ++i) std::printf("---|");
-      std::printf("---|\n");
+      std::printf("---|---|\n");
     } else {
       std::printf("\nprefill: matmul_rows at T=%llu, GFLOP/s (ms per call)\n", static_cast<unsigned long long>(tokens));
       std::printf("| shape | type | int8 path | dequant+sgemm | F32 sgemm | F32 sgemm, OpenBLAS threads | int8/old | int8/F32 | F32 pool/OpenBLAS |\n"
@@ -149,9 +149,24 @@ int main(int argc, char** argv) {
           for (KernelIsa isa : isas) {
             variants.push_back([&, isa] { matvec_rows(type, w.bytes.data(), w.rows, w.row_bytes, pv, y.data(), pool.get(), isa); });
           }
+          // Panels on whole cache lines, as Model::pack lays them out.
+          const uint64_t panel_bytes = packed_serves_decode(type) ? int8_packed_bytes(type, w.rows, w.cols) : 0;
+          std::unique_ptr<uint8_t, decltype(&std::free)> panels(
+              panel_bytes ? static_cast<uint8_t*>(std::aligned_alloc(64, (panel_bytes + 63) / 64 * 64)) : nullptr, &std::free);
+          if (panels) {
+            pack_int8_weights(type, w.bytes.data(), w.rows, w.row_bytes, w.cols, panels.get(), pool.get());
+            const uint64_t n_panels = (w.rows + 15) / 16;
+            variants.push_back([&] {
+              auto run = [&](size_t begin, size_t end) { matvec_packed_panels(type, panels.get(), w.rows, w.cols, pv, y.data(), begin, end); };
+              if (pool) pool->parallel_for(n_panels, run);
+              else run(0, n_panels);
+            });
+          }
           auto secs = time_variants(variants, reps, 0.02);
           std::printf("| %s | %s | %.1f |", shape.c_str(), ggml_type_name(static_cast<uint32_t>(type)).c_str(), mb);
-          for (double t : secs) std::printf(" %.0f (%.1f) |", t * 1e6, mb / 1e3 / t);
+          for (size_t i = 0; i < isas.size(); ++i) std::printf(" %.0f (%.1f) |", secs[i] * 1e6, mb / 1e3 / secs[i]);
+          if (panels) std::printf(" %.0f (%.1f) |", secs.back() * 1e6, mb / 1e3 / secs.back());
+          else std::printf(" |");
           const double avx2 = isas.size() > 1 ? secs[1] : secs[0];
           std::printf(" %.2f× |\n", avx2 / secs.back());
         } else {

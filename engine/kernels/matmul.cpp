@@ -122,7 +122,7 @@ void pack_int8_weights(GgmlType type, const uint8_t* w, uint64_t rows, uint64_t 
 }
 
 bool packed_serves_decode(GgmlType type, KernelIsa isa) {
-  return (type == GgmlType::kQ8_0 || type == GgmlType::kQ4_0 || type == GgmlType::kQ4_K) && matmul_uses_int8(type, isa);
+  return matmul_uses_int8(type, isa);  // Q8_0, Q4_0, Q4_K, Q6_K
 }
 
 void matvec_packed_panels(GgmlType type, const uint8_t* packed, uint64_t rows, uint64_t cols, const PreparedVector& x, float* y,

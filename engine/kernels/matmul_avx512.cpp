@@ -13,7 +13,8 @@
 //     each block's sum, and its fp32 scale times the row's scale weighs it.
 //   Q4_K: nibbles 0..15 as they are; Σ_sub scale·Σ(q·x) in int32 over the super-block (vpmulld
 //     per sub-block of 32), minus Σ_sub min·Σx (vpdpwssd on int16 pairs), then d and dmin.
-//   Q6_K: q = 0..63 as stored; Σ_group scale·Σ(q·x) over the super-block (groups of 16), minus
+//   Q6_K: q = 0..63, kept at six bits (kQ6* below) and put together per line (nibble | top two
+//     bits) before its vpdpbusd; Σ_group scale·Σ(q·x) over the super-block (groups of 16), minus
 //     32·Σ_group scale·Σx (vpdpwssd), then d.
 // The same integer sums as the decode kernels on the same quantised activations, so a prefill
 // logit differs from a decoded one by float summation order only.
@@ -23,7 +24,8 @@
 // bytes 4j..4j+3 of each row's 16 packed bytes (elements 4j.. in the low nibbles, 16 + 4j.. in the
 // high ones), then the 16 rows' fp16 scales; Q4_K's likewise (kQ4KNibble* below). Both decode
 // (one token: gemv_packed_avx512) and prefill read those; Q4_0's with the weights taken as nibble
-// q and the activation's −8·Σx per block.
+// q and the activation's −8·Σx per block. Decode reads every type's packed panels (Q8_0's and
+// Q6_K's too), so no type's rows stay resident beside its panels.
 #if defined(__x86_64__)
 #include "kernels/immintrin_quiet.h"
 
@@ -58,7 +60,6 @@ struct KLayout {
   uint64_t scales, pairs, d, dmin, stride;
 };
 constexpr KLayout kLayoutQ4K{8, 8, 4096, 4096 + 512, 4096 + 512 + 256, 4096 + 512 + 256 + 64, 4096 + 512 + 256 + 128};
-constexpr KLayout kLayoutQ6K{16, 4, 4096, 4096 + 1024, 4096 + 1024 + 512, 4096 + 1024 + 512 + 64, 4096 + 1024 + 512 + 128};
 constexpr uint64_t kQ8Stride = 512 + 32;
 constexpr uint64_t kQ4NibbleStride = 256 + 32;
 // Q4_K kept at four bits, per super-block of 16 rows: 4 pairs of sub-blocks × 8 lines (line k of
@@ -67,6 +68,21 @@ constexpr uint64_t kQ4NibbleStride = 256 + 32;
 // the rows' fp16 d and dmin: 2368 bytes, 37 lines, against 2304 in the rows.
 constexpr uint64_t kQ4KNibbleScales = 2048, kQ4KNibbleMins = 2048 + 128, kQ4KNibbleD = 2048 + 256, kQ4KNibbleDmin = 2048 + 288,
                    kQ4KNibbleStride = 2048 + 320;
+// Q6_K kept at six bits, per super-block of 16 rows. Byte line L (0..63) stands for elements
+// 4L..4L+3 of the 16 rows (as a line of the expanded layouts); group g of 16 is lines 4g..4g+3.
+//   32 nibble lines: line n holds the low four bits of byte line n in its low nibbles and of byte
+//     line n + 32 in its high ones;
+//   16 lines of high bits: line m holds the top two bits of byte lines m, m + 16, m + 32, m + 48
+//     at bits 0-1, 2-3, 4-5, 6-7 of each byte;
+//   in four runs of 768 bytes, run Q holding what byte lines 4Q..4Q+3 + 16k need (nibble lines
+//     4Q.., nibble lines 16 + 4Q.., high-bits lines 4Q..), the order decode reads them in: one
+//     forward stream, which the prefetchers follow (three interleaved ones measured 13 GB/s from
+//     DRAM against 20 for the rows);
+//   then the 16 groups' int8 scales (16 rows each), the rows' fp16 d, zeros to a whole line:
+//   3392 bytes, 53 lines, against 3360 in the rows.
+constexpr uint64_t kQ6Scales = 3072, kQ6D = 3072 + 256, kQ6Stride = 3392;
+constexpr uint64_t q6_nibble_line(int n) { return 768 * ((n % 16) / 4) + 256 * (n / 16) + 64 * (n % 4); }
+constexpr uint64_t q6_high_line(int m) { return 768 * (m / 4) + 512 + 64 * (m % 4); }
 
 // One block of 32 elements of 16 rows (rows[r]: row r's 32 unsigned bytes) into its 8 lines:
 // a 16 × 8 transpose of 4-byte groups, rows r and r + 8 sharing a register.
@@ -199,45 +215,44 @@ void repack_q4_k(const uint8_t* w, uint64_t r0, uint64_t n, uint64_t row_bytes, 
   }
 }
 
+// The 256 six-bit values (0..63) of one Q6_K super-block, in element order.
+inline void q6k_values(const uint8_t* b, uint8_t* q) {
+  for (int h = 0; h < 2; ++h) {
+    const uint8_t* ql = b + 64 * h;
+    const uint8_t* qh = b + 128 + 32 * h;
+    for (int l = 0; l < 32; ++l) {
+      q[128 * h + l] = static_cast<uint8_t>((ql[l] & 0x0F) | (qh[l] & 3) << 4);
+      q[128 * h + l + 32] = static_cast<uint8_t>((ql[l + 32] & 0x0F) | (qh[l] >> 2 & 3) << 4);
+      q[128 * h + l + 64] = static_cast<uint8_t>((ql[l] >> 4) | (qh[l] >> 4 & 3) << 4);
+      q[128 * h + l + 96] = static_cast<uint8_t>((ql[l + 32] >> 4) | (qh[l] >> 6 & 3) << 4);
+    }
+  }
+}
+
+// Rows [r0, r0 + n) of Q6_K into the six-bit panel (missing rows: zeros).
 void repack_q6_k(const uint8_t* w, uint64_t r0, uint64_t n, uint64_t row_bytes, uint64_t supers, uint8_t* panel) {
-  const KLayout& L = kLayoutQ6K;
-  const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(0x03);
   for (uint64_t s = 0; s < supers; ++s) {
-    uint8_t* ps = panel + s * L.stride;
-    int32_t scales[16][kPanelRows];
-    float d[kPanelRows], zero[kPanelRows] = {};
-    for (uint64_t r = 0; r < kPanelRows; ++r) {
+    uint8_t* ps = panel + s * kQ6Stride;
+    std::memset(ps, 0, kQ6Stride);
+    for (uint64_t r = 0; r < n; ++r) {
       const uint8_t* b = w + (r0 + r) * row_bytes + s * 210;
-      d[r] = r < n ? half(b + 208) : 0.0f;
-      for (int g = 0; g < 16; ++g) scales[g][r] = r < n ? static_cast<int8_t>(b[192 + g]) : 0;
-    }
-    // Block j of 32 = quarter j % 4 of half j / 4: low 4 bits from ql, high 2 from qh.
-    for (int j = 0; j < 8; ++j) {
-      const int h = j / 4, quarter = j % 4;
-      const __m128i shift = _mm_cvtsi32_si128(2 * quarter);
-      __m256i q[kPanelRows];
-      for (uint64_t r = 0; r < kPanelRows; ++r) {
-        if (r >= n) {
-          q[r] = _mm256_setzero_si256();
-          continue;
+      uint8_t q[256];
+      q6k_values(b, q);
+      for (int line = 0; line < 32; ++line) {
+        for (int j = 0; j < 4; ++j) {
+          ps[q6_nibble_line(line) + 4 * r + j] = static_cast<uint8_t>((q[4 * line + j] & 0x0F) | (q[128 + 4 * line + j] & 0x0F) << 4);
         }
-        const uint8_t* b = w + (r0 + r) * row_bytes + s * 210;
-        const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 64 * h + 32 * (quarter % 2)));
-        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 128 + 32 * h));
-        const __m256i lo = quarter < 2 ? _mm256_and_si256(ql, low4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), low4);
-        q[r] = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, shift), two), 4));
       }
-      transpose_block(q, ps + 512 * j);
-    }
-    std::memcpy(ps + L.scales, scales, sizeof scales);
-    for (int j = 0; j < 8; ++j) {
-      for (uint64_t r = 0; r < kPanelRows; ++r) {
-        int16_t pair[2] = {static_cast<int16_t>(scales[2 * j][r]), static_cast<int16_t>(scales[2 * j + 1][r])};
-        std::memcpy(ps + L.pairs + 64 * j + 4 * r, pair, 4);
+      for (int line = 0; line < 16; ++line) {
+        for (int j = 0; j < 4; ++j) {
+          uint8_t top = 0;
+          for (int k = 0; k < 4; ++k) top |= static_cast<uint8_t>((q[4 * (line + 16 * k) + j] >> 4) << (2 * k));
+          ps[q6_high_line(line) + 4 * r + j] = top;
+        }
       }
+      for (int g = 0; g < 16; ++g) ps[kQ6Scales + 16 * g + r] = b[192 + g];
+      std::memcpy(ps + kQ6D + 2 * r, b + 208, 2);
     }
-    std::memcpy(ps + L.d, d, sizeof d);
-    std::memcpy(ps + L.dmin, zero, sizeof zero);
   }
 }
 
@@ -484,10 +499,10 @@ void gemv_q4kn(const uint8_t* panel, const VectorView& x, float* y, __mmask16 ro
   _mm512_mask_storeu_ps(y, rows_mask, acc);
 }
 
-// Tokens [0, NT) of one tile against one panel of Q4_K (kQ6 false) or Q6_K rows.
-template <int NT, bool kQ6>
+// Tokens [0, NT) of one tile against one panel of Q4_K rows.
+template <int NT>
 void tile_k(const uint8_t* panel, const QuantizedActivations& x, uint64_t tile, float* y, uint64_t y_stride, __mmask16 rows_mask) {
-  constexpr KLayout L = kQ6 ? kLayoutQ6K : kLayoutQ4K;
+  constexpr KLayout L = kLayoutQ4K;
   constexpr int kPairs = L.groups / 2;
   const uint64_t supers = x.cols / 256;
   const int8_t* xq = x.q + tile * x.cols * kTokenTile;
@@ -533,16 +548,139 @@ void tile_k(const uint8_t* panel, const QuantizedActivations& x, uint64_t tile, 
 #pragma GCC unroll 16
     for (int t = 0; t < NT; ++t) {
       const __m512 dx = _mm512_set1_ps(xs[t]);
-      if constexpr (kQ6) {
-        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(total[t], _mm512_slli_epi32(side[t], 5))), _mm512_mul_ps(d, dx), acc[t]);
-      } else {
-        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(total[t]), _mm512_mul_ps(d, dx), acc[t]);
-        acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(side[t]), _mm512_mul_ps(dmin, dx), acc[t]);
-      }
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(total[t]), _mm512_mul_ps(d, dx), acc[t]);
+      acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(side[t]), _mm512_mul_ps(dmin, dx), acc[t]);
     }
   }
 #pragma GCC unroll 16
   for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(y + t * y_stride, rows_mask, acc[t]);
+}
+
+// Byte line L of a six-bit Q6_K panel (values 0..63): its low four bits from nibble line L % 32,
+// its top two from field L / 16 of high-bits line L % 16, moved to bits 4-5 (16-bit shifts:
+// what crosses between bytes is masked off).
+template <int L>
+inline __m512i q6_line(const uint8_t* ps) {
+  const __m512i nibbles = _mm512_loadu_si512(ps + q6_nibble_line(L % 32)), top = _mm512_loadu_si512(ps + q6_high_line(L % 16));
+  const __m512i low = L < 32 ? nibbles : _mm512_srli_epi16(nibbles, 4);
+  constexpr int field = L / 16;
+  const __m512i high = field == 0 ? _mm512_slli_epi16(top, 4) : field == 1 ? _mm512_slli_epi16(top, 2) : field == 2 ? top : _mm512_srli_epi16(top, 2);
+  // (low & 0x0F) | (high & 0x30)
+  return _mm512_ternarylogic_epi32(low, _mm512_and_si512(high, _mm512_set1_epi8(0x30)), _mm512_set1_epi8(0x0F), 0xEC);
+}
+
+// Group G of a six-bit Q6_K panel against one token tile: total += scale_G · Σ q·x per row.
+template <int NT, int G>
+inline void q6_group(const uint8_t* ps, const int8_t* xq, __m512i* total) {
+  __m512i dot[NT];
+#pragma GCC unroll 16
+  for (int t = 0; t < NT; ++t) dot[t] = _mm512_setzero_si512();
+  const __m512i lines[4] = {q6_line<4 * G>(ps), q6_line<4 * G + 1>(ps), q6_line<4 * G + 2>(ps), q6_line<4 * G + 3>(ps)};
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k) {
+#pragma GCC unroll 16
+    for (int t = 0; t < NT; ++t) {
+      int32_t v;
+      std::memcpy(&v, xq + 4 * (kTile * (4 * G + k) + t), 4);
+      dot[t] = _mm512_dpbusd_epi32(dot[t], lines[k], _mm512_set1_epi32(v));
+    }
+  }
+  const __m512i scale = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ps + kQ6Scales + 16 * G)));
+#pragma GCC unroll 16
+  for (int t = 0; t < NT; ++t) total[t] = _mm512_add_epi32(total[t], _mm512_mullo_epi32(dot[t], scale));
+}
+
+template <int NT, int... G>
+inline void q6_groups(const uint8_t* ps, const int8_t* xq, __m512i* total, std::integer_sequence<int, G...>) {
+  (q6_group<NT, G>(ps, xq, total), ...);
+}
+
+// Tokens [0, NT) of one tile against one six-bit Q6_K panel: per super-block Σ_g scale_g·Σ(q·x)
+// in int32, minus 32·Σ_g scale_g·Σx (vpdpwssd on the activation's int16 pairs of group sums),
+// then d.
+template <int NT>
+void tile_q6n(const uint8_t* panel, const QuantizedActivations& x, uint64_t tile, float* y, uint64_t y_stride, __mmask16 rows_mask) {
+  const uint64_t supers = x.cols / 256;
+  const int8_t* xq = x.q + tile * x.cols * kTokenTile;
+  const float* xs = x.scale + tile * supers * kTokenTile;
+  const int32_t* xp = x.sum_pairs + tile * supers * 8 * kTokenTile;
+  __m512 acc[NT];
+#pragma GCC unroll 16
+  for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+  for (uint64_t s = 0; s < supers; ++s, xs += kTile, xp += 8 * kTile, xq += 256 * kTile) {
+    const uint8_t* ps = panel + s * kQ6Stride;
+    __m512i total[NT], side[NT];
+#pragma GCC unroll 16
+    for (int t = 0; t < NT; ++t) total[t] = side[t] = _mm512_setzero_si512();
+    q6_groups<NT>(ps, xq, total, std::make_integer_sequence<int, 16>{});
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) {  // (scale 2j, scale 2j + 1) per row, against the pair of sums
+      const __m512i lo = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ps + kQ6Scales + 32 * j)));
+      const __m512i hi = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ps + kQ6Scales + 32 * j + 16)));
+      const __m512i pair = _mm512_or_si512(_mm512_and_si512(lo, _mm512_set1_epi32(0xFFFF)), _mm512_slli_epi32(hi, 16));
+#pragma GCC unroll 16
+      for (int t = 0; t < NT; ++t) side[t] = _mm512_dpwssd_epi32(side[t], pair, _mm512_set1_epi32(xp[j * kTile + t]));
+    }
+    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ps + kQ6D)));
+#pragma GCC unroll 16
+    for (int t = 0; t < NT; ++t) {
+      const __m512i sum = _mm512_sub_epi32(total[t], _mm512_slli_epi32(side[t], 5));
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(d, _mm512_set1_ps(xs[t])), acc[t]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(y + t * y_stride, rows_mask, acc[t]);
+}
+
+// Byte lines 4Q + I + 16k (k = 0..3, in groups Q + 4k) of a six-bit Q6_K panel against one
+// token: two nibble lines and one line of high bits serve all four.
+template <int Q, int I>
+inline void q6_quad_lines(const uint8_t* ps, const int8_t* xs, __m512i* dot) {
+  const __m512i lines[4] = {q6_line<4 * Q + I>(ps), q6_line<4 * Q + I + 16>(ps), q6_line<4 * Q + I + 32>(ps), q6_line<4 * Q + I + 48>(ps)};
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k) {
+    int32_t v;
+    std::memcpy(&v, xs + 4 * (4 * Q + I + 16 * k), 4);
+    dot[k] = _mm512_dpbusd_epi32(dot[k], lines[k], _mm512_set1_epi32(v));
+  }
+}
+
+// Groups Q, Q + 4, Q + 8, Q + 12 against one token, each sum starting at −32·Σx of its group.
+template <int Q>
+inline void q6_quad(const uint8_t* ps, const int8_t* xs, const int32_t* sum16, __m512i* total) {
+  __m512i dot[4];
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k) dot[k] = _mm512_set1_epi32(-32 * sum16[Q + 4 * k]);
+  q6_quad_lines<Q, 0>(ps, xs, dot);
+  q6_quad_lines<Q, 1>(ps, xs, dot);
+  q6_quad_lines<Q, 2>(ps, xs, dot);
+  q6_quad_lines<Q, 3>(ps, xs, dot);
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k) {
+    const __m512i scale = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ps + kQ6Scales + 16 * (Q + 4 * k))));
+    *total = _mm512_add_epi32(*total, _mm512_mullo_epi32(dot[k], scale));
+  }
+}
+
+// One token (decode) against one six-bit Q6_K panel, from the decode path's Q8_K vector: the
+// integer sum and float step of tile_q6n, with 32·Σx taken out of each group's sum before its
+// scale (the same integer).
+void gemv_q6n(const uint8_t* panel, const VectorView& x, float* y, __mmask16 rows_mask) {
+  const uint64_t supers = x.n / 256;
+  __m512 acc = _mm512_setzero_ps();
+  for (uint64_t s = 0; s < supers; ++s) {
+    const uint8_t* ps = panel + s * kQ6Stride;
+    const int8_t* xs = x.qk + 256 * s;
+    const int32_t* sum16 = x.qk_sum16 + 16 * s;
+    __m512i total = _mm512_setzero_si512();
+    q6_quad<0>(ps, xs, sum16, &total);
+    q6_quad<1>(ps, xs, sum16, &total);
+    q6_quad<2>(ps, xs, sum16, &total);
+    q6_quad<3>(ps, xs, sum16, &total);
+    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ps + kQ6D)));
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(total), _mm512_mul_ps(d, _mm512_set1_ps(x.qk_scale[s])), acc);
+  }
+  _mm512_mask_storeu_ps(y, rows_mask, acc);
 }
 
 using TileFn = void (*)(const uint8_t*, const QuantizedActivations&, uint64_t, float*, uint64_t, __mmask16);
@@ -562,9 +700,14 @@ constexpr TileFn q4kn_tile(int nt, std::integer_sequence<int, N...>) {
   TileFn fns[] = {&tile_q4kn<N + 1>...};
   return fns[nt - 1];
 }
-template <bool kQ6, int... N>
+template <int... N>
 constexpr TileFn k_tile(int nt, std::integer_sequence<int, N...>) {
-  TileFn fns[] = {&tile_k<N + 1, kQ6>...};
+  TileFn fns[] = {&tile_k<N + 1>...};
+  return fns[nt - 1];
+}
+template <int... N>
+constexpr TileFn q6n_tile(int nt, std::integer_sequence<int, N...>) {
+  TileFn fns[] = {&tile_q6n<N + 1>...};
   return fns[nt - 1];
 }
 
@@ -653,7 +796,7 @@ uint64_t int8_panel_bytes(GgmlType type, uint64_t cols) {
     case GgmlType::kQ8_0:
     case GgmlType::kQ4_0: return cols / 32 * kQ8Stride;
     case GgmlType::kQ4_K: return cols / 256 * kLayoutQ4K.stride;
-    case GgmlType::kQ6_K: return cols / 256 * kLayoutQ6K.stride;
+    case GgmlType::kQ6_K: return cols / 256 * kQ6Stride;
     default: return 0;
   }
 }
@@ -684,9 +827,9 @@ void panel_tiles(GgmlType type, const uint8_t* panel, uint64_t r0, uint64_t n, u
         fn = nibbles ? q4n_tile(nt, std::make_integer_sequence<int, kTile>{}) : q8_tile(nt, std::make_integer_sequence<int, kTile>{});
         break;
       case GgmlType::kQ4_K:
-        fn = nibbles ? q4kn_tile(nt, std::make_integer_sequence<int, kTile>{}) : k_tile<false>(nt, std::make_integer_sequence<int, kTile>{});
+        fn = nibbles ? q4kn_tile(nt, std::make_integer_sequence<int, kTile>{}) : k_tile(nt, std::make_integer_sequence<int, kTile>{});
         break;
-      default: fn = k_tile<true>(nt, std::make_integer_sequence<int, kTile>{}); break;
+      default: fn = q6n_tile(nt, std::make_integer_sequence<int, kTile>{}); break;
     }
     fn(panel, x, tile, y + t0 * rows + r0, rows, mask);
   }
@@ -741,14 +884,15 @@ void matmul_int8_packed_avx512(GgmlType type, const uint8_t* packed, uint64_t ro
 
 void gemv_packed_avx512(GgmlType type, const uint8_t* packed, uint64_t row_begin, uint64_t row_end, uint64_t cols, const VectorView& x,
                         float* y) {
-  if (type != GgmlType::kQ8_0 && type != GgmlType::kQ4_0 && type != GgmlType::kQ4_K) return;
+  if (!(type == GgmlType::kQ8_0 || type == GgmlType::kQ4_0 || type == GgmlType::kQ4_K || type == GgmlType::kQ6_K)) return;
   const uint64_t bytes = packed_panel_bytes(type, cols);
   for (uint64_t r0 = row_begin; r0 < row_end; r0 += kPanelRows) {
     const uint64_t n = row_end - r0 < kPanelRows ? row_end - r0 : kPanelRows;
     const __mmask16 mask = static_cast<__mmask16>((1u << n) - 1u);
     if (type == GgmlType::kQ8_0) gemv_q8p(packed + r0 / kPanelRows * bytes, x, y + r0, mask);
     else if (type == GgmlType::kQ4_0) gemv_q4n(packed + r0 / kPanelRows * bytes, x, y + r0, mask);
-    else gemv_q4kn(packed + r0 / kPanelRows * bytes, x, y + r0, mask);
+    else if (type == GgmlType::kQ4_K) gemv_q4kn(packed + r0 / kPanelRows * bytes, x, y + r0, mask);
+    else gemv_q6n(packed + r0 / kPanelRows * bytes, x, y + r0, mask);
   }
 }
 

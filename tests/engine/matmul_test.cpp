@@ -182,12 +182,12 @@ TEST(AttentionKernels, StridedScoresAndValuesMatchThePerPositionOnes) {
   }
 }
 
-// Q8_0's, Q4_0's and Q4_K's packed panels serve decode too: one token from them gives, to the
-// bit, what the batched product on the same panels gives that token (and what the per-call repack
+// Every integer type's packed panels serve decode too: one token from them gives, to the bit,
+// what the batched product on the same panels gives that token (and what the per-call repack
 // gives), and the row kernel's value up to float order. Q8_0's and Q4_0's panels take the rows'
-// bytes when rows fill whole panels, Q4_K's under 3% more.
+// bytes when rows fill whole panels, Q4_K's and Q6_K's under 3% more.
 TEST(PackedPanels, DecodeFromPanelsEqualsTheBatchedProduct) {
-  for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K}) {
+  for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
     const std::string name = ggml_type_name(static_cast<uint32_t>(type));
     if (!packed_serves_decode(type)) GTEST_SKIP() << "no AVX-512 VNNI here: decode reads the rows";
     std::mt19937 rng(11);
@@ -197,7 +197,7 @@ TEST(PackedPanels, DecodeFromPanelsEqualsTheBatchedProduct) {
       std::vector<uint8_t> packed(int8_packed_bytes(type, rows, cols));
       if (rows % 16 == 0) {
         EXPECT_GE(packed.size(), w.bytes.size()) << name;
-        EXPECT_LE(packed.size(), w.bytes.size() * (type == GgmlType::kQ4_K ? 103 : 100) / 100) << name;
+        EXPECT_LE(packed.size(), w.bytes.size() * (type == GgmlType::kQ4_K || type == GgmlType::kQ6_K ? 103 : 100) / 100) << name;
       }
       ThreadPool pool(2);
       pack_int8_weights(type, w.bytes.data(), rows, w.row_bytes, cols, packed.data(), &pool);
