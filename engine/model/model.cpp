@@ -128,7 +128,7 @@ uint64_t Model::pack(ThreadPool* pool, bool every_type) {
   } catch (const std::bad_alloc&) {
     return 0;  // no memory for it: batches repack as before, decode reads the mapped rows
   }
-  packed_.emplace_back(block, PresentDeleter{total});
+  packed_.emplace_back(block, PresentDeleter{total, /*whole=*/true});
   uint64_t panels = 0;
   for (const Todo& t : todo) {
     WeightView& w = *t.w;

@@ -135,4 +135,13 @@ void unmap_present(void* p, size_t bytes) {
 #endif
 }
 
+void unmap_whole(void* p, size_t bytes) {
+#ifdef LLMOPS_PRESENT_ON_HEAP
+  (void)bytes;
+  std::free(p);
+#else
+  munmap(p, bytes);
+#endif
+}
+
 }  // namespace llmops::engine

@@ -26,14 +26,24 @@ inline constexpr size_t kPopulateLimit = size_t{64} << 20;
 void* map_present(size_t bytes, bool zeroed = true);
 // bytes (> 0) of memory that the caller fills whole at once (weights): huge pages where it is
 // large enough at any size, faulted in as it is written (so filling it while dropping what it
-// replaces does not hold both at once). Give it back with unmap_present.
+// replaces does not hold both at once). Give it back with unmap_whole.
 void* map_whole(size_t bytes);
+// Gives a map_present block back: kept for a later map_present(…, zeroed = false) while the
+// recycler has room, else unmapped.
 void unmap_present(void* p, size_t bytes);
+// Gives a map_whole block back to the system at once: an unloaded model's weights are not kept
+// for KV caches.
+void unmap_whole(void* p, size_t bytes);
 
-// For std::unique_ptr<uint8_t, PresentDeleter>: gives a map_whole or map_present block back.
+// For std::unique_ptr<uint8_t, PresentDeleter>: gives a map_present block (whole: a map_whole
+// block) back.
 struct PresentDeleter {
   size_t bytes = 0;
-  void operator()(void* p) const { unmap_present(p, bytes); }
+  bool whole = false;
+  void operator()(void* p) const {
+    if (whole) unmap_whole(p, bytes);
+    else unmap_present(p, bytes);
+  }
 };
 
 // For std::vector: blocks of at least kMinBytes come from map_present, smaller ones from new.

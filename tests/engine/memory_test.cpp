@@ -2,6 +2,9 @@
 // packed panels taking the rows' place, and KV caches copied from one session to another.
 #include <gtest/gtest.h>
 
+#include <sys/mman.h>
+
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -111,7 +114,8 @@ MappingInfo mapping_at(const void* p) {
 
 // Blocks of 2 MiB or more start on a huge-page boundary and have huge pages for their whole 2 MiB
 // spans where the kernel's THP setting allows asking for them (the tail stays 4 KiB pages, so no
-// memory is committed past what was asked for), and come back whole when given back.
+// memory is committed past what was asked for). A KV cache's block comes back whole when given
+// back; a weights block (map_whole) goes back to the system at once.
 TEST(PresentMemory, LargeBlocksAreWholeHugePages) {
   if (kOnHeap) GTEST_SKIP() << "under AddressSanitizer blocks come from the heap";
   const size_t huge = size_t{2} << 20, bytes = 3 * huge + 12345;
@@ -127,10 +131,21 @@ TEST(PresentMemory, LargeBlocksAreWholeHugePages) {
   if (!setting.empty() && setting.find("[never]") == std::string::npos) {
     EXPECT_GE(info.huge_kb * 1024, 3 * huge) << "no huge pages though THP is '" << setting << "'";
   }
-  unmap_present(p, bytes);
-  // Given back, it serves the next KV cache of its size, whole.
+  unmap_whole(p, bytes);
+  errno = 0;
+  EXPECT_EQ(msync(p, bytes, MS_ASYNC), -1) << "an unloaded model's weights block is still mapped";
+  EXPECT_EQ(errno, ENOMEM);
+  // A populated block: aligned, in huge pages, and given back it serves the next KV cache of its
+  // size, whole.
+  auto* cache = static_cast<uint8_t*>(map_present(bytes, false));
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(cache) % huge, 0u);
+  if (!setting.empty() && setting.find("[never]") == std::string::npos) {
+    EXPECT_GE(mapping_at(cache).huge_kb * 1024, 3 * huge) << "no huge pages though THP is '" << setting << "'";
+  }
+  std::memset(cache, 1, bytes);
+  unmap_present(cache, bytes);
   auto* again = static_cast<uint8_t*>(map_present(bytes, false));
-  EXPECT_EQ(again, p);
+  EXPECT_EQ(again, cache);
   EXPECT_EQ(again[bytes - 1], 1);
   unmap_present(again, bytes);
   // A KV cache past the populate limit stays lazily faulted in 4 KiB pages, in an aligned block.
