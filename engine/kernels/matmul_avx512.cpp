@@ -564,9 +564,12 @@ inline __m512i q6_line(const uint8_t* ps) {
   const __m512i nibbles = _mm512_loadu_si512(ps + q6_nibble_line(L % 32)), top = _mm512_loadu_si512(ps + q6_high_line(L % 16));
   const __m512i low = L < 32 ? nibbles : _mm512_srli_epi16(nibbles, 4);
   constexpr int field = L / 16;
-  const __m512i high = field == 0 ? _mm512_slli_epi16(top, 4) : field == 1 ? _mm512_slli_epi16(top, 2) : field == 2 ? top : _mm512_srli_epi16(top, 2);
-  // (low & 0x0F) | (high & 0x30)
-  return _mm512_ternarylogic_epi32(low, _mm512_and_si512(high, _mm512_set1_epi8(0x30)), _mm512_set1_epi8(0x0F), 0xEC);
+  // Fields 0 and 2 (or 1 and 3) alone, so bits 6-7 of each byte are clear after the shift that
+  // brings the field wanted to bits 4-5; what lands in bits 0-3 is not selected.
+  const __m512i pair = _mm512_and_si512(top, _mm512_set1_epi8(field % 2 == 0 ? 0x33 : static_cast<char>(0xCC)));
+  const __m512i high = field == 0 ? _mm512_slli_epi16(pair, 4) : field == 1 ? _mm512_slli_epi16(pair, 2) : field == 2 ? pair : _mm512_srli_epi16(pair, 2);
+  // bits 0-3 from low, 4-7 from high
+  return _mm512_ternarylogic_epi32(_mm512_set1_epi8(0x0F), low, high, 0xCA);
 }
 
 // Group G of a six-bit Q6_K panel against one token tile: total += scale_G · Σ q·x per row.
