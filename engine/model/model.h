@@ -120,16 +120,16 @@ class Model {
   uint64_t bytes_per_token() const;
   // Repacks the quantised matrices once into the integer GEMM's panels (AVX-512 VNNI; a no-op
   // elsewhere or for other types), so products over a few tokens at a time (batched decode of
-  // many sequences) stream them instead of repacking every call. Costs about the quantised
-  // weights' size again in memory, except for types whose panels also serve decode (Q8_0, Q4_0, Q4_K:
-  // kernels/matmul.h packed_serves_decode): their rows are no longer read, and their mapped
-  // pages are dropped (they come back from the file if the rows are read again: export, a GPU
-  // upload). Rows that decode still reads from a mapped file are moved into the same huge-page
-  // block (their file pages dropped in turn, so memory does not grow). Call before sharing the
-  // model. Returns the bytes of panels made.
+  // many sequences) stream them instead of repacking every call. Every such type's panels also
+  // serve decode (kernels/matmul.h packed_serves_decode), so its rows are no longer read and
+  // their mapped pages are dropped as the panels are made (they come back from the file if the
+  // rows are read again: export, a GPU upload): memory holds the panels in the rows' place, at
+  // most 3% larger. Rows that decode still reads from a mapped file (F32, F16, ...) are moved
+  // into the same huge-page block (their file pages dropped in turn, so memory does not grow).
+  // Call before sharing the model. Returns the bytes of panels made.
   uint64_t pack_for_batches(ThreadPool* pool = nullptr);
-  // The same for the types whose panels serve decode, and the move of the other rows: what a
-  // single sequence gains without the memory cost.
+  // The same for the types whose panels serve decode (today every type with panels, so the same
+  // as pack_for_batches), and the move of the other rows.
   uint64_t pack_for_decode(ThreadPool* pool = nullptr);
   uint64_t packed_bytes() const { return packed_bytes_; }
 

@@ -240,7 +240,7 @@ const llmops_config_item kSchema[] = {
     {"idle-unload-s", LLMOPS_CONFIG_INT, "300", 0, 1 << 30, "seconds an imported model stays loaded with no requests (0: until unloaded)"},
     {"context", LLMOPS_CONFIG_INT, "0", 0, 1 << 24, "positions per sequence at most (0: the model's context)"},
     {"pack-weights", LLMOPS_CONFIG_BOOL, "true", 0, -1,
-     "repack quantised weights once for batched decode (several sequences per step run several times faster; costs their size again in memory)"},
+     "repack Q8_0/Q4_0/Q4_K/Q6_K weights once into the integer kernels' panels, read in place of the rows by single sequences and batches (at most 3% more memory)"},
     {"prefix-cache", LLMOPS_CONFIG_BOOL, "true", 0, -1,
      "keep finished sequences' KV cache (within kv-budget-mb) so prompts sharing a prefix skip computing it"},
     {"kv-cache-type", LLMOPS_CONFIG_STRING, "f16", 0, -1,
