@@ -13,7 +13,7 @@
 //     each block's sum, and its fp32 scale times the row's scale weighs it.
 //   Q4_K: nibbles 0..15 as they are; Σ_sub scale·Σ(q·x) in int32 over the super-block (vpmulld
 //     per sub-block of 32), minus Σ_sub min·Σx (vpdpwssd on int16 pairs), then d and dmin.
-//   Q6_K: q = 0..63, kept at six bits (kQ6* below) and put together per line (nibble | top two
+//   Q6_K: q = 0..63, kept at six bits (kernels/packed_layouts.h) and put together per line (nibble | top two
 //     bits) before its vpdpbusd; Σ_group scale·Σ(q·x) over the super-block (groups of 16), minus
 //     32·Σ_group scale·Σx (vpdpwssd), then d.
 // The same integer sums as the decode kernels on the same quantised activations, so a prefill
@@ -22,7 +22,7 @@
 // Panels packed once (pack_int8_avx512) take the same layout, except Q4_0's, which stays at four
 // bits so its panels are no larger than its rows: per block, 4 lines of 64 bytes, line j holding
 // bytes 4j..4j+3 of each row's 16 packed bytes (elements 4j.. in the low nibbles, 16 + 4j.. in the
-// high ones), then the 16 rows' fp16 scales; Q4_K's likewise (kQ4KNibble* below). Both decode
+// high ones), then the 16 rows' fp16 scales; Q4_K's likewise (kernels/packed_layouts.h). Both decode
 // (one token: gemv_packed_avx512) and prefill read those; Q4_0's with the weights taken as nibble
 // q and the activation's −8·Σx per block. Decode reads every type's packed panels (Q8_0's and
 // Q6_K's too), so no type's rows stay resident beside its panels.
@@ -34,12 +34,12 @@
 
 #include "kernels/isa_kernels.h"
 #include "kernels/kquant.h"
+#include "kernels/packed_layouts.h"
 
 namespace llmops::engine {
 
 namespace {
 
-constexpr uint64_t kPanelRows = 16;
 constexpr int kTile = static_cast<int>(kTokenTile);  // tokens per register tile
 
 inline float half(const uint8_t* p) {
@@ -61,28 +61,6 @@ struct KLayout {
 };
 constexpr KLayout kLayoutQ4K{8, 8, 4096, 4096 + 512, 4096 + 512 + 256, 4096 + 512 + 256 + 64, 4096 + 512 + 256 + 128};
 constexpr uint64_t kQ8Stride = 512 + 32;
-constexpr uint64_t kQ4NibbleStride = 256 + 32;
-// Q4_K kept at four bits, per super-block of 16 rows: 4 pairs of sub-blocks × 8 lines (line k of
-// pair j: bytes 4k..4k+3 of each row's 32 bytes of that pair, sub-block 2j in the low nibbles and
-// 2j + 1 in the high ones), then the 8 sub-blocks' scales and mins as bytes (16 rows each), then
-// the rows' fp16 d and dmin: 2368 bytes, 37 lines, against 2304 in the rows.
-constexpr uint64_t kQ4KNibbleScales = 2048, kQ4KNibbleMins = 2048 + 128, kQ4KNibbleD = 2048 + 256, kQ4KNibbleDmin = 2048 + 288,
-                   kQ4KNibbleStride = 2048 + 320;
-// Q6_K kept at six bits, per super-block of 16 rows. Byte line L (0..63) stands for elements
-// 4L..4L+3 of the 16 rows (as a line of the expanded layouts); group g of 16 is lines 4g..4g+3.
-//   32 nibble lines: line n holds the low four bits of byte line n in its low nibbles and of byte
-//     line n + 32 in its high ones;
-//   16 lines of high bits: line m holds the top two bits of byte lines m, m + 16, m + 32, m + 48
-//     at bits 0-1, 2-3, 4-5, 6-7 of each byte;
-//   in four runs of 768 bytes, run Q holding what byte lines 4Q..4Q+3 + 16k need (nibble lines
-//     4Q.., nibble lines 16 + 4Q.., high-bits lines 4Q..), the order decode reads them in: one
-//     forward stream, which the prefetchers follow (three interleaved ones measured 13 GB/s from
-//     DRAM against 20 for the rows);
-//   then the 16 groups' int8 scales (16 rows each), the rows' fp16 d, zeros to a whole line:
-//   3392 bytes, 53 lines, against 3360 in the rows.
-constexpr uint64_t kQ6Scales = 3072, kQ6D = 3072 + 256, kQ6Stride = 3392;
-constexpr uint64_t q6_nibble_line(int n) { return 768 * ((n % 16) / 4) + 256 * (n / 16) + 64 * (n % 4); }
-constexpr uint64_t q6_high_line(int m) { return 768 * (m / 4) + 512 + 64 * (m % 4); }
 
 // One block of 32 elements of 16 rows (rows[r]: row r's 32 unsigned bytes) into its 8 lines:
 // a 16 × 8 transpose of 4-byte groups, rows r and r + 8 sharing a register.
@@ -140,39 +118,6 @@ void repack_q8_0(const uint8_t* w, uint64_t r0, uint64_t n, uint64_t row_bytes, 
   }
 }
 
-// Rows [r0, r0 + n) of Q4_0 into the four-bit panel (missing rows: zero nibbles and scales).
-void repack_q4_0_nibbles(const uint8_t* w, uint64_t r0, uint64_t n, uint64_t row_bytes, uint64_t blocks, uint8_t* panel) {
-  for (uint64_t b = 0; b < blocks; ++b) {
-    uint8_t* pb = panel + b * kQ4NibbleStride;
-    for (uint64_t r = 0; r < kPanelRows; ++r) {
-      const uint8_t* blk = w + (r0 + r) * row_bytes + b * 18;
-      for (uint64_t j = 0; j < 4; ++j) {
-        if (r < n) std::memcpy(pb + 64 * j + 4 * r, blk + 2 + 4 * j, 4);
-        else std::memset(pb + 64 * j + 4 * r, 0, 4);
-      }
-      if (r < n) std::memcpy(pb + 256 + 2 * r, blk, 2);
-      else std::memset(pb + 256 + 2 * r, 0, 2);
-    }
-  }
-}
-
-// Rows [r0, r0 + n) of Q4_K into the four-bit panel (missing rows: zeros).
-void repack_q4_k_nibbles(const uint8_t* w, uint64_t r0, uint64_t n, uint64_t row_bytes, uint64_t supers, uint8_t* panel) {
-  for (uint64_t s = 0; s < supers; ++s) {
-    uint8_t* ps = panel + s * kQ4KNibbleStride;
-    std::memset(ps, 0, kQ4KNibbleStride);
-    for (uint64_t r = 0; r < n; ++r) {
-      const uint8_t* b = w + (r0 + r) * row_bytes + s * 144;
-      for (uint64_t j = 0; j < 4; ++j) {
-        for (uint64_t k = 0; k < 8; ++k) std::memcpy(ps + 512 * j + 64 * k + 4 * r, b + 16 + 32 * j + 4 * k, 4);
-      }
-      for (int sub = 0; sub < 8; ++sub) q4k_scale_min(sub, b + 4, ps + kQ4KNibbleScales + 16 * sub + r, ps + kQ4KNibbleMins + 16 * sub + r);
-      std::memcpy(ps + kQ4KNibbleD + 2 * r, b, 2);
-      std::memcpy(ps + kQ4KNibbleDmin + 2 * r, b + 2, 2);
-    }
-  }
-}
-
 void repack_q4_k(const uint8_t* w, uint64_t r0, uint64_t n, uint64_t row_bytes, uint64_t supers, uint8_t* panel) {
   const KLayout& L = kLayoutQ4K;
   const __m256i low4 = _mm256_set1_epi8(0x0F);
@@ -215,46 +160,6 @@ void repack_q4_k(const uint8_t* w, uint64_t r0, uint64_t n, uint64_t row_bytes, 
   }
 }
 
-// The 256 six-bit values (0..63) of one Q6_K super-block, in element order.
-inline void q6k_values(const uint8_t* b, uint8_t* q) {
-  for (int h = 0; h < 2; ++h) {
-    const uint8_t* ql = b + 64 * h;
-    const uint8_t* qh = b + 128 + 32 * h;
-    for (int l = 0; l < 32; ++l) {
-      q[128 * h + l] = static_cast<uint8_t>((ql[l] & 0x0F) | (qh[l] & 3) << 4);
-      q[128 * h + l + 32] = static_cast<uint8_t>((ql[l + 32] & 0x0F) | (qh[l] >> 2 & 3) << 4);
-      q[128 * h + l + 64] = static_cast<uint8_t>((ql[l] >> 4) | (qh[l] >> 4 & 3) << 4);
-      q[128 * h + l + 96] = static_cast<uint8_t>((ql[l + 32] >> 4) | (qh[l] >> 6 & 3) << 4);
-    }
-  }
-}
-
-// Rows [r0, r0 + n) of Q6_K into the six-bit panel (missing rows: zeros).
-void repack_q6_k(const uint8_t* w, uint64_t r0, uint64_t n, uint64_t row_bytes, uint64_t supers, uint8_t* panel) {
-  for (uint64_t s = 0; s < supers; ++s) {
-    uint8_t* ps = panel + s * kQ6Stride;
-    std::memset(ps, 0, kQ6Stride);
-    for (uint64_t r = 0; r < n; ++r) {
-      const uint8_t* b = w + (r0 + r) * row_bytes + s * 210;
-      uint8_t q[256];
-      q6k_values(b, q);
-      for (int line = 0; line < 32; ++line) {
-        for (int j = 0; j < 4; ++j) {
-          ps[q6_nibble_line(line) + 4 * r + j] = static_cast<uint8_t>((q[4 * line + j] & 0x0F) | (q[128 + 4 * line + j] & 0x0F) << 4);
-        }
-      }
-      for (int line = 0; line < 16; ++line) {
-        for (int j = 0; j < 4; ++j) {
-          uint8_t top = 0;
-          for (int k = 0; k < 4; ++k) top |= static_cast<uint8_t>((q[4 * (line + 16 * k) + j] >> 4) << (2 * k));
-          ps[q6_high_line(line) + 4 * r + j] = top;
-        }
-      }
-      for (int g = 0; g < 16; ++g) ps[kQ6Scales + 16 * g + r] = b[192 + g];
-      std::memcpy(ps + kQ6D + 2 * r, b + 208, 2);
-    }
-  }
-}
 
 // Tokens [0, NT) of one tile against one panel of Q8_0/Q4_0 rows.
 template <int NT>
@@ -715,84 +620,6 @@ constexpr TileFn q6n_tile(int nt, std::integer_sequence<int, N...>) {
 }
 
 }  // namespace
-
-namespace {
-
-// 8 rows of 8 dwords (one token's 32 bytes each) into 8 lines of 8 tokens' dwords.
-inline void transpose_8x8(__m256i* r) {
-  __m256i t[8], u[8];
-  for (int i = 0; i < 4; ++i) {
-    t[2 * i] = _mm256_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm256_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 2; ++i) {
-    u[4 * i] = _mm256_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
-    u[4 * i + 1] = _mm256_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
-    u[4 * i + 2] = _mm256_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
-    u[4 * i + 3] = _mm256_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
-  }
-  for (int g = 0; g < 4; ++g) {
-    r[g] = _mm256_permute2x128_si256(u[g], u[g + 4], 0x20);
-    r[g + 4] = _mm256_permute2x128_si256(u[g], u[g + 4], 0x31);
-  }
-}
-
-}  // namespace
-
-void quantize_activations_avx512(GgmlType type, const float* x, uint64_t t, uint64_t cols, uint64_t tile_begin, uint64_t tile_end,
-                                 int8_t* rows, float* row_scales, const QuantizedActivations& out) {
-  const bool k_type = type == GgmlType::kQ4_K || type == GgmlType::kQ6_K;
-  const uint64_t block = k_type ? 256 : 32, blocks = cols / block, chunks = cols / 32;
-  const uint64_t pairs_per_super = type == GgmlType::kQ6_K ? 8 : 4;
-  int8_t* q = out.q;
-  float* scale = out.scale;
-  int32_t* offset = out.offset;
-  int32_t* sum_pairs = out.sum_pairs;
-  const __m256i ones = _mm256_set1_epi8(1);
-  for (uint64_t tile = tile_begin; tile < tile_end; ++tile) {
-    const uint64_t t0 = tile * kTokenTile;
-    const uint64_t nt = t - t0 < kTokenTile ? t - t0 : kTokenTile;
-    for (uint64_t i = 0; i < nt; ++i) quantize_q8_avx512(x + (t0 + i) * cols, cols, block, !k_type, rows + i * cols, row_scales + i * blocks);
-    for (uint64_t b = 0; b < blocks; ++b) {
-      for (uint64_t i = 0; i < kTokenTile; ++i) scale[(tile * blocks + b) * kTokenTile + i] = i < nt ? row_scales[i * blocks + b] : 0.0f;
-    }
-    int8_t* tq = q + tile * cols * kTokenTile;
-    __m256i half_sums[2] = {};
-    for (uint64_t c = 0; c < chunks; ++c) {
-      __m256i r[8];
-      for (uint64_t i = 0; i < 8; ++i) {
-        r[i] = i < nt ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows + i * cols + 32 * c)) : _mm256_setzero_si256();
-      }
-      transpose_8x8(r);  // r[k]: the 8 tokens' elements 4k..4k+3 of this chunk
-      __m256i sum_lo = _mm256_setzero_si256(), sum_hi = _mm256_setzero_si256();
-      for (int k = 0; k < 8; ++k) {
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(tq + (8 * c + static_cast<uint64_t>(k)) * 4 * kTokenTile), r[k]);
-        if (k < 4) sum_lo = _mm256_dpbusd_epi32(sum_lo, ones, r[k]);
-        else sum_hi = _mm256_dpbusd_epi32(sum_hi, ones, r[k]);
-      }
-      if (!k_type) {  // −128 × the sum of each 32, per token
-        const __m256i sum = _mm256_add_epi32(sum_lo, sum_hi);
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(offset + (tile * chunks + c) * kTokenTile), _mm256_slli_epi32(_mm256_sub_epi32(_mm256_setzero_si256(), sum), 7));
-        continue;
-      }
-      // int16 pairs of sums: Q6_K (sum of 16, sum of 16) per chunk; Q4_K (sum of 32, sum of 32)
-      // per two chunks.
-      __m256i pair;
-      uint64_t p;
-      if (type == GgmlType::kQ6_K) {
-        pair = _mm256_or_si256(_mm256_and_si256(sum_lo, _mm256_set1_epi32(0xFFFF)), _mm256_slli_epi32(sum_hi, 16));
-        p = c;
-      } else {
-        half_sums[c % 2] = _mm256_add_epi32(sum_lo, sum_hi);
-        if (c % 2 == 0) continue;
-        pair = _mm256_or_si256(_mm256_and_si256(half_sums[0], _mm256_set1_epi32(0xFFFF)), _mm256_slli_epi32(half_sums[1], 16));
-        p = c / 2;
-      }
-      const uint64_t pairs = blocks * pairs_per_super;
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(sum_pairs + (tile * pairs + p) * kTokenTile), pair);
-    }
-  }
-}
 
 uint64_t int8_panel_bytes(GgmlType type, uint64_t cols) {
   switch (type) {
