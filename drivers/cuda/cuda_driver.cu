@@ -302,7 +302,7 @@ int drv_layer_norm(llmops_drv* d, const float* x, const float* w, const float* b
 int drv_rope(llmops_drv* d, float* x, int t, int n_heads, int head_dim, int rope_dims, const int32_t* positions, const float* inv_freq,
              int neox) {
   if (rope_dims <= 0 || rope_dims > head_dim || rope_dims % 2 != 0) return fail(d, LLMOPS_DRV_EINVAL, "rope_dims must be even and within head_dim");
-  DRV_CUDA(d, rope(x, t, n_heads, head_dim, rope_dims, positions, inv_freq, neox != 0, d->stream), "the RoPE kernel");
+  DRV_CUDA(d, rope(x, t, n_heads, head_dim, rope_dims, positions, inv_freq, neox != 0, false, d->stream), "the RoPE kernel");
   return LLMOPS_DRV_OK;
 }
 
@@ -384,6 +384,93 @@ void drv_graph_destroy(llmops_drv* d, void* graph) {
   if (graph != nullptr) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(graph));
 }
 
+// ---- training (ABI 1.1) ----
+
+int drv_gemm(llmops_drv* d, int ta, int tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb, float beta,
+             float* c, int ldc) {
+  if (m < 1 || n < 1 || k < 1 || a == nullptr || b == nullptr || c == nullptr) return fail(d, LLMOPS_DRV_EINVAL, "gemm needs m, n, k >= 1 and three matrices");
+  if (lda < (ta ? m : k) || ldb < (tb ? k : n) || ldc < n) return fail(d, LLMOPS_DRV_EINVAL, "gemm: a row stride is shorter than its row");
+  DRV_CUDA(d, cudaSetDevice(d->device), "selecting the device");
+  // Row-major C is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: the operands swap and keep their own flags.
+  cublasStatus_t st = cublasSgemm(d->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, b, ldb, a, lda,
+                                  &beta, c, ldc);
+  return st == CUBLAS_STATUS_SUCCESS ? LLMOPS_DRV_OK : blas_fail(d, st, "cublasSgemm");
+}
+
+int drv_rope_inverse(llmops_drv* d, float* x, int t, int n_heads, int head_dim, int rope_dims, const int32_t* positions,
+                     const float* inv_freq, int neox) {
+  if (rope_dims <= 0 || rope_dims > head_dim || rope_dims % 2 != 0) return fail(d, LLMOPS_DRV_EINVAL, "rope_dims must be even and within head_dim");
+  DRV_CUDA(d, rope(x, t, n_heads, head_dim, rope_dims, positions, inv_freq, neox != 0, true, d->stream), "the inverse RoPE kernel");
+  return LLMOPS_DRV_OK;
+}
+
+int drv_rms_norm_backward(llmops_drv* d, const float* x, const float* w, const float* dy, float* dx, float* dw, float* scratch, int t, int n,
+                          float eps) {
+  if (t < 1 || n < 1) return fail(d, LLMOPS_DRV_EINVAL, "RMSNorm backward needs t >= 1 and n >= 1");
+  DRV_CUDA(d, rms_norm_backward(x, w, dy, dx, dw, scratch, t, n, eps, d->stream), "the RMSNorm backward kernels");
+  return LLMOPS_DRV_OK;
+}
+
+int drv_swiglu_backward(llmops_drv* d, const float* gate, const float* up, const float* dh, float* dgate, float* dup, uint64_t n) {
+  DRV_CUDA(d, swiglu_backward(gate, up, dh, dgate, dup, n, d->stream), "the SwiGLU backward kernel");
+  return LLMOPS_DRV_OK;
+}
+
+int check_train_attn(llmops_drv* d, const llmops_drv_train_attn* a) {
+  if (a == nullptr || a->batch < 1 || a->seq < 1 || a->n_heads < 1 || a->n_kv_heads < 1 || a->n_heads % a->n_kv_heads != 0 || a->head_dim < 1) {
+    return fail(d, LLMOPS_DRV_EINVAL, "training attention needs batch, seq >= 1 and heads that group evenly");
+  }
+  if (a->head_dim > 256) return fail(d, LLMOPS_DRV_EUNSUPPORTED, "head_dim " + std::to_string(a->head_dim) + " is past the kernel's 256");
+  if (a->seq > train_attention_max_seq()) {
+    return fail(d, LLMOPS_DRV_EUNSUPPORTED, "training sequences of " + std::to_string(a->seq) + " tokens are past the attention kernel's " +
+                                                std::to_string(train_attention_max_seq()));
+  }
+  return LLMOPS_DRV_OK;
+}
+
+int drv_attention_train(llmops_drv* d, const float* q, const float* k, const float* v, float* out, float* lse, const llmops_drv_train_attn* a) {
+  if (int rc = check_train_attn(d, a); rc != LLMOPS_DRV_OK) return rc;
+  DRV_CUDA(d, attention_train(q, k, v, out, lse, *a, d->stream), "the training attention kernel");
+  return LLMOPS_DRV_OK;
+}
+
+int drv_attention_train_backward(llmops_drv* d, const float* q, const float* k, const float* v, const float* out, const float* lse,
+                                 const float* dout, float* dq, float* dk, float* dv, float* scratch, const llmops_drv_train_attn* a) {
+  if (int rc = check_train_attn(d, a); rc != LLMOPS_DRV_OK) return rc;
+  DRV_CUDA(d, attention_train_backward(q, k, v, out, lse, dout, dq, dk, dv, scratch, *a, d->stream), "the attention backward kernels");
+  return LLMOPS_DRV_OK;
+}
+
+int drv_cross_entropy(llmops_drv* d, float* logits, const int32_t* targets, int t, int n, float scale, float* loss) {
+  if (t < 1 || n < 1) return fail(d, LLMOPS_DRV_EINVAL, "cross-entropy needs t >= 1 and n >= 1");
+  DRV_CUDA(d, cross_entropy(logits, targets, t, n, scale, loss, d->stream), "the cross-entropy kernel");
+  return LLMOPS_DRV_OK;
+}
+
+int drv_embedding_backward(llmops_drv* d, const int32_t* ids, const float* dx, int t, uint64_t cols, float* grad) {
+  if (t < 1 || cols < 1) return fail(d, LLMOPS_DRV_EINVAL, "the embedding backward needs t >= 1 and cols >= 1");
+  DRV_CUDA(d, embedding_backward(ids, dx, t, cols, grad, d->stream), "the embedding backward kernel");
+  return LLMOPS_DRV_OK;
+}
+
+int drv_sum_squares(llmops_drv* d, const float* x, uint64_t n, double* out) {
+  if (int rc = ensure_scratch(d, static_cast<uint64_t>(sum_squares_partials()) * sizeof(double)); rc != LLMOPS_DRV_OK) return rc;
+  DRV_CUDA(d, sum_squares(x, n, static_cast<double*>(d->scratch), out, d->stream), "the sum of squares kernels");
+  return LLMOPS_DRV_OK;
+}
+
+int drv_adamw(llmops_drv* d, float* params, const float* grads, float* m, float* v, uint64_t n, const llmops_drv_adamw* h) {
+  if (h == nullptr) return fail(d, LLMOPS_DRV_EINVAL, "AdamW needs its hyperparameters");
+  if (n == 0) return LLMOPS_DRV_OK;
+  DRV_CUDA(d, adamw(params, grads, m, v, n, *h, d->stream), "the AdamW kernel");
+  return LLMOPS_DRV_OK;
+}
+
+int drv_zero(llmops_drv* d, void* p, uint64_t bytes) {
+  DRV_CUDA(d, cudaMemsetAsync(p, 0, bytes, d->stream), "clearing device memory");
+  return LLMOPS_DRV_OK;
+}
+
 const llmops_driver_api kApi = {
     sizeof(llmops_driver_api),
     LLMOPS_DRIVER_ABI_MAJOR,
@@ -421,6 +508,17 @@ const llmops_driver_api kApi = {
     drv_graph_launch,
     drv_graph_destroy,
     drv_matmul_add,
+    drv_gemm,
+    drv_rope_inverse,
+    drv_rms_norm_backward,
+    drv_swiglu_backward,
+    drv_attention_train,
+    drv_attention_train_backward,
+    drv_cross_entropy,
+    drv_embedding_backward,
+    drv_sum_squares,
+    drv_adamw,
+    drv_zero,
 };
 
 }  // namespace

@@ -27,8 +27,9 @@ cudaError_t get_rows(int type, const void* table, uint64_t cols, const int32_t* 
 cudaError_t fill_random(int type, void* w, uint64_t rows, uint64_t cols, uint64_t seed, float scale, cudaStream_t s);
 
 cudaError_t rms_norm(const float* x, const float* w, const float* b, float* y, int t, int n, float eps, bool layer, cudaStream_t s);
+// inverse rotates back (rope's transpose, its backward pass).
 cudaError_t rope(float* x, int t, int n_heads, int head_dim, int rope_dims, const int32_t* positions, const float* inv_freq,
-                 bool neox, cudaStream_t s);
+                 bool neox, bool inverse, cudaStream_t s);
 cudaError_t swiglu(const float* gate, const float* up, float* out, uint64_t n, cudaStream_t s);
 cudaError_t gelu(float* x, uint64_t n, cudaStream_t s);
 cudaError_t add(float* acc, const float* x, uint64_t n, cudaStream_t s);
@@ -43,5 +44,24 @@ uint64_t attention_scratch_bytes(int t, const llmops_drv_attn_shape& shape, int 
 cudaError_t attention(const float* q, float* out, int t, const llmops_drv_kv_ref* refs, const llmops_drv_attn_shape& shape, int splits,
                       float* partials, cudaStream_t s);
 cudaError_t argmax(const float* logits, int t, int n, int32_t* ids, cudaStream_t s);
+
+// Training (train_kernels.cu): the backward passes and the optimiser of driver.h's ABI 1.1.
+// Every reduction runs in a fixed order: no atomics.
+cudaError_t rms_norm_backward(const float* x, const float* w, const float* dy, float* dx, float* dw, float* rstd, int t, int n, float eps,
+                              cudaStream_t s);
+cudaError_t swiglu_backward(const float* gate, const float* up, const float* dh, float* dgate, float* dup, uint64_t n, cudaStream_t s);
+// Whole-sequence causal attention keeps each row's scores in shared memory: seq * 4 bytes
+// must fit train_attention_max_seq().
+int train_attention_max_seq();
+cudaError_t attention_train(const float* q, const float* k, const float* v, float* out, float* lse, const llmops_drv_train_attn& a,
+                            cudaStream_t s);
+cudaError_t attention_train_backward(const float* q, const float* k, const float* v, const float* out, const float* lse, const float* dout,
+                                     float* dq, float* dk, float* dv, float* delta, const llmops_drv_train_attn& a, cudaStream_t s);
+cudaError_t cross_entropy(float* logits, const int32_t* targets, int t, int n, float scale, float* loss, cudaStream_t s);
+cudaError_t embedding_backward(const int32_t* ids, const float* dx, int t, uint64_t cols, float* grad, cudaStream_t s);
+// partials: sum_squares_partials() doubles of device memory.
+int sum_squares_partials();
+cudaError_t sum_squares(const float* x, uint64_t n, double* partials, double* out, cudaStream_t s);
+cudaError_t adamw(float* p, const float* g, float* m, float* v, uint64_t n, const llmops_drv_adamw& h, cudaStream_t s);
 
 }  // namespace llmops::cuda

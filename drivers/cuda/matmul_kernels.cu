@@ -3,17 +3,12 @@
 // random fill of benchmark weights.
 #include "kernels.cuh"
 #include "quant.cuh"
+#include "reduce.cuh"
 
 namespace llmops::cuda {
 namespace {
 
 constexpr int kMatvecThreads = 128;  // one block per output row; each thread takes every 128th unit
-
-__device__ inline float warp_sum(float v) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  return v;
-}
 
 template <int TYPE, int NT>
 __global__ void __launch_bounds__(kMatvecThreads) matvec_kernel(const uint8_t* __restrict__ w, uint64_t row_bytes, int cols,
@@ -398,8 +393,6 @@ __global__ void fill_random_kernel(int type, uint8_t* w, uint64_t blocks, uint64
     case LLMOPS_DT_Q6_K: put_half(b + 208, scale / (127.0f * 32.0f)); break;
   }
 }
-
-unsigned blocks_for(uint64_t n, unsigned threads) { return static_cast<unsigned>((n + threads - 1) / threads); }
 
 }  // namespace
 

@@ -6,29 +6,10 @@
 #include <algorithm>
 
 #include "kernels.cuh"
+#include "reduce.cuh"
 
 namespace llmops::cuda {
 namespace {
-
-unsigned blocks_for(uint64_t n, unsigned threads) { return static_cast<unsigned>((n + threads - 1) / threads); }
-
-__device__ inline float warp_sum(float v) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  return v;
-}
-
-// Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the total.
-__device__ float block_sum(float v, float* scratch) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x / 32, warps = blockDim.x / 32;
-  v = warp_sum(v);
-  __syncthreads();  // scratch may still be read by an earlier call
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  float total = 0.0f;
-  for (int i = 0; i < warps; ++i) total += scratch[i];
-  return total;
-}
 
 __global__ void norm_kernel(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y,
                             int n, float eps, bool layer) {
@@ -51,7 +32,9 @@ __global__ void norm_kernel(const float* __restrict__ x, const float* __restrict
   }
 }
 
-__global__ void rope_kernel(float* x, int n_heads, int head_dim, int half, const int32_t* positions, const float* inv_freq, bool neox) {
+// sign −1 rotates back (the transpose: rope's backward pass).
+__global__ void rope_kernel(float* x, int n_heads, int head_dim, int half, const int32_t* positions, const float* inv_freq, bool neox,
+                            float sign) {
   const int tok = blockIdx.x;
   const float pos = static_cast<float>(positions[tok]);
   float* row = x + static_cast<uint64_t>(tok) * n_heads * head_dim;
@@ -59,6 +42,7 @@ __global__ void rope_kernel(float* x, int n_heads, int head_dim, int half, const
     const int h = item / half, i = item % half;
     float sn, cs;
     sincosf(pos * inv_freq[i], &sn, &cs);
+    sn *= sign;
     float* v = row + static_cast<uint64_t>(h) * head_dim;
     float* a = neox ? v + i : v + 2 * i;
     float* c = neox ? v + i + half : v + 2 * i + 1;
@@ -296,8 +280,8 @@ cudaError_t rms_norm(const float* x, const float* w, const float* b, float* y, i
 }
 
 cudaError_t rope(float* x, int t, int n_heads, int head_dim, int rope_dims, const int32_t* positions, const float* inv_freq, bool neox,
-                 cudaStream_t s) {
-  rope_kernel<<<t, 256, 0, s>>>(x, n_heads, head_dim, rope_dims / 2, positions, inv_freq, neox);
+                 bool inverse, cudaStream_t s) {
+  rope_kernel<<<t, 256, 0, s>>>(x, n_heads, head_dim, rope_dims / 2, positions, inv_freq, neox, inverse ? -1.0f : 1.0f);
   return cudaGetLastError();
 }
 

@@ -39,6 +39,14 @@ Result<std::shared_ptr<GpuDriver>> GpuDriver::load(const std::string& path) {
   return d;
 }
 
+std::shared_ptr<GpuDriver> GpuDriver::from_table(const llmops_driver_api* api) {
+  std::shared_ptr<GpuDriver> d(new GpuDriver);
+  d->api_ = api;
+  d->path_ = "built in: ";
+  d->path_ += api->name;
+  return d;
+}
+
 std::vector<std::string> GpuDriver::cuda_search_paths() {
   const std::string file = "libllmops_cuda.so";
   std::vector<std::string> out;

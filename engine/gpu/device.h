@@ -33,6 +33,9 @@ class GpuDriver {
   // find_cuda(), once NVIDIA's kernel driver is seen to be loaded (without it there is nothing
   // to find, and loading the CUDA driver would map cuBLAS for nothing); kUnavailable saying why.
   static Result<std::shared_ptr<GpuDriver>> find_usable();
+  // A driver linked into this process (its table, no shared object): the tests' CPU reference
+  // of the driver interface, which runs the device code paths where no GPU is.
+  static std::shared_ptr<GpuDriver> from_table(const llmops_driver_api* api);
   // Where find_cuda() looks, in order.
   static std::vector<std::string> cuda_search_paths();
 

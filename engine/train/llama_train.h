@@ -17,7 +17,7 @@
 //
 // Llama-family models with q/k/v biases (Qwen2) train too. T is float for training and double
 // for the finite-difference checks of the tests. LoRA on GPT-2 adapts q, k and v as the row
-// blocks of its fused projection. Not yet: the GPU driver.
+// blocks of its fused projection. The same step on a GPU: gpu/gpu_trainer.h.
 // One caller at a time per object.
 #pragma once
 
@@ -63,7 +63,11 @@ class LlamaTrainer {
   const ModelConfig& config() const { return c_; }
   bool tied() const { return tied_; }
   const std::vector<TensorRef>& tensors() const { return tensors_; }
+  // RoPE's frequencies (rope_dims/2 of them, any scaling of the file applied).
+  const std::vector<float>& inv_freq() const { return inv_freq_; }
+  bool qkv_bias() const { return qkv_bias_; }
   std::vector<T>& params() { return params_; }
+  const std::vector<T>& params() const { return params_; }
   std::vector<T>& grads() { return grads_; }
   size_t parameter_count() const { return params_.size(); }
 

@@ -26,7 +26,7 @@ extern "C" {
 #endif
 
 #define LLMOPS_DRIVER_ABI_MAJOR 1
-#define LLMOPS_DRIVER_ABI_MINOR 0
+#define LLMOPS_DRIVER_ABI_MINOR 1
 
 enum {
   LLMOPS_DRV_OK = 0,
@@ -76,6 +76,21 @@ typedef struct llmops_drv_attn_shape {
    * any positions under it. */
   int32_t max_positions;
 } llmops_drv_attn_shape;
+
+/* Training attention (ABI 1.1): batch sequences of seq tokens, causal, grouped-query heads.
+ * q and out are [batch·seq][n_heads·head_dim], k and v [batch·seq][n_kv_heads·head_dim]. */
+typedef struct llmops_drv_train_attn {
+  int32_t batch, seq, n_heads, n_kv_heads, head_dim;
+  float scale;            /* usually 1/sqrt(head_dim) */
+} llmops_drv_train_attn;
+
+/* One AdamW update (ABI 1.1), all in F32 on the device: g = grad·grad_scale (the clipping),
+ * m = beta1·m + (1 − beta1)·g, v = beta2·v + (1 − beta2)·g², and
+ * p −= lr·((m / bias1) / (sqrt(v / bias2) + eps) + weight_decay·p). */
+typedef struct llmops_drv_adamw {
+  float lr, beta1, beta2, eps, weight_decay, grad_scale;
+  float bias1, bias2;     /* 1 − beta^step, the bias corrections */
+} llmops_drv_adamw;
 
 typedef struct llmops_drv llmops_drv;
 
@@ -151,6 +166,44 @@ typedef struct llmops_driver_api {
    * kernel instead of a product and an add. */
   int (*matmul_add)(llmops_drv *d, int type, const void *w, uint64_t rows, uint64_t cols, const float *x, int t, float *y,
                     const float *bias);
+
+  /* ---- ABI 1.1: training. Everything F32 in device memory; each result is a function of its
+   * inputs alone (fixed summation orders, no atomics), so a run repeats bit for bit. ---- */
+  /* C[m][n] = alpha·op(A)·op(B) + beta·C, row-major; op(X) is X transposed when tX is 1;
+   * lda, ldb and ldc are the row strides of A, B and C as stored. F32 throughout (no TF32). */
+  int (*gemm)(llmops_drv *d, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
+              float beta, float *c, int ldc);
+  /* rope's transpose (rotates back): the backward pass of rope, same arguments. */
+  int (*rope_inverse)(llmops_drv *d, float *x, int t, int n_heads, int head_dim, int rope_dims, const int32_t *positions,
+                      const float *inv_freq, int neox);
+  /* RMSNorm's backward over t rows of n, with r = (mean(x²) + eps)^-1/2 per row:
+   * dx += r·(w ⊙ dy) − (r³/n)·x·Σ(w ⊙ dy ⊙ x) and dw += Σ over rows of dy ⊙ x·r.
+   * scratch: t floats of device memory. */
+  int (*rms_norm_backward)(llmops_drv *d, const float *x, const float *w, const float *dy, float *dx, float *dw, float *scratch, int t,
+                           int n, float eps);
+  /* SwiGLU's backward (h = silu(gate) ⊙ up): dup = dh ⊙ silu(gate), dgate = dh ⊙ up ⊙ σ(gate)·(1 + gate·(1 − σ(gate))),
+   * both written. */
+  int (*swiglu_backward)(llmops_drv *d, const float *gate, const float *up, const float *dh, float *dgate, float *dup, uint64_t n);
+  /* Causal attention of whole sequences: out = softmax(scale·q·kᵀ)·v per head, and lse
+   * [batch][n_heads][seq] = each row's log-sum-exp of the scaled scores, kept for backward. */
+  int (*attention_train)(llmops_drv *d, const float *q, const float *k, const float *v, float *out, float *lse,
+                         const llmops_drv_train_attn *shape);
+  /* Its backward: writes dq, dk and dv (every head of a group adds into its kv head's rows)
+   * from dout and the forward's out and lse. scratch: batch·n_heads·seq floats. */
+  int (*attention_train_backward)(llmops_drv *d, const float *q, const float *k, const float *v, const float *out, const float *lse,
+                                  const float *dout, float *dq, float *dk, float *dv, float *scratch, const llmops_drv_train_attn *shape);
+  /* Softmax cross-entropy over t rows of n logits, in place: each row becomes
+   * (softmax − onehot(target))·scale, all zero where its target is < 0; loss[i] (device) =
+   * −log softmax[target] (0 where masked). */
+  int (*cross_entropy)(llmops_drv *d, float *logits, const int32_t *targets, int t, int n, float scale, float *loss);
+  /* The embedding's backward: grad[ids[i]] += dx[i] for t rows of cols, rows added in order. */
+  int (*embedding_backward)(llmops_drv *d, const int32_t *ids, const float *dx, int t, uint64_t cols, float *grad);
+  /* out[0] (device) = Σ x² over n values, summed in double in a fixed order (gradient norms). */
+  int (*sum_squares)(llmops_drv *d, const float *x, uint64_t n, double *out);
+  /* One AdamW update of n parameters (see llmops_drv_adamw). */
+  int (*adamw)(llmops_drv *d, float *params, const float *grads, float *m, float *v, uint64_t n, const llmops_drv_adamw *h);
+  /* bytes of device memory at p set to zero (gradients before a step). */
+  int (*zero)(llmops_drv *d, void *p, uint64_t bytes);
 } llmops_driver_api;
 
 typedef const llmops_driver_api *(*llmops_driver_get_api_fn)(void);

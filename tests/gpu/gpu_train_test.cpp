@@ -1,0 +1,313 @@
+// Training on a device (gpu/gpu_trainer.h) against the CPU trainer (train/llama_train.h), and
+// each training op of the CUDA driver against the CPU reference driver. Every test runs twice:
+// on the reference driver (everywhere: it checks the device code path and the reference ops
+// against the CPU trainer's arithmetic) and on the CUDA driver (skipped, saying why, where no
+// GPU is usable).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <random>
+
+#include "gpu/gpu_test_util.h"
+#include "gpu/gpu_trainer.h"
+#include "gpu/reference_driver.h"
+#include "train/llama_train.h"
+
+namespace llmops::engine {
+namespace {
+
+using namespace gpu_test;
+using train::AdamW;
+using train::AdamWConfig;
+using train::LlamaTrainer;
+
+enum class Driver { kReference, kCuda };
+
+GpuDevice* reference_device() {
+  static std::unique_ptr<GpuDevice> dev = open_reference_device();
+  return dev.get();
+}
+
+std::string driver_name(const ::testing::TestParamInfo<Driver>& info) { return info.param == Driver::kReference ? "reference" : "cuda"; }
+
+class GpuTrain : public ::testing::TestWithParam<Driver> {
+ protected:
+  // The device of this run, or null (the test then skips).
+  GpuDevice* device() { return GetParam() == Driver::kReference ? reference_device() : holder().dev.get(); }
+};
+
+#define REQUIRE_DEVICE()                                                                                       \
+  GpuDevice* devp = device();                                                                                  \
+  if (devp == nullptr) GTEST_SKIP() << "no usable GPU, so the CUDA training checks do not run here: " << holder().why; \
+  GpuDevice& dev = *devp
+
+ModelConfig small(RopeLayout rope, int rope_dims) {
+  ModelConfig c;
+  c.dim = 64;
+  c.hidden_dim = 96;
+  c.n_layers = 2;
+  c.n_heads = 4;
+  c.n_kv_heads = 2;
+  c.head_dim = 16;
+  c.vocab_size = 80;
+  c.seq_len = 32;
+  c.rope = rope;
+  c.rope_dims = rope_dims;
+  return c;
+}
+
+// A batch of random tokens whose targets are the next token, a few masked.
+void make_batch(int batch, int seq, int vocab, uint32_t seed, std::vector<int32_t>* tokens, std::vector<int32_t>* targets) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> id(0, vocab - 1);
+  tokens->resize(static_cast<size_t>(batch) * seq);
+  targets->resize(tokens->size());
+  for (int32_t& t : *tokens) t = id(rng);
+  for (size_t i = 0; i < tokens->size(); ++i) (*targets)[i] = (i % 7 == 3) ? -1 : id(rng);
+}
+
+double max_abs(const std::vector<float>& v) {
+  double m = 0;
+  for (float x : v) m = std::max(m, static_cast<double>(std::fabs(x)));
+  return m;
+}
+
+// ---- the whole step ----
+
+struct StepCase {
+  RopeLayout rope;
+  int rope_dims;
+  bool tied;
+};
+
+TEST_P(GpuTrain, ForwardAndBackwardMatchTheCpuTrainer) {
+  REQUIRE_DEVICE();
+  for (const StepCase& k : {StepCase{RopeLayout::kNormal, 0, false}, StepCase{RopeLayout::kNeox, 0, true}, StepCase{RopeLayout::kNeox, 8, false}}) {
+    SCOPED_TRACE(std::string(k.rope == RopeLayout::kNeox ? "neox" : "normal") + " rope_dims " + std::to_string(k.rope_dims) + (k.tied ? " tied" : ""));
+    auto cpu = LlamaTrainer<float>::random(small(k.rope, k.rope_dims), k.tied, 5);
+    ASSERT_TRUE(cpu.ok()) << cpu.status().message();
+    auto gpu = GpuTrainer::create(dev, *cpu);
+    ASSERT_TRUE(gpu.ok()) << gpu.status().message();
+    std::vector<int32_t> tokens, targets;
+    make_batch(3, 12, 80, 9, &tokens, &targets);
+    auto want = cpu->forward(tokens.data(), targets.data(), 3, 12);
+    auto got = (*gpu)->forward(tokens.data(), targets.data(), 3, 12);
+    ASSERT_TRUE(want.ok() && got.ok()) << got.status().message();
+    EXPECT_NEAR(*got, *want, 1e-5 * *want);
+    EXPECT_EQ((*gpu)->counted_targets(), cpu->counted_targets());
+    cpu->zero_grads();
+    cpu->backward();
+    ASSERT_TRUE((*gpu)->backward().ok());
+    std::vector<float> grads;
+    ASSERT_TRUE((*gpu)->download_grads(&grads).ok());
+    ASSERT_EQ(grads.size(), cpu->grads().size());
+    // Tensor by tensor, so a failure names the op whose backward is off.
+    for (const auto& t : cpu->tensors()) {
+      const std::vector<float> g(grads.begin() + static_cast<long>(t.offset), grads.begin() + static_cast<long>(t.offset + t.size()));
+      const std::vector<float> w(cpu->grads().begin() + static_cast<long>(t.offset), cpu->grads().begin() + static_cast<long>(t.offset + t.size()));
+      ASSERT_GT(max_abs(w), 0.0) << t.name << " has no gradient on the CPU: the case tests nothing";
+      EXPECT_LT(nmse(g, w), 1e-9) << t.name;
+    }
+    // A second backward without a forward is refused; the gradients stay as they were.
+    EXPECT_EQ((*gpu)->backward().code(), Code::kFailedPrecondition);
+  }
+}
+
+TEST_P(GpuTrain, AdamWStepsFollowTheCpuOptimiser) {
+  REQUIRE_DEVICE();
+  auto cpu = LlamaTrainer<float>::random(small(RopeLayout::kNeox, 0), false, 3);
+  ASSERT_TRUE(cpu.ok());
+  auto gpu = GpuTrainer::create(dev, *cpu);
+  ASSERT_TRUE(gpu.ok()) << gpu.status().message();
+  AdamWConfig oc;
+  oc.lr = 3e-3, oc.min_lr = 3e-4, oc.warmup_steps = 2, oc.total_steps = 8, oc.clip_norm = 0.5;
+  AdamW<float> opt(oc, cpu->parameter_count());
+  std::vector<int32_t> tokens, targets;
+  make_batch(2, 16, 80, 4, &tokens, &targets);
+  std::vector<double> cpu_loss, gpu_loss;
+  for (int step = 0; step < 8; ++step) {
+    auto a = cpu->forward(tokens.data(), targets.data(), 2, 16);
+    auto b = (*gpu)->forward(tokens.data(), targets.data(), 2, 16);
+    ASSERT_TRUE(a.ok() && b.ok()) << b.status().message();
+    cpu_loss.push_back(*a), gpu_loss.push_back(*b);
+    cpu->zero_grads();
+    cpu->backward();
+    ASSERT_TRUE((*gpu)->zero_grads().ok());
+    ASSERT_TRUE((*gpu)->backward().ok());
+    const double norm_cpu = opt.step(cpu->params(), cpu->grads(), cpu->tensors());
+    auto norm_gpu = (*gpu)->adamw_step(oc);
+    ASSERT_TRUE(norm_gpu.ok()) << norm_gpu.status().message();
+    EXPECT_NEAR(*norm_gpu, norm_cpu, 1e-4 * norm_cpu) << "step " << step;
+  }
+  EXPECT_EQ((*gpu)->steps(), 8);
+  // One batch over and over: the loss falls, on both, by the same amounts.
+  EXPECT_LT(cpu_loss.back(), cpu_loss.front() - 0.1);
+  for (size_t i = 0; i < cpu_loss.size(); ++i) EXPECT_NEAR(gpu_loss[i], cpu_loss[i], 1e-4 * cpu_loss[i]) << "step " << i;
+  std::vector<float> params;
+  ASSERT_TRUE((*gpu)->download_params(&params).ok());
+  EXPECT_LT(nmse(params, cpu->params()), 1e-9);
+}
+
+TEST_P(GpuTrain, WhatTheDevicePathDoesNotCoverIsRefusedWithAReason) {
+  REQUIRE_DEVICE();
+  ModelConfig g = small(RopeLayout::kNone, 0);
+  g.arch = Arch::kGpt2, g.arch_name = "gpt2", g.n_kv_heads = g.n_heads;
+  auto gpt2 = LlamaTrainer<float>::random(g, true, 1);
+  ASSERT_TRUE(gpt2.ok());
+  auto t = GpuTrainer::create(dev, *gpt2);
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), Code::kUnimplemented);
+  EXPECT_NE(t.status().message().find("GPT-2"), std::string::npos) << t.status().message();
+  auto lora = LlamaTrainer<float>::random(small(RopeLayout::kNormal, 0), false, 1);
+  ASSERT_TRUE(lora.ok() && lora->enable_lora({}).ok());
+  EXPECT_EQ(GpuTrainer::create(dev, *lora).status().code(), Code::kUnimplemented);
+  // Bad batches are the caller's error, as on the CPU.
+  auto plain = LlamaTrainer<float>::random(small(RopeLayout::kNormal, 0), false, 1);
+  auto gt = GpuTrainer::create(dev, *plain);
+  ASSERT_TRUE(gt.ok());
+  std::vector<int32_t> tokens(4, 1), targets(4, 2);
+  tokens[2] = 80;
+  EXPECT_EQ((*gt)->forward(tokens.data(), targets.data(), 1, 4).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ((*gt)->forward(tokens.data(), targets.data(), 1, 64).status().code(), Code::kInvalidArgument);
+}
+
+// ---- each training op, CUDA against the reference ----
+
+// Runs op on a device over host inputs (uploaded in order) and returns the named outputs
+// (buffers given as host initial values, downloaded after).
+struct OpRun {
+  std::vector<std::vector<float>> in, out;
+  std::vector<std::vector<int32_t>> ids;
+};
+using OpFn = std::function<int(const llmops_driver_api&, llmops_drv*, const std::vector<float*>&, const std::vector<float*>&,
+                               const std::vector<int32_t*>&)>;
+
+std::vector<std::vector<float>> run_op(GpuDevice& dev, const OpRun& r, const OpFn& op) {
+  std::vector<DeviceBuffer> bufs;
+  std::vector<float*> in, out;
+  std::vector<int32_t*> ids;
+  for (const auto& v : r.in) bufs.push_back(up(dev, v)), in.push_back(bufs.back().as<float>());
+  for (const auto& v : r.out) bufs.push_back(up(dev, v)), out.push_back(bufs.back().as<float>());
+  for (const auto& v : r.ids) bufs.push_back(up(dev, v)), ids.push_back(bufs.back().as<int32_t>());
+  EXPECT_EQ(op(dev.api(), dev.handle(), in, out, ids), 0) << dev.api().last_error(dev.handle());
+  std::vector<std::vector<float>> got;
+  for (size_t i = 0; i < r.out.size(); ++i) got.push_back(down(dev, bufs[r.in.size() + i], r.out[i].size()));
+  return got;
+}
+
+// The op on this run's device against the reference driver, output by output.
+void expect_parity(GpuDevice& dev, const char* name, const OpRun& r, const OpFn& op, double bound) {
+  const auto want = run_op(*reference_device(), r, op);
+  const auto got = run_op(dev, r, op);
+  for (size_t i = 0; i < want.size(); ++i) {
+    for (float x : want[i]) ASSERT_TRUE(std::isfinite(x)) << name << " output " << i << " (reference) is not finite";
+    EXPECT_LT(nmse(got[i], want[i]), bound) << name << " output " << i;
+  }
+}
+
+TEST_P(GpuTrain, EachTrainingOpMatchesTheReference) {
+  REQUIRE_DEVICE();
+  const int t = 24, n = 200;
+  // gemm in every transpose, with alpha and beta.
+  for (int ta : {0, 1}) {
+    for (int tb : {0, 1}) {
+      const int m = 37, nn = 53, k = 70;
+      OpRun r{{randn(static_cast<size_t>(m * k), 1), randn(static_cast<size_t>(k * nn), 2)}, {randn(static_cast<size_t>(m * nn), 3)}, {}};
+      expect_parity(dev, "gemm", r, [&](auto& api, auto* h, auto& in, auto& out, auto&) {
+        return api.gemm(h, ta, tb, m, nn, k, 0.5f, in[0], ta ? m : k, in[1], tb ? k : nn, 2.0f, out[0], nn);
+      }, 1e-12);
+    }
+  }
+  // RoPE both ways, and its inverse undoes it.
+  {
+    const int heads = 3, head_dim = 32;
+    std::vector<float> inv_freq(12);
+    for (size_t i = 0; i < inv_freq.size(); ++i) inv_freq[i] = static_cast<float>(std::pow(10000.0, -2.0 * i / 24));
+    std::vector<int32_t> pos(t);
+    for (int i = 0; i < t; ++i) pos[static_cast<size_t>(i)] = (i * 5) % 17;
+    const std::vector<float> x = randn(static_cast<size_t>(t * heads * head_dim), 4);
+    for (int neox : {0, 1}) {
+      OpRun r{{inv_freq}, {x}, {pos}};
+      expect_parity(dev, "rope_inverse", r, [&](auto& api, auto* h, auto& in, auto& out, auto& ids) {
+        return api.rope_inverse(h, out[0], t, heads, head_dim, 24, ids[0], in[0], neox);
+      }, 1e-12);
+      const auto round_trip = run_op(dev, r, [&](auto& api, auto* h, auto& in, auto& out, auto& ids) {
+        const int rc = api.rope(h, out[0], t, heads, head_dim, 24, ids[0], in[0], neox);
+        return rc != 0 ? rc : api.rope_inverse(h, out[0], t, heads, head_dim, 24, ids[0], in[0], neox);
+      });
+      EXPECT_LT(nmse(round_trip[0], x), 1e-12) << "rope then rope_inverse, neox " << neox;
+    }
+  }
+  // RMSNorm backward (dx and dw accumulate), SwiGLU backward.
+  {
+    OpRun r{{randn(static_cast<size_t>(t * n), 5, 2.0f), randn(static_cast<size_t>(n), 6), randn(static_cast<size_t>(t * n), 7)},
+            {randn(static_cast<size_t>(t * n), 8), randn(static_cast<size_t>(n), 9), std::vector<float>(static_cast<size_t>(t), 0.0f)},
+            {}};
+    expect_parity(dev, "rms_norm_backward", r, [&](auto& api, auto* h, auto& in, auto& out, auto&) {
+      return api.rms_norm_backward(h, in[0], in[1], in[2], out[0], out[1], out[2], t, n, 1e-5f);
+    }, 1e-12);
+    const size_t m = static_cast<size_t>(t * n);
+    OpRun s{{randn(m, 10, 3.0f), randn(m, 11), randn(m, 12)}, {std::vector<float>(m), std::vector<float>(m)}, {}};
+    expect_parity(dev, "swiglu_backward", s, [&](auto& api, auto* h, auto& in, auto& out, auto&) {
+      return api.swiglu_backward(h, in[0], in[1], in[2], out[0], out[1], m);
+    }, 1e-12);
+  }
+  // Attention forward (out and lse) and backward over grouped heads.
+  for (const llmops_drv_train_attn& a : {llmops_drv_train_attn{2, 19, 4, 2, 32, 0.17677669f}, llmops_drv_train_attn{1, 40, 6, 1, 64, 0.125f},
+                                         llmops_drv_train_attn{3, 5, 2, 2, 80, 0.1118034f}}) {
+    SCOPED_TRACE("attention batch " + std::to_string(a.batch) + " seq " + std::to_string(a.seq) + " heads " + std::to_string(a.n_heads) + "/" +
+                 std::to_string(a.n_kv_heads) + " head_dim " + std::to_string(a.head_dim));
+    const size_t rows = static_cast<size_t>(a.batch) * a.seq, qn = rows * a.n_heads * a.head_dim, kvn = rows * a.n_kv_heads * a.head_dim;
+    const std::vector<float> q = randn(qn, 13), k = randn(kvn, 14), v = randn(kvn, 15), dout = randn(qn, 16);
+    OpRun fwd{{q, k, v}, {std::vector<float>(qn), std::vector<float>(rows * a.n_heads)}, {}};
+    expect_parity(dev, "attention_train", fwd, [&](auto& api, auto* h, auto& in, auto& out, auto&) {
+      return api.attention_train(h, in[0], in[1], in[2], out[0], out[1], &a);
+    }, 1e-12);
+    const auto ref = run_op(*reference_device(), fwd, [&](auto& api, auto* h, auto& in, auto& out, auto&) {
+      return api.attention_train(h, in[0], in[1], in[2], out[0], out[1], &a);
+    });
+    OpRun bwd{{q, k, v, ref[0], ref[1], dout},
+              {std::vector<float>(qn, NAN), std::vector<float>(kvn, NAN), std::vector<float>(kvn, NAN), std::vector<float>(rows * a.n_heads)},
+              {}};
+    expect_parity(dev, "attention_train_backward", bwd, [&](auto& api, auto* h, auto& in, auto& out, auto&) {
+      return api.attention_train_backward(h, in[0], in[1], in[2], in[3], in[4], in[5], out[0], out[1], out[2], out[3], &a);
+    }, 1e-10);
+  }
+  // Cross-entropy with masked rows, the embedding's backward with repeated ids, AdamW.
+  {
+    const int vocab = 1000;
+    std::vector<int32_t> targets(static_cast<size_t>(t));
+    for (int i = 0; i < t; ++i) targets[static_cast<size_t>(i)] = i % 5 == 2 ? -1 : (i * 37) % vocab;
+    OpRun r{{}, {randn(static_cast<size_t>(t * vocab), 17, 4.0f), std::vector<float>(static_cast<size_t>(t), NAN)}, {targets}};
+    expect_parity(dev, "cross_entropy", r, [&](auto& api, auto* h, auto&, auto& out, auto& ids) {
+      return api.cross_entropy(h, out[0], ids[0], t, vocab, 0.05f, out[1]);
+    }, 1e-12);
+    std::vector<int32_t> ids(static_cast<size_t>(t));
+    for (int i = 0; i < t; ++i) ids[static_cast<size_t>(i)] = (i * 3) % 7;
+    OpRun e{{randn(static_cast<size_t>(t * n), 18)}, {randn(static_cast<size_t>(7 * n), 19)}, {ids}};
+    expect_parity(dev, "embedding_backward", e, [&](auto& api, auto* h, auto& in, auto& out, auto& id) {
+      return api.embedding_backward(h, id[0], in[0], t, static_cast<uint64_t>(n), out[0]);
+    }, 1e-14);
+    const size_t m = 100003;
+    llmops_drv_adamw hp{1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.7f, 1.0f - 0.9f * 0.9f, 1.0f - 0.95f * 0.95f};
+    OpRun o{{randn(m, 20)}, {randn(m, 21, 0.1f), randn(m, 22, 0.01f), std::vector<float>(m, 1e-4f)}, {}};
+    expect_parity(dev, "adamw", o, [&](auto& api, auto* h, auto& in, auto& out, auto&) {
+      return api.adamw(h, out[0], in[0], out[1], out[2], m, &hp);
+    }, 1e-12);
+    // The sum of squares in double, against a plain sum here.
+    const std::vector<float> x = randn(m, 23);
+    double want = 0;
+    for (float f : x) want += static_cast<double>(f) * f;
+    DeviceBuffer dx = up(dev, x), dout = up(dev, std::vector<double>(1, -1.0));
+    ASSERT_EQ(dev.api().sum_squares(dev.handle(), dx.as<float>(), m, dout.as<double>()), 0) << dev.api().last_error(dev.handle());
+    double got = 0;
+    ASSERT_EQ(dev.api().download(dev.handle(), &got, dout.get(), sizeof(double)), 0);
+    EXPECT_NEAR(got, want, 1e-12 * want);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Drivers, GpuTrain, ::testing::Values(Driver::kReference, Driver::kCuda), driver_name);
+
+}  // namespace
+}  // namespace llmops::engine

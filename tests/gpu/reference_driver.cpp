@@ -1,0 +1,357 @@
+#include "gpu/reference_driver.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "formats/ggml_types.h"
+
+struct llmops_drv {
+  std::string error;
+};
+
+namespace llmops::engine::gpu_test {
+namespace {
+
+thread_local std::string g_error;
+
+int fail(llmops_drv* d, int code, const std::string& what) {
+  (d != nullptr ? d->error : g_error) = what;
+  return code;
+}
+int unsupported(llmops_drv* d, const char* op) {
+  return fail(d, LLMOPS_DRV_EUNSUPPORTED, std::string("the CPU reference driver does not do ") + op);
+}
+
+int ref_score() { return 1; }
+int ref_device_count() { return 1; }
+int ref_device_info(int device, llmops_drv_device_info* out) {
+  if (device != 0) return fail(nullptr, LLMOPS_DRV_EINVAL, "the reference driver has one device");
+  std::memset(out, 0, sizeof(*out));
+  std::snprintf(out->name, sizeof(out->name), "CPU reference");
+  std::snprintf(out->pci_bus_id, sizeof(out->pci_bus_id), "none");
+  out->total_bytes = out->free_bytes = 1ull << 30;
+  out->multiprocessors = 1;
+  return LLMOPS_DRV_OK;
+}
+int ref_open(int device, llmops_drv** out) {
+  if (device != 0) return fail(nullptr, LLMOPS_DRV_EINVAL, "the reference driver has one device");
+  *out = new llmops_drv;
+  return LLMOPS_DRV_OK;
+}
+void ref_close(llmops_drv* d) { delete d; }
+const char* ref_last_error(llmops_drv* d) { return d != nullptr ? d->error.c_str() : g_error.c_str(); }
+void* ref_alloc(llmops_drv*, uint64_t bytes) { return std::calloc(std::max<uint64_t>(bytes, 1), 1); }
+void ref_free(llmops_drv*, void* p) { std::free(p); }
+int ref_copy(llmops_drv*, void* dst, const void* src, uint64_t bytes) {
+  std::memmove(dst, src, bytes);
+  return LLMOPS_DRV_OK;
+}
+int ref_synchronize(llmops_drv*) { return LLMOPS_DRV_OK; }
+int ref_mark(llmops_drv* d, int) { return unsupported(d, "timing marks"); }
+int ref_elapsed_ms(llmops_drv* d, float*) { return unsupported(d, "timing marks"); }
+
+// y[t][rows] (+)= x[t][cols]·Wᵀ (+ bias), W of any type the engine dequantises.
+int product(llmops_drv* d, int type, const void* w, uint64_t rows, uint64_t cols, const float* x, int t, float* y, const float* bias, bool add) {
+  const auto row_bytes = ggml_row_bytes(static_cast<GgmlType>(type), cols);
+  if (!row_bytes) return fail(d, LLMOPS_DRV_EINVAL, "a matrix of " + std::to_string(cols) + " columns of type " + std::to_string(type));
+  std::vector<float> wr(cols);
+  for (uint64_t r = 0; r < rows; ++r) {
+    dequantize_row(static_cast<GgmlType>(type), static_cast<const uint8_t*>(w) + r * *row_bytes, wr.data(), cols);
+    for (int i = 0; i < t; ++i) {
+      double s = bias != nullptr ? bias[r] : 0.0;
+      for (uint64_t j = 0; j < cols; ++j) s += static_cast<double>(wr[j]) * x[static_cast<uint64_t>(i) * cols + j];
+      float& out = y[static_cast<uint64_t>(i) * rows + r];
+      out = static_cast<float>(add ? out + s : s);
+    }
+  }
+  return LLMOPS_DRV_OK;
+}
+int ref_matmul(llmops_drv* d, int type, const void* w, uint64_t rows, uint64_t cols, const float* x, int t, float* y, const float* bias) {
+  return product(d, type, w, rows, cols, x, t, y, bias, false);
+}
+int ref_matmul_add(llmops_drv* d, int type, const void* w, uint64_t rows, uint64_t cols, const float* x, int t, float* y, const float* bias) {
+  return product(d, type, w, rows, cols, x, t, y, bias, true);
+}
+int ref_get_rows(llmops_drv* d, int type, const void* table, uint64_t cols, const int32_t* ids, int t, float* out) {
+  const auto row_bytes = ggml_row_bytes(static_cast<GgmlType>(type), cols);
+  if (!row_bytes) return fail(d, LLMOPS_DRV_EINVAL, "a table of " + std::to_string(cols) + " columns of type " + std::to_string(type));
+  for (int i = 0; i < t; ++i) {
+    dequantize_row(static_cast<GgmlType>(type), static_cast<const uint8_t*>(table) + static_cast<uint64_t>(ids[i]) * *row_bytes,
+                   out + static_cast<uint64_t>(i) * cols, cols);
+  }
+  return LLMOPS_DRV_OK;
+}
+
+int norm(const float* x, const float* w, const float* b, float* y, int t, int n, float eps, bool layer) {
+  for (int i = 0; i < t; ++i) {
+    const float* xi = x + static_cast<size_t>(i) * n;
+    double mean = 0, ss = 0;
+    if (layer) {
+      for (int j = 0; j < n; ++j) mean += xi[j];
+      mean /= n;
+    }
+    for (int j = 0; j < n; ++j) ss += (xi[j] - mean) * (xi[j] - mean);
+    const double r = 1.0 / std::sqrt(ss / n + eps);
+    for (int j = 0; j < n; ++j) y[static_cast<size_t>(i) * n + j] = static_cast<float>(w[j] * (xi[j] - mean) * r + (b != nullptr ? b[j] : 0.0));
+  }
+  return LLMOPS_DRV_OK;
+}
+int ref_rms_norm(llmops_drv*, const float* x, const float* w, float* y, int t, int n, float eps) { return norm(x, w, nullptr, y, t, n, eps, false); }
+int ref_layer_norm(llmops_drv*, const float* x, const float* w, const float* b, float* y, int t, int n, float eps) {
+  return norm(x, w, b, y, t, n, eps, true);
+}
+
+int rotate(llmops_drv* d, float* x, int t, int n_heads, int head_dim, int rope_dims, const int32_t* positions, const float* inv_freq, int neox,
+           double sign) {
+  if (rope_dims <= 0 || rope_dims > head_dim || rope_dims % 2 != 0) return fail(d, LLMOPS_DRV_EINVAL, "rope_dims must be even and within head_dim");
+  const int half = rope_dims / 2;
+  for (int r = 0; r < t; ++r) {
+    for (int i = 0; i < half; ++i) {
+      const double angle = static_cast<double>(positions[r]) * inv_freq[i];
+      const double cs = std::cos(angle), sn = sign * std::sin(angle);
+      for (int h = 0; h < n_heads; ++h) {
+        float* v = x + (static_cast<size_t>(r) * n_heads + h) * head_dim;
+        float* a = neox ? v + i : v + 2 * i;
+        float* c = neox ? v + i + half : v + 2 * i + 1;
+        const double v0 = *a, v1 = *c;
+        *a = static_cast<float>(v0 * cs - v1 * sn);
+        *c = static_cast<float>(v0 * sn + v1 * cs);
+      }
+    }
+  }
+  return LLMOPS_DRV_OK;
+}
+int ref_rope(llmops_drv* d, float* x, int t, int n_heads, int head_dim, int rope_dims, const int32_t* positions, const float* inv_freq, int neox) {
+  return rotate(d, x, t, n_heads, head_dim, rope_dims, positions, inv_freq, neox, 1.0);
+}
+int ref_rope_inverse(llmops_drv* d, float* x, int t, int n_heads, int head_dim, int rope_dims, const int32_t* positions, const float* inv_freq,
+                     int neox) {
+  return rotate(d, x, t, n_heads, head_dim, rope_dims, positions, inv_freq, neox, -1.0);
+}
+
+double sigmoid(double g) { return 1.0 / (1.0 + std::exp(-g)); }
+int ref_swiglu(llmops_drv*, const float* gate, const float* up, float* out, uint64_t n) {
+  for (uint64_t i = 0; i < n; ++i) out[i] = static_cast<float>(gate[i] * sigmoid(gate[i]) * up[i]);
+  return LLMOPS_DRV_OK;
+}
+int ref_gelu(llmops_drv*, float* x, uint64_t n) {
+  for (uint64_t i = 0; i < n; ++i) {
+    const double v = x[i];
+    x[i] = static_cast<float>(0.5 * v * (1.0 + std::tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))));
+  }
+  return LLMOPS_DRV_OK;
+}
+int ref_add(llmops_drv*, float* acc, const float* x, uint64_t n) {
+  for (uint64_t i = 0; i < n; ++i) acc[i] += x[i];
+  return LLMOPS_DRV_OK;
+}
+int ref_kv_store(llmops_drv* d, const float*, const float*, int, const llmops_drv_kv_ref*, const llmops_drv_attn_shape*) { return unsupported(d, "KV caches"); }
+int ref_attention(llmops_drv* d, const float*, float*, int, const llmops_drv_kv_ref*, const llmops_drv_attn_shape*) {
+  return unsupported(d, "attention over KV caches");
+}
+int ref_argmax(llmops_drv*, const float* logits, int t, int n, int32_t* ids) {
+  for (int i = 0; i < t; ++i) {
+    const float* r = logits + static_cast<size_t>(i) * n;
+    ids[i] = static_cast<int32_t>(std::max_element(r, r + n) - r);
+  }
+  return LLMOPS_DRV_OK;
+}
+int ref_fill_random(llmops_drv* d, int, void*, uint64_t, uint64_t, uint64_t, float) { return unsupported(d, "random weights"); }
+int ref_capture_begin(llmops_drv* d) { return unsupported(d, "graphs"); }
+int ref_capture_end(llmops_drv* d, void** graph) {
+  *graph = nullptr;
+  return unsupported(d, "graphs");
+}
+int ref_graph_launch(llmops_drv* d, void*) { return unsupported(d, "graphs"); }
+void ref_graph_destroy(llmops_drv*, void*) {}
+
+// ---- training ----
+
+int ref_gemm(llmops_drv* d, int ta, int tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb, float beta, float* c,
+             int ldc) {
+  if (m < 1 || n < 1 || k < 1) return fail(d, LLMOPS_DRV_EINVAL, "gemm needs m, n, k >= 1");
+  for (int i = 0; i < m; ++i) {
+    for (int j = 0; j < n; ++j) {
+      double s = 0;
+      for (int p = 0; p < k; ++p) {
+        const double av = ta ? a[static_cast<size_t>(p) * lda + i] : a[static_cast<size_t>(i) * lda + p];
+        const double bv = tb ? b[static_cast<size_t>(j) * ldb + p] : b[static_cast<size_t>(p) * ldb + j];
+        s += av * bv;
+      }
+      float& out = c[static_cast<size_t>(i) * ldc + j];
+      out = static_cast<float>(alpha * s + (beta != 0.0f ? static_cast<double>(beta) * out : 0.0));
+    }
+  }
+  return LLMOPS_DRV_OK;
+}
+
+int ref_rms_norm_backward(llmops_drv*, const float* x, const float* w, const float* dy, float* dx, float* dw, float*, int t, int n, float eps) {
+  std::vector<double> dw_acc(static_cast<size_t>(n), 0.0);
+  for (int i = 0; i < t; ++i) {
+    const float* xi = x + static_cast<size_t>(i) * n;
+    const float* dyi = dy + static_cast<size_t>(i) * n;
+    double ss = 0, dot = 0;
+    for (int j = 0; j < n; ++j) ss += static_cast<double>(xi[j]) * xi[j], dot += static_cast<double>(w[j]) * dyi[j] * xi[j];
+    const double r = 1.0 / std::sqrt(ss / n + eps), k = dot * r * r * r / n;
+    for (int j = 0; j < n; ++j) {
+      dw_acc[static_cast<size_t>(j)] += dyi[j] * xi[j] * r;
+      dx[static_cast<size_t>(i) * n + j] += static_cast<float>(r * w[j] * dyi[j] - k * xi[j]);
+    }
+  }
+  for (int j = 0; j < n; ++j) dw[j] += static_cast<float>(dw_acc[static_cast<size_t>(j)]);
+  return LLMOPS_DRV_OK;
+}
+
+int ref_swiglu_backward(llmops_drv*, const float* gate, const float* up, const float* dh, float* dgate, float* dup, uint64_t n) {
+  for (uint64_t i = 0; i < n; ++i) {
+    const double g = gate[i], s = sigmoid(g);
+    dup[i] = static_cast<float>(dh[i] * g * s);
+    dgate[i] = static_cast<float>(dh[i] * up[i] * s * (1.0 + g * (1.0 - s)));
+  }
+  return LLMOPS_DRV_OK;
+}
+
+struct Attn {
+  const llmops_drv_train_attn& a;
+  size_t q(int b, int t, int h) const { return ((static_cast<size_t>(b) * a.seq + t) * a.n_heads + h) * a.head_dim; }
+  size_t kv(int b, int u, int h) const { return ((static_cast<size_t>(b) * a.seq + u) * a.n_kv_heads + h / (a.n_heads / a.n_kv_heads)) * a.head_dim; }
+  size_t stat(int b, int h, int t) const { return (static_cast<size_t>(b) * a.n_heads + h) * a.seq + t; }
+  double dot(const float* x, const float* y) const {
+    double s = 0;
+    for (int d = 0; d < a.head_dim; ++d) s += static_cast<double>(x[d]) * y[d];
+    return s;
+  }
+};
+
+int check_attn(llmops_drv* d, const llmops_drv_train_attn* a) {
+  if (a->batch < 1 || a->seq < 1 || a->n_heads < 1 || a->n_kv_heads < 1 || a->n_heads % a->n_kv_heads != 0 || a->head_dim < 1) {
+    return fail(d, LLMOPS_DRV_EINVAL, "training attention needs batch, seq >= 1 and heads that group evenly");
+  }
+  return LLMOPS_DRV_OK;
+}
+
+int ref_attention_train(llmops_drv* d, const float* q, const float* k, const float* v, float* out, float* lse, const llmops_drv_train_attn* shape) {
+  if (int rc = check_attn(d, shape); rc != LLMOPS_DRV_OK) return rc;
+  const Attn at{*shape};
+  std::vector<double> s(static_cast<size_t>(shape->seq));
+  for (int b = 0; b < shape->batch; ++b) {
+    for (int h = 0; h < shape->n_heads; ++h) {
+      for (int t = 0; t < shape->seq; ++t) {
+        double m = -INFINITY, sum = 0;
+        for (int u = 0; u <= t; ++u) m = std::max(m, s[static_cast<size_t>(u)] = shape->scale * at.dot(q + at.q(b, t, h), k + at.kv(b, u, h)));
+        for (int u = 0; u <= t; ++u) sum += (s[static_cast<size_t>(u)] = std::exp(s[static_cast<size_t>(u)] - m));
+        lse[at.stat(b, h, t)] = static_cast<float>(m + std::log(sum));
+        for (int dd = 0; dd < shape->head_dim; ++dd) {
+          double o = 0;
+          for (int u = 0; u <= t; ++u) o += s[static_cast<size_t>(u)] * v[at.kv(b, u, h) + dd];
+          out[at.q(b, t, h) + dd] = static_cast<float>(o / sum);
+        }
+      }
+    }
+  }
+  return LLMOPS_DRV_OK;
+}
+
+int ref_attention_train_backward(llmops_drv* d, const float* q, const float* k, const float* v, const float* out, const float* lse, const float* dout,
+                                 float* dq, float* dk, float* dv, float*, const llmops_drv_train_attn* shape) {
+  if (int rc = check_attn(d, shape); rc != LLMOPS_DRV_OK) return rc;
+  const Attn at{*shape};
+  const size_t rows = static_cast<size_t>(shape->batch) * shape->seq;
+  std::vector<double> gq(rows * shape->n_heads * shape->head_dim, 0.0), gk(rows * shape->n_kv_heads * shape->head_dim, 0.0), gv(gk.size(), 0.0);
+  for (int b = 0; b < shape->batch; ++b) {
+    for (int h = 0; h < shape->n_heads; ++h) {
+      for (int t = 0; t < shape->seq; ++t) {
+        const float* qt = q + at.q(b, t, h);
+        const float* dot = dout + at.q(b, t, h);
+        const double delta = at.dot(dot, out + at.q(b, t, h));
+        for (int u = 0; u <= t; ++u) {
+          const double p = std::exp(shape->scale * at.dot(qt, k + at.kv(b, u, h)) - lse[at.stat(b, h, t)]);
+          const double ds = p * (at.dot(dot, v + at.kv(b, u, h)) - delta);
+          for (int dd = 0; dd < shape->head_dim; ++dd) {
+            gq[at.q(b, t, h) + dd] += shape->scale * ds * k[at.kv(b, u, h) + dd];
+            gk[at.kv(b, u, h) + dd] += shape->scale * ds * qt[dd];
+            gv[at.kv(b, u, h) + dd] += p * dot[dd];
+          }
+        }
+      }
+    }
+  }
+  for (size_t i = 0; i < gq.size(); ++i) dq[i] = static_cast<float>(gq[i]);
+  for (size_t i = 0; i < gk.size(); ++i) dk[i] = static_cast<float>(gk[i]), dv[i] = static_cast<float>(gv[i]);
+  return LLMOPS_DRV_OK;
+}
+
+int ref_cross_entropy(llmops_drv*, float* logits, const int32_t* targets, int t, int n, float scale, float* loss) {
+  for (int i = 0; i < t; ++i) {
+    float* x = logits + static_cast<size_t>(i) * n;
+    if (targets[i] < 0 || targets[i] >= n) {
+      std::fill(x, x + n, 0.0f);
+      loss[i] = targets[i] < 0 ? 0.0f : NAN;
+      continue;
+    }
+    const double m = *std::max_element(x, x + n);
+    double sum = 0;
+    for (int j = 0; j < n; ++j) sum += std::exp(x[j] - m);
+    loss[i] = static_cast<float>(std::log(sum) + m - x[targets[i]]);
+    for (int j = 0; j < n; ++j) x[j] = static_cast<float>((std::exp(x[j] - m) / sum - (j == targets[i] ? 1.0 : 0.0)) * scale);
+  }
+  return LLMOPS_DRV_OK;
+}
+
+int ref_embedding_backward(llmops_drv*, const int32_t* ids, const float* dx, int t, uint64_t cols, float* grad) {
+  for (int i = 0; i < t; ++i) {
+    for (uint64_t j = 0; j < cols; ++j) grad[static_cast<uint64_t>(ids[i]) * cols + j] += dx[static_cast<uint64_t>(i) * cols + j];
+  }
+  return LLMOPS_DRV_OK;
+}
+
+int ref_sum_squares(llmops_drv*, const float* x, uint64_t n, double* out) {
+  double s = 0;
+  for (uint64_t i = 0; i < n; ++i) s += static_cast<double>(x[i]) * x[i];
+  *out = s;
+  return LLMOPS_DRV_OK;
+}
+
+int ref_adamw(llmops_drv*, float* p, const float* g, float* m, float* v, uint64_t n, const llmops_drv_adamw* h) {
+  for (uint64_t i = 0; i < n; ++i) {
+    const double gi = static_cast<double>(g[i]) * h->grad_scale;
+    m[i] = static_cast<float>(h->beta1 * m[i] + (1.0 - h->beta1) * gi);
+    v[i] = static_cast<float>(h->beta2 * v[i] + (1.0 - h->beta2) * gi * gi);
+    p[i] = static_cast<float>(p[i] - h->lr * ((m[i] / h->bias1) / (std::sqrt(v[i] / h->bias2) + h->eps) + h->weight_decay * p[i]));
+  }
+  return LLMOPS_DRV_OK;
+}
+
+int ref_zero(llmops_drv*, void* p, uint64_t bytes) {
+  std::memset(p, 0, bytes);
+  return LLMOPS_DRV_OK;
+}
+
+const llmops_driver_api kReference = {
+    sizeof(llmops_driver_api), LLMOPS_DRIVER_ABI_MAJOR, LLMOPS_DRIVER_ABI_MINOR, "cpu-reference", "1",
+    ref_score, ref_device_count, ref_device_info, ref_open, ref_close, ref_last_error, ref_alloc, ref_free,
+    ref_copy,  // upload: host memory both sides
+    ref_copy,  // download
+    ref_copy, ref_synchronize, ref_mark, ref_elapsed_ms, ref_matmul, ref_get_rows, ref_rms_norm, ref_layer_norm, ref_rope, ref_swiglu, ref_gelu,
+    ref_add, ref_kv_store, ref_attention, ref_argmax, ref_fill_random, ref_capture_begin, ref_capture_end, ref_graph_launch, ref_graph_destroy,
+    ref_matmul_add, ref_gemm, ref_rope_inverse, ref_rms_norm_backward, ref_swiglu_backward, ref_attention_train, ref_attention_train_backward,
+    ref_cross_entropy, ref_embedding_backward, ref_sum_squares, ref_adamw, ref_zero,
+};
+
+}  // namespace
+
+const llmops_driver_api* reference_driver_api() { return &kReference; }
+
+std::unique_ptr<GpuDevice> open_reference_device() {
+  auto dev = GpuDevice::open(GpuDriver::from_table(&kReference), 0);
+  EXPECT_TRUE(dev.ok()) << dev.status().message();
+  return dev.ok() ? std::move(*dev) : nullptr;
+}
+
+}  // namespace llmops::engine::gpu_test
