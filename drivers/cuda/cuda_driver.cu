@@ -471,6 +471,13 @@ int drv_zero(llmops_drv* d, void* p, uint64_t bytes) {
   return LLMOPS_DRV_OK;
 }
 
+int drv_dropout(llmops_drv* d, const float* x, float* y, uint64_t n, float p, float scale, uint64_t key) {
+  if (!(p >= 0.0f && p < 1.0f)) return fail(d, LLMOPS_DRV_EINVAL, "dropout's p must be in [0, 1)");
+  if (n == 0) return LLMOPS_DRV_OK;
+  DRV_CUDA(d, dropout(x, y, n, p, scale, key, d->stream), "the dropout kernel");
+  return LLMOPS_DRV_OK;
+}
+
 const llmops_driver_api kApi = {
     sizeof(llmops_driver_api),
     LLMOPS_DRIVER_ABI_MAJOR,
@@ -519,6 +526,7 @@ const llmops_driver_api kApi = {
     drv_sum_squares,
     drv_adamw,
     drv_zero,
+    drv_dropout,
 };
 
 }  // namespace

@@ -63,5 +63,6 @@ cudaError_t embedding_backward(const int32_t* ids, const float* dx, int t, uint6
 int sum_squares_partials();
 cudaError_t sum_squares(const float* x, uint64_t n, double* partials, double* out, cudaStream_t s);
 cudaError_t adamw(float* p, const float* g, float* m, float* v, uint64_t n, const llmops_drv_adamw& h, cudaStream_t s);
+cudaError_t dropout(const float* x, float* y, uint64_t n, float p, float scale, uint64_t key, cudaStream_t s);
 
 }  // namespace llmops::cuda

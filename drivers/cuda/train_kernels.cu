@@ -254,6 +254,20 @@ __global__ void adamw_kernel(float* p, const float* g, float* m, float* v, uint6
   p[i] -= h.lr * ((mi / h.bias1) / (sqrtf(vi / h.bias2) + h.eps) + h.weight_decay * p[i]);
 }
 
+__device__ inline uint64_t splitmix64(uint64_t z) {
+  z += 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+__global__ void dropout_kernel(const float* x, float* y, uint64_t n, float p, float scale, uint64_t key) {
+  const uint64_t i = blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x;
+  if (i >= n) return;
+  const float u = static_cast<float>(splitmix64(key + i * 0x9E3779B97F4A7C15ull) >> 40) * (1.0f / 16777216.0f);
+  y[i] = u >= p ? x[i] * scale : 0.0f;
+}
+
 AttnIndex index_of(const llmops_drv_train_attn& a) { return {a.seq, a.n_heads, a.n_kv_heads, a.head_dim}; }
 
 }  // namespace
@@ -313,6 +327,11 @@ cudaError_t sum_squares(const float* x, uint64_t n, double* partials, double* ou
 
 cudaError_t adamw(float* p, const float* g, float* m, float* v, uint64_t n, const llmops_drv_adamw& h, cudaStream_t s) {
   adamw_kernel<<<blocks_for(n, 256), 256, 0, s>>>(p, g, m, v, n, h);
+  return cudaGetLastError();
+}
+
+cudaError_t dropout(const float* x, float* y, uint64_t n, float p, float scale, uint64_t key, cudaStream_t s) {
+  dropout_kernel<<<blocks_for(n, 256), 256, 0, s>>>(x, y, n, p, scale, key);
   return cudaGetLastError();
 }
 

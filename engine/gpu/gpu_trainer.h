@@ -4,17 +4,21 @@
 // targets go up and one loss per token and the gradient norm come down per step; parameters
 // cross the bus when the trainer is made and when the caller downloads them.
 //
-// The parameters keep the host trainer's flat layout (llm.c's), so download_params() and
-// download_grads() compare element for element with LlamaTrainer<float>'s params() and
-// grads(). Attention keeps each row's log-sum-exp instead of the batch × heads × seq² softmax.
+// The trained parameters keep the host trainer's flat layouts (llm.c's): the whole model's
+// params() for full training, lora_params() with LoRA on, so download_trained() and
+// download_trained_grads() compare element for element with the host trainer's. Attention
+// keeps each row's log-sum-exp instead of the batch × heads × seq² softmax. Under LoRA the base
+// stays frozen and gets no gradient buffer (an 8B base would need 32 GB for it); the dropout
+// mask is the CPU trainer's (train::dropout_keeps), drawn on the device.
 //
 // Covered now: the Llama family without biases (Llama, Mistral, TinyLlama's shapes; grouped
-// query heads; both RoPE layouts and partial rotary), full fine-tuning. Not yet: GPT-2, q/k/v
-// biases and LoRA (create() says so with kUnimplemented, and the caller trains on the CPU).
+// query heads; both RoPE layouts and partial rotary), full fine-tuning and LoRA. Not yet:
+// GPT-2 and q/k/v biases (create() says so with kUnimplemented; the caller trains on the CPU).
 //
 // One thread at a time; the device must outlive the trainer.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -26,8 +30,8 @@ namespace llmops::engine {
 
 class GpuTrainer {
  public:
-  // Uploads the host trainer's parameters (its shape, tying and RoPE frequencies). Gradients
-  // and moments start at zero. kUnimplemented for what the device path does not cover yet,
+  // Uploads the host trainer's parameters (its shape, tying, RoPE frequencies and, when it has
+  // them, its LoRA adapters). Gradients and moments start at zero. kUnimplemented for what the device path does not cover yet,
   // kResourceExhausted when the parameters do not fit.
   static Result<std::unique_ptr<GpuTrainer>> create(GpuDevice& dev, const train::LlamaTrainer<float>& host);
 
@@ -43,24 +47,50 @@ class GpuTrainer {
   Status zero_grads();
   int64_t counted_targets() const { return counted_; }
 
-  // One AdamW update on the device (clipping by the gradients' global norm, decay on matrices
-  // only, the learning-rate schedule of train::learning_rate); returns the norm before clipping.
-  Result<double> adamw_step(const train::AdamWConfig& config);
+  // As the host trainer's: dropout draws from (seed, stream, slot); evaluation turns it off.
+  void set_dropout_stream(uint64_t stream) { dropout_stream_ = stream; }
+  void set_training(bool on) { training_ = on; }
+
+  // One AdamW update of the trained parameters on the device (clipping by the gradients' global
+  // norm, decay on matrices only, the learning-rate schedule of train::learning_rate); the
+  // gradients are taken times grad_multiplier first (1/micro-batches when they were summed).
+  // Returns the norm (of the multiplied gradients) before clipping; when it is not finite, no
+  // step is taken and the caller decides.
+  Result<double> adamw_step(const train::AdamWConfig& config, double grad_multiplier = 1.0);
   int64_t steps() const { return steps_; }
 
-  Status download_params(std::vector<float>* out) const;
-  Status download_grads(std::vector<float>* out) const;
+  // The trained set (the model's parameters, or the adapters under LoRA) and its optimiser
+  // state, in the host trainer's layout: checkpoints, evaluation and the result go through these.
+  size_t trained_count() const;
+  Status download_trained(std::vector<float>* out) const;
+  Status download_trained_grads(std::vector<float>* out) const;
+  Status download_moments(std::vector<float>* m, std::vector<float>* v) const;
+  // A checkpoint's state back on the device (sizes must be trained_count()).
+  Status upload_trained_state(const std::vector<float>& params, const std::vector<float>& m, const std::vector<float>& v, int64_t steps);
 
  private:
   explicit GpuTrainer(GpuDevice& dev) : dev_(dev) {}
   Status check(int rc, const char* what) const { return dev_.check(rc, what); }
   Status reserve(int batch, int seq);
   const float* p(size_t offset) const { return params_.as<float>() + offset; }
-  float* g(size_t offset) const { return grads_.as<float>() + offset; }
+  // The base's gradient at offset; under LoRA a sink no step reads (the norms' backward adds
+  // into its dw argument whatever happens).
+  float* g(size_t offset) const { return lora_ ? sink_.as<float>() : grads_.as<float>() + offset; }
   // y[n×out] = x[n×in]·Wᵀ (+ y when accumulate)
   Status linear(size_t w, const float* x, float* y, int n, int in, int out, bool accumulate);
-  // dx[n×in] (+)= dy·W and dW += dyᵀ·x
+  // dx[n×in] (+)= dy·W and, outside LoRA, dW += dyᵀ·x
   Status linear_backward(size_t w, const float* x, const float* dy, float* dx, int n, int in, int out, bool accumulate);
+  // A projection (q k v o gate up down = 0..6) with its adapter, when it has one.
+  Status project(int layer, int which, size_t w, const float* x, float* y, int n, int in, int out, bool accumulate);
+  Status project_backward(int layer, int which, size_t w, const float* x, const float* dy, float* dx, int n, int in, int out, bool accumulate);
+  // x with the dropout mask of (layer, which) applied, into xd_ (or x itself when dropout is off).
+  Result<const float*> dropped(int layer, int which, const float* x, uint64_t count);
+  struct Trained {
+    DeviceBuffer *params, *grads, *m, *v;
+    const std::vector<train::TensorRef>* tensors;
+    size_t count;
+  };
+  Trained trained() const;
 
   GpuDevice& dev_;
   ModelConfig c_;
@@ -72,16 +102,27 @@ class GpuTrainer {
   std::vector<LayerOffsets> layers_;
   size_t tok_ = 0, out_norm_ = 0, cls_ = 0;
   int rope_dims_ = 0;
-  DeviceBuffer params_, grads_, m_, v_, inv_freq_, norm_sq_;
+  DeviceBuffer params_, grads_, m_, v_, inv_freq_, norm_sq_, sink_;
   int64_t steps_ = 0;
+
+  // LoRA: the adapters' flat buffers (A then B of each adapted projection, the host's layout)
+  // and, per layer and projection, the index of its A in lora_tensors_ (or -1).
+  bool lora_ = false, training_ = true, forward_training_ = true;
+  train::LoraConfig lora_cfg_;
+  std::vector<train::TensorRef> lora_tensors_;
+  std::vector<std::array<int, 7>> lora_idx_;
+  DeviceBuffer lparams_, lgrads_, lm_, lv_;
+  uint64_t dropout_stream_ = 0, forward_stream_ = 0;
 
   // Activations for up to cap_tokens_ tokens (batch·seq), grown on demand.
   struct LayerActs {
     DeviceBuffer x_in, xn, q, k, v, att_out, lse, x_mid, xn2, gate, up, h;
+    std::array<DeviceBuffer, 7> lora_u;  // x·Aᵀ of each adapted projection
   };
   std::vector<LayerActs> acts_;
   DeviceBuffer tokens_, targets_, positions_, x_final_, xf_norm_, logits_, loss_;
   DeviceBuffer dx_, dxn_, dh_, dgate_, dup_, datt_, dq_, dk_, dv_, scratch_;
+  DeviceBuffer xd_, du_, dxd_;  // LoRA: a dropped-out input, the adapter's gradient at u, and at xd
   int64_t cap_tokens_ = 0, cap_attn_ = 0;
   int batch_ = 0, seq_ = 0;
   int64_t counted_ = 0;

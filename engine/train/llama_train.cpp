@@ -595,13 +595,15 @@ void LlamaTrainer<T>::project(int layer, int which, const T* x, T* y, int n, int
     const size_t m = static_cast<size_t>(n) * in;
     la.xd.resize(m);
     la.keep.resize(m);
-    std::mt19937_64 rng(lora_cfg_.seed * 0x9E3779B97F4A7C15ULL + dropout_stream_ * 1315423911ULL + static_cast<uint64_t>(layer * kProjs + which));
-    std::bernoulli_distribution keep(1.0 - lora_cfg_.dropout);
-    const T scale = static_cast<T>(1.0 / (1.0 - lora_cfg_.dropout));
-    for (size_t i = 0; i < m; ++i) {
-      la.keep[i] = keep(rng) ? 1 : 0;
-      la.xd[i] = la.keep[i] ? x[i] * scale : T(0);
-    }
+    const uint64_t key = lora_dropout_key(lora_cfg_.seed, dropout_stream_, layer * kProjs + which);
+    const float p = static_cast<float>(lora_cfg_.dropout);
+    const T scale = static_cast<T>(static_cast<float>(1.0 / (1.0 - lora_cfg_.dropout)));
+    parallel_for(pool_, m, [&](size_t begin, size_t end) {
+      for (size_t i = begin; i < end; ++i) {
+        la.keep[i] = dropout_keeps(key, i, p) ? 1 : 0;
+        la.xd[i] = la.keep[i] ? x[i] * scale : T(0);
+      }
+    });
     xin = la.xd.data();
   } else {
     la.xd.clear();
@@ -641,7 +643,7 @@ void LlamaTrainer<T>::project_backward(int layer, int which, const T* x, const T
   }
   std::vector<T> dxd(static_cast<size_t>(n) * in);
   gemm(pool_, false, false, n, in, r, du.data(), r, A, in, T(0), dxd.data(), in);
-  const T scale = static_cast<T>(1.0 / (1.0 - lora_cfg_.dropout));
+  const T scale = static_cast<T>(static_cast<float>(1.0 / (1.0 - lora_cfg_.dropout)));
   for (size_t i = 0; i < dxd.size(); ++i) dx[i] += la.keep[i] ? dxd[i] * scale : T(0);
 }
 
@@ -666,6 +668,24 @@ void LlamaTrainer<T>::merge_lora() {
   lora_params_.clear();
   lora_grads_.clear();
   lora_acts_.clear();
+}
+
+namespace {
+uint64_t splitmix64(uint64_t z) {
+  z += 0x9E3779B97F4A7C15ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+}  // namespace
+
+uint64_t lora_dropout_key(uint64_t seed, uint64_t stream, int slot) {
+  return splitmix64(splitmix64(seed) ^ (stream * 0xD1B54A32D192ED03ULL)) + static_cast<uint64_t>(slot) * 0x8CB92BA72F3D8DD7ULL;
+}
+
+bool dropout_keeps(uint64_t key, uint64_t i, float p) {
+  const float u = static_cast<float>(splitmix64(key + i * 0x9E3779B97F4A7C15ULL) >> 40) * (1.0f / 16777216.0f);
+  return u >= p;
 }
 
 double learning_rate(const AdamWConfig& c, int64_t step) {

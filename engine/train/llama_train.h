@@ -90,6 +90,7 @@ class LlamaTrainer {
   // The threads products and loops run on (null: the calling thread); not owned.
   void set_pool(ThreadPool* pool) { pool_ = pool; }
   std::vector<T>& lora_params() { return lora_params_; }
+  const std::vector<T>& lora_params() const { return lora_params_; }
   std::vector<T>& lora_grads() { return lora_grads_; }
   const std::vector<TensorRef>& lora_tensors() const { return lora_tensors_; }
   // Dropout draws from (seed, stream): a job sets the stream to its step, so a resumed run
@@ -155,6 +156,13 @@ class LlamaTrainer {
   void norm_backward(const TensorRef& w, const TensorRef& b, const T* x, const std::vector<T>& mean, const std::vector<T>& rstd, const T* dy,
                      T* dx, int n);
 };
+
+// LoRA's dropout mask, the same on every device: element i of a projection's input is kept iff
+// u >= p, u = the top 24 bits of splitmix64(key + i·0x9E3779B97F4A7C15) over 2^24, with the key
+// made of the adapter seed, the dropout stream (the job's step) and the projection's slot
+// (layer · 7 + which). drivers/include/llmops/driver.h's dropout() computes the same bits.
+uint64_t lora_dropout_key(uint64_t seed, uint64_t stream, int slot);
+bool dropout_keeps(uint64_t key, uint64_t i, float p);
 
 // AdamW with decoupled weight decay (applied to matrices, not to norm weights), a learning
 // rate that warms up linearly and then decays (cosine or linear) to min_lr, and clipping of the

@@ -199,13 +199,15 @@ TEST(Train, Gpt2ForwardLossEqualsTheInferenceEngine) {
   std::filesystem::remove(path);
 }
 
-void check_lora(Result<LlamaTrainer<double>> t, const std::vector<std::string>& projections) {
+void check_lora(Result<LlamaTrainer<double>> t, const std::vector<std::string>& projections, double dropout = 0.0) {
   ASSERT_TRUE(t.ok());
   LoraConfig lc;
   lc.rank = 2;
   lc.alpha = 4;
   lc.targets = projections;
   lc.seed = 5;
+  lc.dropout = dropout;  // the mask is a function of (seed, stream, slot): fixed here, so the finite differences hold
+  t->set_dropout_stream(3);
   ASSERT_TRUE(t->enable_lora(lc).ok());
   EXPECT_FALSE(t->enable_lora(LoraConfig{4, 8, 0, {"qkv"}, 0}).ok()) << "unknown target";
   std::vector<int32_t> tokens = {1, 4, 9, 16, 6, 2, 11, 3}, targets = {4, 9, 16, -1, 2, 11, 3, 7};
@@ -237,9 +239,31 @@ void check_lora(Result<LlamaTrainer<double>> t, const std::vector<std::string>& 
     if (!r.matrix()) continue;
     for (size_t i = r.offset; i < r.offset + r.size(); ++i) ASSERT_EQ(t->grads()[i], 0.0) << r.name;
   }
+  t->set_training(false);  // dropout off: the function merge_lora keeps
+  const double evaluated = *t->forward(tokens.data(), targets.data(), 2, 4);
+  if (dropout == 0.0) EXPECT_EQ(evaluated, adapted);
   t->merge_lora();
   EXPECT_FALSE(t->lora());
-  EXPECT_NEAR(*t->forward(tokens.data(), targets.data(), 2, 4), adapted, 1e-12) << "W + (alpha/r)·B·A is the same function";
+  EXPECT_NEAR(*t->forward(tokens.data(), targets.data(), 2, 4), evaluated, 1e-12) << "W + (alpha/r)·B·A is the same function";
+}
+
+TEST(Train, LoraDropoutGradientsMatchFiniteDifferences) {
+  check_lora(LlamaTrainer<double>::random(tiny(RopeLayout::kNeox, 0), false, 12), {"q", "v", "up", "down"}, 0.3);
+}
+
+TEST(Train, DropoutMasksKeepTheirShareAndDependOnTheirKey) {
+  const uint64_t a = lora_dropout_key(5, 0, 0), b = lora_dropout_key(5, 1, 0), c = lora_dropout_key(5, 0, 1);
+  EXPECT_NE(a, b);
+  EXPECT_NE(a, c);
+  int kept = 0, same = 0;
+  const int n = 200000;
+  for (int i = 0; i < n; ++i) {
+    kept += dropout_keeps(a, static_cast<uint64_t>(i), 0.25f);
+    same += dropout_keeps(a, static_cast<uint64_t>(i), 0.25f) == dropout_keeps(b, static_cast<uint64_t>(i), 0.25f);
+  }
+  EXPECT_NEAR(kept / static_cast<double>(n), 0.75, 0.005);
+  EXPECT_NEAR(same / static_cast<double>(n), 0.75 * 0.75 + 0.25 * 0.25, 0.01) << "masks of two streams are independent";
+  for (int i = 0; i < 1000; ++i) EXPECT_TRUE(dropout_keeps(a, static_cast<uint64_t>(i), 0.0f));
 }
 
 TEST(Train, LoraGradientsMatchFiniteDifferencesAndMergeKeepsTheFunction) {

@@ -100,7 +100,7 @@ TEST_P(GpuTrain, ForwardAndBackwardMatchTheCpuTrainer) {
     cpu->backward();
     ASSERT_TRUE((*gpu)->backward().ok());
     std::vector<float> grads;
-    ASSERT_TRUE((*gpu)->download_grads(&grads).ok());
+    ASSERT_TRUE((*gpu)->download_trained_grads(&grads).ok());
     ASSERT_EQ(grads.size(), cpu->grads().size());
     // Tensor by tensor, so a failure names the op whose backward is off.
     for (const auto& t : cpu->tensors()) {
@@ -145,8 +145,74 @@ TEST_P(GpuTrain, AdamWStepsFollowTheCpuOptimiser) {
   EXPECT_LT(cpu_loss.back(), cpu_loss.front() - 0.1);
   for (size_t i = 0; i < cpu_loss.size(); ++i) EXPECT_NEAR(gpu_loss[i], cpu_loss[i], 1e-4 * cpu_loss[i]) << "step " << i;
   std::vector<float> params;
-  ASSERT_TRUE((*gpu)->download_params(&params).ok());
+  ASSERT_TRUE((*gpu)->download_trained(&params).ok());
   EXPECT_LT(nmse(params, cpu->params()), 1e-9);
+}
+
+// LoRA with dropout: the adapters' gradients (the base frozen), then steps with a new dropout
+// stream each, as the tuning job runs them.
+TEST_P(GpuTrain, LoraWithDropoutFollowsTheCpuTrainer) {
+  REQUIRE_DEVICE();
+  auto cpu = LlamaTrainer<float>::random(small(RopeLayout::kNeox, 0), true, 8);
+  ASSERT_TRUE(cpu.ok());
+  train::LoraConfig lc;
+  lc.rank = 4, lc.alpha = 8, lc.dropout = 0.2, lc.seed = 3, lc.targets = {"q", "k", "v", "o", "gate", "up", "down"};
+  ASSERT_TRUE(cpu->enable_lora(lc).ok());
+  // B away from zero, so every adapter's A gets a gradient too.
+  std::mt19937 rng(2);
+  std::normal_distribution<float> nd(0.0f, 0.05f);
+  for (float& v : cpu->lora_params()) v += nd(rng);
+  auto gpu = GpuTrainer::create(dev, *cpu);
+  ASSERT_TRUE(gpu.ok()) << gpu.status().message();
+  EXPECT_EQ((*gpu)->trained_count(), cpu->lora_params().size());
+  AdamWConfig oc;
+  oc.lr = 1e-2, oc.total_steps = 6, oc.weight_decay = 0.01;
+  AdamW<float> opt(oc, cpu->lora_params().size());
+  std::vector<int32_t> tokens, targets;
+  make_batch(2, 16, 80, 6, &tokens, &targets);
+  for (int step = 0; step < 6; ++step) {
+    SCOPED_TRACE("step " + std::to_string(step));
+    cpu->set_dropout_stream(static_cast<uint64_t>(step));
+    (*gpu)->set_dropout_stream(static_cast<uint64_t>(step));
+    auto a = cpu->forward(tokens.data(), targets.data(), 2, 16);
+    auto b = (*gpu)->forward(tokens.data(), targets.data(), 2, 16);
+    ASSERT_TRUE(a.ok() && b.ok()) << b.status().message();
+    EXPECT_NEAR(*b, *a, 1e-5 * *a);
+    cpu->zero_lora_grads();
+    cpu->backward();
+    ASSERT_TRUE((*gpu)->zero_grads().ok());
+    ASSERT_TRUE((*gpu)->backward().ok());
+    if (step == 0) {
+      std::vector<float> grads;
+      ASSERT_TRUE((*gpu)->download_trained_grads(&grads).ok());
+      for (const auto& t : cpu->lora_tensors()) {
+        const std::vector<float> g(grads.begin() + static_cast<long>(t.offset), grads.begin() + static_cast<long>(t.offset + t.size()));
+        const std::vector<float> w(cpu->lora_grads().begin() + static_cast<long>(t.offset), cpu->lora_grads().begin() + static_cast<long>(t.offset + t.size()));
+        ASSERT_GT(max_abs(w), 0.0) << t.name;
+        EXPECT_LT(nmse(g, w), 1e-9) << t.name;
+      }
+    }
+    const double n_cpu = opt.step(cpu->lora_params(), cpu->lora_grads(), cpu->lora_tensors());
+    auto n_gpu = (*gpu)->adamw_step(oc);
+    ASSERT_TRUE(n_gpu.ok());
+    EXPECT_NEAR(*n_gpu, n_cpu, 1e-4 * n_cpu);
+  }
+  std::vector<float> params;
+  ASSERT_TRUE((*gpu)->download_trained(&params).ok());
+  EXPECT_LT(nmse(params, cpu->lora_params()), 1e-9);
+  // Evaluation turns dropout off on both.
+  cpu->set_training(false);
+  (*gpu)->set_training(false);
+  auto a = cpu->forward(tokens.data(), targets.data(), 2, 16);
+  auto b = (*gpu)->forward(tokens.data(), targets.data(), 2, 16);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NEAR(*b, *a, 1e-5 * *a);
+  // A checkpoint's state goes back up: the same next step as without the round trip.
+  std::vector<float> m, v;
+  ASSERT_TRUE((*gpu)->download_moments(&m, &v).ok());
+  EXPECT_LT(nmse(m, opt.m()), 1e-9);
+  ASSERT_TRUE((*gpu)->upload_trained_state(params, m, v, (*gpu)->steps()).ok());
+  EXPECT_EQ((*gpu)->upload_trained_state(params, m, std::vector<float>(3), 1).code(), Code::kInvalidArgument);
 }
 
 TEST_P(GpuTrain, WhatTheDevicePathDoesNotCoverIsRefusedWithAReason) {
@@ -159,9 +225,9 @@ TEST_P(GpuTrain, WhatTheDevicePathDoesNotCoverIsRefusedWithAReason) {
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.status().code(), Code::kUnimplemented);
   EXPECT_NE(t.status().message().find("GPT-2"), std::string::npos) << t.status().message();
-  auto lora = LlamaTrainer<float>::random(small(RopeLayout::kNormal, 0), false, 1);
-  ASSERT_TRUE(lora.ok() && lora->enable_lora({}).ok());
-  EXPECT_EQ(GpuTrainer::create(dev, *lora).status().code(), Code::kUnimplemented);
+  auto biased = LlamaTrainer<float>::random(small(RopeLayout::kNormal, 0), false, 1, true);
+  ASSERT_TRUE(biased.ok());
+  EXPECT_EQ(GpuTrainer::create(dev, *biased).status().code(), Code::kUnimplemented);
   // Bad batches are the caller's error, as on the CPU.
   auto plain = LlamaTrainer<float>::random(small(RopeLayout::kNormal, 0), false, 1);
   auto gt = GpuTrainer::create(dev, *plain);
@@ -295,6 +361,21 @@ TEST_P(GpuTrain, EachTrainingOpMatchesTheReference) {
     expect_parity(dev, "adamw", o, [&](auto& api, auto* h, auto& in, auto& out, auto&) {
       return api.adamw(h, out[0], in[0], out[1], out[2], m, &hp);
     }, 1e-12);
+    // Dropout: the very mask of the CPU trainer (train::dropout_keeps), in place and not.
+    const std::vector<float> xs = randn(m, 24);
+    OpRun dr{{xs}, {std::vector<float>(m, NAN), xs}, {}};
+    const auto masked = run_op(dev, dr, [&](auto& api, auto* h, auto& in, auto& out, auto&) {
+      const int rc = api.dropout(h, in[0], out[0], m, 0.3f, 1.0f / 0.7f, 0x1234567ull);
+      return rc != 0 ? rc : api.dropout(h, out[1], out[1], m, 0.3f, 1.0f / 0.7f, 0x1234567ull);
+    });
+    size_t kept = 0;
+    for (size_t i = 0; i < m; ++i) {
+      const bool keep = train::dropout_keeps(0x1234567ull, i, 0.3f);
+      kept += keep;
+      ASSERT_EQ(masked[0][i], keep ? xs[i] * (1.0f / 0.7f) : 0.0f) << i;
+      ASSERT_EQ(masked[1][i], masked[0][i]) << i;
+    }
+    EXPECT_NEAR(static_cast<double>(kept) / m, 0.7, 0.01);
     // The sum of squares in double, against a plain sum here.
     const std::vector<float> x = randn(m, 23);
     double want = 0;

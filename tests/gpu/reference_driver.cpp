@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "formats/ggml_types.h"
+#include "train/llama_train.h"
 
 struct llmops_drv {
   std::string error;
@@ -333,6 +334,12 @@ int ref_zero(llmops_drv*, void* p, uint64_t bytes) {
   return LLMOPS_DRV_OK;
 }
 
+// The mask is the CPU trainer's own (train::dropout_keeps), which driver.h's formula describes.
+int ref_dropout(llmops_drv*, const float* x, float* y, uint64_t n, float p, float scale, uint64_t key) {
+  for (uint64_t i = 0; i < n; ++i) y[i] = train::dropout_keeps(key, i, p) ? x[i] * scale : 0.0f;
+  return LLMOPS_DRV_OK;
+}
+
 const llmops_driver_api kReference = {
     sizeof(llmops_driver_api), LLMOPS_DRIVER_ABI_MAJOR, LLMOPS_DRIVER_ABI_MINOR, "cpu-reference", "1",
     ref_score, ref_device_count, ref_device_info, ref_open, ref_close, ref_last_error, ref_alloc, ref_free,
@@ -341,7 +348,7 @@ const llmops_driver_api kReference = {
     ref_copy, ref_synchronize, ref_mark, ref_elapsed_ms, ref_matmul, ref_get_rows, ref_rms_norm, ref_layer_norm, ref_rope, ref_swiglu, ref_gelu,
     ref_add, ref_kv_store, ref_attention, ref_argmax, ref_fill_random, ref_capture_begin, ref_capture_end, ref_graph_launch, ref_graph_destroy,
     ref_matmul_add, ref_gemm, ref_rope_inverse, ref_rms_norm_backward, ref_swiglu_backward, ref_attention_train, ref_attention_train_backward,
-    ref_cross_entropy, ref_embedding_backward, ref_sum_squares, ref_adamw, ref_zero,
+    ref_cross_entropy, ref_embedding_backward, ref_sum_squares, ref_adamw, ref_zero, ref_dropout,
 };
 
 }  // namespace

@@ -204,6 +204,12 @@ typedef struct llmops_driver_api {
   int (*adamw)(llmops_drv *d, float *params, const float *grads, float *m, float *v, uint64_t n, const llmops_drv_adamw *h);
   /* bytes of device memory at p set to zero (gradients before a step). */
   int (*zero)(llmops_drv *d, void *p, uint64_t bytes);
+  /* Inverted dropout with a mask every device and the CPU trainer draw alike (LoRA's, so a run
+   * repeats on any of them): y[i] = x[i]·scale where element i is kept, else 0; y may be x.
+   * Element i is kept iff u >= p with u = (splitmix64(key + i·0x9E3779B97F4A7C15) >> 40) / 2^24
+   * (a float), where splitmix64(z): z += 0x9E3779B97F4A7C15; z = (z ^ (z >> 30))·0xBF58476D1CE4E5B9;
+   * z = (z ^ (z >> 27))·0x94D049BB133111EB; return z ^ (z >> 31). */
+  int (*dropout)(llmops_drv *d, const float *x, float *y, uint64_t n, float p, float scale, uint64_t key);
 } llmops_driver_api;
 
 typedef const llmops_driver_api *(*llmops_driver_get_api_fn)(void);
