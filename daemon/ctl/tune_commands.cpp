@@ -65,11 +65,12 @@ Status cmd_start(AdminClient& c, const Invocation& inv) {
       print_json(*r);
     } else {
       const Json& res = (*r).value("results", Json::object());
-      std::printf("run %s %s: model %s, train loss %s, validation loss %s (perplexity %s), %s tokens/s on %s threads\n", run.c_str(),
+      const std::string device = (*r).value("device", std::string("cpu"));
+      const std::string where = device == "cpu" ? num((*r).value("threads", Json()), 0) + " threads" : device;
+      std::printf("run %s %s: model %s, train loss %s, validation loss %s (perplexity %s), %s tokens/s on %s\n", run.c_str(),
                   str(*r, "status").c_str(), str(*r, "output").c_str(), num(res.value("final_train_loss", Json())).c_str(),
                   num(res.value("final_validation_loss", Json())).c_str(), num(res.value("final_validation_perplexity", Json()), 2).c_str(),
-                  num(res.value("tokens_per_s", Json()), 0).c_str(),
-                  num((*r).value("threads", Json()), 0).c_str());
+                  num(res.value("tokens_per_s", Json()), 0).c_str(), where.c_str());
     }
   }
   return watched;

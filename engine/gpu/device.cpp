@@ -90,6 +90,11 @@ Result<std::unique_ptr<GpuDevice>> GpuDevice::open(std::shared_ptr<GpuDriver> dr
 }
 
 Result<std::shared_ptr<GpuDriver>> GpuDriver::find_usable() {
+  if (const char* path = std::getenv("LLMOPS_COMPUTE_DRIVER"); path != nullptr && *path != '\0') {
+    auto driver = load(path);
+    if (!driver.ok()) return unavailable("LLMOPS_COMPUTE_DRIVER: " + driver.status().message());
+    return driver;
+  }
   std::error_code ec;
   if (!fs::exists("/proc/driver/nvidia/version", ec) && !fs::exists("/dev/nvidiactl", ec)) {
     return unavailable("no usable device here: no NVIDIA kernel driver is loaded (/proc/driver/nvidia/version is absent)");

@@ -32,6 +32,8 @@ class GpuDriver {
   static Result<std::shared_ptr<GpuDriver>> find_cuda();
   // find_cuda(), once NVIDIA's kernel driver is seen to be loaded (without it there is nothing
   // to find, and loading the CUDA driver would map cuBLAS for nothing); kUnavailable saying why.
+  // $LLMOPS_COMPUTE_DRIVER, when set, names the driver's shared object instead (no search, no
+  // NVIDIA check): the integration tests run the device paths on the CPU reference driver.
   static Result<std::shared_ptr<GpuDriver>> find_usable();
   // A driver linked into this process (its table, no shared object): the tests' CPU reference
   // of the driver interface, which runs the device code paths where no GPU is.

@@ -7,6 +7,7 @@
 // the serving stage's catalogue, with its lineage kept in the run.
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <cmath>
 #include <filesystem>
 #include <thread>
@@ -22,6 +23,7 @@
 #include "tuning/examples.h"
 #include "tuning/scratch.h"
 #include "tuning/state.h"
+#include "tuning/stepper.h"
 
 namespace llmops::tuning {
 namespace {
@@ -118,7 +120,7 @@ Result<ExampleSet> load_examples(sdk::Host host, const peers::DatasetRef& d, con
 }
 
 // Mean loss over up to `batches` batches of the validation chunks, in order.
-Result<double> validation_loss(Trainer& t, const ExampleSet& val, int batch, int batches, int seq) {
+Result<double> validation_loss(Stepper& t, const ExampleSet& val, int batch, int batches, int seq) {
   double sum = 0;
   int64_t counted = 0;
   std::vector<int32_t> in, tg;
@@ -367,9 +369,13 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
       curve.clear();
       return st;
     };
+    std::unique_ptr<Stepper> stepper;  // where the steps run, made below
     auto checkpoint = [&](int64_t step) -> Status {
       LLMOPS_RETURN_IF_ERROR(flush_curve());
       Json hdr = {{"step", step}, {"best_val", std::isfinite(best_val) ? Json(best_val) : Json(nullptr)}, {"bad_evals", bad_evals}};
+      if (stepper) {
+        LLMOPS_RETURN_IF_ERROR(stepper->to_host());
+      }
       LLMOPS_ASSIGN_OR_RETURN(std::string blob, save_checkpoint(s->sdk(), trained, opt, hdr));
       llmops_error e{};
       Json rec = {{"blob", blob}, {"step", step}};
@@ -383,6 +389,27 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
       return ok_status();
     };
 
+    // Where the steps run (tuning.device): made after the resume, so a GPU starts from the
+    // checkpoint's state.
+    std::string why_cpu;
+    auto made = Stepper::make(s->device, t, opt, lora, [s](const std::string& pci) {
+      if (s->host->struct_size < offsetof(llmops_host_api, placement_bind_device) + sizeof(void*)) return;
+      llmops_error e{};
+      if (s->host->placement_bind_device(s->ctx, pci.c_str(), &e) != LLMOPS_OK) {
+        s->host->log(s->ctx, LLMOPS_LOG_WARNING, ("could not pin the thread of GPU " + pci + ": " + e.message).c_str());
+      }
+    }, &why_cpu);
+    if (!made.ok()) return finish("failed", made.status());
+    stepper = std::move(*made);
+    Stepper& runner = *stepper;
+    run["device"] = runner.device();
+    if (!why_cpu.empty()) {
+      run["device_note"] = why_cpu;
+      if (s->device == "auto" && why_cpu.find("no usable device") == std::string::npos && why_cpu.find("no CUDA driver") == std::string::npos) {
+        s->host->log(s->ctx, LLMOPS_LOG_INFO, ("run " + std::to_string(id) + " trains on the CPU: " + why_cpu).c_str());
+      }
+    }
+    (void)s->runs->put(run);
     const auto t0 = std::chrono::steady_clock::now();
     CostMeter meter;
     uint64_t tokens_seen = 0;
@@ -404,8 +431,7 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
       }
       // One optimiser step over `accumulate` micro-batches: each adds the gradient of its own mean
       // loss, and their average is the step's gradient.
-      t.zero_grads();
-      if (lora) t.zero_lora_grads();
+      if (Status z = runner.zero_grads(); !z.ok()) return finish("failed", z);
       double loss_sum = 0;
       int64_t counted = 0;
       for (int micro = 0; micro < h.accumulate; ++micro) {
@@ -417,8 +443,8 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
           in.insert(in.end(), train_set->inputs(c).begin(), train_set->inputs(c).end());
           tg.insert(tg.end(), train_set->targets(c).begin(), train_set->targets(c).end());
         }
-        t.set_dropout_stream(static_cast<uint64_t>(step) * h.accumulate + static_cast<uint64_t>(micro));
-        auto micro_loss = t.forward(in.data(), tg.data(), h.batch, seq);
+        runner.set_dropout_stream(static_cast<uint64_t>(step) * h.accumulate + static_cast<uint64_t>(micro));
+        auto micro_loss = runner.forward(in.data(), tg.data(), h.batch, seq);
         if (!micro_loss.ok()) return finish("failed", micro_loss.status());
         if (failpoint("tune.nan_loss") == step) *micro_loss = NAN;  // tests of the NaN path
         if (!std::isfinite(*micro_loss)) {
@@ -429,27 +455,24 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
                                                       "); lower --lr or raise --warmup. The last good checkpoint (step " +
                                                       std::to_string(run.contains("checkpoint") ? run["checkpoint"]["step"].get<int64_t>() : 0) + ") is kept"));
         }
-        t.backward();
+        if (Status b = runner.backward(); !b.ok()) return finish("failed", b);
         loss_sum += *micro_loss;
-        counted += t.counted_targets();
-      }
-      if (h.accumulate > 1) {
-        std::vector<float>& gr = lora ? t.lora_grads() : t.grads();
-        const float inv = 1.0f / static_cast<float>(h.accumulate);
-        for (float& x : gr) x *= inv;
+        counted += runner.counted_targets();
       }
       const Result<double> loss = loss_sum / h.accumulate;
       const double lr = engine::train::learning_rate(oc, step);
-      const double gnorm = lora ? opt.step(t.lora_params(), t.lora_grads(), t.lora_tensors()) : opt.step(t.params(), t.grads(), t.tensors());
+      auto stepped = runner.step(oc, h.accumulate);
+      if (!stepped.ok()) return finish("failed", stepped.status());
+      const double gnorm = *stepped;
       if (!std::isfinite(gnorm)) return finish("failed", failed_precondition("the gradients became non-finite at step " + std::to_string(step) + "; lower --lr"));
       tokens_seen += static_cast<uint64_t>(counted);
       last_loss = *loss;
       Json point = {{"i", step}, {"step", step + 1}, {"loss", *loss}, {"lr", lr}, {"grad_norm", gnorm}, {"tokens", counted}};
       const bool eval_now = val_set && ((step + 1) % h.eval_every == 0 || step + 1 == total);
       if (eval_now) {
-        t.set_training(false);
-        auto vl = validation_loss(t, *val_set, h.batch, h.eval_batches, seq);
-        t.set_training(true);
+        runner.set_training(false);
+        auto vl = validation_loss(runner, *val_set, h.batch, h.eval_batches, seq);
+        runner.set_training(true);
         if (!vl.ok()) return finish("failed", vl.status());
         last_val = *vl;
         point["val_loss"] = *vl;
@@ -479,8 +502,11 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
         break;
       }
     }
-    if (Status st = flush_curve(); !st.ok()) return finish("failed", st);
+    if (Status fl = flush_curve(); !fl.ok()) return finish("failed", fl);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    // The result is written from the host trainer: the trained weights come back from the GPU.
+    if (Status back = runner.to_host(); !back.ok()) return finish("failed", back);
+    stepper.reset();  // the GPU is given back before the result is written
     hapi->metric_add(s->ctx, s->m_tokens, static_cast<double>(tokens_seen));
     const Cost cost = meter.read(s->watts_per_core);
     run["results"] = {{"final_train_loss", last_loss}, {"final_validation_loss", std::isfinite(last_val) ? Json(last_val) : Json(nullptr)},

@@ -19,6 +19,7 @@ struct State {
   std::string work_dir;                  // where a finished model's GGUF waits for the serving stage's import
   double watts_per_core = 10.0;          // the energy estimate where RAPL is not readable
   int threads = 0;                       // engine threads of a run (0: the training pool's size)
+  std::string device = "auto";           // where runs train: auto, cpu or cuda (tuning.device)
   uint32_t m_runs = 0, m_steps = 0, m_tokens = 0;
 
   sdk::Host sdk() const { return {ctx, host}; }

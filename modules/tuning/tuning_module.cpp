@@ -14,6 +14,10 @@ llmops_code init(llmops_module_ctx* ctx, const llmops_host_api* host, llmops_err
   if (host->struct_size < offsetof(llmops_host_api, peer_call) + sizeof host->peer_call) {
     return llmops::sdk::fail(err, LLMOPS_FAILED_PRECONDITION, "the tuning stage needs a host with ABI 1.5 (peer calls to the data and serving stages)");
   }
+  const std::string device = llmops::sdk::Host{ctx, host}.config("device", "auto");
+  if (device != "auto" && device != "cpu" && device != "cuda") {
+    return llmops::sdk::fail(err, LLMOPS_INVALID_ARGUMENT, "tuning.device is '" + device + "': use auto, cpu or cuda");
+  }
   auto* s = new State();
   s->host = host;
   s->ctx = ctx;
@@ -27,6 +31,7 @@ llmops_code init(llmops_module_ctx* ctx, const llmops_host_api* host, llmops_err
   s->m_tokens = host->metric_register(ctx, "tokens_total", "Target tokens trained on", 0);
   s->watts_per_core = std::stod(sdk.config("watts-per-core", "10"));
   s->threads = std::stoi(sdk.config("threads", "0"));
+  s->device = device;
   if (host->job_kind_register(ctx, "train", 1, run_training_job, s, err) != LLMOPS_OK) return err->code;
   if (host->job_kind_register(ctx, "search", 1, run_search_job, s, err) != LLMOPS_OK) return err->code;
   llmops_code c = LLMOPS_OK;
@@ -47,6 +52,8 @@ const llmops_config_item kSchema[] = {
     {"work-dir", LLMOPS_CONFIG_STRING, "", 0, 0, "where a trained model's GGUF is written before the serving stage imports it (default: the temp directory)"},
     {"watts-per-core", LLMOPS_CONFIG_STRING, "10", 0, 0, "energy estimate per busy core (W) where Intel RAPL is not readable"},
     {"threads", LLMOPS_CONFIG_INT, "0", 0, 1024, "engine threads of a training run (0: the training pool's size, else all CPUs)"},
+    {"device", LLMOPS_CONFIG_STRING, "auto", 0, 0,
+     "where training runs: auto (a GPU when the llmops-cuda driver finds one, the model is covered and its state fits; else the CPU), cpu, or cuda (the GPU or a failed run saying why)"},
 };
 
 const llmops_module_api kApi = {

@@ -7,8 +7,6 @@
 #include <string>
 #include <vector>
 
-#include <gtest/gtest.h>
-
 #include "formats/ggml_types.h"
 #include "train/llama_train.h"
 
@@ -355,10 +353,11 @@ const llmops_driver_api kReference = {
 
 const llmops_driver_api* reference_driver_api() { return &kReference; }
 
-std::unique_ptr<GpuDevice> open_reference_device() {
-  auto dev = GpuDevice::open(GpuDriver::from_table(&kReference), 0);
-  EXPECT_TRUE(dev.ok()) << dev.status().message();
-  return dev.ok() ? std::move(*dev) : nullptr;
-}
-
 }  // namespace llmops::engine::gpu_test
+
+// Built as a shared object too (libllmops_reference.so): a daemon given it through
+// LLMOPS_COMPUTE_DRIVER runs its device paths (the tuning stage's GPU training) in the
+// integration tests.
+extern "C" __attribute__((visibility("default"))) const llmops_driver_api* llmops_driver_get_api(void) {
+  return llmops::engine::gpu_test::reference_driver_api();
+}

@@ -3,17 +3,14 @@
 // on which the engine's device code (GpuTrainer) runs in every build, GPU or not. "Device"
 // memory is host memory; everything runs at once on the calling thread. It does the ops
 // training needs and F32 products; the decode path's ops (KV cache, graphs, quantised
-// products) say EUNSUPPORTED.
+// products) say EUNSUPPORTED. Linked into gpu_tests, and built as libllmops_reference.so for
+// daemons of the integration tests (LLMOPS_COMPUTE_DRIVER).
 #pragma once
-
-#include <memory>
 
 #include "gpu/device.h"
 
 namespace llmops::engine::gpu_test {
 
 const llmops_driver_api* reference_driver_api();
-// A device of the reference driver (tests fail at once if it does not open).
-std::unique_ptr<GpuDevice> open_reference_device();
 
 }  // namespace llmops::engine::gpu_test

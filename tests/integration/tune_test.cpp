@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <thread>
 
 #include "integration/harness.h"
@@ -309,6 +310,75 @@ TEST(Tune, GradientAccumulationMatchesALargerBatch) {
     EXPECT_NEAR(acc["points"][i]["loss"].get<double>(), big["points"][i]["loss"].get<double>(), 2e-4) << "step " << i + 1;
     EXPECT_EQ(acc["points"][i]["tokens"], big["points"][i]["tokens"]);
   }
+}
+
+// Training on a device: the tuning stage drives the compute driver's training ops through
+// GpuTrainer. Here the device is the CPU reference driver (tests/gpu/reference_driver.cpp, given
+// to the daemon by LLMOPS_COMPUTE_DRIVER); on a GPU machine the CUDA driver's ops are held to the
+// same reference by gpu_tests. LoRA with dropout and full fine-tuning, with micro-batches and a
+// validation split, follow the CPU run's loss curve within 1e-4 per step.
+TEST(Tune, RunsOnADeviceFollowTheCpuLossCurve) {
+  REQUIRE_STORIES();
+  DaemonProcess cpu({}, "tuning.device = cpu\n");
+  DaemonProcess dev({}, "tuning.device = cuda\nserving.device = cpu\n");
+  dev.env()["LLMOPS_COMPUTE_DRIVER"] = LLMOPS_REFERENCE_DRIVER;
+  for (DaemonProcess* d : {&cpu, &dev}) {
+    ASSERT_TRUE(d->start()) << d->log();
+    ASSERT_EQ(d->ctl({"model", "import", shared(kStoriesGguf), "--name", "stories"}).exit_code, 0);
+    import_zara(*d, 120);
+  }
+  for (const std::vector<std::string>& method :
+       {std::vector<std::string>{"--method", "lora", "--rank", "8", "--alpha", "16", "--dropout", "0.1", "--targets", "q,k,v,o,gate,up,down", "--lr", "0.005", "--merge"},
+        std::vector<std::string>{"--method", "full", "--lr", "0.002"}}) {
+    SCOPED_TRACE(method[1]);
+    std::vector<Json> curves, runs;
+    for (DaemonProcess* d : {&cpu, &dev}) {
+      std::vector<std::string> args = {"--json", "tune", "start", "--base", "stories", "--data", "zara@1:train", "--steps", "12", "--batch", "2",
+                                       "--accumulate", "2", "--seq-len", "64", "--eval-every", "6", "--checkpoint-every", "5", "--seed", "4",
+                                       "--output", "zara-" + method[1]};
+      args.insert(args.end(), method.begin(), method.end());
+      auto r = d->ctl(args);
+      ASSERT_EQ(r.exit_code, 0) << r.out << r.err << d->log();
+      runs.push_back(last_json(r.out));
+      ASSERT_EQ(runs.back()["status"], "done") << runs.back().dump();
+      curves.push_back(ctl_json(*d, {"tune", "curve", std::to_string(runs.back()["id"].get<int>())}));
+    }
+    EXPECT_EQ(runs[0]["device"], "cpu");
+    EXPECT_EQ(runs[1]["device"].get<std::string>().rfind("cuda:0 (CPU reference", 0), 0u) << runs[1]["device"];
+    ASSERT_EQ(curves[0]["points"].size(), 12u);
+    ASSERT_EQ(curves[1]["points"].size(), 12u);
+    for (size_t i = 0; i < 12; ++i) {
+      const Json& a = curves[0]["points"][i];
+      const Json& b = curves[1]["points"][i];
+      EXPECT_NEAR(b["loss"].get<double>(), a["loss"].get<double>(), 1e-4 * a["loss"].get<double>()) << "step " << i + 1;
+      EXPECT_NEAR(b["grad_norm"].get<double>(), a["grad_norm"].get<double>(), 1e-3 * a["grad_norm"].get<double>()) << "step " << i + 1;
+      if (a.contains("val_loss")) EXPECT_NEAR(b["val_loss"].get<double>(), a["val_loss"].get<double>(), 1e-4 * a["val_loss"].get<double>());
+    }
+    // The result came back from the device: the served versions answer alike.
+    std::vector<std::string> texts;
+    for (DaemonProcess* d : {&cpu, &dev}) {
+      auto gen = d->request("POST", "/v1/completions", R"({"model":"zara-)" + method[1] + R"(","prompt":"Once upon a time","max_tokens":12,"temperature":0})");
+      ASSERT_EQ(gen.status, 200) << gen.body;
+      texts.push_back(gen.json()["choices"][0]["text"]);
+    }
+    EXPECT_EQ(texts[0], texts[1]);
+  }
+}
+
+// tuning.device = cuda where no device is usable: the run fails saying why (auto trains on the CPU).
+TEST(Tune, ADeviceThatIsNotThereFailsARunThatDemandsIt) {
+  REQUIRE_STORIES();
+  if (std::filesystem::exists("/proc/driver/nvidia/version")) GTEST_SKIP() << "this machine has an NVIDIA driver: the refusal does not happen here";
+  DaemonProcess d({}, "tuning.device = cuda\n");
+  d.env()["LLMOPS_COMPUTE_DRIVER"] = "";
+  ASSERT_TRUE(d.start()) << d.log();
+  ASSERT_EQ(d.ctl({"model", "import", shared(kStoriesGguf), "--name", "stories"}).exit_code, 0);
+  import_zara(d, 40);
+  auto r = d.ctl({"--json", "tune", "start", "--base", "stories", "--data", "zara@1:train", "--method", "full", "--steps", "2", "--batch", "2",
+                  "--seq-len", "32"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE((r.out + r.err).find("tuning.device is cuda, but this run cannot train on the GPU"), std::string::npos) << r.out << r.err;
+  EXPECT_NE((r.out + r.err).find("no usable device"), std::string::npos) << r.out << r.err;
 }
 
 TEST(Tune, SearchRanksTrialsWithTheirCost) {
