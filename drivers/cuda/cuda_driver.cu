@@ -28,6 +28,7 @@ struct llmops_drv {
   uint64_t scratch_bytes = 0;
   std::vector<void*> retired;  // outgrown scratch areas: recorded graphs may still point at them
   void* blas_workspace = nullptr;  // given to cuBLAS so that captured products allocate nothing
+  int math = LLMOPS_MATH_F32;      // how the training gemm multiplies (set_math)
   std::string error;
 };
 
@@ -392,9 +393,16 @@ int drv_gemm(llmops_drv* d, int ta, int tb, int m, int n, int k, float alpha, co
   if (lda < (ta ? m : k) || ldb < (tb ? k : n) || ldc < n) return fail(d, LLMOPS_DRV_EINVAL, "gemm: a row stride is shorter than its row");
   DRV_CUDA(d, cudaSetDevice(d->device), "selecting the device");
   // Row-major C is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: the operands swap and keep their own flags.
-  cublasStatus_t st = cublasSgemm(d->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, b, ldb, a, lda,
-                                  &beta, c, ldc);
-  return st == CUBLAS_STATUS_SUCCESS ? LLMOPS_DRV_OK : blas_fail(d, st, "cublasSgemm");
+  const cublasOperation_t opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+  if (d->math == LLMOPS_MATH_F32) {
+    cublasStatus_t st = cublasSgemm(d->blas, opb, opa, n, m, k, &alpha, b, ldb, a, lda, &beta, c, ldc);
+    return st == CUBLAS_STATUS_SUCCESS ? LLMOPS_DRV_OK : blas_fail(d, st, "cublasSgemm");
+  }
+  // F32 operands, tensor-core products: cuBLAS rounds the inputs to TF32 or BF16 itself.
+  const cublasComputeType_t compute = d->math == LLMOPS_MATH_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F_FAST_16BF;
+  cublasStatus_t st = cublasGemmEx(d->blas, opb, opa, n, m, k, &alpha, b, CUDA_R_32F, ldb, a, CUDA_R_32F, lda, &beta, c, CUDA_R_32F, ldc, compute,
+                                   CUBLAS_GEMM_DEFAULT);
+  return st == CUBLAS_STATUS_SUCCESS ? LLMOPS_DRV_OK : blas_fail(d, st, "cublasGemmEx (tensor-core F32)");
 }
 
 int drv_rope_inverse(llmops_drv* d, float* x, int t, int n_heads, int head_dim, int rope_dims, const int32_t* positions,
@@ -478,6 +486,12 @@ int drv_dropout(llmops_drv* d, const float* x, float* y, uint64_t n, float p, fl
   return LLMOPS_DRV_OK;
 }
 
+int drv_set_math(llmops_drv* d, int mode) {
+  if (mode != LLMOPS_MATH_F32 && mode != LLMOPS_MATH_TF32 && mode != LLMOPS_MATH_BF16) return fail(d, LLMOPS_DRV_EINVAL, "math mode " + std::to_string(mode));
+  d->math = mode;
+  return LLMOPS_DRV_OK;
+}
+
 const llmops_driver_api kApi = {
     sizeof(llmops_driver_api),
     LLMOPS_DRIVER_ABI_MAJOR,
@@ -527,6 +541,7 @@ const llmops_driver_api kApi = {
     drv_adamw,
     drv_zero,
     drv_dropout,
+    drv_set_math,
 };
 
 }  // namespace

@@ -47,6 +47,9 @@ class GpuTrainer {
   Status zero_grads();
   int64_t counted_targets() const { return counted_; }
 
+  // How the products multiply (LLMOPS_MATH_F32, the default and the CPU's arithmetic; _TF32 or
+  // _BF16: tensor cores with the inputs rounded, F32 everywhere else).
+  Status set_math(int mode) { return check(dev_.api().set_math(dev_.handle(), mode), "choosing the products' precision"); }
   // As the host trainer's: dropout draws from (seed, stream, slot); evaluation turns it off.
   void set_dropout_stream(uint64_t stream) { dropout_stream_ = stream; }
   void set_training(bool on) { training_ = on; }

@@ -392,7 +392,8 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
     // Where the steps run (tuning.device): made after the resume, so a GPU starts from the
     // checkpoint's state.
     std::string why_cpu;
-    auto made = Stepper::make(s->device, t, opt, lora, [s](const std::string& pci) {
+    const int math = s->gpu_precision == "bf16" ? LLMOPS_MATH_BF16 : s->gpu_precision == "tf32" ? LLMOPS_MATH_TF32 : LLMOPS_MATH_F32;
+    auto made = Stepper::make(s->device, math, t, opt, lora, [s](const std::string& pci) {
       if (s->host->struct_size < offsetof(llmops_host_api, placement_bind_device) + sizeof(void*)) return;
       llmops_error e{};
       if (s->host->placement_bind_device(s->ctx, pci.c_str(), &e) != LLMOPS_OK) {
@@ -403,6 +404,7 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
     stepper = std::move(*made);
     Stepper& runner = *stepper;
     run["device"] = runner.device();
+    if (runner.device() != "cpu") run["gpu_precision"] = s->gpu_precision;
     if (!why_cpu.empty()) {
       run["device_note"] = why_cpu;
       if (s->device == "auto" && why_cpu.find("no usable device") == std::string::npos && why_cpu.find("no CUDA driver") == std::string::npos) {

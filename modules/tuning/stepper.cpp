@@ -97,9 +97,12 @@ class GpuStepper final : public Stepper {
     });
   }
 
-  Status open(const std::function<void(const std::string&)>& pin) {
+  Status open(const std::function<void(const std::string&)>& pin, int math) {
     Status st = ok_status();
-    thread_.run([&] { st = open_here(pin); });
+    thread_.run([&] {
+      st = open_here(pin);
+      if (st.ok()) st = gpu_->set_math(math);
+    });
     return st;
   }
 
@@ -159,11 +162,11 @@ class GpuStepper final : public Stepper {
 
 }  // namespace
 
-Result<std::unique_ptr<Stepper>> Stepper::make(const std::string& device, Trainer& t, Optimizer& opt, bool lora,
+Result<std::unique_ptr<Stepper>> Stepper::make(const std::string& device, int math, Trainer& t, Optimizer& opt, bool lora,
                                                const std::function<void(const std::string&)>& pin_to_device, std::string* note) {
   if (device != "cpu") {
     auto gpu = std::make_unique<GpuStepper>(t, opt, lora);
-    Status st = gpu->open(pin_to_device);
+    Status st = gpu->open(pin_to_device, math);
     if (st.ok()) return std::unique_ptr<Stepper>(std::move(gpu));
     if (device == "cuda") return st.with_context("tuning.device is cuda, but this run cannot train on the GPU");
     if (note != nullptr) *note = st.message();

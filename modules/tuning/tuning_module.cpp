@@ -18,6 +18,10 @@ llmops_code init(llmops_module_ctx* ctx, const llmops_host_api* host, llmops_err
   if (device != "auto" && device != "cpu" && device != "cuda") {
     return llmops::sdk::fail(err, LLMOPS_INVALID_ARGUMENT, "tuning.device is '" + device + "': use auto, cpu or cuda");
   }
+  const std::string precision = llmops::sdk::Host{ctx, host}.config("gpu-precision", "fp32");
+  if (precision != "fp32" && precision != "tf32" && precision != "bf16") {
+    return llmops::sdk::fail(err, LLMOPS_INVALID_ARGUMENT, "tuning.gpu-precision is '" + precision + "': use fp32, tf32 or bf16");
+  }
   auto* s = new State();
   s->host = host;
   s->ctx = ctx;
@@ -32,6 +36,7 @@ llmops_code init(llmops_module_ctx* ctx, const llmops_host_api* host, llmops_err
   s->watts_per_core = std::stod(sdk.config("watts-per-core", "10"));
   s->threads = std::stoi(sdk.config("threads", "0"));
   s->device = device;
+  s->gpu_precision = precision;
   if (host->job_kind_register(ctx, "train", 1, run_training_job, s, err) != LLMOPS_OK) return err->code;
   if (host->job_kind_register(ctx, "search", 1, run_search_job, s, err) != LLMOPS_OK) return err->code;
   llmops_code c = LLMOPS_OK;
@@ -54,6 +59,8 @@ const llmops_config_item kSchema[] = {
     {"threads", LLMOPS_CONFIG_INT, "0", 0, 1024, "engine threads of a training run (0: the training pool's size, else all CPUs)"},
     {"device", LLMOPS_CONFIG_STRING, "auto", 0, 0,
      "where training runs: auto (a GPU when the llmops-cuda driver finds one, the model is covered and its state fits; else the CPU), cpu, or cuda (the GPU or a failed run saying why)"},
+    {"gpu-precision", LLMOPS_CONFIG_STRING, "fp32", 0, 0,
+     "how a GPU run's matrix products multiply: fp32 (the CPU's arithmetic), or tensor cores with inputs rounded to tf32 or bf16 (F32 weights, gradients and sums either way)"},
 };
 
 const llmops_module_api kApi = {

@@ -153,6 +153,34 @@ TEST_P(GpuTrain, AdamWStepsFollowTheCpuOptimiser) {
   EXPECT_LT(nmse(params, cpu->params()), 1e-9);
 }
 
+// BF16 products (the fast setting on a GPU): the same run within a stated tolerance of the CPU's
+// F32 one, a relative 1e-2 on each step's loss.
+TEST_P(GpuTrain, Bf16ProductsTrainCloseToTheCpu) {
+  REQUIRE_DEVICE();
+  auto cpu = LlamaTrainer<float>::random(small(RopeLayout::kNeox, 0), false, 13);
+  ASSERT_TRUE(cpu.ok());
+  auto gpu = GpuTrainer::create(dev, *cpu);
+  ASSERT_TRUE(gpu.ok()) << gpu.status().message();
+  ASSERT_TRUE((*gpu)->set_math(LLMOPS_MATH_BF16).ok());
+  AdamWConfig oc;
+  oc.lr = 3e-3, oc.total_steps = 10;
+  AdamW<float> opt(oc, cpu->parameter_count());
+  std::vector<int32_t> tokens, targets;
+  make_batch(4, 16, 80, 12, &tokens, &targets);
+  for (int step = 0; step < 10; ++step) {
+    auto a = cpu->forward(tokens.data(), targets.data(), 4, 16);
+    auto b = (*gpu)->forward(tokens.data(), targets.data(), 4, 16);
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_NEAR(*b, *a, 1e-2 * *a) << "step " << step;
+    cpu->zero_grads();
+    cpu->backward();
+    ASSERT_TRUE((*gpu)->zero_grads().ok() && (*gpu)->backward().ok());
+    opt.step(cpu->params(), cpu->grads(), cpu->tensors());
+    ASSERT_TRUE((*gpu)->adamw_step(oc).ok());
+  }
+  ASSERT_TRUE((*gpu)->set_math(LLMOPS_MATH_F32).ok());
+}
+
 // LoRA with dropout: the adapters' gradients (the base frozen), then steps with a new dropout
 // stream each, as the tuning job runs them.
 TEST_P(GpuTrain, LoraWithDropoutFollowsTheCpuTrainer) {
@@ -289,6 +317,24 @@ TEST_P(GpuTrain, EachTrainingOpMatchesTheReference) {
       }, 1e-12);
     }
   }
+  // Tensor-core products: inputs rounded to TF32 or BF16 (the reference rounds them the same way).
+  for (int math : {LLMOPS_MATH_TF32, LLMOPS_MATH_BF16}) {
+    const int m = 64, nn = 96, k = 128;
+    OpRun r{{randn(static_cast<size_t>(m * k), 25), randn(static_cast<size_t>(k * nn), 26)}, {std::vector<float>(static_cast<size_t>(m * nn))}, {}};
+    auto product = [&](int mode) {
+      return [&, mode](auto& api, auto* h, auto& in, auto& out, auto&) {
+        int rc = api.set_math(h, mode);
+        if (rc == 0) rc = api.gemm(h, 0, 1, m, nn, k, 1.0f, in[0], k, in[1], k, 0.0f, out[0], nn);
+        api.set_math(h, LLMOPS_MATH_F32);
+        return rc;
+      };
+    };
+    expect_parity(dev, math == LLMOPS_MATH_BF16 ? "gemm bf16" : "gemm tf32", r, product(math), 1e-8);
+    const double off = nmse(run_op(dev, r, product(math))[0], run_op(dev, r, product(LLMOPS_MATH_F32))[0]);
+    EXPECT_GT(off, math == LLMOPS_MATH_BF16 ? 1e-7 : 1e-10) << "the rounding shows";
+    EXPECT_LT(off, math == LLMOPS_MATH_BF16 ? 1e-4 : 1e-6);
+  }
+  EXPECT_NE(dev.api().set_math(dev.handle(), 7), 0);
   // RoPE both ways, and its inverse undoes it.
   {
     const int heads = 3, head_dim = 32;

@@ -12,6 +12,7 @@
 
 struct llmops_drv {
   std::string error;
+  int math = LLMOPS_MATH_F32;
 };
 
 namespace llmops::engine::gpu_test {
@@ -172,15 +173,29 @@ void ref_graph_destroy(llmops_drv*, void*) {}
 
 // ---- training ----
 
+// An input as the tensor cores see it: mantissa rounded to `bits` (to nearest, ties to even).
+double rounded(float x, int math) {
+  if (math == LLMOPS_MATH_F32 || !std::isfinite(x)) return x;
+  const int drop = math == LLMOPS_MATH_BF16 ? 16 : 13;
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  const uint32_t half = 1u << (drop - 1), lsb = (u >> drop) & 1u;
+  u = (u + half - 1 + lsb) & ~((1u << drop) - 1);
+  float r;
+  std::memcpy(&r, &u, 4);
+  return r;
+}
+
 int ref_gemm(llmops_drv* d, int ta, int tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb, float beta, float* c,
              int ldc) {
   if (m < 1 || n < 1 || k < 1) return fail(d, LLMOPS_DRV_EINVAL, "gemm needs m, n, k >= 1");
+  const int math = d->math;
   for (int i = 0; i < m; ++i) {
     for (int j = 0; j < n; ++j) {
       double s = 0;
       for (int p = 0; p < k; ++p) {
-        const double av = ta ? a[static_cast<size_t>(p) * lda + i] : a[static_cast<size_t>(i) * lda + p];
-        const double bv = tb ? b[static_cast<size_t>(j) * ldb + p] : b[static_cast<size_t>(p) * ldb + j];
+        const double av = rounded(ta ? a[static_cast<size_t>(p) * lda + i] : a[static_cast<size_t>(i) * lda + p], math);
+        const double bv = rounded(tb ? b[static_cast<size_t>(j) * ldb + p] : b[static_cast<size_t>(p) * ldb + j], math);
         s += av * bv;
       }
       float& out = c[static_cast<size_t>(i) * ldc + j];
@@ -338,6 +353,12 @@ int ref_dropout(llmops_drv*, const float* x, float* y, uint64_t n, float p, floa
   return LLMOPS_DRV_OK;
 }
 
+int ref_set_math(llmops_drv* d, int mode) {
+  if (mode != LLMOPS_MATH_F32 && mode != LLMOPS_MATH_TF32 && mode != LLMOPS_MATH_BF16) return fail(d, LLMOPS_DRV_EINVAL, "math mode " + std::to_string(mode));
+  d->math = mode;
+  return LLMOPS_DRV_OK;
+}
+
 const llmops_driver_api kReference = {
     sizeof(llmops_driver_api), LLMOPS_DRIVER_ABI_MAJOR, LLMOPS_DRIVER_ABI_MINOR, "cpu-reference", "1",
     ref_score, ref_device_count, ref_device_info, ref_open, ref_close, ref_last_error, ref_alloc, ref_free,
@@ -346,7 +367,7 @@ const llmops_driver_api kReference = {
     ref_copy, ref_synchronize, ref_mark, ref_elapsed_ms, ref_matmul, ref_get_rows, ref_rms_norm, ref_layer_norm, ref_rope, ref_swiglu, ref_gelu,
     ref_add, ref_kv_store, ref_attention, ref_argmax, ref_fill_random, ref_capture_begin, ref_capture_end, ref_graph_launch, ref_graph_destroy,
     ref_matmul_add, ref_gemm, ref_rope_inverse, ref_rms_norm_backward, ref_swiglu_backward, ref_attention_train, ref_attention_train_backward,
-    ref_cross_entropy, ref_embedding_backward, ref_sum_squares, ref_adamw, ref_zero, ref_dropout,
+    ref_cross_entropy, ref_embedding_backward, ref_sum_squares, ref_adamw, ref_zero, ref_dropout, ref_set_math,
 };
 
 }  // namespace

@@ -320,7 +320,7 @@ TEST(Tune, GradientAccumulationMatchesALargerBatch) {
 TEST(Tune, RunsOnADeviceFollowTheCpuLossCurve) {
   REQUIRE_STORIES();
   DaemonProcess cpu({}, "tuning.device = cpu\n");
-  DaemonProcess dev({}, "tuning.device = cuda\nserving.device = cpu\n");
+  DaemonProcess dev({}, "tuning.device = cuda\ntuning.gpu-precision = fp32\nserving.device = cpu\n");
   dev.env()["LLMOPS_COMPUTE_DRIVER"] = LLMOPS_REFERENCE_DRIVER;
   for (DaemonProcess* d : {&cpu, &dev}) {
     ASSERT_TRUE(d->start()) << d->log();
@@ -345,6 +345,8 @@ TEST(Tune, RunsOnADeviceFollowTheCpuLossCurve) {
     }
     EXPECT_EQ(runs[0]["device"], "cpu");
     EXPECT_EQ(runs[1]["device"].get<std::string>().rfind("cuda:0 (CPU reference", 0), 0u) << runs[1]["device"];
+    EXPECT_EQ(runs[1]["gpu_precision"], "fp32");
+    EXPECT_FALSE(runs[0].contains("gpu_precision"));
     ASSERT_EQ(curves[0]["points"].size(), 12u);
     ASSERT_EQ(curves[1]["points"].size(), 12u);
     for (size_t i = 0; i < 12; ++i) {

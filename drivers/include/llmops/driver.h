@@ -77,6 +77,12 @@ typedef struct llmops_drv_attn_shape {
   int32_t max_positions;
 } llmops_drv_attn_shape;
 
+enum {
+  LLMOPS_MATH_F32 = 0,   /* plain F32 products */
+  LLMOPS_MATH_TF32 = 1,  /* inputs rounded to TF32 (10-bit mantissa) */
+  LLMOPS_MATH_BF16 = 2   /* inputs rounded to BF16 (7-bit mantissa, round to nearest even) */
+};
+
 /* Training attention (ABI 1.1): batch sequences of seq tokens, causal, grouped-query heads.
  * q and out are [batch·seq][n_heads·head_dim], k and v [batch·seq][n_kv_heads·head_dim]. */
 typedef struct llmops_drv_train_attn {
@@ -210,6 +216,9 @@ typedef struct llmops_driver_api {
    * (a float), where splitmix64(z): z += 0x9E3779B97F4A7C15; z = (z ^ (z >> 30))·0xBF58476D1CE4E5B9;
    * z = (z ^ (z >> 27))·0x94D049BB133111EB; return z ^ (z >> 31). */
   int (*dropout)(llmops_drv *d, const float *x, float *y, uint64_t n, float p, float scale, uint64_t key);
+  /* How gemm() multiplies from now on (LLMOPS_MATH_*): F32 exactly (the default), or on tensor
+   * cores with each input rounded to TF32 or BF16 first; F32 in, out and accumulation always. */
+  int (*set_math)(llmops_drv *d, int mode);
 } llmops_driver_api;
 
 typedef const llmops_driver_api *(*llmops_driver_get_api_fn)(void);
