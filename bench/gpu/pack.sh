@@ -7,7 +7,7 @@
 set -euo pipefail
 B=$1 D=$2
 rm -rf "$D" && mkdir -p "$D/bin" "$D/lib/llmops/drivers" "$D/shared/models"
-for exe in gpu_tests bench_gpu llmops-infer; do strip --strip-debug -o "$D/bin/$exe" "$B/bin/$exe"; done
+for exe in gpu_tests bench_gpu bench_gpu_train llmops-infer; do strip --strip-debug -o "$D/bin/$exe" "$B/bin/$exe"; done
 strip --strip-debug -o "$D/lib/llmops/drivers/libllmops_cuda.so" "$B/lib/llmops/drivers/libllmops_cuda.so"
 for lib in libopenblas.so.0 libgfortran.so.5 libquadmath.so.0; do
   cp -L "$(ldd "$B/bin/gpu_tests" | awk -v l=$lib '$1 == l {print $3}')" "$D/lib/$lib"

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Every GPU check and benchmark in one run (well under 8 minutes on an H100/H200): the driver
-# parity and whole-model tests, then decode/prefill speed against the HBM roofline.
+# parity and whole-model tests (the training ops and GpuTrainer among them), then decode/prefill
+# speed against the HBM roofline, then training throughput and MFU (bench_gpu_train).
 #   bench/gpu/run.sh DIR [bench_gpu options]
 # DIR holds bin/gpu_tests, bin/bench_gpu and lib/llmops/drivers/ (a build tree, or what
 # bench/gpu/pack.sh gathered); logs go to $OUT (default /tmp/llmops-gpu).
@@ -25,4 +26,6 @@ timeout 300 "$D/bin/gpu_tests" >"$OUT/gpu_tests.log" 2>&1
 echo "gpu_tests exit $?"
 grep -E '^\[  (FAILED|PASSED|SKIPPED) |nmse|GPU 0|Failure|Expected|Which is|Skipped' "$OUT/gpu_tests.log" | head -120
 echo "== benchmarks"
-timeout 300 "$D/bin/bench_gpu" "$@" 2>&1 | tee "$OUT/bench_gpu.log"
+timeout 240 "$D/bin/bench_gpu" "$@" 2>&1 | tee "$OUT/bench_gpu.log"
+echo "== training"
+timeout 150 "$D/bin/bench_gpu_train" --peak-tflops 989 2>&1 | tee "$OUT/bench_gpu_train.log"

@@ -1,6 +1,8 @@
 #include "gpu/reference_driver.h"
 
 #include <algorithm>
+#include <chrono>
+#include <random>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -13,6 +15,7 @@
 struct llmops_drv {
   std::string error;
   int math = LLMOPS_MATH_F32;
+  std::chrono::steady_clock::time_point marks[2];  // everything runs at once: wall time is device time
 };
 
 namespace llmops::engine::gpu_test {
@@ -53,8 +56,15 @@ int ref_copy(llmops_drv*, void* dst, const void* src, uint64_t bytes) {
   return LLMOPS_DRV_OK;
 }
 int ref_synchronize(llmops_drv*) { return LLMOPS_DRV_OK; }
-int ref_mark(llmops_drv* d, int) { return unsupported(d, "timing marks"); }
-int ref_elapsed_ms(llmops_drv* d, float*) { return unsupported(d, "timing marks"); }
+int ref_mark(llmops_drv* d, int slot) {
+  if (slot != 0 && slot != 1) return fail(d, LLMOPS_DRV_EINVAL, "mark slot must be 0 or 1");
+  d->marks[slot] = std::chrono::steady_clock::now();
+  return LLMOPS_DRV_OK;
+}
+int ref_elapsed_ms(llmops_drv* d, float* ms) {
+  *ms = std::chrono::duration<float, std::milli>(d->marks[1] - d->marks[0]).count();
+  return LLMOPS_DRV_OK;
+}
 
 // y[t][rows] (+)= x[t][cols]·Wᵀ (+ bias), W of any type the engine dequantises.
 int product(llmops_drv* d, int type, const void* w, uint64_t rows, uint64_t cols, const float* x, int t, float* y, const float* bias, bool add) {
@@ -162,7 +172,13 @@ int ref_argmax(llmops_drv*, const float* logits, int t, int n, int32_t* ids) {
   }
   return LLMOPS_DRV_OK;
 }
-int ref_fill_random(llmops_drv* d, int, void*, uint64_t, uint64_t, uint64_t, float) { return unsupported(d, "random weights"); }
+int ref_fill_random(llmops_drv* d, int type, void* w, uint64_t rows, uint64_t cols, uint64_t seed, float scale) {
+  if (type != LLMOPS_DT_F32) return unsupported(d, "random weights of a quantised type");
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> u(-scale, scale);
+  for (uint64_t i = 0; i < rows * cols; ++i) static_cast<float*>(w)[i] = u(rng);
+  return LLMOPS_DRV_OK;
+}
 int ref_capture_begin(llmops_drv* d) { return unsupported(d, "graphs"); }
 int ref_capture_end(llmops_drv* d, void** graph) {
   *graph = nullptr;
