@@ -492,6 +492,31 @@ int drv_set_math(llmops_drv* d, int mode) {
   return LLMOPS_DRV_OK;
 }
 
+int drv_layer_norm_backward(llmops_drv* d, const float* x, const float* w, const float* dy, float* dx, float* dw, float* db, float* scratch, int t,
+                            int n, float eps) {
+  if (t < 1 || n < 1) return fail(d, LLMOPS_DRV_EINVAL, "LayerNorm backward needs t >= 1 and n >= 1");
+  DRV_CUDA(d, layer_norm_backward(x, w, dy, dx, dw, db, scratch, t, n, eps, d->stream), "the LayerNorm backward kernels");
+  return LLMOPS_DRV_OK;
+}
+
+int drv_add_bias(llmops_drv* d, float* y, const float* b, int t, uint64_t n) {
+  if (t < 1 || n < 1) return fail(d, LLMOPS_DRV_EINVAL, "add_bias needs t >= 1 and n >= 1");
+  DRV_CUDA(d, add_bias(y, b, t, n, d->stream), "the bias kernel");
+  return LLMOPS_DRV_OK;
+}
+
+int drv_bias_backward(llmops_drv* d, const float* dy, float* db, int t, uint64_t n) {
+  if (t < 1 || n < 1) return fail(d, LLMOPS_DRV_EINVAL, "bias_backward needs t >= 1 and n >= 1");
+  DRV_CUDA(d, bias_backward(dy, db, t, n, d->stream), "the bias backward kernel");
+  return LLMOPS_DRV_OK;
+}
+
+int drv_gelu_backward(llmops_drv* d, const float* x, const float* dy, float* dx, uint64_t n) {
+  if (n == 0) return LLMOPS_DRV_OK;
+  DRV_CUDA(d, gelu_backward(x, dy, dx, n, d->stream), "the GELU backward kernel");
+  return LLMOPS_DRV_OK;
+}
+
 const llmops_driver_api kApi = {
     sizeof(llmops_driver_api),
     LLMOPS_DRIVER_ABI_MAJOR,
@@ -542,6 +567,10 @@ const llmops_driver_api kApi = {
     drv_zero,
     drv_dropout,
     drv_set_math,
+    drv_layer_norm_backward,
+    drv_add_bias,
+    drv_bias_backward,
+    drv_gelu_backward,
 };
 
 }  // namespace

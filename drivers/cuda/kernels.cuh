@@ -50,6 +50,11 @@ cudaError_t argmax(const float* logits, int t, int n, int32_t* ids, cudaStream_t
 cudaError_t rms_norm_backward(const float* x, const float* w, const float* dy, float* dx, float* dw, float* rstd, int t, int n, float eps,
                               cudaStream_t s);
 cudaError_t swiglu_backward(const float* gate, const float* up, const float* dh, float* dgate, float* dup, uint64_t n, cudaStream_t s);
+// stats: 2·t floats (each row's mean and 1/sd).
+cudaError_t layer_norm_backward(const float* x, const float* w, const float* dy, float* dx, float* dw, float* db, float* stats, int t, int n,
+                                float eps, cudaStream_t s);
+cudaError_t bias_backward(const float* dy, float* db, int t, uint64_t n, cudaStream_t s);
+cudaError_t gelu_backward(const float* x, const float* dy, float* dx, uint64_t n, cudaStream_t s);
 // Whole-sequence causal attention keeps each row's scores in shared memory: seq * 4 bytes
 // must fit train_attention_max_seq().
 int train_attention_max_seq();

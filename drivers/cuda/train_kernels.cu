@@ -42,6 +42,60 @@ __global__ void rms_norm_backward_weights(const float* __restrict__ x, const flo
   dw[j] += acc;
 }
 
+__global__ void layer_norm_backward_rows(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ dy,
+                                         float* __restrict__ dx, float* __restrict__ stats, int n, float eps) {
+  __shared__ float scratch[32];
+  const uint64_t off = static_cast<uint64_t>(blockIdx.x) * n;
+  float s = 0.0f;
+  for (int j = threadIdx.x; j < n; j += blockDim.x) s += x[off + j];
+  const float mean = block_sum(s, scratch) / static_cast<float>(n);
+  float ss = 0.0f;
+  for (int j = threadIdx.x; j < n; j += blockDim.x) ss += (x[off + j] - mean) * (x[off + j] - mean);
+  const float r = 1.0f / sqrtf(block_sum(ss, scratch) / static_cast<float>(n) + eps);
+  float gs = 0.0f, gx = 0.0f;
+  for (int j = threadIdx.x; j < n; j += blockDim.x) {
+    const float g = dy[off + j] * w[j];
+    gs += g;
+    gx += g * (x[off + j] - mean) * r;
+  }
+  const float gm = block_sum(gs, scratch) / static_cast<float>(n), gxm = block_sum(gx, scratch) / static_cast<float>(n);
+  for (int j = threadIdx.x; j < n; j += blockDim.x) {
+    const float xh = (x[off + j] - mean) * r;
+    dx[off + j] += r * (dy[off + j] * w[j] - gm - xh * gxm);
+  }
+  if (threadIdx.x == 0) stats[2 * blockIdx.x] = mean, stats[2 * blockIdx.x + 1] = r;
+}
+
+__global__ void layer_norm_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, const float* __restrict__ stats,
+                                            float* __restrict__ dw, float* __restrict__ db, int t, int n) {
+  const int j = blockIdx.x * blockDim.x + threadIdx.x;
+  if (j >= n) return;
+  float aw = 0.0f, ab = 0.0f;
+  for (int i = 0; i < t; ++i) {
+    const uint64_t at = static_cast<uint64_t>(i) * n + j;
+    aw += dy[at] * (x[at] - stats[2 * i]) * stats[2 * i + 1];
+    ab += dy[at];
+  }
+  dw[j] += aw;
+  db[j] += ab;
+}
+
+__global__ void bias_backward_kernel(const float* __restrict__ dy, float* __restrict__ db, int t, uint64_t n) {
+  const uint64_t j = blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x;
+  if (j >= n) return;
+  float acc = 0.0f;
+  for (int i = 0; i < t; ++i) acc += dy[static_cast<uint64_t>(i) * n + j];
+  db[j] += acc;
+}
+
+__global__ void gelu_backward_kernel(const float* x, const float* dy, float* dx, uint64_t n) {
+  const uint64_t i = blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x;
+  if (i >= n) return;
+  const float v = x[i], c = 0.7978845608028654f;
+  const float th = tanhf(c * (v + 0.044715f * v * v * v));
+  dx[i] = dy[i] * (0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * c * (1.0f + 3.0f * 0.044715f * v * v));
+}
+
 __global__ void swiglu_backward_kernel(const float* gate, const float* up, const float* dh, float* dgate, float* dup, uint64_t n) {
   const uint64_t i = blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x;
   if (i >= n) return;
@@ -276,6 +330,23 @@ cudaError_t rms_norm_backward(const float* x, const float* w, const float* dy, f
                               cudaStream_t s) {
   rms_norm_backward_rows<<<t, 256, 0, s>>>(x, w, dy, dx, rstd, n, eps);
   rms_norm_backward_weights<<<blocks_for(static_cast<uint64_t>(n), 128), 128, 0, s>>>(x, dy, rstd, dw, t, n);
+  return cudaGetLastError();
+}
+
+cudaError_t layer_norm_backward(const float* x, const float* w, const float* dy, float* dx, float* dw, float* db, float* stats, int t, int n,
+                                float eps, cudaStream_t s) {
+  layer_norm_backward_rows<<<t, 256, 0, s>>>(x, w, dy, dx, stats, n, eps);
+  layer_norm_backward_weights<<<blocks_for(static_cast<uint64_t>(n), 128), 128, 0, s>>>(x, dy, stats, dw, db, t, n);
+  return cudaGetLastError();
+}
+
+cudaError_t bias_backward(const float* dy, float* db, int t, uint64_t n, cudaStream_t s) {
+  bias_backward_kernel<<<blocks_for(n, 128), 128, 0, s>>>(dy, db, t, n);
+  return cudaGetLastError();
+}
+
+cudaError_t gelu_backward(const float* x, const float* dy, float* dx, uint64_t n, cudaStream_t s) {
+  gelu_backward_kernel<<<blocks_for(n, 256), 256, 0, s>>>(x, dy, dx, n);
   return cudaGetLastError();
 }
 

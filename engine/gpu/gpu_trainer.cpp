@@ -8,8 +8,6 @@ namespace llmops::engine {
 
 Result<std::unique_ptr<GpuTrainer>> GpuTrainer::create(GpuDevice& dev, const train::LlamaTrainer<float>& host) {
   const ModelConfig& c = host.config();
-  if (c.arch == Arch::kGpt2) return unimplemented("training GPT-2 on the GPU is not built yet; it trains on the CPU");
-  if (host.qkv_bias()) return unimplemented("training q/k/v biases (Qwen2's layout) on the GPU is not built yet; it trains on the CPU");
   if (dev.api().struct_size < sizeof(llmops_driver_api) || dev.api().abi_minor < 1) {
     return unimplemented("the " + std::string(dev.api().name) + " driver predates the training ops (driver ABI 1.1); install the llmops-cuda package of this llmops version");
   }
@@ -17,30 +15,52 @@ Result<std::unique_ptr<GpuTrainer>> GpuTrainer::create(GpuDevice& dev, const tra
   t->c_ = c;
   t->tensors_ = host.tensors();
   t->n_params_ = host.parameter_count();
-  auto find = [&](const std::string& name) -> Result<size_t> {
+  // Offsets into the flat parameters by GGUF name (kAbsent where the model has no such tensor).
+  auto find = [&](const std::string& name, bool bias = false) -> size_t {
     for (const auto& r : t->tensors_) {
-      if (r.name == name && !r.bias) return r.offset;
+      if (r.name == name && r.bias == bias) return r.offset;
     }
-    return invalid_argument("the trainer has no tensor " + name);
+    return kAbsent;
   };
-  LLMOPS_ASSIGN_OR_RETURN(t->tok_, find("token_embd"));
-  LLMOPS_ASSIGN_OR_RETURN(t->out_norm_, find("output_norm"));
-  t->cls_ = t->tok_;
-  if (!host.tied()) {
-    LLMOPS_ASSIGN_OR_RETURN(t->cls_, find("output"));
-  }
+  auto need = [](size_t at, const std::string& name) -> Status {
+    return at == kAbsent ? invalid_argument("the trainer has no tensor " + name) : ok_status();
+  };
+  const bool gpt2 = c.arch == Arch::kGpt2;
+  const size_t d = static_cast<size_t>(c.dim), q = static_cast<size_t>(c.q_dim()), kv = static_cast<size_t>(c.kv_dim());
+  t->tok_ = find("token_embd");
+  t->pos_ = gpt2 ? find("position_embd") : kAbsent;
+  t->out_norm_ = find("output_norm");
+  t->out_norm_b_ = find("output_norm", true);
+  t->cls_ = host.tied() ? t->tok_ : find("output");
+  LLMOPS_RETURN_IF_ERROR(need(t->tok_, "token_embd"));
+  LLMOPS_RETURN_IF_ERROR(need(t->out_norm_, "output_norm"));
+  LLMOPS_RETURN_IF_ERROR(need(t->cls_, "output"));
+  if (gpt2) LLMOPS_RETURN_IF_ERROR(need(t->pos_, "position_embd"));
   for (int l = 0; l < c.n_layers; ++l) {
     const std::string b = "blk." + std::to_string(l) + ".";
     LayerOffsets o{};
-    LLMOPS_ASSIGN_OR_RETURN(o.attn_norm, find(b + "attn_norm"));
-    LLMOPS_ASSIGN_OR_RETURN(o.wq, find(b + "attn_q"));
-    LLMOPS_ASSIGN_OR_RETURN(o.wk, find(b + "attn_k"));
-    LLMOPS_ASSIGN_OR_RETURN(o.wv, find(b + "attn_v"));
-    LLMOPS_ASSIGN_OR_RETURN(o.wo, find(b + "attn_output"));
-    LLMOPS_ASSIGN_OR_RETURN(o.ffn_norm, find(b + "ffn_norm"));
-    LLMOPS_ASSIGN_OR_RETURN(o.gate, find(b + "ffn_gate"));
-    LLMOPS_ASSIGN_OR_RETURN(o.up, find(b + "ffn_up"));
-    LLMOPS_ASSIGN_OR_RETURN(o.down, find(b + "ffn_down"));
+    o.attn_norm = find(b + "attn_norm"), o.attn_norm_b = find(b + "attn_norm", true);
+    if (gpt2) {
+      // q, k and v are row blocks of the fused projection, and so are their biases.
+      const size_t qkv = find(b + "attn_qkv"), qkv_b = find(b + "attn_qkv", true);
+      LLMOPS_RETURN_IF_ERROR(need(qkv, b + "attn_qkv"));
+      LLMOPS_RETURN_IF_ERROR(need(qkv_b, b + "attn_qkv.bias"));
+      o.wq = qkv, o.wk = qkv + q * d, o.wv = qkv + (q + kv) * d;
+      o.bq = qkv_b, o.bk = qkv_b + q, o.bv = qkv_b + q + kv;
+    } else {
+      o.wq = find(b + "attn_q"), o.wk = find(b + "attn_k"), o.wv = find(b + "attn_v");
+      o.bq = find(b + "attn_q", true), o.bk = find(b + "attn_k", true), o.bv = find(b + "attn_v", true);
+    }
+    o.wo = find(b + "attn_output"), o.bo = find(b + "attn_output", true);
+    o.ffn_norm = find(b + "ffn_norm"), o.ffn_norm_b = find(b + "ffn_norm", true);
+    o.gate = find(b + "ffn_gate");
+    o.up = find(b + "ffn_up"), o.b_up = find(b + "ffn_up", true);
+    o.down = find(b + "ffn_down"), o.b_down = find(b + "ffn_down", true);
+    for (auto [at, name] : {std::pair<size_t, const char*>{o.attn_norm, "attn_norm"}, {o.wq, "attn_q"}, {o.wk, "attn_k"}, {o.wv, "attn_v"},
+                            {o.wo, "attn_output"}, {o.ffn_norm, "ffn_norm"}, {o.up, "ffn_up"}, {o.down, "ffn_down"}}) {
+      LLMOPS_RETURN_IF_ERROR(need(at, b + name));
+    }
+    if (!gpt2) LLMOPS_RETURN_IF_ERROR(need(o.gate, b + "ffn_gate"));
     t->layers_.push_back(o);
   }
   const std::vector<float>& inv_freq = host.inv_freq();
@@ -66,7 +86,8 @@ Result<std::unique_ptr<GpuTrainer>> GpuTrainer::create(GpuDevice& dev, const tra
     const std::vector<float>& lp = host.lora_params();
     LLMOPS_ASSIGN_OR_RETURN(t->lparams_, DeviceBuffer::from_host(dev, lp.data(), std::max<size_t>(lp.size(), 1) * sizeof(float)));
     for (DeviceBuffer* b : {&t->lgrads_, &t->lm_, &t->lv_}) LLMOPS_RETURN_IF_ERROR(zeroed(*b, lp.size()));
-    LLMOPS_RETURN_IF_ERROR(zeroed(t->sink_, static_cast<uint64_t>(c.dim)));
+    // The widest vector a frozen norm or bias would write its gradient into.
+    LLMOPS_RETURN_IF_ERROR(zeroed(t->sink_, static_cast<uint64_t>(std::max({c.dim, c.q_dim() + 2 * c.kv_dim(), c.hidden_dim}))));
   } else {
     for (DeviceBuffer* b : {&t->grads_, &t->m_, &t->v_}) LLMOPS_RETURN_IF_ERROR(zeroed(*b, t->n_params_));
   }
@@ -106,7 +127,7 @@ Status GpuTrainer::reserve(int batch, int seq) {
   }
   for (auto [buf, count] : {std::pair<DeviceBuffer*, uint64_t>{&x_final_, N * d}, {&xf_norm_, N * d}, {&logits_, N * V}, {&loss_, N}, {&dx_, N * d},
                             {&dxn_, N * d}, {&dh_, N * hd}, {&dgate_, N * hd}, {&dup_, N * hd}, {&datt_, N * qd}, {&dq_, N * qd}, {&dk_, N * kvd},
-                            {&dv_, N * kvd}, {&scratch_, std::max<uint64_t>(N, static_cast<uint64_t>(attn))}, {&tokens_, N}, {&targets_, N},
+                            {&dv_, N * kvd}, {&scratch_, std::max<uint64_t>(2 * N, static_cast<uint64_t>(attn))}, {&tokens_, N}, {&targets_, N},
                             {&positions_, N}}) {
     LLMOPS_RETURN_IF_ERROR(floats(*buf, count));  // int32 buffers take as many bytes as floats
   }
@@ -180,6 +201,38 @@ Status GpuTrainer::project_backward(int layer, int which, size_t w, const float*
   return check(api.add(h, dx, dxd, count), "dx += the adapter's share");
 }
 
+Status GpuTrainer::norm(size_t w, size_t b, const float* x, float* y, int n) {
+  const float eps = static_cast<float>(c_.norm_eps);
+  if (b == kAbsent) return check(dev_.api().rms_norm(dev_.handle(), x, p(w), y, n, c_.dim, eps), "RMSNorm");
+  return check(dev_.api().layer_norm(dev_.handle(), x, p(w), p(b), y, n, c_.dim, eps), "LayerNorm");
+}
+
+Status GpuTrainer::norm_backward(size_t w, size_t b, const float* x, const float* dy, float* dx, int n) {
+  const float eps = static_cast<float>(c_.norm_eps);
+  float* scratch = scratch_.as<float>();
+  if (b == kAbsent) return check(dev_.api().rms_norm_backward(dev_.handle(), x, p(w), dy, dx, g(w), scratch, n, c_.dim, eps), "RMSNorm's backward");
+  return check(dev_.api().layer_norm_backward(dev_.handle(), x, p(w), dy, dx, g(w), g(b), scratch, n, c_.dim, eps), "LayerNorm's backward");
+}
+
+Status GpuTrainer::rotate(float* x, int n, int heads, bool inverse) {
+  if (rope_dims_ == 0) return ok_status();  // GPT-2: learned positions instead
+  const llmops_driver_api& api = dev_.api();
+  const bool neox = c_.rope == RopeLayout::kNeox;
+  const int rc = inverse ? api.rope_inverse(dev_.handle(), x, n, heads, c_.head_dim, rope_dims_, positions_.as<int32_t>(), inv_freq_.as<float>(), neox)
+                         : api.rope(dev_.handle(), x, n, heads, c_.head_dim, rope_dims_, positions_.as<int32_t>(), inv_freq_.as<float>(), neox);
+  return check(rc, inverse ? "RoPE's backward" : "RoPE");
+}
+
+Status GpuTrainer::bias(size_t b, float* y, int n, int width) {
+  if (b == kAbsent) return ok_status();
+  return check(dev_.api().add_bias(dev_.handle(), y, p(b), n, static_cast<uint64_t>(width)), "a bias");
+}
+
+Status GpuTrainer::bias_backward(size_t b, const float* dy, int n, int width) {
+  if (b == kAbsent) return ok_status();
+  return check(dev_.api().bias_backward(dev_.handle(), dy, g(b), n, static_cast<uint64_t>(width)), "a bias's backward");
+}
+
 Result<double> GpuTrainer::forward(const int32_t* tokens, const int32_t* targets, int batch, int seq) {
   if (batch < 1 || seq < 1 || seq > c_.seq_len) return invalid_argument("a training batch needs 1.." + std::to_string(c_.seq_len) + " tokens per sequence");
   const int n = batch * seq, d = c_.dim, qd = c_.q_dim(), kvd = c_.kv_dim(), hd = c_.hidden_dim, V = c_.vocab_size;
@@ -202,33 +255,49 @@ Result<double> GpuTrainer::forward(const int32_t* tokens, const int32_t* targets
   LLMOPS_RETURN_IF_ERROR(check(api.upload(h, positions_.get(), positions.data(), ids_bytes), "uploading the positions"));
   const auto* ids = tokens_.as<int32_t>();
   const auto* pos = positions_.as<int32_t>();
-  const bool neox = c_.rope == RopeLayout::kNeox;
-  const float eps = static_cast<float>(c_.norm_eps);
+  const bool gpt2 = c_.arch == Arch::kGpt2;
   const llmops_drv_train_attn shape{batch, seq, c_.n_heads, c_.n_kv_heads, c_.head_dim, 1.0f / std::sqrt(static_cast<float>(c_.head_dim))};
   const uint64_t row_bytes = static_cast<uint64_t>(n) * d * sizeof(float);
   float* x = x_final_.as<float>();  // the residual stream, which ends as the final norm's input
   LLMOPS_RETURN_IF_ERROR(check(api.get_rows(h, LLMOPS_DT_F32, p(tok_), static_cast<uint64_t>(d), ids, n, x), "the embedding"));
+  if (pos_ != kAbsent) {  // GPT-2's learned positions (xf_norm_ is free until the end)
+    LLMOPS_RETURN_IF_ERROR(check(api.get_rows(h, LLMOPS_DT_F32, p(pos_), static_cast<uint64_t>(d), pos, n, xf_norm_.as<float>()), "the positions"));
+    LLMOPS_RETURN_IF_ERROR(check(api.add(h, x, xf_norm_.as<float>(), static_cast<uint64_t>(n) * d), "adding the positions"));
+  }
   for (int l = 0; l < c_.n_layers; ++l) {
     const LayerOffsets& w = layers_[static_cast<size_t>(l)];
     LayerActs& a = acts_[static_cast<size_t>(l)];
     LLMOPS_RETURN_IF_ERROR(check(api.copy(h, a.x_in.get(), x, row_bytes), "keeping a layer's input"));
-    LLMOPS_RETURN_IF_ERROR(check(api.rms_norm(h, x, p(w.attn_norm), a.xn.as<float>(), n, d, eps), "the attention norm"));
+    LLMOPS_RETURN_IF_ERROR(norm(w.attn_norm, w.attn_norm_b, x, a.xn.as<float>(), n));
     LLMOPS_RETURN_IF_ERROR(project(l, 0, w.wq, a.xn.as<float>(), a.q.as<float>(), n, d, qd, false));
     LLMOPS_RETURN_IF_ERROR(project(l, 1, w.wk, a.xn.as<float>(), a.k.as<float>(), n, d, kvd, false));
     LLMOPS_RETURN_IF_ERROR(project(l, 2, w.wv, a.xn.as<float>(), a.v.as<float>(), n, d, kvd, false));
-    LLMOPS_RETURN_IF_ERROR(check(api.rope(h, a.q.as<float>(), n, c_.n_heads, c_.head_dim, rope_dims_, pos, inv_freq_.as<float>(), neox), "RoPE on q"));
-    LLMOPS_RETURN_IF_ERROR(check(api.rope(h, a.k.as<float>(), n, c_.n_kv_heads, c_.head_dim, rope_dims_, pos, inv_freq_.as<float>(), neox), "RoPE on k"));
+    LLMOPS_RETURN_IF_ERROR(bias(w.bq, a.q.as<float>(), n, qd));
+    LLMOPS_RETURN_IF_ERROR(bias(w.bk, a.k.as<float>(), n, kvd));
+    LLMOPS_RETURN_IF_ERROR(bias(w.bv, a.v.as<float>(), n, kvd));
+    LLMOPS_RETURN_IF_ERROR(rotate(a.q.as<float>(), n, c_.n_heads, false));
+    LLMOPS_RETURN_IF_ERROR(rotate(a.k.as<float>(), n, c_.n_kv_heads, false));
     LLMOPS_RETURN_IF_ERROR(check(api.attention_train(h, a.q.as<float>(), a.k.as<float>(), a.v.as<float>(), a.att_out.as<float>(), a.lse.as<float>(), &shape),
                                  "attention"));
     LLMOPS_RETURN_IF_ERROR(project(l, 3, w.wo, a.att_out.as<float>(), x, n, qd, d, true));
+    LLMOPS_RETURN_IF_ERROR(bias(w.bo, x, n, d));
     LLMOPS_RETURN_IF_ERROR(check(api.copy(h, a.x_mid.get(), x, row_bytes), "keeping the attention's output"));
-    LLMOPS_RETURN_IF_ERROR(check(api.rms_norm(h, x, p(w.ffn_norm), a.xn2.as<float>(), n, d, eps), "the feed-forward norm"));
-    LLMOPS_RETURN_IF_ERROR(project(l, 4, w.gate, a.xn2.as<float>(), a.gate.as<float>(), n, d, hd, false));
+    LLMOPS_RETURN_IF_ERROR(norm(w.ffn_norm, w.ffn_norm_b, x, a.xn2.as<float>(), n));
     LLMOPS_RETURN_IF_ERROR(project(l, 5, w.up, a.xn2.as<float>(), a.up.as<float>(), n, d, hd, false));
-    LLMOPS_RETURN_IF_ERROR(check(api.swiglu(h, a.gate.as<float>(), a.up.as<float>(), a.h.as<float>(), static_cast<uint64_t>(n) * hd), "SwiGLU"));
+    const uint64_t hn = static_cast<uint64_t>(n) * hd;
+    if (gpt2) {
+      // h = gelu(up(xn2) + b), the pre-activation kept in up.
+      LLMOPS_RETURN_IF_ERROR(bias(w.b_up, a.up.as<float>(), n, hd));
+      LLMOPS_RETURN_IF_ERROR(check(api.copy(h, a.h.get(), a.up.get(), hn * sizeof(float)), "keeping the pre-activation"));
+      LLMOPS_RETURN_IF_ERROR(check(api.gelu(h, a.h.as<float>(), hn), "GELU"));
+    } else {
+      LLMOPS_RETURN_IF_ERROR(project(l, 4, w.gate, a.xn2.as<float>(), a.gate.as<float>(), n, d, hd, false));
+      LLMOPS_RETURN_IF_ERROR(check(api.swiglu(h, a.gate.as<float>(), a.up.as<float>(), a.h.as<float>(), hn), "SwiGLU"));
+    }
     LLMOPS_RETURN_IF_ERROR(project(l, 6, w.down, a.h.as<float>(), x, n, hd, d, true));
+    LLMOPS_RETURN_IF_ERROR(bias(w.b_down, x, n, d));
   }
-  LLMOPS_RETURN_IF_ERROR(check(api.rms_norm(h, x, p(out_norm_), xf_norm_.as<float>(), n, d, eps), "the output norm"));
+  LLMOPS_RETURN_IF_ERROR(norm(out_norm_, out_norm_b_, x, xf_norm_.as<float>(), n));
   LLMOPS_RETURN_IF_ERROR(linear(cls_, xf_norm_.as<float>(), logits_.as<float>(), n, d, V, false));
   // The logits become d loss / d logits at once: (softmax − onehot) / counted.
   const float scale = counted_ > 0 ? static_cast<float>(1.0 / static_cast<double>(counted_)) : 0.0f;
@@ -251,44 +320,54 @@ Status GpuTrainer::backward() {
   const int n = batch_ * seq_, d = c_.dim, qd = c_.q_dim(), kvd = c_.kv_dim(), hd = c_.hidden_dim, V = c_.vocab_size;
   const llmops_driver_api& api = dev_.api();
   llmops_drv* h = dev_.handle();
-  const auto* pos = positions_.as<int32_t>();
-  const bool neox = c_.rope == RopeLayout::kNeox;
-  const float eps = static_cast<float>(c_.norm_eps);
+  const bool gpt2 = c_.arch == Arch::kGpt2;
   const llmops_drv_train_attn shape{batch_, seq_, c_.n_heads, c_.n_kv_heads, c_.head_dim, 1.0f / std::sqrt(static_cast<float>(c_.head_dim))};
   float* dx = dx_.as<float>();
   float* dxn = dxn_.as<float>();
-  float* scratch = scratch_.as<float>();
   // The classifier, then the output norm: dxn holds d loss / d (normed final stream).
   LLMOPS_RETURN_IF_ERROR(linear_backward(cls_, xf_norm_.as<float>(), logits_.as<float>(), dxn, n, d, V, false));
   LLMOPS_RETURN_IF_ERROR(check(api.zero(h, dx, static_cast<uint64_t>(n) * d * sizeof(float)), "clearing the stream's gradient"));
-  LLMOPS_RETURN_IF_ERROR(check(api.rms_norm_backward(h, x_final_.as<float>(), p(out_norm_), dxn, dx, g(out_norm_), scratch, n, d, eps), "the output norm's backward"));
+  LLMOPS_RETURN_IF_ERROR(norm_backward(out_norm_, out_norm_b_, x_final_.as<float>(), dxn, dx, n));
+  const uint64_t hn = static_cast<uint64_t>(n) * hd;
   for (int l = c_.n_layers - 1; l >= 0; --l) {
     const LayerOffsets& w = layers_[static_cast<size_t>(l)];
     LayerActs& a = acts_[static_cast<size_t>(l)];
-    // x_out = x_mid + down(silu(gate(xn2)) ⊙ up(xn2)); dx is d loss / d x_out.
+    // x_out = x_mid + down(silu(gate(xn2)) ⊙ up(xn2)) (GPT-2: down(gelu(up(xn2) + b_up)) + b_down);
+    // dx is d loss / d x_out.
+    LLMOPS_RETURN_IF_ERROR(bias_backward(w.b_down, dx, n, d));
     LLMOPS_RETURN_IF_ERROR(project_backward(l, 6, w.down, a.h.as<float>(), dx, dh_.as<float>(), n, hd, d, false));
-    LLMOPS_RETURN_IF_ERROR(check(api.swiglu_backward(h, a.gate.as<float>(), a.up.as<float>(), dh_.as<float>(), dgate_.as<float>(), dup_.as<float>(),
-                                                     static_cast<uint64_t>(n) * hd),
-                                 "SwiGLU's backward"));
-    LLMOPS_RETURN_IF_ERROR(project_backward(l, 4, w.gate, a.xn2.as<float>(), dgate_.as<float>(), dxn, n, d, hd, false));
-    LLMOPS_RETURN_IF_ERROR(project_backward(l, 5, w.up, a.xn2.as<float>(), dup_.as<float>(), dxn, n, d, hd, true));
-    LLMOPS_RETURN_IF_ERROR(check(api.rms_norm_backward(h, a.x_mid.as<float>(), p(w.ffn_norm), dxn, dx, g(w.ffn_norm), scratch, n, d, eps),
-                                 "the feed-forward norm's backward"));
-    // x_mid = x_in + wo(att_out).
+    if (gpt2) {
+      LLMOPS_RETURN_IF_ERROR(check(api.gelu_backward(h, a.up.as<float>(), dh_.as<float>(), dup_.as<float>(), hn), "GELU's backward"));
+      LLMOPS_RETURN_IF_ERROR(bias_backward(w.b_up, dup_.as<float>(), n, hd));
+    } else {
+      LLMOPS_RETURN_IF_ERROR(check(api.swiglu_backward(h, a.gate.as<float>(), a.up.as<float>(), dh_.as<float>(), dgate_.as<float>(), dup_.as<float>(), hn),
+                                   "SwiGLU's backward"));
+      LLMOPS_RETURN_IF_ERROR(project_backward(l, 4, w.gate, a.xn2.as<float>(), dgate_.as<float>(), dxn, n, d, hd, false));
+    }
+    LLMOPS_RETURN_IF_ERROR(project_backward(l, 5, w.up, a.xn2.as<float>(), dup_.as<float>(), dxn, n, d, hd, !gpt2));
+    // dx also flows through the residual: d x_mid = dx + the norm's backward.
+    LLMOPS_RETURN_IF_ERROR(norm_backward(w.ffn_norm, w.ffn_norm_b, a.x_mid.as<float>(), dxn, dx, n));
+    // x_mid = x_in + wo(att_out) + bo.
+    LLMOPS_RETURN_IF_ERROR(bias_backward(w.bo, dx, n, d));
     LLMOPS_RETURN_IF_ERROR(project_backward(l, 3, w.wo, a.att_out.as<float>(), dx, datt_.as<float>(), n, qd, d, false));
     LLMOPS_RETURN_IF_ERROR(check(api.attention_train_backward(h, a.q.as<float>(), a.k.as<float>(), a.v.as<float>(), a.att_out.as<float>(), a.lse.as<float>(),
-                                                              datt_.as<float>(), dq_.as<float>(), dk_.as<float>(), dv_.as<float>(), scratch, &shape),
+                                                              datt_.as<float>(), dq_.as<float>(), dk_.as<float>(), dv_.as<float>(), scratch_.as<float>(), &shape),
                                  "attention's backward"));
-    LLMOPS_RETURN_IF_ERROR(check(api.rope_inverse(h, dq_.as<float>(), n, c_.n_heads, c_.head_dim, rope_dims_, pos, inv_freq_.as<float>(), neox), "RoPE's backward on q"));
-    LLMOPS_RETURN_IF_ERROR(check(api.rope_inverse(h, dk_.as<float>(), n, c_.n_kv_heads, c_.head_dim, rope_dims_, pos, inv_freq_.as<float>(), neox), "RoPE's backward on k"));
+    LLMOPS_RETURN_IF_ERROR(rotate(dq_.as<float>(), n, c_.n_heads, true));
+    LLMOPS_RETURN_IF_ERROR(rotate(dk_.as<float>(), n, c_.n_kv_heads, true));
+    LLMOPS_RETURN_IF_ERROR(bias_backward(w.bq, dq_.as<float>(), n, qd));
+    LLMOPS_RETURN_IF_ERROR(bias_backward(w.bk, dk_.as<float>(), n, kvd));
+    LLMOPS_RETURN_IF_ERROR(bias_backward(w.bv, dv_.as<float>(), n, kvd));
     LLMOPS_RETURN_IF_ERROR(project_backward(l, 0, w.wq, a.xn.as<float>(), dq_.as<float>(), dxn, n, d, qd, false));
     LLMOPS_RETURN_IF_ERROR(project_backward(l, 1, w.wk, a.xn.as<float>(), dk_.as<float>(), dxn, n, d, kvd, true));
     LLMOPS_RETURN_IF_ERROR(project_backward(l, 2, w.wv, a.xn.as<float>(), dv_.as<float>(), dxn, n, d, kvd, true));
-    LLMOPS_RETURN_IF_ERROR(check(api.rms_norm_backward(h, a.x_in.as<float>(), p(w.attn_norm), dxn, dx, g(w.attn_norm), scratch, n, d, eps),
-                                 "the attention norm's backward"));
+    LLMOPS_RETURN_IF_ERROR(norm_backward(w.attn_norm, w.attn_norm_b, a.x_in.as<float>(), dxn, dx, n));
   }
-  if (!lora_) {  // the embedding is frozen under LoRA
+  if (!lora_) {  // the embeddings are frozen under LoRA
     LLMOPS_RETURN_IF_ERROR(check(api.embedding_backward(h, tokens_.as<int32_t>(), dx, n, static_cast<uint64_t>(d), g(tok_)), "the embedding's backward"));
+    if (pos_ != kAbsent) {
+      LLMOPS_RETURN_IF_ERROR(check(api.embedding_backward(h, positions_.as<int32_t>(), dx, n, static_cast<uint64_t>(d), g(pos_)), "the positions' backward"));
+    }
   }
   return check(api.synchronize(h), "the backward pass");
 }

@@ -11,9 +11,9 @@
 // stays frozen and gets no gradient buffer (an 8B base would need 32 GB for it); the dropout
 // mask is the CPU trainer's (train::dropout_keeps), drawn on the device.
 //
-// Covered now: the Llama family without biases (Llama, Mistral, TinyLlama's shapes; grouped
-// query heads; both RoPE layouts and partial rotary), full fine-tuning and LoRA. Not yet:
-// GPT-2 and q/k/v biases (create() says so with kUnimplemented; the caller trains on the CPU).
+// Covered: everything the host trainer trains — the Llama family (grouped query heads, both RoPE
+// layouts, partial rotary, Qwen2's q/k/v biases) and GPT-2 (LayerNorm, learned positions, the
+// fused q/k/v projection, GELU, every bias), full fine-tuning and LoRA.
 //
 // One thread at a time; the device must outlive the trainer.
 #pragma once
@@ -79,6 +79,15 @@ class GpuTrainer {
   // The base's gradient at offset; under LoRA a sink no step reads (the norms' backward adds
   // into its dw argument whatever happens).
   float* g(size_t offset) const { return lora_ ? sink_.as<float>() : grads_.as<float>() + offset; }
+  static constexpr size_t kAbsent = ~size_t{0};  // a tensor the model does not have
+  // RMSNorm (b absent) or LayerNorm, and their backward passes (dx += ; dw, db +=).
+  Status norm(size_t w, size_t b, const float* x, float* y, int n);
+  Status norm_backward(size_t w, size_t b, const float* x, const float* dy, float* dx, int n);
+  // RoPE at the batch's positions, or its inverse; nothing for GPT-2.
+  Status rotate(float* x, int n, int heads, bool inverse);
+  // y += b on each of n rows of width (nothing when b is absent), and db += the column sums of dy.
+  Status bias(size_t b, float* y, int n, int width);
+  Status bias_backward(size_t b, const float* dy, int n, int width);
   // y[n×out] = x[n×in]·Wᵀ (+ y when accumulate)
   Status linear(size_t w, const float* x, float* y, int n, int in, int out, bool accumulate);
   // dx[n×in] (+)= dy·W and, outside LoRA, dW += dyᵀ·x
@@ -100,10 +109,10 @@ class GpuTrainer {
   std::vector<train::TensorRef> tensors_;
   size_t n_params_ = 0;
   struct LayerOffsets {
-    size_t attn_norm, wq, wk, wv, wo, ffn_norm, gate, up, down;
+    size_t attn_norm, attn_norm_b, wq, wk, wv, bq, bk, bv, wo, bo, ffn_norm, ffn_norm_b, gate, up, b_up, down, b_down;
   };
   std::vector<LayerOffsets> layers_;
-  size_t tok_ = 0, out_norm_ = 0, cls_ = 0;
+  size_t tok_ = 0, pos_ = kAbsent, out_norm_ = 0, out_norm_b_ = kAbsent, cls_ = 0;
   int rope_dims_ = 0;
   DeviceBuffer params_, grads_, m_, v_, inv_freq_, norm_sq_, sink_;
   int64_t steps_ = 0;

@@ -375,6 +375,56 @@ int ref_set_math(llmops_drv* d, int mode) {
   return LLMOPS_DRV_OK;
 }
 
+int ref_layer_norm_backward(llmops_drv*, const float* x, const float* w, const float* dy, float* dx, float* dw, float* db, float*, int t, int n,
+                            float eps) {
+  std::vector<double> aw(static_cast<size_t>(n), 0.0), ab(static_cast<size_t>(n), 0.0);
+  for (int i = 0; i < t; ++i) {
+    const float* xi = x + static_cast<size_t>(i) * n;
+    const float* dyi = dy + static_cast<size_t>(i) * n;
+    double mean = 0, var = 0;
+    for (int j = 0; j < n; ++j) mean += xi[j];
+    mean /= n;
+    for (int j = 0; j < n; ++j) var += (xi[j] - mean) * (xi[j] - mean);
+    const double r = 1.0 / std::sqrt(var / n + eps);
+    double gm = 0, gxm = 0;
+    for (int j = 0; j < n; ++j) gm += static_cast<double>(dyi[j]) * w[j], gxm += static_cast<double>(dyi[j]) * w[j] * (xi[j] - mean) * r;
+    gm /= n, gxm /= n;
+    for (int j = 0; j < n; ++j) {
+      const double xh = (xi[j] - mean) * r;
+      aw[static_cast<size_t>(j)] += dyi[j] * xh;
+      ab[static_cast<size_t>(j)] += dyi[j];
+      dx[static_cast<size_t>(i) * n + j] += static_cast<float>(r * (static_cast<double>(dyi[j]) * w[j] - gm - xh * gxm));
+    }
+  }
+  for (int j = 0; j < n; ++j) dw[j] += static_cast<float>(aw[static_cast<size_t>(j)]), db[j] += static_cast<float>(ab[static_cast<size_t>(j)]);
+  return LLMOPS_DRV_OK;
+}
+
+int ref_add_bias(llmops_drv*, float* y, const float* b, int t, uint64_t n) {
+  for (int i = 0; i < t; ++i) {
+    for (uint64_t j = 0; j < n; ++j) y[static_cast<uint64_t>(i) * n + j] += b[j];
+  }
+  return LLMOPS_DRV_OK;
+}
+
+int ref_bias_backward(llmops_drv*, const float* dy, float* db, int t, uint64_t n) {
+  for (uint64_t j = 0; j < n; ++j) {
+    double s = 0;
+    for (int i = 0; i < t; ++i) s += dy[static_cast<uint64_t>(i) * n + j];
+    db[j] += static_cast<float>(s);
+  }
+  return LLMOPS_DRV_OK;
+}
+
+int ref_gelu_backward(llmops_drv*, const float* x, const float* dy, float* dx, uint64_t n) {
+  constexpr double c = 0.7978845608028654;
+  for (uint64_t i = 0; i < n; ++i) {
+    const double v = x[i], th = std::tanh(c * (v + 0.044715 * v * v * v));
+    dx[i] = static_cast<float>(dy[i] * (0.5 * (1.0 + th) + 0.5 * v * (1.0 - th * th) * c * (1.0 + 3.0 * 0.044715 * v * v)));
+  }
+  return LLMOPS_DRV_OK;
+}
+
 const llmops_driver_api kReference = {
     sizeof(llmops_driver_api), LLMOPS_DRIVER_ABI_MAJOR, LLMOPS_DRIVER_ABI_MINOR, "cpu-reference", "1",
     ref_score, ref_device_count, ref_device_info, ref_open, ref_close, ref_last_error, ref_alloc, ref_free,
@@ -383,7 +433,8 @@ const llmops_driver_api kReference = {
     ref_copy, ref_synchronize, ref_mark, ref_elapsed_ms, ref_matmul, ref_get_rows, ref_rms_norm, ref_layer_norm, ref_rope, ref_swiglu, ref_gelu,
     ref_add, ref_kv_store, ref_attention, ref_argmax, ref_fill_random, ref_capture_begin, ref_capture_end, ref_graph_launch, ref_graph_destroy,
     ref_matmul_add, ref_gemm, ref_rope_inverse, ref_rms_norm_backward, ref_swiglu_backward, ref_attention_train, ref_attention_train_backward,
-    ref_cross_entropy, ref_embedding_backward, ref_sum_squares, ref_adamw, ref_zero, ref_dropout, ref_set_math,
+    ref_cross_entropy, ref_embedding_backward, ref_sum_squares, ref_adamw, ref_zero, ref_dropout, ref_set_math, ref_layer_norm_backward,
+    ref_add_bias, ref_bias_backward, ref_gelu_backward,
 };
 
 }  // namespace

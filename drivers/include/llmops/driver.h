@@ -219,6 +219,16 @@ typedef struct llmops_driver_api {
   /* How gemm() multiplies from now on (LLMOPS_MATH_*): F32 exactly (the default), or on tensor
    * cores with each input rounded to TF32 or BF16 first; F32 in, out and accumulation always. */
   int (*set_math)(llmops_drv *d, int mode);
+  /* LayerNorm's backward over t rows of n, with x̂ = (x − mean)·r, r = (var(x) + eps)^-1/2 and
+   * g = dy ⊙ w: dx += r·(g − mean(g) − x̂·mean(g ⊙ x̂)), dw += Σ over rows of dy ⊙ x̂, db += Σ dy.
+   * scratch: 2·t floats of device memory. */
+  int (*layer_norm_backward)(llmops_drv *d, const float *x, const float *w, const float *dy, float *dx, float *dw, float *db, float *scratch,
+                             int t, int n, float eps);
+  /* y[i][j] += b[j] over t rows of n; bias_backward: db[j] += Σ over rows (in order) of dy[i][j]. */
+  int (*add_bias)(llmops_drv *d, float *y, const float *b, int t, uint64_t n);
+  int (*bias_backward)(llmops_drv *d, const float *dy, float *db, int t, uint64_t n);
+  /* GELU's backward (the tanh form): dx = dy ⊙ gelu'(x), written. */
+  int (*gelu_backward)(llmops_drv *d, const float *x, const float *dy, float *dx, uint64_t n);
 } llmops_driver_api;
 
 typedef const llmops_driver_api *(*llmops_driver_get_api_fn)(void);
