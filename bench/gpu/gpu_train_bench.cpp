@@ -6,7 +6,7 @@
 // figure for BF16 dense (989 on an H100/H200 SXM). Medians of --reps timed steps after warm-ups.
 // A LoRA step (rank 16 on q, k, v, o; dropout 0.05) follows each full one on the same weights.
 //
-//   bench_gpu_train [--shapes llama-110M] [--batch 8] [--seq 1024] [--reps 5] [--precisions fp32,tf32,bf16] [--peak-tflops 989]
+//   bench_gpu_train [--shapes llama-110M,gpt2-124M] [--batch 8] [--seq 1024] [--reps 5] [--precisions fp32,tf32,bf16] [--peak-tflops 989]
 //                   [--gemm-n 8192]
 // (A smoke run on the CPU reference driver: LLMOPS_COMPUTE_DRIVER=.../libllmops_reference.so
 // bench_gpu_train --shapes llama-15M --batch 1 --seq 32 --reps 1 --gemm-n 64.)
@@ -75,7 +75,7 @@ Result<double> gemm_flops(GpuDevice& dev, int math, int n) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string shapes = "llama-110M", precisions = "fp32,tf32,bf16";
+  std::string shapes = "llama-110M,gpt2-124M", precisions = "fp32,tf32,bf16";
   int batch = 8, seq = 1024, reps = 5, gemm_n = 8192;
   double peak_tflops = 0;
   for (int i = 1; i + 1 < argc; i += 2) {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "comm.h"
 #include "kernels.cuh"
 #include "llmops/driver.h"
 #include "quant.cuh"
@@ -517,6 +518,40 @@ int drv_gelu_backward(llmops_drv* d, const float* x, const float* dy, float* dx,
   return LLMOPS_DRV_OK;
 }
 
+struct DrvComm {
+  Comm* comm = nullptr;
+  llmops_drv* first = nullptr;  // where errors are told
+};
+
+int drv_comm_create(llmops_drv* const* devs, int n, void** out) {
+  *out = nullptr;
+  if (devs == nullptr || n < 1) return fail(nullptr, LLMOPS_DRV_EINVAL, "a communicator needs at least one device");
+  std::vector<int> ids;
+  std::vector<cudaStream_t> streams;
+  for (int i = 0; i < n; ++i) ids.push_back(devs[i]->device), streams.push_back(devs[i]->stream);
+  auto* dc = new DrvComm;
+  dc->first = devs[0];
+  if (int rc = comm_create(ids.data(), streams.data(), n, &dc->comm, &devs[0]->error); rc != LLMOPS_DRV_OK) {
+    delete dc;
+    return rc;
+  }
+  *out = dc;
+  return LLMOPS_DRV_OK;
+}
+
+int drv_comm_all_reduce(void* comm, float* const* bufs, uint64_t count) {
+  auto* dc = static_cast<DrvComm*>(comm);
+  if (dc == nullptr || bufs == nullptr) return LLMOPS_DRV_EINVAL;
+  return comm_all_reduce(dc->comm, bufs, count, &dc->first->error);
+}
+
+void drv_comm_destroy(void* comm) {
+  auto* dc = static_cast<DrvComm*>(comm);
+  if (dc == nullptr) return;
+  comm_destroy(dc->comm);
+  delete dc;
+}
+
 const llmops_driver_api kApi = {
     sizeof(llmops_driver_api),
     LLMOPS_DRIVER_ABI_MAJOR,
@@ -571,6 +606,9 @@ const llmops_driver_api kApi = {
     drv_add_bias,
     drv_bias_backward,
     drv_gelu_backward,
+    drv_comm_create,
+    drv_comm_all_reduce,
+    drv_comm_destroy,
 };
 
 }  // namespace

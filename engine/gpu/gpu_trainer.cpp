@@ -146,9 +146,14 @@ Status GpuTrainer::linear_backward(size_t w, const float* x, const float* dy, fl
   return check(api.gemm(dev_.handle(), 1, 0, out, in, n, 1.0f, dy, out, x, in, 1.0f, g(w), in), "dW += dyᵀ·x");
 }
 
-Result<const float*> GpuTrainer::dropped(int layer, int which, const float* x, uint64_t count) {
-  if (!forward_training_ || lora_cfg_.dropout <= 0) return x;
+uint64_t GpuTrainer::dropout_key(int layer, int which, int in) const {
   const uint64_t key = train::lora_dropout_key(lora_cfg_.seed, forward_stream_, layer * 7 + which);
+  return train::dropout_key_at(key, first_token_ * static_cast<uint64_t>(in));
+}
+
+Result<const float*> GpuTrainer::dropped(int layer, int which, const float* x, int n, int in) {
+  if (!forward_training_ || lora_cfg_.dropout <= 0) return x;
+  const uint64_t key = dropout_key(layer, which, in), count = static_cast<uint64_t>(n) * in;
   const float scale = static_cast<float>(1.0 / (1.0 - lora_cfg_.dropout));
   LLMOPS_RETURN_IF_ERROR(check(dev_.api().dropout(dev_.handle(), x, xd_.as<float>(), count, static_cast<float>(lora_cfg_.dropout), scale, key), "LoRA's dropout"));
   return static_cast<const float*>(xd_.as<float>());
@@ -164,7 +169,7 @@ Status GpuTrainer::project(int layer, int which, size_t w, const float* x, float
   const float* A = lparams_.as<float>() + lora_tensors_[static_cast<size_t>(idx)].offset;
   const float* B = lparams_.as<float>() + lora_tensors_[static_cast<size_t>(idx) + 1].offset;
   float* u = acts_[static_cast<size_t>(layer)].lora_u[static_cast<size_t>(which)].as<float>();
-  LLMOPS_ASSIGN_OR_RETURN(const float* xin, dropped(layer, which, x, static_cast<uint64_t>(n) * in));
+  LLMOPS_ASSIGN_OR_RETURN(const float* xin, dropped(layer, which, x, n, in));
   LLMOPS_RETURN_IF_ERROR(check(api.gemm(dev_.handle(), 0, 1, n, r, in, 1.0f, xin, in, A, in, 0.0f, u, r), "u = x·Aᵀ"));
   return check(api.gemm(dev_.handle(), 0, 1, n, out, r, s, u, r, B, r, 1.0f, y, out), "y += s·u·Bᵀ");
 }
@@ -189,15 +194,15 @@ Status GpuTrainer::project_backward(int layer, int which, size_t w, const float*
   LLMOPS_RETURN_IF_ERROR(check(api.gemm(h, 1, 0, out, r, n, s, dy, out, u, r, 1.0f, dB, r), "dB += s·dyᵀ·u"));
   LLMOPS_RETURN_IF_ERROR(check(api.gemm(h, 0, 0, n, r, out, s, dy, out, B, r, 0.0f, du, r), "du = s·dy·B"));
   const uint64_t count = static_cast<uint64_t>(n) * in;
-  LLMOPS_ASSIGN_OR_RETURN(const float* xin, dropped(layer, which, x, count));  // the forward's mask, drawn again
+  LLMOPS_ASSIGN_OR_RETURN(const float* xin, dropped(layer, which, x, n, in));  // the forward's mask, drawn again
   LLMOPS_RETURN_IF_ERROR(check(api.gemm(h, 1, 0, r, in, n, 1.0f, du, r, xin, in, 1.0f, dA, in), "dA += duᵀ·x"));
   if (xin == x) return check(api.gemm(h, 0, 0, n, in, r, 1.0f, du, r, A, in, 1.0f, dx, in), "dx += du·A");
   // Through the dropout: dx += mask ⊙ (du·A)·scale.
   float* dxd = dxd_.as<float>();
   LLMOPS_RETURN_IF_ERROR(check(api.gemm(h, 0, 0, n, in, r, 1.0f, du, r, A, in, 0.0f, dxd, in), "du·A"));
-  const uint64_t key = train::lora_dropout_key(lora_cfg_.seed, forward_stream_, layer * 7 + which);
   const float scale = static_cast<float>(1.0 / (1.0 - lora_cfg_.dropout));
-  LLMOPS_RETURN_IF_ERROR(check(api.dropout(h, dxd, dxd, count, static_cast<float>(lora_cfg_.dropout), scale, key), "LoRA's dropout backward"));
+  LLMOPS_RETURN_IF_ERROR(check(api.dropout(h, dxd, dxd, count, static_cast<float>(lora_cfg_.dropout), scale, dropout_key(layer, which, in)),
+                               "LoRA's dropout backward"));
   return check(api.add(h, dx, dxd, count), "dx += the adapter's share");
 }
 
@@ -300,7 +305,8 @@ Result<double> GpuTrainer::forward(const int32_t* tokens, const int32_t* targets
   LLMOPS_RETURN_IF_ERROR(norm(out_norm_, out_norm_b_, x, xf_norm_.as<float>(), n));
   LLMOPS_RETURN_IF_ERROR(linear(cls_, xf_norm_.as<float>(), logits_.as<float>(), n, d, V, false));
   // The logits become d loss / d logits at once: (softmax − onehot) / counted.
-  const float scale = counted_ > 0 ? static_cast<float>(1.0 / static_cast<double>(counted_)) : 0.0f;
+  const int64_t over = normaliser_ > 0 ? normaliser_ : counted_;
+  const float scale = over > 0 ? static_cast<float>(1.0 / static_cast<double>(over)) : 0.0f;
   LLMOPS_RETURN_IF_ERROR(check(api.cross_entropy(h, logits_.as<float>(), targets_.as<int32_t>(), n, V, scale, loss_.as<float>()), "cross-entropy"));
   std::vector<float> loss(static_cast<size_t>(n));
   LLMOPS_RETURN_IF_ERROR(check(api.download(h, loss.data(), loss_.get(), static_cast<uint64_t>(n) * sizeof(float)), "downloading the losses"));
@@ -414,6 +420,8 @@ Result<double> GpuTrainer::adamw_step(const train::AdamWConfig& c, double grad_m
   LLMOPS_RETURN_IF_ERROR(check(api.synchronize(h), "the optimiser step"));
   return norm;
 }
+
+float* GpuTrainer::trained_grads() const { return trained().grads->as<float>(); }
 
 Status GpuTrainer::download_trained(std::vector<float>* out) const {
   const Trained t = trained();

@@ -50,6 +50,13 @@ class GpuTrainer {
   // How the products multiply (LLMOPS_MATH_F32, the default and the CPU's arithmetic; _TF32 or
   // _BF16: tensor cores with the inputs rounded, F32 everywhere else).
   Status set_math(int mode) { return check(dev_.api().set_math(dev_.handle(), mode), "choosing the products' precision"); }
+  // Data parallelism (gpu/data_parallel.h): this replica's gradient is divided by the whole
+  // batch's counted targets (0: its own), and its tokens start at `first` of the batch (where
+  // its slice of the dropout mask starts). trained_grads(): the device buffer to all-reduce.
+  void set_gradient_normaliser(int64_t counted) { normaliser_ = counted; }
+  void set_token_offset(uint64_t first) { first_token_ = first; }
+  float* trained_grads() const;
+  GpuDevice& device() const { return dev_; }
   // As the host trainer's: dropout draws from (seed, stream, slot); evaluation turns it off.
   void set_dropout_stream(uint64_t stream) { dropout_stream_ = stream; }
   void set_training(bool on) { training_ = on; }
@@ -95,8 +102,10 @@ class GpuTrainer {
   // A projection (q k v o gate up down = 0..6) with its adapter, when it has one.
   Status project(int layer, int which, size_t w, const float* x, float* y, int n, int in, int out, bool accumulate);
   Status project_backward(int layer, int which, size_t w, const float* x, const float* dy, float* dx, int n, int in, int out, bool accumulate);
-  // x with the dropout mask of (layer, which) applied, into xd_ (or x itself when dropout is off).
-  Result<const float*> dropped(int layer, int which, const float* x, uint64_t count);
+  // x (n rows of in) with the dropout mask of (layer, which) applied, into xd_ (or x itself
+  // when dropout is off); the mask's key for this replica's slice of the batch.
+  Result<const float*> dropped(int layer, int which, const float* x, int n, int in);
+  uint64_t dropout_key(int layer, int which, int in) const;
   struct Trained {
     DeviceBuffer *params, *grads, *m, *v;
     const std::vector<train::TensorRef>* tensors;
@@ -124,7 +133,8 @@ class GpuTrainer {
   std::vector<train::TensorRef> lora_tensors_;
   std::vector<std::array<int, 7>> lora_idx_;
   DeviceBuffer lparams_, lgrads_, lm_, lv_;
-  uint64_t dropout_stream_ = 0, forward_stream_ = 0;
+  uint64_t dropout_stream_ = 0, forward_stream_ = 0, first_token_ = 0;
+  int64_t normaliser_ = 0;
 
   // Activations for up to cap_tokens_ tokens (batch·seq), grown on demand.
   struct LayerActs {

@@ -688,6 +688,8 @@ bool dropout_keeps(uint64_t key, uint64_t i, float p) {
   return u >= p;
 }
 
+uint64_t dropout_key_at(uint64_t key, uint64_t first) { return key + first * 0x9E3779B97F4A7C15ULL; }
+
 double learning_rate(const AdamWConfig& c, int64_t step) {
   if (c.warmup_steps > 0 && step < c.warmup_steps) return c.lr * static_cast<double>(step + 1) / static_cast<double>(c.warmup_steps);
   const int64_t span = std::max<int64_t>(1, c.total_steps - c.warmup_steps);

@@ -163,6 +163,8 @@ class LlamaTrainer {
 // (layer · 7 + which). drivers/include/llmops/driver.h's dropout() computes the same bits.
 uint64_t lora_dropout_key(uint64_t seed, uint64_t stream, int slot);
 bool dropout_keeps(uint64_t key, uint64_t i, float p);
+// The key whose element i is element first + i of `key`'s mask (a slice of a batch's mask).
+uint64_t dropout_key_at(uint64_t key, uint64_t first);
 
 // AdamW with decoupled weight decay (applied to matrices, not to norm weights), a learning
 // rate that warms up linearly and then decays (cosine or linear) to min_lr, and clipping of the

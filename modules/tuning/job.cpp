@@ -393,7 +393,7 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
     // checkpoint's state.
     std::string why_cpu;
     const int math = s->gpu_precision == "bf16" ? LLMOPS_MATH_BF16 : s->gpu_precision == "tf32" ? LLMOPS_MATH_TF32 : LLMOPS_MATH_F32;
-    auto made = Stepper::make(s->device, math, t, opt, lora, [s](const std::string& pci) {
+    auto made = Stepper::make(s->device, s->gpus, math, t, opt, lora, [s](const std::string& pci) {
       if (s->host->struct_size < offsetof(llmops_host_api, placement_bind_device) + sizeof(void*)) return;
       llmops_error e{};
       if (s->host->placement_bind_device(s->ctx, pci.c_str(), &e) != LLMOPS_OK) {

@@ -2,11 +2,12 @@
 // a GPU (engine/gpu/gpu_trainer.h). The job's loop (job.cpp) sees one interface for both, so
 // checkpoints, validation, early stopping and the result work the same on either.
 //
-// On a GPU the parameters, gradients and AdamW's moments live on the device; to_host() brings
-// the trained set and the moments back into the host trainer and optimiser (for a checkpoint,
-// and once at the end for the result). Every device call runs on one thread bound next to the
-// GPU (its NUMA node's CPUs and memory, through the host's placement_bind_device); the job's
-// own thread only hands it work, so nothing of the job thread's placement changes.
+// On GPUs the parameters, gradients and AdamW's moments live on the devices, one replica per
+// GPU with the batch split across them (engine/gpu/data_parallel.h); to_host() brings the
+// trained set and the moments back into the host trainer and optimiser (for a checkpoint, and
+// once at the end for the result). Each GPU's calls run on one thread bound next to it (its
+// NUMA node's CPUs and memory, through the host's placement_bind_device); the job's own thread
+// only hands them work, so nothing of the job thread's placement changes.
 //
 // One job's thread uses a Stepper; the trainer and optimiser must outlive it.
 #pragma once
@@ -25,14 +26,15 @@ class Stepper {
  public:
   // device: "cpu"; "cuda" (the GPU or a failed run saying why); "auto" (the GPU when the
   // llmops-cuda driver finds one, it covers the model and the state fits, else the CPU with
-  // the reason in *note). pin_to_device(pci) binds the calling thread next to that GPU. math:
-  // how a GPU's products multiply (LLMOPS_MATH_*; the CPU's are F32).
+  // the reason in *note). gpus: how many GPUs (0: all the driver sees). pin_to_device(pci)
+  // binds the calling thread next to that GPU. math: how the GPUs' products multiply
+  // (LLMOPS_MATH_*; the CPU's are F32).
   // The trainer and optimiser hold the run's current state (a resumed run's, too).
-  static Result<std::unique_ptr<Stepper>> make(const std::string& device, int math, Trainer& t, Optimizer& opt, bool lora,
+  static Result<std::unique_ptr<Stepper>> make(const std::string& device, int gpus, int math, Trainer& t, Optimizer& opt, bool lora,
                                                const std::function<void(const std::string&)>& pin_to_device, std::string* note);
   virtual ~Stepper() = default;
 
-  // "cpu", or "cuda:0 (NVIDIA H200, 0000:41:00.0)".
+  // "cpu", "cuda:0 (NVIDIA H200, 0000:41:00.0)" or "cuda:0-3 (4 × NVIDIA H200)".
   virtual std::string device() const = 0;
   virtual Result<double> forward(const int32_t* tokens, const int32_t* targets, int batch, int seq) = 0;
   virtual int64_t counted_targets() const = 0;

@@ -37,6 +37,7 @@ llmops_code init(llmops_module_ctx* ctx, const llmops_host_api* host, llmops_err
   s->threads = std::stoi(sdk.config("threads", "0"));
   s->device = device;
   s->gpu_precision = precision;
+  s->gpus = std::stoi(sdk.config("gpus", "0"));
   if (host->job_kind_register(ctx, "train", 1, run_training_job, s, err) != LLMOPS_OK) return err->code;
   if (host->job_kind_register(ctx, "search", 1, run_search_job, s, err) != LLMOPS_OK) return err->code;
   llmops_code c = LLMOPS_OK;
@@ -59,6 +60,7 @@ const llmops_config_item kSchema[] = {
     {"threads", LLMOPS_CONFIG_INT, "0", 0, 1024, "engine threads of a training run (0: the training pool's size, else all CPUs)"},
     {"device", LLMOPS_CONFIG_STRING, "auto", 0, 0,
      "where training runs: auto (a GPU when the llmops-cuda driver finds one, the model is covered and its state fits; else the CPU), cpu, or cuda (the GPU or a failed run saying why)"},
+    {"gpus", LLMOPS_CONFIG_INT, "0", 0, 64, "GPUs a run trains on, one replica each with the batch split across them and the gradients summed by NCCL (0: every GPU the driver sees)"},
     {"gpu-precision", LLMOPS_CONFIG_STRING, "fp32", 0, 0,
      "how a GPU run's matrix products multiply: fp32 (the CPU's arithmetic), or tensor cores with inputs rounded to tf32 or bf16 (F32 weights, gradients and sums either way)"},
 };

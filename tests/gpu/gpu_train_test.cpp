@@ -9,6 +9,7 @@
 #include <functional>
 #include <random>
 
+#include "gpu/data_parallel.h"
 #include "gpu/gpu_test_util.h"
 #include "gpu/gpu_trainer.h"
 #include "gpu/reference_driver.h"
@@ -278,6 +279,64 @@ void lora_steps(GpuDevice& dev, bool gpt2) {
   EXPECT_LT(nmse(m, opt.m()), 1e-9);
   ASSERT_TRUE((*gpu)->upload_trained_state(params, m, v, (*gpu)->steps()).ok());
   EXPECT_EQ((*gpu)->upload_trained_state(params, m, std::vector<float>(3), 1).code(), Code::kInvalidArgument);
+}
+
+// Two replicas (the reference driver has two devices; CUDA needs two GPUs) take the one-device
+// step: the same losses, gradients and, after AdamW steps, parameters, with LoRA's dropout
+// sliced across them, an uneven split and a batch that leaves one replica idle.
+TEST_P(GpuTrain, DataParallelReplicasTakeTheOneDeviceStep) {
+  REQUIRE_DEVICE();
+  std::shared_ptr<GpuDriver> driver;
+  if (GetParam() == Driver::kReference) {
+    driver = GpuDriver::from_table(reference_driver_api());
+  } else {
+    auto found = GpuDriver::find_usable();
+    ASSERT_TRUE(found.ok()) << found.status().message();
+    driver = *found;
+  }
+  if (driver->api().device_count() < 2) GTEST_SKIP() << "one GPU here: data parallelism needs two";
+  auto cpu = LlamaTrainer<float>::random(small(RopeLayout::kNeox, 0), false, 21);
+  ASSERT_TRUE(cpu.ok());
+  train::LoraConfig lc;
+  lc.rank = 4, lc.alpha = 8, lc.dropout = 0.25, lc.seed = 9, lc.targets = {"q", "v", "up", "down"};
+  ASSERT_TRUE(cpu->enable_lora(lc).ok());
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 0.05f);
+  for (float& v : cpu->lora_params()) v += nd(rng);
+  auto dp = DataParallelTrainer::create(driver, 2, *cpu, nullptr);
+  ASSERT_TRUE(dp.ok()) << dp.status().message();
+  EXPECT_EQ((*dp)->replicas(), 2);
+  EXPECT_NE((*dp)->describe().find("2 ×"), std::string::npos) << (*dp)->describe();
+  AdamWConfig oc;
+  oc.lr = 1e-2, oc.total_steps = 6;
+  AdamW<float> opt(oc, cpu->lora_params().size());
+  for (int step = 0; step < 6; ++step) {
+    const int batch = step == 4 ? 1 : 3;  // 1 + 2 sequences; once, one sequence for two replicas
+    SCOPED_TRACE("step " + std::to_string(step) + ", batch " + std::to_string(batch));
+    std::vector<int32_t> tokens, targets;
+    make_batch(batch, 12, 80, 40 + static_cast<uint32_t>(step), &tokens, &targets);
+    cpu->set_dropout_stream(static_cast<uint64_t>(step));
+    (*dp)->set_dropout_stream(static_cast<uint64_t>(step));
+    auto a = cpu->forward(tokens.data(), targets.data(), batch, 12);
+    auto b = (*dp)->forward(tokens.data(), targets.data(), batch, 12);
+    ASSERT_TRUE(a.ok() && b.ok()) << b.status().message();
+    EXPECT_NEAR(*b, *a, 1e-5 * *a);
+    EXPECT_EQ((*dp)->counted_targets(), cpu->counted_targets());
+    cpu->zero_lora_grads();
+    cpu->backward();
+    ASSERT_TRUE((*dp)->zero_grads().ok());
+    ASSERT_TRUE((*dp)->backward().ok());
+    const double n_cpu = opt.step(cpu->lora_params(), cpu->lora_grads(), cpu->lora_tensors());
+    auto n_dp = (*dp)->adamw_step(oc);
+    ASSERT_TRUE(n_dp.ok()) << n_dp.status().message();
+    EXPECT_NEAR(*n_dp, n_cpu, 1e-4 * n_cpu);
+  }
+  std::vector<float> params;
+  ASSERT_TRUE((*dp)->download_trained(&params).ok());
+  EXPECT_LT(nmse(params, cpu->lora_params()), 1e-9);
+  EXPECT_EQ((*dp)->steps(), 6);
+  // More replicas than the driver has devices is refused before anything opens.
+  EXPECT_EQ(DataParallelTrainer::create(driver, driver->api().device_count() + 1, *cpu, nullptr).status().code(), Code::kInvalidArgument);
 }
 
 TEST_P(GpuTrain, BadBatchesAreRefusedAsOnTheCpu) {

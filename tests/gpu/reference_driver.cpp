@@ -31,10 +31,13 @@ int unsupported(llmops_drv* d, const char* op) {
   return fail(d, LLMOPS_DRV_EUNSUPPORTED, std::string("the CPU reference driver does not do ") + op);
 }
 
+// Two "devices", so that data parallelism has a group to run on.
+constexpr int kDevices = 2;
+
 int ref_score() { return 1; }
-int ref_device_count() { return 1; }
+int ref_device_count() { return kDevices; }
 int ref_device_info(int device, llmops_drv_device_info* out) {
-  if (device != 0) return fail(nullptr, LLMOPS_DRV_EINVAL, "the reference driver has one device");
+  if (device < 0 || device >= kDevices) return fail(nullptr, LLMOPS_DRV_EINVAL, "the reference driver has two devices");
   std::memset(out, 0, sizeof(*out));
   std::snprintf(out->name, sizeof(out->name), "CPU reference");
   std::snprintf(out->pci_bus_id, sizeof(out->pci_bus_id), "none");
@@ -43,7 +46,7 @@ int ref_device_info(int device, llmops_drv_device_info* out) {
   return LLMOPS_DRV_OK;
 }
 int ref_open(int device, llmops_drv** out) {
-  if (device != 0) return fail(nullptr, LLMOPS_DRV_EINVAL, "the reference driver has one device");
+  if (device < 0 || device >= kDevices) return fail(nullptr, LLMOPS_DRV_EINVAL, "the reference driver has two devices");
   *out = new llmops_drv;
   return LLMOPS_DRV_OK;
 }
@@ -425,6 +428,26 @@ int ref_gelu_backward(llmops_drv*, const float* x, const float* dy, float* dx, u
   return LLMOPS_DRV_OK;
 }
 
+// All-reduce: the ranks' buffers summed in rank order, the sum written back to each.
+struct RefComm {
+  int n;
+};
+int ref_comm_create(llmops_drv* const* devs, int n, void** comm) {
+  if (devs == nullptr || n < 1) return fail(nullptr, LLMOPS_DRV_EINVAL, "a communicator needs at least one device");
+  *comm = new RefComm{n};
+  return LLMOPS_DRV_OK;
+}
+int ref_comm_all_reduce(void* comm, float* const* bufs, uint64_t count) {
+  const int n = static_cast<RefComm*>(comm)->n;
+  for (uint64_t i = 0; i < count; ++i) {
+    float s = 0.0f;
+    for (int r = 0; r < n; ++r) s += bufs[r][i];
+    for (int r = 0; r < n; ++r) bufs[r][i] = s;
+  }
+  return LLMOPS_DRV_OK;
+}
+void ref_comm_destroy(void* comm) { delete static_cast<RefComm*>(comm); }
+
 const llmops_driver_api kReference = {
     sizeof(llmops_driver_api), LLMOPS_DRIVER_ABI_MAJOR, LLMOPS_DRIVER_ABI_MINOR, "cpu-reference", "1",
     ref_score, ref_device_count, ref_device_info, ref_open, ref_close, ref_last_error, ref_alloc, ref_free,
@@ -434,7 +457,7 @@ const llmops_driver_api kReference = {
     ref_add, ref_kv_store, ref_attention, ref_argmax, ref_fill_random, ref_capture_begin, ref_capture_end, ref_graph_launch, ref_graph_destroy,
     ref_matmul_add, ref_gemm, ref_rope_inverse, ref_rms_norm_backward, ref_swiglu_backward, ref_attention_train, ref_attention_train_backward,
     ref_cross_entropy, ref_embedding_backward, ref_sum_squares, ref_adamw, ref_zero, ref_dropout, ref_set_math, ref_layer_norm_backward,
-    ref_add_bias, ref_bias_backward, ref_gelu_backward,
+    ref_add_bias, ref_bias_backward, ref_gelu_backward, ref_comm_create, ref_comm_all_reduce, ref_comm_destroy,
 };
 
 }  // namespace

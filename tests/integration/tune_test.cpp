@@ -312,15 +312,16 @@ TEST(Tune, GradientAccumulationMatchesALargerBatch) {
   }
 }
 
-// Training on a device: the tuning stage drives the compute driver's training ops through
-// GpuTrainer. Here the device is the CPU reference driver (tests/gpu/reference_driver.cpp, given
-// to the daemon by LLMOPS_COMPUTE_DRIVER); on a GPU machine the CUDA driver's ops are held to the
-// same reference by gpu_tests. LoRA with dropout and full fine-tuning, with micro-batches and a
-// validation split, follow the CPU run's loss curve within 1e-4 per step.
+// Training on devices: the tuning stage drives the compute driver's training ops through
+// GpuTrainer replicas, data-parallel over two devices. Here the devices are the CPU reference
+// driver's (tests/gpu/reference_driver.cpp, given to the daemon by LLMOPS_COMPUTE_DRIVER); on a
+// GPU machine the CUDA driver's ops are held to the same reference by gpu_tests. LoRA with
+// dropout and full fine-tuning, with micro-batches and a validation split, follow the CPU run's
+// loss curve within 1e-4 per step.
 TEST(Tune, RunsOnADeviceFollowTheCpuLossCurve) {
   REQUIRE_STORIES();
   DaemonProcess cpu({}, "tuning.device = cpu\n");
-  DaemonProcess dev({}, "tuning.device = cuda\ntuning.gpu-precision = fp32\nserving.device = cpu\n");
+  DaemonProcess dev({}, "tuning.device = cuda\ntuning.gpus = 2\ntuning.gpu-precision = fp32\nserving.device = cpu\n");
   dev.env()["LLMOPS_COMPUTE_DRIVER"] = LLMOPS_REFERENCE_DRIVER;
   for (DaemonProcess* d : {&cpu, &dev}) {
     ASSERT_TRUE(d->start()) << d->log();
@@ -344,7 +345,7 @@ TEST(Tune, RunsOnADeviceFollowTheCpuLossCurve) {
       curves.push_back(ctl_json(*d, {"tune", "curve", std::to_string(runs.back()["id"].get<int>())}));
     }
     EXPECT_EQ(runs[0]["device"], "cpu");
-    EXPECT_EQ(runs[1]["device"].get<std::string>().rfind("cuda:0 (CPU reference", 0), 0u) << runs[1]["device"];
+    EXPECT_EQ(runs[1]["device"], "cuda:0-1 (2 × CPU reference)");
     EXPECT_EQ(runs[1]["gpu_precision"], "fp32");
     EXPECT_FALSE(runs[0].contains("gpu_precision"));
     ASSERT_EQ(curves[0]["points"].size(), 12u);

@@ -229,6 +229,14 @@ typedef struct llmops_driver_api {
   int (*bias_backward)(llmops_drv *d, const float *dy, float *db, int t, uint64_t n);
   /* GELU's backward (the tanh form): dx = dy ⊙ gelu'(x), written. */
   int (*gelu_backward)(llmops_drv *d, const float *x, const float *dy, float *dx, uint64_t n);
+  /* Data parallelism across several opened devices of this driver in one process (NCCL on
+   * CUDA): a communicator whose rank i is devs[i]; comm_all_reduce sums count floats of bufs[i]
+   * (memory of devs[i]) over the ranks in place, enqueued on each device's stream, called once
+   * by one thread for the whole group. Errors are told by last_error(devs[0]); comm_create says
+   * EUNSUPPORTED (and what to install) where the driver cannot. */
+  int (*comm_create)(llmops_drv *const *devs, int n, void **comm);
+  int (*comm_all_reduce)(void *comm, float *const *bufs, uint64_t count);
+  void (*comm_destroy)(void *comm);
 } llmops_driver_api;
 
 typedef const llmops_driver_api *(*llmops_driver_get_api_fn)(void);
