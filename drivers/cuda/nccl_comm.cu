@@ -3,12 +3,25 @@
 // single-GPU work runs, where it is not installed; comm_create then says what to install.
 #include <cuda_runtime.h>
 #include <dlfcn.h>
-#include <nccl.h>
 
 #include <string>
 #include <vector>
 
 #include "comm.h"
+
+#ifdef LLMOPS_NO_NCCL
+namespace llmops::cuda {
+struct Comm {};
+int comm_create(const int*, const cudaStream_t*, int, Comm** out, std::string* error) {
+  *out = nullptr;
+  *error = "this llmops-cuda was built without NCCL's header: it trains on one GPU at a time";
+  return LLMOPS_DRV_EUNSUPPORTED;
+}
+int comm_all_reduce(Comm*, float* const*, uint64_t, std::string*) { return LLMOPS_DRV_EUNSUPPORTED; }
+void comm_destroy(Comm* c) { delete c; }
+}  // namespace llmops::cuda
+#else
+#include <nccl.h>
 
 namespace llmops::cuda {
 namespace {
@@ -93,3 +106,4 @@ void comm_destroy(Comm* c) {
 }
 
 }  // namespace llmops::cuda
+#endif  // LLMOPS_NO_NCCL
