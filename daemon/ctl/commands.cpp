@@ -72,8 +72,26 @@ Status cmd_modules(AdminClient& c, const Invocation& inv) {
   return ok_status();
 }
 
+// What runs on which device: the serving stage's loaded models and the tuning stage's running
+// training runs (each stage says where its work is; a stage that is not loaded adds nothing).
+Json work_placements(AdminClient& c) {
+  Json out = Json::array();
+  if (auto served = c.call("GET", "/v1/modules/serving/served"); served.ok()) {
+    for (const Json& m : (*served)["models"]) out.push_back({{"kind", "model"}, {"name", m.value("name", "")}, {"device", m.value("device", "cpu")}});
+  }
+  if (auto runs = c.call("GET", "/v1/modules/tuning/runs?limit=100"); runs.ok()) {
+    for (const Json& r : (*runs)["runs"]) {
+      if (r.value("status", "") != "running") continue;
+      out.push_back({{"kind", "training run"}, {"name", std::to_string(r.value("id", 0)) + " → " + r.value("output", std::string())},
+                     {"device", r["device"].is_string() ? r["device"].get<std::string>() : std::string("cpu")}});
+    }
+  }
+  return out;
+}
+
 Status cmd_topology(AdminClient& c, const Invocation& inv) {
   LLMOPS_ASSIGN_OR_RETURN(Json s, c.call("GET", "/v1/topology"));
+  s["work"] = work_placements(c);
   if (inv.json) return print_json(s), ok_status();
   std::printf("%s package(s), %s core(s), %s PU(s); allowed CPUs %s\n\n", str(s, "packages").c_str(), str(s, "cores").c_str(),
               str(s, "pus").c_str(), str(s, "allowed_cpus").c_str());
@@ -94,6 +112,14 @@ Status cmd_topology(AdminClient& c, const Invocation& inv) {
   Table p({"POOL", "THREADS", "CPUS", "NUMA"});
   for (const auto& w : s["pools"]) p.add({str(w, "name"), str(w, "threads"), str(w, "cpus"), str(w, "numa")});
   p.print(stdout);
+  std::printf("\n");
+  if (s["work"].empty()) {
+    std::printf("work: no model loaded and no training run running\n");
+  } else {
+    Table w({"WORK", "NAME", "DEVICE"});
+    for (const auto& x : s["work"]) w.add({str(x, "kind"), str(x, "name"), str(x, "device")});
+    w.print(stdout);
+  }
   return ok_status();
 }
 
@@ -592,7 +618,7 @@ const VerbTable& verbs() {
   static const std::vector<std::pair<std::vector<std::string>, Verb>> kVerbs = {
       {{"status"}, {"status", "the daemon's state, endpoints, store, modules, jobs", cmd_status}},
       {{"modules"}, {"modules", "loaded and refused modules with version, stage and health", cmd_modules}},
-      {{"topology"}, {"topology", "NUMA nodes, cores, GPUs and where the worker pools are pinned", cmd_topology}},
+      {{"topology"}, {"topology", "NUMA nodes, cores, GPUs, where the worker pools are pinned, and which device serves each loaded model and trains each running run", cmd_topology}},
       {{"config", "show"}, {"config show", "the effective configuration", cmd_config_show}},
       {{"audit"}, {"audit [--limit N]", "the newest admin-plane audit entries", cmd_audit}},
       {{"keys", "list"}, {"keys list", "API keys for the HTTP endpoint (without secrets)", cmd_keys_list}},

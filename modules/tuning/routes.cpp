@@ -50,7 +50,7 @@ llmops_code list_route(void* user, const llmops_request* req, llmops_response* r
   for (const auto& r : *runs) {
     list.push_back({{"id", r["id"]}, {"kind", r.value("kind", "train")}, {"status", r.value("status", "")}, {"base", r["base"].value("name", "")},
                     {"data", r["data"].value("ref", "")}, {"method", object_member(r, "hyperparameters").value("method", r.value("strategy", ""))},
-                    {"output", r.value("output", "")},
+                    {"output", r.value("output", "")}, {"device", r.value("device", Json())},
                     {"created_ms", r.value("created_ms", uint64_t{0})}, {"results", r.value("results", Json::object())}});
   }
   admin::respond(s->sdk(), resp, 200, {{"runs", list}});

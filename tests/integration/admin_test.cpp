@@ -28,6 +28,7 @@ TEST(Admin, VerbsPrintTablesAndJson) {
   EXPECT_NE(topo.out.find("NUMA NODE"), std::string::npos);
   EXPECT_NE(topo.out.find("inference"), std::string::npos);
   EXPECT_NE(topo.out.find("training"), std::string::npos);
+  EXPECT_NE(topo.out.find("work: no model loaded and no training run running"), std::string::npos) << topo.out;
   auto cfg = Json::parse(d.ctl({"config", "show"}).out);
   EXPECT_EQ(cfg["http"]["listen"], "127.0.0.1:0");
   EXPECT_EQ(cfg["log-level"], "debug");

@@ -519,6 +519,13 @@ TEST(Serving, LlmopsctlGeneratesAndListsServedModels) {
   auto table = d.ctl({"serve", "list"});
   EXPECT_NE(table.out.find("DEVICE"), std::string::npos) << table.out;
   EXPECT_NE(table.out.find(device), std::string::npos) << table.out;
+  // topology says which device serves it.
+  auto topo = Json::parse(d.ctl({"--json", "topology"}).out);
+  ASSERT_EQ(topo["work"].size(), 1u) << topo.dump();
+  EXPECT_EQ(topo["work"][0]["kind"], "model");
+  EXPECT_EQ(topo["work"][0]["name"], "stories260K");
+  EXPECT_EQ(topo["work"][0]["device"], device);
+  EXPECT_NE(d.ctl({"topology"}).out.find("WORK"), std::string::npos);
   auto bad = d.ctl({"generate", "--prompt", "x", "--model", "nope"});
   EXPECT_EQ(bad.exit_code, 3);
   EXPECT_NE(bad.err.find("does not exist"), std::string::npos);
