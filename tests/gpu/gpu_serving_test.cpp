@@ -50,7 +50,7 @@ TEST(GpuServing, BatchedGreedyPrefixCacheAndSamplingMatch) {
   ASSERT_EQ(want.size(), 60u);
 
   auto gpu = std::make_unique<serving::GpuExecution>();
-  auto device = GpuDevice::open_default();
+  auto device = open_test_device();
   ASSERT_TRUE(device.ok()) << device.status().message();
   gpu->device = std::move(*device);
   auto up = GpuModel::upload(*gpu->device, *model);
@@ -60,7 +60,7 @@ TEST(GpuServing, BatchedGreedyPrefixCacheAndSamplingMatch) {
   opt.prefill_chunk = 3;  // prompts take several steps, interleaved with others' decoding
   Scheduler on_gpu(model, tokenizer, opt, std::move(gpu));
   Scheduler on_cpu(model, tokenizer, opt);
-  EXPECT_NE(on_gpu.device().find("GPU 0"), std::string::npos) << on_gpu.device();
+  EXPECT_EQ(on_gpu.device().rfind("cuda:0 ", 0), 0u) << on_gpu.device();  // "cuda:0 NAME (PCI address)"
 
   GenerationParams greedy;
   greedy.max_tokens = 60;

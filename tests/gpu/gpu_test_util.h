@@ -16,14 +16,21 @@
 namespace llmops::engine::gpu_test {
 
 // One device for the whole binary (opening one costs a CUDA context), or why there is none.
+// LLMOPS_GPU_TESTS_DRIVER=reference runs every device test on the CPU reference driver instead
+// (tests/gpu/reference_driver.h): the engine's device code (GpuModel, GpuRunner, the serving
+// scheduler's device path) checked in every build; the CUDA kernels' own bounds need a GPU.
 struct DeviceHolder {
   std::unique_ptr<GpuDevice> dev;
   std::string why;
+  bool reference = false;
 };
+const llmops_driver_api* reference_driver_api();
 inline DeviceHolder& holder() {
   static DeviceHolder h = [] {
     DeviceHolder d;
-    auto dev = GpuDevice::open_default();
+    const char* which = std::getenv("LLMOPS_GPU_TESTS_DRIVER");
+    d.reference = which != nullptr && std::string(which) == "reference";
+    auto dev = d.reference ? GpuDevice::open(GpuDriver::from_table(reference_driver_api()), 0) : GpuDevice::open_default();
     if (dev.ok()) {
       d.dev = std::move(*dev);
     } else {
@@ -32,6 +39,12 @@ inline DeviceHolder& holder() {
     return d;
   }();
   return h;
+}
+
+// Another device of the same kind as holder()'s (tests that hand a device over to an owner).
+inline Result<std::unique_ptr<GpuDevice>> open_test_device() {
+  if (holder().reference) return GpuDevice::open(GpuDriver::from_table(reference_driver_api()), 0);
+  return GpuDevice::open_default();
 }
 
 #define REQUIRE_GPU()                                                              \

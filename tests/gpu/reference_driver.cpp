@@ -72,7 +72,11 @@ int ref_elapsed_ms(llmops_drv* d, float* ms) {
 // y[t][rows] (+)= x[t][cols]·Wᵀ (+ bias), W of any type the engine dequantises.
 int product(llmops_drv* d, int type, const void* w, uint64_t rows, uint64_t cols, const float* x, int t, float* y, const float* bias, bool add) {
   const auto row_bytes = ggml_row_bytes(static_cast<GgmlType>(type), cols);
-  if (!row_bytes) return fail(d, LLMOPS_DRV_EINVAL, "a matrix of " + std::to_string(cols) + " columns of type " + std::to_string(type));
+  if (!row_bytes) {
+    const auto info = ggml_type_info(static_cast<uint32_t>(type));
+    if (!info || !info->can_dequantize) return fail(d, LLMOPS_DRV_EUNSUPPORTED, "weight type " + std::to_string(type) + " is not read by the reference driver");
+    return fail(d, LLMOPS_DRV_EINVAL, std::to_string(cols) + " columns are not whole blocks of weight type " + std::to_string(type));
+  }
   std::vector<float> wr(cols);
   for (uint64_t r = 0; r < rows; ++r) {
     dequantize_row(static_cast<GgmlType>(type), static_cast<const uint8_t*>(w) + r * *row_bytes, wr.data(), cols);
@@ -126,7 +130,7 @@ int rotate(llmops_drv* d, float* x, int t, int n_heads, int head_dim, int rope_d
   const int half = rope_dims / 2;
   for (int r = 0; r < t; ++r) {
     for (int i = 0; i < half; ++i) {
-      const double angle = static_cast<double>(positions[r]) * inv_freq[i];
+      const double angle = static_cast<float>(positions[r]) * inv_freq[i];  // the angle in F32, as the kernels take it
       const double cs = std::cos(angle), sn = sign * std::sin(angle);
       for (int h = 0; h < n_heads; ++h) {
         float* v = x + (static_cast<size_t>(r) * n_heads + h) * head_dim;
@@ -164,9 +168,61 @@ int ref_add(llmops_drv*, float* acc, const float* x, uint64_t n) {
   for (uint64_t i = 0; i < n; ++i) acc[i] += x[i];
   return LLMOPS_DRV_OK;
 }
-int ref_kv_store(llmops_drv* d, const float*, const float*, int, const llmops_drv_kv_ref*, const llmops_drv_attn_shape*) { return unsupported(d, "KV caches"); }
-int ref_attention(llmops_drv* d, const float*, float*, int, const llmops_drv_kv_ref*, const llmops_drv_attn_shape*) {
-  return unsupported(d, "attention over KV caches");
+// A head's rows in a token's cache: [layer][kv head][position][head_dim].
+uint64_t head_offset(const llmops_drv_kv_ref& r, int layer, int n_kv_heads, int kv_head, int head_dim) {
+  return (static_cast<uint64_t>(layer) * n_kv_heads + kv_head) * static_cast<uint64_t>(r.max_positions) * head_dim;
+}
+
+int check_cache_attn(llmops_drv* d, int t, const llmops_drv_attn_shape* s) {
+  if (s == nullptr || t < 1 || s->n_heads < 1 || s->n_kv_heads < 1 || s->n_heads % s->n_kv_heads != 0 || s->head_dim < 1 || s->layer < 0) {
+    return fail(d, LLMOPS_DRV_EINVAL, "attention needs t >= 1 and heads that group evenly");
+  }
+  return LLMOPS_DRV_OK;
+}
+
+int ref_kv_store(llmops_drv* d, const float* k, const float* v, int t, const llmops_drv_kv_ref* refs, const llmops_drv_attn_shape* s) {
+  if (int rc = check_cache_attn(d, t, s); rc != LLMOPS_DRV_OK) return rc;
+  const int kv_dim = s->n_kv_heads * s->head_dim;
+  for (int i = 0; i < t; ++i) {
+    const llmops_drv_kv_ref& r = refs[i];
+    for (int h = 0; h < s->n_kv_heads; ++h) {
+      const uint64_t at = head_offset(r, s->layer, s->n_kv_heads, h, s->head_dim) + static_cast<uint64_t>(r.pos) * s->head_dim;
+      for (int e = 0; e < s->head_dim; ++e) {
+        r.k[at + e] = k[static_cast<uint64_t>(i) * kv_dim + h * s->head_dim + e];
+        r.v[at + e] = v[static_cast<uint64_t>(i) * kv_dim + h * s->head_dim + e];
+      }
+    }
+  }
+  return LLMOPS_DRV_OK;
+}
+
+int ref_attention(llmops_drv* d, const float* q, float* out, int t, const llmops_drv_kv_ref* refs, const llmops_drv_attn_shape* s) {
+  if (int rc = check_cache_attn(d, t, s); rc != LLMOPS_DRV_OK) return rc;
+  const int group = s->n_heads / s->n_kv_heads;
+  std::vector<double> score;
+  for (int i = 0; i < t; ++i) {
+    const llmops_drv_kv_ref& r = refs[i];
+    if (r.pos + 1 > s->max_positions) return fail(d, LLMOPS_DRV_EINVAL, "a token's position is past the shape's max_positions");
+    score.resize(static_cast<size_t>(r.pos) + 1);
+    for (int h = 0; h < s->n_heads; ++h) {
+      const float* qh = q + (static_cast<uint64_t>(i) * s->n_heads + h) * s->head_dim;
+      const uint64_t base = head_offset(r, s->layer, s->n_kv_heads, h / group, s->head_dim);
+      double mx = -INFINITY, sum = 0;
+      for (int p = 0; p <= r.pos; ++p) {
+        double dot = 0;
+        for (int e = 0; e < s->head_dim; ++e) dot += static_cast<double>(qh[e]) * r.k[base + static_cast<uint64_t>(p) * s->head_dim + e];
+        mx = std::max(mx, score[static_cast<size_t>(p)] = dot * s->scale);
+      }
+      for (int p = 0; p <= r.pos; ++p) sum += (score[static_cast<size_t>(p)] = std::exp(score[static_cast<size_t>(p)] - mx));
+      float* oh = out + (static_cast<uint64_t>(i) * s->n_heads + h) * s->head_dim;
+      for (int e = 0; e < s->head_dim; ++e) {
+        double o = 0;
+        for (int p = 0; p <= r.pos; ++p) o += score[static_cast<size_t>(p)] * r.v[base + static_cast<uint64_t>(p) * s->head_dim + e];
+        oh[e] = static_cast<float>(o / sum);
+      }
+    }
+  }
+  return LLMOPS_DRV_OK;
 }
 int ref_argmax(llmops_drv*, const float* logits, int t, int n, int32_t* ids) {
   for (int i = 0; i < t; ++i) {
