@@ -421,6 +421,7 @@ int drv_rms_norm_backward(llmops_drv* d, const float* x, const float* w, const f
 }
 
 int drv_swiglu_backward(llmops_drv* d, const float* gate, const float* up, const float* dh, float* dgate, float* dup, uint64_t n) {
+  if (n == 0) return LLMOPS_DRV_OK;
   DRV_CUDA(d, swiglu_backward(gate, up, dh, dgate, dup, n, d->stream), "the SwiGLU backward kernel");
   return LLMOPS_DRV_OK;
 }
@@ -524,8 +525,8 @@ struct DrvComm {
 };
 
 int drv_comm_create(llmops_drv* const* devs, int n, void** out) {
+  if (out == nullptr || devs == nullptr || n < 1) return fail(nullptr, LLMOPS_DRV_EINVAL, "a communicator needs at least one device and an output");
   *out = nullptr;
-  if (devs == nullptr || n < 1) return fail(nullptr, LLMOPS_DRV_EINVAL, "a communicator needs at least one device");
   std::vector<int> ids;
   std::vector<cudaStream_t> streams;
   for (int i = 0; i < n; ++i) ids.push_back(devs[i]->device), streams.push_back(devs[i]->stream);
@@ -541,7 +542,8 @@ int drv_comm_create(llmops_drv* const* devs, int n, void** out) {
 
 int drv_comm_all_reduce(void* comm, float* const* bufs, uint64_t count) {
   auto* dc = static_cast<DrvComm*>(comm);
-  if (dc == nullptr || bufs == nullptr) return LLMOPS_DRV_EINVAL;
+  if (dc == nullptr) return fail(nullptr, LLMOPS_DRV_EINVAL, "all-reduce without a communicator");
+  if (bufs == nullptr) return fail(dc->first, LLMOPS_DRV_EINVAL, "all-reduce without buffers");
   return comm_all_reduce(dc->comm, bufs, count, &dc->first->error);
 }
 

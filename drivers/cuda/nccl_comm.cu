@@ -86,7 +86,9 @@ int comm_create(const int* devices, const cudaStream_t* streams, int n, Comm** o
 
 int comm_all_reduce(Comm* c, float* const* bufs, uint64_t count, std::string* error) {
   const Nccl& x = nccl();
-  x.group_start();
+  int current = 0;
+  cudaGetDevice(&current);  // the caller's device comes back as it was
+  if (ncclResult_t r = x.group_start(); r != ncclSuccess) return *error = std::string("NCCL group start: ") + x.error_string(r), LLMOPS_DRV_EDEVICE;
   ncclResult_t first = ncclSuccess;
   for (size_t i = 0; i < c->comms.size(); ++i) {
     cudaSetDevice(c->devices[i]);
@@ -94,6 +96,7 @@ int comm_all_reduce(Comm* c, float* const* bufs, uint64_t count, std::string* er
     if (first == ncclSuccess) first = r;
   }
   ncclResult_t end = x.group_end();
+  cudaSetDevice(current);
   if (first == ncclSuccess) first = end;
   if (first != ncclSuccess) return *error = std::string("NCCL all-reduce: ") + x.error_string(first), LLMOPS_DRV_EDEVICE;
   return LLMOPS_DRV_OK;

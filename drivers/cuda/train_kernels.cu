@@ -66,8 +66,9 @@ __global__ void layer_norm_backward_rows(const float* __restrict__ x, const floa
   if (threadIdx.x == 0) stats[2 * blockIdx.x] = mean, stats[2 * blockIdx.x + 1] = r;
 }
 
+// dw and db may be the same buffer (a frozen norm's gradient sink under LoRA): no __restrict__.
 __global__ void layer_norm_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, const float* __restrict__ stats,
-                                            float* __restrict__ dw, float* __restrict__ db, int t, int n) {
+                                            float* dw, float* db, int t, int n) {
   const int j = blockIdx.x * blockDim.x + threadIdx.x;
   if (j >= n) return;
   float aw = 0.0f, ab = 0.0f;
@@ -355,7 +356,8 @@ cudaError_t swiglu_backward(const float* gate, const float* up, const float* dh,
   return cudaGetLastError();
 }
 
-int train_attention_max_seq() { return kMaxSharedBytes / 4 - kMaxHeadSlices * 32; }
+// Dynamic shared memory (head_dim + seq floats) beside the kernel's static 32-float scratch.
+int train_attention_max_seq() { return (kMaxSharedBytes - 32 * static_cast<int>(sizeof(float))) / 4 - kMaxHeadSlices * 32; }
 
 cudaError_t attention_train(const float* q, const float* k, const float* v, float* out, float* lse, const llmops_drv_train_attn& a,
                             cudaStream_t s) {

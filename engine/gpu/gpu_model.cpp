@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <map>
 
@@ -54,10 +55,61 @@ Status GpuModel::put_rope(const std::vector<float>& inv_freq) {
   return ok_status();
 }
 
-Result<std::unique_ptr<GpuModel>> GpuModel::upload(GpuDevice& dev, const Model& model) {
+namespace {
+std::array<const WeightView*, 7> matrices(const Layer& L) { return {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}; }
+std::array<GpuWeight*, 7> matrices(GpuLayer& G) { return {&G.wq, &G.wk, &G.wv, &G.wo, &G.w_gate, &G.w_up, &G.w_down}; }
+constexpr const char* kMatrixNames[7] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+// Device bytes of a matrix when staged: whole 256-byte slots, so each starts aligned.
+uint64_t slot_bytes(const WeightView& w) { return w.data == nullptr ? 0 : (w.bytes() + 255) & ~uint64_t{255}; }
+}  // namespace
+
+Result<std::unique_ptr<GpuModel>> GpuModel::upload(GpuDevice& dev, const Model& model, uint64_t budget_bytes) {
   std::unique_ptr<GpuModel> g(new GpuModel(dev));
   const ModelConfig& c = model.config();
   g->config_ = c;
+  // Which layers stay: the first ones whose matrices fit beside everything else and, when some
+  // do not, one layer's staging area.
+  const size_t n_layers = model.layers().size();
+  g->streamed_.assign(n_layers, false);
+  g->host_matrices_.assign(n_layers, {});
+  if (budget_bytes > 0) {
+    auto bytes = [](const WeightView& w) { return w.data == nullptr ? uint64_t{0} : w.bytes(); };
+    uint64_t fixed = bytes(model.token_embedding()) + bytes(model.position_embedding()) +
+                     (model.classifier().data == model.token_embedding().data ? 0 : bytes(model.classifier()));
+    const uint64_t dim = static_cast<uint64_t>(c.dim), qd = static_cast<uint64_t>(c.q_dim()), kvd = static_cast<uint64_t>(c.kv_dim());
+    const uint64_t hd = static_cast<uint64_t>(c.hidden_dim);
+    auto vec = [](const float* v, uint64_t n) { return v == nullptr ? uint64_t{0} : n * sizeof(float); };
+    fixed += vec(model.output_norm(), dim) + vec(model.output_norm_bias(), dim) + model.rope_inv_freq().size() * sizeof(float);
+    std::vector<uint64_t> layer(n_layers, 0), staged(n_layers, 0);
+    for (size_t l = 0; l < n_layers; ++l) {
+      const Layer& L = model.layers()[l];
+      for (const WeightView* w : matrices(L)) layer[l] += bytes(*w), staged[l] += slot_bytes(*w);
+      fixed += vec(L.attn_norm, dim) + vec(L.attn_norm_b, dim) + vec(L.bq, qd) + vec(L.bk, kvd) + vec(L.bv, kvd) + vec(L.bo, dim) +
+               vec(L.ffn_norm, dim) + vec(L.ffn_norm_b, dim) + vec(L.b_up, hd) + vec(L.b_down, dim);
+    }
+    // The layers kept resident: as many of the first as fit beside the rest and, when any
+    // stream, the staging area of the largest streamed one.
+    size_t keep = n_layers;
+    uint64_t resident = fixed;
+    for (size_t l = 0; l < n_layers; ++l) resident += layer[l];
+    auto staging_for = [&](size_t k) { return k < n_layers ? *std::max_element(staged.begin() + static_cast<long>(k), staged.end()) : uint64_t{0}; };
+    while (keep > 0 && resident + staging_for(keep) > budget_bytes) resident -= layer[--keep];
+    const uint64_t staging = staging_for(keep);
+    if (resident + staging > budget_bytes) {
+      auto mib = [](uint64_t b) {
+        char t[32];
+        std::snprintf(t, sizeof t, "%.1f MiB", static_cast<double>(b) / (1 << 20));
+        return std::string(t);
+      };
+      return resource_exhausted("the model needs at least " + mib(fixed + staging) + " on " + dev.info().name +
+                                " even with every layer streamed, and its budget there is " + mib(budget_bytes));
+    }
+    for (size_t l = keep; l < n_layers; ++l) g->streamed_[l] = true;
+    if (staging > 0) {
+      LLMOPS_ASSIGN_OR_RETURN(g->staging_, DeviceBuffer::alloc(dev, staging));
+      g->device_bytes_ += staging;
+    }
+  }
   const uint64_t dim = static_cast<uint64_t>(c.dim), hidden = static_cast<uint64_t>(c.hidden_dim);
   const uint64_t q_dim = static_cast<uint64_t>(c.q_dim()), kv_dim = static_cast<uint64_t>(c.kv_dim());
   LLMOPS_ASSIGN_OR_RETURN(g->token_embd_, g->put(model.token_embedding(), "token_embd"));
@@ -69,29 +121,56 @@ Result<std::unique_ptr<GpuModel>> GpuModel::upload(GpuDevice& dev, const Model& 
   }
   LLMOPS_ASSIGN_OR_RETURN(g->output_norm_, g->put_vector(model.output_norm(), dim));
   LLMOPS_ASSIGN_OR_RETURN(g->output_norm_b_, g->put_vector(model.output_norm_bias(), dim));
-  for (const Layer& L : model.layers()) {
+  for (size_t l = 0; l < n_layers; ++l) {
+    const Layer& L = model.layers()[l];
     GpuLayer G;
     LLMOPS_ASSIGN_OR_RETURN(G.attn_norm, g->put_vector(L.attn_norm, dim));
     LLMOPS_ASSIGN_OR_RETURN(G.attn_norm_b, g->put_vector(L.attn_norm_b, dim));
-    LLMOPS_ASSIGN_OR_RETURN(G.wq, g->put(L.wq, "attn_q"));
-    LLMOPS_ASSIGN_OR_RETURN(G.wk, g->put(L.wk, "attn_k"));
-    LLMOPS_ASSIGN_OR_RETURN(G.wv, g->put(L.wv, "attn_v"));
-    LLMOPS_ASSIGN_OR_RETURN(G.wo, g->put(L.wo, "attn_output"));
+    const auto src = matrices(L);
+    const auto dst = matrices(G);
+    for (size_t i = 0; i < 7; ++i) {
+      if (!g->streamed_[l]) {
+        LLMOPS_ASSIGN_OR_RETURN(*dst[i], g->put(*src[i], kMatrixNames[i]));
+        continue;
+      }
+      // Streamed: its shape now, its bytes at each pass (stage()).
+      if (src[i]->data == nullptr) continue;
+      if (!driver_reads(src[i]->type)) {
+        return unimplemented(std::string("the GPU driver does not read ") + ggml_type_name(static_cast<uint32_t>(src[i]->type)) + " weights (" +
+                             kMatrixNames[i] + "); this model runs on the CPU");
+      }
+      dst[i]->type = static_cast<int>(src[i]->type), dst[i]->rows = src[i]->rows, dst[i]->cols = src[i]->cols;
+      g->host_matrices_[l][i] = *src[i];
+    }
     LLMOPS_ASSIGN_OR_RETURN(G.bq, g->put_vector(L.bq, q_dim));
     LLMOPS_ASSIGN_OR_RETURN(G.bk, g->put_vector(L.bk, kv_dim));
     LLMOPS_ASSIGN_OR_RETURN(G.bv, g->put_vector(L.bv, kv_dim));
     LLMOPS_ASSIGN_OR_RETURN(G.bo, g->put_vector(L.bo, dim));
     LLMOPS_ASSIGN_OR_RETURN(G.ffn_norm, g->put_vector(L.ffn_norm, dim));
     LLMOPS_ASSIGN_OR_RETURN(G.ffn_norm_b, g->put_vector(L.ffn_norm_b, dim));
-    LLMOPS_ASSIGN_OR_RETURN(G.w_gate, g->put(L.w_gate, "ffn_gate"));
-    LLMOPS_ASSIGN_OR_RETURN(G.w_up, g->put(L.w_up, "ffn_up"));
-    LLMOPS_ASSIGN_OR_RETURN(G.w_down, g->put(L.w_down, "ffn_down"));
     LLMOPS_ASSIGN_OR_RETURN(G.b_up, g->put_vector(L.b_up, hidden));
     LLMOPS_ASSIGN_OR_RETURN(G.b_down, g->put_vector(L.b_down, dim));
     g->layers_.push_back(G);
   }
   LLMOPS_RETURN_IF_ERROR(g->put_rope(model.rope_inv_freq()));
   return g;
+}
+
+Result<GpuLayer> GpuModel::stage(int layer) const {
+  GpuLayer G = layers_[static_cast<size_t>(layer)];
+  if (!streamed_[static_cast<size_t>(layer)]) return G;
+  const auto dst = matrices(G);
+  uint64_t at = 0;
+  for (size_t i = 0; i < 7; ++i) {
+    const WeightView& w = host_matrices_[static_cast<size_t>(layer)][i];
+    if (w.data == nullptr) continue;
+    void* to = staging_.as<uint8_t>() + at;
+    // upload() waits for the stream first: the previous layer's kernels are done with the area.
+    LLMOPS_RETURN_IF_ERROR(dev_.check(dev_.api().upload(dev_.handle(), to, w.data, w.bytes()), "streaming a layer's weights"));
+    dst[i]->data = to;
+    at += slot_bytes(w);
+  }
+  return G;
 }
 
 Result<std::unique_ptr<GpuModel>> GpuModel::random(GpuDevice& dev, const ModelConfig& config, GgmlType type, uint64_t seed) {
@@ -134,6 +213,7 @@ Result<std::unique_ptr<GpuModel>> GpuModel::random(GpuDevice& dev, const ModelCo
     LLMOPS_ASSIGN_OR_RETURN(G.w_down, matrix(type, dim, static_cast<uint64_t>(c.hidden_dim)));
     g->layers_.push_back(G);
   }
+  g->streamed_.assign(g->layers_.size(), false);
   LLMOPS_RETURN_IF_ERROR(g->put_rope(engine::rope_inv_freq(c)));
   LLMOPS_RETURN_IF_ERROR(dev.check(dev.api().synchronize(dev.handle()), "making the random weights"));
   return g;

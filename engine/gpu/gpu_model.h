@@ -4,11 +4,20 @@
 // dequantises in registers). Only token ids, positions and the outputs cross the bus: logits
 // when a sampler on the host needs them, or just the argmax ids for greedy decoding.
 //
+// Per-layer offload, for a model larger than the device's budget: the first layers that fit
+// stay on the device, and the matrices of the rest stay in host memory and are streamed into
+// one device staging area, layer by layer, each forward pass (what vLLM's --cpu-offload-gb
+// does). Embeddings, the classifier, every norm and bias and the KV caches stay on the device.
+// Such a step reads those layers over the bus, so it is slower than a resident one, and it is
+// not recorded as a graph; a model that fits is never streamed.
+//
 // A GpuModel is immutable after upload; a GpuSession is one sequence's device KV cache; a
 // GpuRunner owns the activation buffers of one forward pass. All of them use their GpuDevice
 // from one thread at a time, and the device must outlive them.
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -40,7 +49,10 @@ class GpuModel {
  public:
   // Uploads every weight of the model. kUnimplemented names a tensor whose type the driver
   // does not read (the caller runs on the CPU instead); kResourceExhausted when it does not fit.
-  static Result<std::unique_ptr<GpuModel>> upload(GpuDevice& dev, const Model& model);
+  // budget_bytes > 0: keep the weights' device bytes under it, streaming the layers past what
+  // fits (kResourceExhausted, saying how much it needs, when not even the rest and one layer's
+  // staging fit). A streaming model reads the host model's weights: the Model must outlive it.
+  static Result<std::unique_ptr<GpuModel>> upload(GpuDevice& dev, const Model& model, uint64_t budget_bytes = 0);
   // A model of this shape whose matrices are pseudo-random in one type, made on the device
   // (benchmarks of shapes no file on the machine holds). Norm weights are 1, biases absent.
   static Result<std::unique_ptr<GpuModel>> random(GpuDevice& dev, const ModelConfig& config, GgmlType type, uint64_t seed);
@@ -57,6 +69,12 @@ class GpuModel {
   int rope_dims() const { return rope_dims_; }
   // Device bytes of the weights, and the weight bytes one decode step reads.
   uint64_t device_bytes() const { return device_bytes_; }
+  // Layers whose matrices stream from host memory each pass (0: the whole model is resident).
+  int streamed_layers() const { return static_cast<int>(std::count(streamed_.begin(), streamed_.end(), true)); }
+  bool streamed(int layer) const { return streamed_[static_cast<size_t>(layer)]; }
+  // Uploads a streamed layer's matrices into the staging area and returns the layer as the
+  // kernels read it (valid until the next call); waits for the device to finish with the last.
+  Result<GpuLayer> stage(int layer) const;
   uint64_t bytes_per_token() const;
 
  private:
@@ -70,6 +88,9 @@ class GpuModel {
   ModelConfig config_;
   std::vector<DeviceBuffer> buffers_;
   std::vector<GpuLayer> layers_;
+  std::vector<bool> streamed_;
+  std::vector<std::array<WeightView, 7>> host_matrices_;  // a streamed layer's wq wk wv wo w_gate w_up w_down
+  mutable DeviceBuffer staging_;
   GpuWeight token_embd_, pos_embd_, output_;
   const float *output_norm_ = nullptr, *output_norm_b_ = nullptr;
   const float* inv_freq_ = nullptr;

@@ -9,7 +9,7 @@
 namespace llmops::engine {
 
 GpuRunner::GpuRunner(const GpuModel& model, int max_chunk, bool graphs)
-    : m_(model), max_chunk_(std::max(1, max_chunk)), graphs_on_(graphs) {}
+    : m_(model), max_chunk_(std::max(1, max_chunk)), graphs_on_(graphs && model.streamed_layers() == 0) {}  // uploads cannot be recorded
 
 GpuRunner::~GpuRunner() { drop_graphs(); }
 
@@ -79,7 +79,7 @@ Status GpuRunner::enqueue(int t, int wanted, int max_positions) {
   }
   llmops_drv_attn_shape shape{c.n_heads, c.n_kv_heads, c.head_dim, 0, 1.0f / std::sqrt(static_cast<float>(c.head_dim)), max_positions};
   for (int l = 0; l < c.n_layers; ++l) {
-    const GpuLayer& L = m_.layers()[static_cast<size_t>(l)];
+    LLMOPS_ASSIGN_OR_RETURN(const GpuLayer L, m_.stage(l));  // a resident layer as it is; a streamed one uploaded now
     shape.layer = l;
     GPU_STEP(norm(L.attn_norm, L.attn_norm_b, x, xb, t), "the attention norm");
     GPU_STEP(matmul(L.wq, xb, t, q, L.bq), "the query projection");

@@ -47,11 +47,23 @@ Result<std::unique_ptr<GpuExecution>> ModelManager::place_on_gpu(const engine::M
     auto device = engine::GpuDevice::open(*driver, 0);
     if (!device.ok()) return void(failed = device.status());
     gpu->device = std::move(*device);
-    auto uploaded = engine::GpuModel::upload(*gpu->device, model);
+    // The weights' budget: the device's free memory less the KV caches' budget and a reserve
+    // for activations and the libraries' workspaces; past it, the last layers stream.
+    const uint64_t free_bytes = gpu->device->info().free_bytes, reserve = (512ull << 20) + free_bytes / 20;
+    const uint64_t kv = opt_.scheduler.kv_budget_bytes;
+    if (free_bytes <= kv + reserve) {
+      return void(failed = resource_exhausted("the GPU has " + std::to_string(free_bytes >> 20) + " MiB free, not enough for the " +
+                                              std::to_string(kv >> 20) + " MiB KV budget and a reserve"));
+    }
+    auto uploaded = engine::GpuModel::upload(*gpu->device, model, free_bytes - kv - reserve);
     if (!uploaded.ok()) return void(failed = uploaded.status());
     gpu->model = std::move(*uploaded);
   }).join();
   if (!failed.ok()) return refuse(failed);
+  if (const int streamed = gpu->model->streamed_layers(); streamed > 0) {
+    host_.info("'" + name + "' does not fit the GPU whole: " + std::to_string(streamed) + " of its " + std::to_string(model.config().n_layers) +
+               " layers stream from host memory at each step (slower; a smaller quantisation or a larger GPU keeps it resident)");
+  }
   return gpu;
 }
 

@@ -90,6 +90,52 @@ TEST_P(GpuStories, GreedyIdsEqualTheReferences) {
   }
 }
 
+// Per-layer offload: budgets that keep 3, 1 and 0 of stories260K's 5 layers on the device (the
+// rest stream from host memory each pass) give the reference tokens; one too small for even
+// the embeddings and one layer's staging is refused saying what it needs.
+TEST(GpuStreaming, LayersPastTheBudgetStreamAndGiveTheSameTokens) {
+  REQUIRE_GPU();
+  const std::string dir = shared_dir() + "/models/stories260K/";
+  if (!std::filesystem::exists(dir + "reference_greedy.txt")) GTEST_SKIP() << "../shared is absent (" << dir << " not found)";
+  auto model = Model::load(dir + "stories260K.gguf");
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  std::ifstream in(dir + "reference_greedy.txt");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const auto prompt = ::llmops::test::ints_after(ss.str(), "PROMPT ids: ");
+  const auto want = ::llmops::test::ints_after(ss.str(), "B generated (60): ");
+  auto whole = GpuModel::upload(dev, **model);
+  ASSERT_TRUE(whole.ok());
+  EXPECT_EQ((*whole)->streamed_layers(), 0);
+  const uint64_t all = (*whole)->device_bytes();
+  const int layers = (**model).config().n_layers;
+  ASSERT_EQ(layers, 5);
+  uint64_t layer_bytes = 0;
+  for (const WeightView* w : {&(**model).layers()[0].wq, &(**model).layers()[0].wk, &(**model).layers()[0].wv, &(**model).layers()[0].wo,
+                              &(**model).layers()[0].w_gate, &(**model).layers()[0].w_up, &(**model).layers()[0].w_down}) {
+    layer_bytes += w->bytes();
+  }
+  for (int streamed : {2, 4, 5}) {
+    SCOPED_TRACE(std::to_string(streamed) + " layers streamed");
+    // Room for the resident layers and one layer's staging (plus its 256-byte slots), not one more layer.
+    const uint64_t budget = all - static_cast<uint64_t>(streamed) * layer_bytes + layer_bytes + 7 * 256 + 4096;
+    auto gm = GpuModel::upload(dev, **model, budget);
+    ASSERT_TRUE(gm.ok()) << gm.status().message();
+    EXPECT_EQ((*gm)->streamed_layers(), streamed);
+    EXPECT_TRUE((*gm)->streamed(layers - 1));
+    EXPECT_EQ((*gm)->streamed(0), streamed == layers);
+    EXPECT_LE((*gm)->device_bytes(), budget);
+    GpuRunner runner(**gm, 512, true);  // graphs asked for; streaming turns them off
+    auto s = GpuSession::create(**gm, 512);
+    ASSERT_TRUE(s.ok());
+    EXPECT_EQ(gpu_greedy(runner, **s, prompt, 60), want);
+  }
+  auto tiny = GpuModel::upload(dev, **model, layer_bytes);
+  ASSERT_FALSE(tiny.ok());
+  EXPECT_EQ(tiny.status().code(), Code::kResourceExhausted);
+  EXPECT_NE(tiny.status().message().find("even with every layer streamed"), std::string::npos) << tiny.status().message();
+}
+
 INSTANTIATE_TEST_SUITE_P(BothFormats, GpuStories, ::testing::Values("stories260K.bin", "stories260K.gguf"),
                          [](const auto& info) { return std::string(info.param).find(".gguf") != std::string::npos ? "gguf" : "llama2c"; });
 
