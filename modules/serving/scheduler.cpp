@@ -106,6 +106,13 @@ Result<const float*> Scheduler::run(const std::vector<Row>& rows) {
   return runner_.run(batch.data(), batch.size());
 }
 
+Result<std::vector<int32_t>> Scheduler::run_greedy(const std::vector<Row>& rows) {
+  std::vector<engine::GpuBatchToken> batch;
+  batch.reserve(rows.size());
+  for (const Row& r : rows) batch.push_back({r.seq->gpu_session.get(), r.token, r.pos, r.logits});
+  return gpu_runner_->run_greedy(batch.data(), batch.size());
+}
+
 Scheduler::~Scheduler() {
   {
     std::lock_guard lock(mu_);
@@ -365,7 +372,26 @@ bool Scheduler::step() {
     budget -= static_cast<int>(n);
     progress.emplace_back(s.get(), s->prefilled + n);
   }
-  if (!batch.empty()) {
+  // Plain greedy rows on a GPU take the device's argmax (the host sampler's rule: the first
+  // largest logit), so no logits cross the bus.
+  const bool device_greedy = gpu_runner_ && !batch.empty() && std::all_of(wants.begin(), wants.end(), [](const Seq* s) {
+    const GenerationParams& p = s->req->params();
+    const engine::SamplingParams& q = p.sampling;
+    return q.temperature <= 0.0f && q.repetition_penalty == 1.0f && q.frequency_penalty == 0.0f && q.presence_penalty == 0.0f && p.top_logprobs < 0;
+  });
+  if (device_greedy) {
+    auto ids = run_greedy(batch);
+    if (!ids.ok()) {
+      for (auto& s : running_) {
+        if (!s->done) s->req->finish("error", ids.status()), s->done = true, s->failed = true;
+      }
+    } else {
+      for (auto [s, n] : progress) s->prefilled = n;
+      for (size_t i = 0; i < wants.size(); ++i) emit(*wants[i], (*ids)[i], nullptr);
+    }
+    std::lock_guard lock(mu_);
+    ++stats_.steps;
+  } else if (!batch.empty()) {
     auto logits = run(batch);
     if (!logits.ok()) {
       // A bad token id or position would be ours, not the client's: fail the batch's requests.

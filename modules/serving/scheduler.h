@@ -178,6 +178,9 @@ class Scheduler {
     bool logits;
   };
   Result<const float*> run(const std::vector<Row>& rows);
+  // On a GPU, when every asking row is plain greedy (no temperature, penalties or logprobs):
+  // the argmax on the device, so only token ids cross the bus.
+  Result<std::vector<int32_t>> run_greedy(const std::vector<Row>& rows);
   void loop();
   void admit();
   bool step();
