@@ -554,6 +554,13 @@ void drv_comm_destroy(void* comm) {
   delete dc;
 }
 
+int drv_sample(llmops_drv* d, float* logits, int t, int n, const llmops_drv_sampling* rows, const int32_t* penalty_tokens,
+               const int32_t* penalty_counts, int32_t* ids) {
+  if (t < 1 || n < 1 || logits == nullptr || rows == nullptr || ids == nullptr) return fail(d, LLMOPS_DRV_EINVAL, "sample needs t, n >= 1, logits, rows and ids");
+  DRV_CUDA(d, sample(logits, t, n, rows, penalty_tokens, penalty_counts, ids, d->stream), "the sampling kernel");
+  return LLMOPS_DRV_OK;
+}
+
 const llmops_driver_api kApi = {
     sizeof(llmops_driver_api),
     LLMOPS_DRIVER_ABI_MAJOR,
@@ -611,6 +618,7 @@ const llmops_driver_api kApi = {
     drv_comm_create,
     drv_comm_all_reduce,
     drv_comm_destroy,
+    drv_sample,
 };
 
 }  // namespace

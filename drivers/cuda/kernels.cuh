@@ -70,4 +70,8 @@ cudaError_t sum_squares(const float* x, uint64_t n, double* partials, double* ou
 cudaError_t adamw(float* p, const float* g, float* m, float* v, uint64_t n, const llmops_drv_adamw& h, cudaStream_t s);
 cudaError_t dropout(const float* x, float* y, uint64_t n, float p, float scale, uint64_t key, cudaStream_t s);
 
+// Sampling (sample_kernels.cu): one block per row, logits overwritten.
+cudaError_t sample(float* logits, int t, int n, const llmops_drv_sampling* rows, const int32_t* penalty_tokens, const int32_t* penalty_counts,
+                   int32_t* ids, cudaStream_t s);
+
 }  // namespace llmops::cuda

@@ -7,6 +7,7 @@
 
 #include "kernels.cuh"
 #include "reduce.cuh"
+#include "rng.cuh"
 
 namespace llmops::cuda {
 namespace {
@@ -309,17 +310,10 @@ __global__ void adamw_kernel(float* p, const float* g, float* m, float* v, uint6
   p[i] -= h.lr * ((mi / h.bias1) / (sqrtf(vi / h.bias2) + h.eps) + h.weight_decay * p[i]);
 }
 
-__device__ inline uint64_t splitmix64(uint64_t z) {
-  z += 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 __global__ void dropout_kernel(const float* x, float* y, uint64_t n, float p, float scale, uint64_t key) {
   const uint64_t i = blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x;
   if (i >= n) return;
-  const float u = static_cast<float>(splitmix64(key + i * 0x9E3779B97F4A7C15ull) >> 40) * (1.0f / 16777216.0f);
+  const float u = unit_float(splitmix64(key + i * 0x9E3779B97F4A7C15ull));
   y[i] = u >= p ? x[i] * scale : 0.0f;
 }
 

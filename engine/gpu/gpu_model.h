@@ -142,6 +142,11 @@ class GpuRunner {
   Result<const float*> run(const GpuBatchToken* batch, size_t n);
   // The same, returning only each asking token's greedy next token (argmax on the device).
   Result<std::vector<int32_t>> run_greedy(const GpuBatchToken* batch, size_t n);
+  // The same, each asking token's next token sampled on the device by its row of `rows` (one
+  // per asking token, in batch order), whose penalty_first/penalty_count index the seen-token
+  // lists (host memory). Only ids cross the bus.
+  Result<std::vector<int32_t>> run_sampled(const GpuBatchToken* batch, size_t n, const std::vector<llmops_drv_sampling>& rows,
+                                           const std::vector<int32_t>& penalty_tokens, const std::vector<int32_t>& penalty_counts);
 
  private:
   Status check(const GpuBatchToken* batch, size_t n) const;
@@ -162,6 +167,9 @@ class GpuRunner {
   bool graphs_on_;
   int capacity_ = 0;
   DeviceBuffer x_, xb_, xb2_, q_, k_, v_, att_, hb_, hb2_, rows_, logits_, step_, out_ids_;
+  DeviceBuffer sampling_, penalty_tokens_, penalty_counts_;  // run_sampled's, grown as needed
+  // Device room for at least `bytes` in b (reallocated, contents dropped, when smaller).
+  Status room(DeviceBuffer& b, uint64_t bytes);
   // step_ holds, capacity_ entries each: token ids, positions, indices of the asking rows, KV refs.
   int32_t *ids_ = nullptr, *positions_ = nullptr, *wanted_ = nullptr;
   llmops_drv_kv_ref* refs_ = nullptr;

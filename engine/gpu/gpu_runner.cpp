@@ -1,4 +1,5 @@
 // The forward pass on the device, step by step as Runner::run_chunk does it on the CPU.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -192,6 +193,48 @@ Result<std::vector<int32_t>> GpuRunner::run_greedy(const GpuBatchToken* batch, s
   llmops_drv* h = m_.device().handle();
   LLMOPS_RETURN_IF_ERROR(run_chunks(batch, n, [&](int wanted) {
     LLMOPS_RETURN_IF_ERROR(drv(api.argmax(h, logits_.as<float>(), wanted, m_.config().vocab_size, out_ids_.as<int32_t>()), "greedy sampling"));
+    const size_t at = out.size();
+    out.resize(at + static_cast<size_t>(wanted));
+    return drv(api.download(h, out.data() + at, out_ids_.get(), static_cast<uint64_t>(wanted) * sizeof(int32_t)), "reading the ids");
+  }));
+  return out;
+}
+
+Status GpuRunner::room(DeviceBuffer& b, uint64_t bytes) {
+  if (b.get() != nullptr && b.bytes() >= bytes) return ok_status();
+  b.reset();
+  LLMOPS_ASSIGN_OR_RETURN(b, DeviceBuffer::alloc(m_.device(), std::max<uint64_t>(bytes, 256)));
+  return ok_status();
+}
+
+Result<std::vector<int32_t>> GpuRunner::run_sampled(const GpuBatchToken* batch, size_t n, const std::vector<llmops_drv_sampling>& rows,
+                                                    const std::vector<int32_t>& penalty_tokens, const std::vector<int32_t>& penalty_counts) {
+  size_t asking = 0;
+  for (size_t i = 0; i < n; ++i) asking += batch[i].logits;
+  if (rows.size() != asking) return invalid_argument(std::to_string(rows.size()) + " sampling rows for " + std::to_string(asking) + " asking tokens");
+  if (penalty_tokens.size() != penalty_counts.size()) return invalid_argument("the penalty lists differ in length");
+  for (const llmops_drv_sampling& r : rows) {
+    if (r.penalty_first < 0 || r.penalty_count < 0 || static_cast<size_t>(r.penalty_first) + static_cast<size_t>(r.penalty_count) > penalty_tokens.size()) {
+      return invalid_argument("a sampling row's seen tokens lie outside the penalty lists");
+    }
+  }
+  const llmops_driver_api& api = m_.device().api();
+  llmops_drv* h = m_.device().handle();
+  const uint64_t pen_bytes = penalty_tokens.size() * sizeof(int32_t);
+  LLMOPS_RETURN_IF_ERROR(room(penalty_tokens_, pen_bytes));
+  LLMOPS_RETURN_IF_ERROR(room(penalty_counts_, pen_bytes));
+  LLMOPS_RETURN_IF_ERROR(room(sampling_, rows.size() * sizeof(llmops_drv_sampling)));
+  if (pen_bytes > 0) {
+    LLMOPS_RETURN_IF_ERROR(drv(api.upload(h, penalty_tokens_.get(), penalty_tokens.data(), pen_bytes), "uploading the seen tokens"));
+    LLMOPS_RETURN_IF_ERROR(drv(api.upload(h, penalty_counts_.get(), penalty_counts.data(), pen_bytes), "uploading the seen tokens' counts"));
+  }
+  LLMOPS_RETURN_IF_ERROR(drv(api.upload(h, sampling_.get(), rows.data(), rows.size() * sizeof(llmops_drv_sampling)), "uploading the sampling rows"));
+  std::vector<int32_t> out;
+  LLMOPS_RETURN_IF_ERROR(run_chunks(batch, n, [&](int wanted) {
+    const auto* chunk_rows = sampling_.as<llmops_drv_sampling>() + out.size();
+    LLMOPS_RETURN_IF_ERROR(drv(api.sample(h, logits_.as<float>(), wanted, m_.config().vocab_size, chunk_rows, penalty_tokens_.as<int32_t>(),
+                                          penalty_counts_.as<int32_t>(), out_ids_.as<int32_t>()),
+                               "sampling"));
     const size_t at = out.size();
     out.resize(at + static_cast<size_t>(wanted));
     return drv(api.download(h, out.data() + at, out_ids_.get(), static_cast<uint64_t>(wanted) * sizeof(int32_t)), "reading the ids");

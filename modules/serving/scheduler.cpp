@@ -1,6 +1,7 @@
 #include "serving/scheduler.h"
 
 #include <algorithm>
+#include <unordered_map>
 #include <cmath>
 
 #include "tokenizer/bpe.h"
@@ -106,11 +107,38 @@ Result<const float*> Scheduler::run(const std::vector<Row>& rows) {
   return runner_.run(batch.data(), batch.size());
 }
 
-Result<std::vector<int32_t>> Scheduler::run_greedy(const std::vector<Row>& rows) {
+Result<std::vector<int32_t>> Scheduler::run_on_device(const std::vector<Row>& rows, const std::vector<Seq*>& wants) {
   std::vector<engine::GpuBatchToken> batch;
   batch.reserve(rows.size());
   for (const Row& r : rows) batch.push_back({r.seq->gpu_session.get(), r.token, r.pos, r.logits});
-  return gpu_runner_->run_greedy(batch.data(), batch.size());
+  auto plain_greedy = [](const engine::SamplingParams& q) {
+    return q.temperature <= 0.0f && q.repetition_penalty == 1.0f && q.frequency_penalty == 0.0f && q.presence_penalty == 0.0f;
+  };
+  if (std::all_of(wants.begin(), wants.end(), [&](const Seq* s) { return plain_greedy(s->req->params().sampling); })) {
+    return gpu_runner_->run_greedy(batch.data(), batch.size());
+  }
+  // Each row's cuts and draw; the seen tokens (prompt and generated) with their counts for
+  // the penalties. The draw's counter is the token's index in the generation, so a seeded
+  // request repeats on the device whatever it is batched with.
+  std::vector<llmops_drv_sampling> sampling;
+  std::vector<int32_t> tokens, counts;
+  std::unordered_map<int32_t, int32_t> seen;
+  for (const Seq* s : wants) {
+    const engine::SamplingParams& q = s->req->params().sampling;
+    llmops_drv_sampling r{};
+    r.temperature = q.temperature, r.top_p = q.top_p, r.min_p = q.min_p, r.top_k = q.top_k;
+    r.repetition_penalty = q.repetition_penalty, r.frequency_penalty = q.frequency_penalty, r.presence_penalty = q.presence_penalty;
+    r.seed = q.seed, r.counter = s->history.size() - s->req->prompt().size();
+    r.penalty_first = static_cast<int32_t>(tokens.size());
+    if (!plain_greedy(q) && (q.repetition_penalty != 1.0f || q.frequency_penalty != 0.0f || q.presence_penalty != 0.0f)) {
+      seen.clear();
+      for (int32_t t : s->history) ++seen[t];
+      for (auto [t, n] : seen) tokens.push_back(t), counts.push_back(n);
+    }
+    r.penalty_count = static_cast<int32_t>(tokens.size()) - r.penalty_first;
+    sampling.push_back(r);
+  }
+  return gpu_runner_->run_sampled(batch.data(), batch.size(), sampling, tokens, counts);
 }
 
 Scheduler::~Scheduler() {
@@ -372,15 +400,13 @@ bool Scheduler::step() {
     budget -= static_cast<int>(n);
     progress.emplace_back(s.get(), s->prefilled + n);
   }
-  // Plain greedy rows on a GPU take the device's argmax (the host sampler's rule: the first
-  // largest logit), so no logits cross the bus.
-  const bool device_greedy = gpu_runner_ && !batch.empty() && std::all_of(wants.begin(), wants.end(), [](const Seq* s) {
-    const GenerationParams& p = s->req->params();
-    const engine::SamplingParams& q = p.sampling;
-    return q.temperature <= 0.0f && q.repetition_penalty == 1.0f && q.frequency_penalty == 0.0f && q.presence_penalty == 0.0f && p.top_logprobs < 0;
-  });
-  if (device_greedy) {
-    auto ids = run_greedy(batch);
+  // On a GPU, tokens are chosen there (greedy by the host sampler's rule, the first largest
+  // logit; sampled by the same cuts, with the device's own draws), so no logits cross the bus;
+  // a step with a row that wants logprobs reads the logits and samples on the host.
+  const bool on_device = gpu_runner_ && !batch.empty() &&
+                         std::none_of(wants.begin(), wants.end(), [](const Seq* s) { return s->req->params().top_logprobs >= 0; });
+  if (on_device) {
+    auto ids = run_on_device(batch, wants);
     if (!ids.ok()) {
       for (auto& s : running_) {
         if (!s->done) s->req->finish("error", ids.status()), s->done = true, s->failed = true;

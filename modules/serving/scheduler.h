@@ -178,9 +178,10 @@ class Scheduler {
     bool logits;
   };
   Result<const float*> run(const std::vector<Row>& rows);
-  // On a GPU, when every asking row is plain greedy (no temperature, penalties or logprobs):
-  // the argmax on the device, so only token ids cross the bus.
-  Result<std::vector<int32_t>> run_greedy(const std::vector<Row>& rows);
+  // On a GPU, when no asking row wants logprobs: the next tokens sampled on the device (plain
+  // greedy rows through its argmax), so only token ids cross the bus. wants: each asking
+  // row's sequence, in order.
+  Result<std::vector<int32_t>> run_on_device(const std::vector<Row>& rows, const std::vector<Seq*>& wants);
   void loop();
   void admit();
   bool step();

@@ -18,6 +18,7 @@
 #include "model/model.h"
 #include "model/synth.h"
 #include "gpu/gpu_test_util.h"
+#include "gpu/reference_driver.h"
 #include "unit/test_util.h"
 
 namespace llmops::engine {
@@ -306,6 +307,96 @@ TEST(GpuOps, ArgmaxTakesTheFirstLargest) {
   std::vector<int32_t> ids(3);
   ASSERT_EQ(api.download(h, ids.data(), dids.get(), sizeof(int32_t) * 3), 0);
   EXPECT_EQ(ids, (std::vector<int32_t>{5, 31999, 12345}));
+}
+
+// Sampling on the device: the cuts keep what they should, the draws follow the probabilities,
+// a (seed, counter) repeats, and on a GPU the ids equal the reference driver's (the same
+// threshold searches; sums in another order may move a boundary, so a few may differ).
+TEST(GpuOps, SamplingCutsAndDraws) {
+  REQUIRE_GPU();
+  const int n = 1000, rows = 400;
+  std::vector<float> logits = randn(static_cast<size_t>(rows) * n, 77, 2.0f);
+  auto sample = [&](GpuDevice& on, const std::vector<llmops_drv_sampling>& rs, const std::vector<int32_t>& pt, const std::vector<int32_t>& pc) {
+    DeviceBuffer dl = up(on, logits), dr = up(on, rs), dpt = up(on, pt.empty() ? std::vector<int32_t>{0} : pt),
+                 dpc = up(on, pc.empty() ? std::vector<int32_t>{0} : pc), di = up(on, std::vector<int32_t>(rs.size(), -1));
+    EXPECT_EQ(on.api().sample(on.handle(), dl.as<float>(), static_cast<int>(rs.size()), n, dr.as<llmops_drv_sampling>(), dpt.as<int32_t>(),
+                              dpc.as<int32_t>(), di.as<int32_t>()),
+              0)
+        << on.api().last_error(on.handle());
+    std::vector<int32_t> ids(rs.size());
+    EXPECT_EQ(on.api().download(on.handle(), ids.data(), di.get(), ids.size() * sizeof(int32_t)), 0);
+    return ids;
+  };
+  auto row = [&](float temp, int top_k, float top_p, float min_p, uint64_t counter) {
+    llmops_drv_sampling r{};
+    r.temperature = temp, r.top_k = top_k, r.top_p = top_p, r.min_p = min_p, r.repetition_penalty = 1.0f, r.seed = 42, r.counter = counter;
+    return r;
+  };
+  auto ranked = [&](int i) {  // row i's ids, most likely first
+    std::vector<int> order(static_cast<size_t>(n));
+    for (int j = 0; j < n; ++j) order[static_cast<size_t>(j)] = j;
+    const float* l = logits.data() + static_cast<size_t>(i) * n;
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return l[a] > l[b]; });
+    return order;
+  };
+  // Greedy, top_k = 1 and a tiny top_p all give the argmax; top_k = 5 stays in the top five;
+  // min_p = 0.5 keeps only tokens at least half as likely as the best.
+  std::vector<llmops_drv_sampling> rs;
+  for (int i = 0; i < rows; ++i) {
+    const int kind = i % 5;
+    rs.push_back(kind == 0 ? row(0, 0, 1, 0, 0) : kind == 1 ? row(1, 1, 1, 0, static_cast<uint64_t>(i)) : kind == 2 ? row(1, 0, 1e-6f, 0, static_cast<uint64_t>(i))
+                 : kind == 3 ? row(1, 5, 1, 0, static_cast<uint64_t>(i)) : row(1, 0, 1, 0.5f, static_cast<uint64_t>(i)));
+  }
+  const std::vector<int32_t> ids = sample(dev, rs, {}, {});
+  for (int i = 0; i < rows; ++i) {
+    const auto order = ranked(i);
+    const int kind = i % 5;
+    if (kind <= 2) {
+      EXPECT_EQ(ids[static_cast<size_t>(i)], order[0]) << "row " << i << " kind " << kind;
+    } else if (kind == 3) {
+      EXPECT_NE(std::find(order.begin(), order.begin() + 5, ids[static_cast<size_t>(i)]), order.begin() + 5) << "row " << i;
+    } else {
+      const float* l = logits.data() + static_cast<size_t>(i) * n;
+      EXPECT_GE(std::exp(l[ids[static_cast<size_t>(i)]] - l[order[0]]), 0.5f - 1e-6f) << "row " << i;
+    }
+  }
+  // The draws follow the softmax: row 0's logits over 4000 counters.
+  std::vector<float> row0(logits.begin(), logits.begin() + n);
+  logits.assign(static_cast<size_t>(4000) * n, 0.0f);
+  for (int i = 0; i < 4000; ++i) std::copy(row0.begin(), row0.end(), logits.begin() + static_cast<long>(i) * n);
+  rs.clear();
+  for (int i = 0; i < 4000; ++i) rs.push_back(row(1.5f, 0, 1, 0, static_cast<uint64_t>(i)));
+  const std::vector<int32_t> draws = sample(dev, rs, {}, {});
+  const float mx = *std::max_element(row0.begin(), row0.end());
+  double z = 0;
+  for (float l : row0) z += std::exp((l - mx) / 1.5);
+  const auto order = [&] {
+    std::vector<int> o(static_cast<size_t>(n));
+    for (int j = 0; j < n; ++j) o[static_cast<size_t>(j)] = j;
+    std::sort(o.begin(), o.end(), [&](int a, int b) { return row0[static_cast<size_t>(a)] > row0[static_cast<size_t>(b)]; });
+    return o;
+  }();
+  for (int k = 0; k < 3; ++k) {  // the three likeliest tokens' shares
+    const double p = std::exp((row0[static_cast<size_t>(order[static_cast<size_t>(k)])] - mx) / 1.5) / z;
+    const double seen = std::count(draws.begin(), draws.end(), order[static_cast<size_t>(k)]) / 4000.0;
+    EXPECT_NEAR(seen, p, 4 * std::sqrt(p * (1 - p) / 4000) + 1e-3) << "token rank " << k;
+  }
+  // The same (seed, counter) draws the same; penalties move a token off the top.
+  EXPECT_EQ(sample(dev, std::vector<llmops_drv_sampling>(rs.begin(), rs.begin() + 50), {}, {}),
+            std::vector<int32_t>(draws.begin(), draws.begin() + 50));
+  llmops_drv_sampling pen = row(0, 0, 1, 0, 0);
+  pen.presence_penalty = 1e6f, pen.penalty_first = 0, pen.penalty_count = 1;
+  EXPECT_EQ(sample(dev, {pen}, {order[0]}, {1})[0], order[1]) << "the best token, seen, gives way to the next";
+  if (!holder().reference) {  // the reference's ids for the draws above
+    logits.assign(static_cast<size_t>(4000) * n, 0.0f);
+    for (int i = 0; i < 4000; ++i) std::copy(row0.begin(), row0.end(), logits.begin() + static_cast<long>(i) * n);
+    auto ref = GpuDevice::open(GpuDriver::from_table(reference_driver_api()), 0);
+    ASSERT_TRUE(ref.ok());
+    const std::vector<int32_t> want = sample(**ref, rs, {}, {});
+    size_t same = 0;
+    for (size_t i = 0; i < want.size(); ++i) same += want[i] == draws[i];
+    EXPECT_GE(same, want.size() * 99 / 100);
+  }
 }
 
 TEST(GpuOps, BadArgumentsAreErrorsWithWords) {

@@ -82,12 +82,36 @@ TEST(GpuServing, BatchedGreedyPrefixCacheAndSamplingMatch) {
   EXPECT_EQ(collect(again), want);
   EXPECT_GT(on_gpu.stats().prefix_hit_tokens, hits);
 
+  // Sampled on the device: a seed repeats whatever the batch, another seed draws otherwise,
+  // and penalties apply there too. (The device's draws are its own, not the host sampler's.)
   GenerationParams sampled = greedy;
   sampled.sampling.temperature = 0.8f;
   sampled.sampling.top_p = 0.9f;
   sampled.sampling.seed = 1234;
   sampled.max_tokens = 40;
-  auto g = std::make_shared<Request>(prompt, sampled), c = std::make_shared<Request>(prompt, sampled);
+  auto a = std::make_shared<Request>(prompt, sampled), b = std::make_shared<Request>(prompt, sampled);
+  auto alone = std::make_shared<Request>(prompt, sampled);
+  GenerationParams other = sampled;
+  other.sampling.seed = 99;
+  auto o = std::make_shared<Request>(prompt, other);
+  GenerationParams penalised = sampled;
+  penalised.sampling.frequency_penalty = 1.5f;
+  penalised.sampling.top_k = 20;
+  auto pen = std::make_shared<Request>(prompt, penalised), pen2 = std::make_shared<Request>(prompt, penalised);
+  for (auto& r : {a, b, o, pen}) ASSERT_TRUE(on_gpu.submit(r).ok());
+  const std::vector<int32_t> ta = collect(a), tb = collect(b), to = collect(o), tp = collect(pen);
+  ASSERT_TRUE(on_gpu.submit(alone).ok());
+  ASSERT_TRUE(on_gpu.submit(pen2).ok());
+  EXPECT_EQ(ta.size(), 40u);
+  EXPECT_EQ(ta, tb);
+  EXPECT_EQ(collect(alone), ta) << "the draw depends on the seed and the token's index, not on the batch";
+  EXPECT_NE(to, ta);
+  EXPECT_EQ(collect(pen2), tp);
+  EXPECT_NE(tp, ta);
+  // A request that wants logprobs reads its logits and samples on the host, as the CPU does.
+  GenerationParams with_logprobs = sampled;
+  with_logprobs.top_logprobs = 2;
+  auto g = std::make_shared<Request>(prompt, with_logprobs), c = std::make_shared<Request>(prompt, with_logprobs);
   ASSERT_TRUE(on_gpu.submit(g).ok());
   ASSERT_TRUE(on_cpu.submit(c).ok());
   EXPECT_EQ(collect(g), collect(c));

@@ -504,6 +504,83 @@ int ref_comm_all_reduce(void* comm, float* const* bufs, uint64_t count) {
 }
 void ref_comm_destroy(void* comm) { delete static_cast<RefComm*>(comm); }
 
+uint64_t splitmix(uint64_t z) {
+  z += 0x9E3779B97F4A7C15ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+// driver.h's sample(), row by row in index order: the same threshold searches as the kernel.
+int ref_sample(llmops_drv* d, float* logits, int t, int n, const llmops_drv_sampling* rows, const int32_t* ptok, const int32_t* pcnt, int32_t* ids) {
+  if (t < 1 || n < 1) return fail(d, LLMOPS_DRV_EINVAL, "sample needs t, n >= 1");
+  auto bits = [](float f) {
+    uint32_t b;
+    std::memcpy(&b, &f, 4);
+    return b;
+  };
+  auto from = [](uint32_t b) {
+    float f;
+    std::memcpy(&f, &b, 4);
+    return f;
+  };
+  for (int row = 0; row < t; ++row) {
+    const llmops_drv_sampling& r = rows[row];
+    float* x = logits + static_cast<size_t>(row) * n;
+    for (int e = 0; e < r.penalty_count; ++e) {
+      const int tok = ptok[r.penalty_first + e];
+      if (tok < 0 || tok >= n) continue;
+      float l = x[tok];
+      if (r.repetition_penalty != 1.0f) l = l > 0.0f ? l / r.repetition_penalty : l * r.repetition_penalty;
+      x[tok] = l - static_cast<float>(pcnt[r.penalty_first + e]) * r.frequency_penalty - r.presence_penalty;
+    }
+    if (r.temperature <= 0.0f) {
+      ids[row] = static_cast<int32_t>(std::max_element(x, x + n) - x);
+      continue;
+    }
+    const float m = *std::max_element(x, x + n);
+    for (int j = 0; j < n; ++j) x[j] = std::exp((x[j] - m) / r.temperature);
+    auto count = [&](float floor) { return std::count_if(x, x + n, [&](float w) { return w >= floor; }); };
+    auto mass = [&](float floor) {
+      float s = 0.0f;
+      for (int j = 0; j < n; ++j) s += x[j] >= floor ? x[j] : 0.0f;
+      return s;
+    };
+    float floor = 0.0f;
+    if (r.top_k > 0 && r.top_k < n) {
+      uint32_t lo = 0, hi = bits(1.0f);
+      while (lo < hi) {
+        const uint32_t mid = lo + (hi - lo + 1) / 2;
+        if (count(from(mid)) >= r.top_k) lo = mid;
+        else hi = mid - 1;
+      }
+      floor = from(lo);
+    }
+    const float norm = mass(floor);
+    if (r.min_p > 0.0f) floor = std::max(floor, r.min_p);
+    if (r.top_p < 1.0f) {
+      uint32_t lo = bits(floor), hi = bits(1.0f);
+      while (lo < hi) {
+        const uint32_t mid = lo + (hi - lo + 1) / 2;
+        if (mass(from(mid)) >= r.top_p * norm) lo = mid;
+        else hi = mid - 1;
+      }
+      floor = std::max(floor, from(lo));
+    }
+    const float total = mass(floor);
+    const float target = static_cast<float>(splitmix(r.seed ^ (r.counter * 0x9E3779B97F4A7C15ULL)) >> 40) * (1.0f / 16777216.0f) * total;
+    float cum = 0.0f;
+    int pick = -1, last = 0;
+    for (int j = 0; j < n && pick < 0; ++j) {
+      if (x[j] < floor) continue;
+      last = j;
+      if ((cum += x[j]) > target) pick = j;
+    }
+    ids[row] = pick >= 0 ? pick : last;
+  }
+  return LLMOPS_DRV_OK;
+}
+
 const llmops_driver_api kReference = {
     sizeof(llmops_driver_api), LLMOPS_DRIVER_ABI_MAJOR, LLMOPS_DRIVER_ABI_MINOR, "cpu-reference", "1",
     ref_score, ref_device_count, ref_device_info, ref_open, ref_close, ref_last_error, ref_alloc, ref_free,
@@ -514,6 +591,7 @@ const llmops_driver_api kReference = {
     ref_matmul_add, ref_gemm, ref_rope_inverse, ref_rms_norm_backward, ref_swiglu_backward, ref_attention_train, ref_attention_train_backward,
     ref_cross_entropy, ref_embedding_backward, ref_sum_squares, ref_adamw, ref_zero, ref_dropout, ref_set_math, ref_layer_norm_backward,
     ref_add_bias, ref_bias_backward, ref_gelu_backward, ref_comm_create, ref_comm_all_reduce, ref_comm_destroy,
+    ref_sample,
 };
 
 }  // namespace

@@ -98,6 +98,22 @@ typedef struct llmops_drv_adamw {
   float bias1, bias2;     /* 1 − beta^step, the bias corrections */
 } llmops_drv_adamw;
 
+/* One row's sampling (ABI 1.1), for sample(): the host sampler's cuts, made on the device. */
+typedef struct llmops_drv_sampling {
+  float temperature;         /* <= 0: the first largest logit (after the penalties) */
+  float top_p;               /* 1: off */
+  float min_p;               /* 0: off */
+  int32_t top_k;             /* 0: off */
+  float repetition_penalty;  /* 1: off; a seen token's logit l becomes l / p (l > 0) or l · p */
+  float frequency_penalty;   /* minus count · this */
+  float presence_penalty;    /* minus this once seen */
+  int32_t penalty_first;     /* this row's seen tokens: entries [first, first + count) of the lists */
+  int32_t penalty_count;
+  int32_t reserved;
+  uint64_t seed;             /* the draw's u = (splitmix64(seed ^ (counter · 0x9E3779B97F4A7C15)) >> 40) / 2^24 */
+  uint64_t counter;          /* (splitmix64 as dropout() states it) */
+} llmops_drv_sampling;
+
 typedef struct llmops_drv llmops_drv;
 
 typedef struct llmops_driver_api {
@@ -237,6 +253,14 @@ typedef struct llmops_driver_api {
   int (*comm_create)(llmops_drv *const *devs, int n, void **comm);
   int (*comm_all_reduce)(void *comm, float *const *bufs, uint64_t count);
   void (*comm_destroy)(void *comm);
+  /* Samples one token from each of t rows of n logits (overwritten: they become the kept
+   * tokens' weights) by rows[i] (device memory), so only ids cross the bus: the penalties for
+   * the row's seen tokens (penalty_tokens / penalty_counts, device), then w = exp((l − max)/T),
+   * top_k (the k largest w; ties at the k-th are all kept), min_p (w ≥ min_p), top_p (the
+   * largest w whose mass reaches top_p of the top-k's), and the token where u × (the kept
+   * mass) falls, the kept tokens taken in index order. ids: t entries of device memory. */
+  int (*sample)(llmops_drv *d, float *logits, int t, int n, const llmops_drv_sampling *rows, const int32_t *penalty_tokens,
+                const int32_t *penalty_counts, int32_t *ids);
 } llmops_driver_api;
 
 typedef const llmops_driver_api *(*llmops_driver_get_api_fn)(void);
