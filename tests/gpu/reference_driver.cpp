@@ -31,8 +31,10 @@ int unsupported(llmops_drv* d, const char* op) {
   return fail(d, LLMOPS_DRV_EUNSUPPORTED, std::string("the CPU reference driver does not do ") + op);
 }
 
-// Two "devices", so that data parallelism has a group to run on.
+// Two "devices", so that data parallelism has a group to run on, of kDeviceBytes each: a larger
+// allocation fails as a full device's would.
 constexpr int kDevices = 2;
+constexpr uint64_t kDeviceBytes = 8ull << 30;
 
 int ref_score() { return 1; }
 int ref_device_count() { return kDevices; }
@@ -41,7 +43,7 @@ int ref_device_info(int device, llmops_drv_device_info* out) {
   std::memset(out, 0, sizeof(*out));
   std::snprintf(out->name, sizeof(out->name), "CPU reference");
   std::snprintf(out->pci_bus_id, sizeof(out->pci_bus_id), "none");
-  out->total_bytes = out->free_bytes = 1ull << 30;
+  out->total_bytes = out->free_bytes = kDeviceBytes;
   out->multiprocessors = 1;
   return LLMOPS_DRV_OK;
 }
@@ -52,10 +54,16 @@ int ref_open(int device, llmops_drv** out) {
 }
 void ref_close(llmops_drv* d) { delete d; }
 const char* ref_last_error(llmops_drv* d) { return d != nullptr ? d->error.c_str() : g_error.c_str(); }
-void* ref_alloc(llmops_drv*, uint64_t bytes) { return std::calloc(std::max<uint64_t>(bytes, 1), 1); }
+void* ref_alloc(llmops_drv* d, uint64_t bytes) {
+  if (bytes > kDeviceBytes) {
+    fail(d, LLMOPS_DRV_ENOMEM, "allocating " + std::to_string(bytes >> 20) + " MiB: the reference device has " + std::to_string(kDeviceBytes >> 20));
+    return nullptr;
+  }
+  return std::calloc(std::max<uint64_t>(bytes, 1), 1);
+}
 void ref_free(llmops_drv*, void* p) { std::free(p); }
 int ref_copy(llmops_drv*, void* dst, const void* src, uint64_t bytes) {
-  std::memmove(dst, src, bytes);
+  if (bytes > 0) std::memmove(dst, src, bytes);
   return LLMOPS_DRV_OK;
 }
 int ref_synchronize(llmops_drv*) { return LLMOPS_DRV_OK; }
