@@ -16,6 +16,7 @@
 
 #include "formats/ggml_types.h"
 #include "formats/quantize.h"
+#include "bench_util.h"
 #include "gpu/gpu_model.h"
 #include "model/synth.h"
 
@@ -24,19 +25,8 @@ using namespace llmops::engine;
 
 namespace {
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
+using bench::median;
+using bench::split;
 
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 

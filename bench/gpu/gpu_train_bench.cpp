@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "gpu/gpu_trainer.h"
 #include "model/synth.h"
 #include "train/llama_train.h"
@@ -27,19 +28,8 @@ using namespace llmops::engine;
 
 namespace {
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
+using bench::median;
+using bench::split;
 
 int math_of(const std::string& p) { return p == "bf16" ? LLMOPS_MATH_BF16 : p == "tf32" ? LLMOPS_MATH_TF32 : LLMOPS_MATH_F32; }
 

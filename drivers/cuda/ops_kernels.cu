@@ -257,19 +257,8 @@ __global__ void argmax_kernel(const float* logits, int n, int32_t* ids) {
   for (int i = threadIdx.x; i < n; i += blockDim.x) {
     if (row[i] > bv) bv = row[i], bi = i;
   }
-  best_v[threadIdx.x] = bv, best_i[threadIdx.x] = bi;
-  __syncthreads();
-  for (int stride = blockDim.x / 2; stride > 0; stride >>= 1) {
-    if (static_cast<int>(threadIdx.x) < stride) {
-      const float ov = best_v[threadIdx.x + stride];
-      const int oi = best_i[threadIdx.x + stride];
-      if (ov > best_v[threadIdx.x] || (ov == best_v[threadIdx.x] && oi < best_i[threadIdx.x])) {
-        best_v[threadIdx.x] = ov, best_i[threadIdx.x] = oi;
-      }
-    }
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) ids[blockIdx.x] = best_i[0] < n ? best_i[0] : 0;
+  const int best = block_argmax(bv, bi, best_v, best_i);
+  if (threadIdx.x == 0) ids[blockIdx.x] = best < n ? best : 0;
 }
 
 }  // namespace

@@ -47,4 +47,21 @@ __device__ inline float block_max(float v, float* scratch) {
   return m;
 }
 
+// The index of the first largest value over the block (ties go to the smaller index), for every
+// thread; blockDim.x a power of two. vs and is: blockDim.x entries of shared memory.
+__device__ inline int block_argmax(float v, int i, float* vs, int* is) {
+  __syncthreads();  // vs and is may still be read by an earlier call
+  vs[threadIdx.x] = v, is[threadIdx.x] = i;
+  __syncthreads();
+  for (int stride = blockDim.x / 2; stride > 0; stride >>= 1) {
+    if (static_cast<int>(threadIdx.x) < stride) {
+      const float ov = vs[threadIdx.x + stride];
+      const int oi = is[threadIdx.x + stride];
+      if (ov > vs[threadIdx.x] || (ov == vs[threadIdx.x] && oi < is[threadIdx.x])) vs[threadIdx.x] = ov, is[threadIdx.x] = oi;
+    }
+    __syncthreads();
+  }
+  return is[0];
+}
+
 }  // namespace llmops::cuda

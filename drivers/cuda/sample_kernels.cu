@@ -51,14 +51,8 @@ __global__ void __launch_bounds__(kSampleThreads) sample_kernel(float* logits, i
     for (int j = threadIdx.x; j < n; j += blockDim.x) {
       if (x[j] > bv) bv = x[j], bi = j;
     }
-    best_v[threadIdx.x] = bv, best_i[threadIdx.x] = bi;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      for (int i = 1; i < static_cast<int>(blockDim.x); ++i) {
-        if (best_v[i] > bv || (best_v[i] == bv && best_i[i] < bi)) bv = best_v[i], bi = best_i[i];
-      }
-      ids[blockIdx.x] = bi < n ? bi : 0;
-    }
+    const int best = block_argmax(bv, bi, best_v, best_i);
+    if (threadIdx.x == 0) ids[blockIdx.x] = best < n ? best : 0;
     return;
   }
   float m = -INFINITY;
