@@ -251,14 +251,8 @@ __global__ void attention_combine_kernel(const float* __restrict__ partials, flo
 __global__ void argmax_kernel(const float* logits, int n, int32_t* ids) {
   __shared__ float best_v[256];
   __shared__ int best_i[256];
-  const float* row = logits + static_cast<uint64_t>(blockIdx.x) * n;
-  float bv = -INFINITY;
-  int bi = n;
-  for (int i = threadIdx.x; i < n; i += blockDim.x) {
-    if (row[i] > bv) bv = row[i], bi = i;
-  }
-  const int best = block_argmax(bv, bi, best_v, best_i);
-  if (threadIdx.x == 0) ids[blockIdx.x] = best < n ? best : 0;
+  const int best = row_argmax(logits + static_cast<uint64_t>(blockIdx.x) * n, n, best_v, best_i);
+  if (threadIdx.x == 0) ids[blockIdx.x] = best;
 }
 
 }  // namespace

@@ -64,4 +64,15 @@ __device__ inline int block_argmax(float v, int i, float* vs, int* is) {
   return is[0];
 }
 
+// The first largest of a row of n (0 for a row of NaNs), for every thread of the block.
+__device__ inline int row_argmax(const float* row, int n, float* vs, int* is) {
+  float bv = -INFINITY;
+  int bi = n;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    if (row[i] > bv) bv = row[i], bi = i;
+  }
+  const int best = block_argmax(bv, bi, vs, is);
+  return best < n ? best : 0;
+}
+
 }  // namespace llmops::cuda

@@ -46,13 +46,8 @@ __global__ void __launch_bounds__(kSampleThreads) sample_kernel(float* logits, i
   }
   __syncthreads();
   if (r.temperature <= 0.0f) {  // the first largest logit
-    float bv = -INFINITY;
-    int bi = n;
-    for (int j = threadIdx.x; j < n; j += blockDim.x) {
-      if (x[j] > bv) bv = x[j], bi = j;
-    }
-    const int best = block_argmax(bv, bi, best_v, best_i);
-    if (threadIdx.x == 0) ids[blockIdx.x] = best < n ? best : 0;
+    const int best = row_argmax(x, n, best_v, best_i);
+    if (threadIdx.x == 0) ids[blockIdx.x] = best;
     return;
   }
   float m = -INFINITY;
