@@ -4,22 +4,28 @@
 
 namespace llmops::engine {
 
-Result<std::unique_ptr<DataParallelTrainer>> DataParallelTrainer::create(std::shared_ptr<GpuDriver> driver, int replicas,
+Result<std::unique_ptr<DataParallelTrainer>> DataParallelTrainer::create(std::shared_ptr<GpuDriver> driver, const std::vector<int>& devices,
                                                                          const train::LlamaTrainer<float>& host,
                                                                          const std::function<void(const std::string& pci)>& pin) {
   const llmops_driver_api& api = driver->api();
-  if (replicas < 1) return invalid_argument("data parallelism needs at least one replica");
-  if (replicas > api.device_count()) {
-    return invalid_argument(std::to_string(replicas) + " replicas asked for, and the " + api.name + " driver sees " + std::to_string(api.device_count()) +
-                            " device(s)");
+  const int replicas = static_cast<int>(devices.size());
+  if (replicas < 1) return invalid_argument("data parallelism needs at least one device");
+  for (size_t i = 0; i < devices.size(); ++i) {
+    if (devices[i] < 0 || devices[i] >= api.device_count()) {
+      return invalid_argument("there is no device " + std::to_string(devices[i]) + ": the " + std::string(api.name) + " driver sees " +
+                              std::to_string(api.device_count()));
+    }
+    if (std::find(devices.begin(), devices.begin() + static_cast<long>(i), devices[i]) != devices.begin() + static_cast<long>(i)) {
+      return invalid_argument("device " + std::to_string(devices[i]) + " is named twice");
+    }
   }
   std::unique_ptr<DataParallelTrainer> dp(new DataParallelTrainer);
   dp->driver_ = driver;
   dp->reps_.resize(static_cast<size_t>(replicas));
   for (Replica& r : dp->reps_) r.thread = std::make_unique<DeviceThread>();
-  int index = 0;
-  for (Replica& r : dp->reps_) {
-    const int i = index++;
+  for (size_t k = 0; k < dp->reps_.size(); ++k) {
+    Replica& r = dp->reps_[k];
+    const int i = devices[k];
     r.thread->run([&] {
       r.status = [&]() -> Status {
         if (auto pci = driver->pci_bus_id(i); pci.ok() && pin) pin(*pci);
@@ -28,7 +34,7 @@ Result<std::unique_ptr<DataParallelTrainer>> DataParallelTrainer::create(std::sh
         return ok_status();
       }();
     });
-    LLMOPS_RETURN_IF_ERROR(r.status.with_context("replica " + std::to_string(i)));
+    LLMOPS_RETURN_IF_ERROR(r.status.with_context("device " + std::to_string(i)));
   }
   if (replicas > 1) {
     std::vector<llmops_drv*> handles;
@@ -54,8 +60,10 @@ DataParallelTrainer::~DataParallelTrainer() {
 
 std::string DataParallelTrainer::describe() const {
   const llmops_drv_device_info& first = reps_[0].dev->info();
-  if (reps_.size() == 1) return "cuda:0 (" + std::string(first.name) + ", " + first.pci_bus_id + ")";
-  return "cuda:0-" + std::to_string(reps_.size() - 1) + " (" + std::to_string(reps_.size()) + " × " + first.name + ")";
+  if (reps_.size() == 1) return "cuda:" + std::to_string(reps_[0].dev->index()) + " (" + first.name + ", " + first.pci_bus_id + ")";
+  std::string ids;
+  for (const Replica& r : reps_) ids += (ids.empty() ? "" : ",") + std::to_string(r.dev->index());
+  return "cuda:" + ids + " (" + std::to_string(reps_.size()) + " × " + first.name + ")";
 }
 
 Status DataParallelTrainer::each(const std::function<Status(Replica&)>& task, bool only_active) {

@@ -24,15 +24,16 @@ namespace llmops::engine {
 
 class DataParallelTrainer {
  public:
-  // Opens devices 0..replicas-1 of the driver, each on its own thread (pin(pci) binds that
-  // thread next to its GPU first), and makes a replica of the host trainer on each. With more
-  // than one, the driver's communicator joins them (kUnimplemented where it cannot, saying why).
-  static Result<std::unique_ptr<DataParallelTrainer>> create(std::shared_ptr<GpuDriver> driver, int replicas, const train::LlamaTrainer<float>& host,
-                                                             const std::function<void(const std::string& pci)>& pin);
+  // Opens the driver's devices of those indices (one replica each, in that order), each on its
+  // own thread (pin(pci) binds that thread next to its GPU first), and makes a replica of the
+  // host trainer on each. With more than one, the driver's communicator joins them
+  // (kUnimplemented where it cannot, saying why).
+  static Result<std::unique_ptr<DataParallelTrainer>> create(std::shared_ptr<GpuDriver> driver, const std::vector<int>& devices,
+                                                             const train::LlamaTrainer<float>& host, const std::function<void(const std::string& pci)>& pin);
   ~DataParallelTrainer();
 
   int replicas() const { return static_cast<int>(reps_.size()); }
-  // "cuda:0 (NVIDIA H200, 0000:41:00.0)", or "cuda:0-3 (4 × NVIDIA H200)".
+  // "cuda:0 (NVIDIA H200, 0000:41:00.0)", or "cuda:0,1,2,3 (4 × NVIDIA H200)".
   std::string describe() const;
 
   Status set_math(int mode);

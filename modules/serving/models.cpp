@@ -36,15 +36,19 @@ Result<std::unique_ptr<GpuExecution>> ModelManager::place_on_gpu(const engine::M
   };
   auto driver = engine::GpuDriver::find_usable();
   if (!driver.ok()) return refuse(driver.status());
+  if (opt_.gpu >= (*driver)->api().device_count()) {
+    return refuse(invalid_argument("serving.gpu is " + std::to_string(opt_.gpu) + ", and the " + (*driver)->api().name + " driver sees " +
+                                   std::to_string((*driver)->api().device_count()) + " GPU(s)"));
+  }
   // The device's context and pinned staging are made, and the weights uploaded, on a thread
   // pinned next to the GPU (as the scheduler thread that drives it will be), so they sit in its
   // NUMA node, not in this caller's.
   Status failed = ok_status();
   auto gpu = std::make_unique<GpuExecution>();
   std::thread([&] {
-    auto pci = (*driver)->pci_bus_id(0);
+    auto pci = (*driver)->pci_bus_id(opt_.gpu);
     if (pci.ok() && opt_.scheduler.on_gpu_thread_start) opt_.scheduler.on_gpu_thread_start(*pci);
-    auto device = engine::GpuDevice::open(*driver, 0);
+    auto device = engine::GpuDevice::open(*driver, opt_.gpu);
     if (!device.ok()) return void(failed = device.status());
     gpu->device = std::move(*device);
     // The weights' budget: the device's free memory less the KV caches' budget and a reserve

@@ -63,6 +63,7 @@ struct ManagerOptions {
   // serving.device: "cpu"; "cuda" (a model that cannot go on the GPU fails to load); "auto"
   // (the GPU when the CUDA driver finds one and the model fits, else the CPU, saying why).
   std::string device = "auto";
+  int gpu = 0;  // which GPU serves (serving.gpu), by the driver's index
 };
 
 class ModelManager {

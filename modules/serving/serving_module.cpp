@@ -131,6 +131,7 @@ llmops_code start(llmops_module_ctx* ctx, void* state, llmops_error* err) {
   mo.idle_unload_s = std::stoi(sdk.config("idle-unload-s", "300"));
   mo.pack_for_batches = sdk.config_bool("pack-weights", true);
   mo.device = sdk.config("device", "auto");
+  mo.gpu = std::stoi(sdk.config("gpu", "0"));
   if (mo.device != "auto" && mo.device != "cpu" && mo.device != "cuda") {
     return llmops::sdk::fail(err, LLMOPS_INVALID_ARGUMENT, "serving.device is '" + mo.device + "': use auto, cpu or cuda");
   }
@@ -248,6 +249,7 @@ const llmops_config_item kSchema[] = {
     {"prefill-chunk", LLMOPS_CONFIG_INT, "128", 1, 65536, "prompt tokens per scheduler step"},
     {"device", LLMOPS_CONFIG_STRING, "auto", 0, -1,
      "where models run: auto (the GPU when the llmops-cuda driver finds one and the model fits, else the CPU), cpu, or cuda (fail rather than fall back)"},
+    {"gpu", LLMOPS_CONFIG_INT, "0", 0, 63, "which GPU serves, by index (llmopsctl topology lists them; training's are tuning.gpus)"},
     {"request-timeout", LLMOPS_CONFIG_INT, "600", 1, 86400, "seconds a generation may run"},
     {"request-log-size", LLMOPS_CONFIG_INT, "10000", 0, 10000000, "requests kept in the request log (LMDB), newest; 0: none"},
     {"chat-template", LLMOPS_CONFIG_STRING, "", 0, -1,

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/peers.h"
 #include "common/runs.h"
@@ -21,7 +22,7 @@ struct State {
   int threads = 0;                       // engine threads of a run (0: the training pool's size)
   std::string device = "auto";           // where runs train: auto, cpu or cuda (tuning.device)
   std::string gpu_precision = "fp32";    // a GPU's products: fp32, tf32 or bf16 (tuning.gpu-precision)
-  int gpus = 0;                          // GPUs a run trains on, data-parallel (0: all; tuning.gpus)
+  std::vector<int> gpus;                 // the GPUs a run trains on, data-parallel (empty: all; tuning.gpus)
   uint32_t m_runs = 0, m_steps = 0, m_tokens = 0;
 
   sdk::Host sdk() const { return {ctx, host}; }

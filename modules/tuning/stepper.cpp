@@ -48,12 +48,14 @@ class GpuStepper final : public Stepper {
  public:
   GpuStepper(Trainer& t, Optimizer& opt, bool lora) : t_(t), opt_(opt), lora_(lora) {}
 
-  Status open(int gpus, int math, const std::function<void(const std::string&)>& pin) {
+  Status open(const std::vector<int>& gpus, int math, const std::function<void(const std::string&)>& pin) {
     LLMOPS_ASSIGN_OR_RETURN(auto driver, engine::GpuDriver::find_usable());
     if (driver->score() <= 0) return unavailable("the " + std::string(driver->api().name) + " driver finds no usable device here");
-    const int have = driver->api().device_count();
-    const int replicas = gpus > 0 ? std::min(gpus, have) : have;
-    LLMOPS_ASSIGN_OR_RETURN(dp_, engine::DataParallelTrainer::create(driver, replicas, t_, pin));
+    std::vector<int> devices = gpus;
+    if (devices.empty()) {
+      for (int i = 0; i < driver->api().device_count(); ++i) devices.push_back(i);
+    }
+    LLMOPS_ASSIGN_OR_RETURN(dp_, engine::DataParallelTrainer::create(driver, devices, t_, pin));
     LLMOPS_RETURN_IF_ERROR(dp_->set_math(math));
     // A resumed run: its moments and step count from the checkpoint the host holds.
     if (opt_.steps() > 0) {
@@ -91,7 +93,7 @@ class GpuStepper final : public Stepper {
 
 }  // namespace
 
-Result<std::unique_ptr<Stepper>> Stepper::make(const std::string& device, int gpus, int math, Trainer& t, Optimizer& opt, bool lora,
+Result<std::unique_ptr<Stepper>> Stepper::make(const std::string& device, const std::vector<int>& gpus, int math, Trainer& t, Optimizer& opt, bool lora,
                                                const std::function<void(const std::string&)>& pin_to_device, std::string* note) {
   if (device != "cpu") {
     auto gpu = std::make_unique<GpuStepper>(t, opt, lora);

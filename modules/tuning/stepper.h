@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "llmops/driver.h"
 #include "tuning/checkpoint.h"
@@ -26,11 +27,11 @@ class Stepper {
  public:
   // device: "cpu"; "cuda" (the GPU or a failed run saying why); "auto" (the GPU when the
   // llmops-cuda driver finds one, it covers the model and the state fits, else the CPU with
-  // the reason in *note). gpus: how many GPUs (0: all the driver sees). pin_to_device(pci)
+  // the reason in *note). gpus: the GPUs' indices (empty: all the driver sees). pin_to_device(pci)
   // binds the calling thread next to that GPU. math: how the GPUs' products multiply
   // (LLMOPS_MATH_*; the CPU's are F32).
   // The trainer and optimiser hold the run's current state (a resumed run's, too).
-  static Result<std::unique_ptr<Stepper>> make(const std::string& device, int gpus, int math, Trainer& t, Optimizer& opt, bool lora,
+  static Result<std::unique_ptr<Stepper>> make(const std::string& device, const std::vector<int>& gpus, int math, Trainer& t, Optimizer& opt, bool lora,
                                                const std::function<void(const std::string&)>& pin_to_device, std::string* note);
   virtual ~Stepper() = default;
 

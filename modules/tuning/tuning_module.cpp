@@ -4,6 +4,7 @@
 // catalogue. This file is the lifecycle; the job is in job.cpp, the admin routes in routes.cpp.
 #include <filesystem>
 
+#include "common/gpu_list.h"
 #include "tuning/state.h"
 
 namespace {
@@ -22,6 +23,8 @@ llmops_code init(llmops_module_ctx* ctx, const llmops_host_api* host, llmops_err
   if (precision != "fp32" && precision != "tf32" && precision != "bf16") {
     return llmops::sdk::fail(err, LLMOPS_INVALID_ARGUMENT, "tuning.gpu-precision is '" + precision + "': use fp32, tf32 or bf16");
   }
+  auto gpus = llmops::parse_gpu_list(llmops::sdk::Host{ctx, host}.config("gpus", "all"));
+  if (!gpus.ok()) return llmops::sdk::fail(err, LLMOPS_INVALID_ARGUMENT, "tuning.gpus: " + gpus.status().message());
   auto* s = new State();
   s->host = host;
   s->ctx = ctx;
@@ -37,7 +40,7 @@ llmops_code init(llmops_module_ctx* ctx, const llmops_host_api* host, llmops_err
   s->threads = std::stoi(sdk.config("threads", "0"));
   s->device = device;
   s->gpu_precision = precision;
-  s->gpus = std::stoi(sdk.config("gpus", "0"));
+  s->gpus = *gpus;
   if (host->job_kind_register(ctx, "train", 1, run_training_job, s, err) != LLMOPS_OK) return err->code;
   if (host->job_kind_register(ctx, "search", 1, run_search_job, s, err) != LLMOPS_OK) return err->code;
   llmops_code c = LLMOPS_OK;
@@ -60,7 +63,8 @@ const llmops_config_item kSchema[] = {
     {"threads", LLMOPS_CONFIG_INT, "0", 0, 1024, "engine threads of a training run (0: the training pool's size, else all CPUs)"},
     {"device", LLMOPS_CONFIG_STRING, "auto", 0, 0,
      "where training runs: auto (a GPU when the llmops-cuda driver finds one, the model is covered and its state fits; else the CPU), cpu, or cuda (the GPU or a failed run saying why)"},
-    {"gpus", LLMOPS_CONFIG_INT, "0", 0, 64, "GPUs a run trains on, one replica each with the batch split across them and the gradients summed by NCCL (0: every GPU the driver sees)"},
+    {"gpus", LLMOPS_CONFIG_STRING, "all", 0, 0,
+     "the GPUs a run trains on: all, or their indices (0,2,3); one replica each, the batch split across them and the gradients summed by NCCL"},
     {"gpu-precision", LLMOPS_CONFIG_STRING, "fp32", 0, 0,
      "how a GPU run's matrix products multiply: fp32 (the CPU's arithmetic), or tensor cores with inputs rounded to tf32 or bf16 (F32 weights, gradients and sums either way)"},
 };

@@ -304,10 +304,10 @@ TEST_P(GpuTrain, DataParallelReplicasTakeTheOneDeviceStep) {
   std::mt19937 rng(5);
   std::normal_distribution<float> nd(0.0f, 0.05f);
   for (float& v : cpu->lora_params()) v += nd(rng);
-  auto dp = DataParallelTrainer::create(driver, 2, *cpu, nullptr);
+  auto dp = DataParallelTrainer::create(driver, {0, 1}, *cpu, nullptr);
   ASSERT_TRUE(dp.ok()) << dp.status().message();
   EXPECT_EQ((*dp)->replicas(), 2);
-  EXPECT_NE((*dp)->describe().find("2 ×"), std::string::npos) << (*dp)->describe();
+  EXPECT_EQ((*dp)->describe().rfind("cuda:0,1 (2 × ", 0), 0u) << (*dp)->describe();
   AdamWConfig oc;
   oc.lr = 1e-2, oc.total_steps = 6;
   AdamW<float> opt(oc, cpu->lora_params().size());
@@ -336,8 +336,15 @@ TEST_P(GpuTrain, DataParallelReplicasTakeTheOneDeviceStep) {
   ASSERT_TRUE((*dp)->download_trained(&params).ok());
   EXPECT_LT(nmse(params, cpu->lora_params()), 1e-9);
   EXPECT_EQ((*dp)->steps(), 6);
-  // More replicas than the driver has devices is refused before anything opens.
-  EXPECT_EQ(DataParallelTrainer::create(driver, driver->api().device_count() + 1, *cpu, nullptr).status().code(), Code::kInvalidArgument);
+  // A device the driver does not have, or one named twice, is refused before anything opens.
+  auto missing = DataParallelTrainer::create(driver, {0, driver->api().device_count()}, *cpu, nullptr);
+  EXPECT_EQ(missing.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(missing.status().message().find("there is no device"), std::string::npos) << missing.status().message();
+  EXPECT_EQ(DataParallelTrainer::create(driver, {1, 1}, *cpu, nullptr).status().code(), Code::kInvalidArgument);
+  // One replica on the second device alone.
+  auto second = DataParallelTrainer::create(driver, {1}, *cpu, nullptr);
+  ASSERT_TRUE(second.ok()) << second.status().message();
+  EXPECT_EQ((*second)->describe().rfind("cuda:1 (", 0), 0u) << (*second)->describe();
 }
 
 TEST_P(GpuTrain, BadBatchesAreRefusedAsOnTheCpu) {

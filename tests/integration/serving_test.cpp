@@ -431,6 +431,36 @@ TEST(Serving, AChatTemplateThatReachesForInternalsIsRefused) {
   EXPECT_EQ(ok.status, 200) << ok.body;
 }
 
+// The device path through the daemon: serving.device = cuda on the CPU reference driver's
+// second device (serving.gpu = 1; LLMOPS_COMPUTE_DRIVER gives the daemon that driver) answers as
+// the CPU does, greedy and with logprobs; serve list and topology name the device; a GPU the
+// driver does not have fails the stage saying so.
+TEST(Serving, ADeviceServesWhatTheCpuServes) {
+  REQUIRE_STORIES();
+  DaemonProcess cpu({}, gguf_config("device = cpu\n"));
+  DaemonProcess dev({}, gguf_config("device = cuda\ngpu = 1\n"));
+  dev.env()["LLMOPS_COMPUTE_DRIVER"] = LLMOPS_REFERENCE_DRIVER;
+  ASSERT_TRUE(cpu.start()) << cpu.log();
+  ASSERT_TRUE(dev.start()) << dev.log();
+  for (const Json& body : {Json{{"prompt", "Once upon a time"}, {"max_tokens", 40}, {"temperature", 0}},
+                           Json{{"prompt", "The cat"}, {"max_tokens", 20}, {"temperature", 0}, {"logprobs", 2}}}) {
+    auto a = complete(cpu, body), b = complete(dev, body);
+    ASSERT_EQ(a.status, 200) << a.body;
+    ASSERT_EQ(b.status, 200) << b.body << dev.log();
+    EXPECT_EQ(b.json()["choices"][0]["text"], a.json()["choices"][0]["text"]);
+  }
+  auto served = Json::parse(dev.ctl({"--json", "serve", "list"}).out);
+  ASSERT_EQ(served["models"].size(), 1u);
+  EXPECT_EQ(served["models"][0]["device"], "cuda:1 CPU reference (none)");
+  auto topo = Json::parse(dev.ctl({"--json", "topology"}).out);
+  EXPECT_EQ(topo["work"][0]["device"], "cuda:1 CPU reference (none)");
+  DaemonProcess missing({}, gguf_config("device = cuda\ngpu = 7\n"));
+  missing.env()["LLMOPS_COMPUTE_DRIVER"] = LLMOPS_REFERENCE_DRIVER;
+  ASSERT_TRUE(missing.start()) << missing.log();
+  EXPECT_NE(complete(missing, {{"prompt", "Once"}, {"max_tokens", 3}}).status, 200);
+  EXPECT_NE(missing.log().find("serving.gpu is 7, and the cpu-reference driver sees 2 GPU(s)"), std::string::npos) << missing.log();
+}
+
 // serving.device: auto serves on the CPU where no GPU is usable and says why; cuda fails the
 // serving stage (the daemon keeps running, its health says why) rather than fall back; anything
 // else is a configuration error.

@@ -321,7 +321,7 @@ TEST(Tune, GradientAccumulationMatchesALargerBatch) {
 TEST(Tune, RunsOnADeviceFollowTheCpuLossCurve) {
   REQUIRE_STORIES();
   DaemonProcess cpu({}, "tuning.device = cpu\n");
-  DaemonProcess dev({}, "tuning.device = cuda\ntuning.gpus = 2\ntuning.gpu-precision = fp32\nserving.device = cpu\n");
+  DaemonProcess dev({}, "tuning.device = cuda\ntuning.gpus = 0,1\ntuning.gpu-precision = fp32\nserving.device = cpu\n");
   dev.env()["LLMOPS_COMPUTE_DRIVER"] = LLMOPS_REFERENCE_DRIVER;
   for (DaemonProcess* d : {&cpu, &dev}) {
     ASSERT_TRUE(d->start()) << d->log();
@@ -345,7 +345,7 @@ TEST(Tune, RunsOnADeviceFollowTheCpuLossCurve) {
       curves.push_back(ctl_json(*d, {"tune", "curve", std::to_string(runs.back()["id"].get<int>())}));
     }
     EXPECT_EQ(runs[0]["device"], "cpu");
-    EXPECT_EQ(runs[1]["device"], "cuda:0-1 (2 × CPU reference)");
+    EXPECT_EQ(runs[1]["device"], "cuda:0,1 (2 × CPU reference)");
     EXPECT_EQ(runs[1]["gpu_precision"], "fp32");
     EXPECT_FALSE(runs[0].contains("gpu_precision"));
     ASSERT_EQ(curves[0]["points"].size(), 12u);
