@@ -9,6 +9,7 @@
 #include <functional>
 #include <random>
 
+#include "common/gpu_list.h"
 #include "gpu/data_parallel.h"
 #include "gpu/gpu_test_util.h"
 #include "gpu/gpu_trainer.h"
@@ -541,6 +542,18 @@ TEST_P(GpuTrain, EachTrainingOpMatchesTheReference) {
     double got = 0;
     ASSERT_EQ(dev.api().download(dev.handle(), &got, dout.get(), sizeof(double)), 0);
     EXPECT_NEAR(got, want, 1e-12 * want);
+  }
+}
+
+// tuning.gpus: all (every GPU) or indices; anything else is refused naming it.
+TEST(GpuList, AllOrIndicesAndNothingElse) {
+  EXPECT_TRUE(parse_gpu_list("all")->empty());
+  EXPECT_TRUE(parse_gpu_list("")->empty());
+  EXPECT_EQ(*parse_gpu_list("0,2,3"), (std::vector<int>{0, 2, 3}));
+  EXPECT_EQ(*parse_gpu_list("1"), (std::vector<int>{1}));
+  for (const char* bad : {"0,,1", "a", "-1", "1,1", "0,", "1000", "0;1"}) {
+    auto r = parse_gpu_list(bad);
+    EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << bad;
   }
 }
 
