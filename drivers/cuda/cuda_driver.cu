@@ -1,6 +1,9 @@
 // The CUDA driver: llmops_driver_get_api() hands the engine the table of drivers/include/llmops/driver.h.
 // One llmops_drv is one device with one stream, one cuBLAS handle, pinned staging for uploads
 // and a scratch area for the dequantised tiles cuBLAS multiplies; each is released by close().
+// Device memory comes from the device's own memory pool in stream order (cudaMallocAsync, never
+// managed memory) where the device has pools: a KV cache made and dropped per request costs no
+// device-wide synchronisation, and freed memory is kept for the next allocation.
 // Runtime errors become LLMOPS_DRV_E* codes with words in last_error(), never exceptions or aborts.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -30,6 +33,7 @@ struct llmops_drv {
   std::vector<void*> retired;  // outgrown scratch areas: recorded graphs may still point at them
   void* blas_workspace = nullptr;  // given to cuBLAS so that captured products allocate nothing
   int math = LLMOPS_MATH_F32;      // how the training gemm multiplies (set_math)
+  bool pooled = false;             // allocations from the device's memory pool, in stream order
   std::string error;
 };
 
@@ -106,6 +110,15 @@ int drv_device_info(int device, llmops_drv_device_info* out) {
   out->compute_major = p.major, out->compute_minor = p.minor, out->multiprocessors = p.multiProcessorCount;
   size_t free_b = 0, total_b = 0;
   DRV_CUDA(nullptr, cudaSetDevice(device), "selecting the device");
+  // Memory the pool keeps for reuse is free for what asks next: give it back before counting.
+  int pools = 0;
+  if (cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device) == cudaSuccess && pools != 0) {
+    cudaMemPool_t pool = nullptr;
+    if (cudaDeviceGetDefaultMemPool(&pool, device) == cudaSuccess) {
+      cudaDeviceSynchronize();
+      cudaMemPoolTrimTo(pool, 0);
+    }
+  }
   DRV_CUDA(nullptr, cudaMemGetInfo(&free_b, &total_b), "reading the device's memory");
   out->total_bytes = total_b, out->free_bytes = free_b;
   return LLMOPS_DRV_OK;
@@ -149,6 +162,13 @@ int drv_open(int device, llmops_drv** out) {
   if (cublasStatus_t st = cublasCreate(&d->blas); st != CUBLAS_STATUS_SUCCESS) return bail(blas_fail(d, st, "creating a cuBLAS handle"));
   if (cublasStatus_t st = cublasSetStream(d->blas, d->stream); st != CUBLAS_STATUS_SUCCESS) return bail(blas_fail(d, st, "binding cuBLAS to the stream"));
   if (cudaError_t e = cudaMalloc(&d->blas_workspace, kBlasWorkspaceBytes); e != cudaSuccess) return bail(cuda_fail(d, e, "allocating the cuBLAS workspace"));
+  int pools = 0;
+  if (cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device) == cudaSuccess && pools != 0) {
+    cudaMemPool_t pool = nullptr;
+    uint64_t keep = UINT64_MAX;  // freed memory stays in the pool for the next allocation
+    d->pooled = cudaDeviceGetDefaultMemPool(&pool, device) == cudaSuccess &&
+                cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep) == cudaSuccess;
+  }
   if (cublasStatus_t st = cublasSetWorkspace(d->blas, d->blas_workspace, kBlasWorkspaceBytes); st != CUBLAS_STATUS_SUCCESS) {
     return bail(blas_fail(d, st, "giving cuBLAS its workspace"));
   }
@@ -161,7 +181,7 @@ const char* drv_last_error(llmops_drv* d) { return d != nullptr ? d->error.c_str
 void* drv_alloc(llmops_drv* d, uint64_t bytes) {
   if (cudaSetDevice(d->device) != cudaSuccess) return nullptr;
   void* p = nullptr;
-  cudaError_t e = cudaMalloc(&p, std::max<uint64_t>(bytes, 1));
+  cudaError_t e = d->pooled ? cudaMallocAsync(&p, std::max<uint64_t>(bytes, 1), d->stream) : cudaMalloc(&p, std::max<uint64_t>(bytes, 1));
   if (e != cudaSuccess) {
     cuda_fail(d, e, ("allocating " + std::to_string(bytes >> 20) + " MiB of device memory").c_str());
     return nullptr;
@@ -172,6 +192,10 @@ void* drv_alloc(llmops_drv* d, uint64_t bytes) {
 void drv_free(llmops_drv* d, void* p) {
   if (p == nullptr) return;
   cudaSetDevice(d->device);
+  if (d->pooled) {
+    cudaFreeAsync(p, d->stream);  // after the kernels queued before it, which may still read it
+    return;
+  }
   cudaStreamSynchronize(d->stream);  // no kernel still reads it
   cudaFree(p);
 }
