@@ -261,12 +261,13 @@ TEST(GpuRunnerTest, BadTokensAndPositionsAreRefusedAndChangeNothing) {
 // The tool a user reaches first: `llmops-infer --device cuda` gives stories260K's reference
 // tokens on a GPU, and where there is none it fails saying why (it never falls back silently).
 TEST(GpuInferTool, RunsOnTheGpuOrSaysWhy) {
-  if (holder().reference) GTEST_SKIP() << "llmops-infer --device cuda opens the CUDA driver, not the reference";
   const std::string dir = shared_dir() + "/models/stories260K/";
   if (!std::filesystem::exists(dir + "reference_greedy.txt")) GTEST_SKIP() << "../shared is absent (" << dir << " not found)";
   const char* env = std::getenv("LLMOPS_INFER");
   const std::string infer = env != nullptr ? env : LLMOPS_INFER_PATH;
-  const std::string cmd = infer + " --model " + dir + "stories260K.gguf --prompt 'Once upon a time' --max-tokens 60 --ignore-eos --json --device cuda 2>&1";
+  // On the reference driver the tool is handed it as a daemon would be (LLMOPS_COMPUTE_DRIVER).
+  const std::string env_prefix = holder().reference ? std::string("LLMOPS_COMPUTE_DRIVER=") + LLMOPS_REFERENCE_DRIVER + " " : std::string();
+  const std::string cmd = env_prefix + infer + " --model " + dir + "stories260K.gguf --prompt 'Once upon a time' --max-tokens 60 --ignore-eos --json --device cuda 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   ASSERT_NE(p, nullptr);
   std::string out;
