@@ -277,12 +277,47 @@ inline void prefetch_row(const T* row, uint64_t d) {
   for (uint64_t b = 0; b < d * sizeof(T); b += 64) _mm_prefetch(reinterpret_cast<const char*>(row) + b, _MM_HINT_T0);
 }
 
+// Sixteen vectors' sums, lane j holding v[j]'s, by folding halves of pairs together (15 adds
+// and 30 shuffles, where a horizontal sum per vector takes ~8 operations each). v must hold the
+// vectors in kFoldSlot order: position j's vector at v[kFoldSlot[j]].
+constexpr int kFoldSlot[16] = {0, 2, 1, 3, 8, 10, 9, 11, 4, 6, 5, 7, 12, 14, 13, 15};
+inline __m512 fold16(const __m512 (&v)[16]) {
+  __m512 w[8], x[4], y[2];
+  for (int r = 0; r < 8; ++r) {  // 512 → 256: lanes 0-7 v[r]'s partial sums, 8-15 v[r + 8]'s
+    w[r] = _mm512_add_ps(_mm512_shuffle_f32x4(v[r], v[r + 8], 0x44), _mm512_shuffle_f32x4(v[r], v[r + 8], 0xEE));
+  }
+  for (int r = 0; r < 4; ++r) {  // 256 → 128: 128-bit lanes v[r], v[r + 8], v[r + 4], v[r + 12]
+    x[r] = _mm512_add_ps(_mm512_shuffle_f32x4(w[r], w[r + 4], 0x88), _mm512_shuffle_f32x4(w[r], w[r + 4], 0xDD));
+  }
+  for (int r = 0; r < 2; ++r) {  // 128 → 64, pairing x[r] with x[r + 2] in each 128-bit lane
+    const __m512d a = _mm512_castps_pd(x[r]), b = _mm512_castps_pd(x[r + 2]);
+    y[r] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)), _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+  }
+  // 64 → 32: each 128-bit lane ends as x[0]'s, x[2]'s, x[1]'s and x[3]'s totals.
+  return _mm512_add_ps(_mm512_shuffle_ps(y[0], y[1], _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_ps(y[0], y[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
 template <typename T>
 void dot_strided(const float* q, const T* keys, uint64_t stride, int n, uint64_t d, float scale, float* scores) {
   const int chunks = static_cast<int>(d / 16);
   __m512 qv[16];
   for (int c = 0; c < chunks; ++c) qv[c] = _mm512_loadu_ps(q + 16 * c);
-  for (int j = 0; j < n; ++j) {
+  int j = 0;
+  if (chunks <= 8) {  // sixteen positions at a time while the accumulators and q fit in registers
+    const __m512 vscale = _mm512_set1_ps(scale);
+    for (; j + 16 <= n; j += 16) {
+      __m512 acc[16];
+      for (int r = 0; r < 16; ++r) {
+        const T* k = keys + static_cast<uint64_t>(j + r) * stride;
+        if (j + r + kAheadRows < n) prefetch_row(k + kAheadRows * stride, d);
+        __m512 a = _mm512_mul_ps(qv[0], load16(k));
+        for (int c = 1; c < chunks; ++c) a = _mm512_fmadd_ps(qv[c], load16(k + 16 * c), a);
+        acc[kFoldSlot[r]] = a;
+      }
+      _mm512_storeu_ps(scores + j, _mm512_mul_ps(fold16(acc), vscale));
+    }
+  }
+  for (; j < n; ++j) {
     const T* k = keys + static_cast<uint64_t>(j) * stride;
     if (j + kAheadRows < n) prefetch_row(k + kAheadRows * stride, d);
     __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
