@@ -51,15 +51,18 @@ Result<std::unique_ptr<GpuExecution>> ModelManager::place_on_gpu(const engine::M
     auto device = engine::GpuDevice::open(*driver, opt_.gpu);
     if (!device.ok()) return void(failed = device.status());
     gpu->device = std::move(*device);
-    // The weights' budget: the device's free memory less the KV caches' budget and a reserve
-    // for activations and the libraries' workspaces; past it, the last layers stream.
+    // The weights' budget: the device's free memory less a reserve for activations and the
+    // libraries' workspaces (or serving.gpu-memory-mb when smaller), less the KV caches' budget;
+    // past it, the last layers stream.
     const uint64_t free_bytes = gpu->device->info().free_bytes, reserve = (512ull << 20) + free_bytes / 20;
+    uint64_t room = free_bytes > reserve ? free_bytes - reserve : 0;
+    if (opt_.gpu_memory_bytes > 0) room = std::min(room, opt_.gpu_memory_bytes);
     const uint64_t kv = opt_.scheduler.kv_budget_bytes;
-    if (free_bytes <= kv + reserve) {
-      return void(failed = resource_exhausted("the GPU has " + std::to_string(free_bytes >> 20) + " MiB free, not enough for the " +
-                                              std::to_string(kv >> 20) + " MiB KV budget and a reserve"));
+    if (room <= kv) {
+      return void(failed = resource_exhausted("the GPU leaves " + std::to_string(room >> 20) + " MiB to serving, not more than the " +
+                                              std::to_string(kv >> 20) + " MiB KV budget (serving.kv-budget-mb, serving.gpu-memory-mb)"));
     }
-    auto uploaded = engine::GpuModel::upload(*gpu->device, model, free_bytes - kv - reserve);
+    auto uploaded = engine::GpuModel::upload(*gpu->device, model, room - kv);
     if (!uploaded.ok()) return void(failed = uploaded.status());
     gpu->model = std::move(*uploaded);
   }).join();

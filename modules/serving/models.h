@@ -64,6 +64,7 @@ struct ManagerOptions {
   // (the GPU when the CUDA driver finds one and the model fits, else the CPU, saying why).
   std::string device = "auto";
   int gpu = 0;  // which GPU serves (serving.gpu), by the driver's index
+  uint64_t gpu_memory_bytes = 0;  // the device memory models may take (serving.gpu-memory-mb; 0: what is free, less a reserve)
 };
 
 class ModelManager {

@@ -132,6 +132,7 @@ llmops_code start(llmops_module_ctx* ctx, void* state, llmops_error* err) {
   mo.pack_for_batches = sdk.config_bool("pack-weights", true);
   mo.device = sdk.config("device", "auto");
   mo.gpu = std::stoi(sdk.config("gpu", "0"));
+  mo.gpu_memory_bytes = static_cast<uint64_t>(std::stoll(sdk.config("gpu-memory-mb", "0"))) << 20;
   if (mo.device != "auto" && mo.device != "cpu" && mo.device != "cuda") {
     return llmops::sdk::fail(err, LLMOPS_INVALID_ARGUMENT, "serving.device is '" + mo.device + "': use auto, cpu or cuda");
   }
@@ -250,6 +251,8 @@ const llmops_config_item kSchema[] = {
     {"device", LLMOPS_CONFIG_STRING, "auto", 0, -1,
      "where models run: auto (the GPU when the llmops-cuda driver finds one and the model fits, else the CPU), cpu, or cuda (fail rather than fall back)"},
     {"gpu", LLMOPS_CONFIG_INT, "0", 0, 63, "which GPU serves, by index (llmopsctl topology lists them; training's are tuning.gpus)"},
+    {"gpu-memory-mb", LLMOPS_CONFIG_INT, "0", 0, 1 << 24,
+     "device memory a served model may take, weights and KV budget together, MiB (0: what is free, less a reserve); layers past it stream from host memory"},
     {"request-timeout", LLMOPS_CONFIG_INT, "600", 1, 86400, "seconds a generation may run"},
     {"request-log-size", LLMOPS_CONFIG_INT, "10000", 0, 10000000, "requests kept in the request log (LMDB), newest; 0: none"},
     {"chat-template", LLMOPS_CONFIG_STRING, "", 0, -1,

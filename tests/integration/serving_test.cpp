@@ -454,6 +454,16 @@ TEST(Serving, ADeviceServesWhatTheCpuServes) {
   EXPECT_EQ(served["models"][0]["device"], "cuda:1 CPU reference (none)");
   auto topo = Json::parse(dev.ctl({"--json", "topology"}).out);
   EXPECT_EQ(topo["work"][0]["device"], "cuda:1 CPU reference (none)");
+  // Two MiB for weights and KV together (one of them the KV budget): layers stream from host
+  // memory at each step, and the answer is the same.
+  DaemonProcess tight({}, gguf_config("device = cuda\ngpu-memory-mb = 2\nkv-budget-mb = 1\n"));
+  tight.env()["LLMOPS_COMPUTE_DRIVER"] = LLMOPS_REFERENCE_DRIVER;
+  ASSERT_TRUE(tight.start()) << tight.log();
+  const Json greedy = {{"prompt", "Once upon a time"}, {"max_tokens", 40}, {"temperature", 0}};
+  auto streamed = complete(tight, greedy);
+  ASSERT_EQ(streamed.status, 200) << streamed.body << tight.log();
+  EXPECT_EQ(streamed.json()["choices"][0]["text"], complete(cpu, greedy).json()["choices"][0]["text"]);
+  EXPECT_NE(tight.log().find("layers stream from host memory"), std::string::npos) << tight.log();
   DaemonProcess missing({}, gguf_config("device = cuda\ngpu = 7\n"));
   missing.env()["LLMOPS_COMPUTE_DRIVER"] = LLMOPS_REFERENCE_DRIVER;
   ASSERT_TRUE(missing.start()) << missing.log();
