@@ -6,7 +6,7 @@
 
 #include "kernels.cuh"
 #include "reduce.cuh"
-#include "rng.cuh"
+#include "llmops/counter_hash.h"
 
 namespace llmops::cuda {
 namespace {
@@ -97,7 +97,7 @@ __global__ void __launch_bounds__(kSampleThreads) sample_kernel(float* logits, i
       total += part[i];
       if (best_i[i] >= 0) fallback = best_i[i];
     }
-    const float target = unit_float(splitmix64(r.seed ^ (r.counter * 0x9E3779B97F4A7C15ull))) * total;
+    const float target = llmops_draw_unit(r.seed, r.counter) * total;
     float before = 0.0f;
     int pick = fallback;  // rounding past the end: the last kept token
     for (int i = 0; i < static_cast<int>(blockDim.x); ++i) {

@@ -7,7 +7,7 @@
 
 #include "kernels.cuh"
 #include "reduce.cuh"
-#include "rng.cuh"
+#include "llmops/counter_hash.h"
 
 namespace llmops::cuda {
 namespace {
@@ -313,7 +313,7 @@ __global__ void adamw_kernel(float* p, const float* g, float* m, float* v, uint6
 __global__ void dropout_kernel(const float* x, float* y, uint64_t n, float p, float scale, uint64_t key) {
   const uint64_t i = blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x;
   if (i >= n) return;
-  const float u = unit_float(splitmix64(key + i * 0x9E3779B97F4A7C15ull));
+  const float u = llmops_hash_unit(key, i);
   y[i] = u >= p ? x[i] * scale : 0.0f;
 }
 

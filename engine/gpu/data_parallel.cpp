@@ -70,7 +70,7 @@ Status DataParallelTrainer::each(const std::function<Status(Replica&)>& task, bo
   std::vector<std::function<void()>> tasks(reps_.size());
   for (size_t i = 0; i < reps_.size(); ++i) {
     Replica& r = reps_[i];
-    if (only_active && !r.active) continue;
+    if (only_active && r.count == 0) continue;
     tasks[i] = [&task, &r] { r.status = task(r); };
     r.thread->start(tasks[i]);
   }
@@ -102,28 +102,25 @@ Result<double> DataParallelTrainer::forward(const int32_t* tokens, const int32_t
   counted_ = 0;
   for (int i = 0; i < n; ++i) counted_ += targets[i] >= 0;
   const int reps = static_cast<int>(reps_.size());
-  std::vector<double> sums(reps_.size(), 0.0);
   for (int i = 0; i < reps; ++i) {
-    // Sequences [first, last) of the batch: slices as even as can be.
-    const int first = batch * i / reps, last = batch * (i + 1) / reps;
+    // Slices as even as can be.
     Replica& r = reps_[static_cast<size_t>(i)];
-    r.active = last > first;
-    if (!r.active) continue;
+    r.first = batch * i / reps, r.count = batch * (i + 1) / reps - r.first;
+    r.loss_sum = 0;
+    if (r.count == 0) continue;
     r.trainer->set_gradient_normaliser(reps > 1 ? counted_ : 0);
-    r.trainer->set_token_offset(static_cast<uint64_t>(first) * static_cast<uint64_t>(seq));
+    r.trainer->set_token_offset(static_cast<uint64_t>(r.first) * static_cast<uint64_t>(seq));
   }
   LLMOPS_RETURN_IF_ERROR(each(
       [&](Replica& r) -> Status {
-        const int i = static_cast<int>(&r - reps_.data());
-        const int first = batch * i / reps, last = batch * (i + 1) / reps;
-        const size_t at = static_cast<size_t>(first) * static_cast<size_t>(seq);
-        LLMOPS_ASSIGN_OR_RETURN(double mean, r.trainer->forward(tokens + at, targets + at, last - first, seq));
-        sums[static_cast<size_t>(i)] = mean * static_cast<double>(r.trainer->counted_targets());
+        const size_t at = static_cast<size_t>(r.first) * static_cast<size_t>(seq);
+        LLMOPS_ASSIGN_OR_RETURN(double mean, r.trainer->forward(tokens + at, targets + at, r.count, seq));
+        r.loss_sum = mean * static_cast<double>(r.trainer->counted_targets());
         return ok_status();
       },
       true));
   double total = 0;
-  for (double s : sums) total += s;  // in rank order
+  for (const Replica& r : reps_) total += r.loss_sum;  // in rank order
   have_forward_ = true;
   return counted_ > 0 ? total / static_cast<double>(counted_) : 0.0;
 }

@@ -62,10 +62,11 @@ class DataParallelTrainer {
     std::unique_ptr<GpuDevice> dev;
     std::unique_ptr<GpuTrainer> trainer;
     Status status = ok_status();  // its last task's
-    bool active = false;          // has a slice of the current batch
+    int first = 0, count = 0;     // its slice of the current batch: sequences [first, first + count)
+    double loss_sum = 0;          // its slice's summed loss
   };
   DataParallelTrainer() = default;
-  // Runs task(replica) on every replica (active only, when only_active) at once; the first error.
+  // Runs task(replica) on every replica (those with a slice only, when only_active) at once; the first error.
   Status each(const std::function<Status(Replica&)>& task, bool only_active = false);
 
   std::vector<Replica> reps_;

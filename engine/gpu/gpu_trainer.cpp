@@ -99,6 +99,7 @@ Result<std::unique_ptr<GpuTrainer>> GpuTrainer::create(GpuDevice& dev, const tra
 Status GpuTrainer::reserve(int batch, int seq) {
   const int64_t n = static_cast<int64_t>(batch) * seq, attn = n * c_.n_heads;
   if (n <= cap_tokens_ && attn <= cap_attn_) return ok_status();
+  positions_batch_ = positions_seq_ = 0;  // a new positions buffer: upload them again
   const uint64_t d = c_.dim, qd = c_.q_dim(), kvd = c_.kv_dim(), hd = c_.hidden_dim, V = c_.vocab_size, N = static_cast<uint64_t>(n);
   auto floats = [&](DeviceBuffer& b, uint64_t count) -> Status {
     b.reset();  // give the old one back before the larger one is taken
@@ -252,12 +253,15 @@ Result<double> GpuTrainer::forward(const int32_t* tokens, const int32_t* targets
   forward_stream_ = dropout_stream_, forward_training_ = training_;
   const llmops_driver_api& api = dev_.api();
   llmops_drv* h = dev_.handle();
-  std::vector<int32_t> positions(static_cast<size_t>(n));
-  for (int i = 0; i < n; ++i) positions[static_cast<size_t>(i)] = i % seq;
   const uint64_t ids_bytes = static_cast<uint64_t>(n) * sizeof(int32_t);
   LLMOPS_RETURN_IF_ERROR(check(api.upload(h, tokens_.get(), tokens, ids_bytes), "uploading the tokens"));
   LLMOPS_RETURN_IF_ERROR(check(api.upload(h, targets_.get(), targets, ids_bytes), "uploading the targets"));
-  LLMOPS_RETURN_IF_ERROR(check(api.upload(h, positions_.get(), positions.data(), ids_bytes), "uploading the positions"));
+  if (positions_batch_ != batch || positions_seq_ != seq) {  // i % seq: the same for every batch of this shape
+    std::vector<int32_t> positions(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) positions[static_cast<size_t>(i)] = i % seq;
+    LLMOPS_RETURN_IF_ERROR(check(api.upload(h, positions_.get(), positions.data(), ids_bytes), "uploading the positions"));
+    positions_batch_ = batch, positions_seq_ = seq;
+  }
   const auto* ids = tokens_.as<int32_t>();
   const auto* pos = positions_.as<int32_t>();
   const bool gpt2 = c_.arch == Arch::kGpt2;
@@ -379,9 +383,8 @@ Status GpuTrainer::backward() {
 }
 
 GpuTrainer::Trained GpuTrainer::trained() const {
-  auto* self = const_cast<GpuTrainer*>(this);  // the buffers' handles, not their contents
-  if (lora_) return {&self->lparams_, &self->lgrads_, &self->lm_, &self->lv_, &lora_tensors_, trained_count()};
-  return {&self->params_, &self->grads_, &self->m_, &self->v_, &tensors_, n_params_};
+  if (lora_) return {&lparams_, &lgrads_, &lm_, &lv_, &lora_tensors_, trained_count()};
+  return {&params_, &grads_, &m_, &v_, &tensors_, n_params_};
 }
 
 size_t GpuTrainer::trained_count() const {

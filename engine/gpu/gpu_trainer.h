@@ -107,7 +107,7 @@ class GpuTrainer {
   Result<const float*> dropped(int layer, int which, const float* x, int n, int in);
   uint64_t dropout_key(int layer, int which, int in) const;
   struct Trained {
-    DeviceBuffer *params, *grads, *m, *v;
+    const DeviceBuffer *params, *grads, *m, *v;
     const std::vector<train::TensorRef>* tensors;
     size_t count;
   };
@@ -147,6 +147,7 @@ class GpuTrainer {
   DeviceBuffer xd_, du_, dxd_;  // LoRA: a dropped-out input, the adapter's gradient at u, and at xd
   int64_t cap_tokens_ = 0, cap_attn_ = 0;
   int batch_ = 0, seq_ = 0;
+  int positions_batch_ = 0, positions_seq_ = 0;  // the shape positions_ holds
   int64_t counted_ = 0;
   bool have_forward_ = false;
 };

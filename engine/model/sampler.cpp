@@ -9,8 +9,8 @@ namespace llmops::engine {
 Sampler::Sampler(int vocab_size, SamplingParams params) : vocab_size_(vocab_size), p_(params), rng_(params.seed) {}
 
 int32_t Sampler::sample(const float* logits, const std::vector<int32_t>& history) {
-  const bool penalties = p_.repetition_penalty != 1.0f || p_.frequency_penalty != 0.0f || p_.presence_penalty != 0.0f;
-  if (!penalties && p_.temperature <= 0.0f) {
+  const bool penalties = p_.has_penalties();
+  if (p_.plain_greedy()) {
     // Greedy without penalties: the first largest logit, read in place (no copy of the vocabulary).
     int32_t best = 0;
     float top = logits[0];

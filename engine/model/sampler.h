@@ -18,6 +18,10 @@ struct SamplingParams {
   float frequency_penalty = 0.0f;   // OpenAI: minus count × this
   float presence_penalty = 0.0f;    // OpenAI: minus this once a token appeared
   uint64_t seed = 0;
+
+  bool has_penalties() const { return repetition_penalty != 1.0f || frequency_penalty != 0.0f || presence_penalty != 0.0f; }
+  // The first largest logit, nothing else: what a device's argmax gives.
+  bool plain_greedy() const { return temperature <= 0.0f && !has_penalties(); }
 };
 
 class Sampler {

@@ -7,6 +7,7 @@
 #include "formats/ggml_types.h"
 #include "kernels/gemm.h"
 #include "kernels/thread_pool.h"
+#include "llmops/counter_hash.h"
 #include "train/attention.h"
 
 namespace llmops::engine::train {
@@ -670,25 +671,15 @@ void LlamaTrainer<T>::merge_lora() {
   lora_acts_.clear();
 }
 
-namespace {
-uint64_t splitmix64(uint64_t z) {
-  z += 0x9E3779B97F4A7C15ULL;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-}  // namespace
-
 uint64_t lora_dropout_key(uint64_t seed, uint64_t stream, int slot) {
-  return splitmix64(splitmix64(seed) ^ (stream * 0xD1B54A32D192ED03ULL)) + static_cast<uint64_t>(slot) * 0x8CB92BA72F3D8DD7ULL;
+  return llmops_splitmix64(llmops_splitmix64(seed) ^ (stream * 0xD1B54A32D192ED03ULL)) + static_cast<uint64_t>(slot) * 0x8CB92BA72F3D8DD7ULL;
 }
 
 bool dropout_keeps(uint64_t key, uint64_t i, float p) {
-  const float u = static_cast<float>(splitmix64(key + i * 0x9E3779B97F4A7C15ULL) >> 40) * (1.0f / 16777216.0f);
-  return u >= p;
+  return llmops_hash_unit(key, i) >= p;
 }
 
-uint64_t dropout_key_at(uint64_t key, uint64_t first) { return key + first * 0x9E3779B97F4A7C15ULL; }
+uint64_t dropout_key_at(uint64_t key, uint64_t first) { return key + first * LLMOPS_HASH_GAMMA; }
 
 double learning_rate(const AdamWConfig& c, int64_t step) {
   if (c.warmup_steps > 0 && step < c.warmup_steps) return c.lr * static_cast<double>(step + 1) / static_cast<double>(c.warmup_steps);

@@ -111,10 +111,7 @@ Result<std::vector<int32_t>> Scheduler::run_on_device(const std::vector<Row>& ro
   std::vector<engine::GpuBatchToken> batch;
   batch.reserve(rows.size());
   for (const Row& r : rows) batch.push_back({r.seq->gpu_session.get(), r.token, r.pos, r.logits});
-  auto plain_greedy = [](const engine::SamplingParams& q) {
-    return q.temperature <= 0.0f && q.repetition_penalty == 1.0f && q.frequency_penalty == 0.0f && q.presence_penalty == 0.0f;
-  };
-  if (std::all_of(wants.begin(), wants.end(), [&](const Seq* s) { return plain_greedy(s->req->params().sampling); })) {
+  if (std::all_of(wants.begin(), wants.end(), [](const Seq* s) { return s->req->params().sampling.plain_greedy(); })) {
     return gpu_runner_->run_greedy(batch.data(), batch.size());
   }
   // Each row's cuts and draw; the seen tokens (prompt and generated) with their counts for
@@ -130,7 +127,7 @@ Result<std::vector<int32_t>> Scheduler::run_on_device(const std::vector<Row>& ro
     r.repetition_penalty = q.repetition_penalty, r.frequency_penalty = q.frequency_penalty, r.presence_penalty = q.presence_penalty;
     r.seed = q.seed, r.counter = s->history.size() - s->req->prompt().size();
     r.penalty_first = static_cast<int32_t>(tokens.size());
-    if (!plain_greedy(q) && (q.repetition_penalty != 1.0f || q.frequency_penalty != 0.0f || q.presence_penalty != 0.0f)) {
+    if (q.has_penalties()) {
       seen.clear();
       for (int32_t t : s->history) ++seen[t];
       for (auto [t, n] : seen) tokens.push_back(t), counts.push_back(n);
@@ -400,37 +397,37 @@ bool Scheduler::step() {
     budget -= static_cast<int>(n);
     progress.emplace_back(s.get(), s->prefilled + n);
   }
-  // On a GPU, tokens are chosen there (greedy by the host sampler's rule, the first largest
-  // logit; sampled by the same cuts, with the device's own draws), so no logits cross the bus;
-  // a step with a row that wants logprobs reads the logits and samples on the host.
-  const bool on_device = gpu_runner_ && !batch.empty() &&
-                         std::none_of(wants.begin(), wants.end(), [](const Seq* s) { return s->req->params().top_logprobs >= 0; });
-  if (on_device) {
-    auto ids = run_on_device(batch, wants);
-    if (!ids.ok()) {
-      for (auto& s : running_) {
-        if (!s->done) s->req->finish("error", ids.status()), s->done = true, s->failed = true;
+  if (!batch.empty()) {
+    // On a GPU, tokens are chosen there (greedy by the host sampler's rule, the first largest
+    // logit; sampled by the same cuts, with the device's own draws), so no logits cross the bus;
+    // a step with a row that wants logprobs reads the logits and samples on the host.
+    const bool on_device =
+        gpu_runner_ && std::none_of(wants.begin(), wants.end(), [](const Seq* s) { return s->req->params().top_logprobs >= 0; });
+    Status failed = ok_status();
+    if (on_device) {
+      auto ids = run_on_device(batch, wants);
+      if (ids.ok()) {
+        for (auto [s, n] : progress) s->prefilled = n;
+        for (size_t i = 0; i < wants.size(); ++i) emit(*wants[i], (*ids)[i], nullptr);
       }
+      failed = ids.status();
     } else {
-      for (auto [s, n] : progress) s->prefilled = n;
-      for (size_t i = 0; i < wants.size(); ++i) emit(*wants[i], (*ids)[i], nullptr);
+      auto logits = run(batch);
+      if (logits.ok()) {
+        for (auto [s, n] : progress) s->prefilled = n;
+        const size_t vocab = static_cast<size_t>(model_->config().vocab_size);
+        for (size_t i = 0; i < wants.size(); ++i) {
+          Seq& s = *wants[i];
+          const float* row = *logits + i * vocab;
+          emit(s, s.sampler.sample(row, s.history), row);
+        }
+      }
+      failed = logits.status();
     }
-    std::lock_guard lock(mu_);
-    ++stats_.steps;
-  } else if (!batch.empty()) {
-    auto logits = run(batch);
-    if (!logits.ok()) {
+    if (!failed.ok()) {
       // A bad token id or position would be ours, not the client's: fail the batch's requests.
       for (auto& s : running_) {
-        if (!s->done) s->req->finish("error", logits.status()), s->done = true, s->failed = true;
-      }
-    } else {
-      for (auto [s, n] : progress) s->prefilled = n;
-      const size_t vocab = static_cast<size_t>(model_->config().vocab_size);
-      for (size_t i = 0; i < wants.size(); ++i) {
-        Seq& s = *wants[i];
-        const float* row = *logits + i * vocab;
-        emit(s, s.sampler.sample(row, s.history), row);
+        if (!s->done) s->req->finish("error", failed), s->done = true, s->failed = true;
       }
     }
     std::lock_guard lock(mu_);

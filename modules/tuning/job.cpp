@@ -391,7 +391,7 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
 
     // Where the steps run (tuning.device): made after the resume, so a GPU starts from the
     // checkpoint's state.
-    std::string why_cpu;
+    Status why_cpu = ok_status();
     const int math = s->gpu_precision == "bf16" ? LLMOPS_MATH_BF16 : s->gpu_precision == "tf32" ? LLMOPS_MATH_TF32 : LLMOPS_MATH_F32;
     auto made = Stepper::make(s->device, s->gpus, math, t, opt, lora, [s](const std::string& pci) {
       if (s->host->struct_size < offsetof(llmops_host_api, placement_bind_device) + sizeof(void*)) return;
@@ -405,10 +405,11 @@ llmops_code train_body(State* s, llmops_job* job, llmops_error* err, uint64_t id
     Stepper& runner = *stepper;
     run["device"] = runner.device();
     if (runner.device() != "cpu") run["gpu_precision"] = s->gpu_precision;
-    if (!why_cpu.empty()) {
-      run["device_note"] = why_cpu;
-      if (s->device == "auto" && why_cpu.find("no usable device") == std::string::npos && why_cpu.find("no CUDA driver") == std::string::npos) {
-        s->host->log(s->ctx, LLMOPS_LOG_INFO, ("run " + std::to_string(id) + " trains on the CPU: " + why_cpu).c_str());
+    if (!why_cpu.ok()) {
+      run["device_note"] = why_cpu.message();
+      // A server without a GPU is the ordinary case; a GPU that could not take the run is news.
+      if (why_cpu.code() != Code::kUnavailable) {
+        s->host->log(s->ctx, LLMOPS_LOG_INFO, ("run " + std::to_string(id) + " trains on the CPU: " + why_cpu.message()).c_str());
       }
     }
     (void)s->runs->put(run);

@@ -48,9 +48,17 @@ class GpuStepper final : public Stepper {
  public:
   GpuStepper(Trainer& t, Optimizer& opt, bool lora) : t_(t), opt_(opt), lora_(lora) {}
 
+  // kUnavailable only where this server has no usable GPU; a GPU that is there but cannot take
+  // this run says why with another code.
   Status open(const std::vector<int>& gpus, int math, const std::function<void(const std::string&)>& pin) {
     LLMOPS_ASSIGN_OR_RETURN(auto driver, engine::GpuDriver::find_usable());
     if (driver->score() <= 0) return unavailable("the " + std::string(driver->api().name) + " driver finds no usable device here");
+    Status st = start(driver, gpus, math, pin);
+    return st.code() == Code::kUnavailable ? failed_precondition(st.message()) : st;
+  }
+
+  Status start(const std::shared_ptr<engine::GpuDriver>& driver, const std::vector<int>& gpus, int math,
+               const std::function<void(const std::string&)>& pin) {
     std::vector<int> devices = gpus;
     if (devices.empty()) {
       for (int i = 0; i < driver->api().device_count(); ++i) devices.push_back(i);
@@ -94,13 +102,13 @@ class GpuStepper final : public Stepper {
 }  // namespace
 
 Result<std::unique_ptr<Stepper>> Stepper::make(const std::string& device, const std::vector<int>& gpus, int math, Trainer& t, Optimizer& opt, bool lora,
-                                               const std::function<void(const std::string&)>& pin_to_device, std::string* note) {
+                                               const std::function<void(const std::string&)>& pin_to_device, Status* note) {
   if (device != "cpu") {
     auto gpu = std::make_unique<GpuStepper>(t, opt, lora);
     Status st = gpu->open(gpus, math, pin_to_device);
     if (st.ok()) return std::unique_ptr<Stepper>(std::move(gpu));
     if (device == "cuda") return st.with_context("tuning.device is cuda, but this run cannot train on the GPU");
-    if (note != nullptr) *note = st.message();
+    if (note != nullptr) *note = st;
   }
   return std::unique_ptr<Stepper>(std::make_unique<CpuStepper>(t, opt, lora));
 }

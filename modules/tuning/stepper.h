@@ -27,12 +27,13 @@ class Stepper {
  public:
   // device: "cpu"; "cuda" (the GPU or a failed run saying why); "auto" (the GPU when the
   // llmops-cuda driver finds one, it covers the model and the state fits, else the CPU with
-  // the reason in *note). gpus: the GPUs' indices (empty: all the driver sees). pin_to_device(pci)
+  // the reason in *note: kUnavailable where the server has no usable GPU, another code where
+  // one is there but cannot take this run). gpus: the GPUs' indices (empty: all the driver sees). pin_to_device(pci)
   // binds the calling thread next to that GPU. math: how the GPUs' products multiply
   // (LLMOPS_MATH_*; the CPU's are F32).
   // The trainer and optimiser hold the run's current state (a resumed run's, too).
   static Result<std::unique_ptr<Stepper>> make(const std::string& device, const std::vector<int>& gpus, int math, Trainer& t, Optimizer& opt, bool lora,
-                                               const std::function<void(const std::string&)>& pin_to_device, std::string* note);
+                                               const std::function<void(const std::string&)>& pin_to_device, Status* note);
   virtual ~Stepper() = default;
 
   // "cpu", "cuda:0 (NVIDIA H200, 0000:41:00.0)" or "cuda:0-3 (4 × NVIDIA H200)".

@@ -15,15 +15,16 @@ llmops_code init(llmops_module_ctx* ctx, const llmops_host_api* host, llmops_err
   if (host->struct_size < offsetof(llmops_host_api, peer_call) + sizeof host->peer_call) {
     return llmops::sdk::fail(err, LLMOPS_FAILED_PRECONDITION, "the tuning stage needs a host with ABI 1.5 (peer calls to the data and serving stages)");
   }
-  const std::string device = llmops::sdk::Host{ctx, host}.config("device", "auto");
+  const llmops::sdk::Host early{ctx, host};  // the settings checked before any state is made
+  const std::string device = early.config("device", "auto");
   if (device != "auto" && device != "cpu" && device != "cuda") {
     return llmops::sdk::fail(err, LLMOPS_INVALID_ARGUMENT, "tuning.device is '" + device + "': use auto, cpu or cuda");
   }
-  const std::string precision = llmops::sdk::Host{ctx, host}.config("gpu-precision", "fp32");
+  const std::string precision = early.config("gpu-precision", "fp32");
   if (precision != "fp32" && precision != "tf32" && precision != "bf16") {
     return llmops::sdk::fail(err, LLMOPS_INVALID_ARGUMENT, "tuning.gpu-precision is '" + precision + "': use fp32, tf32 or bf16");
   }
-  auto gpus = llmops::parse_gpu_list(llmops::sdk::Host{ctx, host}.config("gpus", "all"));
+  auto gpus = llmops::parse_gpu_list(early.config("gpus", "all"));
   if (!gpus.ok()) return llmops::sdk::fail(err, LLMOPS_INVALID_ARGUMENT, "tuning.gpus: " + gpus.status().message());
   auto* s = new State();
   s->host = host;

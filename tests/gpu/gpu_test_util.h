@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gpu/gpu_model.h"
+#include "gpu/reference_driver.h"
 
 namespace llmops::engine::gpu_test {
 
@@ -24,7 +25,6 @@ struct DeviceHolder {
   std::string why;
   bool reference = false;
 };
-const llmops_driver_api* reference_driver_api();
 inline DeviceHolder& holder() {
   static DeviceHolder h = [] {
     DeviceHolder d;

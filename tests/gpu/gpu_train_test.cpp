@@ -47,7 +47,8 @@ class GpuTrain : public ::testing::TestWithParam<Driver> {
 #define REQUIRE_DEVICE()                                                                                       \
   GpuDevice* devp = device();                                                                                  \
   if (devp == nullptr) GTEST_SKIP() << "no usable GPU, so the CUDA training checks do not run here: " << holder().why; \
-  GpuDevice& dev = *devp
+  GpuDevice& dev = *devp;                                                                                     \
+  (void)dev
 
 ModelConfig small(RopeLayout rope, int rope_dims) {
   ModelConfig c;

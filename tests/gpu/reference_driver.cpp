@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "formats/ggml_types.h"
+#include "llmops/counter_hash.h"
 #include "train/llama_train.h"
 
 struct llmops_drv {
@@ -512,13 +513,6 @@ int ref_comm_all_reduce(void* comm, float* const* bufs, uint64_t count) {
 }
 void ref_comm_destroy(void* comm) { delete static_cast<RefComm*>(comm); }
 
-uint64_t splitmix(uint64_t z) {
-  z += 0x9E3779B97F4A7C15ULL;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
 // driver.h's sample(), row by row in index order: the same threshold searches as the kernel.
 int ref_sample(llmops_drv* d, float* logits, int t, int n, const llmops_drv_sampling* rows, const int32_t* ptok, const int32_t* pcnt, int32_t* ids) {
   if (t < 1 || n < 1) return fail(d, LLMOPS_DRV_EINVAL, "sample needs t, n >= 1");
@@ -576,7 +570,7 @@ int ref_sample(llmops_drv* d, float* logits, int t, int n, const llmops_drv_samp
       floor = std::max(floor, from(lo));
     }
     const float total = mass(floor);
-    const float target = static_cast<float>(splitmix(r.seed ^ (r.counter * 0x9E3779B97F4A7C15ULL)) >> 40) * (1.0f / 16777216.0f) * total;
+    const float target = llmops_draw_unit(r.seed, r.counter) * total;
     float cum = 0.0f;
     int pick = -1, last = 0;
     for (int j = 0; j < n && pick < 0; ++j) {

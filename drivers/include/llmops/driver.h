@@ -111,7 +111,7 @@ typedef struct llmops_drv_sampling {
   int32_t penalty_count;
   int32_t reserved;
   uint64_t seed;             /* the draw's u = (splitmix64(seed ^ (counter · 0x9E3779B97F4A7C15)) >> 40) / 2^24 */
-  uint64_t counter;          /* (splitmix64 as dropout() states it) */
+  uint64_t counter;          /* (counter_hash.h's llmops_draw_unit) */
 } llmops_drv_sampling;
 
 typedef struct llmops_drv llmops_drv;
@@ -230,7 +230,8 @@ typedef struct llmops_driver_api {
    * repeats on any of them): y[i] = x[i]·scale where element i is kept, else 0; y may be x.
    * Element i is kept iff u >= p with u = (splitmix64(key + i·0x9E3779B97F4A7C15) >> 40) / 2^24
    * (a float), where splitmix64(z): z += 0x9E3779B97F4A7C15; z = (z ^ (z >> 30))·0xBF58476D1CE4E5B9;
-   * z = (z ^ (z >> 27))·0x94D049BB133111EB; return z ^ (z >> 31). */
+   * z = (z ^ (z >> 27))·0x94D049BB133111EB; return z ^ (z >> 31) (llmops/counter_hash.h's
+   * llmops_hash_unit, which every driver and the CPU trainer call). */
   int (*dropout)(llmops_drv *d, const float *x, float *y, uint64_t n, float p, float scale, uint64_t key);
   /* How gemm() multiplies from now on (LLMOPS_MATH_*): F32 exactly (the default), or on tensor
    * cores with each input rounded to TF32 or BF16 first; F32 in, out and accumulation always. */
