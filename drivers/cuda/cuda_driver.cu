@@ -1,6 +1,6 @@
 // The CUDA driver: llmops_driver_get_api() hands the engine the table of drivers/include/llmops/driver.h.
 // One llmops_drv is one device with one stream, one cuBLAS handle, pinned staging for uploads
-// and a scratch area for the dequantised tiles cuBLAS multiplies; each is released by close().
+// and a scratch area (quantised activations, dequantised tiles); each is released by close().
 // Device memory comes from the device's own memory pool in stream order (cudaMallocAsync, never
 // managed memory) where the device has pools: a KV cache made and dropped per request costs no
 // device-wide synchronisation, and freed memory is kept for the next allocation.
@@ -34,6 +34,7 @@ struct llmops_drv {
   void* blas_workspace = nullptr;  // given to cuBLAS so that captured products allocate nothing
   int math = LLMOPS_MATH_F32;      // how the training gemm multiplies (set_math)
   bool pooled = false;             // allocations from the device's memory pool, in stream order
+  bool int8_mma = false;           // int8 mma.sync (sm_80 and newer): quantised weights × many tokens without widening
   std::string error;
 };
 
@@ -42,9 +43,10 @@ namespace {
 constexpr uint64_t kPinnedBytes = 64ull << 20;
 constexpr uint64_t kBlasWorkspaceBytes = 32ull << 20;
 constexpr uint64_t kTileElements = 32ull << 20;  // weights one dequantised tile holds (64 MiB of half)
-// Up to this many tokens our kernels dequantise in registers; past it cuBLAS multiplies (the
-// quantised types through dequantised half tiles). Measured on an H200: at 16 tokens the
-// register kernel took twice the dequantise + cuBLAS time.
+// Up to this many tokens our float kernels dequantise in registers (measured on an H200: at 16
+// tokens they took twice the dequantise + cuBLAS time). Past it Q8_0, Q4_0 and Q4_K go to the
+// int8 tensor-core kernel (mmq.cuh), the other types to cuBLAS (Q6_K through dequantised half
+// tiles).
 constexpr int kQuantMatvecTokens = 4;
 constexpr int kFloatMatvecTokens = 4;
 
@@ -154,6 +156,9 @@ int drv_open(int device, llmops_drv** out) {
   if (cudaError_t e = cudaSetDevice(device); e != cudaSuccess) return bail(cuda_fail(d, e, "selecting the device"));
   if (cudaError_t e = cudaStreamCreateWithFlags(&d->stream, cudaStreamNonBlocking); e != cudaSuccess) return bail(cuda_fail(d, e, "creating a stream"));
   cudaDeviceGetAttribute(&d->multiprocessors, cudaDevAttrMultiProcessorCount, device);
+  int major = 0;
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+  d->int8_mma = major >= 8;
   for (cudaEvent_t& e : d->marks) {
     if (cudaError_t err = cudaEventCreate(&e); err != cudaSuccess) return bail(cuda_fail(d, err, "creating an event"));
   }
@@ -293,6 +298,11 @@ int matmul_into(llmops_drv* d, int type, const void* w, uint64_t rows, uint64_t 
   }
   if (t <= (quantised ? kQuantMatvecTokens : kFloatMatvecTokens)) {
     DRV_CUDA(d, matvec(type, w, rows, cols, x, t, y, bias, accumulate, d->stream), "the matrix-vector kernel");
+    return LLMOPS_DRV_OK;
+  }
+  if (mmq_takes(type) && d->int8_mma) {
+    if (int rc = ensure_scratch(d, q8_scratch_bytes(t, cols)); rc != LLMOPS_DRV_OK) return rc;
+    DRV_CUDA(d, matmul_mmq(type, w, rows, cols, x, t, y, bias, accumulate, d->scratch, d->stream), "the int8 tensor-core matrix kernel");
     return LLMOPS_DRV_OK;
   }
   if (int rc = gemm_many(d, type, w, rows, cols, x, t, y, accumulate); rc != LLMOPS_DRV_OK) return rc;

@@ -18,6 +18,11 @@ cudaError_t matvec(int type, const void* w, uint64_t rows, uint64_t cols, const 
 cudaError_t matvec_q4k_q8(const void* w, uint64_t rows, uint64_t cols, const float* x, int t, float* y, const float* bias, bool accumulate,
                           void* scratch, cudaStream_t s);
 uint64_t q8_scratch_bytes(int t, uint64_t cols);
+// Q8_0, Q4_0 and Q4_K (mmq_takes) times many tokens on int8 tensor cores (mmq.cuh), the
+// activations quantised to 8 bits per 32 in scratch of q8_scratch_bytes(t, cols).
+bool mmq_takes(int type);
+cudaError_t matmul_mmq(int type, const void* w, uint64_t rows, uint64_t cols, const float* x, int t, float* y, const float* bias,
+                       bool accumulate, void* scratch, cudaStream_t s);
 // Rows [row0, row0 + n) of W widened to half (for cuBLAS over many tokens).
 cudaError_t dequantize_half(int type, const void* w, uint64_t cols, uint64_t row0, uint64_t n, void* out_half, cudaStream_t s);
 // n floats to half or bfloat16.

@@ -1,7 +1,9 @@
 // Weight-reading kernels: the few-token matrix product that dequantises in registers (the decode
-// hot path), the dequantised tiles cuBLAS multiplies for many tokens, embedding lookups and the
-// random fill of benchmark weights.
+// hot path), the int8 tensor-core product of quantised weights and many tokens (mmq.cuh), the
+// dequantised tiles cuBLAS multiplies for the rest, embedding lookups and the random fill of
+// benchmark weights.
 #include "kernels.cuh"
+#include "mmq.cuh"
 #include "quant.cuh"
 #include "reduce.cuh"
 
@@ -259,6 +261,85 @@ __global__ void __launch_bounds__(kWideRows * 32) matvec_q4k_q8_kernel(const uin
   store_row<NT>(acc, lane, t, y, rows, row, bias, accumulate);
 }
 
+// D += A · B over one m16n8k32 int8 tile (mmq.cuh gives the registers' layout).
+__device__ inline void mma_s8(int c[4], const uint32_t a[4], const uint32_t b[2]) {
+  asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+               : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+// A warp takes 16 rows and TILES tiles of 8 tokens; per unit it unpacks its two rows' quants once
+// and runs one mma per token tile. Rows past the matrix repeat its last row (their sums are not
+// stored), tokens past the batch multiply zeros.
+template <int TYPE, int TILES>
+__global__ void __launch_bounds__(mmq::kWarps * 32) mmq_kernel(const uint8_t* __restrict__ w, uint64_t row_bytes, int cols,
+                                                               const int8_t* __restrict__ xq, const float* __restrict__ xd,
+                                                               const float* __restrict__ xs, int t, float* __restrict__ y, uint64_t rows,
+                                                               const float* __restrict__ bias, bool accumulate) {
+  using namespace mmq;
+  const Lane l = lane_of(static_cast<int>(threadIdx.x & 31));
+  const uint64_t row0 = (static_cast<uint64_t>(blockIdx.x) * kWarps + threadIdx.x / 32) * kRowsPerWarp;
+  if (row0 >= rows) return;  // the whole warp: mma needs every lane
+  const int tok0 = static_cast<int>(blockIdx.y) * TILES * kTokensPerTile;
+  const uint8_t* top = w + min(row0 + l.group, rows - 1) * row_bytes;
+  const uint8_t* bottom = w + min(row0 + l.group + 8, rows - 1) * row_bytes;
+  const int units = cols / 32;
+  float acc[TILES][4];
+#pragma unroll
+  for (int n = 0; n < TILES; ++n) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
+#pragma unroll 2
+  for (int u = 0; u < units; ++u) {
+    const UnitQuants qt = unit_quants<TYPE>(top, u, l.quad), qb = unit_quants<TYPE>(bottom, u, l.quad);
+    uint32_t a[4];
+    a_registers(qt, qb, a);
+#pragma unroll
+    for (int n = 0; n < TILES; ++n) {
+      const int tile0 = tok0 + n * kTokensPerTile;
+      if (tile0 >= t) break;  // the same for every lane
+      uint32_t b[2];
+      b_registers(xq, static_cast<uint64_t>(cols), tile0 + l.group, t, u, l.quad, b);
+      int c[4] = {0, 0, 0, 0};
+      mma_s8(c, a, b);
+      float xdv[2], xsv[2];
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int tok = tile0 + 2 * l.quad + e;
+        const uint64_t blk = static_cast<uint64_t>(tok) * units + u;
+        xdv[e] = tok < t ? __ldg(xd + blk) : 0.0f;
+        xsv[e] = tok < t ? __ldg(xs + blk) : 0.0f;
+      }
+      mmq::accumulate(acc[n], c, qt, qb, xdv, xsv);
+    }
+  }
+#pragma unroll
+  for (int n = 0; n < TILES; ++n) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const uint64_t row = row0 + acc_row(l, i);
+      const int tok = tok0 + n * kTokensPerTile + acc_token(l, i);
+      if (row >= rows || tok >= t) continue;
+      float* out = y + static_cast<uint64_t>(tok) * rows + row;
+      *out = (accumulate ? *out : 0.0f) + acc[n][i] + (bias != nullptr ? bias[row] : 0.0f);
+    }
+  }
+}
+
+template <int TYPE>
+void launch_mmq(const uint8_t* w, uint64_t cols, const int8_t* xq, const float* xd, const float* xs, int t, float* y, uint64_t rows,
+                const float* bias, bool accumulate, cudaStream_t s) {
+  constexpr int kBlockRows = mmq::kWarps * mmq::kRowsPerWarp;
+  const unsigned row_blocks = static_cast<unsigned>((rows + kBlockRows - 1) / kBlockRows);
+  const uint64_t rb = row_bytes(TYPE, cols);
+  const int c = static_cast<int>(cols);
+  if (t <= 4 * mmq::kTokensPerTile) {
+    mmq_kernel<TYPE, 4><<<dim3(row_blocks, 1), mmq::kWarps * 32, 0, s>>>(w, rb, c, xq, xd, xs, t, y, rows, bias, accumulate);
+  } else {
+    constexpr int kTile = 8 * mmq::kTokensPerTile;
+    const dim3 grid(row_blocks, static_cast<unsigned>((t + kTile - 1) / kTile));
+    mmq_kernel<TYPE, 8><<<grid, mmq::kWarps * 32, 0, s>>>(w, rb, c, xq, xd, xs, t, y, rows, bias, accumulate);
+  }
+}
+
 template <int TYPE, int NT>
 void launch_matvec(const uint8_t* wb, uint64_t rb, int c, const float* xt, int n, float* yt, uint64_t rows, const float* bias, bool acc,
                    cudaStream_t s) {
@@ -394,6 +475,22 @@ __global__ void fill_random_kernel(int type, uint8_t* w, uint64_t blocks, uint64
   }
 }
 
+struct QuantisedX {
+  int8_t* xq;
+  float *xd, *xs;
+};
+
+// t rows of cols activations to int8 per 32 in scratch (q8_scratch_bytes(t, cols)).
+QuantisedX quantize_x(const float* x, int t, uint64_t cols, void* scratch, cudaStream_t s) {
+  const int blocks = static_cast<int>(static_cast<uint64_t>(t) * cols / 32);
+  QuantisedX q;
+  q.xq = static_cast<int8_t*>(scratch);
+  q.xd = reinterpret_cast<float*>(q.xq + static_cast<uint64_t>(t) * cols);
+  q.xs = q.xd + blocks;
+  quantize_x_kernel<<<(blocks + 7) / 8, 256, 0, s>>>(x, q.xq, q.xd, q.xs, blocks);
+  return q;
+}
+
 }  // namespace
 
 cudaError_t matvec(int type, const void* w, uint64_t rows, uint64_t cols, const float* x, int t, float* y, const float* bias,
@@ -412,11 +509,9 @@ cudaError_t matvec(int type, const void* w, uint64_t rows, uint64_t cols, const 
 
 cudaError_t matvec_q4k_q8(const void* w, uint64_t rows, uint64_t cols, const float* x, int t, float* y, const float* bias, bool accumulate,
                           void* scratch, cudaStream_t s) {
-  const int blocks = static_cast<int>(static_cast<uint64_t>(t) * cols / 32);
-  auto* xq = static_cast<int8_t*>(scratch);
-  auto* xd = reinterpret_cast<float*>(xq + static_cast<uint64_t>(t) * cols);
-  float* xs = xd + blocks;
-  quantize_x_kernel<<<(blocks + 7) / 8, 256, 0, s>>>(x, xq, xd, xs, blocks);
+  const QuantisedX q = quantize_x(x, t, cols, scratch, s);
+  const int8_t* xq = q.xq;
+  const float *xd = q.xd, *xs = q.xs;
   const unsigned grid = static_cast<unsigned>((rows + kWideRows - 1) / kWideRows);
   const uint64_t rb = row_bytes(LLMOPS_DT_Q4_K, cols);
   const auto* wb = static_cast<const uint8_t*>(w);
@@ -424,6 +519,21 @@ cudaError_t matvec_q4k_q8(const void* w, uint64_t rows, uint64_t cols, const flo
     matvec_q4k_q8_kernel<1><<<grid, kWideRows * 32, 0, s>>>(wb, rb, static_cast<int>(cols), xq, xd, xs, t, y, rows, bias, accumulate);
   } else {
     matvec_q4k_q8_kernel<2><<<grid, kWideRows * 32, 0, s>>>(wb, rb, static_cast<int>(cols), xq, xd, xs, t, y, rows, bias, accumulate);
+  }
+  return cudaGetLastError();
+}
+
+bool mmq_takes(int type) { return type == LLMOPS_DT_Q8_0 || type == LLMOPS_DT_Q4_0 || type == LLMOPS_DT_Q4_K; }
+
+cudaError_t matmul_mmq(int type, const void* w, uint64_t rows, uint64_t cols, const float* x, int t, float* y, const float* bias,
+                       bool accumulate, void* scratch, cudaStream_t s) {
+  const QuantisedX q = quantize_x(x, t, cols, scratch, s);
+  const auto* wb = static_cast<const uint8_t*>(w);
+  switch (type) {
+    case LLMOPS_DT_Q8_0: launch_mmq<LLMOPS_DT_Q8_0>(wb, cols, q.xq, q.xd, q.xs, t, y, rows, bias, accumulate, s); break;
+    case LLMOPS_DT_Q4_0: launch_mmq<LLMOPS_DT_Q4_0>(wb, cols, q.xq, q.xd, q.xs, t, y, rows, bias, accumulate, s); break;
+    case LLMOPS_DT_Q4_K: launch_mmq<LLMOPS_DT_Q4_K>(wb, cols, q.xq, q.xd, q.xs, t, y, rows, bias, accumulate, s); break;
+    default: return cudaErrorInvalidValue;
   }
   return cudaGetLastError();
 }

@@ -8,6 +8,7 @@
 #include <cuda_fp16.h>
 #include <stdint.h>
 
+#include "blocks.cuh"
 #include "llmops/driver.h"
 
 namespace llmops::cuda {
@@ -31,11 +32,6 @@ __host__ __device__ inline int block_bytes(int type) {
 inline bool type_known(int type) { return block_bytes(type) != 0; }
 inline uint64_t row_bytes(int type, uint64_t cols) { return cols / block_weights(type) * block_bytes(type); }
 
-__device__ inline float half_at(const uint8_t* p) {
-  uint16_t bits = static_cast<uint16_t>(p[0] | (p[1] << 8));
-  return __half2float(__ushort_as_half(bits));
-}
-
 // The 6-bit scale and min of sub-block j of a Q4_K super-block.
 __device__ inline void q4k_scale_min(int j, const uint8_t* q, int* scale, int* min) {
   if (j < 4) {
@@ -45,23 +41,6 @@ __device__ inline void q4k_scale_min(int j, const uint8_t* q, int* scale, int* m
     *scale = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
     *min = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
   }
-}
-
-// Sub-block j's scale (d · 6-bit scale) and min (dmin · 6-bit min) of a 16-byte-aligned Q4_K
-// super-block, from four word loads and no branch (lanes of one warp take different j, and
-// q4k_scale_min's branch and byte loads cost the decode kernel as much as its weight bytes).
-__device__ inline void q4k_group_scale(const uint8_t* b, int j, float* scale, float* minv) {
-  const uint4 head = *reinterpret_cast<const uint4*>(b);  // d, dmin, then the 12 packed scale bytes
-  const int k = j & 3, sh = 8 * k;
-  const uint32_t a = head.y, c = head.z, e = head.w;    // scale bytes 0-3, 4-7, 8-11
-  const uint32_t low_sc = (a >> sh) & 63, low_m = (c >> sh) & 63;
-  const uint32_t high_sc = ((e >> sh) & 0xF) | (((a >> (sh + 6)) & 3) << 4);
-  const uint32_t high_m = ((e >> (sh + 4)) & 0xF) | (((c >> (sh + 6)) & 3) << 4);
-  const bool low = j < 4;
-  const float d = __half2float(__ushort_as_half(static_cast<uint16_t>(head.x & 0xFFFF)));
-  const float dmin = __half2float(__ushort_as_half(static_cast<uint16_t>(head.x >> 16)));
-  *scale = d * static_cast<float>(low ? low_sc : high_sc);
-  *minv = dmin * static_cast<float>(low ? low_m : high_m);
 }
 
 // Unit u (weights 32u..32u+31) of a row of cols weights, into w. Float types read within cols

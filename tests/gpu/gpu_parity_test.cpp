@@ -79,10 +79,11 @@ TEST_P(GpuMatmul, MatchesTheDequantisedProductInDouble) {
   for (int t : {1, 2, 3, 8, 13, 32, 70}) {
     for (bool with_bias : {false, true}) {
       const std::vector<float> x = randn(static_cast<size_t>(t) * cols, 100 + static_cast<uint32_t>(t));
-      // Q4_K over one or two tokens multiplies activations rounded to 8 bits per 32 (dp4a, as
-      // llama.cpp and the CPU engine do): the reference takes the same rounding, made by the
-      // CPU engine's quantize_q8.
-      const bool q8 = c.type == GgmlType::kQ4_K && t <= 2 && !holder().reference;  // the reference multiplies exactly
+      // Q4_K over one or two tokens (dp4a) and Q8_0, Q4_0 and Q4_K over more than four (int8
+      // tensor cores) multiply activations rounded to 8 bits per 32, as llama.cpp and the CPU
+      // engine do: the reference takes the same rounding, made by the CPU engine's quantize_q8.
+      const bool mmq = t > 4 && (c.type == GgmlType::kQ8_0 || c.type == GgmlType::kQ4_0 || c.type == GgmlType::kQ4_K);
+      const bool q8 = ((c.type == GgmlType::kQ4_K && t <= 2) || mmq) && !holder().reference;  // the reference multiplies exactly
       std::vector<float> xr = x;
       if (q8) {
         std::vector<int8_t> q(x.size());
@@ -112,7 +113,8 @@ TEST_P(GpuMatmul, MatchesTheDequantisedProductInDouble) {
       const double bound = q8 ? 1e-10 : registers ? c.bound_matvec : c.bound_blas;
       EXPECT_LT(e, bound) << ggml_type_name(static_cast<uint32_t>(c.type)) << " t=" << t << " bias=" << with_bias;
       EXPECT_LT(nmse(down(dev, dy, want.size()).data(), twice.data(), twice.size()), bound) << "matmul_add";
-      std::printf("  matmul %-5s t=%-3d %s nmse %.2e\n", ggml_type_name(static_cast<uint32_t>(c.type)).c_str(), t, q8 ? "q8   " : registers ? "regs " : "cublas", e);
+      std::printf("  matmul %-5s t=%-3d %s nmse %.2e\n", ggml_type_name(static_cast<uint32_t>(c.type)).c_str(), t,
+                  mmq && q8 ? "mmq  " : q8 ? "q8   " : registers ? "regs " : "cublas", e);
     }
   }
 }
