@@ -34,6 +34,14 @@ struct llmops_drv {
   void* blas_workspace = nullptr;  // given to cuBLAS so that captured products allocate nothing
   int math = LLMOPS_MATH_F32;      // how the training gemm multiplies (set_math)
   bool pooled = false;             // allocations from the device's memory pool, in stream order
+  // upload_async's copy queue, made at its first use (most drivers never stream a layer): two
+  // pinned halves that host copies and DMA take in turn, and per slot the compute stream's
+  // release and the copy's landing.
+  cudaStream_t copy_stream = nullptr;
+  void* ring = nullptr;
+  cudaEvent_t ring_free[2] = {nullptr, nullptr};
+  cudaEvent_t released[LLMOPS_DRV_UPLOAD_SLOTS] = {};
+  cudaEvent_t landed[LLMOPS_DRV_UPLOAD_SLOTS] = {};
   bool int8_mma = false;           // int8 mma.sync (sm_80 and newer): quantised weights × many tokens without widening
   std::string error;
 };
@@ -130,6 +138,18 @@ void drv_close(llmops_drv* d) {
   if (d == nullptr) return;
   cudaSetDevice(d->device);
   if (d->stream != nullptr) cudaStreamSynchronize(d->stream);
+  if (d->copy_stream != nullptr) {
+    cudaStreamSynchronize(d->copy_stream);
+    cudaStreamDestroy(d->copy_stream);
+  }
+  for (cudaEvent_t e : d->ring_free) {
+    if (e != nullptr) cudaEventDestroy(e);
+  }
+  for (int i = 0; i < LLMOPS_DRV_UPLOAD_SLOTS; ++i) {
+    if (d->released[i] != nullptr) cudaEventDestroy(d->released[i]);
+    if (d->landed[i] != nullptr) cudaEventDestroy(d->landed[i]);
+  }
+  if (d->ring != nullptr) cudaFreeHost(d->ring);
   if (d->blas != nullptr) cublasDestroy(d->blas);
   for (cudaEvent_t e : d->marks) {
     if (e != nullptr) cudaEventDestroy(e);
@@ -197,6 +217,7 @@ void* drv_alloc(llmops_drv* d, uint64_t bytes) {
 void drv_free(llmops_drv* d, void* p) {
   if (p == nullptr) return;
   cudaSetDevice(d->device);
+  if (d->copy_stream != nullptr) cudaStreamSynchronize(d->copy_stream);  // no streamed upload still writes it (idle: returns at once)
   if (d->pooled) {
     cudaFreeAsync(p, d->stream);  // after the kernels queued before it, which may still read it
     return;
@@ -216,6 +237,62 @@ int drv_upload(llmops_drv* d, void* dst, const void* src, uint64_t bytes) {
     done += n;
   }
   DRV_CUDA(d, cudaStreamSynchronize(d->stream), "waiting for the upload");
+  return LLMOPS_DRV_OK;
+}
+
+constexpr uint64_t kRingHalfBytes = 32ull << 20;
+
+int ensure_copy_queue(llmops_drv* d) {
+  if (d->copy_stream != nullptr) return LLMOPS_DRV_OK;
+  if (d->ring == nullptr) DRV_CUDA(d, cudaMallocHost(&d->ring, 2 * kRingHalfBytes), "allocating pinned buffers for streamed uploads");
+  auto make = [d](cudaEvent_t& e) { return e != nullptr ? cudaSuccess : cudaEventCreateWithFlags(&e, cudaEventDisableTiming); };
+  for (cudaEvent_t& e : d->ring_free) DRV_CUDA(d, make(e), "creating an event");
+  for (int i = 0; i < LLMOPS_DRV_UPLOAD_SLOTS; ++i) {
+    DRV_CUDA(d, make(d->released[i]), "creating an event");
+    DRV_CUDA(d, make(d->landed[i]), "creating an event");
+  }
+  // Made last: its presence says the queue is whole.
+  DRV_CUDA(d, cudaStreamCreateWithFlags(&d->copy_stream, cudaStreamNonBlocking), "creating the copy stream");
+  return LLMOPS_DRV_OK;
+}
+
+int check_slot(llmops_drv* d, int slot) {
+  if (slot < 0 || slot >= LLMOPS_DRV_UPLOAD_SLOTS) return fail(d, LLMOPS_DRV_EINVAL, "upload slot " + std::to_string(slot) + " is out of range");
+  return LLMOPS_DRV_OK;
+}
+
+// A slot never released makes the copy wait for nothing: waiting on an event never recorded
+// returns at once.
+int drv_upload_async(llmops_drv* d, void* dst, const void* src, uint64_t bytes, int slot) {
+  if (int rc = check_slot(d, slot); rc != LLMOPS_DRV_OK) return rc;
+  DRV_CUDA(d, cudaSetDevice(d->device), "selecting the device");
+  if (int rc = ensure_copy_queue(d); rc != LLMOPS_DRV_OK) return rc;
+  DRV_CUDA(d, cudaStreamWaitEvent(d->copy_stream, d->released[slot], 0), "ordering the upload after the slot's readers");
+  int half = 0;
+  for (uint64_t done = 0; done < bytes; half ^= 1) {
+    const uint64_t n = std::min(kRingHalfBytes, bytes - done);
+    uint8_t* buf = static_cast<uint8_t*>(d->ring) + half * kRingHalfBytes;
+    DRV_CUDA(d, cudaEventSynchronize(d->ring_free[half]), "waiting for a pinned buffer");  // its last copy has left
+    std::memcpy(buf, static_cast<const uint8_t*>(src) + done, n);
+    DRV_CUDA(d, cudaMemcpyAsync(static_cast<uint8_t*>(dst) + done, buf, n, cudaMemcpyHostToDevice, d->copy_stream), "copying to the device");
+    DRV_CUDA(d, cudaEventRecord(d->ring_free[half], d->copy_stream), "recording an event");
+    done += n;
+  }
+  DRV_CUDA(d, cudaEventRecord(d->landed[slot], d->copy_stream), "recording an event");
+  return LLMOPS_DRV_OK;
+}
+
+int drv_upload_release(llmops_drv* d, int slot) {
+  if (int rc = check_slot(d, slot); rc != LLMOPS_DRV_OK) return rc;
+  if (int rc = ensure_copy_queue(d); rc != LLMOPS_DRV_OK) return rc;
+  DRV_CUDA(d, cudaEventRecord(d->released[slot], d->stream), "recording an event");
+  return LLMOPS_DRV_OK;
+}
+
+int drv_upload_wait(llmops_drv* d, int slot) {
+  if (int rc = check_slot(d, slot); rc != LLMOPS_DRV_OK) return rc;
+  if (d->copy_stream == nullptr) return LLMOPS_DRV_OK;  // nothing was ever uploaded this way
+  DRV_CUDA(d, cudaStreamWaitEvent(d->stream, d->landed[slot], 0), "waiting for an upload");
   return LLMOPS_DRV_OK;
 }
 
@@ -653,6 +730,9 @@ const llmops_driver_api kApi = {
     drv_comm_all_reduce,
     drv_comm_destroy,
     drv_sample,
+    drv_upload_async,
+    drv_upload_release,
+    drv_upload_wait,
 };
 
 }  // namespace

@@ -88,7 +88,9 @@ Result<std::unique_ptr<GpuModel>> GpuModel::upload(GpuDevice& dev, const Model& 
                vec(L.ffn_norm, dim) + vec(L.ffn_norm_b, dim) + vec(L.b_up, hd) + vec(L.b_down, dim);
     }
     // The layers kept resident: as many of the first as fit beside the rest and, when any
-    // stream, the staging area of the largest streamed one.
+    // stream, the staging area of the largest streamed one. One area, not two taking turns: a
+    // second would cost as much memory as keeping one more layer, whose bytes then never cross
+    // the bus; the copy into the one area still overlaps the work before it (done_with()).
     size_t keep = n_layers;
     uint64_t resident = fixed;
     for (size_t l = 0; l < n_layers; ++l) resident += layer[l];
@@ -106,6 +108,7 @@ Result<std::unique_ptr<GpuModel>> GpuModel::upload(GpuDevice& dev, const Model& 
     }
     for (size_t l = keep; l < n_layers; ++l) g->streamed_[l] = true;
     if (staging > 0) {
+      g->first_streamed_ = static_cast<int>(keep);
       LLMOPS_ASSIGN_OR_RETURN(g->staging_, DeviceBuffer::alloc(dev, staging));
       g->device_bytes_ += staging;
     }
@@ -156,21 +159,65 @@ Result<std::unique_ptr<GpuModel>> GpuModel::upload(GpuDevice& dev, const Model& 
   return g;
 }
 
-Result<GpuLayer> GpuModel::stage(int layer) const {
-  GpuLayer G = layers_[static_cast<size_t>(layer)];
-  if (!streamed_[static_cast<size_t>(layer)]) return G;
-  const auto dst = matrices(G);
-  uint64_t at = 0;
+bool GpuModel::overlaps() const {
+  const llmops_driver_api& api = dev_.api();
+  return api.abi_minor >= 2 && api.struct_size >= offsetof(llmops_driver_api, upload_wait) + sizeof(api.upload_wait) && api.upload_wait != nullptr;
+}
+
+// Where a streamed layer's matrices sit in the staging area (nullptr for those it lacks): one
+// after another, each on a 256-byte boundary.
+std::array<uint8_t*, 7> GpuModel::staged_places(int layer) const {
+  std::array<uint8_t*, 7> at{};
+  uint8_t* next = staging_.as<uint8_t>();
   for (size_t i = 0; i < 7; ++i) {
     const WeightView& w = host_matrices_[static_cast<size_t>(layer)][i];
     if (w.data == nullptr) continue;
-    void* to = staging_.as<uint8_t>() + at;
-    // upload() waits for the stream first: the previous layer's kernels are done with the area.
-    LLMOPS_RETURN_IF_ERROR(dev_.check(dev_.api().upload(dev_.handle(), to, w.data, w.bytes()), "streaming a layer's weights"));
-    dst[i]->data = to;
-    at += slot_bytes(w);
+    at[i] = next;
+    next += slot_bytes(w);
+  }
+  return at;
+}
+
+Status GpuModel::fill_staging(int layer) const {
+  if (staged_ == layer) return ok_status();  // still there from an earlier pass or prefetch
+  staged_ = -1;  // until every matrix is queued
+  const auto at = staged_places(layer);
+  for (size_t i = 0; i < 7; ++i) {
+    const WeightView& w = host_matrices_[static_cast<size_t>(layer)][i];
+    if (w.data == nullptr) continue;
+    // The sync upload() waits for the stream first, so the last layer's kernels are done with
+    // the area; upload_async waits on the device for the area's release instead.
+    const int rc = overlaps() ? dev_.api().upload_async(dev_.handle(), at[i], w.data, w.bytes(), kStagingSlot)
+                              : dev_.api().upload(dev_.handle(), at[i], w.data, w.bytes());
+    LLMOPS_RETURN_IF_ERROR(dev_.check(rc, "streaming a layer's weights"));
+  }
+  staged_ = layer;
+  return ok_status();
+}
+
+Result<GpuLayer> GpuModel::stage(int layer) const {
+  if (!streamed_[static_cast<size_t>(layer)]) return layers_[static_cast<size_t>(layer)];
+  LLMOPS_RETURN_IF_ERROR(fill_staging(layer));
+  if (overlaps()) LLMOPS_RETURN_IF_ERROR(dev_.check(dev_.api().upload_wait(dev_.handle(), kStagingSlot), "waiting for a layer's weights"));
+  GpuLayer G = layers_[static_cast<size_t>(layer)];
+  const auto at = staged_places(layer);
+  const auto dst = matrices(G);
+  for (size_t i = 0; i < 7; ++i) {
+    if (at[i] != nullptr) dst[i]->data = at[i];
   }
   return G;
+}
+
+Status GpuModel::done_with(int layer) const {
+  if (first_streamed_ < 0 || !overlaps()) return ok_status();
+  if (streamed_[static_cast<size_t>(layer)]) {
+    LLMOPS_RETURN_IF_ERROR(dev_.check(dev_.api().upload_release(dev_.handle(), kStagingSlot), "releasing the staging area"));
+  }
+  // The next streamed layer (the first again after the last, for the next pass). Its copy waits
+  // on the device for this layer's kernels, but the host's part and the first chunks' staging
+  // start now, while they run.
+  const int next = layer + 1 < static_cast<int>(streamed_.size()) ? layer + 1 : first_streamed_;
+  return streamed_[static_cast<size_t>(next)] ? fill_staging(next) : ok_status();
 }
 
 Result<std::unique_ptr<GpuModel>> GpuModel::random(GpuDevice& dev, const ModelConfig& config, GgmlType type, uint64_t seed) {

@@ -72,9 +72,14 @@ class GpuModel {
   // Layers whose matrices stream from host memory each pass (0: the whole model is resident).
   int streamed_layers() const { return static_cast<int>(std::count(streamed_.begin(), streamed_.end(), true)); }
   bool streamed(int layer) const { return streamed_[static_cast<size_t>(layer)]; }
-  // Uploads a streamed layer's matrices into the staging area and returns the layer as the
-  // kernels read it (valid until the next call); waits for the device to finish with the last.
+  // A layer as the kernels read it. A streamed layer's matrices are in the staging area:
+  // uploaded now unless done_with() started their copy (or an earlier pass left them there),
+  // and the kernels queued after this wait for them on the device.
   Result<GpuLayer> stage(int layer) const;
+  // Called once a layer's kernels are queued: the staging area may be refilled once they
+  // finish, and the next streamed layer's copy is started, its host-side part overlapping this
+  // layer's work (drivers of ABI 1.2; with older ones stage() uploads, the stream waiting).
+  Status done_with(int layer) const;
   uint64_t bytes_per_token() const;
 
  private:
@@ -83,6 +88,11 @@ class GpuModel {
   Result<GpuWeight> put(const WeightView& w, const char* name);
   Result<const float*> put_vector(const float* host, uint64_t n);
   Status put_rope(const std::vector<float>& inv_freq);
+  bool overlaps() const;
+  std::array<uint8_t*, 7> staged_places(int layer) const;
+  Status fill_staging(int layer) const;
+
+  static constexpr int kStagingSlot = 0;  // the driver's upload slot the staging area uses
 
   GpuDevice& dev_;
   ModelConfig config_;
@@ -90,7 +100,9 @@ class GpuModel {
   std::vector<GpuLayer> layers_;
   std::vector<bool> streamed_;
   std::vector<std::array<WeightView, 7>> host_matrices_;  // a streamed layer's wq wk wv wo w_gate w_up w_down
-  mutable DeviceBuffer staging_;
+  DeviceBuffer staging_;     // one streamed layer's matrices at a time
+  int first_streamed_ = -1;  // layers from here on stream (-1: none)
+  mutable int staged_ = -1;  // the layer the staging area holds or is being filled with
   GpuWeight token_embd_, pos_embd_, output_;
   const float *output_norm_ = nullptr, *output_norm_b_ = nullptr;
   const float* inv_freq_ = nullptr;

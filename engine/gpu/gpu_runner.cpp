@@ -80,7 +80,7 @@ Status GpuRunner::enqueue(int t, int wanted, int max_positions) {
   }
   llmops_drv_attn_shape shape{c.n_heads, c.n_kv_heads, c.head_dim, 0, 1.0f / std::sqrt(static_cast<float>(c.head_dim)), max_positions};
   for (int l = 0; l < c.n_layers; ++l) {
-    LLMOPS_ASSIGN_OR_RETURN(const GpuLayer L, m_.stage(l));  // a resident layer as it is; a streamed one uploaded now
+    LLMOPS_ASSIGN_OR_RETURN(const GpuLayer L, m_.stage(l));  // a resident layer as it is; a streamed one from its slot
     shape.layer = l;
     GPU_STEP(norm(L.attn_norm, L.attn_norm_b, x, xb, t), "the attention norm");
     GPU_STEP(matmul(L.wq, xb, t, q, L.bq), "the query projection");
@@ -104,6 +104,7 @@ Status GpuRunner::enqueue(int t, int wanted, int max_positions) {
       GPU_STEP(api.gelu(h, hb, T * hidden), "GELU");
     }
     GPU_STEP(residual(L.w_down, hb, L.b_down), "the down projection");
+    LLMOPS_RETURN_IF_ERROR(m_.done_with(l));
   }
   if (wanted == 0) return ok_status();
   // Only the asking rows go through the output norm and the classifier.

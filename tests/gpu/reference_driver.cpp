@@ -17,6 +17,16 @@ struct llmops_drv {
   std::string error;
   int math = LLMOPS_MATH_F32;
   std::chrono::steady_clock::time_point marks[2];  // everything runs at once: wall time is device time
+  // upload_async's copies land only at the slot's upload_wait, so a caller that reads a slot
+  // without waiting for it reads stale bytes here, as it could on a GPU.
+  struct Pending {
+    void* dst;
+    std::vector<uint8_t> bytes;
+  };
+  std::vector<Pending> pending[LLMOPS_DRV_UPLOAD_SLOTS];
+  // A slot waited for and not released since: its area may still be read, so upload_async
+  // into it is a caller's bug (on a GPU the copy would overwrite weights a kernel reads).
+  bool in_use[LLMOPS_DRV_UPLOAD_SLOTS] = {};
 };
 
 namespace llmops::engine::gpu_test {
@@ -62,7 +72,16 @@ void* ref_alloc(llmops_drv* d, uint64_t bytes) {
   }
   return std::calloc(std::max<uint64_t>(bytes, 1), 1);
 }
-void ref_free(llmops_drv*, void* p) { std::free(p); }
+int ref_upload_wait(llmops_drv* d, int slot);
+// As the CUDA driver's free, it lets every upload in flight land first.
+void ref_free(llmops_drv* d, void* p) {
+  for (int slot = 0; slot < LLMOPS_DRV_UPLOAD_SLOTS; ++slot) {
+    const bool used = d->in_use[slot];
+    ref_upload_wait(d, slot);
+    d->in_use[slot] = used;
+  }
+  std::free(p);
+}
 int ref_copy(llmops_drv*, void* dst, const void* src, uint64_t bytes) {
   if (bytes > 0) std::memmove(dst, src, bytes);
   return LLMOPS_DRV_OK;
@@ -583,6 +602,30 @@ int ref_sample(llmops_drv* d, float* logits, int t, int n, const llmops_drv_samp
   return LLMOPS_DRV_OK;
 }
 
+int ref_upload_slot(llmops_drv* d, int slot) {
+  if (slot < 0 || slot >= LLMOPS_DRV_UPLOAD_SLOTS) return fail(d, LLMOPS_DRV_EINVAL, "upload slot " + std::to_string(slot) + " is out of range");
+  return LLMOPS_DRV_OK;
+}
+int ref_upload_async(llmops_drv* d, void* dst, const void* src, uint64_t bytes, int slot) {
+  if (int rc = ref_upload_slot(d, slot); rc != LLMOPS_DRV_OK) return rc;
+  if (d->in_use[slot]) return fail(d, LLMOPS_DRV_EINVAL, "upload_async into slot " + std::to_string(slot) + " before its readers were released");
+  const auto* p = static_cast<const uint8_t*>(src);
+  d->pending[slot].push_back({dst, std::vector<uint8_t>(p, p + bytes)});  // the host memory may be reused on return
+  return LLMOPS_DRV_OK;
+}
+int ref_upload_release(llmops_drv* d, int slot) {
+  if (int rc = ref_upload_slot(d, slot); rc != LLMOPS_DRV_OK) return rc;
+  d->in_use[slot] = false;
+  return LLMOPS_DRV_OK;
+}
+int ref_upload_wait(llmops_drv* d, int slot) {
+  if (int rc = ref_upload_slot(d, slot); rc != LLMOPS_DRV_OK) return rc;
+  for (const auto& c : d->pending[slot]) std::memcpy(c.dst, c.bytes.data(), c.bytes.size());
+  d->pending[slot].clear();
+  d->in_use[slot] = true;
+  return LLMOPS_DRV_OK;
+}
+
 const llmops_driver_api kReference = {
     sizeof(llmops_driver_api), LLMOPS_DRIVER_ABI_MAJOR, LLMOPS_DRIVER_ABI_MINOR, "cpu-reference", "1",
     ref_score, ref_device_count, ref_device_info, ref_open, ref_close, ref_last_error, ref_alloc, ref_free,
@@ -593,7 +636,7 @@ const llmops_driver_api kReference = {
     ref_matmul_add, ref_gemm, ref_rope_inverse, ref_rms_norm_backward, ref_swiglu_backward, ref_attention_train, ref_attention_train_backward,
     ref_cross_entropy, ref_embedding_backward, ref_sum_squares, ref_adamw, ref_zero, ref_dropout, ref_set_math, ref_layer_norm_backward,
     ref_add_bias, ref_bias_backward, ref_gelu_backward, ref_comm_create, ref_comm_all_reduce, ref_comm_destroy,
-    ref_sample,
+    ref_sample, ref_upload_async, ref_upload_release, ref_upload_wait,
 };
 
 }  // namespace

@@ -26,7 +26,7 @@ extern "C" {
 #endif
 
 #define LLMOPS_DRIVER_ABI_MAJOR 1
-#define LLMOPS_DRIVER_ABI_MINOR 1
+#define LLMOPS_DRIVER_ABI_MINOR 2
 
 enum {
   LLMOPS_DRV_OK = 0,
@@ -262,7 +262,20 @@ typedef struct llmops_driver_api {
    * mass) falls, the kept tokens taken in index order. ids: t entries of device memory. */
   int (*sample)(llmops_drv *d, float *logits, int t, int n, const llmops_drv_sampling *rows, const int32_t *penalty_tokens,
                 const int32_t *penalty_counts, int32_t *ids);
+
+  /* ---- ABI 1.2: uploads that overlap compute (per-layer offload streaming its layers) ---- */
+  /* Copies bytes of host memory to dst on a copy queue of the driver's own, once the compute
+   * work queued before the last upload_release(slot) has finished with dst (at once if there
+   * was none), through pinned buffers of the driver's; returns when host_src has been read.
+   * slot: 0 .. LLMOPS_DRV_UPLOAD_SLOTS − 1, one per destination area the caller rotates. */
+  int (*upload_async)(llmops_drv *d, void *dst, const void *host_src, uint64_t bytes, int slot);
+  /* The compute work queued so far is the last to read slot's area before the next upload_async. */
+  int (*upload_release)(llmops_drv *d, int slot);
+  /* Compute work queued after this waits for slot's last upload_async to land. */
+  int (*upload_wait)(llmops_drv *d, int slot);
 } llmops_driver_api;
+
+#define LLMOPS_DRV_UPLOAD_SLOTS 4
 
 typedef const llmops_driver_api *(*llmops_driver_get_api_fn)(void);
 
