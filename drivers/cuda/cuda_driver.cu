@@ -9,11 +9,15 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "comm.h"
+#include "cudnn_sdpa.h"
 #include "kernels.cuh"
 #include "llmops/driver.h"
 #include "quant.cuh"
@@ -42,6 +46,9 @@ struct llmops_drv {
   cudaEvent_t ring_free[2] = {nullptr, nullptr};
   cudaEvent_t released[LLMOPS_DRV_UPLOAD_SLOTS] = {};
   cudaEvent_t landed[LLMOPS_DRV_UPLOAD_SLOTS] = {};
+  CudnnSdpa* sdpa = nullptr;       // cuDNN's flash attention for BF16 training, opened at first use
+  bool cudnn_attention = true;     // LLMOPS_CUDNN_ATTENTION=0 keeps training attention on our kernels
+  bool sdpa_told = false;          // which attention path BF16 training takes has been said once
   bool int8_mma = false;           // int8 mma.sync (sm_80 and newer): quantised weights × many tokens without widening
   std::string error;
 };
@@ -150,6 +157,7 @@ void drv_close(llmops_drv* d) {
     if (d->landed[i] != nullptr) cudaEventDestroy(d->landed[i]);
   }
   if (d->ring != nullptr) cudaFreeHost(d->ring);
+  sdpa_destroy(d->sdpa);
   if (d->blas != nullptr) cublasDestroy(d->blas);
   for (cudaEvent_t e : d->marks) {
     if (e != nullptr) cudaEventDestroy(e);
@@ -197,6 +205,9 @@ int drv_open(int device, llmops_drv** out) {
   if (cublasStatus_t st = cublasSetWorkspace(d->blas, d->blas_workspace, kBlasWorkspaceBytes); st != CUBLAS_STATUS_SUCCESS) {
     return bail(blas_fail(d, st, "giving cuBLAS its workspace"));
   }
+  d->sdpa = sdpa_create(device, d->stream);
+  const char* cudnn = std::getenv("LLMOPS_CUDNN_ATTENTION");
+  d->cudnn_attention = cudnn == nullptr || std::strcmp(cudnn, "0") != 0;
   *out = d;
   return LLMOPS_DRV_OK;
 }
@@ -541,6 +552,11 @@ int check_train_attn(llmops_drv* d, const llmops_drv_train_attn* a) {
   if (a == nullptr || a->batch < 1 || a->seq < 1 || a->n_heads < 1 || a->n_kv_heads < 1 || a->n_heads % a->n_kv_heads != 0 || a->head_dim < 1) {
     return fail(d, LLMOPS_DRV_EINVAL, "training attention needs batch, seq >= 1 and heads that group evenly");
   }
+  return LLMOPS_DRV_OK;
+}
+
+// Where our kernels take the shape (cuDNN may take longer sequences).
+int check_own_attn(llmops_drv* d, const llmops_drv_train_attn* a) {
   if (a->head_dim > 256) return fail(d, LLMOPS_DRV_EUNSUPPORTED, "head_dim " + std::to_string(a->head_dim) + " is past the kernel's 256");
   if (a->seq > train_attention_max_seq()) {
     return fail(d, LLMOPS_DRV_EUNSUPPORTED, "training sequences of " + std::to_string(a->seq) + " tokens are past the attention kernel's " +
@@ -549,15 +565,50 @@ int check_train_attn(llmops_drv* d, const llmops_drv_train_attn* a) {
   return LLMOPS_DRV_OK;
 }
 
+// Under BF16 math, training attention goes to cuDNN's fused flash attention where cuDNN takes
+// the shape. Answers kSdpaOk (done), kSdpaUnsupported (our kernels run instead; the first time,
+// stderr — the daemon's journal — says which path training attention takes and why) or a
+// negative LLMOPS_DRV_E* code.
+int cudnn_attention(llmops_drv* d, const SdpaShape& shape, bool backward, const std::function<int(void*, std::string*)>& run) {
+  if (d->math != LLMOPS_MATH_BF16 || d->sdpa == nullptr || !d->cudnn_attention) return kSdpaUnsupported;
+  if (int rc = ensure_scratch(d, sdpa_f32_scratch_bytes(shape, backward)); rc != LLMOPS_DRV_OK) return rc;
+  std::string why;
+  const int rc = run(d->scratch, &why);
+  if (rc == kSdpaError) return fail(d, LLMOPS_DRV_EDEVICE, why);
+  if (!d->sdpa_told) {
+    d->sdpa_told = true;
+    if (rc == kSdpaOk) {
+      std::fprintf(stderr, "llmops cuda: device %d: BF16 training attention on cuDNN %d's fused flash attention\n", d->device,
+                   sdpa_cudnn_version(d->sdpa));
+    } else {
+      std::fprintf(stderr, "llmops cuda: device %d: BF16 training attention on our kernels: %s\n", d->device, why.c_str());
+    }
+  }
+  return rc;
+}
+
 int drv_attention_train(llmops_drv* d, const float* q, const float* k, const float* v, float* out, float* lse, const llmops_drv_train_attn* a) {
   if (int rc = check_train_attn(d, a); rc != LLMOPS_DRV_OK) return rc;
+  const SdpaShape shape{a->batch, a->seq, a->n_heads, a->n_kv_heads, a->head_dim, a->scale};
+  const int via = cudnn_attention(d, shape, false, [&](void* scratch, std::string* why) {
+    return sdpa_forward_f32(d->sdpa, shape, q, k, v, out, lse, scratch, why);
+  });
+  if (via == kSdpaOk) return LLMOPS_DRV_OK;
+  if (via != kSdpaUnsupported) return via;
+  if (int rc = check_own_attn(d, a); rc != LLMOPS_DRV_OK) return rc;
   DRV_CUDA(d, attention_train(q, k, v, out, lse, *a, d->stream), "the training attention kernel");
   return LLMOPS_DRV_OK;
 }
-
 int drv_attention_train_backward(llmops_drv* d, const float* q, const float* k, const float* v, const float* out, const float* lse,
                                  const float* dout, float* dq, float* dk, float* dv, float* scratch, const llmops_drv_train_attn* a) {
   if (int rc = check_train_attn(d, a); rc != LLMOPS_DRV_OK) return rc;
+  const SdpaShape shape{a->batch, a->seq, a->n_heads, a->n_kv_heads, a->head_dim, a->scale};
+  const int via = cudnn_attention(d, shape, true, [&](void* area, std::string* why) {
+    return sdpa_backward_f32(d->sdpa, shape, q, k, v, out, lse, dout, dq, dk, dv, area, why);
+  });
+  if (via == kSdpaOk) return LLMOPS_DRV_OK;
+  if (via != kSdpaUnsupported) return via;
+  if (int rc = check_own_attn(d, a); rc != LLMOPS_DRV_OK) return rc;
   DRV_CUDA(d, attention_train_backward(q, k, v, out, lse, dout, dq, dk, dv, scratch, *a, d->stream), "the attention backward kernels");
   return LLMOPS_DRV_OK;
 }

@@ -27,6 +27,8 @@ cudaError_t matmul_mmq(int type, const void* w, uint64_t rows, uint64_t cols, co
 cudaError_t dequantize_half(int type, const void* w, uint64_t cols, uint64_t row0, uint64_t n, void* out_half, cudaStream_t s);
 // n floats to half or bfloat16.
 cudaError_t to_half(const float* x, uint64_t n, void* out, bool bf16, cudaStream_t s);
+// n bfloat16 to floats.
+cudaError_t from_bf16(const void* x, uint64_t n, float* out, cudaStream_t s);
 cudaError_t add_bias(float* y, const float* bias, int t, uint64_t rows, cudaStream_t s);
 cudaError_t get_rows(int type, const void* table, uint64_t cols, const int32_t* ids, int t, float* out, cudaStream_t s);
 cudaError_t fill_random(int type, void* w, uint64_t rows, uint64_t cols, uint64_t seed, float scale, cudaStream_t s);

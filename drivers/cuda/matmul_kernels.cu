@@ -416,6 +416,11 @@ __global__ void to_half_kernel(const float* __restrict__ x, uint64_t n, void* ou
   }
 }
 
+__global__ void from_bf16_kernel(const __nv_bfloat16* __restrict__ x, uint64_t n, float* __restrict__ out) {
+  const uint64_t i = blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x;
+  if (i < n) out[i] = __bfloat162float(x[i]);
+}
+
 __global__ void add_bias_kernel(float* y, const float* bias, uint64_t rows, uint64_t n) {
   const uint64_t i = blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x;
   if (i < n) y[i] += bias[i % rows];
@@ -559,6 +564,11 @@ cudaError_t dequantize_half(int type, const void* w, uint64_t cols, uint64_t row
 
 cudaError_t to_half(const float* x, uint64_t n, void* out, bool bf16, cudaStream_t s) {
   to_half_kernel<<<blocks_for(n, 256), 256, 0, s>>>(x, n, out, bf16);
+  return cudaGetLastError();
+}
+
+cudaError_t from_bf16(const void* x, uint64_t n, float* out, cudaStream_t s) {
+  from_bf16_kernel<<<blocks_for(n, 256), 256, 0, s>>>(static_cast<const __nv_bfloat16*>(x), n, out);
   return cudaGetLastError();
 }
 
