@@ -145,16 +145,24 @@ class Graph {
     ops_.push_back(op);
   }
 
-  // Finalizes the operation graph and keeps the first engine config, from heuristics mode A
-  // and then FALLBACK, whose execution plan finalizes.
-  void choose_plan() {
-    if (!ok()) return;
+  // Finalizes the operation graph of the ops added so far (without a handle too: cuDNN then
+  // checks the graph alone, which is how it is tested on machines with no GPU).
+  void finalize_graph() {
+    if (!ok() || graph_ != nullptr) return;
     cudnnBackendDescriptor_t graph = make(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, "operation graph");
-    set(graph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle_, "graph handle");
+    if (handle_ != nullptr) set(graph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle_, "graph handle");
     set(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, static_cast<int64_t>(ops_.size()),
         ops_.data(), "graph ops");
     finalize(graph, "operation graph");
+    if (ok()) graph_ = graph;
+  }
+
+  // Finalizes the operation graph and keeps the first engine config, from heuristics mode A
+  // and then FALLBACK, whose execution plan finalizes.
+  void choose_plan() {
+    finalize_graph();
     if (!ok()) return;
+    cudnnBackendDescriptor_t graph = graph_;
 
     const Api& a = api();
     std::string last;  // why the last candidate failed
@@ -251,6 +259,7 @@ class Graph {
   cudnnHandle_t handle_;
   std::vector<cudnnBackendDescriptor_t> owned_;  // every descriptor made, destroyed in reverse
   std::vector<cudnnBackendDescriptor_t> ops_;
+  cudnnBackendDescriptor_t graph_ = nullptr;
   cudnnBackendDescriptor_t plan_ = nullptr;
   int64_t workspace_ = 0;
   int64_t next_virtual_ = kFirstVirtualUid;
