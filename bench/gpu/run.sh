@@ -1,7 +1,8 @@
 #!/bin/bash
 # Every GPU check and benchmark in one run (well under 8 minutes on an H100/H200): the driver
 # parity and whole-model tests (the training ops and GpuTrainer among them), then decode/prefill
-# speed against the HBM roofline, then training throughput and MFU (bench_gpu_train).
+# speed against the HBM roofline, then training throughput and MFU (bench_gpu_train), and BF16
+# training once more with cuDNN's attention turned off.
 #   bench/gpu/run.sh DIR [bench_gpu options]
 # DIR holds bin/gpu_tests, bin/bench_gpu and lib/llmops/drivers/ (a build tree, or what
 # bench/gpu/pack.sh gathered); logs go to $OUT (default /tmp/llmops-gpu).
@@ -29,3 +30,7 @@ echo "== benchmarks"
 timeout 240 "$D/bin/bench_gpu" "$@" 2>&1 | tee "$OUT/bench_gpu.log"
 echo "== training"
 timeout 150 "$D/bin/bench_gpu_train" --peak-tflops 989 2>&1 | tee "$OUT/bench_gpu_train.log"
+# BF16 again with training attention on our kernels instead of cuDNN's flash attention: the A/B
+# of the two attention paths in the same call.
+echo "== training, BF16, attention on our kernels (LLMOPS_CUDNN_ATTENTION=0)"
+LLMOPS_CUDNN_ATTENTION=0 timeout 90 "$D/bin/bench_gpu_train" --precisions bf16 --peak-tflops 989 2>&1 | tee "$OUT/bench_gpu_train_own_attention.log"
