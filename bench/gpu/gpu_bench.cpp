@@ -5,7 +5,9 @@
 // the host, as serving pays it. Medians of --reps repetitions.
 //
 //   bench_gpu [--shapes tinyllama-1.1B,llama-8B] [--types Q4_K,F16] [--batches 1,32]
-//             [--context 128] [--steps 64] [--reps 5] [--prefill 512] [--profile 1]
+//             [--context 128] [--steps 64] [--reps 5] [--prefill 512] [--profile 1] [--gguf DIR]
+// --gguf DIR: each model from DIR/SHAPE-TYPE.gguf (as llmops-synth writes it; the file
+// llama_cuda_bench decodes in the same run) instead of weights made on the device.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -18,6 +20,7 @@
 #include "formats/quantize.h"
 #include "bench_util.h"
 #include "gpu/gpu_model.h"
+#include "model/model.h"
 #include "model/synth.h"
 
 using namespace llmops;
@@ -99,6 +102,7 @@ int main(int argc, char** argv) {
   std::string shapes = "tinyllama-1.1B,llama-8B", types = "Q4_K,F16", batches = "1,32";
   int context = 128, steps = 64, reps = 5, prefill = 512;
   bool profile = true;
+  std::string gguf_dir;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--shapes") shapes = v;
@@ -109,6 +113,7 @@ int main(int argc, char** argv) {
     else if (k == "--reps") reps = std::stoi(v);
     else if (k == "--prefill") prefill = std::stoi(v);
     else if (k == "--profile") profile = v != "0";
+    else if (k == "--gguf") gguf_dir = v;
     else {
       std::fprintf(stderr, "bench_gpu: unknown option %s\n", k.c_str());
       return 2;
@@ -149,7 +154,18 @@ int main(int argc, char** argv) {
     for (const std::string& type_name : split(types)) {
       auto type = writable_type_from_name(type_name);
       if (!type) return die(invalid_argument("unknown type " + type_name));
-      auto model = GpuModel::random(dev, shape->config, *type, 42);
+      std::unique_ptr<Model> file;  // kept while its GpuModel lives
+      Result<std::unique_ptr<GpuModel>> model = invalid_argument("no model");
+      if (gguf_dir.empty()) {
+        model = GpuModel::random(dev, shape->config, *type, 42);
+      } else {
+        const std::string path = gguf_dir + "/" + shape_name + "-" + type_name + ".gguf";
+        auto loaded = Model::load(path);
+        if (!loaded.ok()) return die(loaded.status());
+        file = std::move(*loaded);
+        model = GpuModel::upload(dev, *file);
+        std::printf("%s\n", path.c_str());
+      }
       if (!model.ok()) return die(model.status());
       const GpuModel& m = **model;
       const double bpt = static_cast<double>(m.bytes_per_token());
