@@ -5,6 +5,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <deque>
+#include <future>
+#include <memory>
 
 #include "fs.h"
 #include "formats/quantize.h"
@@ -144,31 +147,72 @@ Status GgufWriter::write(const std::string& path) const {
   }
   head.resize((head.size() + kAlignment - 1) / kAlignment * kAlignment, '\0');
 
-  // Rows are encoded into a buffer written out a megabyte at a time.
+  // One tensor's rows, encoded in order and padded to the alignment.
+  auto encode = [](const Tensor& t, auto&& sink) -> Status {
+    const uint64_t row_bytes = *ggml_row_bytes(t.type, t.ne[0]), rows = t.bytes / row_bytes;
+    std::vector<float> row(t.ne[0]);
+    std::string out;
+    for (uint64_t r = 0; r < rows; ++r) {
+      t.fn(r, row.data());
+      const size_t at = out.size();
+      out.resize(at + row_bytes);
+      quantize_row(t.type, row.data(), out.data() + at, t.ne[0]);
+      if (out.size() >= (1u << 20)) LLMOPS_RETURN_IF_ERROR(sink(out));
+    }
+    out.append((kAlignment - t.bytes % kAlignment) % kAlignment, '\0');
+    return sink(out);
+  };
   return write_file_atomic(
       path,
-      [&](int fd) {
-        std::string buf = std::move(head);
-        auto flush_if = [&](size_t at_least) {
-          if (buf.size() < at_least) return ok_status();
-          Status st = write_all(fd, buf.data(), buf.size());
-          buf.clear();
+      [&](int fd) -> Status {
+        LLMOPS_RETURN_IF_ERROR(write_all(fd, head.data(), head.size()));
+        auto to_file = [fd](std::string& bytes) {
+          Status st = write_all(fd, bytes.data(), bytes.size());
+          bytes.clear();
           return st;
         };
-        std::vector<float> row;
-        for (const auto& t : tensors_) {
-          const uint64_t row_bytes = *ggml_row_bytes(t.type, t.ne[0]), rows = t.bytes / row_bytes;
-          row.resize(t.ne[0]);
-          for (uint64_t r = 0; r < rows; ++r) {
-            t.fn(r, row.data());
-            const size_t at = buf.size();
-            buf.resize(at + row_bytes);
-            quantize_row(t.type, row.data(), buf.data() + at, t.ne[0]);
-            LLMOPS_RETURN_IF_ERROR(flush_if(1u << 20));
-          }
-          buf.append((kAlignment - t.bytes % kAlignment) % kAlignment, '\0');
+        if (threads_ <= 1) {
+          for (const auto& t : tensors_) LLMOPS_RETURN_IF_ERROR(encode(t, to_file));
+          return ok_status();
         }
-        return flush_if(0);
+        // Tensors ahead of the one being written are encoded into memory by their own threads.
+        constexpr uint64_t kAheadBytes = 4ull << 30;
+        struct Pending {
+          std::future<Status> done;
+          std::string bytes;
+          uint64_t counted = 0;  // its share of held
+        };
+        std::deque<std::unique_ptr<Pending>> ahead;
+        size_t next = 0;
+        uint64_t held = 0;
+        auto start = [&](const Tensor& t) {
+          auto p = std::make_unique<Pending>();
+          Pending* raw = p.get();
+          raw->done = std::async(std::launch::async, [&encode, &t, raw] {
+            return encode(t, [raw](std::string& part) {
+              raw->bytes += part;
+              part.clear();
+              return ok_status();
+            });
+          });
+          raw->counted = t.bytes;
+          held += t.bytes;
+          ahead.push_back(std::move(p));
+        };
+        Status failed = ok_status();
+        while (next < tensors_.size() || !ahead.empty()) {
+          while (next < tensors_.size() && static_cast<int>(ahead.size()) < threads_ && (ahead.empty() || held + tensors_[next].bytes <= kAheadBytes)) {
+            start(tensors_[next++]);
+          }
+          std::unique_ptr<Pending> p = std::move(ahead.front());
+          ahead.pop_front();
+          Status st = p->done.get();  // every started thread is joined, even after a failure
+          held -= p->counted;
+          if (failed.ok() && !st.ok()) failed = st;
+          if (failed.ok()) failed = to_file(p->bytes);
+          if (!failed.ok()) next = tensors_.size();  // start nothing more; drain what runs
+        }
+        return failed;
       },
       0644);
 }

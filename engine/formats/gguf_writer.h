@@ -1,6 +1,8 @@
 // Writes GGUF v3 files: metadata, then tensors produced row by row in fp32 and stored in any
 // type quantize_row can write, so a multi-GB model streams through a row buffer. The file
-// appears under its name only when complete (temp file, fsync, rename). One thread.
+// appears under its name only when complete (temp file, fsync, rename). One thread, unless
+// set_threads() lets tensors be encoded side by side (each tensor's rows still by one thread,
+// in order, so the file is the same whatever the count).
 #pragma once
 
 #include <array>
@@ -31,6 +33,10 @@ class GgufWriter {
   // ne as in GGUF: ne[0] contiguous. Rows are produced by fn in order.
   Status add_tensor(const std::string& name, GgmlType type, std::vector<uint64_t> ne, RowFn fn);
   Status write(const std::string& path) const;
+  // Up to n tensors encoded at once, each by its own thread (n <= 1: one thread does all). Only
+  // for tensors whose row functions may run concurrently with other tensors' (llmops-synth's:
+  // a generator each); encoded tensors wait in memory for their turn, up to about 4 GiB.
+  void set_threads(int n) { threads_ = n; }
 
  private:
   struct Tensor {
@@ -43,6 +49,7 @@ class GgufWriter {
   std::string kv_;  // encoded key-value pairs
   uint64_t kv_count_ = 0;
   std::vector<Tensor> tensors_;
+  int threads_ = 1;
 };
 
 }  // namespace llmops::engine

@@ -1,7 +1,9 @@
 #include "model/synth.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <random>
+#include <thread>
 
 #include "formats/gguf_writer.h"
 #include "formats/quantize.h"
@@ -142,6 +144,7 @@ Result<SynthReport> write_synth_model(const SynthShape& shape, GgmlType type, ui
   const std::string arch = gpt2 ? "gpt2" : "llama";
   SynthReport report;
   GgufWriter w;
+  w.set_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));  // each tensor draws from its own generator
   w.add_string("general.architecture", arch);
   w.add_string("general.name", "llmops-synth " + shape.name);
   w.add_u32("general.file_type", gguf_file_type(type));

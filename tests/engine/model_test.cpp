@@ -11,6 +11,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <map>
 #include <random>
 
@@ -446,6 +447,32 @@ TEST(Model, UnsupportedArchitectureAndMissingTensorsAreNamed) {
   m = Model::load(dir.file("p.gguf"));
   EXPECT_EQ(m.status().code(), Code::kInvalidArgument);
   EXPECT_NE(m.status().message().find("output_norm.weight"), std::string::npos) << m.status().to_string();
+}
+
+// Tensors encoded side by side (llmops-synth's writer) give the file one thread writes, byte for
+// byte: each tensor's rows are still produced in order, and tensors land in their order.
+TEST(GgufWriter, ThreadsChangeNothingInTheFile) {
+  llmops::test::TempDir dir;
+  auto write = [&](int threads, const std::string& path) {
+    GgufWriter g;
+    g.set_threads(threads);
+    g.add_string("general.architecture", "llama");
+    for (int i = 0; i < 9; ++i) {
+      const uint64_t cols = 256, rows = 40 + static_cast<uint64_t>(i) * 17;
+      const GgmlType type = i % 3 == 0 ? GgmlType::kQ4_K : i % 3 == 1 ? GgmlType::kQ8_0 : GgmlType::kF16;
+      auto step = std::make_shared<uint64_t>(0);  // state of its own, as synth's generators
+      EXPECT_TRUE(g.add_tensor("t" + std::to_string(i), type, {cols, rows}, [step, i, cols](uint64_t, float* out) {
+                     for (uint64_t k = 0; k < cols; ++k) out[k] = std::sin(static_cast<float>((*step)++ * (i + 1)) * 0.37f);
+                   }).ok());
+    }
+    EXPECT_TRUE(g.write(path).ok());
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const std::string one = write(1, dir.file("one.gguf"));
+  ASSERT_GT(one.size(), 100000u);
+  EXPECT_EQ(write(4, dir.file("four.gguf")), one);
+  EXPECT_EQ(write(2, dir.file("two.gguf")), one);
 }
 
 // Writes the same weights as a Hugging Face directory: config.json + model.safetensors with
