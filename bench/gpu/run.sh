@@ -27,7 +27,26 @@ timeout 300 "$D/bin/gpu_tests" >"$OUT/gpu_tests.log" 2>&1
 echo "gpu_tests exit $?"
 grep -E '^\[  (FAILED|PASSED|SKIPPED) |nmse|GPU 0|Failure|Expected|Which is|Skipped' "$OUT/gpu_tests.log" | head -120
 echo "== benchmarks"
-timeout 240 "$D/bin/bench_gpu" "$@" 2>&1 | tee "$OUT/bench_gpu.log"
+# With llama.cpp's CUDA build carried to $L (bench/gpu/llama_cuda.sh, one call per part), both
+# decode the same llmops-synth GGUF files; without it, bench_gpu makes its weights on the device.
+L=${LLAMA_CUDA_DIR:-/tmp/llama-cuda}
+if [ -x "$L/llama_cuda_bench" ] && [ -f "$L/libggml-cuda.so.part02" ]; then
+  cat "$L"/libggml-cuda.so.part0? > "$L/libggml-cuda.so" && (cd "$L" && sha256sum -c libggml-cuda.so.sha256) || exit 1
+  G=/tmp/llmops-gguf
+  mkdir -p "$G"
+  for f in tinyllama-1.1B-Q4_K tinyllama-1.1B-F16 llama-8B-Q4_K llama-8B-F16; do
+    [ -f "$G/$f.gguf" ] || "$D/bin/llmops-synth" --arch llama --shape "${f%-*}" --type "${f##*-}" --out "$G/$f.gguf"
+  done
+  timeout 240 "$D/bin/bench_gpu" --gguf "$G" "$@" 2>&1 | tee "$OUT/bench_gpu.log"
+  echo "== llama.cpp CUDA (node-llama-cpp@3.21.1 prebuilt) on the same files"
+  for f in tinyllama-1.1B-Q4_K tinyllama-1.1B-F16 llama-8B-Q4_K llama-8B-F16; do
+    timeout 120 "$L/llama_cuda_bench" --model "$G/$f.gguf" --backends "$L" --batches 1,32 --context 128 --steps 32 --reps 3 2>"$OUT/llama_cuda_$f.err" \
+      | tee -a "$OUT/llama_cuda.log"
+  done
+else
+  echo "(llama.cpp's CUDA build is not in $L: no side-by-side this run)"
+  timeout 240 "$D/bin/bench_gpu" "$@" 2>&1 | tee "$OUT/bench_gpu.log"
+fi
 echo "== training"
 timeout 150 "$D/bin/bench_gpu_train" --peak-tflops 989 2>&1 | tee "$OUT/bench_gpu_train.log"
 # BF16 again with training attention on our kernels instead of cuDNN's flash attention: the A/B
