@@ -32,6 +32,7 @@
 #include <map>
 #include <memory>
 #include <new>
+#include <initializer_list>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -97,7 +98,8 @@ struct Entry {
 // Makes `device` current for a scope and puts the caller's device back.
 class DeviceScope {
  public:
-  explicit DeviceScope(int device) {
+  explicit DeviceScope(int device) {  // device < 0: nothing to switch to
+    if (device < 0) return;
     if (cudaGetDevice(&previous_) != cudaSuccess) {
       cudaGetLastError();  // no GPU: our failed query must not linger as the thread's error
       return;
@@ -282,24 +284,34 @@ CudnnSdpa* sdpa_create(int device, cudaStream_t stream) { return new (std::nothr
 
 void sdpa_destroy(CudnnSdpa* s) { delete s; }
 
-int sdpa_forward(CudnnSdpa* s, const SdpaShape& shape, const void* q, const void* k, const void* v, void* o,
-                 float* stats, std::string* why) {
+namespace {
+
+// The plan for this call, or nullptr (and why) when cuDNN cannot take it: no instance, cuDNN
+// unusable here, a tensor not 16-byte aligned, or a shape without a plan.
+Graph* ready(CudnnSdpa* s, const SdpaShape& shape, bool backward, std::initializer_list<const void*> tensors, std::string* why) {
   if (s == nullptr) {
     say(why, "cuDNN SDPA: no instance");
-    return kSdpaUnsupported;
+    return nullptr;
   }
-  DeviceScope scope(s->device());
   if (!s->open()) {
     say(why, s->reason());
-    return kSdpaUnsupported;
+    return nullptr;
   }
-  for (const void* p : {q, k, v, static_cast<const void*>(o), static_cast<const void*>(stats)}) {
+  for (const void* p : tensors) {
     if (!aligned16(p)) {
-      say(why, describe(shape, false) + ": a tensor is not 16-byte aligned");
-      return kSdpaUnsupported;
+      say(why, describe(shape, backward) + ": a tensor is not 16-byte aligned");
+      return nullptr;
     }
   }
-  Graph* g = s->plan(shape, false, why);
+  return s->plan(shape, backward, why);
+}
+
+}  // namespace
+
+int sdpa_forward(CudnnSdpa* s, const SdpaShape& shape, const void* q, const void* k, const void* v, void* o,
+                 float* stats, std::string* why) {
+  const DeviceScope scope(s != nullptr ? s->device() : -1);
+  Graph* g = ready(s, shape, false, {q, k, v, o, stats}, why);
   if (g == nullptr) return kSdpaUnsupported;
   void* ws = nullptr;
   if (int rc = s->workspace(static_cast<size_t>(g->workspace()), &ws, why); rc != kSdpaOk) return rc;
@@ -314,23 +326,8 @@ int sdpa_forward(CudnnSdpa* s, const SdpaShape& shape, const void* q, const void
 
 int sdpa_backward(CudnnSdpa* s, const SdpaShape& shape, const void* q, const void* k, const void* v, const void* o,
                   const void* dO, const float* stats, void* dq, void* dk, void* dv, std::string* why) {
-  if (s == nullptr) {
-    say(why, "cuDNN SDPA: no instance");
-    return kSdpaUnsupported;
-  }
-  DeviceScope scope(s->device());
-  if (!s->open()) {
-    say(why, s->reason());
-    return kSdpaUnsupported;
-  }
-  for (const void* p : {q, k, v, o, dO, static_cast<const void*>(stats), static_cast<const void*>(dq),
-                        static_cast<const void*>(dk), static_cast<const void*>(dv)}) {
-    if (!aligned16(p)) {
-      say(why, describe(shape, true) + ": a tensor is not 16-byte aligned");
-      return kSdpaUnsupported;
-    }
-  }
-  Graph* g = s->plan(shape, true, why);
+  const DeviceScope scope(s != nullptr ? s->device() : -1);
+  Graph* g = ready(s, shape, true, {q, k, v, o, dO, stats, dq, dk, dv}, why);
   if (g == nullptr) return kSdpaUnsupported;
 
   // Our scratch after cuDNN's: the per-row dot(dO, O) and the FLOAT dQ accumulator.

@@ -56,6 +56,18 @@ Layout layout(const SdpaShape& s) {
   return l;
 }
 
+// out (a kv-head gradient, [B,Hk,S,D]) = a · b, which comes out per query head; with grouped
+// heads a sum reduction folds each group onto its kv head.
+void onto_kv_heads(Graph& g, const Layout& l, cudnnBackendDescriptor_t a, cudnnBackendDescriptor_t b, cudnnBackendDescriptor_t out) {
+  if (l.H == l.Hk) {
+    g.matmul(a, b, out);
+    return;
+  }
+  cudnnBackendDescriptor_t full = g.virt(CUDNN_DATA_BFLOAT16, l.full_dims, l.full_strides);
+  g.matmul(a, b, full);
+  g.reduction(CUDNN_REDUCE_TENSOR_ADD, full, out);
+}
+
 }  // namespace
 
 void build_forward(Graph& g, const SdpaShape& s) {
@@ -94,7 +106,6 @@ void build_forward(Graph& g, const SdpaShape& s) {
 
 void build_backward(Graph& g, const SdpaShape& s) {
   const Layout l = layout(s);
-  const bool grouped = l.H != l.Hk;
   cudnnBackendDescriptor_t q = g.tensor(kQ, CUDNN_DATA_BFLOAT16, l.q_dims, l.q_strides);
   cudnnBackendDescriptor_t kt = g.tensor(kK, CUDNN_DATA_BFLOAT16, l.kt_dims, l.kt_strides);
   cudnnBackendDescriptor_t vt = g.tensor(kV, CUDNN_DATA_BFLOAT16, l.kt_dims, l.kt_strides);
@@ -133,13 +144,7 @@ void build_backward(Graph& g, const SdpaShape& s) {
   // dV = Pᵀ · dO
   cudnnBackendDescriptor_t pt = g.virt(CUDNN_DATA_BFLOAT16, l.ss_dims, l.st_strides);
   g.reshape(p, pt);
-  if (!grouped) {
-    g.matmul(pt, dout, dv);
-  } else {
-    cudnnBackendDescriptor_t dv_full = g.virt(CUDNN_DATA_BFLOAT16, l.full_dims, l.full_strides);
-    g.matmul(pt, dout, dv_full);
-    g.reduction(CUDNN_REDUCE_TENSOR_ADD, dv_full, dv);
-  }
+  onto_kv_heads(g, l, pt, dout, dv);
 
   // dS = (dO · Vᵀ - sum) * P * scale
   cudnnBackendDescriptor_t dp = g.virt(CUDNN_DATA_FLOAT, l.ss_dims, l.ss_strides);
@@ -154,13 +159,7 @@ void build_backward(Graph& g, const SdpaShape& s) {
   // dK = dSᵀ · Q
   cudnnBackendDescriptor_t dst = g.virt(CUDNN_DATA_BFLOAT16, l.ss_dims, l.st_strides);
   g.reshape(ds, dst);
-  if (!grouped) {
-    g.matmul(dst, q, dk);
-  } else {
-    cudnnBackendDescriptor_t dk_full = g.virt(CUDNN_DATA_BFLOAT16, l.full_dims, l.full_strides);
-    g.matmul(dst, q, dk_full);
-    g.reduction(CUDNN_REDUCE_TENSOR_ADD, dk_full, dk);
-  }
+  onto_kv_heads(g, l, dst, q, dk);
 
   // dQ = dS · K, accumulated in FLOAT and then converted. The K view is the frontend's
   // un-transpose of Kᵀ; its type is left at the intermediate FLOAT, as the frontend leaves it.
