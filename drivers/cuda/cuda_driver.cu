@@ -43,9 +43,12 @@ struct llmops_drv {
   // release and the copy's landing.
   cudaStream_t copy_stream = nullptr;
   void* ring = nullptr;
+  int ring_next = 0;  // the half the next chunk takes: kept across calls, so a call starts on the half freed longest ago
   cudaEvent_t ring_free[2] = {nullptr, nullptr};
   cudaEvent_t released[LLMOPS_DRV_UPLOAD_SLOTS] = {};
   cudaEvent_t landed[LLMOPS_DRV_UPLOAD_SLOTS] = {};
+  bool ever_released[LLMOPS_DRV_UPLOAD_SLOTS] = {};
+  cudaEvent_t copies_done = nullptr;  // recorded on the copy stream before a free
   CudnnSdpa* sdpa = nullptr;       // cuDNN's flash attention for BF16 training, opened at first use
   bool cudnn_attention = true;     // LLMOPS_CUDNN_ATTENTION=0 keeps training attention on our kernels
   bool sdpa_told = false;          // which attention path BF16 training takes has been said once
@@ -152,6 +155,7 @@ void drv_close(llmops_drv* d) {
   for (cudaEvent_t e : d->ring_free) {
     if (e != nullptr) cudaEventDestroy(e);
   }
+  if (d->copies_done != nullptr) cudaEventDestroy(d->copies_done);
   for (int i = 0; i < LLMOPS_DRV_UPLOAD_SLOTS; ++i) {
     if (d->released[i] != nullptr) cudaEventDestroy(d->released[i]);
     if (d->landed[i] != nullptr) cudaEventDestroy(d->landed[i]);
@@ -228,7 +232,10 @@ void* drv_alloc(llmops_drv* d, uint64_t bytes) {
 void drv_free(llmops_drv* d, void* p) {
   if (p == nullptr) return;
   cudaSetDevice(d->device);
-  if (d->copy_stream != nullptr) cudaStreamSynchronize(d->copy_stream);  // no streamed upload still writes it (idle: returns at once)
+  // No streamed upload may still write it: the frees below come after the copies queued so far.
+  if (d->copy_stream != nullptr && cudaEventRecord(d->copies_done, d->copy_stream) == cudaSuccess) {
+    cudaStreamWaitEvent(d->stream, d->copies_done, 0);
+  }
   if (d->pooled) {
     cudaFreeAsync(p, d->stream);  // after the kernels queued before it, which may still read it
     return;
@@ -262,6 +269,7 @@ int ensure_copy_queue(llmops_drv* d) {
     DRV_CUDA(d, make(d->released[i]), "creating an event");
     DRV_CUDA(d, make(d->landed[i]), "creating an event");
   }
+  DRV_CUDA(d, make(d->copies_done), "creating an event");
   // Made last: its presence says the queue is whole.
   DRV_CUDA(d, cudaStreamCreateWithFlags(&d->copy_stream, cudaStreamNonBlocking), "creating the copy stream");
   return LLMOPS_DRV_OK;
@@ -272,15 +280,16 @@ int check_slot(llmops_drv* d, int slot) {
   return LLMOPS_DRV_OK;
 }
 
-// A slot never released makes the copy wait for nothing: waiting on an event never recorded
-// returns at once.
+// The copy waits for the slot's last release. A slot never released waits for the work queued
+// so far instead: dst may be memory the compute stream has just allocated from its pool.
 int drv_upload_async(llmops_drv* d, void* dst, const void* src, uint64_t bytes, int slot) {
   if (int rc = check_slot(d, slot); rc != LLMOPS_DRV_OK) return rc;
   DRV_CUDA(d, cudaSetDevice(d->device), "selecting the device");
   if (int rc = ensure_copy_queue(d); rc != LLMOPS_DRV_OK) return rc;
+  if (!d->ever_released[slot]) DRV_CUDA(d, cudaEventRecord(d->released[slot], d->stream), "recording an event");
   DRV_CUDA(d, cudaStreamWaitEvent(d->copy_stream, d->released[slot], 0), "ordering the upload after the slot's readers");
-  int half = 0;
-  for (uint64_t done = 0; done < bytes; half ^= 1) {
+  for (uint64_t done = 0; done < bytes; d->ring_next ^= 1) {
+    const int half = d->ring_next;
     const uint64_t n = std::min(kRingHalfBytes, bytes - done);
     uint8_t* buf = static_cast<uint8_t*>(d->ring) + half * kRingHalfBytes;
     DRV_CUDA(d, cudaEventSynchronize(d->ring_free[half]), "waiting for a pinned buffer");  // its last copy has left
@@ -295,8 +304,10 @@ int drv_upload_async(llmops_drv* d, void* dst, const void* src, uint64_t bytes, 
 
 int drv_upload_release(llmops_drv* d, int slot) {
   if (int rc = check_slot(d, slot); rc != LLMOPS_DRV_OK) return rc;
+  DRV_CUDA(d, cudaSetDevice(d->device), "selecting the device");
   if (int rc = ensure_copy_queue(d); rc != LLMOPS_DRV_OK) return rc;
   DRV_CUDA(d, cudaEventRecord(d->released[slot], d->stream), "recording an event");
+  d->ever_released[slot] = true;
   return LLMOPS_DRV_OK;
 }
 
@@ -567,13 +578,20 @@ int check_own_attn(llmops_drv* d, const llmops_drv_train_attn* a) {
 
 // Under BF16 math, training attention goes to cuDNN's fused flash attention where cuDNN takes
 // the shape. Answers kSdpaOk (done), kSdpaUnsupported (our kernels run instead; the first time,
-// stderr — the daemon's journal — says which path training attention takes and why) or a
-// negative LLMOPS_DRV_E* code.
+// stderr — the daemon's journal — says which path training attention takes and why) or
+// LLMOPS_DRV_EDEVICE.
 int cudnn_attention(llmops_drv* d, const SdpaShape& shape, bool backward, const std::function<int(void*, std::string*)>& run) {
   if (d->math != LLMOPS_MATH_BF16 || d->sdpa == nullptr || !d->cudnn_attention) return kSdpaUnsupported;
-  if (int rc = ensure_scratch(d, sdpa_f32_scratch_bytes(shape, backward)); rc != LLMOPS_DRV_OK) return rc;
   std::string why;
-  const int rc = run(d->scratch, &why);
+  int rc = kSdpaUnsupported;
+  // Scratch for the BF16 copies only when cuDNN will run; a device too full for them keeps our kernels.
+  if (sdpa_takes(d->sdpa, shape, backward, &why)) {
+    if (ensure_scratch(d, sdpa_f32_scratch_bytes(shape, backward)) == LLMOPS_DRV_OK) {
+      rc = run(d->scratch, &why);
+    } else {
+      why = "no device memory for the BF16 copies (" + d->error + ")";
+    }
+  }
   if (rc == kSdpaError) return fail(d, LLMOPS_DRV_EDEVICE, why);
   if (!d->sdpa_told) {
     d->sdpa_told = true;

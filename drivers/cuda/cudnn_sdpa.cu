@@ -308,6 +308,11 @@ Graph* ready(CudnnSdpa* s, const SdpaShape& shape, bool backward, std::initializ
 
 }  // namespace
 
+bool sdpa_takes(CudnnSdpa* s, const SdpaShape& shape, bool backward, std::string* why) {
+  const DeviceScope scope(s != nullptr ? s->device() : -1);
+  return ready(s, shape, backward, {}, why) != nullptr;
+}
+
 int sdpa_forward(CudnnSdpa* s, const SdpaShape& shape, const void* q, const void* k, const void* v, void* o,
                  float* stats, std::string* why) {
   const DeviceScope scope(s != nullptr ? s->device() : -1);

@@ -40,6 +40,10 @@ int sdpa_forward(CudnnSdpa*, const SdpaShape&, const void* q, const void* k, con
 int sdpa_backward(CudnnSdpa*, const SdpaShape&, const void* q, const void* k, const void* v, const void* o,
                   const void* dO, const float* stats, void* dq, void* dk, void* dv, std::string* why);
 
+// Whether cuDNN is here and has a plan for the shape (built now if not yet), so the caller can
+// set up the call only when it will run; false with why.
+bool sdpa_takes(CudnnSdpa*, const SdpaShape&, bool backward, std::string* why);
+
 // The driver's F32 training tensors (attention_train's layout, lse for stats) through the
 // graphs above: rounded to BF16 in scratch (sdpa_f32_scratch_bytes), the results widened back.
 // The same kSdpa* answers; on kSdpaUnsupported nothing was written to the outputs.

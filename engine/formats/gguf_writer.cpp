@@ -178,8 +178,8 @@ Status GgufWriter::write(const std::string& path) const {
         // Tensors ahead of the one being written are encoded into memory by their own threads.
         constexpr uint64_t kAheadBytes = 4ull << 30;
         struct Pending {
+          std::string bytes;  // declared first, destroyed last: done's destructor waits for the task writing it
           std::future<Status> done;
-          std::string bytes;
           uint64_t counted = 0;  // its share of held
         };
         std::deque<std::unique_ptr<Pending>> ahead;
@@ -188,6 +188,7 @@ Status GgufWriter::write(const std::string& path) const {
         auto start = [&](const Tensor& t) {
           auto p = std::make_unique<Pending>();
           Pending* raw = p.get();
+          raw->bytes.reserve(t.bytes + kAlignment);  // held counts what is reserved
           raw->done = std::async(std::launch::async, [&encode, &t, raw] {
             return encode(t, [raw](std::string& part) {
               raw->bytes += part;

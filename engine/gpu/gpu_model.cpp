@@ -159,11 +159,6 @@ Result<std::unique_ptr<GpuModel>> GpuModel::upload(GpuDevice& dev, const Model& 
   return g;
 }
 
-bool GpuModel::overlaps() const {
-  const llmops_driver_api& api = dev_.api();
-  return api.abi_minor >= 2 && api.struct_size >= offsetof(llmops_driver_api, upload_wait) + sizeof(api.upload_wait) && api.upload_wait != nullptr;
-}
-
 // Where a streamed layer's matrices sit in the staging area (nullptr for those it lacks): one
 // after another, each on a 256-byte boundary.
 std::array<uint8_t*, 7> GpuModel::staged_places(int layer) const {
@@ -185,11 +180,9 @@ Status GpuModel::fill_staging(int layer) const {
   for (size_t i = 0; i < 7; ++i) {
     const WeightView& w = host_matrices_[static_cast<size_t>(layer)][i];
     if (w.data == nullptr) continue;
-    // The sync upload() waits for the stream first, so the last layer's kernels are done with
-    // the area; upload_async waits on the device for the area's release instead.
-    const int rc = overlaps() ? dev_.api().upload_async(dev_.handle(), at[i], w.data, w.bytes(), kStagingSlot)
-                              : dev_.api().upload(dev_.handle(), at[i], w.data, w.bytes());
-    LLMOPS_RETURN_IF_ERROR(dev_.check(rc, "streaming a layer's weights"));
+    // The copy waits on the device for the area's last release: the kernels before it are done with it.
+    LLMOPS_RETURN_IF_ERROR(
+        dev_.check(dev_.api().upload_async(dev_.handle(), at[i], w.data, w.bytes(), kStagingSlot), "streaming a layer's weights"));
   }
   staged_ = layer;
   return ok_status();
@@ -198,7 +191,7 @@ Status GpuModel::fill_staging(int layer) const {
 Result<GpuLayer> GpuModel::stage(int layer) const {
   if (!streamed_[static_cast<size_t>(layer)]) return layers_[static_cast<size_t>(layer)];
   LLMOPS_RETURN_IF_ERROR(fill_staging(layer));
-  if (overlaps()) LLMOPS_RETURN_IF_ERROR(dev_.check(dev_.api().upload_wait(dev_.handle(), kStagingSlot), "waiting for a layer's weights"));
+  LLMOPS_RETURN_IF_ERROR(dev_.check(dev_.api().upload_wait(dev_.handle(), kStagingSlot), "waiting for a layer's weights"));
   GpuLayer G = layers_[static_cast<size_t>(layer)];
   const auto at = staged_places(layer);
   const auto dst = matrices(G);
@@ -209,15 +202,21 @@ Result<GpuLayer> GpuModel::stage(int layer) const {
 }
 
 Status GpuModel::done_with(int layer) const {
-  if (first_streamed_ < 0 || !overlaps()) return ok_status();
-  if (streamed_[static_cast<size_t>(layer)]) {
-    LLMOPS_RETURN_IF_ERROR(dev_.check(dev_.api().upload_release(dev_.handle(), kStagingSlot), "releasing the staging area"));
+  if (!streamed_[static_cast<size_t>(layer)]) {
+    // The last resident layer: the first streamed one's copy can start now, its host part
+    // overlapping the resident layers' work.
+    const int next = layer + 1;
+    return next == first_streamed_ ? fill_staging(next) : ok_status();
   }
-  // The next streamed layer (the first again after the last, for the next pass). Its copy waits
-  // on the device for this layer's kernels, but the host's part and the first chunks' staging
-  // start now, while they run.
-  const int next = layer + 1 < static_cast<int>(streamed_.size()) ? layer + 1 : first_streamed_;
-  return streamed_[static_cast<size_t>(next)] ? fill_staging(next) : ok_status();
+  LLMOPS_RETURN_IF_ERROR(dev_.check(dev_.api().upload_release(dev_.handle(), kStagingSlot), "releasing the staging area"));
+  // The next streamed layer: its copy waits on the device for this layer's kernels, but the
+  // host's part and the first chunks' staging start now, while they run.
+  const int next = layer + 1;
+  return next < static_cast<int>(streamed_.size()) ? fill_staging(next) : ok_status();
+}
+
+void GpuModel::abandon(int layer) const {
+  if (streamed_[static_cast<size_t>(layer)]) dev_.api().upload_release(dev_.handle(), kStagingSlot);
 }
 
 Result<std::unique_ptr<GpuModel>> GpuModel::random(GpuDevice& dev, const ModelConfig& config, GgmlType type, uint64_t seed) {

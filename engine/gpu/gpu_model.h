@@ -78,8 +78,9 @@ class GpuModel {
   Result<GpuLayer> stage(int layer) const;
   // Called once a layer's kernels are queued: the staging area may be refilled once they
   // finish, and the next streamed layer's copy is started, its host-side part overlapping this
-  // layer's work (drivers of ABI 1.2; with older ones stage() uploads, the stream waiting).
+  // layer's work. abandon(): a pass that failed after stage(layer) gives the area back.
   Status done_with(int layer) const;
+  void abandon(int layer) const;
   uint64_t bytes_per_token() const;
 
  private:
@@ -88,7 +89,6 @@ class GpuModel {
   Result<GpuWeight> put(const WeightView& w, const char* name);
   Result<const float*> put_vector(const float* host, uint64_t n);
   Status put_rope(const std::vector<float>& inv_freq);
-  bool overlaps() const;
   std::array<uint8_t*, 7> staged_places(int layer) const;
   Status fill_staging(int layer) const;
 

@@ -80,6 +80,14 @@ Status GpuRunner::enqueue(int t, int wanted, int max_positions) {
   }
   llmops_drv_attn_shape shape{c.n_heads, c.n_kv_heads, c.head_dim, 0, 1.0f / std::sqrt(static_cast<float>(c.head_dim)), max_positions};
   for (int l = 0; l < c.n_layers; ++l) {
+    // A pass that fails after a streamed layer is staged gives the staging area back.
+    struct Abandon {
+      const GpuModel& m;
+      int layer;
+      ~Abandon() {
+        if (layer >= 0) m.abandon(layer);
+      }
+    } staged{m_, l};
     LLMOPS_ASSIGN_OR_RETURN(const GpuLayer L, m_.stage(l));  // a resident layer as it is; a streamed one from its slot
     shape.layer = l;
     GPU_STEP(norm(L.attn_norm, L.attn_norm_b, x, xb, t), "the attention norm");
@@ -104,6 +112,7 @@ Status GpuRunner::enqueue(int t, int wanted, int max_positions) {
       GPU_STEP(api.gelu(h, hb, T * hidden), "GELU");
     }
     GPU_STEP(residual(L.w_down, hb, L.b_down), "the down projection");
+    staged.layer = -1;
     LLMOPS_RETURN_IF_ERROR(m_.done_with(l));
   }
   if (wanted == 0) return ok_status();

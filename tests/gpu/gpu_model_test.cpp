@@ -91,8 +91,9 @@ TEST_P(GpuStories, GreedyIdsEqualTheReferences) {
 }
 
 // Per-layer offload: budgets that keep 3, 1 and 0 of stories260K's 5 layers on the device (the
-// rest stream from host memory each pass) give the reference tokens; one too small for even
-// the embeddings and one layer's staging is refused saying what it needs.
+// rest stream from host memory each pass) give the reference tokens, also after a pass that
+// failed midway (on the reference driver, which can inject the failure); one too small for
+// even the embeddings and one layer's staging is refused saying what it needs.
 TEST(GpuStreaming, LayersPastTheBudgetStreamAndGiveTheSameTokens) {
   REQUIRE_GPU();
   const std::string dir = shared_dir() + "/models/stories260K/";
@@ -128,6 +129,18 @@ TEST(GpuStreaming, LayersPastTheBudgetStreamAndGiveTheSameTokens) {
     GpuRunner runner(**gm, 512, true);  // graphs asked for; streaming turns them off
     auto s = GpuSession::create(**gm, 512);
     ASSERT_TRUE(s.ok());
+    if (holder().reference) {
+      // A pass that fails inside a streamed layer (the last layer's third product) gives the
+      // staging area back: the model answers rightly afterwards (the reference driver refuses
+      // an upload into an area whose readers were never released).
+      reference_driver_fail_product(7 * (layers - 1) + 3);
+      GpuBatchToken first{s->get(), prompt[0], 0, true};
+      auto failed = runner.run_greedy(&first, 1);
+      reference_driver_fail_product(0);
+      ASSERT_FALSE(failed.ok());
+      EXPECT_NE(failed.status().message().find("injected"), std::string::npos) << failed.status().message();
+      (*s)->reset();
+    }
     EXPECT_EQ(gpu_greedy(runner, **s, prompt, 60), want);
   }
   auto tiny = GpuModel::upload(dev, **model, layer_bytes);

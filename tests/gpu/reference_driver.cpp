@@ -1,6 +1,7 @@
 #include "gpu/reference_driver.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <random>
 #include <cmath>
@@ -98,7 +99,10 @@ int ref_elapsed_ms(llmops_drv* d, float* ms) {
 }
 
 // y[t][rows] (+)= x[t][cols]·Wᵀ (+ bias), W of any type the engine dequantises.
+std::atomic<int> g_fail_product{0};
+
 int product(llmops_drv* d, int type, const void* w, uint64_t rows, uint64_t cols, const float* x, int t, float* y, const float* bias, bool add) {
+  if (int n = g_fail_product.load(); n > 0 && g_fail_product.fetch_sub(1) == 1) return fail(d, LLMOPS_DRV_EDEVICE, "an injected product failure");
   const auto row_bytes = ggml_row_bytes(static_cast<GgmlType>(type), cols);
   if (!row_bytes) {
     const auto info = ggml_type_info(static_cast<uint32_t>(type));
@@ -642,6 +646,8 @@ const llmops_driver_api kReference = {
 }  // namespace
 
 const llmops_driver_api* reference_driver_api() { return &kReference; }
+
+void reference_driver_fail_product(int n) { g_fail_product.store(n); }
 
 }  // namespace llmops::engine::gpu_test
 

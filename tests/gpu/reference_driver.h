@@ -13,4 +13,8 @@ namespace llmops::engine::gpu_test {
 
 const llmops_driver_api* reference_driver_api();
 
+// Fault injection for tests of error paths: the n-th matrix product from now (1: the next)
+// fails with EDEVICE; 0 turns it off. One count for every open reference device of the process.
+void reference_driver_fail_product(int n);
+
 }  // namespace llmops::engine::gpu_test
