@@ -18,55 +18,14 @@
 
 #include "comm.h"
 #include "cudnn_sdpa.h"
+#include "drv.h"
 #include "kernels.cuh"
 #include "llmops/driver.h"
 #include "quant.cuh"
 
 using namespace llmops::cuda;
 
-struct llmops_drv {
-  int device = 0;
-  int multiprocessors = 1;
-  cudaStream_t stream = nullptr;
-  cublasHandle_t blas = nullptr;
-  cudaEvent_t marks[2] = {nullptr, nullptr};
-  void* pinned = nullptr;
-  uint64_t pinned_bytes = 0;
-  void* scratch = nullptr;
-  uint64_t scratch_bytes = 0;
-  std::vector<void*> retired;  // outgrown scratch areas: recorded graphs may still point at them
-  void* blas_workspace = nullptr;  // given to cuBLAS so that captured products allocate nothing
-  int math = LLMOPS_MATH_F32;      // how the training gemm multiplies (set_math)
-  bool pooled = false;             // allocations from the device's memory pool, in stream order
-  // upload_async's copy queue, made at its first use (most drivers never stream a layer): two
-  // pinned halves that host copies and DMA take in turn, and per slot the compute stream's
-  // release and the copy's landing.
-  cudaStream_t copy_stream = nullptr;
-  void* ring = nullptr;
-  int ring_next = 0;  // the half the next chunk takes: kept across calls, so a call starts on the half freed longest ago
-  cudaEvent_t ring_free[2] = {nullptr, nullptr};
-  cudaEvent_t released[LLMOPS_DRV_UPLOAD_SLOTS] = {};
-  cudaEvent_t landed[LLMOPS_DRV_UPLOAD_SLOTS] = {};
-  bool ever_released[LLMOPS_DRV_UPLOAD_SLOTS] = {};
-  cudaEvent_t copies_done = nullptr;  // recorded on the copy stream before a free
-  CudnnSdpa* sdpa = nullptr;       // cuDNN's flash attention for BF16 training, opened at first use
-  bool cudnn_attention = true;     // LLMOPS_CUDNN_ATTENTION=0 keeps training attention on our kernels
-  bool sdpa_told = false;          // which attention path BF16 training takes has been said once
-  bool int8_mma = false;           // int8 mma.sync (sm_80 and newer): quantised weights × many tokens without widening
-  std::string error;
-};
-
-namespace {
-
-constexpr uint64_t kPinnedBytes = 64ull << 20;
-constexpr uint64_t kBlasWorkspaceBytes = 32ull << 20;
-constexpr uint64_t kTileElements = 32ull << 20;  // weights one dequantised tile holds (64 MiB of half)
-// Up to this many tokens our float kernels dequantise in registers (measured on an H200: at 16
-// tokens they took twice the dequantise + cuBLAS time). Past it Q8_0, Q4_0 and Q4_K go to the
-// int8 tensor-core kernel (mmq.cuh), the other types to cuBLAS (Q6_K through dequantised half
-// tiles).
-constexpr int kQuantMatvecTokens = 4;
-constexpr int kFloatMatvecTokens = 4;
+namespace llmops::cuda {
 
 thread_local std::string g_open_error;
 
@@ -83,11 +42,29 @@ int blas_fail(llmops_drv* d, cublasStatus_t st, const char* what) {
   return fail(d, st == CUBLAS_STATUS_ALLOC_FAILED ? LLMOPS_DRV_ENOMEM : LLMOPS_DRV_EDEVICE,
               std::string(what) + ": " + cublasGetStatusString(st));
 }
-#define DRV_CUDA(d, call, what)                  \
-  do {                                           \
-    cudaError_t e_ = (call);                     \
-    if (e_ != cudaSuccess) return cuda_fail(d, e_, what); \
-  } while (0)
+
+int ensure_scratch(llmops_drv* d, uint64_t bytes) {
+  if (d->scratch_bytes >= bytes) return LLMOPS_DRV_OK;
+  if (d->scratch != nullptr) d->retired.push_back(d->scratch);
+  d->scratch = nullptr, d->scratch_bytes = 0;
+  DRV_CUDA(d, cudaMalloc(&d->scratch, bytes), "allocating the matmul scratch");
+  d->scratch_bytes = bytes;
+  return LLMOPS_DRV_OK;
+}
+
+}  // namespace llmops::cuda
+
+namespace {
+
+constexpr uint64_t kPinnedBytes = 64ull << 20;
+constexpr uint64_t kBlasWorkspaceBytes = 32ull << 20;
+constexpr uint64_t kTileElements = 32ull << 20;  // weights one dequantised tile holds (64 MiB of half)
+// Up to this many tokens our float kernels dequantise in registers (measured on an H200: at 16
+// tokens they took twice the dequantise + cuBLAS time). Past it Q8_0, Q4_0 and Q4_K go to the
+// int8 tensor-core kernel (mmq.cuh), the other types to cuBLAS (Q6_K through dequantised half
+// tiles).
+constexpr int kQuantMatvecTokens = 4;
+constexpr int kFloatMatvecTokens = 4;
 
 int check_shape(llmops_drv* d, int type, uint64_t rows, uint64_t cols) {
   if (!type_known(type)) return fail(d, LLMOPS_DRV_EUNSUPPORTED, "weight type " + std::to_string(type) + " is not read by the CUDA driver");
@@ -98,14 +75,6 @@ int check_shape(llmops_drv* d, int type, uint64_t rows, uint64_t cols) {
   return LLMOPS_DRV_OK;
 }
 
-int ensure_scratch(llmops_drv* d, uint64_t bytes) {
-  if (d->scratch_bytes >= bytes) return LLMOPS_DRV_OK;
-  if (d->scratch != nullptr) d->retired.push_back(d->scratch);
-  d->scratch = nullptr, d->scratch_bytes = 0;
-  DRV_CUDA(d, cudaMalloc(&d->scratch, bytes), "allocating the matmul scratch");
-  d->scratch_bytes = bytes;
-  return LLMOPS_DRV_OK;
-}
 
 int drv_score() {
   int n = 0;
@@ -148,19 +117,7 @@ void drv_close(llmops_drv* d) {
   if (d == nullptr) return;
   cudaSetDevice(d->device);
   if (d->stream != nullptr) cudaStreamSynchronize(d->stream);
-  if (d->copy_stream != nullptr) {
-    cudaStreamSynchronize(d->copy_stream);
-    cudaStreamDestroy(d->copy_stream);
-  }
-  for (cudaEvent_t e : d->ring_free) {
-    if (e != nullptr) cudaEventDestroy(e);
-  }
-  if (d->copies_done != nullptr) cudaEventDestroy(d->copies_done);
-  for (int i = 0; i < LLMOPS_DRV_UPLOAD_SLOTS; ++i) {
-    if (d->released[i] != nullptr) cudaEventDestroy(d->released[i]);
-    if (d->landed[i] != nullptr) cudaEventDestroy(d->landed[i]);
-  }
-  if (d->ring != nullptr) cudaFreeHost(d->ring);
+  close_copy_queue(d);
   sdpa_destroy(d->sdpa);
   if (d->blas != nullptr) cublasDestroy(d->blas);
   for (cudaEvent_t e : d->marks) {
@@ -232,10 +189,7 @@ void* drv_alloc(llmops_drv* d, uint64_t bytes) {
 void drv_free(llmops_drv* d, void* p) {
   if (p == nullptr) return;
   cudaSetDevice(d->device);
-  // No streamed upload may still write it: the frees below come after the copies queued so far.
-  if (d->copy_stream != nullptr && cudaEventRecord(d->copies_done, d->copy_stream) == cudaSuccess) {
-    cudaStreamWaitEvent(d->stream, d->copies_done, 0);
-  }
+  after_copies(d);  // no streamed upload may still write it
   if (d->pooled) {
     cudaFreeAsync(p, d->stream);  // after the kernels queued before it, which may still read it
     return;
@@ -255,66 +209,6 @@ int drv_upload(llmops_drv* d, void* dst, const void* src, uint64_t bytes) {
     done += n;
   }
   DRV_CUDA(d, cudaStreamSynchronize(d->stream), "waiting for the upload");
-  return LLMOPS_DRV_OK;
-}
-
-constexpr uint64_t kRingHalfBytes = 32ull << 20;
-
-int ensure_copy_queue(llmops_drv* d) {
-  if (d->copy_stream != nullptr) return LLMOPS_DRV_OK;
-  if (d->ring == nullptr) DRV_CUDA(d, cudaMallocHost(&d->ring, 2 * kRingHalfBytes), "allocating pinned buffers for streamed uploads");
-  auto make = [d](cudaEvent_t& e) { return e != nullptr ? cudaSuccess : cudaEventCreateWithFlags(&e, cudaEventDisableTiming); };
-  for (cudaEvent_t& e : d->ring_free) DRV_CUDA(d, make(e), "creating an event");
-  for (int i = 0; i < LLMOPS_DRV_UPLOAD_SLOTS; ++i) {
-    DRV_CUDA(d, make(d->released[i]), "creating an event");
-    DRV_CUDA(d, make(d->landed[i]), "creating an event");
-  }
-  DRV_CUDA(d, make(d->copies_done), "creating an event");
-  // Made last: its presence says the queue is whole.
-  DRV_CUDA(d, cudaStreamCreateWithFlags(&d->copy_stream, cudaStreamNonBlocking), "creating the copy stream");
-  return LLMOPS_DRV_OK;
-}
-
-int check_slot(llmops_drv* d, int slot) {
-  if (slot < 0 || slot >= LLMOPS_DRV_UPLOAD_SLOTS) return fail(d, LLMOPS_DRV_EINVAL, "upload slot " + std::to_string(slot) + " is out of range");
-  return LLMOPS_DRV_OK;
-}
-
-// The copy waits for the slot's last release. A slot never released waits for the work queued
-// so far instead: dst may be memory the compute stream has just allocated from its pool.
-int drv_upload_async(llmops_drv* d, void* dst, const void* src, uint64_t bytes, int slot) {
-  if (int rc = check_slot(d, slot); rc != LLMOPS_DRV_OK) return rc;
-  DRV_CUDA(d, cudaSetDevice(d->device), "selecting the device");
-  if (int rc = ensure_copy_queue(d); rc != LLMOPS_DRV_OK) return rc;
-  if (!d->ever_released[slot]) DRV_CUDA(d, cudaEventRecord(d->released[slot], d->stream), "recording an event");
-  DRV_CUDA(d, cudaStreamWaitEvent(d->copy_stream, d->released[slot], 0), "ordering the upload after the slot's readers");
-  for (uint64_t done = 0; done < bytes; d->ring_next ^= 1) {
-    const int half = d->ring_next;
-    const uint64_t n = std::min(kRingHalfBytes, bytes - done);
-    uint8_t* buf = static_cast<uint8_t*>(d->ring) + half * kRingHalfBytes;
-    DRV_CUDA(d, cudaEventSynchronize(d->ring_free[half]), "waiting for a pinned buffer");  // its last copy has left
-    std::memcpy(buf, static_cast<const uint8_t*>(src) + done, n);
-    DRV_CUDA(d, cudaMemcpyAsync(static_cast<uint8_t*>(dst) + done, buf, n, cudaMemcpyHostToDevice, d->copy_stream), "copying to the device");
-    DRV_CUDA(d, cudaEventRecord(d->ring_free[half], d->copy_stream), "recording an event");
-    done += n;
-  }
-  DRV_CUDA(d, cudaEventRecord(d->landed[slot], d->copy_stream), "recording an event");
-  return LLMOPS_DRV_OK;
-}
-
-int drv_upload_release(llmops_drv* d, int slot) {
-  if (int rc = check_slot(d, slot); rc != LLMOPS_DRV_OK) return rc;
-  DRV_CUDA(d, cudaSetDevice(d->device), "selecting the device");
-  if (int rc = ensure_copy_queue(d); rc != LLMOPS_DRV_OK) return rc;
-  DRV_CUDA(d, cudaEventRecord(d->released[slot], d->stream), "recording an event");
-  d->ever_released[slot] = true;
-  return LLMOPS_DRV_OK;
-}
-
-int drv_upload_wait(llmops_drv* d, int slot) {
-  if (int rc = check_slot(d, slot); rc != LLMOPS_DRV_OK) return rc;
-  if (d->copy_stream == nullptr) return LLMOPS_DRV_OK;  // nothing was ever uploaded this way
-  DRV_CUDA(d, cudaStreamWaitEvent(d->stream, d->landed[slot], 0), "waiting for an upload");
   return LLMOPS_DRV_OK;
 }
 
