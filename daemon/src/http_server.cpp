@@ -202,6 +202,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       if (ec || gen != self->timer_gen_) return;
       self->timed_out_ = true;
       beast::error_code ignored;
+      // cancel() only ends a read in flight: when a read's completion is already queued, the
+      // composed read starts the next one after this, and a client dribbling bytes would keep
+      // it going. Shutting the receive side ends that one too (the 408 still goes out).
+      if (self->phase_ == Phase::kReading) self->stream_.shutdown(net::socket_base::shutdown_receive, ignored);
       self->stream_.cancel(ignored);
     });
   }
