@@ -11,8 +11,6 @@
 #include "cudnn_sdpa.h"
 #include "llmops/driver.h"
 
-using llmops::cuda::CudnnSdpa;
-
 struct llmops_drv {
   int device = 0;
   int multiprocessors = 1;
@@ -38,7 +36,7 @@ struct llmops_drv {
   cudaEvent_t landed[LLMOPS_DRV_UPLOAD_SLOTS] = {};
   bool ever_released[LLMOPS_DRV_UPLOAD_SLOTS] = {};
   cudaEvent_t copies_done = nullptr;  // recorded on the copy stream before a free
-  CudnnSdpa* sdpa = nullptr;       // cuDNN's flash attention for BF16 training, opened at first use
+  llmops::cuda::CudnnSdpa* sdpa = nullptr;       // cuDNN's flash attention for BF16 training, opened at first use
   bool cudnn_attention = true;     // LLMOPS_CUDNN_ATTENTION=0 keeps training attention on our kernels
   bool sdpa_told = false;          // which attention path BF16 training takes has been said once
   bool int8_mma = false;           // int8 mma.sync (sm_80 and newer): quantised weights × many tokens without widening

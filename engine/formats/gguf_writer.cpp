@@ -165,15 +165,24 @@ Status GgufWriter::write(const std::string& path) const {
   return write_file_atomic(
       path,
       [&](int fd) -> Status {
-        LLMOPS_RETURN_IF_ERROR(write_all(fd, head.data(), head.size()));
-        auto to_file = [fd](std::string& bytes) {
-          Status st = write_all(fd, bytes.data(), bytes.size());
+        // Small pieces (the header, norm vectors) gather into one buffer written a megabyte at a
+        // time; a large one goes out as it is, after what was gathered.
+        std::string gathered = std::move(head);
+        auto to_file = [fd, &gathered](std::string& bytes) -> Status {
+          if (gathered.size() + bytes.size() < (1u << 20)) {
+            gathered += bytes;
+          } else {
+            LLMOPS_RETURN_IF_ERROR(write_all(fd, gathered.data(), gathered.size()));
+            gathered.clear();
+            LLMOPS_RETURN_IF_ERROR(write_all(fd, bytes.data(), bytes.size()));
+          }
           bytes.clear();
-          return st;
+          return ok_status();
         };
+        auto flush = [fd, &gathered] { return write_all(fd, gathered.data(), gathered.size()); };
         if (threads_ <= 1) {
           for (const auto& t : tensors_) LLMOPS_RETURN_IF_ERROR(encode(t, to_file));
-          return ok_status();
+          return flush();
         }
         // Tensors ahead of the one being written are encoded into memory by their own threads.
         constexpr uint64_t kAheadBytes = 4ull << 30;
@@ -213,7 +222,7 @@ Status GgufWriter::write(const std::string& path) const {
           if (failed.ok()) failed = to_file(p->bytes);
           if (!failed.ok()) next = tensors_.size();  // start nothing more; drain what runs
         }
-        return failed;
+        return failed.ok() ? flush() : failed;
       },
       0644);
 }

@@ -73,14 +73,14 @@ void* ref_alloc(llmops_drv* d, uint64_t bytes) {
   }
   return std::calloc(std::max<uint64_t>(bytes, 1), 1);
 }
-int ref_upload_wait(llmops_drv* d, int slot);
+// upload_async's copies into slot land now.
+void land(llmops_drv* d, int slot) {
+  for (const auto& c : d->pending[slot]) std::memcpy(c.dst, c.bytes.data(), c.bytes.size());
+  d->pending[slot].clear();
+}
 // As the CUDA driver's free, it lets every upload in flight land first.
 void ref_free(llmops_drv* d, void* p) {
-  for (int slot = 0; slot < LLMOPS_DRV_UPLOAD_SLOTS; ++slot) {
-    const bool used = d->in_use[slot];
-    ref_upload_wait(d, slot);
-    d->in_use[slot] = used;
-  }
+  for (int slot = 0; slot < LLMOPS_DRV_UPLOAD_SLOTS; ++slot) land(d, slot);
   std::free(p);
 }
 int ref_copy(llmops_drv*, void* dst, const void* src, uint64_t bytes) {
@@ -624,8 +624,7 @@ int ref_upload_release(llmops_drv* d, int slot) {
 }
 int ref_upload_wait(llmops_drv* d, int slot) {
   if (int rc = ref_upload_slot(d, slot); rc != LLMOPS_DRV_OK) return rc;
-  for (const auto& c : d->pending[slot]) std::memcpy(c.dst, c.bytes.data(), c.bytes.size());
-  d->pending[slot].clear();
+  land(d, slot);
   d->in_use[slot] = true;
   return LLMOPS_DRV_OK;
 }
